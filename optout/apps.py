@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class OptoutConfig(AppConfig):
+    name = "optout"
+    verbose_name = _("Refusals and lookups")

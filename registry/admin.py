@@ -1,0 +1,285 @@
+"""Django admin for every registry model; the verification queues call the same services as the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from registry import services
+from registry.audit import Actor
+from registry.errors import RegistryError
+from registry.models import (
+    ApiKey,
+    AuditEvent,
+    ClaimStatus,
+    DomainStatus,
+    Identifier,
+    Membership,
+    OwnershipClaim,
+    Party,
+    VerifiedDomain,
+    Work,
+    WorkImport,
+    WorkImportRowError,
+)
+
+
+def _actor(request: HttpRequest) -> Actor:
+    return Actor(user=request.user)
+
+
+def _run_each(
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any], action: Any, done_message: str
+) -> None:
+    done = 0
+    for obj in queryset:
+        try:
+            action(obj)
+            done += 1
+        except RegistryError as exc:
+            modeladmin.message_user(request, f"{obj}: {exc.message}", level=messages.ERROR)
+    if done:
+        modeladmin.message_user(request, done_message % {"count": done}, level=messages.SUCCESS)
+
+
+class MembershipInline(admin.TabularInline[Membership, Party]):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+
+
+@admin.register(Party)
+class PartyAdmin(admin.ModelAdmin[Party]):
+    list_display = ["name", "kind", "holder_type", "isni", "business_registration_number", "created_at"]
+    list_filter = ["kind", "holder_type"]
+    search_fields = ["name", "isni", "business_registration_number"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin[Membership]):
+    list_display = ["user", "party", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__email", "party__name"]
+    raw_id_fields = ["user", "party"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
+    list_display = ["prefix", "name", "party", "user", "scopes", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["prefix", "name", "party__name"]
+    # Keys are created by the management command or the API, where the secret can be shown once.
+    readonly_fields = ["party", "user", "prefix", "key_hash", "scopes", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description=_("Revoke the selected keys"))
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        actor = _actor(request)
+        _run_each(
+            self,
+            request,
+            queryset.filter(revoked_at__isnull=True),
+            lambda key: services.apikey_revoke(actor=actor, api_key=key),
+            str(_("%(count)s keys revoked.")),
+        )
+
+
+class IdentifierInline(admin.TabularInline[Identifier, Work]):
+    model = Identifier
+    extra = 0
+    readonly_fields = ["scheme", "value", "created_at"]
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ClaimInline(admin.TabularInline[OwnershipClaim, Work]):
+    model = OwnershipClaim
+    extra = 0
+    fields = ["holder", "share_bp", "valid_from", "status", "decision_reason", "decided_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Work)
+class WorkAdmin(admin.ModelAdmin[Work]):
+    list_display = ["id", "title", "kind", "status", "registered_by", "created_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["title", "identifiers__value"]
+    readonly_fields = ["status", "registered_by", "created_at"]
+    inlines = [IdentifierInline, ClaimInline]
+
+
+@admin.register(Identifier)
+class IdentifierAdmin(admin.ModelAdmin[Identifier]):
+    list_display = ["scheme", "value", "work", "created_at"]
+    list_filter = ["scheme"]
+    search_fields = ["value"]
+    raw_id_fields = ["work"]
+
+
+@admin.register(OwnershipClaim)
+class OwnershipClaimAdmin(admin.ModelAdmin[OwnershipClaim]):
+    """The claim verification queue: filter by pending, select, verify or reject."""
+
+    list_display = ["id", "work", "holder", "share_bp", "valid_from", "status", "created_at", "decided_at"]
+    list_filter = ["status", "work__status"]
+    search_fields = ["work__title", "holder__name"]
+    readonly_fields = [
+        "work",
+        "holder",
+        "share_bp",
+        "valid_from",
+        "status",
+        "decided_by",
+        "decided_at",
+        "verified_by_domain",
+        "created_at",
+    ]
+    fields = readonly_fields + ["decision_reason"]
+    actions = ["verify", "reject"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description=_("Verify the selected claims"))
+    def verify(self, request: HttpRequest, queryset: QuerySet[OwnershipClaim]) -> None:
+        actor = _actor(request)
+        _run_each(
+            self,
+            request,
+            queryset.filter(status=ClaimStatus.PENDING),
+            lambda claim: services.claim_verify(actor=actor, claim=claim, reason=str(_("Verified in admin"))),
+            str(_("%(count)s claims verified.")),
+        )
+
+    @admin.action(description=_("Reject the selected claims"))
+    def reject(self, request: HttpRequest, queryset: QuerySet[OwnershipClaim]) -> None:
+        actor = _actor(request)
+        _run_each(
+            self,
+            request,
+            queryset.exclude(status=ClaimStatus.REJECTED),
+            lambda claim: services.claim_reject(
+                actor=actor, claim=claim, reason=claim.decision_reason or str(_("Rejected in admin"))
+            ),
+            str(_("%(count)s claims rejected.")),
+        )
+
+
+@admin.register(VerifiedDomain)
+class VerifiedDomainAdmin(admin.ModelAdmin[VerifiedDomain]):
+    """The domain verification queue: check the proof now, or verify by hand after another proof."""
+
+    list_display = ["origin", "holder", "method", "status", "last_checked_at", "last_error", "verified_at"]
+    list_filter = ["status", "method"]
+    search_fields = ["origin", "holder__name"]
+    readonly_fields = [
+        "holder",
+        "origin",
+        "host",
+        "method",
+        "token",
+        "status",
+        "last_checked_at",
+        "last_error",
+        "verified_at",
+        "created_at",
+    ]
+    actions = ["check_now", "verify_manually"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description=_("Check the selected domains now"))
+    def check_now(self, request: HttpRequest, queryset: QuerySet[VerifiedDomain]) -> None:
+        actor = _actor(request)
+        checked = [services.domain_check(actor=actor, domain=d) for d in queryset.exclude(status=DomainStatus.VERIFIED)]
+        verified = sum(1 for d in checked if d.status == DomainStatus.VERIFIED)
+        self.message_user(
+            request,
+            ngettext(
+                "%(verified)s of %(count)s domain verified.",
+                "%(verified)s of %(count)s domains verified.",
+                len(checked),
+            )
+            % {"verified": verified, "count": len(checked)},
+        )
+
+    @admin.action(description=_("Verify the selected domains by hand"))
+    def verify_manually(self, request: HttpRequest, queryset: QuerySet[VerifiedDomain]) -> None:
+        actor = _actor(request)
+        _run_each(
+            self,
+            request,
+            queryset.exclude(status=DomainStatus.VERIFIED),
+            lambda domain: services.domain_verify(
+                actor=actor, domain=domain, reason=str(_("Verified by staff in admin"))
+            ),
+            str(_("%(count)s domains verified.")),
+        )
+
+
+class RowErrorInline(admin.TabularInline[WorkImportRowError, WorkImport]):
+    model = WorkImportRowError
+    extra = 0
+    readonly_fields = ["row", "field", "code", "message", "existing_work"]
+    can_delete = False
+    max_num = 0
+
+
+@admin.register(WorkImport)
+class WorkImportAdmin(admin.ModelAdmin[WorkImport]):
+    list_display = ["id", "holder", "original_name", "status", "rows_total", "rows_done", "rows_failed", "created_at"]
+    list_filter = ["status", "format"]
+    readonly_fields = [f.name for f in WorkImport._meta.fields]
+    inlines = [RowErrorInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(WorkImportRowError)
+class WorkImportRowErrorAdmin(admin.ModelAdmin[WorkImportRowError]):
+    list_display = ["work_import", "row", "field", "code", "message"]
+    list_filter = ["code"]
+    readonly_fields = ["work_import", "row", "field", "code", "message", "existing_work"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
+    """Read-only: the log is append-only."""
+
+    list_display = ["created_at", "code", "actor_user", "actor_party", "object_type", "object_id"]
+    list_filter = ["code"]
+    search_fields = ["code", "object_id"]
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

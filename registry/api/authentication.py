@@ -1,0 +1,52 @@
+"""API authentication: ``Authorization: Api-Key <key>``, or the portal's session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from django.utils.translation import gettext_lazy as _
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from registry.audit import Actor
+from registry.models import ApiKey
+from registry.selectors import party_for_user
+from registry.services import apikey_authenticate
+
+KEYWORD = "Api-Key"
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        keyword, _sep, raw_key = header.partition(" ")
+        if keyword.lower() != KEYWORD.lower():
+            return None
+        raw_key = raw_key.strip()
+        if not raw_key:
+            raise exceptions.AuthenticationFailed(_("The Api-Key header carries no key."))
+        key = apikey_authenticate(raw_key=raw_key)
+        if key is None:
+            raise exceptions.AuthenticationFailed(_("Unknown or revoked API key."))
+        # Staff keys act as their staff user; party keys act for the party alone.
+        user = key.user if key.party_id is None and key.user is not None else AnonymousUser()
+        return user, key
+
+    def authenticate_header(self, request: Request) -> str:
+        return KEYWORD
+
+
+def actor_from_request(request: Request) -> Actor:
+    """The service-layer actor for an authenticated request."""
+    if isinstance(request.auth, ApiKey):
+        key = request.auth
+        return Actor(user=key.user if key.party_id is None else None, party=key.party, api_key=key)
+    user = request.user
+    if not user.is_authenticated:
+        return Actor()
+    party_header = request.headers.get("X-Party-Id")
+    party_id = int(party_header) if party_header and party_header.isdigit() else None
+    return Actor(user=user, party=party_for_user(user_id=int(user.pk), party_id=party_id))

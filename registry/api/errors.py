@@ -1,0 +1,56 @@
+"""One renderer for every API error: ``{"error": {"code", "message", "field" | "row" | ...}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from registry.errors import RegistryError
+
+
+def _first_error(detail: Any, path: str = "") -> tuple[str, str, str]:
+    """The first (field path, code, message) in a DRF ValidationError detail tree."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if key == "non_field_errors":
+                sub = path
+            return _first_error(value, sub)
+    if isinstance(detail, list):
+        for index, value in enumerate(detail):
+            if isinstance(value, dict | list) and not isinstance(value, exceptions.ErrorDetail):
+                return _first_error(value, f"{path}[{index}]")
+            return _first_error(value, path)
+    if isinstance(detail, exceptions.ErrorDetail):
+        return path, detail.code or "invalid", str(detail)
+    return path, "invalid", str(detail)
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, RegistryError):
+        response = Response({"error": exc.as_dict()}, status=exc.status)
+        return response
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = exception_handler(exc, context)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
+    body: dict[str, Any]
+    if isinstance(exc, exceptions.ValidationError):
+        field, code, message = _first_error(exc.detail)
+        body = {"code": "invalid" if code in ("invalid", "") else code, "message": message}
+        if field:
+            body["field"] = field
+        body["details"] = exc.detail
+    else:
+        detail = exc.detail
+        code = detail.code if isinstance(detail, exceptions.ErrorDetail) and detail.code else exc.default_code
+        body = {"code": code, "message": str(detail)}
+        if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS and getattr(exc, "wait", None):
+            body["retry_after"] = exc.wait  # type: ignore[attr-defined]
+    response.data = {"error": body}
+    return response

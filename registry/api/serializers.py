@@ -1,0 +1,273 @@
+"""Input and output shapes of the registry API, one pair per operation where they differ."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from registry.domains import dns_record_name, dns_record_value, file_url
+from registry.identifiers import Scheme
+from registry.models import (
+    ApiKey,
+    ApiScope,
+    ClaimStatus,
+    DomainMethod,
+    Identifier,
+    OwnershipClaim,
+    Party,
+    VerifiedDomain,
+    Work,
+    WorkImport,
+    WorkImportRowError,
+    WorkKind,
+)
+
+# --- inputs ---------------------------------------------------------------------------
+
+
+class IdentifierInput(serializers.Serializer):
+    scheme = serializers.CharField(max_length=16, help_text=", ".join(Scheme.values))
+    value = serializers.CharField(max_length=2000, trim_whitespace=True)
+
+
+class IdentifierListField(serializers.ListField):
+    """A list of ``{scheme, value}``; multipart forms may send it as JSON or as ``scheme:value`` strings."""
+
+    child = serializers.JSONField()
+
+    def to_internal_value(self, data: Any) -> list[dict[str, str]]:
+        if hasattr(data, "getlist"):
+            data = data.getlist(self.field_name)
+        if isinstance(data, str):
+            data = [data]
+        items: list[Any] = []
+        for item in data:
+            if isinstance(item, str) and item.strip().startswith(("[", "{")):
+                try:
+                    parsed = json.loads(item)
+                except json.JSONDecodeError:
+                    raise serializers.ValidationError(_("Not valid JSON."), code="invalid_json") from None
+                items.extend(parsed if isinstance(parsed, list) else [parsed])
+            else:
+                items.append(item)
+        result: list[dict[str, str]] = []
+        for index, item in enumerate(items):
+            if isinstance(item, str):
+                scheme, sep, value = item.partition(":")
+                if not sep:
+                    raise serializers.ValidationError(
+                        {index: _("Write an identifier as scheme:value, e.g. isbn:9788937460449.")},
+                        code="invalid_format",
+                    )
+                item = {"scheme": scheme, "value": value}
+            serializer = IdentifierInput(data=item)
+            if not serializer.is_valid():
+                raise serializers.ValidationError({index: serializer.errors})
+            result.append(dict(serializer.validated_data))
+        return result
+
+    def get_value(self, dictionary: Any) -> Any:
+        if hasattr(dictionary, "getlist") and self.field_name in dictionary:
+            return dictionary
+        return super().get_value(dictionary)
+
+
+class WorkCreateInput(serializers.Serializer):
+    title = serializers.CharField(max_length=500)
+    kind = serializers.ChoiceField(choices=WorkKind.choices)
+    identifiers = IdentifierListField(required=False, default=list)
+    creators = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list)
+    language = serializers.CharField(max_length=35, required=False, allow_blank=True, default="")
+    creation_year = serializers.IntegerField(required=False, allow_null=True, default=None)
+    share_bp = serializers.IntegerField(required=False, min_value=1, max_value=10000, default=10000)
+    valid_from = serializers.DateField(required=False, allow_null=True, default=None)
+    file = serializers.FileField(
+        required=False,
+        write_only=True,
+        help_text=_("The work's file: only its SHA-256 (and ISCC for text and images) is kept, never the file."),
+    )
+
+
+class WorkListFilter(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=WorkKind.choices, required=False)
+    status = serializers.ChoiceField(choices=Work._meta.get_field("status").choices, required=False)
+    identifier = serializers.CharField(required=False, help_text=_("scheme:value, e.g. isbn:9788937460449"))
+
+
+class BulkImportInput(serializers.Serializer):
+    file = serializers.FileField(help_text=_("CSV, XLSX or JSON Lines; up to 100,000 works."))
+
+
+class ClaimCreateInput(serializers.Serializer):
+    work = serializers.IntegerField(help_text=_("The id of the work to claim."))
+    share_bp = serializers.IntegerField(min_value=1, max_value=10000, default=10000)
+    valid_from = serializers.DateField(required=False, allow_null=True, default=None)
+
+
+class ClaimListFilter(serializers.Serializer):
+    status = serializers.ChoiceField(choices=ClaimStatus.choices, required=False)
+    work = serializers.IntegerField(required=False)
+
+
+class ClaimDecisionInput(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class DomainCreateInput(serializers.Serializer):
+    origin = serializers.CharField(max_length=300)
+    method = serializers.ChoiceField(choices=DomainMethod.choices)
+
+
+class ApiKeyCreateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=ApiScope.choices), min_length=1)
+
+
+# --- outputs --------------------------------------------------------------------------
+
+
+class PartyBriefOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Party
+        fields = ["id", "kind", "name"]
+
+
+class IdentifierOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Identifier
+        fields = ["scheme", "value"]
+
+
+class ClaimOutput(serializers.ModelSerializer):
+    holder = PartyBriefOutput()
+    work = serializers.SerializerMethodField()
+
+    class Meta:
+        model = OwnershipClaim
+        fields = [
+            "id",
+            "work",
+            "holder",
+            "share_bp",
+            "valid_from",
+            "status",
+            "decision_reason",
+            "decided_at",
+            "verified_by_domain",
+            "created_at",
+        ]
+
+    def get_work(self, claim: OwnershipClaim) -> dict[str, Any]:
+        return {"id": claim.work_id, "title": claim.work.title, "kind": claim.work.kind, "status": claim.work.status}
+
+
+class WorkClaimOutput(serializers.ModelSerializer):
+    holder = PartyBriefOutput()
+
+    class Meta:
+        model = OwnershipClaim
+        fields = ["id", "holder", "share_bp", "valid_from", "status", "created_at"]
+
+
+class WorkOutput(serializers.ModelSerializer):
+    identifiers = IdentifierOutput(many=True)
+    claims = WorkClaimOutput(many=True)
+
+    class Meta:
+        model = Work
+        fields = [
+            "id",
+            "kind",
+            "title",
+            "creators",
+            "language",
+            "creation_year",
+            "status",
+            "identifiers",
+            "claims",
+            "created_at",
+        ]
+
+
+class DomainOutput(serializers.ModelSerializer):
+    instructions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = VerifiedDomain
+        fields = [
+            "id",
+            "origin",
+            "host",
+            "method",
+            "status",
+            "token",
+            "instructions",
+            "last_checked_at",
+            "last_error",
+            "verified_at",
+            "created_at",
+        ]
+
+    def get_instructions(self, domain: VerifiedDomain) -> dict[str, str]:
+        if domain.method == DomainMethod.DNS:
+            return {"record_type": "TXT", "name": dns_record_name(domain.host), "value": dns_record_value(domain.token)}
+        return {"url": file_url(domain.origin), "content": domain.token}
+
+
+class ImportOutput(serializers.ModelSerializer):
+    progress = serializers.SerializerMethodField()
+    errors = serializers.SerializerMethodField()
+    errors_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = WorkImport
+        fields = [
+            "id",
+            "status",
+            "format",
+            "original_name",
+            "rows_total",
+            "rows_done",
+            "rows_registered",
+            "rows_failed",
+            "progress",
+            "failure_reason",
+            "errors",
+            "errors_url",
+            "created_at",
+            "finished_at",
+        ]
+
+    def get_progress(self, work_import: WorkImport) -> float:
+        if not work_import.rows_total:
+            return 1.0 if work_import.status == "processed" else 0.0
+        return round(min(work_import.rows_done / work_import.rows_total, 1.0), 4)
+
+    def get_errors(self, work_import: WorkImport) -> list[dict[str, Any]]:
+        # The first hundred; the whole report is at errors_url.
+        return ImportRowErrorOutput(work_import.row_errors.order_by("row", "pk")[:100], many=True).data
+
+    def get_errors_url(self, work_import: WorkImport) -> str:
+        return f"/api/v1/imports/{work_import.pk}/errors"
+
+
+class ImportRowErrorOutput(serializers.ModelSerializer):
+    class Meta:
+        model = WorkImportRowError
+        fields = ["row", "field", "code", "message", "existing_work"]
+
+
+class ApiKeyOutput(serializers.ModelSerializer):
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
+
+
+class MeOutput(serializers.Serializer):
+    user = serializers.DictField(allow_null=True)
+    party = PartyBriefOutput(allow_null=True)
+    scopes = serializers.ListField(child=serializers.CharField())
+    is_staff = serializers.BooleanField()

@@ -1,0 +1,20 @@
+from django.urls import path
+
+from registry.api import views
+
+urlpatterns = [
+    path("me", views.MeView.as_view(), name="me"),
+    path("works", views.WorkListCreateView.as_view(), name="works"),
+    path("works/bulk", views.WorkBulkView.as_view(), name="works-bulk"),
+    path("works/<int:work_id>", views.WorkDetailView.as_view(), name="work-detail"),
+    path("imports/<int:import_id>", views.ImportDetailView.as_view(), name="import-detail"),
+    path("imports/<int:import_id>/errors", views.ImportErrorsView.as_view(), name="import-errors"),
+    path("claims", views.ClaimListCreateView.as_view(), name="claims"),
+    path("claims/<int:claim_id>/verify", views.ClaimVerifyView.as_view(), name="claim-verify"),
+    path("claims/<int:claim_id>/reject", views.ClaimRejectView.as_view(), name="claim-reject"),
+    path("domains", views.DomainListCreateView.as_view(), name="domains"),
+    path("domains/<int:domain_id>", views.DomainDetailView.as_view(), name="domain-detail"),
+    path("domains/<int:domain_id>/check", views.DomainCheckView.as_view(), name="domain-check"),
+    path("api-keys", views.ApiKeyListCreateView.as_view(), name="api-keys"),
+    path("api-keys/<int:key_id>/revoke", views.ApiKeyRevokeView.as_view(), name="api-key-revoke"),
+]

@@ -1,0 +1,304 @@
+"""Registry API views: translate HTTP to services and selectors, nothing more."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from typing import Any
+
+from django.db import connection
+from django.http import JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import renderers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from registry import selectors, services
+from registry.api.authentication import actor_from_request
+from registry.api.permissions import IsAuthenticatedPrincipal
+from registry.api.serializers import (
+    ApiKeyCreateInput,
+    ApiKeyOutput,
+    BulkImportInput,
+    ClaimCreateInput,
+    ClaimDecisionInput,
+    ClaimListFilter,
+    ClaimOutput,
+    DomainCreateInput,
+    DomainOutput,
+    ImportOutput,
+    ImportRowErrorOutput,
+    MeOutput,
+    WorkClaimOutput,
+    WorkCreateInput,
+    WorkListFilter,
+    WorkOutput,
+)
+from registry.audit import Actor
+from registry.errors import NotPermitted
+from registry.fingerprints import fingerprint_file
+from registry.imports import work_import_create
+from registry.models import Party
+from registry.identifiers import Scheme
+
+
+def _acting_party(actor: Actor) -> Party:
+    if actor.party is None:
+        raise NotPermitted(
+            _("Act for a party: use a party API key, or send X-Party-Id when you belong to several."),
+            code="no_party",
+        )
+    return actor.party
+
+
+class CSVRenderer(renderers.BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        return b""
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+class RegistryAPIView(APIView):
+    permission_classes = [IsAuthenticatedPrincipal]
+
+    def actor(self) -> Actor:
+        return actor_from_request(self.request)
+
+    def paginate(self, queryset: Any, serializer_class: Any) -> Response:
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(queryset, self.request, view=self)
+        return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+class MeView(RegistryAPIView):
+    @extend_schema(responses=MeOutput, summary="Who the caller is and what it may do")
+    def get(self, request: Request) -> Response:
+        actor = self.actor()
+        scopes = actor.api_key.scopes if actor.api_key else ["session"]
+        user = None
+        if actor.user is not None and actor.user.is_authenticated:
+            user = {"id": actor.user.pk, "email": getattr(actor.user, "email", "")}
+        return Response(
+            MeOutput({"user": user, "party": actor.party, "scopes": scopes, "is_staff": actor.is_staff}).data
+        )
+
+
+class WorkListCreateView(RegistryAPIView):
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    @extend_schema(parameters=[WorkListFilter], responses=WorkOutput(many=True), summary="The caller's works")
+    def get(self, request: Request) -> Response:
+        filters = WorkListFilter(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        holder = _acting_party(self.actor())
+        works = selectors.work_list_for_holder(holder=holder, **filters.validated_data)
+        return self.paginate(works, WorkOutput)
+
+    @extend_schema(request=WorkCreateInput, responses={201: WorkOutput}, summary="Register a work")
+    def post(self, request: Request) -> Response:
+        actor = self.actor()
+        holder = _acting_party(actor)
+        data = WorkCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        identifiers = list(values.pop("identifiers"))
+        upload = values.pop("file", None)
+        if upload is not None:
+            # The file is hashed as it streams and then dropped: only its fingerprints are kept.
+            prints = fingerprint_file(file=upload, kind=values["kind"])
+            identifiers.append({"scheme": Scheme.SHA256, "value": prints.sha256})
+            if prints.iscc:
+                identifiers.append({"scheme": Scheme.ISCC, "value": prints.iscc})
+        draft = services.work_draft_build(identifiers=identifiers, **values)
+        work, claim = services.work_register(actor=actor, holder=holder, draft=draft)
+        work = selectors.work_get_for_actor(actor=actor, work_id=work.pk)
+        body = dict(WorkOutput(work).data)
+        body["claim"] = WorkClaimOutput(claim).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class WorkDetailView(RegistryAPIView):
+    @extend_schema(responses=WorkOutput, summary="One of the caller's works")
+    def get(self, request: Request, work_id: int) -> Response:
+        work = selectors.work_get_for_actor(actor=self.actor(), work_id=work_id)
+        return Response(WorkOutput(work).data)
+
+
+class WorkBulkView(RegistryAPIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request=BulkImportInput, responses={202: ImportOutput}, summary="Register many works from a file")
+    def post(self, request: Request) -> Response:
+        actor = self.actor()
+        holder = _acting_party(actor)
+        data = BulkImportInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        work_import = work_import_create(actor=actor, holder=holder, file=upload, filename=upload.name or "")
+        response = Response(ImportOutput(work_import).data, status=status.HTTP_202_ACCEPTED)
+        response["Location"] = f"/api/v1/imports/{work_import.pk}"
+        return response
+
+
+class ImportDetailView(RegistryAPIView):
+    @extend_schema(responses=ImportOutput, summary="Progress and errors of a bulk import")
+    def get(self, request: Request, import_id: int) -> Response:
+        work_import = selectors.work_import_get_for_actor(actor=self.actor(), import_id=import_id)
+        return Response(ImportOutput(work_import).data)
+
+
+class ImportErrorsView(RegistryAPIView):
+    renderer_classes = [renderers.JSONRenderer, CSVRenderer]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["json", "csv"])],
+        responses=ImportRowErrorOutput(many=True),
+        summary="Every row error of a bulk import (JSON pages or one CSV file)",
+    )
+    def get(self, request: Request, import_id: int) -> Response | StreamingHttpResponse:
+        work_import = selectors.work_import_get_for_actor(actor=self.actor(), import_id=import_id)
+        errors = selectors.work_import_errors(work_import=work_import)
+        if request.accepted_renderer.format != "csv":
+            return self.paginate(errors, ImportRowErrorOutput)
+
+        def rows() -> Iterator[str]:
+            writer = csv.writer(_Echo())
+            yield writer.writerow(["row", "field", "code", "message", "existing_work"])
+            for error in errors.iterator(chunk_size=2000):
+                yield writer.writerow([error.row, error.field, error.code, error.message, error.existing_work_id or ""])
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="import-{work_import.pk}-errors.csv"'
+        return response
+
+
+class ClaimListCreateView(RegistryAPIView):
+    @extend_schema(parameters=[ClaimListFilter], responses=ClaimOutput(many=True), summary="Ownership claims")
+    def get(self, request: Request) -> Response:
+        filters = ClaimListFilter(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        claims = selectors.claim_list_for_actor(
+            actor=self.actor(), status=filters.validated_data.get("status"), work_id=filters.validated_data.get("work")
+        )
+        return self.paginate(claims, ClaimOutput)
+
+    @extend_schema(request=ClaimCreateInput, responses={201: ClaimOutput}, summary="Claim a share of a work")
+    def post(self, request: Request) -> Response:
+        actor = self.actor()
+        holder = _acting_party(actor)
+        data = ClaimCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        work = selectors.work_get(work_id=data.validated_data["work"])
+        claim = services.claim_file(
+            actor=actor,
+            holder=holder,
+            work=work,
+            share_bp=data.validated_data["share_bp"],
+            valid_from=data.validated_data["valid_from"],
+        )
+        return Response(ClaimOutput(claim).data, status=status.HTTP_201_CREATED)
+
+
+class ClaimVerifyView(RegistryAPIView):
+    @extend_schema(request=ClaimDecisionInput, responses=ClaimOutput, summary="Verify a claim (staff)")
+    def post(self, request: Request, claim_id: int) -> Response:
+        actor = self.actor()
+        if not actor.is_staff:
+            raise NotPermitted(_("Only registry staff may do this."))
+        data = ClaimDecisionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        claim = selectors.claim_get_for_actor(actor=actor, claim_id=claim_id)
+        claim = services.claim_verify(actor=actor, claim=claim, reason=data.validated_data["reason"])
+        return Response(ClaimOutput(claim).data)
+
+
+class ClaimRejectView(RegistryAPIView):
+    @extend_schema(request=ClaimDecisionInput, responses=ClaimOutput, summary="Reject a claim (staff)")
+    def post(self, request: Request, claim_id: int) -> Response:
+        actor = self.actor()
+        if not actor.is_staff:
+            raise NotPermitted(_("Only registry staff may do this."))
+        data = ClaimDecisionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        claim = selectors.claim_get_for_actor(actor=actor, claim_id=claim_id)
+        claim = services.claim_reject(actor=actor, claim=claim, reason=data.validated_data["reason"])
+        return Response(ClaimOutput(claim).data)
+
+
+class DomainListCreateView(RegistryAPIView):
+    @extend_schema(responses=DomainOutput(many=True), summary="The caller's domains")
+    def get(self, request: Request) -> Response:
+        return self.paginate(selectors.domain_list_for_actor(actor=self.actor()), DomainOutput)
+
+    @extend_schema(request=DomainCreateInput, responses={201: DomainOutput}, summary="Start verifying a domain")
+    def post(self, request: Request) -> Response:
+        actor = self.actor()
+        holder = _acting_party(actor)
+        data = DomainCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        domain = services.domain_add(actor=actor, holder=holder, **data.validated_data)
+        return Response(DomainOutput(domain).data, status=status.HTTP_201_CREATED)
+
+
+class DomainDetailView(RegistryAPIView):
+    @extend_schema(responses=DomainOutput, summary="One domain and how to verify it")
+    def get(self, request: Request, domain_id: int) -> Response:
+        return Response(DomainOutput(selectors.domain_get_for_actor(actor=self.actor(), domain_id=domain_id)).data)
+
+
+class DomainCheckView(RegistryAPIView):
+    @extend_schema(request=None, responses=DomainOutput, summary="Check the domain's proof now")
+    def post(self, request: Request, domain_id: int) -> Response:
+        actor = self.actor()
+        domain = selectors.domain_get_for_actor(actor=actor, domain_id=domain_id)
+        if not actor.is_staff and not actor.has_scope("works:write"):
+            raise NotPermitted(_("This API key lacks the scope “works:write”."), code="missing_scope")
+        domain = services.domain_check(actor=actor, domain=domain)
+        return Response(DomainOutput(domain).data)
+
+
+class ApiKeyListCreateView(RegistryAPIView):
+    @extend_schema(responses=ApiKeyOutput(many=True), summary="The party's API keys (never the secrets)")
+    def get(self, request: Request) -> Response:
+        return self.paginate(selectors.apikey_list_for_actor(actor=self.actor()), ApiKeyOutput)
+
+    @extend_schema(request=ApiKeyCreateInput, responses={201: ApiKeyOutput}, summary="Create a key, shown once")
+    def post(self, request: Request) -> Response:
+        actor = self.actor()
+        party = _acting_party(actor)
+        data = ApiKeyCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        key, raw_key = services.apikey_create(actor=actor, party=party, **data.validated_data)
+        body = dict(ApiKeyOutput(key).data)
+        body["key"] = raw_key
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ApiKeyRevokeView(RegistryAPIView):
+    @extend_schema(request=None, responses=ApiKeyOutput, summary="Revoke a key")
+    def post(self, request: Request, key_id: int) -> Response:
+        actor = self.actor()
+        key = selectors.apikey_get_for_actor(actor=actor, key_id=key_id)
+        return Response(ApiKeyOutput(services.apikey_revoke(actor=actor, api_key=key)).data)
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness and database reachability, for load balancers and compose health checks."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return JsonResponse({"status": "ok"})
+    except Exception as exc:  # any database failure means unhealthy
+        return JsonResponse({"status": "error", "error": exc.__class__.__name__}, status=503)

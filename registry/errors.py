@@ -1,0 +1,93 @@
+"""The registry's domain errors.
+
+Each error has a stable machine-readable ``code`` and a translatable message; the API
+renders every one of them the same way (``registry.api.errors``):
+``{"error": {"code": ..., "message": ..., "field" | "row" | "line": ...}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+
+class RegistryError(Exception):
+    code: str = "registry_error"
+    status: int = 400
+    default_message: str | Promise = _("The request could not be processed.")
+
+    def __init__(
+        self,
+        message: str | Promise | None = None,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        row: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.message = message if message is not None else self.default_message
+        if code is not None:
+            self.code = code
+        self.field = field
+        self.row = row
+        self.extra = extra or {}
+        super().__init__(str(self.message))
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": str(self.message)}
+        if self.field is not None:
+            body["field"] = self.field
+        if self.row is not None:
+            body["row"] = self.row
+        body.update(self.extra)
+        return body
+
+
+class InvalidInput(RegistryError):
+    code = "invalid"
+    default_message = _("The input is not valid.")
+
+
+class InvalidIdentifier(RegistryError):
+    """An identifier failed validation. ``code`` says why (e.g. ``invalid_checksum``)."""
+
+    code = "invalid_identifier"
+    default_message = _("The identifier is not valid.")
+
+
+class IdentifierTaken(RegistryError):
+    code = "identifier_taken"
+    status = 409
+    default_message = _("Another work already holds this identifier; claim that work instead.")
+
+
+class Overclaim(RegistryError):
+    code = "overclaim"
+    status = 409
+    default_message = _("Verified shares of this work would exceed 100%; the work is now disputed.")
+
+
+class InvalidState(RegistryError):
+    code = "invalid_state"
+    status = 409
+    default_message = _("This action is not possible in the object's current state.")
+
+
+class NotPermitted(RegistryError):
+    code = "permission_denied"
+    status = 403
+    default_message = _("You are not allowed to do this.")
+
+
+class NotFound(RegistryError):
+    code = "not_found"
+    status = 404
+    default_message = _("Not found.")
+
+
+class DomainCheckFailed(RegistryError):
+    code = "domain_check_failed"
+    status = 422
+    default_message = _("The domain could not be verified.")

@@ -1,0 +1,405 @@
+"""Parties, people, API keys, works, identifiers, ownership claims, domains and the audit log."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+
+from registry.identifiers import Scheme
+
+MAX_SHARE_BP = 10_000
+
+
+class PartyKind(models.TextChoices):
+    HOLDER = "holder", _("Rights holder")
+    LAB = "lab", _("AI lab")
+
+
+class HolderType(models.TextChoices):
+    PERSON = "person", _("Person")
+    ORGANISATION = "organisation", _("Organisation")
+
+
+class Party(models.Model):
+    """A rights holder (person or organisation) or an AI lab; people act for it as members."""
+
+    kind = models.CharField(_("kind"), max_length=16, choices=PartyKind.choices)
+    holder_type = models.CharField(
+        _("holder type"), max_length=16, choices=HolderType.choices, default=HolderType.ORGANISATION
+    )
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    isni = models.CharField(_("ISNI"), max_length=16, blank=True, help_text=_("16 characters, no spaces."))
+    business_registration_number = models.CharField(
+        _("business registration number"), max_length=10, blank=True, help_text=_("Korean 사업자등록번호, 10 digits.")
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("party")
+        verbose_name_plural = _("parties")
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=PartyKind.values), name="party_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_holder(self) -> bool:
+        return self.kind == PartyKind.HOLDER
+
+
+class MemberRole(models.TextChoices):
+    OWNER = "owner", pgettext_lazy("membership role", "Owner")
+    ADMIN = "admin", pgettext_lazy("membership role", "Administrator")
+    MEMBER = "member", pgettext_lazy("membership role", "Member")
+
+
+class Membership(models.Model):
+    party = models.ForeignKey(Party, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("party"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("user")
+    )
+    role = models.CharField(_("role"), max_length=16, choices=MemberRole.choices, default=MemberRole.MEMBER)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
+        constraints = [models.UniqueConstraint(fields=["party", "user"], name="membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.party} ({self.role})"
+
+
+class ApiScope(models.TextChoices):
+    LOOKUP = "lookup", _("Look up works")
+    USAGE_WRITE = "usage:write", _("Submit usage manifests")
+    WORKS_WRITE = "works:write", _("Register works and claims")
+    STAFF = "staff", _("Staff API")
+
+
+class ApiKey(models.Model):
+    """A secret for machine access. Only a SHA-256 of the key is stored; the key is shown once.
+
+    Party keys act for their party; staff keys (``party`` empty) act for a staff user.
+    """
+
+    party = models.ForeignKey(
+        Party, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys", verbose_name=_("party")
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="api_keys",
+        verbose_name=_("created by / staff user"),
+    )
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    prefix = models.CharField(_("prefix"), max_length=16, unique=True)
+    key_hash = models.CharField(_("key hash"), max_length=64, unique=True)
+    scopes = models.JSONField(_("scopes"), default=list)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+        ordering = ["-created_at"]
+        constraints = [
+            # A key acts either for a party or, for the staff API, for a staff user.
+            models.CheckConstraint(
+                condition=Q(party__isnull=False) | Q(user__isnull=False), name="apikey_has_principal"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.party or self.user})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class WorkKind(models.TextChoices):
+    TEXT = "text", _("Text")
+    IMAGE = "image", _("Image")
+    AUDIO = "audio", _("Audio")
+    VIDEO = "video", _("Video")
+    SOFTWARE = "software", _("Software")
+    DATASET = "dataset", _("Dataset")
+    OTHER = "other", _("Other")
+
+
+class WorkStatus(models.TextChoices):
+    # No verified claim yet: compensation for it is held until an owner is verified.
+    UNVERIFIED = "unverified", _("Unverified")
+    VERIFIED = "verified", _("Verified")
+    # A claim would push verified shares above 100%; staff must resolve it.
+    DISPUTED = "disputed", _("Disputed")
+
+
+class Work(models.Model):
+    kind = models.CharField(_("kind"), max_length=16, choices=WorkKind.choices)
+    title = models.CharField(_("title"), max_length=500)
+    creators = models.JSONField(_("creators"), default=list, blank=True)
+    language = models.CharField(_("language"), max_length=35, blank=True, help_text=_("BCP 47 tag, e.g. ko or en-US."))
+    creation_year = models.PositiveSmallIntegerField(_("creation year"), null=True, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=WorkStatus.choices, default=WorkStatus.UNVERIFIED)
+    registered_by = models.ForeignKey(
+        Party, on_delete=models.PROTECT, related_name="registered_works", verbose_name=_("registered by")
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("work")
+        verbose_name_plural = _("works")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=WorkKind.values), name="work_kind_valid"),
+            models.CheckConstraint(condition=Q(status__in=WorkStatus.values), name="work_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Identifier(models.Model):
+    """A normalized ``(scheme, value)`` that finds exactly one work."""
+
+    work = models.ForeignKey(Work, on_delete=models.CASCADE, related_name="identifiers", verbose_name=_("work"))
+    scheme = models.CharField(_("scheme"), max_length=16, choices=Scheme.choices)
+    value = models.CharField(_("value"), max_length=2000)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("identifier")
+        verbose_name_plural = _("identifiers")
+        constraints = [
+            models.UniqueConstraint(fields=["scheme", "value"], name="identifier_unique"),
+            models.CheckConstraint(condition=Q(scheme__in=Scheme.values), name="identifier_scheme_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scheme}:{self.value}"
+
+
+class ClaimStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    VERIFIED = "verified", _("Verified")
+    REJECTED = "rejected", _("Rejected")
+
+
+class OwnershipClaim(models.Model):
+    """A holder's claim to a share of a work, in basis points (10000 = 100%).
+
+    The database refuses any state in which a work's verified shares sum above 10000
+    (trigger ``registry_claim_share_cap``, see migration 0002).
+    """
+
+    work = models.ForeignKey(Work, on_delete=models.CASCADE, related_name="claims", verbose_name=_("work"))
+    holder = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="claims", verbose_name=_("holder"))
+    share_bp = models.PositiveIntegerField(_("share (basis points)"), default=MAX_SHARE_BP)
+    valid_from = models.DateField(_("valid from"), default=timezone.localdate)
+    status = models.CharField(_("status"), max_length=16, choices=ClaimStatus.choices, default=ClaimStatus.PENDING)
+    decision_reason = models.TextField(_("reason"), blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("decided by"),
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    verified_by_domain = models.ForeignKey(
+        "VerifiedDomain",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("verified by domain"),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("ownership claim")
+        verbose_name_plural = _("ownership claims")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(share_bp__gte=1) & Q(share_bp__lte=MAX_SHARE_BP), name="claim_share_bp_range"
+            ),
+            models.CheckConstraint(condition=Q(status__in=ClaimStatus.values), name="claim_status_valid"),
+            # A holder has at most one live claim per work; a rejected one may be filed again.
+            models.UniqueConstraint(
+                fields=["work", "holder"], condition=~Q(status="rejected"), name="claim_one_live_per_holder"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.holder} → {self.work} ({self.share_bp / 100:g}%, {self.status})"
+
+
+class DomainMethod(models.TextChoices):
+    DNS = "dns", _("DNS TXT record")
+    FILE = "file", _("File under /.well-known/")
+
+
+class DomainStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    VERIFIED = "verified", _("Verified")
+    FAILED = "failed", _("Failed")
+
+
+class VerifiedDomain(models.Model):
+    """A web origin a holder proves to control, by DNS TXT record or a token file."""
+
+    holder = models.ForeignKey(Party, on_delete=models.CASCADE, related_name="domains", verbose_name=_("holder"))
+    origin = models.CharField(_("origin"), max_length=300, help_text=_("e.g. https://news.example.kr"))
+    host = models.CharField(_("host"), max_length=255, db_index=True)
+    method = models.CharField(_("method"), max_length=8, choices=DomainMethod.choices)
+    token = models.CharField(_("token"), max_length=64, unique=True)
+    status = models.CharField(_("status"), max_length=16, choices=DomainStatus.choices, default=DomainStatus.PENDING)
+    last_checked_at = models.DateTimeField(_("last checked at"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    verified_at = models.DateTimeField(_("verified at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("verified domain")
+        verbose_name_plural = _("verified domains")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["holder", "origin"], name="domain_unique_per_holder"),
+            # Two holders may both try, but only one can control an origin at a time.
+            models.UniqueConstraint(fields=["origin"], condition=Q(status="verified"), name="domain_one_verified"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.origin} ({self.status})"
+
+
+class AuditEvent(models.Model):
+    """One state change. Append-only: PostgreSQL refuses UPDATE and DELETE (migration 0002)."""
+
+    code = models.CharField(_("code"), max_length=100, db_index=True)
+    created_at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    actor_party = models.ForeignKey(
+        Party,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        verbose_name=_("party"),
+    )
+    actor_api_key = models.ForeignKey(
+        ApiKey,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        verbose_name=_("API key"),
+    )
+    object_type = models.CharField(_("object type"), max_length=50, blank=True)
+    object_id = models.CharField(_("object id"), max_length=50, blank=True)
+    data = models.JSONField(_("data"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.code}"
+
+
+class ImportFormat(models.TextChoices):
+    CSV = "csv", "CSV"
+    XLSX = "xlsx", "XLSX"
+    JSONL = "jsonl", "JSON Lines"
+
+
+class ImportStatus(models.TextChoices):
+    RECEIVED = "received", _("Received")
+    PROCESSING = "processing", _("Processing")
+    PROCESSED = "processed", _("Processed")
+    FAILED = "failed", _("Failed")
+
+
+def _import_upload_to(instance: WorkImport, filename: str) -> str:
+    return f"imports/{timezone.now():%Y/%m}/{instance.holder_id}-{timezone.now():%H%M%S%f}.{instance.format}"
+
+
+class WorkImport(models.Model):
+    """A bulk registration file, processed by a worker in chunks; ``rows_done`` is the resume cursor."""
+
+    holder = models.ForeignKey(Party, on_delete=models.CASCADE, related_name="imports", verbose_name=_("holder"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    file = models.FileField(_("file"), upload_to=_import_upload_to)
+    original_name = models.CharField(_("original file name"), max_length=255, blank=True)
+    format = models.CharField(_("format"), max_length=8, choices=ImportFormat.choices)
+    status = models.CharField(_("status"), max_length=16, choices=ImportStatus.choices, default=ImportStatus.RECEIVED)
+    rows_total = models.PositiveIntegerField(_("rows in file"), null=True, blank=True)
+    rows_done = models.PositiveIntegerField(_("rows processed"), default=0)
+    rows_registered = models.PositiveIntegerField(_("rows registered"), default=0)
+    rows_failed = models.PositiveIntegerField(_("rows with errors"), default=0)
+    failure_reason = models.TextField(_("failure reason"), blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("work import")
+        verbose_name_plural = _("work imports")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.original_name or self.file.name} ({self.status})"
+
+
+class WorkImportRowError(models.Model):
+    work_import = models.ForeignKey(
+        WorkImport, on_delete=models.CASCADE, related_name="row_errors", verbose_name=_("import")
+    )
+    row = models.PositiveIntegerField(_("row"))
+    field = models.CharField(_("field"), max_length=64, blank=True)
+    code = models.CharField(_("code"), max_length=64)
+    message = models.TextField(_("message"))
+    existing_work = models.ForeignKey(
+        Work, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("existing work")
+    )
+
+    class Meta:
+        verbose_name = _("import row error")
+        verbose_name_plural = _("import row errors")
+        ordering = ["row", "id"]
+        constraints = [
+            # One error per row and field: a retried chunk cannot report a row twice.
+            models.UniqueConstraint(fields=["work_import", "row", "field"], name="import_row_error_unique"),
+        ]

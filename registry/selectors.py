@@ -1,0 +1,173 @@
+"""Reads from the registry. Set-based: a list costs a constant number of queries."""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+
+from registry.audit import Actor
+from registry.errors import InvalidIdentifier, NotFound
+from registry.identifiers import identifier_normalize
+from registry.models import (
+    ApiKey,
+    ClaimStatus,
+    Identifier,
+    Membership,
+    OwnershipClaim,
+    Party,
+    VerifiedDomain,
+    Work,
+    WorkImport,
+    WorkImportRowError,
+)
+
+
+def party_for_user(*, user_id: int, party_id: int | None = None) -> Party | None:
+    """The party a signed-in person acts for: the one named, or their only one."""
+    memberships = Membership.objects.filter(user_id=user_id).select_related("party")
+    if party_id is not None:
+        membership = memberships.filter(party_id=party_id).first()
+        return membership.party if membership else None
+    first_two = list(memberships[:2])
+    return first_two[0].party if len(first_two) == 1 else None
+
+
+def _works_with_details() -> QuerySet[Work]:
+    return Work.objects.prefetch_related(
+        Prefetch("identifiers", queryset=Identifier.objects.order_by("scheme", "value")),
+        Prefetch("claims", queryset=OwnershipClaim.objects.select_related("holder").order_by("created_at", "pk")),
+    )
+
+
+def work_list_for_holder(
+    *, holder: Party, kind: str | None = None, status: str | None = None, identifier: str | None = None
+) -> QuerySet[Work]:
+    """Works the holder has a live claim on; ``identifier`` is ``scheme:value`` in any spelling."""
+    live_claim = OwnershipClaim.objects.filter(work=OuterRef("pk"), holder=holder).exclude(status=ClaimStatus.REJECTED)
+    works = _works_with_details().filter(Exists(live_claim))
+    if kind:
+        works = works.filter(kind=kind)
+    if status:
+        works = works.filter(status=status)
+    if identifier:
+        scheme, _sep, value = identifier.partition(":")
+        try:
+            key = identifier_normalize(scheme=scheme, value=value)
+        except InvalidIdentifier as exc:
+            exc.field = "identifier"
+            raise
+        works = works.filter(identifiers__scheme=key.scheme, identifiers__value=key.value)
+    return works.order_by("-created_at", "-pk")
+
+
+def work_get_for_actor(*, actor: Actor, work_id: int) -> Work:
+    """A work its claimant or staff may see in full; anyone else gets NotFound (no existence leak)."""
+    works = _works_with_details().filter(pk=work_id)
+    if not actor.is_staff:
+        if actor.party is None:
+            raise NotFound()
+        works = works.filter(
+            Exists(
+                OwnershipClaim.objects.filter(work=OuterRef("pk"), holder=actor.party).exclude(
+                    status=ClaimStatus.REJECTED
+                )
+            )
+        )
+    work = works.first()
+    if work is None:
+        raise NotFound()
+    return work
+
+
+def work_get(*, work_id: int) -> Work:
+    work = Work.objects.filter(pk=work_id).first()
+    if work is None:
+        raise NotFound()
+    return work
+
+
+def work_find_by_identifier(*, scheme: str, value: str) -> Work | None:
+    key = identifier_normalize(scheme=scheme, value=value)
+    return Work.objects.filter(identifiers__scheme=key.scheme, identifiers__value=key.value).first()
+
+
+def claim_list_for_actor(
+    *, actor: Actor, status: str | None = None, work_id: int | None = None
+) -> QuerySet[OwnershipClaim]:
+    """Staff see every claim (the verification queue); holders their own."""
+    claims = OwnershipClaim.objects.select_related("work", "holder").order_by("created_at", "pk")
+    if not actor.is_staff:
+        if actor.party is None:
+            return claims.none()
+        claims = claims.filter(holder=actor.party)
+    if status:
+        claims = claims.filter(status=status)
+    if work_id is not None:
+        claims = claims.filter(work_id=work_id)
+    return claims
+
+
+def claim_get_for_actor(*, actor: Actor, claim_id: int) -> OwnershipClaim:
+    claim = claim_list_for_actor(actor=actor).filter(pk=claim_id).first()
+    if claim is None:
+        raise NotFound()
+    return claim
+
+
+def domain_list_for_actor(*, actor: Actor) -> QuerySet[VerifiedDomain]:
+    domains = VerifiedDomain.objects.select_related("holder").order_by("-created_at", "-pk")
+    if actor.is_staff:
+        return domains
+    if actor.party is None:
+        return domains.none()
+    return domains.filter(holder=actor.party)
+
+
+def domain_get_for_actor(*, actor: Actor, domain_id: int) -> VerifiedDomain:
+    domain = domain_list_for_actor(actor=actor).filter(pk=domain_id).first()
+    if domain is None:
+        raise NotFound()
+    return domain
+
+
+def work_import_get_for_actor(*, actor: Actor, import_id: int) -> WorkImport:
+    imports = WorkImport.objects.filter(pk=import_id)
+    if not actor.is_staff:
+        if actor.party is None:
+            raise NotFound()
+        imports = imports.filter(holder=actor.party)
+    work_import = imports.first()
+    if work_import is None:
+        raise NotFound()
+    return work_import
+
+
+def work_import_errors(*, work_import: WorkImport) -> QuerySet[WorkImportRowError]:
+    return work_import.row_errors.order_by("row", "pk")
+
+
+def apikey_list_for_actor(*, actor: Actor) -> QuerySet[ApiKey]:
+    if actor.party is None:
+        return (
+            ApiKey.objects.filter(party__isnull=True, user_id=actor.user_id)
+            if actor.is_staff
+            else ApiKey.objects.none()
+        )
+    return ApiKey.objects.filter(party=actor.party)
+
+
+def apikey_get_for_actor(*, actor: Actor, key_id: int) -> ApiKey:
+    key = apikey_list_for_actor(actor=actor).filter(pk=key_id).first()
+    if key is None:
+        raise NotFound()
+    return key
+
+
+def registry_figures() -> dict[str, object]:
+    """Public figures for the home page: counts and the latest works (titles and kinds only)."""
+    return {
+        "works_count": Work.objects.count(),
+        "verified_count": Work.objects.filter(status="verified").count(),
+        "holders_count": Party.objects.filter(kind="holder").count(),
+        "labs_count": Party.objects.filter(kind="lab").count(),
+        "recent_works": list(Work.objects.order_by("-created_at", "-pk")[:10]),
+    }

@@ -1,0 +1,772 @@
+"""Writes to the registry: parties, keys, works, claims and domains.
+
+Every service validates, checks the current state, writes inside ``transaction.atomic()``,
+records an audit event, and enqueues follow-up work on commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from stdnum import isni as stdnum_isni
+from stdnum.exceptions import ValidationError as StdnumValidationError
+from stdnum.kr import brn as stdnum_brn
+
+from registry.audit import Actor, audit_record
+from registry.domains import TxtResolver, domain_proof_check, origin_normalize
+from registry.errors import (
+    DomainCheckFailed,
+    IdentifierTaken,
+    InvalidIdentifier,
+    InvalidInput,
+    InvalidState,
+    NotPermitted,
+    Overclaim,
+)
+from registry.identifiers import IdentifierKey, Scheme, identifier_normalize
+from registry.models import (
+    MAX_SHARE_BP,
+    ApiKey,
+    ApiScope,
+    AuditEvent,
+    ClaimStatus,
+    DomainMethod,
+    DomainStatus,
+    HolderType,
+    Identifier,
+    Membership,
+    MemberRole,
+    OwnershipClaim,
+    Party,
+    PartyKind,
+    VerifiedDomain,
+    Work,
+    WorkKind,
+    WorkStatus,
+)
+
+API_KEY_PREFIX = "orr"
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+
+
+# --- Authorisation helpers ----------------------------------------------------------
+
+
+def _require_staff(actor: Actor) -> None:
+    if not actor.is_staff:
+        raise NotPermitted(_("Only registry staff may do this."))
+
+
+def _require_holder_actor(actor: Actor, holder: Party, *, scope: str = ApiScope.WORKS_WRITE) -> None:
+    """The actor must act for ``holder`` (or be staff), with the scope needed to write."""
+    if actor.is_staff:
+        return
+    if actor.party is None or actor.party.pk != holder.pk:
+        raise NotPermitted()
+    if not actor.has_scope(scope):
+        raise NotPermitted(_("This API key lacks the scope “%(scope)s”.") % {"scope": scope}, code="missing_scope")
+
+
+def _require_party_admin(actor: Actor, party: Party) -> None:
+    if actor.is_staff:
+        return
+    if actor.api_key is not None or actor.user_id is None or actor.party is None or actor.party.pk != party.pk:
+        raise NotPermitted(_("Only an owner or administrator of the party, signed in, may do this."))
+    if not Membership.objects.filter(
+        party=party, user_id=actor.user_id, role__in=[MemberRole.OWNER, MemberRole.ADMIN]
+    ).exists():
+        raise NotPermitted(_("Only an owner or administrator of the party may do this."))
+
+
+# --- Parties, members, keys ----------------------------------------------------------
+
+
+def _clean_isni(value: str) -> str:
+    if not value:
+        return ""
+    try:
+        return str(stdnum_isni.validate(value))
+    except StdnumValidationError as exc:
+        raise InvalidInput(_("Not a valid ISNI: %(reason)s") % {"reason": exc.message}, field="isni") from None
+
+
+def _brn_check_digit_ok(number: str) -> bool:
+    # python-stdnum checks only the BRN's length and components; the National Tax Service
+    # check digit (weights 1,3,7,1,3,7,1,3,5 plus the carry of the ninth digit) is ours.
+    digits = [int(c) for c in number]
+    total = sum(d * w for d, w in zip(digits[:9], (1, 3, 7, 1, 3, 7, 1, 3, 5), strict=True))
+    total += digits[8] * 5 // 10
+    return (10 - total % 10) % 10 == digits[9]
+
+
+def _clean_brn(value: str) -> str:
+    if not value:
+        return ""
+    try:
+        number = str(stdnum_brn.validate(value))
+    except StdnumValidationError as exc:
+        raise InvalidInput(
+            _("Not a valid business registration number: %(reason)s") % {"reason": exc.message},
+            field="business_registration_number",
+        ) from None
+    if not _brn_check_digit_ok(number):
+        raise InvalidInput(
+            _("Not a valid business registration number: the check digit does not match."),
+            code="invalid_checksum",
+            field="business_registration_number",
+        )
+    return number
+
+
+def party_create(
+    *,
+    actor: Actor,
+    kind: str,
+    name: str,
+    owner: AbstractBaseUser | None = None,
+    holder_type: str = HolderType.ORGANISATION,
+    isni: str = "",
+    business_registration_number: str = "",
+) -> Party:
+    """Create a rights holder or AI lab; ``owner`` becomes its first member with the owner role."""
+    if kind not in PartyKind.values:
+        raise InvalidInput(_("Unknown party kind."), field="kind")
+    if holder_type not in HolderType.values:
+        raise InvalidInput(_("Unknown holder type."), field="holder_type")
+    name = name.strip()
+    if not name:
+        raise InvalidInput(_("A name is required."), field="name")
+    clean_isni = _clean_isni(isni)
+    clean_brn = _clean_brn(business_registration_number)
+    if Party.objects.filter(name__iexact=name).exists():
+        raise InvalidState(_("A party with this name already exists."), code="party_exists", field="name")
+    with transaction.atomic():
+        party = Party.objects.create(
+            kind=kind, name=name, holder_type=holder_type, isni=clean_isni, business_registration_number=clean_brn
+        )
+        audit_record(code="registry.party.created", actor=actor, target=party, data={"kind": kind, "name": name})
+        if owner is not None:
+            membership_add(actor=actor, party=party, user=owner, role=MemberRole.OWNER, _skip_check=True)
+    return party
+
+
+def membership_add(
+    *, actor: Actor, party: Party, user: AbstractBaseUser, role: str, _skip_check: bool = False
+) -> Membership:
+    if role not in MemberRole.values:
+        raise InvalidInput(_("Unknown role."), field="role")
+    if not _skip_check:
+        _require_party_admin(actor, party)
+    with transaction.atomic():
+        membership, created = Membership.objects.get_or_create(party=party, user=user, defaults={"role": role})
+        if not created and membership.role != role:
+            membership.role = role
+            membership.save(update_fields=["role"])
+        audit_record(
+            code="registry.membership.added", actor=actor, target=membership, data={"user": user.pk, "role": role}
+        )
+    return membership
+
+
+def _hash_key(raw_key: str) -> str:
+    # Keys are 256-bit random secrets, so a fast unsalted hash is safe and allows indexed lookup.
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def apikey_create(
+    *,
+    actor: Actor,
+    scopes: Sequence[str],
+    party: Party | None = None,
+    staff_user: AbstractBaseUser | None = None,
+    name: str = "",
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with the raw secret, which is never stored and shown only now."""
+    unknown = sorted(set(scopes) - set(ApiScope.values))
+    if unknown or not scopes:
+        raise InvalidInput(
+            _("Unknown or missing scopes: %(scopes)s") % {"scopes": ", ".join(unknown) or "-"}, field="scopes"
+        )
+    if (party is None) == (staff_user is None):
+        raise InvalidInput(_("A key belongs either to a party or to a staff user."), field="party")
+    if party is not None:
+        _require_party_admin(actor, party)
+        if ApiScope.STAFF in scopes:
+            raise InvalidInput(_("Party keys cannot have the staff scope."), field="scopes")
+    if staff_user is not None:
+        _require_staff(actor)
+        if not getattr(staff_user, "is_staff", False):
+            raise InvalidInput(_("Staff keys are only for staff users."), field="staff_user")
+    prefix = secrets.token_hex(4)
+    raw_key = f"{API_KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            party=party,
+            user=staff_user if staff_user is not None else (actor.user if actor.user_id else None),
+            name=name.strip()[:100],
+            prefix=prefix,
+            key_hash=_hash_key(raw_key),
+            scopes=sorted(set(scopes)),
+        )
+        audit_record(
+            code="registry.apikey.created", actor=actor, target=key, data={"prefix": prefix, "scopes": key.scopes}
+        )
+    return key, raw_key
+
+
+def apikey_authenticate(*, raw_key: str) -> ApiKey | None:
+    """The active key for a presented secret, or None. Updates ``last_used_at`` at most once a minute."""
+    parts = raw_key.split("_")
+    if len(parts) < 3 or parts[0] != API_KEY_PREFIX:
+        return None
+    key = ApiKey.objects.select_related("party", "user").filter(prefix=parts[1], revoked_at__isnull=True).first()
+    if key is None or not secrets.compare_digest(key.key_hash, _hash_key(raw_key)):
+        return None
+    now = timezone.now()
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    return key
+
+
+def apikey_revoke(*, actor: Actor, api_key: ApiKey) -> ApiKey:
+    if api_key.party is not None:
+        _require_party_admin(actor, api_key.party)
+    else:
+        _require_staff(actor)
+    with transaction.atomic():
+        changed = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        if not changed:
+            raise InvalidState(_("This key is already revoked."), code="already_revoked")
+        api_key.refresh_from_db()
+        audit_record(code="registry.apikey.revoked", actor=actor, target=api_key, data={"prefix": api_key.prefix})
+    return api_key
+
+
+# --- Works ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkDraft:
+    """A validated work ready to register; building one is where input errors surface."""
+
+    title: str
+    kind: str
+    identifiers: tuple[IdentifierKey, ...]
+    creators: tuple[str, ...] = ()
+    language: str = ""
+    creation_year: int | None = None
+    share_bp: int = MAX_SHARE_BP
+    valid_from: date | None = None
+
+
+def work_draft_build(
+    *,
+    title: str,
+    kind: str,
+    identifiers: Iterable[Mapping[str, Any]],
+    creators: Iterable[str] = (),
+    language: str = "",
+    creation_year: int | None = None,
+    share_bp: int | None = None,
+    valid_from: date | None = None,
+) -> WorkDraft:
+    """Validate and normalize one work's input; raise the first error with the offending field."""
+    title = (title or "").strip()
+    if not title:
+        raise InvalidInput(_("A title is required."), code="required", field="title")
+    if len(title) > 500:
+        raise InvalidInput(_("The title is longer than 500 characters."), code="too_long", field="title")
+    kind = (kind or "").strip().lower()
+    if kind not in WorkKind.values:
+        raise InvalidInput(
+            _("Unknown kind; use one of: %(kinds)s.") % {"kinds": ", ".join(WorkKind.values)},
+            code="invalid_choice",
+            field="kind",
+        )
+    keys: list[IdentifierKey] = []
+    for index, item in enumerate(identifiers):
+        try:
+            key = identifier_normalize(scheme=str(item.get("scheme", "")), value=str(item.get("value", "")))
+        except InvalidIdentifier as exc:
+            exc.field = f"identifiers[{index}].{exc.field or 'value'}"
+            raise
+        if key not in keys:  # equivalent spellings of one identifier collapse into one
+            keys.append(key)
+    if not keys:
+        raise InvalidInput(
+            _("At least one identifier is required, so the work can be found."), code="required", field="identifiers"
+        )
+    clean_creators = tuple(c.strip() for c in creators if c and c.strip())
+    language = (language or "").strip()
+    if language and not _LANGUAGE_TAG.match(language):
+        raise InvalidInput(_("Use a language tag such as ko or en-US."), code="invalid_format", field="language")
+    if creation_year is not None:
+        this_year = timezone.localdate().year
+        if not 1 <= int(creation_year) <= this_year:
+            raise InvalidInput(
+                _("The creation year must be between 1 and %(year)s.") % {"year": this_year},
+                code="out_of_range",
+                field="creation_year",
+            )
+    share = MAX_SHARE_BP if share_bp is None else int(share_bp)
+    if not 1 <= share <= MAX_SHARE_BP:
+        raise InvalidInput(
+            _("The share is in basis points, from 1 to 10000 (100%)."), code="out_of_range", field="share_bp"
+        )
+    return WorkDraft(
+        title=title,
+        kind=kind,
+        identifiers=tuple(keys),
+        creators=clean_creators,
+        language=language,
+        creation_year=int(creation_year) if creation_year is not None else None,
+        share_bp=share,
+        valid_from=valid_from,
+    )
+
+
+@dataclass
+class WorkRegistration:
+    """The outcome of registering one draft: the work and its claim, or the error that refused it."""
+
+    draft: WorkDraft
+    work: Work | None = None
+    claim: OwnershipClaim | None = None
+    error: IdentifierTaken | None = None
+
+
+def _existing_identifier_works(keys: Iterable[IdentifierKey]) -> dict[IdentifierKey, int]:
+    by_scheme: dict[str, set[str]] = {}
+    for key in keys:
+        by_scheme.setdefault(key.scheme, set()).add(key.value)
+    if not by_scheme:
+        return {}
+    condition = Q()
+    for scheme, values in by_scheme.items():
+        condition |= Q(scheme=scheme, value__in=values)
+    return {
+        IdentifierKey(scheme=scheme, value=value): work_id
+        for scheme, value, work_id in Identifier.objects.filter(condition).values_list("scheme", "value", "work_id")
+    }
+
+
+def _identifier_taken(key: IdentifierKey, work_id: int) -> IdentifierTaken:
+    return IdentifierTaken(
+        _("The identifier %(key)s already belongs to work %(work)s; claim that work instead.")
+        % {"key": str(key), "work": work_id},
+        field="identifiers",
+        extra={"existing_work_id": work_id, "identifier": str(key)},
+    )
+
+
+def works_register(*, actor: Actor, holder: Party, drafts: Sequence[WorkDraft]) -> list[WorkRegistration]:
+    """Register many works for ``holder`` set-based: a constant number of queries per call.
+
+    Each draft whose identifiers are all free becomes a work with a pending claim of the
+    holder; a draft with an identifier held by another work (or by an earlier draft in the
+    same call) is refused with the existing work's id, and the others still register.
+    """
+    _require_holder_actor(actor, holder)
+    if holder.kind != PartyKind.HOLDER:
+        raise InvalidInput(_("Only rights holders register works."), code="not_a_holder")
+    # A concurrent registration of the same identifier makes the insert fail; one retry with
+    # a fresh view of the taken identifiers turns that into a per-draft refusal.
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _works_register_once(actor=actor, holder=holder, drafts=drafts)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _works_register_once(*, actor: Actor, holder: Party, drafts: Sequence[WorkDraft]) -> list[WorkRegistration]:
+    existing = _existing_identifier_works(key for draft in drafts for key in draft.identifiers)
+    results = [WorkRegistration(draft=draft) for draft in drafts]
+    claimed_in_batch: dict[IdentifierKey, int] = {}
+    accepted: list[WorkRegistration] = []
+    for index, result in enumerate(results):
+        taken = next((key for key in result.draft.identifiers if key in existing), None)
+        if taken is not None:
+            result.error = _identifier_taken(taken, existing[taken])
+            continue
+        earlier = next((key for key in result.draft.identifiers if key in claimed_in_batch), None)
+        if earlier is not None:
+            result.error = IdentifierTaken(
+                _("The identifier %(key)s is also in row %(row)s of this batch.")
+                % {"key": str(earlier), "row": claimed_in_batch[earlier] + 1},
+                code="identifier_duplicate",
+                field="identifiers",
+                extra={"identifier": str(earlier)},
+            )
+            continue
+        for key in result.draft.identifiers:
+            claimed_in_batch[key] = index
+        accepted.append(result)
+    if not accepted:
+        return results
+
+    now = timezone.now()
+    today = timezone.localdate()
+    works = Work.objects.bulk_create(
+        [
+            Work(
+                kind=r.draft.kind,
+                title=r.draft.title,
+                creators=list(r.draft.creators),
+                language=r.draft.language,
+                creation_year=r.draft.creation_year,
+                registered_by=holder,
+                created_at=now,
+            )
+            for r in accepted
+        ]
+    )
+    Identifier.objects.bulk_create(
+        [
+            Identifier(work=work, scheme=key.scheme, value=key.value, created_at=now)
+            for work, r in zip(works, accepted, strict=True)
+            for key in r.draft.identifiers
+        ]
+    )
+    claims = OwnershipClaim.objects.bulk_create(
+        [
+            OwnershipClaim(
+                work=work,
+                holder=holder,
+                share_bp=r.draft.share_bp,
+                valid_from=r.draft.valid_from or today,
+                created_at=now,
+            )
+            for work, r in zip(works, accepted, strict=True)
+        ]
+    )
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                code="registry.work.registered",
+                created_at=now,
+                actor_user_id=actor.user_id,
+                actor_party=actor.party,
+                actor_api_key=actor.api_key,
+                object_type="registry.work",
+                object_id=str(work.pk),
+                data={
+                    "holder": holder.pk,
+                    "identifiers": [str(k) for k in r.draft.identifiers],
+                    "claim": claim.pk,
+                    "share_bp": claim.share_bp,
+                },
+            )
+            for work, claim, r in zip(works, claims, accepted, strict=True)
+        ]
+    )
+    for work, claim, r in zip(works, claims, accepted, strict=True):
+        r.work, r.claim = work, claim
+    return results
+
+
+def work_register(*, actor: Actor, holder: Party, draft: WorkDraft) -> tuple[Work, OwnershipClaim]:
+    """Register one work with the holder's pending ownership claim."""
+    (result,) = works_register(actor=actor, holder=holder, drafts=[draft])
+    if result.error is not None:
+        raise result.error
+    assert result.work is not None and result.claim is not None
+    return result.work, result.claim
+
+
+# --- Ownership claims ----------------------------------------------------------------
+
+
+def _work_lock(work_id: int) -> Work:
+    # Every change to a work's claims takes this lock first, so share sums are read and
+    # written one transaction at a time (the database trigger is the last line of defence).
+    return Work.objects.select_for_update().get(pk=work_id)
+
+
+def _work_status_refresh(*, actor: Actor, work: Work) -> Work:
+    """Recompute a locked work's status from its claims and record a change of dispute."""
+    totals = OwnershipClaim.objects.filter(work=work).exclude(status=ClaimStatus.REJECTED)
+    verified = totals.filter(status=ClaimStatus.VERIFIED).aggregate(s=Sum("share_bp"))["s"] or 0
+    live = totals.aggregate(s=Sum("share_bp"))["s"] or 0
+    if live > MAX_SHARE_BP:
+        status = WorkStatus.DISPUTED
+    elif verified > 0:
+        status = WorkStatus.VERIFIED
+    else:
+        status = WorkStatus.UNVERIFIED
+    if status != work.status:
+        previous = work.status
+        Work.objects.filter(pk=work.pk).update(status=status)
+        work.status = status
+        if status == WorkStatus.DISPUTED:
+            audit_record(
+                code="registry.work.disputed",
+                actor=actor,
+                target=work,
+                data={"claimed_bp": live, "verified_bp": verified},
+            )
+        elif previous == WorkStatus.DISPUTED:
+            audit_record(code="registry.work.dispute_resolved", actor=actor, target=work, data={"status": status})
+    return work
+
+
+def claim_file(
+    *, actor: Actor, holder: Party, work: Work, share_bp: int = MAX_SHARE_BP, valid_from: date | None = None
+) -> OwnershipClaim:
+    """File a holder's claim to a share of an existing work. Claims beyond 100% put it in dispute."""
+    _require_holder_actor(actor, holder)
+    if holder.kind != PartyKind.HOLDER:
+        raise InvalidInput(_("Only rights holders claim works."), code="not_a_holder")
+    if not 1 <= share_bp <= MAX_SHARE_BP:
+        raise InvalidInput(
+            _("The share is in basis points, from 1 to 10000 (100%)."), code="out_of_range", field="share_bp"
+        )
+    with transaction.atomic():
+        work = _work_lock(work.pk)
+        if OwnershipClaim.objects.filter(work=work, holder=holder).exclude(status=ClaimStatus.REJECTED).exists():
+            raise InvalidState(_("You already have a claim on this work."), code="claim_exists")
+        claim = OwnershipClaim.objects.create(
+            work=work, holder=holder, share_bp=share_bp, valid_from=valid_from or timezone.localdate()
+        )
+        audit_record(
+            code="registry.claim.filed",
+            actor=actor,
+            target=claim,
+            data={"work": work.pk, "holder": holder.pk, "share_bp": share_bp},
+        )
+        _work_status_refresh(actor=actor, work=work)
+    return claim
+
+
+def claim_verify(
+    *, actor: Actor, claim: OwnershipClaim, reason: str = "", via_domain_id: int | None = None
+) -> OwnershipClaim:
+    """Verify a pending claim. Refused with ``Overclaim`` when verified shares would pass 100%."""
+    if via_domain_id is None:
+        _require_staff(actor)
+    with transaction.atomic():
+        work = _work_lock(claim.work_id)
+        claim = OwnershipClaim.objects.select_for_update().get(pk=claim.pk)
+        if claim.status != ClaimStatus.PENDING:
+            raise InvalidState(
+                _("Only pending claims can be verified; this one is %(status)s.")
+                % {"status": claim.get_status_display()}
+            )
+        verified = (
+            OwnershipClaim.objects.filter(work=work, status=ClaimStatus.VERIFIED).aggregate(s=Sum("share_bp"))["s"] or 0
+        )
+        if verified + claim.share_bp > MAX_SHARE_BP:
+            raise Overclaim(
+                _("Verifying this claim would bring verified shares of the work to %(total)s%%.")
+                % {"total": (verified + claim.share_bp) / 100},
+                extra={"work_id": work.pk, "verified_bp": verified},
+            )
+        claim.status = ClaimStatus.VERIFIED
+        claim.decided_by_id = actor.user_id
+        claim.decided_at = timezone.now()
+        claim.decision_reason = reason
+        claim.verified_by_domain_id = via_domain_id
+        try:
+            with transaction.atomic():
+                claim.save(
+                    update_fields=["status", "decided_by", "decided_at", "decision_reason", "verified_by_domain"]
+                )
+        except IntegrityError:
+            # The share-cap trigger caught what the check above could not see (a concurrent writer).
+            raise Overclaim(extra={"work_id": work.pk}) from None
+        audit_record(
+            code="registry.claim.verified",
+            actor=actor,
+            target=claim,
+            data={
+                "work": work.pk,
+                "holder": claim.holder_id,
+                "share_bp": claim.share_bp,
+                "reason": reason,
+                "domain": via_domain_id,
+            },
+        )
+        _work_status_refresh(actor=actor, work=work)
+    return claim
+
+
+def claim_reject(*, actor: Actor, claim: OwnershipClaim, reason: str) -> OwnershipClaim:
+    """Reject a pending claim, or withdraw a verified one (resolving a dispute); a reason is required."""
+    _require_staff(actor)
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(_("Say why the claim is rejected."), code="required", field="reason")
+    with transaction.atomic():
+        work = _work_lock(claim.work_id)
+        changed = OwnershipClaim.objects.filter(
+            pk=claim.pk, status__in=[ClaimStatus.PENDING, ClaimStatus.VERIFIED]
+        ).update(
+            status=ClaimStatus.REJECTED, decided_by_id=actor.user_id, decided_at=timezone.now(), decision_reason=reason
+        )
+        if not changed:
+            raise InvalidState(_("This claim is already rejected."))
+        claim.refresh_from_db()
+        audit_record(
+            code="registry.claim.rejected",
+            actor=actor,
+            target=claim,
+            data={"work": work.pk, "holder": claim.holder_id, "reason": reason},
+        )
+        _work_status_refresh(actor=actor, work=work)
+    return claim
+
+
+def staff_user_ensure(*, email: str) -> AbstractBaseUser:
+    """The staff user with this e-mail, created (without a usable password) if needed."""
+    user_model = get_user_model()
+    email = email.strip().lower()
+    if "@" not in email:
+        raise InvalidInput(gettext("Not an e-mail address."), field="email")
+    user = user_model.objects.filter(email__iexact=email).first()
+    if user is None:
+        user = user_model.objects.create_user(username=email, email=email, is_staff=True)
+        user.set_unusable_password()
+        user.save()
+    elif not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    return user
+
+
+# --- Verified domains ----------------------------------------------------------------
+
+
+def domain_add(*, actor: Actor, holder: Party, origin: str, method: str) -> VerifiedDomain:
+    """Start proving control of an origin; the answer carries the token to publish."""
+    _require_holder_actor(actor, holder)
+    if holder.kind != PartyKind.HOLDER:
+        raise InvalidInput(_("Only rights holders verify domains."), code="not_a_holder")
+    if method not in DomainMethod.values:
+        raise InvalidInput(_("Use the method dns or file."), code="invalid_choice", field="method")
+    try:
+        clean_origin, host = origin_normalize(origin)
+    except InvalidIdentifier as exc:
+        raise InvalidInput(exc.message, code=exc.code, field="origin") from None
+    with transaction.atomic():
+        domain = VerifiedDomain.objects.filter(holder=holder, origin=clean_origin).first()
+        if domain is not None:
+            if domain.method != method and domain.status != DomainStatus.VERIFIED:
+                domain.method = method
+                domain.save(update_fields=["method"])
+            return domain
+        domain = VerifiedDomain.objects.create(
+            holder=holder, origin=clean_origin, host=host, method=method, token=secrets.token_urlsafe(24)
+        )
+        audit_record(
+            code="registry.domain.added",
+            actor=actor,
+            target=domain,
+            data={"origin": clean_origin, "method": method},
+        )
+    return domain
+
+
+def domain_check(*, actor: Actor, domain: VerifiedDomain, resolver: TxtResolver | None = None) -> VerifiedDomain:
+    """Check the proof now. A failed check is recorded on the domain (``last_error``), not raised."""
+    if actor.party is None or actor.party.pk != domain.holder_id:
+        _require_staff(actor)
+    if domain.status == DomainStatus.VERIFIED:
+        return domain
+    try:
+        domain_proof_check(
+            method=domain.method, origin=domain.origin, host=domain.host, token=domain.token, resolver=resolver
+        )
+    except DomainCheckFailed as exc:
+        expired = timezone.now() - domain.created_at > timedelta(days=settings.DOMAIN_VERIFICATION_TTL_DAYS)
+        VerifiedDomain.objects.filter(pk=domain.pk).exclude(status=DomainStatus.VERIFIED).update(
+            last_checked_at=timezone.now(),
+            last_error=f"{exc.code}: {exc.message}",
+            status=DomainStatus.FAILED if expired else DomainStatus.PENDING,
+        )
+        domain.refresh_from_db()
+        return domain
+    return domain_verify(actor=actor, domain=domain, method_used=domain.method)
+
+
+def domain_verify(
+    *, actor: Actor, domain: VerifiedDomain, method_used: str = "staff", reason: str = ""
+) -> VerifiedDomain:
+    """Mark a domain verified and verify the holder's pending claims on works under it."""
+    if method_used == "staff":
+        _require_staff(actor)
+    with transaction.atomic():
+        domain = VerifiedDomain.objects.select_for_update().get(pk=domain.pk)
+        if domain.status == DomainStatus.VERIFIED:
+            return domain
+        if VerifiedDomain.objects.filter(origin=domain.origin, status=DomainStatus.VERIFIED).exists():
+            raise InvalidState(
+                _("Another rights holder has already verified this origin; contact the registry."),
+                code="domain_taken",
+            )
+        domain.status = DomainStatus.VERIFIED
+        domain.verified_at = domain.last_checked_at = timezone.now()
+        domain.last_error = ""
+        domain.save(update_fields=["status", "verified_at", "last_checked_at", "last_error"])
+        audit_record(
+            code="registry.domain.verified",
+            actor=actor,
+            target=domain,
+            data={"origin": domain.origin, "method": method_used, "reason": reason},
+        )
+        transaction.on_commit(lambda: _enqueue_domain_claims(domain.pk))
+    return domain
+
+
+def _enqueue_domain_claims(domain_id: int) -> None:
+    from registry.tasks import domain_claims_verify
+
+    domain_claims_verify.delay(domain_id)
+
+
+def domain_claims_verify(*, domain_id: int) -> int:
+    """Verify the holder's pending claims on works with a ``url`` under a verified domain.
+
+    Returns how many claims were verified; overclaims stay pending (their work is disputed).
+    Safe to run again: verified claims are no longer pending.
+    """
+    domain = VerifiedDomain.objects.filter(pk=domain_id, status=DomainStatus.VERIFIED).first()
+    if domain is None:
+        return 0
+    under_host = r"^https?://([^/@]*\.)?" + re.escape(domain.host) + r"(:[0-9]+)?/"
+    work_ids = Identifier.objects.filter(scheme=Scheme.URL, value__regex=under_host).values("work_id")
+    verified = 0
+    actor = Actor(party=domain.holder, is_system=True)
+    for claim in OwnershipClaim.objects.filter(
+        holder_id=domain.holder_id, status=ClaimStatus.PENDING, work_id__in=work_ids
+    ).order_by("pk"):
+        try:
+            claim_verify(actor=actor, claim=claim, reason=f"domain {domain.origin}", via_domain_id=domain.pk)
+        except (Overclaim, InvalidState):
+            continue
+        verified += 1
+    return verified
+
+
+def domains_recheck_pending() -> int:
+    """Re-check every pending domain once; the proof may have been published since the last try."""
+    checked = 0
+    for domain in VerifiedDomain.objects.filter(status=DomainStatus.PENDING).order_by("last_checked_at", "pk"):
+        domain_check(actor=Actor.system(), domain=domain)
+        checked += 1
+    return checked

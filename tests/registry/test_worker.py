@@ -1,0 +1,76 @@
+"""A bulk import queued through Redis and processed by a real Celery worker process."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from config.celery import app as celery_app
+from registry.models import ImportStatus, Work, WorkImport
+
+pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def real_worker(tmp_path):
+    """Start ``celery -A config worker`` against the test database and Redis; stop it afterwards."""
+    db = connection.settings_dict
+    database_url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DATA_DIR": str(tmp_path),
+        "REGISTRY_TESTING": "1",
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+    }
+    celery_app.conf.task_always_eager = False
+    celery_app.control.purge()
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO",
+         "--without-mingle", "--without-gossip", "--without-heartbeat"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
+
+
+def test_bulk_import_is_processed_by_a_real_worker(real_worker, holder_api, tmp_path):
+    content = "title,kind,url\n" + "".join(f"Poem {n},text,https://poems.example.kr/{n}\n" for n in range(250))
+    content += "Broken,text,ftp://poems.example.kr/x\n"
+    upload = io.BytesIO(content.encode())
+    upload.name = "poems.csv"
+
+    accepted = holder_api.post("/api/v1/works/bulk", {"file": upload}, format="multipart")
+
+    assert accepted.status_code == 202, accepted.content
+    import_id = accepted.json()["id"]
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        status = WorkImport.objects.get(pk=import_id).status
+        if status in (ImportStatus.PROCESSED, ImportStatus.FAILED):
+            break
+        assert real_worker.poll() is None, (tmp_path / "worker.log").read_text()
+        time.sleep(0.5)
+    progress = holder_api.get(f"/api/v1/imports/{import_id}").json()
+    assert progress["status"] == ImportStatus.PROCESSED, (tmp_path / "worker.log").read_text()
+    assert (progress["rows_total"], progress["rows_registered"], progress["rows_failed"]) == (251, 250, 1)
+    assert progress["progress"] == 1.0
+    assert progress["errors"][0]["row"] == 252
+    assert Work.objects.count() == 250

@@ -1,0 +1,382 @@
+"""The deployment files start things that exist, and the settings refuse malformed environments.
+
+docker-compose.yml, the Dockerfile and the Procfile name executables, manage.py commands, a WSGI module, a
+Celery app with its beat schedule, and health-check URLs. A typo in any of them shows only when a container
+or process starts, which no other test does; these tests find it without Docker and without a database.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+PROCFILE_ENV = {"PORT": "8000"}
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _runtime_dependencies() -> set[str]:
+    """Distribution names in [project].dependencies: what the image installs (the test extras are not)."""
+    import tomllib
+
+    names = set()
+    for requirement in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        name = re.match(r"[A-Za-z0-9._-]+", requirement)
+        assert name, requirement
+        names.add(_normalize(name[0]))
+    return names
+
+
+# --- Collecting the commands --------------------------------------------------------------------------
+
+
+def _dockerfile_cmd() -> list[str]:
+    lines = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD ")]
+    assert lines, "Dockerfile has no CMD"
+    argv = json.loads(lines[-1].removeprefix("CMD "))  # exec form: a JSON array
+    assert isinstance(argv, list)
+    return argv
+
+
+def _healthcheck_argv(test: list[str] | str) -> list[str]:
+    if isinstance(test, str):  # a plain string is the shell form
+        return shlex.split(test)
+    kind, *rest = test
+    if kind == "CMD":
+        return rest
+    assert kind == "CMD-SHELL", f"healthcheck disabled or malformed: {test!r}"
+    return shlex.split(rest[0])
+
+
+def _expand_shell(text: str, env: dict[str, str]) -> str:
+    """The little shell expansion the Procfile uses: $VAR, ${VAR} and ${VAR:-default}."""
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(3)
+        return env.get(name) or (match.group(2) or "")
+
+    return re.sub(r"\$\{(\w+)(?::-([^}]*))?\}|\$(\w+)", sub, text)
+
+
+def _procfile() -> dict[str, str]:
+    processes: dict[str, str] = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, command = line.split(":", 1)
+            processes[name.strip()] = command.strip()
+    return processes
+
+
+def _commands() -> Iterator[Any]:
+    for name, service in SERVICES.items():
+        if "build" not in service:
+            continue  # postgres and redis images: their own executables
+        command = service.get("command", _dockerfile_cmd())
+        argv = shlex.split(command) if isinstance(command, str) else list(command)
+        yield pytest.param(argv, id=f"compose-{name}-command")
+        if "healthcheck" in service:
+            yield pytest.param(_healthcheck_argv(service["healthcheck"]["test"]), id=f"compose-{name}-healthcheck")
+    yield pytest.param(_dockerfile_cmd(), id="dockerfile-cmd")
+    for name, command in _procfile().items():
+        yield pytest.param(shlex.split(_expand_shell(command, PROCFILE_ENV)), id=f"procfile-{name}")
+
+
+# --- Checking one command -----------------------------------------------------------------------------
+
+
+def _check_installed_dependency(executable: str) -> None:
+    """The script is in this environment and comes from a runtime dependency, so the image has it too."""
+    assert (Path(sys.executable).parent / executable).exists(), f"{executable} is not installed in the venv"
+    scripts = metadata.entry_points(group="console_scripts", name=executable)
+    assert scripts, f"no installed distribution provides {executable}"
+    providers = {_normalize(ep.dist.name) for ep in scripts if ep.dist is not None}
+    assert providers & _runtime_dependencies(), f"{executable} comes from {providers}, not a project dependency"
+
+
+def _check_python(args: list[str]) -> None:
+    match args:
+        case ["manage.py", name, *rest]:
+            from django.core.management import get_commands, load_command_class
+
+            commands = get_commands()
+            assert name in commands, f"manage.py has no command {name!r}"
+            command = load_command_class(commands[name], name)
+            command.create_parser("manage.py", name).parse_args(rest)  # raises CommandError on bad options
+        case ["-c", code]:
+            # Every name the snippet imports must exist.
+            for node in ast.walk(ast.parse(code)):
+                if isinstance(node, ast.Import):
+                    for alias in node.names:
+                        importlib.import_module(alias.name)
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    module = importlib.import_module(node.module)
+                    for alias in node.names:
+                        assert hasattr(module, alias.name), f"{node.module} has no {alias.name}"
+        case _:
+            pytest.fail(f"unexpected python invocation: {args!r}")
+
+
+def _check_gunicorn(args: list[str]) -> None:
+    from gunicorn.config import Config
+
+    try:
+        options = Config().parser().parse_args(args)
+    except SystemExit:
+        pytest.fail(f"gunicorn rejects the options {args!r}")
+    [app_spec] = options.args
+    module_name, _, attribute = app_spec.partition(":")
+    module = importlib.import_module(module_name)
+    assert callable(getattr(module, attribute or "application", None)), f"{app_spec} is not a WSGI application"
+
+
+def _check_celery(args: list[str]) -> None:
+    from celery.app.control import Inspect
+    from celery.app.utils import find_app
+    from celery.bin.base import CLIContext
+    from celery.bin.celery import celery as cli
+
+    split = next((i for i, arg in enumerate(args) if arg in cli.commands), None)
+    assert split is not None, f"no celery subcommand in {args!r}"
+    name, sub_args = args[split], args[split + 1 :]
+    context = cli.make_context("celery", [*args[:split], name])  # rejects unknown global options
+    assert context.params["app"], "celery runs without -A"
+    context.obj = CLIContext(app=find_app(context.params["app"]), no_color=True, workdir=None, quiet=True)
+    sub_context = cli.commands[name].make_context(name, list(sub_args), parent=context)  # rejects bad options
+    if name in {"inspect", "control"}:
+        assert hasattr(Inspect, sub_context.params["command"]), f"celery inspect has no {sub_context.params['command']}"
+
+
+@pytest.mark.filterwarnings("ignore:No directory at:UserWarning")  # WhiteNoise, before collectstatic ran
+@pytest.mark.parametrize("argv", list(_commands()))
+def test_command_exists(argv: list[str]) -> None:
+    executable, *args = argv
+    if executable in {"python", "python3"}:
+        _check_python(args)
+    elif executable == "gunicorn":
+        _check_installed_dependency(executable)
+        _check_gunicorn(args)
+    elif executable == "celery":
+        _check_installed_dependency(executable)
+        _check_celery(args)
+    else:
+        pytest.fail(f"{executable!r} is neither python nor a known project executable")
+
+
+# --- docker-compose.yml -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [n for n, s in SERVICES.items() if "build" in s], ids=lambda name: f"service-{name}")
+def test_built_services_use_the_repository_dockerfile(name: str) -> None:
+    build = SERVICES[name]["build"]
+    context = ROOT / (build if isinstance(build, str) else build.get("context", "."))
+    dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+    assert context.resolve() == ROOT
+    assert (context / dockerfile).resolve() == ROOT / "Dockerfile"
+    assert (ROOT / "Dockerfile").is_file()
+
+
+def _one_shot(name: str) -> bool:
+    """A job (migrate) that others wait for to finish, rather than a service that keeps running."""
+    return SERVICES[name].get("restart") == "no" and any(
+        isinstance(deps := s.get("depends_on"), dict)
+        and deps.get(name, {}).get("condition") == "service_completed_successfully"
+        for s in SERVICES.values()
+    )
+
+
+# Ids say "service-postgres", not "postgres": a bare id would read as the postgres marker's keyword.
+@pytest.mark.parametrize("name", list(SERVICES), ids=[f"service-{name}" for name in SERVICES])
+def test_every_running_service_has_a_healthcheck(name: str) -> None:
+    if _one_shot(name):
+        assert "healthcheck" not in SERVICES[name]
+        return
+    healthcheck = SERVICES[name].get("healthcheck")
+    assert healthcheck, f"{name} has no healthcheck"
+    assert not healthcheck.get("disable")
+    _healthcheck_argv(healthcheck["test"])
+
+
+def test_services_wait_for_what_they_need() -> None:
+    for name, service in SERVICES.items():
+        depends_on = service.get("depends_on", {})
+        assert isinstance(depends_on, dict), f"{name}: depends_on needs conditions, not a bare list"
+        for dependency, rule in depends_on.items():
+            assert dependency in SERVICES, f"{name} depends on unknown service {dependency}"
+            if rule["condition"] == "service_healthy":
+                assert "healthcheck" in SERVICES[dependency], f"{name} waits for {dependency}, which has no healthcheck"
+            else:
+                assert rule["condition"] == "service_completed_successfully"
+                assert _one_shot(dependency)
+    for name in ("web", "worker"):
+        assert set(SERVICES[name]["depends_on"]) >= {"postgres", "redis", "migrate"}
+
+
+def test_production_services_bring_their_own_secret_and_no_debug() -> None:
+    for name, service in SERVICES.items():
+        if "build" in service:
+            environment = service["environment"]
+            assert environment["DEBUG"] == "0", name
+            assert environment["SECRET_KEY"].startswith("${SECRET_KEY:?"), f"{name} must require SECRET_KEY"
+            assert "REGISTRY_TESTING" not in environment
+    assert any("media" in volume for volume in SERVICES["worker"]["volumes"]), "the worker reads uploaded files"
+
+
+def test_healthcheck_urls_resolve() -> None:
+    from django.urls import resolve
+
+    paths = []
+    for service in SERVICES.values():
+        if "healthcheck" in service:
+            text = " ".join(_healthcheck_argv(service["healthcheck"]["test"]))
+            paths += [urlsplit(url).path for url in re.findall(r"https?://[^\s\"']+", text)]
+    assert "/healthz" in paths, "web's healthcheck should request /healthz"
+    for path in paths:
+        resolve(path)  # raises Resolver404
+
+
+# --- Celery --------------------------------------------------------------------------------------------
+
+
+def test_beat_schedule_tasks_are_registered() -> None:
+    from django.conf import settings
+
+    from config import celery_app
+
+    celery_app.loader.import_default_modules()
+    assert celery_app.conf.beat_schedule == settings.CELERY_BEAT_SCHEDULE
+    for entry, schedule in settings.CELERY_BEAT_SCHEDULE.items():
+        assert schedule["task"] in celery_app.tasks, f"beat entry {entry}: task {schedule['task']} is not registered"
+
+
+# --- Dockerfile, Procfile, Makefile, README -----------------------------------------------------------
+
+
+def test_image_runs_as_an_unprivileged_user() -> None:
+    users = [line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("USER ")]
+    assert users, "Dockerfile sets no USER"
+    assert users[-1] not in {"root", "0"}
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", "var", ".env", ".git"} <= set(ignored)
+
+
+def test_procfile_runs_web_worker_and_beat() -> None:
+    processes = _procfile()
+    assert next(iter(processes)) == "web", "honcho gives the first process the base PORT"
+    assert "$PORT" in processes["web"]
+    assert {"web", "worker", "beat"} <= set(processes)
+
+
+def test_readme_opens_with_the_make_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    first_block = readme.split("```")[1]
+    assert re.search(r"^make run\b", first_block, re.M)
+    assert re.search(r"^make test\b", first_block, re.M)
+    targets = set(re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), re.M))
+    assert {"run", "test", "lint"} <= targets
+
+
+def _settings_variables() -> set[str]:
+    """Every NAME in env.<helper>("NAME", ...) in config/settings.py."""
+    tree = ast.parse((ROOT / "config" / "settings.py").read_text())
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "env"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    }
+
+
+def test_readme_documents_every_setting_variable() -> None:
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", readme, re.M))
+    variables = _settings_variables()
+    assert len(variables) > 15  # the parse found them
+    assert variables - documented == set(), "add these to README.md's configuration table"
+    assert documented - variables == set(), "README.md documents variables the settings no longer read"
+
+
+# --- Settings fail loudly on a malformed environment ----------------------------------------------------
+
+SECRET = "x" * 50
+# (id, environment, variable the error must name, or None for "starts")
+SETTINGS_CASES: list[tuple[str, dict[str, str], str | None]] = [
+    ("debug-without-secret-starts", {"DEBUG": "1"}, None),
+    ("production-starts", {"DEBUG": "0", "SECRET_KEY": SECRET, "ALLOWED_HOSTS": "registry.example"}, None),
+    ("no-secret-outside-debug", {"DEBUG": "0"}, "SECRET_KEY"),
+    ("no-secret-by-default", {}, "SECRET_KEY"),
+    ("debug", {"DEBUG": "maybe"}, "DEBUG"),
+    ("registry-testing", {"REGISTRY_TESTING": "perhaps"}, "REGISTRY_TESTING"),
+    ("database-mysql", {"DEBUG": "1", "DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+    ("redis-http", {"DEBUG": "1", "REDIS_URL": "http://x"}, "REDIS_URL"),
+    ("time-zone", {"DEBUG": "1", "TIME_ZONE": "Mars/Base"}, "TIME_ZONE"),
+    ("language", {"DEBUG": "1", "LANGUAGE_CODE": "fr"}, "LANGUAGE_CODE"),
+    ("upload-size", {"DEBUG": "1", "DATA_UPLOAD_MAX_MEMORY_SIZE": "64MB"}, "DATA_UPLOAD_MAX_MEMORY_SIZE"),
+    ("eager", {"DEBUG": "1", "CELERY_TASK_ALWAYS_EAGER": "sometimes"}, "CELERY_TASK_ALWAYS_EAGER"),
+    ("recheck-minutes", {"DEBUG": "1", "DOMAIN_RECHECK_MINUTES": "0"}, "DOMAIN_RECHECK_MINUTES"),
+    ("import-rows", {"DEBUG": "1", "WORK_IMPORT_MAX_ROWS": "0"}, "WORK_IMPORT_MAX_ROWS"),
+    ("import-chunk", {"DEBUG": "1", "WORK_IMPORT_CHUNK_ROWS": "many"}, "WORK_IMPORT_CHUNK_ROWS"),
+    ("check-timeout", {"DEBUG": "1", "DOMAIN_CHECK_TIMEOUT": "soon"}, "DOMAIN_CHECK_TIMEOUT"),
+    ("allow-private", {"DEBUG": "1", "DOMAIN_CHECK_ALLOW_PRIVATE": "sure"}, "DOMAIN_CHECK_ALLOW_PRIVATE"),
+    ("verification-ttl", {"DEBUG": "1", "DOMAIN_VERIFICATION_TTL_DAYS": "a week"}, "DOMAIN_VERIFICATION_TTL_DAYS"),
+    ("secure-cookies", {"DEBUG": "0", "SECRET_KEY": SECRET, "SECURE_COOKIES": "maybe"}, "SECURE_COOKIES"),
+]
+
+
+@pytest.fixture(scope="module")
+def settings_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Starts Django once per case, all at once (each start takes about a second)."""
+    base = {k: v for k, v in os.environ.items() if k not in _settings_variables() and k != "DJANGO_SETTINGS_MODULE"}
+    base["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    running = {}
+    for case_id, environment, _variable in SETTINGS_CASES:
+        env = {**base, "DATA_DIR": str(tmp_path_factory.mktemp(case_id)), **environment}
+        running[case_id] = subprocess.Popen(
+            [sys.executable, "-c", "import django; django.setup()"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    results = {}
+    for case_id, process in running.items():
+        stdout, stderr = process.communicate(timeout=120)
+        results[case_id] = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    return results
+
+
+@pytest.mark.parametrize(("case_id", "variable"), [pytest.param(c, v, id=c) for c, _e, v in SETTINGS_CASES])
+def test_settings_refuse_malformed_environment(
+    settings_runs: dict[str, subprocess.CompletedProcess[str]], case_id: str, variable: str | None
+) -> None:
+    result = settings_runs[case_id]
+    if variable is None:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode != 0, f"settings accepted a malformed {variable}"
+        assert "ImproperlyConfigured" in result.stderr
+        assert variable in result.stderr.strip().splitlines()[-1], result.stderr
