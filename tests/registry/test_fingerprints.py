@@ -1,0 +1,260 @@
+"""Fingerprints of a work's file (registry.fingerprints)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+
+import iscc_core
+import pytest
+from PIL import Image
+
+from registry import fingerprints
+from registry.errors import InvalidIdentifier
+from registry.fingerprints import Fingerprints, fingerprint_file
+
+WORDS = (
+    "the registry holds works and their authors refuse training while labs read answers from seoul at night "
+    "music books images news broadcasts songs letters rivers mountains light stories data models rights"
+).split()
+
+
+def prose(seed: int, words: int = 400) -> str:
+    rng = random.Random(seed)
+    return " ".join(rng.choice(WORDS) for _ in range(words))
+
+
+def units(iscc: str) -> dict[str, str]:
+    """The ISCC-UNITs of an ISCC-CODE by main type name (CONTENT, DATA, INSTANCE)."""
+    return {iscc_core.Code(unit).maintype.name: f"ISCC:{unit}" for unit in iscc_core.iscc_decompose(iscc)}
+
+
+def reference_iscc(content_unit: str | None, data: bytes) -> str:
+    codes = [
+        iscc_core.gen_data_code(io.BytesIO(data))["iscc"],
+        iscc_core.gen_instance_code(io.BytesIO(data))["iscc"],
+    ]
+    if content_unit is not None:
+        codes.insert(0, content_unit)
+    return str(iscc_core.gen_iscc_code(codes)["iscc"])
+
+
+def png(image: Image.Image, **save_options: object) -> io.BytesIO:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", **save_options)
+    buffer.seek(0)
+    return buffer
+
+
+def picture(size: tuple[int, int] = (64, 48)) -> Image.Image:
+    """An RGB picture with structure, so its Image-Code is not degenerate."""
+    image = Image.new("RGB", size)
+    width, height = size
+    image.putdata([((x * 7) % 256, (y * 11) % 256, ((x + y) * 5) % 256) for y in range(height) for x in range(width)])
+    return image
+
+
+class ChunkedReader(io.BytesIO):
+    """A file that fails the test if anyone reads it whole."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.largest_read = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        assert size is not None and size > 0, "read the whole file at once"
+        self.largest_read = max(self.largest_read, size)
+        return super().read(size)
+
+
+# --- text ----------------------------------------------------------------------------------------------------
+
+
+def test_text_gets_its_sha256_and_a_valid_iscc_code() -> None:
+    data = "저작권자는 AI 학습을 거부할 수 있습니다. Rights holders may refuse AI training.\n".encode() * 20
+
+    result = fingerprint_file(file=io.BytesIO(data), kind="text")
+
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert result.iscc is not None
+    assert iscc_core.iscc_validate(result.iscc, strict=True)
+    assert result.iscc == reference_iscc(iscc_core.gen_text_code(data.decode())["iscc"], data)
+    assert set(units(result.iscc)) == {"CONTENT", "DATA", "INSTANCE"}
+
+
+def test_slightly_edited_text_has_a_nearby_content_code_and_unrelated_text_does_not() -> None:
+    original = prose(1)
+    edited = original.replace("registry", "catalogue", 2)
+    unrelated = prose(2)
+
+    codes = [
+        units(fingerprint_file(file=io.BytesIO(text.encode()), kind="text").iscc or "")["CONTENT"]
+        for text in (original, edited, unrelated)
+    ]
+
+    near = iscc_core.iscc_distance(codes[0], codes[1])
+    far = iscc_core.iscc_distance(codes[0], codes[2])
+    assert near <= 8
+    assert far >= 3 * max(near, 4)
+
+
+def test_non_utf8_text_is_refused_as_unreadable() -> None:
+    with pytest.raises(InvalidIdentifier) as caught:
+        fingerprint_file(file=io.BytesIO("한국어".encode("euc-kr")), kind="text")
+
+    assert caught.value.code == "unreadable_file"
+    assert caught.value.field == "file"
+
+
+def test_text_cut_inside_a_utf8_sequence_is_refused_as_unreadable() -> None:
+    with pytest.raises(InvalidIdentifier) as caught:
+        fingerprint_file(file=io.BytesIO("가".encode()[:2]), kind="text")
+
+    assert caught.value.code == "unreadable_file"
+
+
+def test_utf8_sequences_split_across_chunks_are_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fingerprints, "_CHUNK_SIZE", 7)
+    data = "가나다라마바사 아자차카타파하 ".encode() * 30
+
+    result = fingerprint_file(file=io.BytesIO(data), kind="text")
+
+    assert result.iscc == reference_iscc(iscc_core.gen_text_code(data.decode())["iscc"], data)
+
+
+def test_text_over_the_content_code_limit_gets_only_data_and_instance_codes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fingerprints, "_CHUNK_SIZE", 64)
+    monkeypatch.setattr(fingerprints, "_TEXT_CONTENT_CODE_MAX_BYTES", 1000)
+    data = prose(3).encode()
+    assert len(data) > 1000
+
+    result = fingerprint_file(file=io.BytesIO(data), kind="text")
+
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert result.iscc == reference_iscc(None, data)
+    assert set(units(result.iscc)) == {"DATA", "INSTANCE"}
+
+
+def test_large_text_over_the_limit_is_still_checked_for_utf8(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fingerprints, "_TEXT_CONTENT_CODE_MAX_BYTES", 10)
+
+    with pytest.raises(InvalidIdentifier) as caught:
+        fingerprint_file(file=io.BytesIO(b"plain ascii first, then " + b"\xff"), kind="text")
+
+    assert caught.value.code == "unreadable_file"
+
+
+def test_empty_text_is_fingerprinted() -> None:
+    result = fingerprint_file(file=io.BytesIO(b""), kind="text")
+
+    assert result.sha256 == hashlib.sha256(b"").hexdigest()
+    assert result.iscc is not None
+    assert iscc_core.iscc_validate(result.iscc, strict=True)
+
+
+# --- streaming -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["text", "audio"])
+def test_file_is_read_in_chunks_and_left_at_its_start(kind: str) -> None:
+    data = b"x" * (3 * fingerprints._CHUNK_SIZE + 5)
+    file = ChunkedReader(data)
+    file.seek(17)
+
+    result = fingerprint_file(file=file, kind=kind)
+
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert 0 < file.largest_read <= fingerprints._CHUNK_SIZE
+    assert file.tell() == 0
+
+
+# --- images --------------------------------------------------------------------------------------------------
+
+
+def test_png_gets_an_iscc_code_with_an_image_content_code() -> None:
+    file = png(picture())
+    data = file.getvalue()
+
+    result = fingerprint_file(file=file, kind="image")
+
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert result.iscc is not None
+    assert iscc_core.iscc_validate(result.iscc, strict=True)
+    content = iscc_core.Code(units(result.iscc)["CONTENT"][5:])
+    assert content.subtype == iscc_core.ST_CC.IMAGE
+    assert file.tell() == 0
+
+
+def test_image_code_follows_the_iscc_normalization() -> None:
+    image = picture()
+    expected_pixels = list(image.convert("L").resize((32, 32), Image.Resampling.BICUBIC).tobytes())
+    file = png(image)
+
+    result = fingerprint_file(file=file, kind="image")
+
+    assert result.iscc == reference_iscc(iscc_core.gen_image_code(expected_pixels)["iscc"], file.getvalue())
+
+
+def content_code(image: Image.Image, **save_options: object) -> str:
+    result = fingerprint_file(file=png(image, **save_options), kind="image")
+    return units(result.iscc or "")["CONTENT"]
+
+
+def test_uniform_border_is_trimmed_before_hashing() -> None:
+    inner = picture()
+    framed = Image.new("RGB", (inner.width + 40, inner.height + 30), (255, 255, 255))
+    framed.paste(inner, (20, 15))
+
+    assert content_code(framed) == content_code(inner)
+
+
+def test_transparency_is_put_on_white() -> None:
+    inner = picture()
+    transparent = Image.new("RGBA", (inner.width + 20, inner.height + 20), (0, 0, 0, 0))
+    transparent.paste(inner.convert("RGBA"), (10, 10))
+
+    assert content_code(transparent) == content_code(inner)
+
+
+def test_exif_orientation_is_applied() -> None:
+    upright = picture()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated; display turns it 90° clockwise
+    stored = upright.transpose(Image.Transpose.ROTATE_90)
+
+    assert content_code(stored, exif=exif) == content_code(upright)
+
+
+def test_unreadable_image_is_refused() -> None:
+    with pytest.raises(InvalidIdentifier) as caught:
+        fingerprint_file(file=io.BytesIO(b"\x89PNG\r\n\x1a\n but not really"), kind="image")
+
+    assert caught.value.code == "unreadable_file"
+    assert caught.value.field == "file"
+
+
+def test_truncated_image_is_refused() -> None:
+    data = png(picture((256, 256))).getvalue()
+
+    with pytest.raises(InvalidIdentifier) as caught:
+        fingerprint_file(file=io.BytesIO(data[: len(data) // 2]), kind="image")
+
+    assert caught.value.code == "unreadable_file"
+
+
+# --- other kinds ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["audio", "video", "software", "dataset", "other"])
+def test_other_kinds_get_only_a_sha256(kind: str) -> None:
+    data = b"ID3\x03\x00 not really audio, but bytes are bytes"
+
+    result = fingerprint_file(file=io.BytesIO(data), kind=kind)
+
+    assert result == Fingerprints(sha256=hashlib.sha256(data).hexdigest(), iscc=None)
+
+
+def test_unknown_kind_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="podcast"):
+        fingerprint_file(file=io.BytesIO(b""), kind="podcast")
