@@ -23,20 +23,20 @@ class Env:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self.environ = os.environ if environ is None else environ
 
-    def str(self, name: str, default: str | None = None) -> str | None:
+    def string(self, name: str, default: str | None = None) -> str | None:
         value = self.environ.get(name)
         return default if value is None else value.strip()
 
     def required(self, name: str, *, dev_default: str | None, debug: bool) -> str:
         """A value that production must set; in DEBUG a development value may be used."""
-        value = self.str(name)
+        value = self.string(name)
         if value:
             return value
         if debug and dev_default is not None:
             return dev_default
         raise ImproperlyConfigured(f"{name} must be set (it has no default outside DEBUG).")
 
-    def bool(self, name: str, default: bool = False) -> bool:
+    def boolean(self, name: str, default: bool = False) -> bool:
         raw = self.environ.get(name)
         if raw is None:
             return default
@@ -47,7 +47,7 @@ class Env:
             return False
         raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use 1/0, true/false, yes/no, on/off).")
 
-    def int(self, name: str, default: int, *, minimum: int | None = None) -> int:
+    def integer(self, name: str, default: int, *, minimum: int | None = None) -> int:
         raw = self.environ.get(name)
         if raw is None or not raw.strip():
             return default
@@ -59,7 +59,7 @@ class Env:
             raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}.")
         return value
 
-    def float(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
         raw = self.environ.get(name)
         if raw is None or not raw.strip():
             return default
@@ -71,14 +71,14 @@ class Env:
             raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}.")
         return value
 
-    def list(self, name: str, default: list[str]) -> list[str]:
+    def csv_list(self, name: str, default: list[str]) -> list[str]:
         raw = self.environ.get(name)
         if raw is None:
             return default
         return [item.strip() for item in raw.split(",") if item.strip()]
 
     def time_zone(self, name: str, default: str) -> str:
-        value = self.str(name, default) or default
+        value = self.string(name, default) or default
         try:
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -86,7 +86,7 @@ class Env:
         return value
 
     def database(self, name: str, default: str) -> dict[str, Any]:
-        value = self.str(name) or default
+        value = self.string(name) or default
         try:
             config = dj_database_url.parse(value, conn_max_age=60, conn_health_checks=True)
         except Exception as exc:  # dj-database-url raises several types for bad URLs
@@ -98,10 +98,10 @@ class Env:
             # Connection reuse brings nothing on SQLite and keeps files locked between tests.
             config["CONN_MAX_AGE"] = 0
             config["CONN_HEALTH_CHECKS"] = False
-        return config
+        return dict(config)
 
     def redis_url(self, name: str) -> str | None:
-        value = self.str(name)
+        value = self.string(name)
         if not value:
             return None
         if not value.startswith(("redis://", "rediss://", "unix://")):
@@ -109,5 +109,5 @@ class Env:
         return value
 
     def path(self, name: str, default: Path) -> Path:
-        value = self.str(name)
+        value = self.string(name)
         return Path(value).expanduser().resolve() if value else default

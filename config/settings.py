@@ -21,13 +21,13 @@ django_stubs_ext.monkeypatch()
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = Env()
 
-DEBUG = env.bool("DEBUG", False)
-TESTING = env.bool("REGISTRY_TESTING", False)
+DEBUG = env.boolean("DEBUG", False)
+TESTING = env.boolean("REGISTRY_TESTING", False)
 
 # Development may run without secrets; production must bring its own.
 SECRET_KEY = env.required("SECRET_KEY", dev_default="dev-only-" + secrets.token_urlsafe(32), debug=DEBUG or TESTING)
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG or TESTING else [])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
+ALLOWED_HOSTS = env.csv_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG or TESTING else [])
+CSRF_TRUSTED_ORIGINS = env.csv_list("CSRF_TRUSTED_ORIGINS", [])
 
 DATA_DIR = env.path("DATA_DIR", BASE_DIR / "var")
 
@@ -94,7 +94,7 @@ if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Korean first: the registry serves Korean rights holders; English ships alongside.
-LANGUAGE_CODE = env.str("LANGUAGE_CODE", "ko") or "ko"
+LANGUAGE_CODE = env.string("LANGUAGE_CODE", "ko") or "ko"
 LANGUAGES = [("ko", _("Korean")), ("en", _("English"))]
 if LANGUAGE_CODE not in {code for code, _name in LANGUAGES}:
     from django.core.exceptions import ImproperlyConfigured
@@ -118,10 +118,10 @@ STORAGES = {
 }
 # Bulk uploads go to disk as they stream in; only small bodies stay in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.integer("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 * 1024, minimum=1024)
 
 if not DEBUG and not TESTING:
-    SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", True)
+    SESSION_COOKIE_SECURE = env.boolean("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -143,7 +143,7 @@ else:
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ALWAYS_EAGER = env.boolean("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -157,7 +157,11 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "registry-domains-recheck": {
         "task": "registry.tasks.domains_recheck_pending",
-        "schedule": timedelta(minutes=env.int("DOMAIN_RECHECK_MINUTES", 15, minimum=1)),
+        "schedule": timedelta(minutes=env.integer("DOMAIN_RECHECK_MINUTES", 15, minimum=1)),
+    },
+    "registry-imports-resume": {
+        "task": "registry.tasks.work_imports_resume",
+        "schedule": timedelta(minutes=10),
     },
 }
 
@@ -182,26 +186,24 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "Authorization"}}
-    },
+    "APPEND_COMPONENTS": {"securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "Authorization"}}},
     "SECURITY": [{"ApiKey": []}],
 }
 
 # --- Registry ---------------------------------------------------------------
-REGISTRY_NAME = env.str("REGISTRY_NAME", "AI-training opt-out registry")
+REGISTRY_NAME = env.string("REGISTRY_NAME", "AI-training opt-out registry")
 # How many rows a bulk work import may hold, and how many it registers per transaction.
-WORK_IMPORT_MAX_ROWS = env.int("WORK_IMPORT_MAX_ROWS", 100_000, minimum=1)
-WORK_IMPORT_CHUNK_ROWS = env.int("WORK_IMPORT_CHUNK_ROWS", 1_000, minimum=1)
+WORK_IMPORT_MAX_ROWS = env.integer("WORK_IMPORT_MAX_ROWS", 100_000, minimum=1)
+WORK_IMPORT_CHUNK_ROWS = env.integer("WORK_IMPORT_CHUNK_ROWS", 1_000, minimum=1)
 # Domain verification fetches a file from the claimed origin; these bound that request.
-DOMAIN_CHECK_TIMEOUT = env.float("DOMAIN_CHECK_TIMEOUT", 5.0, minimum=0.1)
+DOMAIN_CHECK_TIMEOUT = env.number("DOMAIN_CHECK_TIMEOUT", 5.0, minimum=0.1)
 # Fetching private or loopback addresses is refused in production (server-side request forgery).
-DOMAIN_CHECK_ALLOW_PRIVATE = env.bool("DOMAIN_CHECK_ALLOW_PRIVATE", DEBUG)
-DOMAIN_VERIFICATION_TTL_DAYS = env.int("DOMAIN_VERIFICATION_TTL_DAYS", 7, minimum=1)
+DOMAIN_CHECK_ALLOW_PRIVATE = env.boolean("DOMAIN_CHECK_ALLOW_PRIVATE", DEBUG)
+DOMAIN_VERIFICATION_TTL_DAYS = env.integer("DOMAIN_VERIFICATION_TTL_DAYS", 7, minimum=1)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", "INFO") or "INFO"},
+    "root": {"handlers": ["console"], "level": env.string("LOG_LEVEL", "INFO") or "INFO"},
 }

@@ -106,7 +106,7 @@ class IdentifierInline(admin.TabularInline[Identifier, Work]):
 class ClaimInline(admin.TabularInline[OwnershipClaim, Work]):
     model = OwnershipClaim
     extra = 0
-    fields = ["holder", "share_bp", "valid_from", "status", "decision_reason", "decided_at"]
+    fields = ("holder", "share_bp", "valid_from", "status", "decision_reason", "decided_at")
     readonly_fields = fields
     can_delete = False
 
@@ -149,7 +149,7 @@ class OwnershipClaimAdmin(admin.ModelAdmin[OwnershipClaim]):
         "verified_by_domain",
         "created_at",
     ]
-    fields = readonly_fields + ["decision_reason"]
+    fields = [*readonly_fields, "decision_reason"]
     actions = ["verify", "reject"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

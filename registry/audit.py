@@ -10,14 +10,14 @@ from django.db import models
 from registry.models import ApiKey, ApiScope, AuditEvent, Party
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser, User
 
 
 @dataclass(frozen=True)
 class Actor:
     """The principal a service acts for: a person (portal session), a party's API key, or the system."""
 
-    user: AbstractBaseUser | AnonymousUser | None = None
+    user: User | AnonymousUser | None = None
     party: Party | None = None
     api_key: ApiKey | None = None
     # The registry itself (tasks, operators' management commands): trusted like staff.

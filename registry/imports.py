@@ -18,7 +18,7 @@ import zipfile
 import zlib
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, suppress
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import IO
 from xml.etree.ElementTree import ParseError
 
@@ -710,3 +710,22 @@ def _import_end(work_import: WorkImport, actor: Actor, *, status: str, reason: s
                 **({"reason": reason} if reason else {}),
             },
         )
+
+
+def work_imports_resume_stalled(*, older_than_minutes: int = 15) -> int:
+    """Queue again the imports still unfinished long after upload (a lost task or a crashed worker).
+
+    Safe while an import is still running: the chunk lock and cursor check let only one
+    worker commit each chunk; the other stops.
+    """
+    from registry.tasks import work_import_run  # tasks imports this module
+
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    stalled = list(
+        WorkImport.objects.filter(
+            status__in=[ImportStatus.RECEIVED, ImportStatus.PROCESSING], created_at__lt=cutoff
+        ).values_list("pk", flat=True)
+    )
+    for import_id in stalled:
+        work_import_run.delay(import_id)
+    return len(stalled)

@@ -403,3 +403,6 @@ class WorkImportRowError(models.Model):
             # One error per row and field: a retried chunk cannot report a row twice.
             models.UniqueConstraint(fields=["work_import", "row", "field"], name="import_row_error_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.code}"

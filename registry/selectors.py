@@ -146,13 +146,11 @@ def work_import_errors(*, work_import: WorkImport) -> QuerySet[WorkImportRowErro
 
 
 def apikey_list_for_actor(*, actor: Actor) -> QuerySet[ApiKey]:
-    if actor.party is None:
-        return (
-            ApiKey.objects.filter(party__isnull=True, user_id=actor.user_id)
-            if actor.is_staff
-            else ApiKey.objects.none()
-        )
-    return ApiKey.objects.filter(party=actor.party)
+    if actor.party is not None:
+        return ApiKey.objects.filter(party=actor.party)
+    if actor.is_staff and actor.user_id is not None:
+        return ApiKey.objects.filter(party__isnull=True, user_id=actor.user_id)
+    return ApiKey.objects.none()
 
 
 def apikey_get_for_actor(*, actor: Actor, key_id: int) -> ApiKey:

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -48,8 +48,8 @@ from registry.models import (
     DomainStatus,
     HolderType,
     Identifier,
-    Membership,
     MemberRole,
+    Membership,
     OwnershipClaim,
     Party,
     PartyKind,
@@ -101,7 +101,7 @@ def _clean_isni(value: str) -> str:
     try:
         return str(stdnum_isni.validate(value))
     except StdnumValidationError as exc:
-        raise InvalidInput(_("Not a valid ISNI: %(reason)s") % {"reason": exc.message}, field="isni") from None
+        raise InvalidInput(_("Not a valid ISNI: %(reason)s") % {"reason": str(exc)}, field="isni") from None
 
 
 def _brn_check_digit_ok(number: str) -> bool:
@@ -120,7 +120,7 @@ def _clean_brn(value: str) -> str:
         number = str(stdnum_brn.validate(value))
     except StdnumValidationError as exc:
         raise InvalidInput(
-            _("Not a valid business registration number: %(reason)s") % {"reason": exc.message},
+            _("Not a valid business registration number: %(reason)s") % {"reason": str(exc)},
             field="business_registration_number",
         ) from None
     if not _brn_check_digit_ok(number):
@@ -137,7 +137,7 @@ def party_create(
     actor: Actor,
     kind: str,
     name: str,
-    owner: AbstractBaseUser | None = None,
+    owner: User | None = None,
     holder_type: str = HolderType.ORGANISATION,
     isni: str = "",
     business_registration_number: str = "",
@@ -165,7 +165,7 @@ def party_create(
 
 
 def membership_add(
-    *, actor: Actor, party: Party, user: AbstractBaseUser, role: str, _skip_check: bool = False
+    *, actor: Actor, party: Party, user: User, role: str, _skip_check: bool = False
 ) -> Membership:
     if role not in MemberRole.values:
         raise InvalidInput(_("Unknown role."), field="role")
@@ -182,6 +182,10 @@ def membership_add(
     return membership
 
 
+def _acting_user(actor: Actor) -> User | None:
+    return actor.user if isinstance(actor.user, User) else None
+
+
 def _hash_key(raw_key: str) -> str:
     # Keys are 256-bit random secrets, so a fast unsalted hash is safe and allows indexed lookup.
     return hashlib.sha256(raw_key.encode()).hexdigest()
@@ -192,7 +196,7 @@ def apikey_create(
     actor: Actor,
     scopes: Sequence[str],
     party: Party | None = None,
-    staff_user: AbstractBaseUser | None = None,
+    staff_user: User | None = None,
     name: str = "",
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with the raw secret, which is never stored and shown only now."""
@@ -216,7 +220,7 @@ def apikey_create(
     with transaction.atomic():
         key = ApiKey.objects.create(
             party=party,
-            user=staff_user if staff_user is not None else (actor.user if actor.user_id else None),
+            user=staff_user if staff_user is not None else _acting_user(actor),
             name=name.strip()[:100],
             prefix=prefix,
             key_hash=_hash_key(raw_key),
@@ -312,7 +316,7 @@ def work_draft_build(
         )
     clean_creators = tuple(c.strip() for c in creators if c and c.strip())
     language = (language or "").strip()
-    if language and not _LANGUAGE_TAG.match(language):
+    if language and (len(language) > 35 or not _LANGUAGE_TAG.match(language)):
         raise InvalidInput(_("Use a language tag such as ko or en-US."), code="invalid_format", field="language")
     if creation_year is not None:
         this_year = timezone.localdate().year
@@ -486,7 +490,8 @@ def work_register(*, actor: Actor, holder: Party, draft: WorkDraft) -> tuple[Wor
     (result,) = works_register(actor=actor, holder=holder, drafts=[draft])
     if result.error is not None:
         raise result.error
-    assert result.work is not None and result.claim is not None
+    assert result.work is not None
+    assert result.claim is not None
     return result.work, result.claim
 
 
@@ -632,7 +637,7 @@ def claim_reject(*, actor: Actor, claim: OwnershipClaim, reason: str) -> Ownersh
     return claim
 
 
-def staff_user_ensure(*, email: str) -> AbstractBaseUser:
+def staff_user_ensure(*, email: str) -> User:
     """The staff user with this e-mail, created (without a usable password) if needed."""
     user_model = get_user_model()
     email = email.strip().lower()

@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from registry import services
-from registry.imports import work_import_process
+from registry.imports import work_import_process, work_imports_resume_stalled
+
+# A lost database connection is worth retrying; anything else is a bug or bad data, recorded on the object.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 
-@shared_task(acks_late=True, max_retries=5, default_retry_delay=30, soft_time_limit=3600, time_limit=3900)
+@shared_task(
+    acks_late=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=3600,
+    time_limit=3900,
+)
 def work_import_run(import_id: int) -> None:
     # Resumable: the import's row cursor advances with each committed chunk, so a retried
     # or redelivered task continues where the last one stopped.
     work_import_process(import_id=import_id)
 
 
-@shared_task(acks_late=True, max_retries=5, default_retry_delay=30)
+@shared_task(acks_late=True, max_retries=0, soft_time_limit=120, time_limit=180)
+def work_imports_resume() -> int:
+    return work_imports_resume_stalled()
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, max_retries=5)
 def domain_claims_verify(domain_id: int) -> int:
     return services.domain_claims_verify(domain_id=domain_id)
 

@@ -36,9 +36,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
-    response = exception_handler(exc, context)
-    if response is None or not isinstance(exc, exceptions.APIException):
-        return response
+    handled = exception_handler(exc, context)
+    if handled is None or not isinstance(exc, exceptions.APIException):
+        return handled
+    response = handled
     body: dict[str, Any]
     if isinstance(exc, exceptions.ValidationError):
         field, code, message = _first_error(exc.detail)

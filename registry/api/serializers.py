@@ -23,6 +23,7 @@ from registry.models import (
     WorkImport,
     WorkImportRowError,
     WorkKind,
+    WorkStatus,
 )
 
 # --- inputs ---------------------------------------------------------------------------
@@ -59,13 +60,13 @@ class IdentifierListField(serializers.ListField):
                 scheme, sep, value = item.partition(":")
                 if not sep:
                     raise serializers.ValidationError(
-                        {index: _("Write an identifier as scheme:value, e.g. isbn:9788937460449.")},
+                        {str(index): _("Write an identifier as scheme:value, e.g. isbn:9788937460449.")},
                         code="invalid_format",
                     )
                 item = {"scheme": scheme, "value": value}
             serializer = IdentifierInput(data=item)
             if not serializer.is_valid():
-                raise serializers.ValidationError({index: serializer.errors})
+                raise serializers.ValidationError({str(index): serializer.errors})
             result.append(dict(serializer.validated_data))
         return result
 
@@ -93,7 +94,7 @@ class WorkCreateInput(serializers.Serializer):
 
 class WorkListFilter(serializers.Serializer):
     kind = serializers.ChoiceField(choices=WorkKind.choices, required=False)
-    status = serializers.ChoiceField(choices=Work._meta.get_field("status").choices, required=False)
+    status = serializers.ChoiceField(choices=WorkStatus.choices, required=False)
     identifier = serializers.CharField(required=False, help_text=_("scheme:value, e.g. isbn:9788937460449"))
 
 
@@ -219,7 +220,7 @@ class DomainOutput(serializers.ModelSerializer):
 
 class ImportOutput(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
-    errors = serializers.SerializerMethodField()
+    row_errors = serializers.SerializerMethodField()
     errors_url = serializers.SerializerMethodField()
 
     class Meta:
@@ -235,7 +236,7 @@ class ImportOutput(serializers.ModelSerializer):
             "rows_failed",
             "progress",
             "failure_reason",
-            "errors",
+            "row_errors",
             "errors_url",
             "created_at",
             "finished_at",
@@ -246,7 +247,7 @@ class ImportOutput(serializers.ModelSerializer):
             return 1.0 if work_import.status == "processed" else 0.0
         return round(min(work_import.rows_done / work_import.rows_total, 1.0), 4)
 
-    def get_errors(self, work_import: WorkImport) -> list[dict[str, Any]]:
+    def get_row_errors(self, work_import: WorkImport) -> Any:
         # The first hundred; the whole report is at errors_url.
         return ImportRowErrorOutput(work_import.row_errors.order_by("row", "pk")[:100], many=True).data
 

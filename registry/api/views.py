@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.db import connection
-from django.http import JsonResponse, StreamingHttpResponse
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import renderers, status
@@ -42,9 +41,9 @@ from registry.api.serializers import (
 from registry.audit import Actor
 from registry.errors import NotPermitted
 from registry.fingerprints import fingerprint_file
+from registry.identifiers import Scheme
 from registry.imports import work_import_create
 from registry.models import Party
-from registry.identifiers import Scheme
 
 
 def _acting_party(actor: Actor) -> Party:
@@ -78,7 +77,7 @@ class RegistryAPIView(APIView):
 
     def paginate(self, queryset: Any, serializer_class: Any) -> Response:
         paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(queryset, self.request, view=self)
+        page: list[Any] | None = paginator.paginate_queryset(queryset, self.request, view=self)
         return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 

@@ -29,7 +29,9 @@ def test_the_database_refuses_to_update_or_delete_audit_events(holder):
 
 def test_party_create_command_makes_the_party_and_its_owner():
     out = StringIO()
-    call_command("party_create", "--kind", "holder", "--name", "Jeju Photos", "--owner-email", "Boss@Jeju.example", stdout=out)
+    call_command(
+        "party_create", "--kind", "holder", "--name", "Jeju Photos", "--owner-email", "Boss@Jeju.example", stdout=out
+    )
 
     party = Party.objects.get(name="Jeju Photos")
     assert party.kind == "holder"
@@ -160,7 +162,9 @@ def test_openapi_schema_and_docs_are_served_without_a_cdn():
     assert docs.status_code == 200
     html = docs.content.decode()
     assert "swagger-ui" in html
-    assert "cdn." not in html and "unpkg" not in html and "jsdelivr" not in html
+    assert "cdn." not in html
+    assert "unpkg" not in html
+    assert "jsdelivr" not in html
 
 
 def test_healthz_reports_the_database():

@@ -20,12 +20,20 @@ def victim(holder_api, holder):
         {"title": "Mine", "kind": "text", "identifiers": [{"scheme": "isbn", "value": "9780306406157"}]},
         format="json",
     ).json()
-    domain = holder_api.post("/api/v1/domains", {"origin": "https://mine.example.kr", "method": "dns"}, format="json").json()
+    domain = holder_api.post(
+        "/api/v1/domains", {"origin": "https://mine.example.kr", "method": "dns"}, format="json"
+    ).json()
     upload = io.BytesIO(b"title,kind,isbn\nBook,text,9788936434021\n")
     upload.name = "works.csv"
     work_import = holder_api.post("/api/v1/works/bulk", {"file": upload}, format="multipart").json()
     key = ApiKey.objects.filter(party=holder).first()
-    return {"work": work["id"], "claim": work["claim"]["id"], "domain": domain["id"], "import": work_import["id"], "key": key.pk}
+    return {
+        "work": work["id"],
+        "claim": work["claim"]["id"],
+        "domain": domain["id"],
+        "import": work_import["id"],
+        "key": key.pk,
+    }
 
 
 def _member_of_another_party(other_holder, co_owner) -> APIClient:
@@ -89,7 +97,9 @@ def test_intruders_see_none_of_another_holders_objects_in_lists(
     }[intruder]()
 
     for path, victim_id in (
-        ("/api/v1/claims", victim["claim"]), ("/api/v1/domains", victim["domain"]), ("/api/v1/api-keys", victim["key"])
+        ("/api/v1/claims", victim["claim"]),
+        ("/api/v1/domains", victim["domain"]),
+        ("/api/v1/api-keys", victim["key"]),
     ):
         response = client.get(path)
         assert response.status_code == 200, (path, response.content)
@@ -146,7 +156,8 @@ def test_party_owner_creates_a_key_shown_once_and_stored_hashed(session_api, hol
     assert created.status_code == 201
     raw = created.json()["key"]
     key = ApiKey.objects.get(pk=created.json()["id"])
-    assert raw not in (key.key_hash, key.prefix) and key.key_hash != raw
+    assert raw not in (key.key_hash, key.prefix)
+    assert key.key_hash != raw
     listed = session_api.get("/api/v1/api-keys").json()["results"]
     assert "key" not in listed[0]
     revoked = session_api.post(f"/api/v1/api-keys/{key.pk}/revoke")
@@ -159,4 +170,3 @@ def test_party_keys_cannot_carry_the_staff_scope(session_api):
 
     assert response.status_code == 400
     assert response.json()["error"]["field"] == "scopes"
-

@@ -51,7 +51,9 @@ def test_concurrent_registrations_of_one_identifier_make_one_work(holder, other_
     def register(party) -> None:
         try:
             barrier.wait()
-            draft = work_draft_build(title="Same", kind="text", identifiers=[{"scheme": "doi", "value": "10.1000/race"}])
+            draft = work_draft_build(
+                title="Same", kind="text", identifiers=[{"scheme": "doi", "value": "10.1000/race"}]
+            )
             results.append(work_register(actor=Actor(party=party), holder=party, draft=draft))
         except Exception as exc:
             results.append(exc)

@@ -153,13 +153,16 @@ def test_an_origin_verified_by_one_holder_cannot_be_verified_by_another(holder, 
     origin = "https://shared.example.kr"
     mine = domain_add(actor=Actor(party=holder), holder=holder, origin=origin, method="dns")
     theirs = domain_add(actor=Actor(party=other_holder), holder=other_holder, origin=origin, method="dns")
-    domain_check(actor=Actor(party=holder), domain=mine, resolver=lambda n: [f"optout-registry-verification={mine.token}"])
+    domain_check(
+        actor=Actor(party=holder), domain=mine, resolver=lambda n: [f"optout-registry-verification={mine.token}"]
+    )
 
     from registry.errors import InvalidState
 
     with pytest.raises(InvalidState) as refused:
         domain_check(
-            actor=Actor(party=other_holder), domain=theirs,
+            actor=Actor(party=other_holder),
+            domain=theirs,
             resolver=lambda n: [f"optout-registry-verification={theirs.token}"],
         )
     assert refused.value.code == "domain_taken"
@@ -179,7 +182,9 @@ def test_the_beat_task_rechecks_pending_domains(holder, monkeypatch):
     from registry.tasks import domains_recheck_pending
 
     domain = domain_add(actor=Actor(party=holder), holder=holder, origin="https://late.example.kr", method="dns")
-    monkeypatch.setattr("registry.domains.dns_txt_lookup", lambda name: [f"optout-registry-verification={domain.token}"])
+    monkeypatch.setattr(
+        "registry.domains.dns_txt_lookup", lambda name: [f"optout-registry-verification={domain.token}"]
+    )
 
     assert domains_recheck_pending.delay().get() == 1
 

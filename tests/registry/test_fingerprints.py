@@ -14,10 +14,8 @@ from registry import fingerprints
 from registry.errors import InvalidIdentifier
 from registry.fingerprints import Fingerprints, fingerprint_file
 
-WORDS = (
-    "the registry holds works and their authors refuse training while labs read answers from seoul at night "
-    "music books images news broadcasts songs letters rivers mountains light stories data models rights"
-).split()
+WORDS = ("the", "registry", "holds", "works", "and", "authors", "refuse", "training", "while", "labs", "read")
+WORDS += ("answers", "from", "seoul", "at", "night", "music", "books", "images", "news", "songs", "rivers", "light")
 
 
 def prose(seed: int, words: int = 400) -> str:
@@ -63,7 +61,8 @@ class ChunkedReader(io.BytesIO):
         self.largest_read = 0
 
     def read(self, size: int | None = -1) -> bytes:
-        assert size is not None and size > 0, "read the whole file at once"
+        assert size is not None, "read the whole file at once"
+        assert size > 0, "read the whole file at once"
         self.largest_read = max(self.largest_read, size)
         return super().read(size)
 
@@ -157,16 +156,19 @@ def test_empty_text_is_fingerprinted() -> None:
 
 
 @pytest.mark.parametrize("kind", ["text", "audio"])
-def test_file_is_read_in_chunks_and_left_at_its_start(kind: str) -> None:
-    data = b"x" * (3 * fingerprints._CHUNK_SIZE + 5)
+def test_file_is_read_in_chunks_and_left_at_its_start(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fingerprints, "_CHUNK_SIZE", 1024)
+    data = prose(4, words=2000).encode()
     file = ChunkedReader(data)
     file.seek(17)
 
     result = fingerprint_file(file=file, kind=kind)
 
     assert result.sha256 == hashlib.sha256(data).hexdigest()
-    assert 0 < file.largest_read <= fingerprints._CHUNK_SIZE
+    assert file.largest_read == 1024
     assert file.tell() == 0
+    if kind == "text":
+        assert result.iscc == reference_iscc(iscc_core.gen_text_code(data.decode())["iscc"], data)
 
 
 # --- images --------------------------------------------------------------------------------------------------
@@ -210,11 +212,13 @@ def test_uniform_border_is_trimmed_before_hashing() -> None:
 
 
 def test_transparency_is_put_on_white() -> None:
-    inner = picture()
-    transparent = Image.new("RGBA", (inner.width + 20, inner.height + 20), (0, 0, 0, 0))
-    transparent.paste(inner.convert("RGBA"), (10, 10))
+    hole = (16, 12, 48, 36)
+    with_hole = picture().convert("RGBA")
+    with_hole.paste((0, 0, 0, 0), hole)
+    on_white = picture()
+    on_white.paste((255, 255, 255), hole)
 
-    assert content_code(transparent) == content_code(inner)
+    assert content_code(with_hole) == content_code(on_white)
 
 
 def test_exif_orientation_is_applied() -> None:

@@ -470,3 +470,25 @@ def test_processing_a_processed_import_again_changes_nothing(actor, holder):
     assert (Work.objects.count(), WorkImportRowError.objects.count(), AuditEvent.objects.count()) == before
     assert (after.status, after.rows_registered, after.rows_failed) == (ImportStatus.PROCESSED, 1, 1)
     assert after.finished_at == work_import.finished_at
+
+
+def test_stalled_imports_are_queued_again_and_finish(holder, owner, settings):
+    from datetime import timedelta
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.utils import timezone
+
+    from registry.imports import work_import_create, work_imports_resume_stalled
+    from registry.models import ImportStatus, WorkImport
+
+    upload = SimpleUploadedFile("w.csv", b"title,kind,isbn\nBook,text,9780306406157\n")
+    # Created outside a commit hook's reach: the task it queued is "lost".
+    work_import = work_import_create(actor=Actor(user=owner, party=holder), holder=holder, file=upload, filename="w.csv")
+    WorkImport.objects.filter(pk=work_import.pk).update(created_at=timezone.now() - timedelta(hours=1))
+
+    assert work_imports_resume_stalled() == 1
+
+    work_import.refresh_from_db()
+    assert work_import.status == ImportStatus.PROCESSED
+    assert work_import.rows_registered == 1
+    assert work_imports_resume_stalled() == 0

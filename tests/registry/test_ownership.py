@@ -23,7 +23,9 @@ def _register(client, isbn="9788936434021", share_bp=10000):
 def test_staff_verifies_a_claim_and_the_work_becomes_verified(holder_api, staff_api, staff):
     work = _register(holder_api)
 
-    response = staff_api.post(f"/api/v1/claims/{work['claim']['id']}/verify", {"reason": "contract seen"}, format="json")
+    response = staff_api.post(
+        f"/api/v1/claims/{work['claim']['id']}/verify", {"reason": "contract seen"}, format="json"
+    )
 
     assert response.status_code == 200, response.content
     assert response.json()["status"] == ClaimStatus.VERIFIED

@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def real_worker(tmp_path):
     """Start ``celery -A config worker`` against the test database and Redis; stop it afterwards."""
     db = connection.settings_dict
-    database_url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    database_url = (
+        f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -36,9 +38,23 @@ def real_worker(tmp_path):
     celery_app.control.purge()
     log = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO",
-         "--without-mingle", "--without-gossip", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            "--loglevel=INFO",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         yield worker
@@ -72,5 +88,5 @@ def test_bulk_import_is_processed_by_a_real_worker(real_worker, holder_api, tmp_
     assert progress["status"] == ImportStatus.PROCESSED, (tmp_path / "worker.log").read_text()
     assert (progress["rows_total"], progress["rows_registered"], progress["rows_failed"]) == (251, 250, 1)
     assert progress["progress"] == 1.0
-    assert progress["errors"][0]["row"] == 252
+    assert progress["row_errors"][0]["row"] == 252
     assert Work.objects.count() == 250

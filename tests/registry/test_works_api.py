@@ -56,7 +56,10 @@ def test_registering_an_identifier_another_work_holds_is_refused_with_that_work(
 
 
 def test_invalid_identifier_is_refused_with_reason_and_field_and_nothing_is_written(holder_api):
-    bad = {**BOOK, "identifiers": [{"scheme": "doi", "value": "10.1000/x"}, {"scheme": "isbn", "value": "978-89-364-3402-5"}]}
+    bad = {
+        **BOOK,
+        "identifiers": [{"scheme": "doi", "value": "10.1000/x"}, {"scheme": "isbn", "value": "978-89-364-3402-5"}],
+    }
 
     response = holder_api.post("/api/v1/works", bad, format="json")
 
@@ -113,7 +116,11 @@ def test_work_is_found_by_each_identifier_in_any_spelling(holder_api):
         ],
     }
     work_id = holder_api.post("/api/v1/works", payload, format="json").json()["id"]
-    holder_api.post("/api/v1/works", {**BOOK, "title": "Other", "identifiers": [{"scheme": "isbn", "value": "9780306406157"}]}, format="json")
+    holder_api.post(
+        "/api/v1/works",
+        {**BOOK, "title": "Other", "identifiers": [{"scheme": "isbn", "value": "9780306406157"}]},
+        format="json",
+    )
 
     by_isbn10 = holder_api.get("/api/v1/works", {"identifier": "isbn:89-364-3402-0"}).json()
     by_url = holder_api.get("/api/v1/works", {"identifier": "url:HTTPS://Books.Example.KR:443/han-kang#top"}).json()
@@ -153,9 +160,7 @@ def test_registering_by_file_keeps_only_its_fingerprints(holder_api, settings, t
     upload = io.BytesIO(content.encode())
     upload.name = "manuscript.txt"
 
-    response = holder_api.post(
-        "/api/v1/works", {"title": "원고", "kind": "text", "file": upload}, format="multipart"
-    )
+    response = holder_api.post("/api/v1/works", {"title": "원고", "kind": "text", "file": upload}, format="multipart")
 
     assert response.status_code == 201, response.content
     identifiers = {i["scheme"]: i["value"] for i in response.json()["identifiers"]}

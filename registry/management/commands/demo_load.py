@@ -4,7 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
@@ -23,7 +23,7 @@ from registry.services import (
 DEMO_KEY_NAME = "demo"
 HOLDER = "한강출판사 Hangang Press"
 LAB = "Seoul AI Lab"
-WORKS = [
+WORKS: list[dict[str, Any]] = [
     {
         "title": "채식주의자 (demo)",
         "kind": "text",
@@ -55,7 +55,7 @@ class Command(BaseCommand):
         parser.add_argument("--force", action="store_true", help="load even when DEBUG is off")
         parser.add_argument("--password", default="demo-pass-2026", help="password for the demo people")
 
-    def _user(self, email: str, password: str, *, staff: bool = False) -> AbstractBaseUser:
+    def _user(self, email: str, password: str, *, staff: bool = False) -> User:
         user_model = get_user_model()
         user, _created = user_model.objects.get_or_create(username=email, defaults={"email": email})
         user.is_staff = user.is_superuser = staff
