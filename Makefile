@@ -64,7 +64,7 @@ run: $(STAMP_RUN)
 	@echo
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile --port $(PORT)
 
-# Tests fail without compiled translations, so a missing msgfmt is an error here.
+# Tests of translated messages need the compiled catalogues, so a missing msgfmt is an error here.
 test: export REGISTRY_TESTING := 1
 test: $(STAMP_TEST)
 	$(call compile_messages,fail)

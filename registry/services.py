@@ -164,9 +164,7 @@ def party_create(
     return party
 
 
-def membership_add(
-    *, actor: Actor, party: Party, user: User, role: str, _skip_check: bool = False
-) -> Membership:
+def membership_add(*, actor: Actor, party: Party, user: User, role: str, _skip_check: bool = False) -> Membership:
     if role not in MemberRole.values:
         raise InvalidInput(_("Unknown role."), field="role")
     if not _skip_check:
@@ -203,7 +201,9 @@ def apikey_create(
     unknown = sorted(set(scopes) - set(ApiScope.values))
     if unknown or not scopes:
         raise InvalidInput(
-            _("Unknown or missing scopes: %(scopes)s") % {"scopes": ", ".join(unknown) or "-"}, field="scopes"
+            _("Unknown or missing scopes: %(scopes)s") % {"scopes": ", ".join(unknown) or "-"},
+            code="invalid_scopes",
+            field="scopes",
         )
     if (party is None) == (staff_user is None):
         raise InvalidInput(_("A key belongs either to a party or to a staff user."), field="party")

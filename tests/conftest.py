@@ -11,8 +11,6 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
-os.environ.setdefault("REGISTRY_TESTING", "1")
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
@@ -30,17 +28,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip_pg = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://...")
     skip_redis = pytest.mark.skip(reason="needs Redis and a Celery worker: set REDIS_URL=redis://...")
     for item in items:
-        if "postgres" in item.keywords and not _on_postgres():
+        if item.get_closest_marker("postgres") and not _on_postgres():
             item.add_marker(skip_pg)
-        if "redis" in item.keywords and not os.environ.get("REDIS_URL"):
+        if item.get_closest_marker("redis") and not os.environ.get("REDIS_URL"):
             item.add_marker(skip_redis)
 
 
 _skipped_required: list[str] = []
+_requires_service: set[str] = set()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _requires_service.update(
+        item.nodeid for item in session.items if item.get_closest_marker("postgres") or item.get_closest_marker("redis")
+    )
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped and ("postgres" in report.keywords or "redis" in report.keywords):
+    if report.skipped and report.nodeid in _requires_service:
         _skipped_required.append(report.nodeid)
 
 

@@ -42,7 +42,7 @@ def test_party_create_command_makes_the_party_and_its_owner():
 
 
 def test_party_create_validates_the_business_registration_number():
-    with pytest.raises(CommandError, match="business registration number"):
+    with pytest.raises(CommandError, match="invalid_checksum"):
         call_command(
             "party_create", "--kind", "holder", "--name", "X", "--owner-email", "x@x.example", "--brn", "1234567890"
         )
@@ -80,7 +80,7 @@ def test_apikey_create_for_a_staff_user_creates_the_user_and_grants_the_staff_ap
 
 
 def test_apikey_create_refuses_unknown_scopes(lab):
-    with pytest.raises(CommandError, match="scopes"):
+    with pytest.raises(CommandError, match="invalid_scopes.*everything"):
         call_command("apikey_create", "--party", lab.name, "--scopes", "lookup,everything")
     assert not ApiKey.objects.filter(party=lab).exists()
 

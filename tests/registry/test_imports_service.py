@@ -483,7 +483,9 @@ def test_stalled_imports_are_queued_again_and_finish(holder, owner, settings):
 
     upload = SimpleUploadedFile("w.csv", b"title,kind,isbn\nBook,text,9780306406157\n")
     # Created outside a commit hook's reach: the task it queued is "lost".
-    work_import = work_import_create(actor=Actor(user=owner, party=holder), holder=holder, file=upload, filename="w.csv")
+    work_import = work_import_create(
+        actor=Actor(user=owner, party=holder), holder=holder, file=upload, filename="w.csv"
+    )
     WorkImport.objects.filter(pk=work_import.pk).update(created_at=timezone.now() - timedelta(hours=1))
 
     assert work_imports_resume_stalled() == 1
