@@ -80,7 +80,7 @@ def test_apikey_create_for_a_staff_user_creates_the_user_and_grants_the_staff_ap
 
 
 def test_apikey_create_refuses_unknown_scopes(lab):
-    with pytest.raises(CommandError, match="invalid_scopes.*everything"):
+    with pytest.raises(CommandError, match=r"invalid_scopes.*everything"):
         call_command("apikey_create", "--party", lab.name, "--scopes", "lookup,everything")
     assert not ApiKey.objects.filter(party=lab).exists()
 
