@@ -689,8 +689,7 @@ def domain_add(*, actor: Actor, holder: Party, origin: str, method: str) -> Veri
 
 def domain_check(*, actor: Actor, domain: VerifiedDomain, resolver: TxtResolver | None = None) -> VerifiedDomain:
     """Check the proof now. A failed check is recorded on the domain (``last_error``), not raised."""
-    if actor.party is None or actor.party.pk != domain.holder_id:
-        _require_staff(actor)
+    _require_holder_actor(actor, domain.holder)
     if domain.status == DomainStatus.VERIFIED:
         return domain
     try:
