@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from registry import services
-from registry.audit import Actor
+from registry.audit import Actor, audit_record
 from registry.errors import RegistryError
 from registry.models import (
     ApiKey,
@@ -47,6 +47,25 @@ def _run_each(
         modeladmin.message_user(request, done_message % {"count": done}, level=messages.SUCCESS)
 
 
+class AuditedAdmin(admin.ModelAdmin[Any]):
+    """Edits made directly in the admin are state changes too: each one leaves an audit event."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        audit_record(
+            code=f"{obj._meta.label_lower}.{'changed' if change else 'added'}_in_admin",
+            actor=_actor(request),
+            target=obj,
+            data={"fields": sorted(form.changed_data)},
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        audit_record(
+            code=f"{obj._meta.label_lower}.deleted_in_admin", actor=_actor(request), target=obj, data={"repr": str(obj)}
+        )
+        super().delete_model(request, obj)
+
+
 class MembershipInline(admin.TabularInline[Membership, Party]):
     model = Membership
     extra = 0
@@ -54,7 +73,7 @@ class MembershipInline(admin.TabularInline[Membership, Party]):
 
 
 @admin.register(Party)
-class PartyAdmin(admin.ModelAdmin[Party]):
+class PartyAdmin(AuditedAdmin):
     list_display = ["name", "kind", "holder_type", "isni", "business_registration_number", "created_at"]
     list_filter = ["kind", "holder_type"]
     search_fields = ["name", "isni", "business_registration_number"]
@@ -62,7 +81,7 @@ class PartyAdmin(admin.ModelAdmin[Party]):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin[Membership]):
+class MembershipAdmin(AuditedAdmin):
     list_display = ["user", "party", "role", "created_at"]
     list_filter = ["role"]
     search_fields = ["user__email", "party__name"]
@@ -115,7 +134,7 @@ class ClaimInline(admin.TabularInline[OwnershipClaim, Work]):
 
 
 @admin.register(Work)
-class WorkAdmin(admin.ModelAdmin[Work]):
+class WorkAdmin(AuditedAdmin):
     list_display = ["id", "title", "kind", "status", "registered_by", "created_at"]
     list_filter = ["status", "kind"]
     search_fields = ["title", "identifiers__value"]
@@ -124,7 +143,7 @@ class WorkAdmin(admin.ModelAdmin[Work]):
 
 
 @admin.register(Identifier)
-class IdentifierAdmin(admin.ModelAdmin[Identifier]):
+class IdentifierAdmin(AuditedAdmin):
     list_display = ["scheme", "value", "work", "created_at"]
     list_filter = ["scheme"]
     search_fields = ["value"]

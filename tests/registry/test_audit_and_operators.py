@@ -187,3 +187,33 @@ def test_home_page_shows_the_registry_in_korean_and_english(holder_api):
     assert "봄날의 시" in korean.content.decode()
     assert "works registered" in english.content.decode()
     assert "등록된 저작물" in korean.content.decode()
+
+
+def test_editing_a_work_in_the_admin_is_audited(holder_api, staff, rf):
+    from django.contrib import admin as django_admin
+
+    from registry.models import Work
+
+    work = Work.objects.get(
+        pk=holder_api.post(
+            "/api/v1/works",
+            {"title": "Typo", "kind": "text", "identifiers": [{"scheme": "isbn", "value": "9780306406157"}]},
+            format="json",
+        ).json()["id"]
+    )
+    staff.is_superuser = True
+    staff.save()
+    request = rf.post("/admin/")
+    request.user = staff
+    work_admin = django_admin.site._registry[Work]
+    form = work_admin.get_form(request, work, change=True)(
+        instance=work, data={"kind": "text", "title": "Fixed", "creators": "[]", "language": "", "creation_year": ""}
+    )
+    assert form.is_valid(), form.errors
+
+    work_admin.save_model(request, form.save(commit=False), form, change=True)
+
+    assert Work.objects.get(pk=work.pk).title == "Fixed"
+    event = AuditEvent.objects.get(code="registry.work.changed_in_admin")
+    assert event.actor_user == staff
+    assert "title" in event.data["fields"]
