@@ -130,9 +130,3 @@ def domain_proof_check(*, method: str, origin: str, host: str, token: str, resol
         check_dns(host=host, token=token, resolver=resolver)
     else:
         check_file(origin=origin, host=host, token=token)
-
-
-def url_under_host(url: str, host: str) -> bool:
-    """A URL lies under a verified host when its host is that host or a subdomain of it."""
-    url_host = (urlsplit(url).hostname or "").lower()
-    return url_host == host or url_host.endswith("." + host)

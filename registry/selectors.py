@@ -85,11 +85,6 @@ def work_get(*, work_id: int) -> Work:
     return work
 
 
-def work_find_by_identifier(*, scheme: str, value: str) -> Work | None:
-    key = identifier_normalize(scheme=scheme, value=value)
-    return Work.objects.filter(identifiers__scheme=key.scheme, identifiers__value=key.value).first()
-
-
 def claim_list_for_actor(
     *, actor: Actor, status: str | None = None, work_id: int | None = None
 ) -> QuerySet[OwnershipClaim]:

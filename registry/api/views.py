@@ -56,6 +56,8 @@ def _acting_party(actor: Actor) -> Party:
 
 
 class CSVRenderer(renderers.BaseRenderer):
+    """Lets content negotiation accept ``?format=csv``; the views stream the CSV body themselves."""
+
     media_type = "text/csv"
     format = "csv"
     charset = "utf-8"

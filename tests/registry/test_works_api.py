@@ -201,9 +201,13 @@ def test_key_without_works_write_scope_cannot_register(holder):
     assert Work.objects.count() == 0
 
 
-def test_lab_cannot_register_works(lab_api):
-    from tests.conftest import _key, key_client  # noqa: F401
+def test_lab_cannot_register_works_even_with_the_works_write_scope(lab):
+    from tests.conftest import _key, key_client
 
-    response = lab_api.post("/api/v1/works", BOOK, format="json")
-    assert response.status_code in (400, 403)
+    lab_with_write = key_client(_key(lab, ["works:write"]))
+
+    response = lab_with_write.post("/api/v1/works", BOOK, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "not_a_holder"
     assert Work.objects.count() == 0
