@@ -177,7 +177,33 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "registry.api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_RATES": {
+        "lookup": env.string("LOOKUP_RATE", "1200/min"),
+        "lookup_anonymous": env.string("LOOKUP_RATE_ANONYMOUS", "60/min"),
+    },
+    # Behind a proxy the client's address is the first X-Forwarded-For hop the proxy added.
+    "NUM_PROXIES": env.integer("NUM_PROXIES", 0, minimum=0),
 }
+for _rate_variable in ("LOOKUP_RATE", "LOOKUP_RATE_ANONYMOUS"):
+    _rate = env.string(_rate_variable) or ""
+    _count, _sep, _period = _rate.partition("/")
+    if _rate and (not _count.isdigit() or _period[:1] not in {"s", "m", "h", "d"}):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"{_rate_variable}={_rate!r} must look like 600/min (per s, min, hour or day).")
+
+# Rate-limit counters must be shared by every web process: Redis when there is one.
+if TESTING:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+elif REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
+    }
 SPECTACULAR_SETTINGS = {
     "TITLE": "AI-training opt-out registry API",
     "DESCRIPTION": "Works, ownership, refusals, lookups and compensation for Korea's use-first, compensate-later rule.",
@@ -207,3 +233,28 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.string("LOG_LEVEL", "INFO") or "INFO"},
 }
+
+# --- Receipts ---------------------------------------------------------------
+# Every lookup answer carries an Ed25519 signature (optout/receipts.py); the public keys are published at
+# /.well-known/optout-registry/keys.json. Checked here so a missing or malformed key fails at start-up.
+# RECEIPT_SIGNING_KEY_FILE: path to the registry's Ed25519 private key, unencrypted PEM (PKCS#8).
+# RECEIPT_SIGNING_KEY: or the raw 32-byte private seed in base64 (standard or url-safe). Set one, not both;
+#   one is required outside DEBUG and REGISTRY_TESTING. Without either, development uses a key generated once
+#   at DATA_DIR/receipt-dev-key.pem (mode 0600) and shared by every process.
+# RECEIPT_RETIRED_PUBLIC_KEYS: comma-separated base64 raw 32-byte Ed25519 public keys of rotated-out signing
+#   keys (a JWK's "x" works as is); receipts they signed stay verifiable. To rotate, install the new private key
+#   and append the old key's public half here.
+_receipt_key_file = env.string("RECEIPT_SIGNING_KEY_FILE")
+RECEIPT_SIGNING_KEY_FILE: Path | None = Path(_receipt_key_file).expanduser().resolve() if _receipt_key_file else None
+RECEIPT_SIGNING_KEY: str | None = env.string("RECEIPT_SIGNING_KEY") or None
+RECEIPT_RETIRED_PUBLIC_KEYS = env.csv_list("RECEIPT_RETIRED_PUBLIC_KEYS", [])
+
+from optout.receipts import receipt_settings_check  # noqa: E402  (one parser for start-up and signing)
+
+receipt_settings_check(
+    key_file=RECEIPT_SIGNING_KEY_FILE,
+    seed=RECEIPT_SIGNING_KEY,
+    retired=RECEIPT_RETIRED_PUBLIC_KEYS,
+    dev_key_allowed=DEBUG or TESTING,
+)
+# --- end of Receipts --------------------------------------------------------

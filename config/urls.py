@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from optout.api.receipt_views import well_known_keys
 from registry.api.views import healthz
 from registry.views import home
 
@@ -10,11 +11,15 @@ api_v1: list[URLPattern | URLResolver] = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
     path("", include("registry.api.urls")),
+    path("", include("optout.api.urls")),
+    path("", include("optout.api.urls_signals")),
 ]
 
 urlpatterns = [
     path("", home, name="home"),
     path("healthz", healthz, name="healthz"),
+    path(".well-known/optout-registry/keys.json", well_known_keys, name="receipt-keys"),
+    path("", include("optout.urls_signals")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),

@@ -506,7 +506,7 @@ def _row_draft(values: Mapping[str, str]) -> services.WorkDraft:
 
 def work_import_create(*, actor: Actor, holder: Party, file: File[bytes], filename: str) -> WorkImport:
     """Accept an upload for bulk registration and queue it; the header is checked now."""
-    services._require_holder_actor(actor, holder)
+    services.require_holder_actor(actor, holder)
     if holder.kind != PartyKind.HOLDER:
         raise InvalidInput(_("Only rights holders register works."), code="not_a_holder")
     import_format = import_format_detect(filename=filename, content_type=getattr(file, "content_type", "") or "")

@@ -66,12 +66,12 @@ _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 # --- Authorisation helpers ----------------------------------------------------------
 
 
-def _require_staff(actor: Actor) -> None:
+def require_staff(actor: Actor) -> None:
     if not actor.is_staff:
         raise NotPermitted(_("Only registry staff may do this."))
 
 
-def _require_holder_actor(actor: Actor, holder: Party, *, scope: str = ApiScope.WORKS_WRITE) -> None:
+def require_holder_actor(actor: Actor, holder: Party, *, scope: str = ApiScope.WORKS_WRITE) -> None:
     """The actor must act for ``holder`` (or be staff), with the scope needed to write."""
     if actor.is_staff:
         return
@@ -212,7 +212,7 @@ def apikey_create(
         if ApiScope.STAFF in scopes:
             raise InvalidInput(_("Party keys cannot have the staff scope."), field="scopes")
     if staff_user is not None:
-        _require_staff(actor)
+        require_staff(actor)
         if not getattr(staff_user, "is_staff", False):
             raise InvalidInput(_("Staff keys are only for staff users."), field="staff_user")
     prefix = secrets.token_hex(4)
@@ -250,7 +250,7 @@ def apikey_revoke(*, actor: Actor, api_key: ApiKey) -> ApiKey:
     if api_key.party is not None:
         _require_party_admin(actor, api_key.party)
     else:
-        _require_staff(actor)
+        require_staff(actor)
     with transaction.atomic():
         changed = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         if not changed:
@@ -384,7 +384,7 @@ def works_register(*, actor: Actor, holder: Party, drafts: Sequence[WorkDraft]) 
     holder; a draft with an identifier held by another work (or by an earlier draft in the
     same call) is refused with the existing work's id, and the others still register.
     """
-    _require_holder_actor(actor, holder)
+    require_holder_actor(actor, holder)
     if holder.kind != PartyKind.HOLDER:
         raise InvalidInput(_("Only rights holders register works."), code="not_a_holder")
     # A concurrent registration of the same identifier makes the insert fail; one retry with
@@ -535,7 +535,7 @@ def claim_file(
     *, actor: Actor, holder: Party, work: Work, share_bp: int = MAX_SHARE_BP, valid_from: date | None = None
 ) -> OwnershipClaim:
     """File a holder's claim to a share of an existing work. Claims beyond 100% put it in dispute."""
-    _require_holder_actor(actor, holder)
+    require_holder_actor(actor, holder)
     if holder.kind != PartyKind.HOLDER:
         raise InvalidInput(_("Only rights holders claim works."), code="not_a_holder")
     if not 1 <= share_bp <= MAX_SHARE_BP:
@@ -564,7 +564,7 @@ def claim_verify(
 ) -> OwnershipClaim:
     """Verify a pending claim. Refused with ``Overclaim`` when verified shares would pass 100%."""
     if via_domain_id is None:
-        _require_staff(actor)
+        require_staff(actor)
     with transaction.atomic():
         work = _work_lock(claim.work_id)
         claim = OwnershipClaim.objects.select_for_update().get(pk=claim.pk)
@@ -613,7 +613,7 @@ def claim_verify(
 
 def claim_reject(*, actor: Actor, claim: OwnershipClaim, reason: str) -> OwnershipClaim:
     """Reject a pending claim, or withdraw a verified one (resolving a dispute); a reason is required."""
-    _require_staff(actor)
+    require_staff(actor)
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput(_("Say why the claim is rejected."), code="required", field="reason")
@@ -659,7 +659,7 @@ def staff_user_ensure(*, email: str) -> User:
 
 def domain_add(*, actor: Actor, holder: Party, origin: str, method: str) -> VerifiedDomain:
     """Start proving control of an origin; the answer carries the token to publish."""
-    _require_holder_actor(actor, holder)
+    require_holder_actor(actor, holder)
     if holder.kind != PartyKind.HOLDER:
         raise InvalidInput(_("Only rights holders verify domains."), code="not_a_holder")
     if method not in DomainMethod.values:
@@ -689,7 +689,7 @@ def domain_add(*, actor: Actor, holder: Party, origin: str, method: str) -> Veri
 
 def domain_check(*, actor: Actor, domain: VerifiedDomain, resolver: TxtResolver | None = None) -> VerifiedDomain:
     """Check the proof now. A failed check is recorded on the domain (``last_error``), not raised."""
-    _require_holder_actor(actor, domain.holder)
+    require_holder_actor(actor, domain.holder)
     if domain.status == DomainStatus.VERIFIED:
         return domain
     try:
@@ -713,7 +713,7 @@ def domain_verify(
 ) -> VerifiedDomain:
     """Mark a domain verified and verify the holder's pending claims on works under it."""
     if method_used == "staff":
-        _require_staff(actor)
+        require_staff(actor)
     with transaction.atomic():
         domain = VerifiedDomain.objects.select_for_update().get(pk=domain.pk)
         if domain.status == DomainStatus.VERIFIED:

@@ -322,10 +322,17 @@ def test_readme_documents_every_setting_variable() -> None:
 # --- Settings fail loudly on a malformed environment ----------------------------------------------------
 
 SECRET = "x" * 50
+RECEIPT_SEED = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # base64 of bytes 0..31
 # (id, environment, variable the error must name, or None for "starts")
 SETTINGS_CASES: list[tuple[str, dict[str, str], str | None]] = [
     ("debug-without-secret-starts", {"DEBUG": "1"}, None),
-    ("production-starts", {"DEBUG": "0", "SECRET_KEY": SECRET, "ALLOWED_HOSTS": "registry.example"}, None),
+    (
+        "production-starts",
+        {"DEBUG": "0", "SECRET_KEY": SECRET, "ALLOWED_HOSTS": "registry.example", "RECEIPT_SIGNING_KEY": RECEIPT_SEED},
+        None,
+    ),
+    ("no-receipt-key-outside-debug", {"DEBUG": "0", "SECRET_KEY": SECRET}, "RECEIPT_SIGNING_KEY"),
+    ("lookup-rate", {"DEBUG": "1", "LOOKUP_RATE": "lots"}, "LOOKUP_RATE"),
     ("no-secret-outside-debug", {"DEBUG": "0"}, "SECRET_KEY"),
     ("no-secret-by-default", {}, "SECRET_KEY"),
     ("debug", {"DEBUG": "maybe"}, "DEBUG"),

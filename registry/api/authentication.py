@@ -1,4 +1,4 @@
-"""API authentication: ``Authorization: Api-Key <key>``, or the portal's session."""
+"""API authentication: ``Authorization: Api-Key <key>`` (or ``API <key>``), or the portal's session."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from registry.selectors import party_for_user
 from registry.services import apikey_authenticate
 
 KEYWORD = "Api-Key"
+# Spawning's clients (datadiligence, img2dataset) send "Authorization: API <key>"; the compat endpoint serves them.
+KEYWORDS = {KEYWORD.lower(), "api"}
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -23,7 +25,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if not header:
             return None
         keyword, _sep, raw_key = header.partition(" ")
-        if keyword.lower() != KEYWORD.lower():
+        if keyword.lower() not in KEYWORDS:
             return None
         raw_key = raw_key.strip()
         if not raw_key:

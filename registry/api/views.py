@@ -46,7 +46,7 @@ from registry.imports import work_import_create
 from registry.models import Party
 
 
-def _acting_party(actor: Actor) -> Party:
+def acting_party(actor: Actor) -> Party:
     if actor.party is None:
         raise NotPermitted(
             _("Act for a party: use a party API key, or send X-Party-Id when you belong to several."),
@@ -103,14 +103,14 @@ class WorkListCreateView(RegistryAPIView):
     def get(self, request: Request) -> Response:
         filters = WorkListFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        holder = _acting_party(self.actor())
+        holder = acting_party(self.actor())
         works = selectors.work_list_for_holder(holder=holder, **filters.validated_data)
         return self.paginate(works, WorkOutput)
 
     @extend_schema(request=WorkCreateInput, responses={201: WorkOutput}, summary="Register a work")
     def post(self, request: Request) -> Response:
         actor = self.actor()
-        holder = _acting_party(actor)
+        holder = acting_party(actor)
         data = WorkCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
@@ -143,7 +143,7 @@ class WorkBulkView(RegistryAPIView):
     @extend_schema(request=BulkImportInput, responses={202: ImportOutput}, summary="Register many works from a file")
     def post(self, request: Request) -> Response:
         actor = self.actor()
-        holder = _acting_party(actor)
+        holder = acting_party(actor)
         data = BulkImportInput(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data["file"]
@@ -198,7 +198,7 @@ class ClaimListCreateView(RegistryAPIView):
     @extend_schema(request=ClaimCreateInput, responses={201: ClaimOutput}, summary="Claim a share of a work")
     def post(self, request: Request) -> Response:
         actor = self.actor()
-        holder = _acting_party(actor)
+        holder = acting_party(actor)
         data = ClaimCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         work = selectors.work_get(work_id=data.validated_data["work"])
@@ -242,7 +242,7 @@ class DomainListCreateView(RegistryAPIView):
     @extend_schema(request=DomainCreateInput, responses={201: DomainOutput}, summary="Start verifying a domain")
     def post(self, request: Request) -> Response:
         actor = self.actor()
-        holder = _acting_party(actor)
+        holder = acting_party(actor)
         data = DomainCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         domain = services.domain_add(actor=actor, holder=holder, **data.validated_data)
@@ -272,7 +272,7 @@ class ApiKeyListCreateView(RegistryAPIView):
     @extend_schema(request=ApiKeyCreateInput, responses={201: ApiKeyOutput}, summary="Create a key, shown once")
     def post(self, request: Request) -> Response:
         actor = self.actor()
-        party = _acting_party(actor)
+        party = acting_party(actor)
         data = ApiKeyCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         key, raw_key = services.apikey_create(actor=actor, party=party, **data.validated_data)

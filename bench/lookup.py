@@ -1,0 +1,707 @@
+"""Lookup benchmark: the registry's lookup API over HTTP against the same lookups as raw SQL.
+
+Run from the project root with PostgreSQL (see bench/README.md)::
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/registry_bench .venv/bin/python bench/lookup.py
+
+It creates the database if missing and migrates it, loads ``--works`` works (one ISBN each, a verified 100%
+claim of one bench holder, a work-scoped ``train-ai`` refusal on every tenth) with set-based SQL, starts
+gunicorn (2 sync workers, production settings) unless ``--base-url`` is given, and measures:
+
+- batch lookups of ``--batch`` items (``POST /api/v1/lookup`` with a lab's API key): items per second;
+- single lookups (anonymous ``GET /api/v1/lookup``): p50/p99/max latency;
+- the same batches and singles as one raw SQL query each through psycopg: items per second, latency;
+
+then prints HTTP against SQL with PASS/FAIL against the goals (batch >= 50% of the raw-SQL rate, single p99
+< 20 ms) and a breakdown of where a batch's time goes in-process. Every answer is checked against the
+known truth (refused / permitted / unregistered), so a fast wrong answer fails the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import cProfile
+import io
+import json
+import math
+import os
+import pstats
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+import psycopg
+from psycopg import sql as pgsql
+
+if TYPE_CHECKING:
+    from registry.models import ApiKey, Party
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+HOLDER_NAME = "Bench holder (bench/lookup.py)"
+LAB_NAME = "Bench lab (bench/lookup.py)"
+# The largest work number an ISBN 979-11-nnnnnnn-c can carry; numbers above --works are unregistered.
+MAX_NUMBER = 9_999_999
+GOAL_BATCH_RATIO = 0.50
+GOAL_SINGLE_P99_MS = 20.0
+
+REFUSED = "refused"
+PERMITTED = "permitted"
+UNREGISTERED = "unregistered"
+
+
+# --- ISBNs -------------------------------------------------------------------------------------------
+
+
+def isbn_for(number: int) -> str:
+    """The ISBN-13 979-11-nnnnnnn-c for work number ``number`` (1 <= number <= 9,999,999)."""
+    body = f"97911{number:07d}"
+    total = sum(int(digit) * (3 if i % 2 else 1) for i, digit in enumerate(body))
+    return body + str((10 - total % 10) % 10)
+
+
+# The same in SQL for generate_series' ``n``: 9,7,9,1,1 weigh 1,3,1,3,1 (43); the seven digits of n 3,1,3,1,3,1,3.
+ISBN_SQL = (
+    "'97911' || lpad(n::text, 7, '0') || mod(10 - mod(43 + 3 * mod(n / 1000000, 10) + mod(n / 100000, 10)"
+    " + 3 * mod(n / 10000, 10) + mod(n / 1000, 10) + 3 * mod(n / 100, 10) + mod(n / 10, 10) + 3 * mod(n, 10), 10),"
+    " 10)::text"
+)
+
+
+def expected_status(number: int, works: int) -> str:
+    if number > works:
+        return UNREGISTERED
+    return REFUSED if number % 10 == 0 else PERMITTED
+
+
+# --- Set-up: environment, database --------------------------------------------------------------------
+
+
+def bench_environment(args: argparse.Namespace) -> None:
+    """Production-like settings for this process and the server it starts (values already set are kept)."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        sys.exit(
+            "bench/lookup.py needs PostgreSQL: set DATABASE_URL to a dedicated database, e.g.\n"
+            "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/registry_bench .venv/bin/python bench/lookup.py\n"
+            f"(got {'SQLite' if url.startswith('sqlite') or not url else repr(url)}; "
+            "SQLite is the development default and is not what production serves lookups from)."
+        )
+    defaults = {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-" + secrets.token_urlsafe(32),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_COOKIES": "0",
+        "LOOKUP_RATE": "1000000/min",
+        "LOOKUP_RATE_ANONYMOUS": "1000000/min",
+        "LOG_LEVEL": "WARNING",
+        "DATA_DIR": tempfile.mkdtemp(prefix="registry-bench-"),
+    }
+    if not os.environ.get("RECEIPT_SIGNING_KEY") and not os.environ.get("RECEIPT_SIGNING_KEY_FILE"):
+        defaults["RECEIPT_SIGNING_KEY"] = base64.b64encode(secrets.token_bytes(32)).decode()
+    for name, value in defaults.items():
+        os.environ.setdefault(name, value)
+    if args.redis_url:
+        os.environ["REDIS_URL"] = args.redis_url
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+def database_prepare(url: str, *, reload: bool) -> None:
+    """Create the bench database if it is missing; with ``reload``, drop and recreate it first."""
+    name = database_name(url)
+    if reload and "bench" not in name:
+        sys.exit(f"--reload drops the database {name!r}; refusing because its name does not contain 'bench'.")
+    with psycopg.connect(url, dbname="postgres", autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
+        quoted = pgsql.Identifier(name)
+        if exists and reload:
+            print(f"--reload: dropping database {name}")
+            admin.execute(pgsql.SQL("DROP DATABASE {} WITH (FORCE)").format(quoted))
+            exists = False
+        if not exists:
+            print(f"creating database {name}")
+            admin.execute(pgsql.SQL("CREATE DATABASE {}").format(quoted))
+
+
+def django_setup() -> None:
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+# --- Loading ------------------------------------------------------------------------------------------
+
+
+def parties_ensure() -> tuple[Party, Party]:
+    from registry.audit import Actor
+    from registry.models import Party, PartyKind
+    from registry.services import party_create
+
+    parties = []
+    for name, kind in ((HOLDER_NAME, PartyKind.HOLDER), (LAB_NAME, PartyKind.LAB)):
+        party = Party.objects.filter(name=name).first()
+        if party is None:
+            party = party_create(actor=Actor.system(), kind=kind, name=name)
+        parties.append(party)
+    return parties[0], parties[1]
+
+
+def works_load(*, holder: Party, works: int) -> None:
+    """Works, identifiers, verified claims, refusals and their events, each in one INSERT ... SELECT."""
+    from django.db import connection, transaction
+
+    from registry.models import Work
+
+    existing = Work.objects.filter(registered_by=holder).count()
+    if existing == works:
+        print(f"load: skipped, the bench holder already has {works:,} works (--reload to load afresh)")
+        return
+    if existing:
+        sys.exit(f"The bench database holds {existing:,} bench works, not {works:,}: run again with --reload.")
+
+    loaded_at = datetime.now().astimezone() - timedelta(days=30)
+    refused_from = loaded_at + timedelta(days=1)
+    params: dict[str, Any] = {"holder": holder.pk, "works": works, "at": loaded_at, "refused_from": refused_from}
+    steps = [
+        (
+            "numbering",
+            "CREATE TEMP TABLE bench_n ON COMMIT DROP AS SELECT n, nextval(pg_get_serial_sequence("
+            "'registry_work', 'id')) AS work_id FROM generate_series(1, %(works)s) AS n",
+        ),
+        (
+            "works",
+            "INSERT INTO registry_work (id, kind, title, creators, language, creation_year, status,"
+            " registered_by_id, created_at)"
+            " SELECT work_id, 'text', 'Bench work ' || n, '[]'::jsonb, 'ko', 2024, 'verified', %(holder)s, %(at)s"
+            " FROM bench_n ORDER BY n",
+        ),
+        (
+            "identifiers",
+            "INSERT INTO registry_identifier (work_id, scheme, value, created_at)"  # noqa: S608 (constant SQL)
+            f" SELECT work_id, 'isbn', {ISBN_SQL}, %(at)s FROM bench_n ORDER BY n",
+        ),
+        (
+            "claims",
+            "INSERT INTO registry_ownershipclaim (work_id, holder_id, share_bp, valid_from, status,"
+            " decision_reason, decided_by_id, decided_at, verified_by_domain_id, created_at)"
+            " SELECT work_id, %(holder)s, 10000, %(at)s::date, 'verified', 'bench', NULL, %(at)s, NULL, %(at)s"
+            " FROM bench_n ORDER BY n",
+        ),
+        (
+            "refusals",
+            "INSERT INTO optout_refusal (holder_id, scope, purpose, work_id, domain_id, url_prefix, url_host,"
+            " effective_from, filed_at, filed_by_id)"
+            " SELECT %(holder)s, 'work', 'train-ai', work_id, NULL, '', '', %(refused_from)s, %(refused_from)s, NULL"
+            " FROM bench_n WHERE mod(n, 10) = 0 ORDER BY n",
+        ),
+        (
+            "refusal events",
+            "INSERT INTO optout_refusalevent (refusal_id, kind, effective_at, recorded_at, actor_id)"
+            " SELECT id, 'filed', effective_from, filed_at, NULL FROM optout_refusal"
+            " WHERE holder_id = %(holder)s ORDER BY id",
+        ),
+    ]
+    print(f"load: {works:,} works, {works // 10:,} refusals")
+    started = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        for label, statement in steps:
+            step_started = time.perf_counter()
+            cursor.execute(statement, params)
+            print(f"  {label:<15} {cursor.rowcount:>10,} rows  {time.perf_counter() - step_started:7.1f} s")
+    step_started = time.perf_counter()
+    # VACUUM sets the visibility map and hint bits, as autovacuum would on a live registry; ANALYZE the plans.
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as raw:
+        raw.execute(
+            "VACUUM (ANALYZE) registry_work, registry_identifier, registry_ownershipclaim, optout_refusal,"
+            " optout_refusalevent"
+        )
+    print(f"  {'vacuum analyze':<15} {'':>10}        {time.perf_counter() - step_started:7.1f} s")
+    print(f"load: {time.perf_counter() - started:.1f} s in all")
+
+
+def load_check(works: int) -> None:
+    """The SQL-generated ISBNs are the ones this script asks for, and valid to the registry's own validator."""
+    from registry.identifiers import identifier_normalize
+    from registry.models import Identifier
+
+    for number in sorted({1, 2, 9, 10, works // 2, works - 1, works} - {0}):
+        value = isbn_for(number)
+        key = identifier_normalize(scheme="isbn", value=value)
+        if key.value != value or not Identifier.objects.filter(scheme="isbn", value=value).exists():
+            sys.exit(f"load check failed: ISBN {value} for work number {number} is not registered as expected.")
+
+
+def apikey_make(lab: Party) -> tuple[ApiKey, str]:
+    from registry.audit import Actor
+    from registry.models import ApiScope
+    from registry.services import apikey_create
+
+    return apikey_create(actor=Actor.system(), scopes=[ApiScope.LOOKUP], party=lab, name="bench/lookup.py")
+
+
+def apikey_drop(key: ApiKey) -> None:
+    from registry.audit import Actor
+    from registry.services import apikey_revoke
+
+    with contextlib.suppress(Exception):
+        apikey_revoke(actor=Actor.system(), api_key=key)
+
+
+# --- The server ---------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def server(base_url: str | None, workers: int) -> Iterator[str]:
+    """The base URL of the service: ``base_url`` as given, or gunicorn started here and stopped on exit."""
+    if base_url:
+        yield base_url.rstrip("/")
+        return
+    port = free_port()
+    log_path = Path(os.environ["DATA_DIR"]) / "gunicorn.log"
+    command = [
+        sys.executable, "-m", "gunicorn", "config.wsgi", "-w", str(workers), "--threads", "1",
+        "-b", f"127.0.0.1:{port}", "--error-logfile", str(log_path),
+    ]  # fmt: skip
+    print("server: " + " ".join(command[2:]))
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=log, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not answer /healthz in 60 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        # The whole process group this script started: the gunicorn master and its workers.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+# --- Workload -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Workload:
+    works: int
+    purpose: str
+    batches: list[list[int]]
+    singles: list[int]
+
+
+def workload_make(*, works: int, rounds: int, batch: int, singles: int, purpose: str, seed: int) -> Workload:
+    """Batches: 90% registered works (a tenth of them refused), 10% valid unregistered ISBNs; singles registered."""
+    rng = random.Random(seed)  # noqa: S311 (a reproducible workload, not a secret)
+    if works >= MAX_NUMBER:
+        sys.exit(f"--works must stay below {MAX_NUMBER:,}: the numbers above it are the unregistered ISBNs.")
+
+    def item() -> int:
+        return rng.randint(1, works) if rng.random() < 0.9 else rng.randint(works + 1, MAX_NUMBER)
+
+    return Workload(
+        works=works,
+        purpose=purpose,
+        batches=[[item() for _ in range(batch)] for _ in range(rounds)],
+        singles=[rng.randint(1, works) for _ in range(singles)],
+    )
+
+
+def items_json(numbers: Sequence[int], purpose: str) -> bytes:
+    return json.dumps(
+        {"purpose": purpose, "items": [{"scheme": "isbn", "value": isbn_for(n)} for n in numbers]}
+    ).encode()
+
+
+# --- Measuring ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    items: int = 0
+    seconds: float = 0.0
+    latencies_ms: list[float] | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.items / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        """Nearest-rank percentile of the latencies."""
+        values = sorted(self.latencies_ms or [])
+        if not values:
+            return float("nan")
+        rank = max(1, min(len(values), math.ceil(p / 100 * len(values))))
+        return values[rank - 1]
+
+
+class Mismatch(Exception):
+    pass
+
+
+def check_results(numbers: Sequence[int], results: Sequence[dict[str, Any]], works: int, where: str) -> None:
+    if len(results) != len(numbers):
+        raise Mismatch(f"{where}: {len(results)} results for {len(numbers)} items")
+    for index, (number, result) in enumerate(zip(numbers, results, strict=True)):
+        want = expected_status(number, works)
+        if result.get("index", index) != index or result.get("status") != want:
+            raise Mismatch(f"{where}: item {index} (ISBN {isbn_for(number)}) is {result.get('status')!r}, not {want!r}")
+        if want == PERMITTED and (result.get("may_train") is not True or result.get("compensation") != "owners"):
+            raise Mismatch(f"{where}: item {index} permitted without may_train/compensation to owners: {result}")
+        if want == REFUSED and (result.get("may_train") is not False or not result.get("refusal")):
+            raise Mismatch(f"{where}: item {index} refused without the deciding refusal: {result}")
+
+
+def http_batches(client: httpx.Client, url: str, key: str, load: Workload, *, warmup: int) -> Figures:
+    headers = {"Authorization": f"Api-Key {key}", "Content-Type": "application/json"}
+    bodies = [items_json(numbers, load.purpose) for numbers in load.batches]
+    figures = Figures(latencies_ms=[])
+    schedule = list(zip(load.batches, bodies, strict=True))
+    for round_index, (numbers, body) in enumerate(schedule[:warmup] + schedule):
+        started = time.perf_counter()
+        response = client.post(f"{url}/api/v1/lookup", content=body, headers=headers)
+        elapsed = time.perf_counter() - started
+        if response.status_code != 200:
+            raise Mismatch(f"HTTP batch: {response.status_code} {response.text[:500]}")
+        answer = response.json()
+        check_results(numbers, answer["results"], load.works, "HTTP batch")
+        if round_index == 0:
+            receipt_check(answer)
+        if round_index >= warmup:
+            figures.items += len(numbers)
+            figures.seconds += elapsed
+            assert figures.latencies_ms is not None
+            figures.latencies_ms.append(elapsed * 1000)
+    return figures
+
+
+def http_singles(client: httpx.Client, url: str, load: Workload, *, warmup: int) -> Figures:
+    figures = Figures(latencies_ms=[])
+    numbers = load.singles[:warmup] + load.singles
+    for round_index, number in enumerate(numbers):
+        params = {"scheme": "isbn", "value": isbn_for(number), "purpose": load.purpose}
+        started = time.perf_counter()
+        response = client.get(f"{url}/api/v1/lookup", params=params)
+        elapsed = time.perf_counter() - started
+        if response.status_code != 200:
+            raise Mismatch(f"HTTP single: {response.status_code} {response.text[:500]}")
+        check_results([number], response.json()["results"], load.works, "HTTP single")
+        if round_index >= warmup:
+            figures.items += 1
+            figures.seconds += elapsed
+            assert figures.latencies_ms is not None
+            figures.latencies_ms.append(elapsed * 1000)
+    return figures
+
+
+_receipt_checked: list[str] = []
+
+
+def receipt_check(answer: dict[str, Any]) -> None:
+    """The first batch's receipt verifies against this process's key (the same one the server was given)."""
+    from optout.receipts import receipt_verify
+
+    payload = {k: v for k, v in answer.items() if k != "receipt"}
+    check = receipt_verify(payload=payload, receipt=answer.get("receipt") or {})
+    _receipt_checked.append("valid" if check.valid else f"NOT verified here ({check.reason})")
+
+
+# The minimal SQL answering the same question for a batch: identifier -> work -> a work-scoped refusal of the
+# purpose, in force now (effective, not withdrawn). It leaves out what the service also does: normalizing and
+# validating input, ownership claims (a refusal decides only once its filer's claim is verified), catalogue
+# and URL-prefix refusals, regimes, the snapshot's last event id, JSON and the signed receipt.
+RAW_SQL = """
+SELECT q.ord, i.work_id, r.id
+FROM unnest(%(schemes)s::text[], %(values)s::text[]) WITH ORDINALITY AS q(scheme, value, ord)
+LEFT JOIN registry_identifier i ON i.scheme = q.scheme AND i.value = q.value
+LEFT JOIN LATERAL (
+    SELECT r.id FROM optout_refusal r
+    WHERE r.work_id = i.work_id AND r.scope = 'work' AND r.purpose = ANY(%(purposes)s)
+      AND r.effective_from <= %(at)s
+      AND NOT EXISTS (
+          SELECT 1 FROM optout_refusalevent e
+          WHERE e.refusal_id = r.id AND e.kind = 'withdrawn' AND e.effective_at <= %(at)s
+      )
+    ORDER BY r.effective_from, r.id LIMIT 1
+) r ON true
+ORDER BY q.ord
+"""
+
+
+def sql_lookup(conn: psycopg.Connection[Any], numbers: Sequence[int], purpose: str) -> list[dict[str, Any]]:
+    purposes = ["train-ai"] if purpose == "train-ai" else ["train-ai", "train-genai"]
+    values = [isbn_for(n) for n in numbers]
+    rows = conn.execute(
+        RAW_SQL,
+        {"schemes": ["isbn"] * len(values), "values": values, "purposes": purposes, "at": datetime.now().astimezone()},
+    ).fetchall()
+    return [
+        {"index": ord_ - 1, "status": REFUSED if refusal else (PERMITTED if work else UNREGISTERED),
+         "may_train": not refusal, "compensation": "owners" if work and not refusal else "escrow",
+         "refusal": refusal}
+        for ord_, work, refusal in rows
+    ]  # fmt: skip
+
+
+def sql_batches(conn: psycopg.Connection[Any], load: Workload, *, warmup: int) -> Figures:
+    figures = Figures(latencies_ms=[])
+    for round_index, numbers in enumerate(load.batches[:warmup] + load.batches):
+        started = time.perf_counter()
+        results = sql_lookup(conn, numbers, load.purpose)
+        elapsed = time.perf_counter() - started
+        check_results(numbers, results, load.works, "SQL batch")
+        if round_index >= warmup:
+            figures.items += len(numbers)
+            figures.seconds += elapsed
+            assert figures.latencies_ms is not None
+            figures.latencies_ms.append(elapsed * 1000)
+    return figures
+
+
+def sql_singles(conn: psycopg.Connection[Any], load: Workload, *, warmup: int) -> Figures:
+    figures = Figures(latencies_ms=[])
+    for round_index, number in enumerate(load.singles[:warmup] + load.singles):
+        started = time.perf_counter()
+        results = sql_lookup(conn, [number], load.purpose)
+        elapsed = time.perf_counter() - started
+        check_results([number], results, load.works, "SQL single")
+        if round_index >= warmup:
+            figures.items += 1
+            figures.seconds += elapsed
+            assert figures.latencies_ms is not None
+            figures.latencies_ms.append(elapsed * 1000)
+    return figures
+
+
+# --- Where a batch's time goes (in-process) -------------------------------------------------------------
+
+
+@dataclass
+class Phases:
+    rows: list[tuple[str, float]]
+    queries: int
+    profile: str
+
+
+def best_ms(action: Callable[[], object], repeat: int) -> float:
+    timings = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        timings.append((time.perf_counter() - started) * 1000)
+    return min(timings)
+
+
+def phases_measure(load: Workload, key: ApiKey, raw_key: str, *, repeat: int, profile: bool) -> Phases:
+    """Time the steps of one batch inside this process: normalizing, queries, building, signing, rendering."""
+    from django.db import connection
+    from django.test import Client
+    from django.utils import timezone
+    from rest_framework.renderers import JSONRenderer
+
+    from optout.selectors import lookup_answer_signed, lookup_batch
+    from registry.audit import Actor
+    from registry.identifiers import identifier_normalize
+
+    numbers = load.batches[0]
+    items = [{"scheme": "isbn", "value": isbn_for(n)} for n in numbers]
+    actor = Actor(party=key.party, api_key=key)
+    query_ms: list[float] = []
+
+    def timed_query(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            query_ms.append((time.perf_counter() - started) * 1000)
+
+    with connection.execute_wrapper(timed_query):
+        lookup_batch(items=items, purpose=load.purpose, as_of=timezone.now())
+    queries, sql_ms = len(query_ms), sum(query_ms)
+
+    normalize_ms = best_ms(lambda: [identifier_normalize(scheme=i["scheme"], value=i["value"]) for i in items], repeat)
+    batch_ms = best_ms(lambda: lookup_batch(items=items, purpose=load.purpose, as_of=timezone.now()), repeat)
+    body: dict[str, Any] = {}
+
+    def signed() -> None:
+        body.update(lookup_answer_signed(actor=actor, items=items, purpose=load.purpose, as_of=None))
+
+    signed_ms = best_ms(signed, repeat)
+    render_ms = best_ms(lambda: JSONRenderer().render(body), repeat)
+    client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    payload = items_json(numbers, load.purpose)
+
+    def request() -> None:
+        response = client.post("/api/v1/lookup", data=payload, content_type="application/json")
+        if response.status_code != 200:
+            raise Mismatch(f"in-process request: {response.status_code} {response.content[:300]!r}")
+
+    request_ms = best_ms(request, repeat)
+    rows = [
+        ("normalize + validate 1,000 identifiers", normalize_ms),
+        (f"lookup_batch SQL ({queries} queries, first run)", sql_ms),
+        ("lookup_batch total (normalize, SQL, build results)", batch_ms),
+        ("+ request echo and signed receipt (lookup_answer_signed)", signed_ms),
+        ("DRF JSON rendering of the response", render_ms),
+        ("whole request in-process (Django test client)", request_ms),
+    ]
+    text = ""
+    if profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(repeat):
+            request()
+        profiler.disable()
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats("tottime").print_stats(25)
+        stats.sort_stats("cumulative").print_stats(30)
+        text = out.getvalue()
+    return Phases(rows=rows, queries=queries, profile=text)
+
+
+# --- Report -------------------------------------------------------------------------------------------
+
+
+def report(
+    load: Workload, http_b: Figures, sql_b: Figures, http_s: Figures, sql_s: Figures, phases: Phases | None
+) -> bool:
+    ratio = http_b.rate / sql_b.rate if sql_b.rate else 0.0
+    p99 = http_s.percentile(99)
+    batch_ok = ratio >= GOAL_BATCH_RATIO
+    single_ok = p99 < GOAL_SINGLE_P99_MS
+    mix = Counter(expected_status(n, load.works) for numbers in load.batches for n in numbers)
+    print()
+    print(f"works {load.works:,}; {len(load.batches)} batches of {len(load.batches[0]):,} items "
+          f"({', '.join(f'{k} {v / mix.total():.1%}' for k, v in sorted(mix.items()))}); "
+          f"{len(load.singles):,} singles; purpose {load.purpose}")  # fmt: skip
+    print(f"{'':34}{'HTTP':>12}{'raw SQL':>12}{'ratio':>10}   goal")
+    print(
+        f"{'batch items/s':34}{http_b.rate:>12,.0f}{sql_b.rate:>12,.0f}{ratio:>10.1%}   "
+        f">= {GOAL_BATCH_RATIO:.0%}  {'PASS' if batch_ok else 'FAIL'}"
+    )
+    for label, p in (("batch p50 ms", 50.0), ("batch p99 ms", 99.0)):
+        print(f"{label:34}{http_b.percentile(p):>12.1f}{sql_b.percentile(p):>12.1f}")
+    for label, p in (("single p50 ms", 50.0), ("single p99 ms", 99.0), ("single max ms", 100.0)):
+        goal = f"   < {GOAL_SINGLE_P99_MS:.0f} ms  {'PASS' if single_ok else 'FAIL'}" if p == 99.0 else ""
+        print(f"{label:34}{http_s.percentile(p):>12.2f}{sql_s.percentile(p):>12.2f}{'':>10}{goal}")
+    print(
+        f"answers checked: every item of every batch and single, HTTP and SQL; receipt: {', '.join(_receipt_checked)}"
+    )
+    if phases is not None:
+        print()
+        print(f"one batch of {len(load.batches[0]):,} in-process (best of repeats, ms):")
+        for label, ms in phases.rows:
+            print(f"  {label:<58}{ms:>9.1f}")
+        print(f"  {'HTTP batch, mean over the run':<58}{http_b.seconds / max(1, len(load.batches)) * 1000:>9.1f}")
+        if phases.profile:
+            print()
+            print(phases.profile)
+    print()
+    print(f"RESULT: {'PASS' if batch_ok and single_ok else 'FAIL'}")
+    return batch_ok and single_ok
+
+
+# --- Main ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--works", type=int, default=1_000_000, help="works to load (default 1,000,000)")
+    parser.add_argument("--rounds", type=int, default=20, help="measured batches (default 20)")
+    parser.add_argument("--batch", type=int, default=1000, help="items per batch (default 1,000)")
+    parser.add_argument("--singles", type=int, default=2000, help="measured single lookups (default 2,000)")
+    parser.add_argument("--warmup", type=int, default=3, help="unmeasured batches first; singles get 10x")
+    parser.add_argument("--purpose", default="train-ai", choices=["train-ai", "train-genai"])
+    parser.add_argument("--base-url", help="measure a running service instead of starting gunicorn")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers when started here (default 2)")
+    parser.add_argument("--redis-url", help="REDIS_URL for the rate-limit cache (default: the environment's)")
+    parser.add_argument("--reload", action="store_true", help="drop and recreate the bench database first")
+    parser.add_argument("--seed", type=int, default=1, help="random seed of the workload (default 1)")
+    parser.add_argument("--repeat", type=int, default=5, help="repeats per in-process phase timing (default 5)")
+    parser.add_argument("--profile", action="store_true", help="also print cProfile of in-process requests")
+    parser.add_argument("--no-phases", action="store_true", help="skip the in-process phase timing")
+    args = parser.parse_args(argv)
+    if args.works < 10 or args.rounds < 1 or args.batch < 1 or args.singles < 1:
+        parser.error("--works must be >= 10, --rounds, --batch and --singles >= 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    bench_environment(args)
+    url = os.environ["DATABASE_URL"]
+    database_prepare(url, reload=args.reload)
+    django_setup()
+
+    holder, lab = parties_ensure()
+    works_load(holder=holder, works=args.works)
+    load_check(args.works)
+    load = workload_make(
+        works=args.works, rounds=args.rounds, batch=args.batch, singles=args.singles, purpose=args.purpose,
+        seed=args.seed,
+    )  # fmt: skip
+    key, raw_key = apikey_make(lab)
+    try:
+        with server(args.base_url, args.workers) as base_url, httpx.Client(timeout=60) as client:
+            print(f"measuring {base_url}: {args.rounds} batches of {args.batch:,}, {args.singles:,} singles")
+            http_b = http_batches(client, base_url, raw_key, load, warmup=args.warmup)
+            http_s = http_singles(client, base_url, load, warmup=args.warmup * 10)
+        with psycopg.connect(url, autocommit=True) as conn:
+            sql_b = sql_batches(conn, load, warmup=args.warmup)
+            sql_s = sql_singles(conn, load, warmup=args.warmup * 10)
+        phases = None
+        if not args.no_phases:
+            phases = phases_measure(load, key, raw_key, repeat=args.repeat, profile=args.profile)
+    except Mismatch as exc:
+        print(f"WRONG ANSWER: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        apikey_drop(key)
+    return 0 if report(load, http_b, sql_b, http_s, sql_s, phases) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Admin for refusals (read-only: they are never edited) and regimes (set through the service)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.http import HttpRequest
+
+from optout.models import KindRegime, Refusal, RefusalEvent
+from optout.services import regime_set
+from registry.audit import Actor
+from registry.errors import RegistryError
+
+
+class RefusalEventInline(admin.TabularInline[RefusalEvent, Refusal]):
+    model = RefusalEvent
+    extra = 0
+    max_num = 0
+    can_delete = False
+    readonly_fields = ["kind", "effective_at", "recorded_at", "actor"]
+
+
+@admin.register(Refusal)
+class RefusalAdmin(admin.ModelAdmin[Refusal]):
+    list_display = ["id", "holder", "scope", "purpose", "work", "url_prefix", "effective_from", "filed_at"]
+    list_filter = ["scope", "purpose"]
+    search_fields = ["holder__name", "url_prefix", "work__title"]
+    readonly_fields = [f.name for f in Refusal._meta.fields]
+    inlines = [RefusalEventInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(RefusalEvent)
+class RefusalEventAdmin(admin.ModelAdmin[RefusalEvent]):
+    list_display = ["id", "refusal", "kind", "effective_at", "recorded_at"]
+    list_filter = ["kind"]
+    readonly_fields = [f.name for f in RefusalEvent._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(KindRegime)
+class KindRegimeAdmin(admin.ModelAdmin[KindRegime]):
+    """New regimes are added here; past ones stay as history."""
+
+    list_display = ["kind", "regime", "effective_from", "created_by", "created_at"]
+    list_filter = ["kind", "regime"]
+    fields = ["kind", "regime", "effective_from"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: KindRegime, form: Any, change: bool) -> None:
+        try:
+            saved = regime_set(
+                actor=Actor(user=request.user), kind=obj.kind, regime=obj.regime, effective_from=obj.effective_from
+            )
+        except RegistryError as exc:
+            self.message_user(request, str(exc.message), level=messages.ERROR)
+            return
+        obj.pk = saved.pk

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from optout.models import Purpose, Refusal, RefusalScope, Regime
+from registry.models import WorkKind
+
+MAX_LOOKUP_ITEMS = 10_000
+
+
+class RefusalCreateInput(serializers.Serializer):
+    scope = serializers.ChoiceField(choices=RefusalScope.choices)
+    purposes = serializers.ListField(child=serializers.CharField(max_length=32), min_length=1)
+    work = serializers.IntegerField(required=False, allow_null=True, default=None)
+    url_prefix = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    effective_from = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class RefusalWithdrawInput(serializers.Serializer):
+    effective_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class RefusalOutput(serializers.ModelSerializer):
+    purposes = serializers.SerializerMethodField()
+    history = serializers.SerializerMethodField()
+    work = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Refusal
+        fields = ["id", "scope", "purposes", "work", "url_prefix", "effective_from", "filed_at", "history"]
+
+    def get_purposes(self, refusal: Refusal) -> list[str]:
+        if refusal.purpose == Purpose.TRAIN_AI:
+            return [Purpose.TRAIN_AI.value, Purpose.TRAIN_GENAI.value]
+        return [refusal.purpose]
+
+    def get_work(self, refusal: Refusal) -> dict[str, Any] | None:
+        if refusal.work is None:
+            return None
+        return {"id": refusal.work.pk, "title": refusal.work.title, "kind": refusal.work.kind}
+
+    def get_history(self, refusal: Refusal) -> list[dict[str, Any]]:
+        from optout.selectors import refusal_history
+
+        return [
+            {"event": e["event"], "at": e["at"].isoformat(), "recorded_at": e["recorded_at"].isoformat()}
+            for e in refusal_history(refusal=refusal)
+        ]
+
+
+class RegimeInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=WorkKind.choices)
+    regime = serializers.ChoiceField(choices=Regime.choices)
+    effective_from = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class LookupItemsField(serializers.ListField):
+    """Items stay lenient: a malformed item is answered as ``invalid``, it never fails the batch."""
+
+    child = serializers.JSONField()
+
+    def to_internal_value(self, data: Any) -> list[dict[str, str]]:
+        items = super().to_internal_value(data)
+        return [
+            {"scheme": str(item.get("scheme", ""))[:64], "value": str(item.get("value", ""))[:4000]}
+            if isinstance(item, dict)
+            else {"scheme": "", "value": str(item)[:200]}
+            for item in items
+        ]
+
+
+class LookupInput(serializers.Serializer):
+    purpose = serializers.ChoiceField(choices=Purpose.choices, default=Purpose.TRAIN_GENAI)
+    as_of = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    items = LookupItemsField(min_length=1, allow_empty=False)
+
+
+class LookupSingleInput(serializers.Serializer):
+    scheme = serializers.CharField(max_length=64)
+    value = serializers.CharField(max_length=4000)
+    purpose = serializers.ChoiceField(choices=Purpose.choices, default=Purpose.TRAIN_GENAI)
+    as_of = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class LookupResponse(serializers.Serializer):
+    request = serializers.DictField()
+    results = serializers.ListField(child=serializers.DictField())
+    issued_at = serializers.CharField()
+    caller = serializers.CharField()
+    last_refusal_event_id = serializers.IntegerField()
+    receipt = serializers.DictField(help_text=_("Ed25519 signature over this response without its receipt."))

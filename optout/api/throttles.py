@@ -1,0 +1,32 @@
+"""Rate limits on lookups: per API key or person, and per address for anonymous callers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+
+from registry.models import ApiKey
+
+
+class LookupPrincipalThrottle(SimpleRateThrottle):
+    scope = "lookup"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        if isinstance(request.auth, ApiKey):
+            ident = f"key:{request.auth.pk}"
+        elif request.user and request.user.is_authenticated:
+            ident = f"user:{request.user.pk}"
+        else:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class LookupAnonymousThrottle(SimpleRateThrottle):
+    scope = "lookup_anonymous"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        if isinstance(request.auth, ApiKey) or (request.user and request.user.is_authenticated):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

@@ -1,0 +1,378 @@
+"""Reads for refusals and the lookup. A lookup batch costs a constant number of queries."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.db import connection, transaction
+from django.db.models import Max, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from optout.models import KindRegime, Purpose, Refusal, RefusalEvent, RefusalEventKind, RefusalScope, Regime
+from registry.audit import Actor
+from registry.errors import InvalidIdentifier, NotFound
+from registry.identifiers import IdentifierKey, Scheme, identifier_normalize
+from registry.models import ClaimStatus, Identifier, OwnershipClaim, WorkStatus
+
+
+class LookupStatus:
+    REFUSED = "refused"
+    PERMITTED = "permitted"
+    UNREGISTERED = "unregistered"
+    LICENSE_REQUIRED = "license_required"
+    INVALID = "invalid"
+
+
+@dataclass
+class _Work:
+    id: int
+    title: str
+    kind: str
+    status: str
+    # holder id -> when that holder's claim was verified (None while pending)
+    claims: dict[int, datetime | None] = field(default_factory=dict)
+
+
+@dataclass
+class _Refusal:
+    id: int
+    holder_id: int
+    scope: str
+    purpose: str
+    work_id: int | None
+    url_prefix: str
+    url_host: str
+    effective_from: datetime
+    withdrawn_at: datetime | None
+    domain_verified_at: datetime | None
+
+    def in_force(self, at: datetime) -> bool:
+        return self.effective_from <= at and (self.withdrawn_at is None or self.withdrawn_at > at)
+
+    def as_result(self) -> dict[str, Any]:
+        purposes = [Purpose.TRAIN_AI, Purpose.TRAIN_GENAI] if self.purpose == Purpose.TRAIN_AI else [self.purpose]
+        return {
+            "id": self.id,
+            "scope": self.scope,
+            "purposes": [str(p) for p in purposes],
+            "effective_from": self.effective_from.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class LookupAnswer:
+    results: list[dict[str, Any]]
+    last_refusal_event_id: int
+
+
+def _purposes_refusing(purpose: str) -> list[str]:
+    """Stored purposes that refuse ``purpose``: train-ai refuses both."""
+    return [Purpose.TRAIN_AI] if purpose == Purpose.TRAIN_AI else [Purpose.TRAIN_AI, Purpose.TRAIN_GENAI]
+
+
+def _regime_at(rows: Sequence[tuple[str, str, datetime]], kind: str, at: datetime) -> str:
+    in_force = [(starts, regime) for row_kind, regime, starts in rows if row_kind == kind and starts <= at]
+    return max(in_force)[1] if in_force else Regime.USE_FIRST
+
+
+def lookup_batch(*, items: Sequence[Mapping[str, Any]], purpose: str, as_of: datetime) -> LookupAnswer:
+    """Answer each item's status for ``purpose`` at ``as_of``, in input order.
+
+    Five queries whatever the batch size, read from one snapshot so the answer matches the
+    ``last_refusal_event_id`` it reports.
+    """
+    keys: list[IdentifierKey | InvalidIdentifier] = []
+    for item in items:
+        try:
+            keys.append(identifier_normalize(scheme=str(item.get("scheme", "")), value=str(item.get("value", ""))))
+        except InvalidIdentifier as exc:
+            keys.append(exc)
+    valid = [k for k in keys if isinstance(k, IdentifierKey)]
+    url_hosts = {urlsplit(k.value).hostname or "" for k in valid if k.scheme == Scheme.URL}
+
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        last_event_id = RefusalEvent.objects.aggregate(last=Max("id"))["last"] or 0
+        works_by_key, works = _works_for(valid)
+        refusals = _refusals_for(works.values(), url_hosts, purpose)
+        regimes = list(KindRegime.objects.values_list("kind", "regime", "effective_from"))
+
+    by_work: dict[int, list[_Refusal]] = defaultdict(list)
+    by_holder: dict[int, list[_Refusal]] = defaultdict(list)
+    by_host: dict[str, list[_Refusal]] = defaultdict(list)
+    for refusal in refusals:
+        if refusal.scope == RefusalScope.WORK and refusal.work_id is not None:
+            by_work[refusal.work_id].append(refusal)
+        elif refusal.scope == RefusalScope.CATALOGUE:
+            by_holder[refusal.holder_id].append(refusal)
+        else:
+            by_host[refusal.url_host].append(refusal)
+
+    results = []
+    for index, (item, key) in enumerate(zip(items, keys, strict=True)):
+        result: dict[str, Any] = {
+            "index": index,
+            "input": {"scheme": str(item.get("scheme", "")), "value": str(item.get("value", ""))},
+            "key": None,
+            "status": LookupStatus.INVALID,
+            "may_train": False,
+            "compensation": "none",
+            "work": None,
+            "refusal": None,
+            "regime": None,
+            "pending_refusal": False,
+        }
+        if isinstance(key, InvalidIdentifier):
+            result["reason"] = {"code": key.code, "message": str(key.message)}
+            results.append(result)
+            continue
+        result["key"] = str(key)
+        work = works_by_key.get(key)
+        candidates: list[tuple[_Refusal, datetime | None]] = []
+        if work is not None:
+            for refusal in by_work.get(work.id, []) + [r for h in work.claims for r in by_holder.get(h, [])]:
+                candidates.append((refusal, work.claims.get(refusal.holder_id)))
+        if key.scheme == Scheme.URL:
+            prefix = _longest_prefix(by_host.get(urlsplit(key.value).hostname or "", []), key.value, as_of)
+            if prefix is not None:
+                candidates.append((prefix, prefix.domain_verified_at))
+        deciding, pending = _decide(candidates, as_of)
+        result["pending_refusal"] = pending
+        regime = _regime_at(regimes, work.kind, as_of) if work is not None else Regime.USE_FIRST
+        result["regime"] = str(regime)
+        if work is not None:
+            result["work"] = {"id": work.id, "title": work.title, "kind": work.kind}
+        if deciding is not None:
+            result.update(status=LookupStatus.REFUSED, refusal=deciding.as_result())
+        elif regime == Regime.LICENSE_REQUIRED:
+            result.update(status=LookupStatus.LICENSE_REQUIRED)
+        elif work is not None:
+            owners_known = work.status != WorkStatus.DISPUTED and any(
+                verified is not None and verified <= as_of for verified in work.claims.values()
+            )
+            result.update(
+                status=LookupStatus.PERMITTED, may_train=True, compensation="owners" if owners_known else "escrow"
+            )
+        else:
+            result.update(status=LookupStatus.UNREGISTERED, may_train=True, compensation="escrow")
+        results.append(result)
+    return LookupAnswer(results=results, last_refusal_event_id=last_event_id)
+
+
+def _works_for(keys: Sequence[IdentifierKey]) -> tuple[dict[IdentifierKey, _Work], dict[int, _Work]]:
+    if not keys:
+        return {}, {}
+    values_by_scheme: dict[str, set[str]] = defaultdict(set)
+    for key in keys:
+        values_by_scheme[key.scheme].add(key.value)
+    condition = Q()
+    for scheme, values in values_by_scheme.items():
+        condition |= Q(scheme=scheme, value__in=values)
+    works: dict[int, _Work] = {}
+    works_by_key: dict[IdentifierKey, _Work] = {}
+    rows = (
+        Identifier.objects.filter(condition)
+        .order_by()
+        .values_list("scheme", "value", "work_id", "work__title", "work__kind", "work__status")
+    )
+    for scheme, value, work_id, title, kind, status in rows:
+        work = works.setdefault(work_id, _Work(id=work_id, title=title, kind=kind, status=status))
+        works_by_key[IdentifierKey(scheme=scheme, value=value)] = work
+    if works:
+        claims = OwnershipClaim.objects.filter(work_id__in=works).exclude(status=ClaimStatus.REJECTED).order_by()
+        for work_id, holder_id, status, decided_at in claims.values_list(
+            "work_id", "holder_id", "status", "decided_at"
+        ):
+            works[work_id].claims[holder_id] = decided_at if status == ClaimStatus.VERIFIED else None
+    return works_by_key, works
+
+
+def _refusals_for(works: Iterable[_Work], url_hosts: set[str], purpose: str) -> list[_Refusal]:
+    works = list(works)
+    work_ids = [w.id for w in works]
+    holder_ids = {h for w in works for h in w.claims}
+    condition = Q(pk__in=[])
+    if work_ids:
+        condition |= Q(scope=RefusalScope.WORK, work_id__in=work_ids)
+    if holder_ids:
+        condition |= Q(scope=RefusalScope.CATALOGUE, holder_id__in=holder_ids)
+    if url_hosts:
+        condition |= Q(scope=RefusalScope.URL_PREFIX, url_host__in=url_hosts)
+    if not (work_ids or holder_ids or url_hosts):
+        return []
+    withdrawn = RefusalEvent.objects.filter(refusal=OuterRef("pk"), kind=RefusalEventKind.WITHDRAWN).values(
+        "effective_at"
+    )[:1]
+    rows = (
+        Refusal.objects.filter(condition, purpose__in=_purposes_refusing(purpose))
+        .annotate(withdrawn_at=Subquery(withdrawn))
+        .order_by()
+        .values_list(
+            "id",
+            "holder_id",
+            "scope",
+            "purpose",
+            "work_id",
+            "url_prefix",
+            "url_host",
+            "effective_from",
+            "withdrawn_at",
+            "domain__status",
+            "domain__verified_at",
+        )
+    )
+    return [
+        _Refusal(
+            id=rid,
+            holder_id=holder_id,
+            scope=scope,
+            purpose=rpurpose,
+            work_id=work_id,
+            url_prefix=prefix,
+            url_host=host,
+            effective_from=starts,
+            withdrawn_at=withdrawn_at,
+            domain_verified_at=verified_at if domain_status == "verified" else None,
+        )
+        for (
+            rid,
+            holder_id,
+            scope,
+            rpurpose,
+            work_id,
+            prefix,
+            host,
+            starts,
+            withdrawn_at,
+            domain_status,
+            verified_at,
+        ) in rows
+    ]
+
+
+def _longest_prefix(refusals: Sequence[_Refusal], url: str, at: datetime) -> _Refusal | None:
+    """The URL-prefix refusal in force at ``at`` with the longest prefix of ``url``, if any."""
+    matching = [r for r in refusals if url.startswith(r.url_prefix) and r.in_force(at)]
+    return max(matching, key=lambda r: (len(r.url_prefix), -r.id)) if matching else None
+
+
+def _decide(candidates: Sequence[tuple[_Refusal, datetime | None]], at: datetime) -> tuple[_Refusal | None, bool]:
+    """The refusal deciding at ``at`` (the one in effect earliest), and whether one awaits verification.
+
+    A refusal decides once the filer's ownership is verified; one verified co-owner is enough,
+    since copyright in a joint work is exercised jointly.
+    """
+    effective: list[tuple[datetime, int, _Refusal]] = []
+    pending = False
+    for refusal, verified_at in candidates:
+        if not refusal.in_force(at):
+            continue
+        if verified_at is not None and verified_at <= at:
+            effective.append((max(refusal.effective_from, verified_at), refusal.id, refusal))
+        else:
+            pending = True
+    if effective:
+        return min(effective)[2], pending
+    return None, pending
+
+
+# --- Refusal listings ---------------------------------------------------------------------
+
+
+def _verified_claim_at() -> Subquery:
+    return Subquery(
+        OwnershipClaim.objects.filter(
+            work=OuterRef("work"), holder=OuterRef("holder"), status=ClaimStatus.VERIFIED
+        ).values("decided_at")[:1]
+    )
+
+
+def refusal_list_for_actor(*, actor: Actor) -> QuerySet[Refusal]:
+    """Refusals with their events and when the filer's claim was verified, in two queries."""
+    refusals = (
+        Refusal.objects.select_related("work", "domain", "holder")
+        .prefetch_related("events")
+        .annotate(claim_verified_at=_verified_claim_at())
+        .order_by("-filed_at", "-pk")
+    )
+    if actor.is_staff:
+        return refusals
+    if actor.party is None:
+        return refusals.none()
+    return refusals.filter(holder=actor.party)
+
+
+def refusal_get_for_actor(*, actor: Actor, refusal_id: int) -> Refusal:
+    refusal = refusal_list_for_actor(actor=actor).filter(pk=refusal_id).first()
+    if refusal is None:
+        raise NotFound()
+    return refusal
+
+
+def refusal_history(*, refusal: Refusal) -> list[dict[str, Any]]:
+    """Filing, taking effect and withdrawal, in order. Taking effect is when ownership was verified."""
+    events: list[dict[str, Any]] = []
+    withdrawn_at = None
+    for event in refusal.events.all():
+        events.append({"event": event.kind, "at": event.effective_at, "recorded_at": event.recorded_at})
+        if event.kind == RefusalEventKind.WITHDRAWN:
+            withdrawn_at = event.effective_at
+    verified_at = _ownership_verified_at(refusal)
+    if verified_at is not None:
+        takes_effect = max(refusal.effective_from, verified_at)
+        if withdrawn_at is None or takes_effect < withdrawn_at:
+            events.append({"event": "effective", "at": takes_effect, "recorded_at": verified_at})
+    return sorted(events, key=lambda e: e["at"])
+
+
+def _ownership_verified_at(refusal: Refusal) -> datetime | None:
+    if refusal.scope == RefusalScope.URL_PREFIX:
+        return refusal.domain.verified_at if refusal.domain and refusal.domain.status == "verified" else None
+    if refusal.scope == RefusalScope.WORK:
+        # Annotated by refusal_list_for_actor, which every listing goes through.
+        verified_at: datetime | None = getattr(refusal, "claim_verified_at", None)
+        return verified_at
+    # A catalogue refusal is in force for the holder at once; each work follows its own claim.
+    return refusal.effective_from
+
+
+def lookup_caller(*, actor: Actor) -> str:
+    """How a receipt names who asked: the key (not its secret), the person, or anonymous."""
+    if actor.api_key is not None:
+        owner = f"party:{actor.party.pk}" if actor.party is not None else f"user:{actor.user_id}"
+        return f"{owner}/key:{actor.api_key.prefix}"
+    if actor.user_id is not None:
+        return f"user:{actor.user_id}"
+    return "anonymous"
+
+
+def lookup_answer_signed(
+    *, actor: Actor, items: Sequence[Mapping[str, Any]], purpose: str, as_of: datetime | None
+) -> dict[str, Any]:
+    """The lookup response: the request, one result per item, and the registry's receipt over both."""
+    from optout.receipts import receipt_sign
+
+    now = timezone.now()
+    at = as_of or now
+    answer = lookup_batch(items=items, purpose=purpose, as_of=at)
+    body: dict[str, Any] = {
+        "request": {
+            "purpose": purpose,
+            "as_of": at.isoformat(),
+            "items": [{"scheme": str(i.get("scheme", "")), "value": str(i.get("value", ""))} for i in items],
+        },
+        "results": answer.results,
+        "issued_at": now.isoformat(),
+        "caller": lookup_caller(actor=actor),
+        "last_refusal_event_id": answer.last_refusal_event_id,
+    }
+    body["receipt"] = receipt_sign(payload=body)
+    return body

@@ -1,0 +1,125 @@
+"""Public pages of refusals: what anyone may read without an account, as anyone can read a robots.txt.
+
+Both answer with the refusal headers of ``optout.signals`` when something is refused, so a crawler
+that fetches the page or the status learns the refusal in the formats it already reads.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_safe
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from optout.api.compat import FirstRendererNegotiation
+from optout.api.throttles import LookupAnonymousThrottle, LookupPrincipalThrottle
+from optout.api.views import LookupUnavailable
+from optout.models import Purpose, RefusalScope, Regime
+from optout.selectors import LookupStatus
+from optout.signals import signal_status
+from registry.errors import InvalidIdentifier, InvalidInput
+from registry.identifiers import Scheme, identifier_normalize
+from registry.models import Work
+
+_STATUS_LABELS = {
+    LookupStatus.REFUSED: _("Refused"),
+    LookupStatus.PERMITTED: _("Permitted"),
+    LookupStatus.LICENSE_REQUIRED: _("Licence required"),
+}
+_STATUS_EXPLANATIONS = {
+    LookupStatus.REFUSED: _("A rights holder has refused AI training of this work. Do not use it to train AI models."),
+    LookupStatus.PERMITTED: _(
+        "No refusal is in force. The work may be used for AI training, and its owners are compensated afterwards."
+    ),
+    LookupStatus.LICENSE_REQUIRED: _(
+        "Works of this kind are outside the use-first regime: training needs a licence from their owners."
+    ),
+}
+_UNCHECKED_LABEL = _("Not checked")
+_UNCHECKED_EXPLANATION = _("The registry could not check this work. Do not treat it as permitted.")
+
+
+@require_safe
+def work_public(request: HttpRequest, work_id: int) -> HttpResponse:
+    """A work's status now, for anyone: never who filed a refusal, who owns what, or in what shares."""
+    work = Work.objects.prefetch_related("identifiers").filter(pk=work_id).first()
+    if work is None:
+        raise Http404()
+    identifiers = sorted(work.identifiers.all(), key=lambda i: (i.scheme, i.value))
+    checked_at = timezone.now()
+    signal = signal_status(items=[{"scheme": i.scheme, "value": i.value} for i in identifiers], as_of=checked_at)
+    result = signal.result or {}
+    refusal = result.get("refusal") if signal.status == LookupStatus.REFUSED else None
+    refused_purposes = []
+    if signal.refused_train_ai:
+        refused_purposes.append(Purpose.TRAIN_AI.label)
+    elif signal.refused_train_genai:
+        refused_purposes.append(Purpose.TRAIN_GENAI.label)
+    context: dict[str, Any] = {
+        "registry_name": settings.REGISTRY_NAME,
+        "work": work,
+        "identifiers": identifiers,
+        "status": signal.status,
+        "status_class": signal.status if signal.status in _STATUS_LABELS else "unchecked",
+        "status_label": _STATUS_LABELS.get(signal.status, _UNCHECKED_LABEL),
+        "status_explanation": _STATUS_EXPLANATIONS.get(signal.status, _UNCHECKED_EXPLANATION),
+        "regime_label": Regime(result["regime"]).label if result.get("regime") else None,
+        "refused_purposes": refused_purposes,
+        "refusal_scope_label": RefusalScope(refusal["scope"]).label if refusal else None,
+        "refusal_effective_from": datetime.fromisoformat(refusal["effective_from"]) if refusal else None,
+        "pending_refusal": signal.pending_refusal and signal.status != LookupStatus.REFUSED,
+        "checked_at": checked_at,
+    }
+    response = render(request, "optout/work_public.html", context)
+    for name, value in signal.headers().items():
+        response[name] = value
+    return response
+
+
+class StatusView(APIView):
+    """``GET|HEAD /status?url=…``: whether AI training of one URL is refused now, for anyone.
+
+    ``status`` and ``may_train`` answer for generative training, the strictest purpose (any refusal
+    refuses it); ``train_ai`` and ``train_genai`` say which purposes are refused. The refusal headers
+    come with the answer, so a HEAD request is enough.
+    """
+
+    permission_classes = [AllowAny]
+    throttle_classes = [LookupPrincipalThrottle, LookupAnonymousThrottle]
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = FirstRendererNegotiation
+
+    def get(self, request: Request) -> Response:
+        raw = str(request.query_params.get("url", ""))
+        if not raw.strip():
+            raise InvalidInput(
+                _("Give the URL to check, e.g. /status?url=https://example.kr/page"), code="required", field="url"
+            )
+        try:
+            key = identifier_normalize(scheme=Scheme.URL, value=raw)
+        except InvalidIdentifier as exc:
+            raise InvalidInput(exc.message, code=exc.code, field="url") from None
+        try:
+            signal = signal_status(items=[{"scheme": key.scheme, "value": key.value}], as_of=timezone.now())
+        except DatabaseError:
+            # Never fail open: without the registry's answer, nothing is answered.
+            raise LookupUnavailable() from None
+        body = {
+            "url": key.value,
+            "status": signal.status,
+            "may_train": signal.may_train,
+            "train_ai": signal.refused_train_ai,
+            "train_genai": signal.refused_train_genai,
+        }
+        return Response(body, headers=signal.headers())
