@@ -436,6 +436,23 @@ def http_singles(client: httpx.Client, url: str, load: Workload, *, warmup: int)
     return figures
 
 
+def http_floor(client: httpx.Client, url: str, count: int) -> Figures:
+    """What any request costs here: a new connection (gunicorn's sync workers close each), Django, one query."""
+    figures = Figures(latencies_ms=[])
+    for round_index in range(count + 50):
+        started = time.perf_counter()
+        response = client.get(f"{url}/healthz")
+        elapsed = time.perf_counter() - started
+        if response.status_code != 200:
+            raise Mismatch(f"healthz: {response.status_code}")
+        if round_index >= 50:
+            figures.items += 1
+            figures.seconds += elapsed
+            assert figures.latencies_ms is not None
+            figures.latencies_ms.append(elapsed * 1000)
+    return figures
+
+
 _receipt_checked: list[str] = []
 
 
@@ -557,9 +574,15 @@ def phases_measure(load: Workload, key: ApiKey, raw_key: str, *, repeat: int, pr
         finally:
             query_ms.append((time.perf_counter() - started) * 1000)
 
-    with connection.execute_wrapper(timed_query):
-        lookup_batch(items=items, purpose=load.purpose, as_of=timezone.now())
-    queries, sql_ms = len(query_ms), sum(query_ms)
+    def sql_of(action: Callable[[], object]) -> tuple[int, float]:
+        """Queries and their milliseconds for one run of ``action`` (warm)."""
+        action()
+        query_ms.clear()
+        with connection.execute_wrapper(timed_query):
+            action()
+        return len(query_ms), sum(query_ms)
+
+    queries, sql_ms = sql_of(lambda: lookup_batch(items=items, purpose=load.purpose, as_of=timezone.now()))
 
     normalize_ms = best_ms(lambda: [identifier_normalize(scheme=i["scheme"], value=i["value"]) for i in items], repeat)
     batch_ms = best_ms(lambda: lookup_batch(items=items, purpose=load.purpose, as_of=timezone.now()), repeat)
@@ -579,13 +602,27 @@ def phases_measure(load: Workload, key: ApiKey, raw_key: str, *, repeat: int, pr
             raise Mismatch(f"in-process request: {response.status_code} {response.content[:300]!r}")
 
     request_ms = best_ms(request, repeat)
+    request_queries, request_sql_ms = sql_of(request)
+    anonymous = Client(HTTP_HOST="127.0.0.1")
+    single_params = {"scheme": "isbn", "value": isbn_for(load.singles[0]), "purpose": load.purpose}
+
+    def single() -> None:
+        response = anonymous.get("/api/v1/lookup", single_params)
+        if response.status_code != 200:
+            raise Mismatch(f"in-process single: {response.status_code} {response.content[:300]!r}")
+
+    single_queries, single_sql_ms = sql_of(single)
+    single_ms = best_ms(single, repeat * 10)
     rows = [
         ("normalize + validate 1,000 identifiers", normalize_ms),
-        (f"lookup_batch SQL ({queries} queries, first run)", sql_ms),
+        (f"lookup_batch SQL ({queries} queries, round trips included)", sql_ms),
         ("lookup_batch total (normalize, SQL, build results)", batch_ms),
         ("+ request echo and signed receipt (lookup_answer_signed)", signed_ms),
         ("DRF JSON rendering of the response", render_ms),
         ("whole request in-process (Django test client)", request_ms),
+        (f"  of which SQL ({request_queries} queries)", request_sql_ms),
+        ("single lookup, whole request in-process (anonymous GET)", single_ms),
+        (f"  of which SQL ({single_queries} queries)", single_sql_ms),
     ]
     text = ""
     if profile:
@@ -606,7 +643,13 @@ def phases_measure(load: Workload, key: ApiKey, raw_key: str, *, repeat: int, pr
 
 
 def report(
-    load: Workload, http_b: Figures, sql_b: Figures, http_s: Figures, sql_s: Figures, phases: Phases | None
+    load: Workload,
+    http_b: Figures,
+    sql_b: Figures,
+    http_s: Figures,
+    sql_s: Figures,
+    healthz: Figures,
+    phases: Phases | None,
 ) -> bool:
     ratio = http_b.rate / sql_b.rate if sql_b.rate else 0.0
     p99 = http_s.percentile(99)
@@ -624,6 +667,7 @@ def report(
     )
     for label, p in (("batch p50 ms", 50.0), ("batch p99 ms", 99.0)):
         print(f"{label:34}{http_b.percentile(p):>12.1f}{sql_b.percentile(p):>12.1f}")
+    print(f"{'HTTP floor: GET /healthz p50 ms':34}{healthz.percentile(50):>12.2f}")
     for label, p in (("single p50 ms", 50.0), ("single p99 ms", 99.0), ("single max ms", 100.0)):
         goal = f"   < {GOAL_SINGLE_P99_MS:.0f} ms  {'PASS' if single_ok else 'FAIL'}" if p == 99.0 else ""
         print(f"{label:34}{http_s.percentile(p):>12.2f}{sql_s.percentile(p):>12.2f}{'':>10}{goal}")
@@ -684,11 +728,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
     )  # fmt: skip
     key, raw_key = apikey_make(lab)
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
     try:
         with server(args.base_url, args.workers) as base_url, httpx.Client(timeout=60) as client:
             print(f"measuring {base_url}: {args.rounds} batches of {args.batch:,}, {args.singles:,} singles")
             http_b = http_batches(client, base_url, raw_key, load, warmup=args.warmup)
             http_s = http_singles(client, base_url, load, warmup=args.warmup * 10)
+            healthz = http_floor(client, base_url, 500)
         with psycopg.connect(url, autocommit=True) as conn:
             sql_b = sql_batches(conn, load, warmup=args.warmup)
             sql_s = sql_singles(conn, load, warmup=args.warmup * 10)
@@ -700,7 +746,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         apikey_drop(key)
-    return 0 if report(load, http_b, sql_b, http_s, sql_s, phases) else 1
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0 if report(load, http_b, sql_b, http_s, sql_s, healthz, phases) else 1
 
 
 if __name__ == "__main__":

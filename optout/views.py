@@ -6,6 +6,7 @@ that fetches the page or the status learns the refusal in the formats it already
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,8 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_safe
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -53,6 +56,16 @@ _UNCHECKED_EXPLANATION = _("The registry could not check this work. Do not treat
 @require_safe
 def work_public(request: HttpRequest, work_id: int) -> HttpResponse:
     """A work's status now, for anyone: never who filed a refusal, who owns what, or in what shares."""
+    throttle = LookupAnonymousThrottle()
+    # Each view costs two lookups; anyone may look, at the anonymous lookup rate (per address).
+    if not throttle.allow_request(Request(request), APIView()):
+        wait = throttle.wait()
+        response = HttpResponse(
+            _("Too many requests. Try again in a minute."), status=429, content_type="text/plain; charset=utf-8"
+        )
+        if wait is not None:
+            response["Retry-After"] = str(max(1, math.ceil(wait)))
+        return response
     work = Work.objects.prefetch_related("identifiers").filter(pk=work_id).first()
     if work is None:
         raise Http404()
@@ -100,6 +113,20 @@ class StatusView(APIView):
     renderer_classes = [JSONRenderer]
     content_negotiation_class = FirstRendererNegotiation
 
+    @extend_schema(
+        parameters=[OpenApiParameter("url", str, required=True, description="The http(s) URL to check")],
+        responses=inline_serializer(
+            "UrlStatus",
+            {
+                "url": serializers.CharField(),
+                "status": serializers.CharField(),
+                "may_train": serializers.BooleanField(),
+                "train_ai": serializers.BooleanField(help_text="Whether any AI training is refused"),
+                "train_genai": serializers.BooleanField(help_text="Whether generative AI training is refused"),
+            },
+        ),
+        summary="Whether AI training of one URL is refused now (no account needed)",
+    )
     def get(self, request: Request) -> Response:
         raw = str(request.query_params.get("url", ""))
         if not raw.strip():

@@ -41,12 +41,14 @@ class PlainTextParser(BaseParser):
 
     media_type = "text/plain"
 
-    def parse(
+    # DRF takes whatever a parser returns as ``request.data`` (JSONParser returns lists too); the stubs say Mapping.
+    def parse(  # type: ignore[override]
         self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
     ) -> str:
-        encoding = (parser_context or {}).get("encoding") or "utf-8"
+        encoding = str((parser_context or {}).get("encoding") or "utf-8")
+        body: bytes = stream.read()
         try:
-            return stream.read().decode(encoding).removeprefix("\ufeff")
+            return body.decode(encoding).removeprefix("\ufeff")
         except (UnicodeDecodeError, LookupError):
             raise ParseError(_("The body is not text in the charset it names (UTF-8 by default).")) from None
 

@@ -195,9 +195,8 @@ def test_the_status_of_a_url_refused_only_for_generative_training(holder, holder
 
     assert response.status_code == 200
     body = response.json()
-    assert (body["status"], body["may_train"], body["train_ai"], body["train_genai"]) == (
-        "refused", False, False, True,
-    )
+    assert (body["status"], body["may_train"]) == ("refused", False)
+    assert (body["train_ai"], body["train_genai"]) == (False, True)
     assert response["Content-Usage"] == "train-genai=n"
 
 
@@ -443,3 +442,28 @@ def test_the_bulk_check_takes_only_plain_text(lab):
     )
 
     assert response.status_code == 415
+
+
+def test_the_work_page_is_rate_limited_per_address(book, monkeypatch):
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"lookup": "5/min", "lookup_anonymous": "1/min"})
+
+    answers = [page(book.pk) for _ in range(2)]
+
+    assert [r.status_code for r in answers] == [200, 429]
+    assert int(answers[1]["Retry-After"]) > 0
+
+
+def test_a_body_that_is_not_utf8_is_a_400(lab):
+    response = spawning_client(_key(lab, ["lookup"])).post(
+        "/api/v1/compat/urls", "https://a.example.kr/é".encode("latin-1"), content_type="text/plain"
+    )
+
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "parse_error")
+
+
+def test_an_empty_body_has_no_answers(lab):
+    response = spawning_client(_key(lab, ["lookup"])).post("/api/v1/compat/urls", "\r\n\n", content_type="text/plain")
+
+    assert (response.status_code, response.json()) == (200, {"urls": []})

@@ -98,6 +98,11 @@ def test_demo_load_prints_logins_and_keys_that_work_and_can_run_twice(settings):
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {lab_key}")
     assert client.get("/api/v1/me").json()["party"]["name"] == "Seoul AI Lab"
     assert OwnershipClaim.objects.filter(status=ClaimStatus.VERIFIED).count() == 3
+    from optout.models import Refusal
+
+    assert Refusal.objects.count() == 1
+    refused = APIClient().get("/api/v1/lookup", {"scheme": "isbn", "value": "9788936434021"}).json()
+    assert refused["results"][0]["status"] == "refused"
     assert Party.objects.count() == 2
 
 

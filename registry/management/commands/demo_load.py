@@ -9,8 +9,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from optout.models import Refusal
+from optout.services import refusal_file
 from registry.audit import Actor
-from registry.models import ApiKey, ClaimStatus, Party, PartyKind
+from registry.models import ApiKey, ClaimStatus, Party, PartyKind, Work
 from registry.services import (
     apikey_create,
     apikey_revoke,
@@ -87,6 +89,16 @@ class Command(BaseCommand):
             staff_actor = Actor(user=staff)
             for claim in holder.claims.filter(status=ClaimStatus.PENDING):
                 claim_verify(actor=staff_actor, claim=claim, reason="demo data")
+            # The novel is refused for any AI training; the other demo works stay permitted.
+            novel = Work.objects.get(identifiers__scheme="isbn", identifiers__value="9788936434021")
+            if not Refusal.objects.filter(work=novel).exists():
+                refusal_file(
+                    actor=Actor(party=holder, is_system=True),
+                    holder=holder,
+                    scope="work",
+                    purposes=["train-ai"],
+                    work=novel,
+                )
             # Secrets are stored hashed, so each run replaces the demo keys to be able to print them.
             for old in ApiKey.objects.filter(name=DEMO_KEY_NAME, revoked_at__isnull=True):
                 apikey_revoke(actor=system, api_key=old)
@@ -100,4 +112,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  AI lab         {LAB}: login lab@demo.local / {password}  API key {lab_key}")
         self.stdout.write(
             f"  staff          login staff@demo.local / {password} (admin at /admin/)  API key {staff_key}"
+        )
+        self.stdout.write(
+            "  refused work   isbn:9788936434021 (try: GET /api/v1/lookup?scheme=isbn&value=9788936434021)"
         )
