@@ -20,6 +20,7 @@ known truth (refused / permitted / unregistered), so a fast wrong answer fails t
 from __future__ import annotations
 
 import argparse
+import atexit
 import base64
 import contextlib
 import cProfile
@@ -28,8 +29,10 @@ import json
 import math
 import os
 import pstats
+import queue
 import random
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,10 +41,11 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -51,6 +55,8 @@ from psycopg import sql as pgsql
 if TYPE_CHECKING:
     from registry.models import ApiKey, Party
 
+T = TypeVar("T")
+R = TypeVar("R")
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -113,8 +119,11 @@ def bench_environment(args: argparse.Namespace) -> None:
         "LOOKUP_RATE": "1000000/min",
         "LOOKUP_RATE_ANONYMOUS": "1000000/min",
         "LOG_LEVEL": "WARNING",
-        "DATA_DIR": tempfile.mkdtemp(prefix="registry-bench-"),
     }
+    if not os.environ.get("DATA_DIR"):
+        # Throwaway local data (gunicorn's log; the file cache and broker folders when there is no Redis).
+        os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="registry-bench-")
+        atexit.register(shutil.rmtree, os.environ["DATA_DIR"], ignore_errors=True)
     if not os.environ.get("RECEIPT_SIGNING_KEY") and not os.environ.get("RECEIPT_SIGNING_KEY_FILE"):
         defaults["RECEIPT_SIGNING_KEY"] = base64.b64encode(secrets.token_bytes(32)).decode()
     for name, value in defaults.items():
@@ -238,7 +247,10 @@ def works_load(*, holder: Party, works: int) -> None:
             "VACUUM (ANALYZE) registry_work, registry_identifier, registry_ownershipclaim, optout_refusal,"
             " optout_refusalevent"
         )
-    print(f"  {'vacuum analyze':<15} {'':>10}        {time.perf_counter() - step_started:7.1f} s")
+        # Write the loaded pages out now rather than while measuring (needs superuser or pg_checkpoint).
+        with contextlib.suppress(psycopg.Error):
+            raw.execute("CHECKPOINT")
+    print(f"  {'vacuum, analyze, checkpoint':<27} {'':>10}        {time.perf_counter() - step_started:7.1f} s")
     print(f"load: {time.perf_counter() - started:.1f} s in all")
 
 
@@ -360,9 +372,9 @@ def items_json(numbers: Sequence[int], purpose: str) -> bytes:
 
 @dataclass
 class Figures:
-    items: int = 0
-    seconds: float = 0.0
-    latencies_ms: list[float] | None = None
+    items: int
+    seconds: float  # wall-clock time of the measured requests
+    latencies_ms: list[float]
 
     @property
     def rate(self) -> float:
@@ -370,15 +382,39 @@ class Figures:
 
     def percentile(self, p: float) -> float:
         """Nearest-rank percentile of the latencies."""
-        values = sorted(self.latencies_ms or [])
+        values = sorted(self.latencies_ms)
         if not values:
             return float("nan")
-        rank = max(1, min(len(values), math.ceil(p / 100 * len(values))))
-        return values[rank - 1]
+        return values[max(1, min(len(values), math.ceil(p / 100 * len(values)))) - 1]
 
 
 class Mismatch(Exception):
     pass
+
+
+def timed_run(jobs: Sequence[T], run: Callable[[T], R], *, warmup: int, clients: int) -> tuple[list[R], Figures]:
+    """Run ``warmup`` jobs unmeasured, then every job by ``clients`` parallel callers; results in job order.
+
+    Answers are checked afterwards, outside the measured time. Items are counted by the caller.
+    """
+    for job in jobs[:warmup]:
+        run(job)
+    results: list[Any] = [None] * len(jobs)
+    latencies = [0.0] * len(jobs)
+
+    def one(index: int) -> None:
+        started = time.perf_counter()
+        results[index] = run(jobs[index])
+        latencies[index] = (time.perf_counter() - started) * 1000
+
+    started = time.perf_counter()
+    if clients == 1:
+        for index in range(len(jobs)):
+            one(index)
+    else:
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            list(pool.map(one, range(len(jobs))))
+    return results, Figures(items=0, seconds=time.perf_counter() - started, latencies_ms=latencies)
 
 
 def check_results(numbers: Sequence[int], results: Sequence[dict[str, Any]], works: int, where: str) -> None:
@@ -394,75 +430,80 @@ def check_results(numbers: Sequence[int], results: Sequence[dict[str, Any]], wor
             raise Mismatch(f"{where}: item {index} refused without the deciding refusal: {result}")
 
 
-def http_batches(client: httpx.Client, url: str, key: str, load: Workload, *, warmup: int) -> Figures:
+def http_ok(response: httpx.Response, where: str) -> bytes:
+    if response.status_code != 200:
+        raise Mismatch(f"{where}: HTTP {response.status_code} {response.text[:500]}")
+    return response.content
+
+
+def http_batches(client: httpx.Client, url: str, key: str, load: Workload, *, warmup: int, clients: int) -> Figures:
     headers = {"Authorization": f"Api-Key {key}", "Content-Type": "application/json"}
     bodies = [items_json(numbers, load.purpose) for numbers in load.batches]
-    figures = Figures(latencies_ms=[])
-    schedule = list(zip(load.batches, bodies, strict=True))
-    for round_index, (numbers, body) in enumerate(schedule[:warmup] + schedule):
-        started = time.perf_counter()
-        response = client.post(f"{url}/api/v1/lookup", content=body, headers=headers)
-        elapsed = time.perf_counter() - started
-        if response.status_code != 200:
-            raise Mismatch(f"HTTP batch: {response.status_code} {response.text[:500]}")
-        answer = response.json()
+
+    def run(body: bytes) -> bytes:
+        return http_ok(client.post(f"{url}/api/v1/lookup", content=body, headers=headers), "HTTP batch")
+
+    contents, figures = timed_run(bodies, run, warmup=warmup, clients=clients)
+    for index, (numbers, content) in enumerate(zip(load.batches, contents, strict=True)):
+        answer = json.loads(content)
         check_results(numbers, answer["results"], load.works, "HTTP batch")
-        if round_index == 0:
-            receipt_check(answer)
-        if round_index >= warmup:
-            figures.items += len(numbers)
-            figures.seconds += elapsed
-            assert figures.latencies_ms is not None
-            figures.latencies_ms.append(elapsed * 1000)
+        if index == 0:
+            receipt_check(answer, client, url)
+    figures.items = sum(len(numbers) for numbers in load.batches)
     return figures
 
 
 def http_singles(client: httpx.Client, url: str, load: Workload, *, warmup: int) -> Figures:
-    figures = Figures(latencies_ms=[])
-    numbers = load.singles[:warmup] + load.singles
-    for round_index, number in enumerate(numbers):
+    def run(number: int) -> bytes:
         params = {"scheme": "isbn", "value": isbn_for(number), "purpose": load.purpose}
-        started = time.perf_counter()
-        response = client.get(f"{url}/api/v1/lookup", params=params)
-        elapsed = time.perf_counter() - started
-        if response.status_code != 200:
-            raise Mismatch(f"HTTP single: {response.status_code} {response.text[:500]}")
-        check_results([number], response.json()["results"], load.works, "HTTP single")
-        if round_index >= warmup:
-            figures.items += 1
-            figures.seconds += elapsed
-            assert figures.latencies_ms is not None
-            figures.latencies_ms.append(elapsed * 1000)
+        return http_ok(client.get(f"{url}/api/v1/lookup", params=params), "HTTP single")
+
+    contents, figures = timed_run(load.singles, run, warmup=warmup, clients=1)
+    for number, content in zip(load.singles, contents, strict=True):
+        check_results([number], json.loads(content)["results"], load.works, "HTTP single")
+    figures.items = len(load.singles)
     return figures
 
 
 def http_floor(client: httpx.Client, url: str, count: int) -> Figures:
     """What any request costs here: a new connection (gunicorn's sync workers close each), Django, one query."""
-    figures = Figures(latencies_ms=[])
-    for round_index in range(count + 50):
-        started = time.perf_counter()
-        response = client.get(f"{url}/healthz")
-        elapsed = time.perf_counter() - started
-        if response.status_code != 200:
-            raise Mismatch(f"healthz: {response.status_code}")
-        if round_index >= 50:
-            figures.items += 1
-            figures.seconds += elapsed
-            assert figures.latencies_ms is not None
-            figures.latencies_ms.append(elapsed * 1000)
+    _contents, figures = timed_run(
+        range(count), lambda _: http_ok(client.get(f"{url}/healthz"), "healthz"), warmup=50, clients=1
+    )
+    figures.items = count
     return figures
 
 
 _receipt_checked: list[str] = []
 
 
-def receipt_check(answer: dict[str, Any]) -> None:
-    """The first batch's receipt verifies against this process's key (the same one the server was given)."""
-    from optout.receipts import receipt_verify
+def receipt_check(answer: dict[str, Any], client: httpx.Client, url: str) -> None:
+    """The first batch's receipt verifies: against the service's published keys, else this process's own key."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from optout.receipts import canonical_json, receipt_verify
 
     payload = {k: v for k, v in answer.items() if k != "receipt"}
-    check = receipt_verify(payload=payload, receipt=answer.get("receipt") or {})
-    _receipt_checked.append("valid" if check.valid else f"NOT verified here ({check.reason})")
+    receipt = answer.get("receipt") or {}
+    published: Any = None
+    with contextlib.suppress(httpx.HTTPError, ValueError):
+        response = client.get(f"{url}/.well-known/optout-registry/keys.json")
+        if response.status_code == 200:
+            published = response.json()
+    keys = published.get("keys") if isinstance(published, dict) else published
+    jwk = next((k for k in keys or [] if isinstance(k, dict) and k.get("kid") == receipt.get("key_id")), None)
+    if jwk is None:
+        check = receipt_verify(payload=payload, receipt=receipt)
+        _receipt_checked.append("valid (this process's key)" if check.valid else f"NOT verified ({check.reason})")
+        return
+    public_key = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(jwk["x"] + "=" * (-len(jwk["x"]) % 4)))
+    signature = str(receipt.get("signature", ""))
+    try:
+        public_key.verify(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)), canonical_json(payload))
+        _receipt_checked.append("valid (published key)")
+    except (InvalidSignature, ValueError):
+        _receipt_checked.append("NOT valid against the published key")
 
 
 # The minimal SQL answering the same question for a batch: identifier -> work -> a work-scoped refusal of the
@@ -502,33 +543,47 @@ def sql_lookup(conn: psycopg.Connection[Any], numbers: Sequence[int], purpose: s
     ]  # fmt: skip
 
 
-def sql_batches(conn: psycopg.Connection[Any], load: Workload, *, warmup: int) -> Figures:
-    figures = Figures(latencies_ms=[])
-    for round_index, numbers in enumerate(load.batches[:warmup] + load.batches):
-        started = time.perf_counter()
-        results = sql_lookup(conn, numbers, load.purpose)
-        elapsed = time.perf_counter() - started
+@contextlib.contextmanager
+def sql_connections(url: str, count: int) -> Iterator[queue.Queue[psycopg.Connection[Any]]]:
+    """``count`` autocommit connections, handed out one per running job."""
+    pool: queue.Queue[psycopg.Connection[Any]] = queue.Queue()
+    opened = [psycopg.connect(url, autocommit=True) for _ in range(count)]
+    for conn in opened:
+        pool.put(conn)
+    try:
+        yield pool
+    finally:
+        for conn in opened:
+            conn.close()
+
+
+def sql_run(pool: queue.Queue[psycopg.Connection[Any]], numbers: Sequence[int], purpose: str) -> list[dict[str, Any]]:
+    conn = pool.get()
+    try:
+        return sql_lookup(conn, numbers, purpose)
+    finally:
+        pool.put(conn)
+
+
+def sql_batches(url: str, load: Workload, *, warmup: int, clients: int) -> Figures:
+    with sql_connections(url, clients) as pool:
+        answers, figures = timed_run(
+            load.batches, lambda numbers: sql_run(pool, numbers, load.purpose), warmup=warmup, clients=clients
+        )
+    for numbers, results in zip(load.batches, answers, strict=True):
         check_results(numbers, results, load.works, "SQL batch")
-        if round_index >= warmup:
-            figures.items += len(numbers)
-            figures.seconds += elapsed
-            assert figures.latencies_ms is not None
-            figures.latencies_ms.append(elapsed * 1000)
+    figures.items = sum(len(numbers) for numbers in load.batches)
     return figures
 
 
-def sql_singles(conn: psycopg.Connection[Any], load: Workload, *, warmup: int) -> Figures:
-    figures = Figures(latencies_ms=[])
-    for round_index, number in enumerate(load.singles[:warmup] + load.singles):
-        started = time.perf_counter()
-        results = sql_lookup(conn, [number], load.purpose)
-        elapsed = time.perf_counter() - started
+def sql_singles(url: str, load: Workload, *, warmup: int) -> Figures:
+    with sql_connections(url, 1) as pool:
+        answers, figures = timed_run(
+            load.singles, lambda number: sql_run(pool, [number], load.purpose), warmup=warmup, clients=1
+        )
+    for number, results in zip(load.singles, answers, strict=True):
         check_results([number], results, load.works, "SQL single")
-        if round_index >= warmup:
-            figures.items += 1
-            figures.seconds += elapsed
-            assert figures.latencies_ms is not None
-            figures.latencies_ms.append(elapsed * 1000)
+    figures.items = len(load.singles)
     return figures
 
 
@@ -575,12 +630,15 @@ def phases_measure(load: Workload, key: ApiKey, raw_key: str, *, repeat: int, pr
             query_ms.append((time.perf_counter() - started) * 1000)
 
     def sql_of(action: Callable[[], object]) -> tuple[int, float]:
-        """Queries and their milliseconds for one run of ``action`` (warm)."""
+        """Queries and their milliseconds in one run of ``action`` (warm; the quickest of three)."""
         action()
-        query_ms.clear()
-        with connection.execute_wrapper(timed_query):
-            action()
-        return len(query_ms), sum(query_ms)
+        runs = []
+        for _ in range(3):
+            query_ms.clear()
+            with connection.execute_wrapper(timed_query):
+                action()
+            runs.append((len(query_ms), sum(query_ms)))
+        return min(runs, key=lambda run: run[1])
 
     queries, sql_ms = sql_of(lambda: lookup_batch(items=items, purpose=load.purpose, as_of=timezone.now()))
 
@@ -650,6 +708,7 @@ def report(
     sql_s: Figures,
     healthz: Figures,
     phases: Phases | None,
+    clients: int,
 ) -> bool:
     ratio = http_b.rate / sql_b.rate if sql_b.rate else 0.0
     p99 = http_s.percentile(99)
@@ -659,7 +718,7 @@ def report(
     print()
     print(f"works {load.works:,}; {len(load.batches)} batches of {len(load.batches[0]):,} items "
           f"({', '.join(f'{k} {v / mix.total():.1%}' for k, v in sorted(mix.items()))}); "
-          f"{len(load.singles):,} singles; purpose {load.purpose}")  # fmt: skip
+          f"{len(load.singles):,} singles; purpose {load.purpose}; {clients} batch client(s)")  # fmt: skip
     print(f"{'':34}{'HTTP':>12}{'raw SQL':>12}{'ratio':>10}   goal")
     print(
         f"{'batch items/s':34}{http_b.rate:>12,.0f}{sql_b.rate:>12,.0f}{ratio:>10.1%}   "
@@ -679,13 +738,30 @@ def report(
         print(f"one batch of {len(load.batches[0]):,} in-process (best of repeats, ms):")
         for label, ms in phases.rows:
             print(f"  {label:<58}{ms:>9.1f}")
-        print(f"  {'HTTP batch, mean over the run':<58}{http_b.seconds / max(1, len(load.batches)) * 1000:>9.1f}")
+        print(f"  {'HTTP batch, mean over the run':<58}{sum(http_b.latencies_ms) / len(http_b.latencies_ms):>9.1f}")
         if phases.profile:
             print()
             print(phases.profile)
     print()
     print(f"RESULT: {'PASS' if batch_ok and single_ok else 'FAIL'}")
     return batch_ok and single_ok
+
+
+def cpu_busy(seconds: float = 2.0) -> float:
+    """The share of all CPUs busy over ``seconds`` (from /proc/stat; 0 where there is none)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return sum(fields), idle
+
+    try:
+        total_1, idle_1 = sample()
+        time.sleep(seconds)
+        total_2, idle_2 = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return 1 - (idle_2 - idle_1) / max(1, total_2 - total_1)
 
 
 # --- Main ---------------------------------------------------------------------------------------------
@@ -698,6 +774,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=1000, help="items per batch (default 1,000)")
     parser.add_argument("--singles", type=int, default=2000, help="measured single lookups (default 2,000)")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured batches first; singles get 10x")
+    parser.add_argument(
+        "--clients", type=int, default=1, help="parallel callers for batches, HTTP and SQL alike (default 1)"
+    )
     parser.add_argument("--purpose", default="train-ai", choices=["train-ai", "train-genai"])
     parser.add_argument("--base-url", help="measure a running service instead of starting gunicorn")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers when started here (default 2)")
@@ -708,8 +787,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="also print cProfile of in-process requests")
     parser.add_argument("--no-phases", action="store_true", help="skip the in-process phase timing")
     args = parser.parse_args(argv)
-    if args.works < 10 or args.rounds < 1 or args.batch < 1 or args.singles < 1:
-        parser.error("--works must be >= 10, --rounds, --batch and --singles >= 1")
+    if args.works < 10 or min(args.rounds, args.batch, args.singles, args.clients) < 1:
+        parser.error("--works must be >= 10; --rounds, --batch, --singles and --clients >= 1")
     return args
 
 
@@ -728,16 +807,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
     )  # fmt: skip
     key, raw_key = apikey_make(lab)
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    busy = cpu_busy()
+    print(f"CPU busy before measuring: {busy:.0%} of {os.cpu_count()} CPUs")
+    if busy > 0.2:
+        print("  warning: the machine is busy with other work; the figures will be noisy (run again when idle)")
     try:
-        with server(args.base_url, args.workers) as base_url, httpx.Client(timeout=60) as client:
+        with (
+            server(args.base_url, args.workers) as base_url,
+            httpx.Client(timeout=60, limits=httpx.Limits(max_connections=args.clients + 1)) as client,
+        ):
             print(f"measuring {base_url}: {args.rounds} batches of {args.batch:,}, {args.singles:,} singles")
-            http_b = http_batches(client, base_url, raw_key, load, warmup=args.warmup)
+            http_b = http_batches(client, base_url, raw_key, load, warmup=args.warmup, clients=args.clients)
             http_s = http_singles(client, base_url, load, warmup=args.warmup * 10)
             healthz = http_floor(client, base_url, 500)
-        with psycopg.connect(url, autocommit=True) as conn:
-            sql_b = sql_batches(conn, load, warmup=args.warmup)
-            sql_s = sql_singles(conn, load, warmup=args.warmup * 10)
+        sql_b = sql_batches(url, load, warmup=args.warmup, clients=args.clients)
+        sql_s = sql_singles(url, load, warmup=args.warmup * 10)
         phases = None
         if not args.no_phases:
             phases = phases_measure(load, key, raw_key, repeat=args.repeat, profile=args.profile)
@@ -746,8 +830,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         apikey_drop(key)
-    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    return 0 if report(load, http_b, sql_b, http_s, sql_s, healthz, phases) else 1
+    return 0 if report(load, http_b, sql_b, http_s, sql_s, healthz, phases, args.clients) else 1
 
 
 if __name__ == "__main__":

@@ -54,6 +54,15 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(_canonical(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
+def canonical_json_of_own_payload(value: Any) -> bytes:
+    """``canonical_json`` for payloads the registry builds itself: ASCII keys, no floats, small integers.
+
+    For those, plain sorted ``json.dumps`` gives the same bytes as the strict walk (a test holds the two
+    together) at a fifth of the cost, which matters for 10,000-item lookups.
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
 def _canonical(value: Any) -> Any:
     if value is None or isinstance(value, bool | str):
         return value
@@ -256,8 +265,12 @@ class ReceiptCheck:
     reason: ReceiptReason
 
 
-def receipt_sign(*, payload: dict[str, Any]) -> dict[str, Any]:
-    """The receipt for ``payload``; the response is ``{**payload, "receipt": receipt}``."""
+def receipt_sign(*, payload: dict[str, Any], own_payload: bool = False) -> dict[str, Any]:
+    """The receipt for ``payload``; the response is ``{**payload, "receipt": receipt}``.
+
+    ``own_payload`` selects the fast canonicalization for payloads the registry built (see
+    ``canonical_json_of_own_payload``); verification always uses the strict one.
+    """
     if "receipt" in payload:
         # The contract is payload == response minus "receipt": a payload carrying one could not be checked.
         raise ValueError("A receipt payload must not contain a 'receipt' key.")
@@ -265,7 +278,9 @@ def receipt_sign(*, payload: dict[str, Any]) -> dict[str, Any]:
     return {
         "alg": ALGORITHM,
         "key_id": key.key_id,
-        "signature": _b64url(key.private_key.sign(canonical_json(payload))),
+        "signature": _b64url(
+            key.private_key.sign(canonical_json_of_own_payload(payload) if own_payload else canonical_json(payload))
+        ),
         "canonicalization": CANONICALIZATION,
     }
 

@@ -10,14 +10,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import connection, transaction
-from django.db.models import Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import BooleanField, ExpressionWrapper, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from optout.models import KindRegime, Purpose, Refusal, RefusalEvent, RefusalEventKind, RefusalScope, Regime
 from registry.audit import Actor
 from registry.errors import InvalidIdentifier, NotFound
 from registry.identifiers import IdentifierKey, Scheme, identifier_normalize
-from registry.models import ClaimStatus, Identifier, OwnershipClaim, WorkStatus
+from registry.models import ClaimStatus, Identifier, OwnershipClaim, WorkKind, WorkStatus
+
+USE_FIRST = Regime.USE_FIRST.value
+LICENSE_REQUIRED = Regime.LICENSE_REQUIRED.value
 
 
 class LookupStatus:
@@ -34,8 +37,8 @@ class _Work:
     title: str
     kind: str
     status: str
-    # holder id -> when that holder's claim was verified (None while pending)
-    claims: dict[int, datetime | None] = field(default_factory=dict)
+    # holder id -> whether that holder's claim was verified by the instant asked about
+    claims: dict[int, bool] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,7 +52,7 @@ class _Refusal:
     url_host: str
     effective_from: datetime
     withdrawn_at: datetime | None
-    domain_verified_at: datetime | None
+    domain_verified: bool
 
     def in_force(self, at: datetime) -> bool:
         return self.effective_from <= at and (self.withdrawn_at is None or self.withdrawn_at > at)
@@ -101,9 +104,10 @@ def lookup_batch(*, items: Sequence[Mapping[str, Any]], purpose: str, as_of: dat
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         last_event_id = RefusalEvent.objects.aggregate(last=Max("id"))["last"] or 0
-        works_by_key, works = _works_for(valid)
-        refusals = _refusals_for(works.values(), url_hosts, purpose)
+        works_by_key, works = _works_for(valid, as_of)
+        refusals = _refusals_for(works.values(), url_hosts, purpose, as_of)
         regimes = list(KindRegime.objects.values_list("kind", "regime", "effective_from"))
+    regime_by_kind = {kind: str(_regime_at(regimes, kind, as_of)) for kind in WorkKind.values}
 
     by_work: dict[int, list[_Refusal]] = defaultdict(list)
     by_holder: dict[int, list[_Refusal]] = defaultdict(list)
@@ -136,28 +140,28 @@ def lookup_batch(*, items: Sequence[Mapping[str, Any]], purpose: str, as_of: dat
             continue
         result["key"] = str(key)
         work = works_by_key.get(key)
-        candidates: list[tuple[_Refusal, datetime | None]] = []
+        candidates: list[tuple[_Refusal, bool]] = []
         if work is not None:
-            for refusal in by_work.get(work.id, []) + [r for h in work.claims for r in by_holder.get(h, [])]:
-                candidates.append((refusal, work.claims.get(refusal.holder_id)))
-        if key.scheme == Scheme.URL:
+            for refusal in by_work.get(work.id, ()):
+                candidates.append((refusal, work.claims.get(refusal.holder_id, False)))
+            for holder_id, verified in work.claims.items():
+                candidates.extend((refusal, verified) for refusal in by_holder.get(holder_id, ()))
+        if by_host and key.scheme == "url":
             prefix = _longest_prefix(by_host.get(urlsplit(key.value).hostname or "", []), key.value, as_of)
             if prefix is not None:
-                candidates.append((prefix, prefix.domain_verified_at))
-        deciding, pending = _decide(candidates, as_of)
+                candidates.append((prefix, prefix.domain_verified))
+        deciding, pending = _decide(candidates, as_of) if candidates else (None, False)
         result["pending_refusal"] = pending
-        regime = _regime_at(regimes, work.kind, as_of) if work is not None else Regime.USE_FIRST
-        result["regime"] = str(regime)
+        regime = regime_by_kind[work.kind] if work is not None else USE_FIRST
+        result["regime"] = regime
         if work is not None:
             result["work"] = {"id": work.id, "title": work.title, "kind": work.kind}
         if deciding is not None:
             result.update(status=LookupStatus.REFUSED, refusal=deciding.as_result())
-        elif regime == Regime.LICENSE_REQUIRED:
+        elif regime == LICENSE_REQUIRED:
             result.update(status=LookupStatus.LICENSE_REQUIRED)
         elif work is not None:
-            owners_known = work.status != WorkStatus.DISPUTED and any(
-                verified is not None and verified <= as_of for verified in work.claims.values()
-            )
+            owners_known = work.status != WorkStatus.DISPUTED and any(work.claims.values())
             result.update(
                 status=LookupStatus.PERMITTED, may_train=True, compensation="owners" if owners_known else "escrow"
             )
@@ -167,7 +171,7 @@ def lookup_batch(*, items: Sequence[Mapping[str, Any]], purpose: str, as_of: dat
     return LookupAnswer(results=results, last_refusal_event_id=last_event_id)
 
 
-def _works_for(keys: Sequence[IdentifierKey]) -> tuple[dict[IdentifierKey, _Work], dict[int, _Work]]:
+def _works_for(keys: Sequence[IdentifierKey], as_of: datetime) -> tuple[dict[IdentifierKey, _Work], dict[int, _Work]]:
     if not keys:
         return {}, {}
     values_by_scheme: dict[str, set[str]] = defaultdict(set)
@@ -175,7 +179,7 @@ def _works_for(keys: Sequence[IdentifierKey]) -> tuple[dict[IdentifierKey, _Work
         values_by_scheme[key.scheme].add(key.value)
     condition = Q()
     for scheme, values in values_by_scheme.items():
-        condition |= Q(scheme=scheme, value__in=values)
+        condition |= Q(scheme=scheme, value__any_of=sorted(values))
     works: dict[int, _Work] = {}
     works_by_key: dict[IdentifierKey, _Work] = {}
     rows = (
@@ -187,25 +191,34 @@ def _works_for(keys: Sequence[IdentifierKey]) -> tuple[dict[IdentifierKey, _Work
         work = works.setdefault(work_id, _Work(id=work_id, title=title, kind=kind, status=status))
         works_by_key[IdentifierKey(scheme=scheme, value=value)] = work
     if works:
-        claims = OwnershipClaim.objects.filter(work_id__in=works).exclude(status=ClaimStatus.REJECTED).order_by()
-        for work_id, holder_id, status, decided_at in claims.values_list(
-            "work_id", "holder_id", "status", "decided_at"
-        ):
-            works[work_id].claims[holder_id] = decided_at if status == ClaimStatus.VERIFIED else None
+        # Whether each claim was verified by ``as_of`` is computed by the database: parsing a timestamp
+        # per claim in Python costs more than the query.
+        claims = (
+            OwnershipClaim.objects.filter(work__id__any_of=list(works))
+            .exclude(status=ClaimStatus.REJECTED)
+            .annotate(verified_then=ExpressionWrapper(_verified_by(as_of), output_field=BooleanField()))
+            .order_by()
+        )
+        for work_id, holder_id, verified_then in claims.values_list("work_id", "holder_id", "verified_then"):
+            works[work_id].claims[holder_id] = bool(verified_then)
     return works_by_key, works
 
 
-def _refusals_for(works: Iterable[_Work], url_hosts: set[str], purpose: str) -> list[_Refusal]:
+def _verified_by(as_of: datetime) -> Q:
+    return Q(status=ClaimStatus.VERIFIED, decided_at__lte=as_of)
+
+
+def _refusals_for(works: Iterable[_Work], url_hosts: set[str], purpose: str, as_of: datetime) -> list[_Refusal]:
     works = list(works)
     work_ids = [w.id for w in works]
     holder_ids = {h for w in works for h in w.claims}
     condition = Q(pk__in=[])
     if work_ids:
-        condition |= Q(scope=RefusalScope.WORK, work_id__in=work_ids)
+        condition |= Q(scope=RefusalScope.WORK, work__id__any_of=work_ids)
     if holder_ids:
-        condition |= Q(scope=RefusalScope.CATALOGUE, holder_id__in=holder_ids)
+        condition |= Q(scope=RefusalScope.CATALOGUE, holder__id__any_of=sorted(holder_ids))
     if url_hosts:
-        condition |= Q(scope=RefusalScope.URL_PREFIX, url_host__in=url_hosts)
+        condition |= Q(scope=RefusalScope.URL_PREFIX, url_host__any_of=sorted(url_hosts))
     if not (work_ids or holder_ids or url_hosts):
         return []
     withdrawn = RefusalEvent.objects.filter(refusal=OuterRef("pk"), kind=RefusalEventKind.WITHDRAWN).values(
@@ -213,7 +226,12 @@ def _refusals_for(works: Iterable[_Work], url_hosts: set[str], purpose: str) -> 
     )[:1]
     rows = (
         Refusal.objects.filter(condition, purpose__in=_purposes_refusing(purpose))
-        .annotate(withdrawn_at=Subquery(withdrawn))
+        .annotate(
+            withdrawn_at=Subquery(withdrawn),
+            domain_verified=ExpressionWrapper(
+                Q(domain__status="verified", domain__verified_at__lte=as_of), output_field=BooleanField()
+            ),
+        )
         .order_by()
         .values_list(
             "id",
@@ -225,8 +243,7 @@ def _refusals_for(works: Iterable[_Work], url_hosts: set[str], purpose: str) -> 
             "url_host",
             "effective_from",
             "withdrawn_at",
-            "domain__status",
-            "domain__verified_at",
+            "domain_verified",
         )
     )
     return [
@@ -240,7 +257,7 @@ def _refusals_for(works: Iterable[_Work], url_hosts: set[str], purpose: str) -> 
             url_host=host,
             effective_from=starts,
             withdrawn_at=withdrawn_at,
-            domain_verified_at=verified_at if domain_status == "verified" else None,
+            domain_verified=bool(domain_verified),
         )
         for (
             rid,
@@ -252,8 +269,7 @@ def _refusals_for(works: Iterable[_Work], url_hosts: set[str], purpose: str) -> 
             host,
             starts,
             withdrawn_at,
-            domain_status,
-            verified_at,
+            domain_verified,
         ) in rows
     ]
 
@@ -264,19 +280,19 @@ def _longest_prefix(refusals: Sequence[_Refusal], url: str, at: datetime) -> _Re
     return max(matching, key=lambda r: (len(r.url_prefix), -r.id)) if matching else None
 
 
-def _decide(candidates: Sequence[tuple[_Refusal, datetime | None]], at: datetime) -> tuple[_Refusal | None, bool]:
-    """The refusal deciding at ``at`` (the one in effect earliest), and whether one awaits verification.
+def _decide(candidates: Sequence[tuple[_Refusal, bool]], at: datetime) -> tuple[_Refusal | None, bool]:
+    """The refusal deciding at ``at`` (the earliest effective, then the oldest), and whether one awaits verification.
 
     A refusal decides once the filer's ownership is verified; one verified co-owner is enough,
     since copyright in a joint work is exercised jointly.
     """
     effective: list[tuple[datetime, int, _Refusal]] = []
     pending = False
-    for refusal, verified_at in candidates:
+    for refusal, ownership_verified in candidates:
         if not refusal.in_force(at):
             continue
-        if verified_at is not None and verified_at <= at:
-            effective.append((max(refusal.effective_from, verified_at), refusal.id, refusal))
+        if ownership_verified:
+            effective.append((refusal.effective_from, refusal.id, refusal))
         else:
             pending = True
     if effective:
@@ -364,15 +380,13 @@ def lookup_answer_signed(
     at = as_of or now
     answer = lookup_batch(items=items, purpose=purpose, as_of=at)
     body: dict[str, Any] = {
-        "request": {
-            "purpose": purpose,
-            "as_of": at.isoformat(),
-            "items": [{"scheme": str(i.get("scheme", "")), "value": str(i.get("value", ""))} for i in items],
-        },
+        # Each result echoes its input, so the request is signed through them; repeating the items here
+        # would double what is encoded, signed and sent.
+        "request": {"purpose": purpose, "as_of": at.isoformat(), "item_count": len(items)},
         "results": answer.results,
         "issued_at": now.isoformat(),
         "caller": lookup_caller(actor=actor),
         "last_refusal_event_id": answer.last_refusal_event_id,
     }
-    body["receipt"] = receipt_sign(payload=body)
+    body["receipt"] = receipt_sign(payload=body, own_payload=True)
     return body

@@ -118,14 +118,11 @@ def domain_rules_in_force(*, domain: VerifiedDomain, at: datetime) -> list[PathR
     hosts belong in those hosts' own files.
     """
     # Every stored purpose refuses train-genai, so this reads the refusals of both purposes.
-    refusals = _refusals_for([], {domain.host}, Purpose.TRAIN_GENAI)
+    refusals = _refusals_for([], {domain.host}, Purpose.TRAIN_GENAI, at)
     return [
         PathRule(path=_prefix_path(r.url_prefix), purpose=r.purpose)
         for r in refusals
-        if r.holder_id == domain.holder_id
-        and r.in_force(at)
-        and r.domain_verified_at is not None
-        and r.domain_verified_at <= at
+        if r.holder_id == domain.holder_id and r.in_force(at) and r.domain_verified
     ]
 
 

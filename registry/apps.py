@@ -5,3 +5,6 @@ from django.utils.translation import gettext_lazy as _
 class RegistryConfig(AppConfig):
     name = "registry"
     verbose_name = _("Works registry")
+
+    def ready(self) -> None:
+        from registry import lookups  # noqa: F401  (registers the any_of lookup)

@@ -51,6 +51,11 @@ class IdentifierKey:
         return f"{self.scheme}:{self.value}"
 
 
+# Looked up once per identifier; the enum's ``values`` property rebuilds a list on every access.
+_SCHEMES = {member.value: member for member in Scheme}
+_ISBN13_COMPACT = re.compile(r"97[89][0-9]{10}")
+
+
 def identifier_normalize(*, scheme: str, value: str) -> IdentifierKey:
     """Validate an identifier and return its normalized key.
 
@@ -58,7 +63,7 @@ def identifier_normalize(*, scheme: str, value: str) -> IdentifierKey:
     ``too_long``, ``invalid_format``, ``invalid_length``, ``invalid_checksum``, ``invalid_component``.
     """
     scheme = scheme.strip().lower()
-    if scheme not in Scheme.values:
+    if scheme not in _SCHEMES:
         raise InvalidIdentifier(
             _format(
                 _("“%(scheme)s” is not a known identifier scheme. Known schemes: %(known)s."),
@@ -73,7 +78,7 @@ def identifier_normalize(*, scheme: str, value: str) -> IdentifierKey:
         raise _invalid("empty", _("Enter an identifier."))
     if len(value) > _MAX_VALUE_LENGTH:
         raise _too_long()
-    normalized = _NORMALIZERS[Scheme(scheme)](value)
+    normalized = _NORMALIZERS[_SCHEMES[scheme]](value)
     # Percent-encoding can make a URL longer than its input; the stored key must still fit.
     if len(normalized) > _MAX_VALUE_LENGTH:
         raise _too_long()
@@ -141,6 +146,9 @@ _ISAN_PREFIX = re.compile(r"^(?:URN\s*:\s*)?ISAN(?:\s*:\s*|\s+)", re.IGNORECASE)
 
 
 def _isbn(value: str) -> str:
+    # Fast path for the form lookups mostly send (already normalized); anything else goes through stdnum.
+    if _ISBN13_COMPACT.fullmatch(value) and _ean13_check_ok(value):
+        return value
     value = _strip_prefix(value, _ISBN_PREFIX)
     try:
         number = isbn.validate(value)
@@ -148,6 +156,11 @@ def _isbn(value: str) -> str:
         raise _from_stdnum(Scheme.ISBN, error, _("An ISBN-13 starts with 978 or 979.")) from None
     # Both spellings of a pre-2007 book must land on one key.
     return str(isbn.compact(isbn.to_isbn13(number)))
+
+
+def _ean13_check_ok(digits: str) -> bool:
+    total = sum(map(int, digits[0:12:2])) + 3 * sum(map(int, digits[1:12:2]))
+    return (10 - total % 10) % 10 == int(digits[12])
 
 
 def _issn(value: str) -> str:

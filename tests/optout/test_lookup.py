@@ -410,3 +410,15 @@ def test_a_lookup_receipt_verifies_independently_and_fails_when_one_byte_changes
     checked = APIClient().post("/api/v1/receipts/verify", body, format="json").json()
     rejected = APIClient().post("/api/v1/receipts/verify", tampered, format="json").json()
     assert (checked["valid"], rejected["valid"], rejected["reason"]) == (True, False, "bad_signature")
+
+
+def test_the_fast_canonical_form_of_a_lookup_equals_the_strict_one(book, holder_api, lab_api):
+    from optout.receipts import canonical_json, canonical_json_of_own_payload
+
+    refuse(holder_api, scope="work", work=book.pk)
+    body = lookup(
+        lab_api, [ISBN, {"scheme": "url", "value": "https://예시.한국/글"}, {"scheme": "isbn", "value": "bad ✓"}]
+    )
+    payload = {k: v for k, v in body.items() if k != "receipt"}
+
+    assert canonical_json_of_own_payload(payload) == canonical_json(payload)
