@@ -422,3 +422,18 @@ def test_the_fast_canonical_form_of_a_lookup_equals_the_strict_one(book, holder_
     payload = {k: v for k, v in body.items() if k != "receipt"}
 
     assert canonical_json_of_own_payload(payload) == canonical_json(payload)
+
+
+def test_when_the_registry_cannot_be_read_nothing_is_answered_as_permitted(book, lab_api, monkeypatch):
+    from django.db import OperationalError
+
+    def unreadable(*args, **kwargs):
+        raise OperationalError("connection lost")
+
+    monkeypatch.setattr("optout.selectors._works_for", unreadable)
+
+    response = lab_api.post("/api/v1/lookup", {"items": [ISBN]}, format="json")
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "lookup_unavailable"
+    assert "results" not in response.json()
