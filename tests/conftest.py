@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
+import tests.compensation.pg_guards  # noqa: F401  (lets transactional tests flush the append-only ledger)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

@@ -1,0 +1,20 @@
+"""Compensation's domain errors, rendered like every other ``RegistryError``."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+
+from registry.errors import RegistryError
+
+
+class LedgerError(RegistryError):
+    """A posting the ledger refuses. ``code`` says why:
+
+    ``unbalanced`` (fewer than two lines, a zero line, or lines that do not sum to zero),
+    ``idempotency_conflict`` (the key was used before for other lines), ``already_reversed``,
+    ``invalid_account``.
+    """
+
+    code = "ledger_error"
+    status = 409
+    default_message = _("The ledger refused this posting.")
