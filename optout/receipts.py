@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -60,7 +61,7 @@ def canonical_json_of_own_payload(value: Any) -> bytes:
     For those, plain sorted ``json.dumps`` gives the same bytes as the strict walk (a test holds the two
     together) at a fifth of the cost, which matters for 10,000-item lookups.
     """
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def _canonical(value: Any) -> Any:

@@ -24,6 +24,7 @@ from optout.api.serializers import (
     RegimeInput,
 )
 from optout.api.throttles import LookupAnonymousThrottle, LookupPrincipalThrottle
+from registry.api.fastjson import OrjsonParser, OrjsonRenderer
 from registry.api.views import RegistryAPIView, acting_party
 from registry.errors import NotPermitted, RegistryError
 from registry.models import ApiScope
@@ -88,6 +89,8 @@ class LookupView(RegistryAPIView):
     """Batch lookups for keys with the lookup scope (and signed-in people); single lookups for anyone."""
 
     throttle_classes = [LookupPrincipalThrottle, LookupAnonymousThrottle]
+    parser_classes = [OrjsonParser]
+    renderer_classes = [OrjsonRenderer]
 
     def get_permissions(self) -> Any:
         if self.request.method == "GET":

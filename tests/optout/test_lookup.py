@@ -417,7 +417,12 @@ def test_the_fast_canonical_form_of_a_lookup_equals_the_strict_one(book, holder_
 
     refuse(holder_api, scope="work", work=book.pk)
     body = lookup(
-        lab_api, [ISBN, {"scheme": "url", "value": "https://예시.한국/글"}, {"scheme": "isbn", "value": "bad ✓"}]
+        lab_api,
+        [
+            ISBN,
+            {"scheme": "url", "value": "https://예시.한국/글"},
+            {"scheme": "isbn", "value": 'bad ✓ \x01\t"\\ 🎵 \u2028'},
+        ],
     )
     payload = {k: v for k, v in body.items() if k != "receipt"}
 
