@@ -67,7 +67,7 @@ def tariff_set(
                 unit=unit,
                 rate_krw=rate,
                 effective_from=starts,
-                created_by=actor.user if actor.user_id else None,  # type: ignore[misc]
+                created_by=actor.person,
             )
             audit_record(
                 code="compensation.tariff.set",

@@ -99,13 +99,13 @@ def refusal_file(
             url_prefix=url_prefix if domain else "",
             url_host=(urlsplit(url_prefix).hostname or "") if domain else "",
             effective_from=starts,
-            filed_by=actor.user if actor.user_id else None,  # type: ignore[misc]
+            filed_by=actor.person,
         )
         RefusalEvent.objects.create(
             refusal=refusal,
             kind=RefusalEventKind.FILED,
             effective_at=starts,
-            actor=actor.user if actor.user_id else None,  # type: ignore[misc]
+            actor=actor.person,
         )
         audit_record(
             code="optout.refusal.filed",
@@ -132,7 +132,7 @@ def refusal_withdraw(*, actor: Actor, refusal: Refusal, effective_at: datetime |
                 refusal=refusal,
                 kind=RefusalEventKind.WITHDRAWN,
                 effective_at=at,
-                actor=actor.user if actor.user_id else None,  # type: ignore[misc]
+                actor=actor.person,
             )
             audit_record(
                 code="optout.refusal.withdrawn", actor=actor, target=refusal, data={"effective_at": at.isoformat()}
@@ -155,7 +155,7 @@ def regime_set(*, actor: Actor, kind: str, regime: str, effective_from: datetime
             kind=kind,
             regime=regime,
             effective_from=starts,
-            created_by=actor.user if actor.user_id else None,  # type: ignore[misc]
+            created_by=actor.person,
         )
         audit_record(
             code="optout.regime.set",

@@ -27,7 +27,7 @@ from rest_framework.views import APIView
 
 from optout.api.compat import FirstRendererNegotiation
 from optout.api.throttles import LookupAnonymousThrottle, LookupPrincipalThrottle
-from optout.api.views import LookupUnavailable
+from optout.errors import LookupUnavailable
 from optout.models import Purpose, RefusalScope, Regime
 from optout.selectors import LookupStatus
 from optout.signals import signal_status

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth.models import User
 from django.db import models
 
 from registry.models import ApiKey, ApiScope, AuditEvent, Party
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AnonymousUser, User
+    from django.contrib.auth.models import AnonymousUser
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class Actor:
     def has_scope(self, scope: str) -> bool:
         """Sessions carry every scope of their role; keys only the scopes they were given."""
         return self.api_key is None or scope in self.api_key.scopes
+
+    @property
+    def person(self) -> User | None:
+        """The signed-in person acting, if any: API keys and the system act without one."""
+        return self.user if isinstance(self.user, User) else None
 
     @property
     def user_id(self) -> int | None:

@@ -180,10 +180,6 @@ def membership_add(*, actor: Actor, party: Party, user: User, role: str, _skip_c
     return membership
 
 
-def _acting_user(actor: Actor) -> User | None:
-    return actor.user if isinstance(actor.user, User) else None
-
-
 def _hash_key(raw_key: str) -> str:
     # Keys are 256-bit random secrets, so a fast unsalted hash is safe and allows indexed lookup.
     return hashlib.sha256(raw_key.encode()).hexdigest()
@@ -220,7 +216,7 @@ def apikey_create(
     with transaction.atomic():
         key = ApiKey.objects.create(
             party=party,
-            user=staff_user if staff_user is not None else _acting_user(actor),
+            user=staff_user if staff_user is not None else actor.person,
             name=name.strip()[:100],
             prefix=prefix,
             key_hash=_hash_key(raw_key),

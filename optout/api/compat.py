@@ -25,7 +25,7 @@ from rest_framework.response import Response
 
 from optout.api.serializers import MAX_LOOKUP_ITEMS
 from optout.api.throttles import LookupPrincipalThrottle
-from optout.api.views import LookupUnavailable, TooManyItems
+from optout.errors import LookupUnavailable, TooManyItems
 from optout.models import Purpose
 from optout.selectors import LookupStatus, lookup_batch
 from optout.signals import domain_rules_in_force, robots_txt, tdmrep_json

@@ -24,22 +24,12 @@ from optout.api.serializers import (
     RegimeInput,
 )
 from optout.api.throttles import LookupAnonymousThrottle, LookupPrincipalThrottle
+from optout.errors import LookupUnavailable, TooManyItems
 from registry.api.fastjson import OrjsonParser, OrjsonRenderer
 from registry.api.views import RegistryAPIView, acting_party
-from registry.errors import NotPermitted, RegistryError
+from registry.errors import NotPermitted
 from registry.models import ApiScope
 from registry.selectors import work_get
-
-
-class TooManyItems(RegistryError):
-    code = "too_many_items"
-    status = 413
-
-
-class LookupUnavailable(RegistryError):
-    code = "lookup_unavailable"
-    status = 503
-    default_message = _("The registry could not be read; nothing was answered. Try again.")
 
 
 class RefusalListCreateView(RegistryAPIView):
