@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import connection, transaction
-from django.db.models import BooleanField, ExpressionWrapper, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import BooleanField, ExpressionWrapper, FilteredRelation, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from optout.models import KindRegime, Purpose, Refusal, RefusalEvent, RefusalEventKind, RefusalScope, Regime
@@ -120,26 +120,29 @@ def lookup_batch(*, items: Sequence[Mapping[str, Any]], purpose: str, as_of: dat
         else:
             by_host[refusal.url_host].append(refusal)
 
-    results = []
+    results: list[dict[str, Any]] = []
+    work_briefs: dict[int, dict[str, Any]] = {}
     for index, (item, key) in enumerate(zip(items, keys, strict=True)):
-        result: dict[str, Any] = {
-            "index": index,
-            "input": {"scheme": str(item.get("scheme", "")), "value": str(item.get("value", ""))},
-            "key": None,
-            "status": LookupStatus.INVALID,
-            "may_train": False,
-            "compensation": "none",
-            "work": None,
-            "refusal": None,
-            "regime": None,
-            "pending_refusal": False,
-        }
+        item_input = {"scheme": str(item.get("scheme", "")), "value": str(item.get("value", ""))}
         if isinstance(key, InvalidIdentifier):
-            result["reason"] = {"code": key.code, "message": str(key.message)}
-            results.append(result)
+            results.append(
+                {
+                    "index": index,
+                    "input": item_input,
+                    "key": None,
+                    "status": LookupStatus.INVALID,
+                    "may_train": False,
+                    "compensation": "none",
+                    "work": None,
+                    "refusal": None,
+                    "regime": None,
+                    "pending_refusal": False,
+                    "reason": {"code": key.code, "message": str(key.message)},
+                }
+            )
             continue
-        result["key"] = str(key)
-        work = works_by_key.get(key)
+        key_text = str(key)
+        work = works_by_key.get(key_text)
         candidates: list[tuple[_Refusal, bool]] = []
         if work is not None:
             for refusal in by_work.get(work.id, ()):
@@ -151,27 +154,42 @@ def lookup_batch(*, items: Sequence[Mapping[str, Any]], purpose: str, as_of: dat
             if prefix is not None:
                 candidates.append((prefix, prefix.domain_verified))
         deciding, pending = _decide(candidates, as_of) if candidates else (None, False)
-        result["pending_refusal"] = pending
         regime = regime_by_kind[work.kind] if work is not None else USE_FIRST
-        result["regime"] = regime
-        if work is not None:
-            result["work"] = {"id": work.id, "title": work.title, "kind": work.kind}
+        refusal_result = None
         if deciding is not None:
-            result.update(status=LookupStatus.REFUSED, refusal=deciding.as_result())
+            status, may_train, compensation = LookupStatus.REFUSED, False, "none"
+            refusal_result = deciding.as_result()
         elif regime == LICENSE_REQUIRED:
-            result.update(status=LookupStatus.LICENSE_REQUIRED)
+            status, may_train, compensation = LookupStatus.LICENSE_REQUIRED, False, "none"
         elif work is not None:
             owners_known = work.status != WorkStatus.DISPUTED and any(work.claims.values())
-            result.update(
-                status=LookupStatus.PERMITTED, may_train=True, compensation="owners" if owners_known else "escrow"
-            )
+            status, may_train, compensation = LookupStatus.PERMITTED, True, "owners" if owners_known else "escrow"
         else:
-            result.update(status=LookupStatus.UNREGISTERED, may_train=True, compensation="escrow")
-        results.append(result)
+            status, may_train, compensation = LookupStatus.UNREGISTERED, True, "escrow"
+        brief = None
+        if work is not None:
+            brief = work_briefs.get(work.id)
+            if brief is None:
+                brief = work_briefs[work.id] = {"id": work.id, "title": work.title, "kind": work.kind}
+        results.append(
+            {
+                "index": index,
+                "input": item_input,
+                "key": key_text,
+                "status": status,
+                "may_train": may_train,
+                "compensation": compensation,
+                "work": brief,
+                "refusal": refusal_result,
+                "regime": regime,
+                "pending_refusal": pending,
+            }
+        )
     return LookupAnswer(results=results, last_refusal_event_id=last_event_id)
 
 
-def _works_for(keys: Sequence[IdentifierKey], as_of: datetime) -> tuple[dict[IdentifierKey, _Work], dict[int, _Work]]:
+def _works_for(keys: Sequence[IdentifierKey], as_of: datetime) -> tuple[dict[str, _Work], dict[int, _Work]]:
+    """Works by identifier key text (``scheme:value``) and by id, with their live claims."""
     if not keys:
         return {}, {}
     values_by_scheme: dict[str, set[str]] = defaultdict(set)
@@ -179,28 +197,39 @@ def _works_for(keys: Sequence[IdentifierKey], as_of: datetime) -> tuple[dict[Ide
         values_by_scheme[key.scheme].add(key.value)
     condition = Q()
     for scheme, values in values_by_scheme.items():
-        condition |= Q(scheme=scheme, value__any_of=sorted(values))
+        condition |= Q(scheme=scheme, value__any_of=frozenset(values))
     works: dict[int, _Work] = {}
-    works_by_key: dict[IdentifierKey, _Work] = {}
+    works_by_key: dict[str, _Work] = {}
+    # One row per identifier and live claim (LEFT JOIN: a work may have none). Whether a claim was
+    # verified by ``as_of`` is computed by the database: parsing a timestamp per claim costs more.
     rows = (
         Identifier.objects.filter(condition)
-        .order_by()
-        .values_list("scheme", "value", "work_id", "work__title", "work__kind", "work__status")
-    )
-    for scheme, value, work_id, title, kind, status in rows:
-        work = works.setdefault(work_id, _Work(id=work_id, title=title, kind=kind, status=status))
-        works_by_key[IdentifierKey(scheme=scheme, value=value)] = work
-    if works:
-        # Whether each claim was verified by ``as_of`` is computed by the database: parsing a timestamp
-        # per claim in Python costs more than the query.
-        claims = (
-            OwnershipClaim.objects.filter(work__id__any_of=list(works))
-            .exclude(status=ClaimStatus.REJECTED)
-            .annotate(verified_then=ExpressionWrapper(_verified_by(as_of), output_field=BooleanField()))
-            .order_by()
+        .annotate(
+            live_claim=FilteredRelation("work__claims", condition=~Q(work__claims__status=ClaimStatus.REJECTED)),
+            verified_then=ExpressionWrapper(
+                Q(live_claim__status=ClaimStatus.VERIFIED, live_claim__decided_at__lte=as_of),
+                output_field=BooleanField(),
+            ),
         )
-        for work_id, holder_id, verified_then in claims.values_list("work_id", "holder_id", "verified_then"):
-            works[work_id].claims[holder_id] = bool(verified_then)
+        .order_by()
+        .values_list(
+            "scheme",
+            "value",
+            "work_id",
+            "work__title",
+            "work__kind",
+            "work__status",
+            "live_claim__holder_id",
+            "verified_then",
+        )
+    )
+    for scheme, value, work_id, title, kind, status, holder_id, verified_then in rows:
+        work = works.get(work_id)
+        if work is None:
+            work = works[work_id] = _Work(id=work_id, title=title, kind=kind, status=status)
+        works_by_key[f"{scheme}:{value}"] = work
+        if holder_id is not None:
+            work.claims[holder_id] = bool(verified_then)
     return works_by_key, works
 
 
@@ -214,11 +243,11 @@ def _refusals_for(works: Iterable[_Work], url_hosts: set[str], purpose: str, as_
     holder_ids = {h for w in works for h in w.claims}
     condition = Q(pk__in=[])
     if work_ids:
-        condition |= Q(scope=RefusalScope.WORK, work__id__any_of=work_ids)
+        condition |= Q(scope=RefusalScope.WORK, work__id__any_of=frozenset(work_ids))
     if holder_ids:
-        condition |= Q(scope=RefusalScope.CATALOGUE, holder__id__any_of=sorted(holder_ids))
+        condition |= Q(scope=RefusalScope.CATALOGUE, holder__id__any_of=frozenset(holder_ids))
     if url_hosts:
-        condition |= Q(scope=RefusalScope.URL_PREFIX, url_host__any_of=sorted(url_hosts))
+        condition |= Q(scope=RefusalScope.URL_PREFIX, url_host__any_of=frozenset(url_hosts))
     if not (work_ids or holder_ids or url_hosts):
         return []
     withdrawn = RefusalEvent.objects.filter(refusal=OuterRef("pk"), kind=RefusalEventKind.WITHDRAWN).values(
