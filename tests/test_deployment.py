@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from tests.settings_runs import settings_runs_for
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
@@ -358,22 +360,7 @@ def settings_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subproc
     """Starts Django once per case, all at once (each start takes about a second)."""
     base = {k: v for k, v in os.environ.items() if k not in _settings_variables() and k != "DJANGO_SETTINGS_MODULE"}
     base["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    running = {}
-    for case_id, environment, _variable in SETTINGS_CASES:
-        env = {**base, "DATA_DIR": str(tmp_path_factory.mktemp(case_id)), **environment}
-        running[case_id] = subprocess.Popen(
-            [sys.executable, "-c", "import django; django.setup()"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-    results = {}
-    for case_id, process in running.items():
-        stdout, stderr = process.communicate(timeout=120)
-        results[case_id] = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    return results
+    return settings_runs_for(SETTINGS_CASES, base_env=base, tmp_path_factory=tmp_path_factory)
 
 
 @pytest.mark.parametrize(("case_id", "variable"), [pytest.param(c, v, id=c) for c, _e, v in SETTINGS_CASES])

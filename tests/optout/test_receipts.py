@@ -9,7 +9,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from rest_framework.test import APIClient
 
 from optout.api.receipt_views import well_known_keys
 from optout.receipts import canonical_json, public_keys, receipt_sign, receipt_verify, signing_key
+from tests.settings_runs import settings_runs_for
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS_URL = "/.well-known/optout-registry/keys.json"
@@ -361,22 +361,7 @@ def receipt_settings_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         if not k.startswith("RECEIPT_") and k not in {"DEBUG", "REGISTRY_TESTING", "SECRET_KEY", "DATA_DIR"}
     }
     base.update({"DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "0", "SECRET_KEY": "x"})
-    running = {}
-    for case_id, environment, _variable in RECEIPT_SETTINGS_CASES:
-        env = {**base, "DATA_DIR": str(tmp_path_factory.mktemp(case_id)), **environment}
-        running[case_id] = subprocess.Popen(
-            [sys.executable, "-c", "import django; django.setup()"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-    results = {}
-    for case_id, process in running.items():
-        stdout, stderr = process.communicate(timeout=120)
-        results[case_id] = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    return results
+    return settings_runs_for(RECEIPT_SETTINGS_CASES, base_env=base, tmp_path_factory=tmp_path_factory)
 
 
 @pytest.mark.parametrize(("case_id", "variable"), [pytest.param(c, v, id=c) for c, _e, v in RECEIPT_SETTINGS_CASES])
