@@ -18,3 +18,17 @@ class LedgerError(RegistryError):
     code = "ledger_error"
     status = 409
     default_message = _("The ledger refused this posting.")
+
+
+class ManifestConflict(RegistryError):
+    """The lab already sent a manifest with this id, with other content."""
+
+    code = "manifest_id_conflict"
+    status = 409
+    default_message = _("A manifest with this manifest_id was already submitted with different content.")
+
+
+class ManifestTooLarge(RegistryError):
+    code = "too_many_lines"
+    status = 413
+    default_message = _("The manifest has too many lines.")

@@ -407,6 +407,11 @@ def ledger_post_many(*, postings: Sequence[Posting]) -> int:
     return sum(created for _entry_id, created in _post(postings).values())
 
 
+def ledger_post_entries(*, postings: Sequence[Posting]) -> dict[str, int]:
+    """``ledger_post_many`` that answers the entry id behind each idempotency key (new or earlier)."""
+    return {key: entry_id for key, (entry_id, _created) in _post(postings).items()}
+
+
 def ledger_reverse(
     *, entry: LedgerEntry, actor: Actor, reason: str, effective_at: datetime | None = None
 ) -> LedgerEntry:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
-from compensation.models import Account, LedgerLine, Tariff
+from compensation.models import Account, LedgerLine, ManifestLine, Outcome, Tariff, UsageManifest
+from registry.audit import Actor
+from registry.errors import NotFound
 from registry.models import Party
 
 
@@ -115,3 +118,122 @@ def tariff_schedule(*, pairs: Iterable[tuple[str, str]]) -> TariffSchedule:
         starts.setdefault((tariff.kind, tariff.unit), []).append(tariff.effective_from)
         tariffs.setdefault((tariff.kind, tariff.unit), []).append(tariff)
     return TariffSchedule(starts=starts, tariffs=tariffs)
+
+
+# --- Usage manifests ------------------------------------------------------------------------------
+
+
+def manifest_list_for_actor(*, actor: Actor) -> QuerySet[UsageManifest]:
+    """The manifests the actor may read: its lab's, or all of them for staff."""
+    manifests = UsageManifest.objects.select_related("lab").order_by("-created_at", "-id")
+    if actor.is_staff:
+        return manifests
+    if actor.party is None:
+        return manifests.none()
+    return manifests.filter(lab=actor.party)
+
+
+def manifest_get_for_actor(*, actor: Actor, manifest_pk: int) -> UsageManifest:
+    manifest = manifest_list_for_actor(actor=actor).filter(pk=manifest_pk).first()
+    if manifest is None:
+        raise NotFound(_("No such manifest."))
+    return manifest
+
+
+def manifest_outcome_summary(*, manifest: UsageManifest) -> dict[str, Any]:
+    """Lines and amounts per outcome, and where the money went; one grouped query."""
+    rows = (
+        ManifestLine.objects.filter(manifest=manifest)
+        .order_by()
+        .values("outcome")
+        .annotate(
+            lines=Count("id"),
+            amount=Sum("amount_micro"),
+            paid=Sum("paid_micro"),
+            held=Sum("held_micro"),
+            released=Sum("released_micro"),
+            violation=Sum("violation_micro"),
+        )
+    )
+    outcomes = {outcome: {"lines": 0, "amount_micro": 0} for outcome in Outcome.values}
+    totals = {"amount_micro": 0, "to_owners_micro": 0, "held_micro": 0, "released_micro": 0, "violations_micro": 0}
+    for row in rows:
+        outcomes[row["outcome"]] = {"lines": row["lines"], "amount_micro": int(row["amount"] or 0)}
+        totals["amount_micro"] += int(row["amount"] or 0)
+        totals["to_owners_micro"] += int(row["paid"] or 0)
+        totals["held_micro"] += int(row["held"] or 0)
+        totals["released_micro"] += int(row["released"] or 0)
+        totals["violations_micro"] += int(row["violation"] or 0)
+    return {"outcomes": outcomes, "totals": totals}
+
+
+OUTCOME_COLUMNS = (
+    "line",
+    "scheme",
+    "value",
+    "key",
+    "units",
+    "unit",
+    "used_at",
+    "outcome",
+    "reason_code",
+    "reason",
+    "work_id",
+    "kind",
+    "refusal_id",
+    "tariff_id",
+    "amount_micro",
+    "to_owners_micro",
+    "held_micro",
+    "released_micro",
+    "held_for",
+    "violation_micro",
+    "owners",
+    "entry_id",
+)
+
+
+def manifest_outcome_rows(*, manifest: UsageManifest, chunk_size: int = 5_000) -> Iterator[dict[str, Any]]:
+    """One acknowledgement row per line, in line order, streamed with a server-side cursor.
+
+    ``owners`` lists who was paid from the line as ``holder:micro-won`` (at use and on later releases).
+    """
+    lines = (
+        ManifestLine.objects.filter(manifest=manifest)
+        .order_by("line_no")
+        .values_list(
+            "line_no",
+            "scheme",
+            "value",
+            "key",
+            "units",
+            "unit",
+            "used_at",
+            "outcome",
+            "reason_code",
+            "reason",
+            "work_id",
+            "kind",
+            "refusal_id",
+            "tariff_id",
+            "amount_micro",
+            "paid_micro",
+            "held_micro",
+            "released_micro",
+            "held_account__escrow_key",
+            "violation_micro",
+            "allocation",
+            "entry_id",
+        )
+    )
+    for row in lines.iterator(chunk_size=chunk_size):
+        values = dict(zip(OUTCOME_COLUMNS, row, strict=True))
+        values["units"] = format(values["units"].normalize(), "f") if values["units"] is not None else None
+        values["used_at"] = values["used_at"].isoformat() if values["used_at"] is not None else None
+        values["held_for"] = values["held_for"] or None
+        values["owners"] = [
+            {"holder": holder, "claim": claim, "amount_micro": amount, "entry_id": entry}
+            for holder, claim, amount, entry in (values["owners"] or [])
+            if amount
+        ]
+        yield values

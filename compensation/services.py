@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -35,18 +35,27 @@ def _rate_clean(value: Decimal | int | str) -> Decimal:
     return rate.quantize(Decimal("1e-12"))
 
 
-def _starts_at(value: datetime | None) -> datetime:
+def _starts_at(value: datetime | None, *, kind: str, unit: str) -> datetime:
     now = timezone.now()
     if value is None:
         return now
     if timezone.is_naive(value):
         raise InvalidInput(_("Give the time with its offset, e.g. 2026-12-01T00:00:00+09:00."), field="effective_from")
-    if value < now - CLOCK_SKEW:
-        # Uses already priced must stay priced as they were: a tariff never starts in the past.
+    if value >= now - CLOCK_SKEW:
+        return max(value, now)
+    # Uses already priced must stay priced as they were, so a tariff starts in the past only where no
+    # tariff was in force: before the first one of its kind and unit. That prices the uses recorded as
+    # unpriced, and nothing else.
+    if Tariff.objects.filter(kind=kind, unit=unit, effective_from__lte=value).exists():
         raise InvalidInput(
-            _("This time is in the past; history cannot be rewritten."), code="in_the_past", field="effective_from"
+            _(
+                "This time is in the past and a tariff was already in force then; history cannot be rewritten. "
+                "A tariff may start in the past only before the first one of its kind and unit."
+            ),
+            code="in_the_past",
+            field="effective_from",
         )
-    return max(value, now)
+    return value
 
 
 def tariff_set(
@@ -59,9 +68,13 @@ def tariff_set(
     if unit not in UsageUnit.values:
         raise InvalidInput(_("Unknown unit."), code="invalid_choice", field="unit")
     rate = _rate_clean(rate_krw)
-    starts = _starts_at(effective_from)
     try:
         with transaction.atomic():
+            # Serialises changes to one kind and unit, so two backdated tariffs cannot both claim one gap.
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"tariff:{kind}:{unit}"])
+            starts = _starts_at(effective_from, kind=kind, unit=unit)
             tariff = Tariff.objects.create(
                 kind=kind,
                 unit=unit,
@@ -80,8 +93,17 @@ def tariff_set(
                     "effective_from": starts.isoformat(),
                 },
             )
+            if starts < timezone.now():
+                tariff_id = tariff.pk
+                transaction.on_commit(lambda: _enqueue_reprice(tariff_id))
     except IntegrityError:
         raise InvalidState(
             _("A tariff for this kind and unit already starts at this instant."), code="tariff_exists"
         ) from None
     return tariff
+
+
+def _enqueue_reprice(tariff_id: int) -> None:
+    from compensation.tasks import usage_reprice  # tasks imports the services
+
+    usage_reprice.delay(tariff_id)

@@ -163,6 +163,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "registry.tasks.work_imports_resume",
         "schedule": timedelta(minutes=10),
     },
+    "compensation-manifests-resume": {
+        "task": "compensation.tasks.usage_manifests_resume",
+        "schedule": timedelta(minutes=10),
+    },
 }
 
 # --- REST API ---------------------------------------------------------------
@@ -226,6 +230,13 @@ DOMAIN_CHECK_TIMEOUT = env.number("DOMAIN_CHECK_TIMEOUT", 5.0, minimum=0.1)
 # Fetching private or loopback addresses is refused in production (server-side request forgery).
 DOMAIN_CHECK_ALLOW_PRIVATE = env.boolean("DOMAIN_CHECK_ALLOW_PRIVATE", DEBUG)
 DOMAIN_VERIFICATION_TTL_DAYS = env.integer("DOMAIN_VERIFICATION_TTL_DAYS", 7, minimum=1)
+
+# --- Usage manifests --------------------------------------------------------
+# Lines a JSON manifest body may hold, and lines an uploaded manifest file may hold.
+USAGE_MANIFEST_MAX_JSON_LINES = env.integer("USAGE_MANIFEST_MAX_JSON_LINES", 10_000, minimum=1)
+USAGE_MANIFEST_MAX_LINES = env.integer("USAGE_MANIFEST_MAX_LINES", 10_000_000, minimum=1)
+# Lines processed (and posted to the ledger) per transaction.
+USAGE_CHUNK_LINES = env.integer("USAGE_CHUNK_LINES", 20_000, minimum=1)
 
 LOGGING = {
     "version": 1,

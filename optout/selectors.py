@@ -10,7 +10,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import connection, transaction
-from django.db.models import BooleanField, ExpressionWrapper, FilteredRelation, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    BooleanField,
+    Case,
+    ExpressionWrapper,
+    F,
+    FilteredRelation,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    When,
+)
 from django.utils import timezone
 
 from optout.models import KindRegime, Purpose, Refusal, RefusalEvent, RefusalEventKind, RefusalScope, Regime
@@ -53,6 +65,7 @@ class _Refusal:
     effective_from: datetime
     withdrawn_at: datetime | None
     domain_verified: bool
+    domain_verified_at: datetime | None = None
 
     def in_force(self, at: datetime) -> bool:
         return self.effective_from <= at and (self.withdrawn_at is None or self.withdrawn_at > at)
@@ -260,6 +273,7 @@ def _refusals_for(works: Iterable[_Work], url_hosts: set[str], purpose: str, as_
             domain_verified=ExpressionWrapper(
                 Q(domain__status="verified", domain__verified_at__lte=as_of), output_field=BooleanField()
             ),
+            domain_verified_at=Case(When(domain__status="verified", then=F("domain__verified_at"))),
         )
         .order_by()
         .values_list(
@@ -273,6 +287,7 @@ def _refusals_for(works: Iterable[_Work], url_hosts: set[str], purpose: str, as_
             "effective_from",
             "withdrawn_at",
             "domain_verified",
+            "domain_verified_at",
         )
     )
     return [
@@ -287,6 +302,7 @@ def _refusals_for(works: Iterable[_Work], url_hosts: set[str], purpose: str, as_
             effective_from=starts,
             withdrawn_at=withdrawn_at,
             domain_verified=bool(domain_verified),
+            domain_verified_at=domain_verified_at,
         )
         for (
             rid,
@@ -299,6 +315,7 @@ def _refusals_for(works: Iterable[_Work], url_hosts: set[str], purpose: str, as_
             starts,
             withdrawn_at,
             domain_verified,
+            domain_verified_at,
         ) in rows
     ]
 
@@ -327,6 +344,138 @@ def _decide(candidates: Sequence[tuple[_Refusal, bool]], at: datetime) -> tuple[
     if effective:
         return min(effective)[2], pending
     return None, pending
+
+
+# --- Eligibility of reported uses (usage manifests) -----------------------------------------
+
+
+@dataclass(frozen=True)
+class OwnerClaim:
+    id: int
+    holder_id: int
+    share_bp: int
+    # When the claim was verified; None while pending. Rejected claims are not loaded.
+    verified_at: datetime | None
+
+
+@dataclass
+class UsageWork:
+    id: int
+    kind: str
+    status: str
+    claims: list[OwnerClaim] = field(default_factory=list)
+
+    def verified_claims(self) -> list[OwnerClaim]:
+        return [claim for claim in self.claims if claim.verified_at is not None]
+
+
+@dataclass(frozen=True)
+class UseDecision:
+    work: UsageWork | None
+    refusal_id: int | None
+    regime: str
+
+
+class UsageContext:
+    """Everything needed to decide, for many identifiers, their status at any instant.
+
+    Loaded with a constant number of queries for a whole chunk of manifest lines; each line is then
+    decided at its own ``used_at`` by the same rules as a lookup ``as_of`` that instant (ledger
+    invariant 5: eligibility is the status at use, never today's).
+    """
+
+    def __init__(
+        self,
+        *,
+        works_by_key: dict[str, UsageWork],
+        refusals: Sequence[_Refusal],
+        regimes: Sequence[tuple[str, str, datetime]],
+    ) -> None:
+        self.works_by_key = works_by_key
+        self._regimes = regimes
+        self._by_work: dict[int, list[_Refusal]] = defaultdict(list)
+        self._by_holder: dict[int, list[_Refusal]] = defaultdict(list)
+        self._by_host: dict[str, list[_Refusal]] = defaultdict(list)
+        for refusal in refusals:
+            if refusal.scope == RefusalScope.WORK and refusal.work_id is not None:
+                self._by_work[refusal.work_id].append(refusal)
+            elif refusal.scope == RefusalScope.CATALOGUE:
+                self._by_holder[refusal.holder_id].append(refusal)
+            else:
+                self._by_host[refusal.url_host].append(refusal)
+
+    def regime_at(self, kind: str, at: datetime) -> str:
+        return str(_regime_at(self._regimes, kind, at))
+
+    def decide(self, key: IdentifierKey, at: datetime) -> UseDecision:
+        work = self.works_by_key.get(str(key))
+        candidates: list[tuple[_Refusal, bool]] = []
+        if work is not None:
+            verified_then = {c.holder_id for c in work.claims if c.verified_at is not None and c.verified_at <= at}
+            holders = {c.holder_id for c in work.claims}
+            for refusal in self._by_work.get(work.id, ()):
+                candidates.append((refusal, refusal.holder_id in verified_then))
+            for holder_id in holders:
+                verified = holder_id in verified_then
+                candidates.extend((refusal, verified) for refusal in self._by_holder.get(holder_id, ()))
+        if self._by_host and key.scheme == Scheme.URL:
+            prefix = _longest_prefix(self._by_host.get(urlsplit(key.value).hostname or "", []), key.value, at)
+            if prefix is not None:
+                verified_at = prefix.domain_verified_at
+                candidates.append((prefix, verified_at is not None and verified_at <= at))
+        deciding, _pending = _decide(candidates, at) if candidates else (None, False)
+        regime = self.regime_at(work.kind, at) if work is not None else USE_FIRST
+        return UseDecision(work=work, refusal_id=deciding.id if deciding is not None else None, regime=regime)
+
+
+def usage_context_load(*, keys: Iterable[IdentifierKey], purpose: str) -> UsageContext:
+    """The works, live claims, refusals for ``purpose`` and regimes behind ``keys``: four queries."""
+    values_by_scheme: dict[str, set[str]] = defaultdict(set)
+    for key in keys:
+        values_by_scheme[key.scheme].add(key.value)
+    works: dict[int, UsageWork] = {}
+    works_by_key: dict[str, UsageWork] = {}
+    if values_by_scheme:
+        condition = Q()
+        for scheme, values in values_by_scheme.items():
+            condition |= Q(scheme=scheme, value__any_of=frozenset(values))
+        rows = (
+            Identifier.objects.filter(condition)
+            .annotate(
+                live_claim=FilteredRelation("work__claims", condition=~Q(work__claims__status=ClaimStatus.REJECTED))
+            )
+            .order_by()
+            .values_list(
+                "scheme",
+                "value",
+                "work_id",
+                "work__kind",
+                "work__status",
+                "live_claim__id",
+                "live_claim__holder_id",
+                "live_claim__share_bp",
+                "live_claim__status",
+                "live_claim__decided_at",
+            )
+        )
+        seen_claims: set[int] = set()
+        for scheme, value, work_id, kind, status, claim_id, holder_id, share_bp, claim_status, decided_at in rows:
+            work = works.get(work_id)
+            if work is None:
+                work = works[work_id] = UsageWork(id=work_id, kind=kind, status=status)
+            works_by_key[f"{scheme}:{value}"] = work
+            if claim_id is not None and claim_id not in seen_claims:
+                seen_claims.add(claim_id)
+                verified_at = decided_at if claim_status == ClaimStatus.VERIFIED else None
+                work.claims.append(OwnerClaim(claim_id, holder_id, share_bp, verified_at))
+    url_hosts = {urlsplit(value).hostname or "" for value in values_by_scheme.get(Scheme.URL, ())}
+    lookup_works = [
+        _Work(id=w.id, title="", kind=w.kind, status=w.status, claims={c.holder_id: False for c in w.claims})
+        for w in works.values()
+    ]
+    refusals = _refusals_for(lookup_works, url_hosts, purpose, timezone.now())
+    regimes = list(KindRegime.objects.values_list("kind", "regime", "effective_from"))
+    return UsageContext(works_by_key=works_by_key, refusals=refusals, regimes=regimes)
 
 
 # --- Refusal listings ---------------------------------------------------------------------

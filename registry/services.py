@@ -58,6 +58,7 @@ from registry.models import (
     WorkKind,
     WorkStatus,
 )
+from registry.signals import work_owners_changed
 
 API_KEY_PREFIX = "orr"
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
@@ -604,7 +605,12 @@ def claim_verify(
             },
         )
         _work_status_refresh(actor=actor, work=work)
+        _owners_changed_on_commit(work.pk)
     return claim
+
+
+def _owners_changed_on_commit(work_id: int) -> None:
+    transaction.on_commit(lambda: work_owners_changed.send(sender=Work, work_id=work_id))
 
 
 def claim_reject(*, actor: Actor, claim: OwnershipClaim, reason: str) -> OwnershipClaim:
@@ -630,6 +636,7 @@ def claim_reject(*, actor: Actor, claim: OwnershipClaim, reason: str) -> Ownersh
             data={"work": work.pk, "holder": claim.holder_id, "reason": reason},
         )
         _work_status_refresh(actor=actor, work=work)
+        _owners_changed_on_commit(work.pk)
     return claim
 
 

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from compensation.models import Tariff, UsageUnit
+from compensation.models import ManifestStatus, Tariff, UsageManifest, UsageUnit
+from compensation.selectors import manifest_outcome_summary
+from optout.models import Purpose
 from registry.models import WorkKind
 
 
@@ -61,3 +64,89 @@ class BalanceOutput(serializers.Serializer):
     )
     by_kind = serializers.DictField(child=serializers.IntegerField())
     by_month = BalanceMonthOutput(many=True)
+
+
+class ManifestLineInput(serializers.Serializer):
+    """Documents a line of a JSON manifest; lines are validated one by one by the worker, so that one bad
+    line gets the outcome ``invalid`` instead of failing the manifest."""
+
+    scheme = serializers.CharField()
+    value = serializers.CharField()
+    units = serializers.DecimalField(max_digits=30, decimal_places=6)
+    unit = serializers.ChoiceField(choices=UsageUnit.choices)
+    used_at = serializers.DateTimeField()
+
+
+class ManifestInput(serializers.Serializer):
+    manifest_id = serializers.CharField(max_length=200, help_text=_("Unique per lab, forever."))
+    model = serializers.CharField(max_length=200)
+    model_version = serializers.CharField(max_length=200, required=False)
+    purpose = serializers.ChoiceField(choices=Purpose.choices, required=False, default=Purpose.TRAIN_GENAI)
+    period_start = serializers.DateTimeField(required=False)
+    period_end = serializers.DateTimeField(required=False)
+    lines = ManifestLineInput(many=True)
+
+
+class ManifestUploadInput(serializers.Serializer):
+    file = serializers.FileField(
+        help_text=_("CSV (header scheme,value,units,unit,used_at) or JSON Lines; gzip allowed.")
+    )
+    manifest_id = serializers.CharField(max_length=200)
+    model = serializers.CharField(max_length=200)
+    model_version = serializers.CharField(max_length=200, required=False)
+    purpose = serializers.ChoiceField(choices=Purpose.choices, required=False)
+    period_start = serializers.DateTimeField(required=False)
+    period_end = serializers.DateTimeField(required=False)
+    format = serializers.ChoiceField(choices=["csv", "jsonl"], required=False)
+
+
+class ManifestOutput(serializers.ModelSerializer):
+    lab = serializers.IntegerField(source="lab_id")
+    progress = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+    outcomes_url = serializers.SerializerMethodField()
+    summary = serializers.SerializerMethodField()
+
+    class Meta:
+        model = UsageManifest
+        fields = [
+            "id",
+            "lab",
+            "manifest_id",
+            "model",
+            "model_version",
+            "purpose",
+            "period_start",
+            "period_end",
+            "format",
+            "compressed",
+            "content_hash",
+            "status",
+            "lines_total",
+            "lines_done",
+            "progress",
+            "failure_reason",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "url",
+            "outcomes_url",
+            "summary",
+        ]
+
+    def get_progress(self, manifest: UsageManifest) -> float:
+        if not manifest.lines_total:
+            return 1.0 if manifest.status == ManifestStatus.PROCESSED else 0.0
+        return round(min(manifest.lines_done / manifest.lines_total, 1.0), 4)
+
+    def get_url(self, manifest: UsageManifest) -> str:
+        return f"/api/v1/usage-manifests/{manifest.pk}"
+
+    def get_outcomes_url(self, manifest: UsageManifest) -> str:
+        return f"/api/v1/usage-manifests/{manifest.pk}/outcomes"
+
+    def get_summary(self, manifest: UsageManifest) -> dict[str, Any] | None:
+        # Per outcome: lines and amounts; only where the caller asked for one manifest (the list stays cheap).
+        if not self.context.get("with_summary"):
+            return None
+        return manifest_outcome_summary(manifest=manifest)

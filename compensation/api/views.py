@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from django.http import StreamingHttpResponse
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import renderers, status
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from compensation import selectors, services
-from compensation.api.serializers import BalanceFilter, BalanceOutput, TariffInput, TariffListFilter, TariffOutput
-from registry.api.views import RegistryAPIView, acting_party
-from registry.errors import NotFound, NotPermitted
+from compensation import selectors, services, usage
+from compensation.api.serializers import (
+    BalanceFilter,
+    BalanceOutput,
+    ManifestInput,
+    ManifestOutput,
+    ManifestUploadInput,
+    TariffInput,
+    TariffListFilter,
+    TariffOutput,
+)
+from registry.api.fastjson import OrjsonParser
+from registry.api.views import CSVRenderer, RegistryAPIView, _Echo, acting_party
+from registry.errors import InvalidInput, NotFound, NotPermitted
 from registry.models import Party
 
 
@@ -56,3 +73,88 @@ class BalanceView(RegistryAPIView):
             period_end=filters.validated_data["period_end"],
         )
         return Response(BalanceOutput({**balances, "party_name": party.name, "unit": "micro_won"}).data)
+
+
+class JSONLinesRenderer(renderers.BaseRenderer):
+    """Lets content negotiation accept ``?format=jsonl``; the views stream the body themselves."""
+
+    media_type = "application/x-ndjson"
+    format = "jsonl"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        return orjson.dumps(data)
+
+
+_UPLOAD_FIELDS = ("manifest_id", "model", "model_version", "purpose", "period_start", "period_end", "format")
+
+
+class ManifestListCreateView(RegistryAPIView):
+    parser_classes = [OrjsonParser, MultiPartParser, FormParser]
+
+    @extend_schema(responses=ManifestOutput(many=True), summary="The lab's usage manifests")
+    def get(self, request: Request) -> Response:
+        return self.paginate(selectors.manifest_list_for_actor(actor=self.actor()), ManifestOutput)
+
+    @extend_schema(
+        request={"application/json": ManifestInput, "multipart/form-data": ManifestUploadInput},
+        responses={202: ManifestOutput, 200: ManifestOutput},
+        summary="Submit a usage manifest (JSON up to 10,000 lines, or a CSV/JSON Lines file, gzip allowed)",
+    )
+    def post(self, request: Request) -> Response:
+        actor = self.actor()
+        upload = request.FILES.get("file")
+        if upload is not None:
+            form: Any = request.data
+            fields = {name: form.get(name) for name in _UPLOAD_FIELDS}
+            manifest, created = usage.usage_manifest_submit_file(
+                actor=actor, fields=fields, file=upload, filename=upload.name or ""
+            )
+        else:
+            if request.content_type.startswith("multipart/"):
+                raise InvalidInput(_("Attach the manifest as the file field."), code="required", field="file")
+            data = request.data if isinstance(request.data, dict) else {}
+            manifest, created = usage.usage_manifest_submit_json(actor=actor, data=data)
+        body = ManifestOutput(manifest).data
+        response = Response(body, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+        response["Location"] = body["url"]
+        return response
+
+
+class ManifestDetailView(RegistryAPIView):
+    @extend_schema(responses=ManifestOutput, summary="A manifest's status, progress and outcomes")
+    def get(self, request: Request, manifest_pk: int) -> Response:
+        manifest = selectors.manifest_get_for_actor(actor=self.actor(), manifest_pk=manifest_pk)
+        return Response(ManifestOutput(manifest, context={"with_summary": True}).data)
+
+
+class ManifestOutcomesView(RegistryAPIView):
+    renderer_classes = [renderers.JSONRenderer, CSVRenderer, JSONLinesRenderer]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["csv", "jsonl"])],
+        responses={(200, "text/csv"): str, (200, "application/x-ndjson"): str},
+        summary="The acknowledgement file: one row per line with its outcome, work, amount and destination",
+    )
+    def get(self, request: Request, manifest_pk: int) -> StreamingHttpResponse:
+        manifest = selectors.manifest_get_for_actor(actor=self.actor(), manifest_pk=manifest_pk)
+        rows = selectors.manifest_outcome_rows(manifest=manifest)
+        if request.accepted_renderer.format == "jsonl":
+            response = StreamingHttpResponse(
+                (orjson.dumps(row) + b"\n" for row in rows), content_type="application/x-ndjson"
+            )
+            extension = "jsonl"
+        else:
+
+            def csv_rows() -> Iterator[str]:
+                writer = csv.writer(_Echo())
+                yield writer.writerow(selectors.OUTCOME_COLUMNS)
+                for row in rows:
+                    row["owners"] = ";".join(f"{o['holder']}:{o['amount_micro']}" for o in row["owners"])
+                    yield writer.writerow([("" if row[c] is None else row[c]) for c in selectors.OUTCOME_COLUMNS])
+
+            response = StreamingHttpResponse(csv_rows(), content_type="text/csv; charset=utf-8")
+            extension = "csv"
+        filename = f"manifest-{manifest.pk}-outcomes.{extension}"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response

@@ -1,0 +1,153 @@
+"""Escrow release: money held for a work (or for an identifier nobody had registered) goes to its owners
+once they are known.
+
+A hold is the held part of one manifest line. It stands for ``open_bp`` of the work: the whole work when
+no owner was known, or the share no verified claim covered. When claims are verified, each open hold is
+split between the claims it has not paid yet (by share) and, if those still do not cover it, the part that
+stays held; the parts sum exactly (largest remainder). Rows are locked and updated in the same transaction
+as the ledger entry, so a hold is released at most once (ledger invariant 6); PostgreSQL backs this up by
+refusing any escrow account whose balance would turn into a debit (migration 0004).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from compensation.allocation import allocate_largest_remainder
+from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
+from compensation.models import AccountKind, EntryKind, EscrowRelease, ManifestLine
+from registry.audit import Actor, audit_record
+from registry.models import ClaimStatus, Identifier, OwnershipClaim, Work, WorkStatus
+
+_BATCH = 5_000
+
+
+def _release_key(work_id: int, line_ids: list[int], claim_ids: list[int]) -> str:
+    text = f"release:work:{work_id}:lines:{line_ids[0]}-{line_ids[-1]}:{len(line_ids)}:claims:" + ".".join(
+        map(str, claim_ids)
+    )
+    if len(text) <= 200:
+        return text
+    return f"release:work:{work_id}:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def escrow_release_for_work(*, work_id: int, batch: int = _BATCH) -> int:
+    """Release what is held for ``work_id`` to its verified owners; returns the micro-won released.
+
+    Covers holds of lines that matched the work (unclaimed or disputed shares) and of lines whose
+    identifier matched no work then and is one of the work's identifiers now. Nothing happens while the
+    work is disputed or has no verified owner. Safe to run any number of times.
+    """
+    released_total = 0
+    after_pk = 0
+    while True:
+        with transaction.atomic():
+            # One release per work at a time; claims cannot change under it (they lock the work too).
+            work = Work.objects.select_for_update().filter(pk=work_id).first()
+            if work is None or work.status == WorkStatus.DISPUTED:
+                return released_total
+            claims = list(
+                OwnershipClaim.objects.filter(work=work, status=ClaimStatus.VERIFIED)
+                .order_by("pk")
+                .values_list("pk", "holder_id", "share_bp")
+            )
+            if not claims:
+                return released_total
+            keys = [
+                f"{scheme}:{value}"
+                for scheme, value in Identifier.objects.filter(work=work).values_list("scheme", "value")
+            ]
+            holds = list(
+                ManifestLine.objects.select_for_update()
+                .filter(Q(work_id=work_id) | Q(work__isnull=True, key__in=keys), hold_open=True, pk__gt=after_pk)
+                .order_by("pk")[:batch]
+            )
+            if not holds:
+                return released_total
+            after_pk = holds[-1].pk
+            released_total += _release_batch(work, claims, holds)
+
+
+def _release_batch(work: Work, claims: list[tuple[int, int, int]], holds: list[ManifestLine]) -> int:
+    debits: dict[int, int] = defaultdict(int)  # escrow account id -> amount
+    credits: dict[int, int] = defaultdict(int)  # holder id -> amount
+    changed: list[tuple[ManifestLine, list[tuple[int, int, int]]]] = []
+    claims_paid: set[int] = set()
+    for line in holds:
+        paid_claims = {entry[1] for entry in line.allocation}
+        new = [claim for claim in claims if claim[0] not in paid_claims]
+        open_amount = line.held_micro - line.released_micro
+        if not new or open_amount <= 0 or line.held_account_id is None:
+            continue
+        new_bp = sum(share for _pk, _holder, share in new)
+        weights = [share for _pk, _holder, share in new]
+        if new_bp < line.open_bp:
+            weights.append(line.open_bp - new_bp)
+        parts = allocate_largest_remainder(total=open_amount, weights=weights)
+        paid = [(holder, pk, part) for (pk, holder, _share), part in zip(new, parts, strict=False) if part]
+        amount = sum(part for _holder, _pk, part in paid)
+        # Even a claim whose part rounds to nothing has now been paid its share of this hold.
+        line.allocation = [
+            *line.allocation,
+            *([holder, pk, 0, None] for pk, holder, _s in new if not any(p[1] == pk for p in paid)),
+        ]
+        line.open_bp = max(line.open_bp - new_bp, 0)
+        line.released_micro += amount
+        line.hold_open = line.released_micro < line.held_micro
+        if amount:
+            debits[line.held_account_id] += amount
+            for holder, pk, part in paid:
+                credits[holder] += part
+                claims_paid.add(pk)
+        changed.append((line, paid))
+    if not changed:
+        return 0
+    total = sum(debits.values())
+    entry_id: int | None = None
+    if total:
+        payables = accounts_ensure(keys=[AccountKey(AccountKind.HOLDER_PAYABLE, holder) for holder in credits])
+        line_ids = [line.pk for line, _paid in changed]
+        claim_ids = sorted(claims_paid)
+        hold_entries = sorted({line.entry_id for line, _paid in changed if line.entry_id is not None})
+        source: dict[str, Any] = {
+            "work": work.pk,
+            "claims": claim_ids,
+            "lines": len(line_ids),
+            "hold_entries": hold_entries,
+        }
+        posting = Posting(
+            idempotency_key=_release_key(work.pk, line_ids, claim_ids),
+            kind=EntryKind.RELEASE,
+            effective_at=timezone.now(),
+            lines=[
+                *sorted(debits.items()),
+                *(
+                    (payables[AccountKey(AccountKind.HOLDER_PAYABLE, holder)].pk, -amount)
+                    for holder, amount in sorted(credits.items())
+                ),
+            ],
+            memo=f"escrow released to the owners of work {work.pk}",
+            source=source,
+        )
+        entry_id = ledger_post_entries(postings=[posting])[posting.idempotency_key]
+        EscrowRelease.objects.create(
+            work=work, entry_id=entry_id, claims=claim_ids, lines=len(line_ids), amount_micro=total
+        )
+        audit_record(
+            code="compensation.escrow.released",
+            actor=Actor.system(),
+            target=work,
+            data={"entry": entry_id, "amount_micro": total, "lines": len(line_ids), "claims": claim_ids},
+        )
+    for line, paid in changed:
+        line.allocation = [*line.allocation, *([holder, pk, part, entry_id] for holder, pk, part in paid)]
+    ManifestLine.objects.bulk_update(
+        [line for line, _paid in changed], ["allocation", "open_bp", "released_micro", "hold_open"], batch_size=1000
+    )
+    return total

@@ -1,0 +1,424 @@
+"""Reading usage manifests: formats, canonical hashing and line validation.
+
+A manifest's lines are kept exactly as sent (a CSV or JSON Lines file, maybe gzip-compressed) and read
+again, streaming, by the worker; nothing here holds a whole manifest in memory or touches the database.
+
+Line numbers are the file's own: line 1 is the first line after a CSV header, or the first line of a JSON
+Lines file. Empty lines are skipped (they keep their numbers), so an acknowledgement row points at the
+line a person would find in an editor.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import IO, Any
+
+import orjson
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+from compensation.models import ManifestFormat, UsageUnit
+from optout.models import Purpose
+from registry.errors import InvalidIdentifier, InvalidInput
+from registry.identifiers import IdentifierKey, identifier_normalize
+
+COLUMNS = ("scheme", "value", "units", "unit", "used_at")
+GZIP_MAGIC = b"\x1f\x8b"
+_UNITS = frozenset(UsageUnit.values)
+_MAX_UNITS = Decimal(10) ** 24
+_MICRO_EXPONENT = -6
+_TEXT_LIMIT = 2000
+
+
+# --- Manifest metadata ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ManifestMeta:
+    manifest_id: str
+    model: str
+    model_version: str
+    purpose: str
+    period_start: datetime | None
+    period_end: datetime | None
+
+    def canonical(self) -> bytes:
+        return orjson.dumps(
+            {
+                "manifest_id": self.manifest_id,
+                "model": self.model,
+                "model_version": self.model_version,
+                "purpose": self.purpose,
+                "period_start": self.period_start.isoformat() if self.period_start else None,
+                "period_end": self.period_end.isoformat() if self.period_end else None,
+            },
+            option=orjson.OPT_SORT_KEYS,
+        )
+
+
+def _text_field(data: Mapping[str, Any], name: str, *, required: bool) -> str:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise InvalidInput(_("This field is required."), code="required", field=name)
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInput(_("Send this field as text."), code="invalid", field=name)
+    value = value.strip()
+    if required and not value:
+        raise InvalidInput(_("This field is required."), code="required", field=name)
+    if len(value) > 200:
+        raise InvalidInput(_("At most 200 characters."), code="too_long", field=name)
+    return value
+
+
+def _instant_field(data: Mapping[str, Any], name: str) -> datetime | None:
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    parsed = _instant(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise InvalidInput(
+            _("Send an ISO 8601 date or date and time, e.g. 2026-05-01T00:00:00+09:00."),
+            code="invalid_datetime",
+            field=name,
+        )
+    return parsed
+
+
+def meta_clean(data: Mapping[str, Any]) -> ManifestMeta:
+    """The manifest's own fields, validated; raises ``InvalidInput`` naming the field."""
+    purpose = _text_field(data, "purpose", required=False) or Purpose.TRAIN_GENAI.value
+    if purpose not in Purpose.values:
+        raise InvalidInput(_("The purpose is train-ai or train-genai."), code="invalid_purpose", field="purpose")
+    period_start = _instant_field(data, "period_start")
+    period_end = _instant_field(data, "period_end")
+    if period_start and period_end and period_start > period_end:
+        raise InvalidInput(_("The period ends before it starts."), code="invalid_period", field="period_end")
+    return ManifestMeta(
+        manifest_id=_text_field(data, "manifest_id", required=True),
+        model=_text_field(data, "model", required=True),
+        model_version=_text_field(data, "model_version", required=False),
+        purpose=purpose,
+        period_start=period_start,
+        period_end=period_end,
+    )
+
+
+# --- Formats --------------------------------------------------------------------------------------
+
+
+def format_detect(*, filename: str, explicit: str = "") -> str:
+    """CSV or JSON Lines, from an explicit ``format`` field or the file name (``.gz`` is looked through)."""
+    explicit = explicit.strip().lower()
+    if explicit:
+        if explicit in ("jsonl", "ndjson", "json"):
+            return ManifestFormat.JSONL
+        if explicit == "csv":
+            return ManifestFormat.CSV
+        raise InvalidInput(_("The format is csv or jsonl."), code="invalid_format", field="format")
+    name = filename.lower().removesuffix(".gz").removesuffix(".gzip")
+    if name.endswith(".csv"):
+        return ManifestFormat.CSV
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return ManifestFormat.JSONL
+    raise InvalidInput(
+        _("Name the file .csv or .jsonl (optionally .gz), or send format=csv|jsonl."),
+        code="invalid_format",
+        field="file",
+    )
+
+
+def is_gzip(binary: IO[bytes]) -> bool:
+    start = binary.read(2)
+    binary.seek(0)
+    return start == GZIP_MAGIC
+
+
+def decompressed(binary: IO[bytes], *, compressed: bool) -> IO[bytes]:
+    if compressed:
+        return gzip.GzipFile(fileobj=binary, mode="rb")  # type: ignore[return-value]
+    return binary
+
+
+@dataclass(frozen=True)
+class Record:
+    """One non-empty line: its number and its fields, or why it could not be read at all."""
+
+    line_no: int
+    fields: Mapping[str, Any] | None
+    error: tuple[str, str] | None = None
+
+
+def _csv_header(row: list[str]) -> list[str]:
+    names = [cell.strip().lower().lstrip("\ufeff") for cell in row]
+    missing = [column for column in COLUMNS if column not in names]
+    if missing:
+        raise InvalidInput(
+            _("The CSV header lacks the columns %(missing)s; it needs %(columns)s.")
+            % {"missing": ", ".join(missing), "columns": ", ".join(COLUMNS)},
+            code="invalid_header",
+            field="file",
+        )
+    return names
+
+
+def _csv_records(text: IO[str]) -> Iterator[Record]:
+    reader = csv.reader(text)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InvalidInput(_("The file is empty."), code="empty_file", field="file") from None
+    names = _csv_header(header)
+    width = len(names)
+    for row in reader:
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        line_no = reader.line_num - 1
+        if len(row) != width:
+            yield Record(
+                line_no,
+                None,
+                (
+                    "wrong_columns",
+                    str(_("The line has %(got)s columns; the header has %(want)s.") % {"got": len(row), "want": width}),
+                ),
+            )
+            continue
+        yield Record(line_no, dict(zip(names, row, strict=True)))
+
+
+def _jsonl_records(binary: IO[bytes]) -> Iterator[Record]:
+    for line_no, raw in enumerate(binary, start=1):
+        if not raw.strip():
+            continue
+        try:
+            fields = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            yield Record(line_no, None, ("bad_json", str(_("The line is not valid JSON."))))
+            continue
+        if not isinstance(fields, dict):
+            yield Record(line_no, None, ("not_an_object", str(_("Each line is one JSON object."))))
+            continue
+        yield Record(line_no, fields)
+
+
+def records_read(binary: IO[bytes], *, format: str, compressed: bool) -> Iterator[Record]:
+    """Every non-empty line of a stored manifest, streamed. Raises ``InvalidInput`` for an unreadable file."""
+    stream = decompressed(binary, compressed=compressed)
+    try:
+        if format == ManifestFormat.CSV:
+            text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+            try:
+                yield from _csv_records(text)
+            finally:
+                # The caller owns the binary stream: the wrapper must not close it when collected.
+                text.detach()
+        else:
+            yield from _jsonl_records(stream)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise InvalidInput(
+            _("The file could not be read: %(error)s") % {"error": exc}, code="unreadable_file", field="file"
+        ) from None
+    except csv.Error as exc:
+        raise InvalidInput(
+            _("The CSV could not be read: %(error)s") % {"error": exc}, code="unreadable_file", field="file"
+        ) from None
+
+
+@dataclass(frozen=True)
+class UploadSummary:
+    lines: int
+    content_sha256: str
+
+
+def upload_inspect(binary: IO[bytes], *, format: str, compressed: bool, max_lines: int) -> UploadSummary:
+    """Read an upload once, streaming: check it can be read, count its lines, hash its (decompressed) bytes.
+
+    Counting uses the same reader as processing, so ``lines_total`` is exactly what the worker will see.
+    """
+    digest = hashlib.sha256()
+
+    class _Hashing(io.RawIOBase):
+        def __init__(self, inner: IO[bytes]) -> None:
+            self.inner = inner
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            data = self.inner.read(len(buffer))
+            digest.update(data)
+            buffer[: len(data)] = data
+            return len(data)
+
+    binary.seek(0)
+    hashing = io.BufferedReader(_Hashing(decompressed(binary, compressed=compressed)), buffer_size=1 << 16)
+    count = 0
+    for _record in records_read(hashing, format=format, compressed=False):
+        count += 1
+        if count > max_lines:
+            from compensation.errors import ManifestTooLarge
+
+            raise ManifestTooLarge(
+                _("A manifest file holds at most %(max)s lines; split it into several manifests.") % {"max": max_lines},
+                field="file",
+            )
+    # Whatever the reader did not need (a trailing newline) still belongs to the content.
+    while hashing.read(1 << 16):
+        pass
+    binary.seek(0)
+    if count == 0:
+        raise InvalidInput(_("The manifest has no lines."), code="empty_manifest", field="file")
+    return UploadSummary(lines=count, content_sha256=digest.hexdigest())
+
+
+def lines_as_jsonl(lines: Any, *, max_lines: int) -> tuple[bytes, int]:
+    """The ``lines`` of a JSON manifest as JSON Lines (each object with sorted keys), and how many."""
+    from compensation.errors import ManifestTooLarge
+
+    if not isinstance(lines, list) or not lines:
+        raise InvalidInput(_("Send a non-empty list of lines."), code="required", field="lines")
+    if len(lines) > max_lines:
+        raise ManifestTooLarge(
+            _("A JSON manifest holds at most %(max)s lines; upload a file for more.") % {"max": max_lines},
+            field="lines",
+        )
+    out = bytearray()
+    for index, line in enumerate(lines):
+        if not isinstance(line, dict):
+            raise InvalidInput(_("Each line is a JSON object."), code="not_an_object", field=f"lines[{index}]")
+        out += orjson.dumps(line, option=orjson.OPT_SORT_KEYS)
+        out += b"\n"
+    return bytes(out), len(lines)
+
+
+def content_hash(meta: ManifestMeta, content_sha256: str) -> str:
+    """What makes two submissions "the same manifest": its fields and its decompressed lines."""
+    return hashlib.sha256(meta.canonical() + b"\n" + content_sha256.encode()).hexdigest()
+
+
+# --- Lines ----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ParsedLine:
+    line_no: int
+    scheme: str
+    value: str
+    key: IdentifierKey | None
+    units: Decimal | None
+    unit: str
+    used_at: datetime | None
+    error_code: str = ""
+    error_message: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return not self.error_code
+
+    def dedupe(self) -> uuid.UUID | None:
+        """The same use reported again: same identifier, units, unit and instant."""
+        if not self.valid or self.used_at is None or self.key is None or self.units is None:
+            return None
+        text = f"{self.key}|{self.units.normalize():f}|{self.unit}|{self.used_at.timestamp():.6f}"
+        return uuid.UUID(bytes=hashlib.md5(text.encode(), usedforsecurity=False).digest())
+
+
+def _instant(value: str) -> datetime | None:
+    value = value.strip()
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        return None
+    if parsed is None:
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            return None
+        parsed = datetime(day.year, day.month, day.day)
+    if timezone.is_naive(parsed):
+        # A time without an offset is the registry's local time (TIME_ZONE), like the rest of the service.
+        parsed = timezone.make_aware(parsed)
+    return parsed
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    return str(value)
+
+
+def _units(value: Any) -> Decimal | tuple[str, Promise]:
+    if isinstance(value, bool) or value is None or value == "":
+        return "invalid_units", _("units is required: a number of units used.")
+    try:
+        units = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
+    except InvalidOperation:
+        return "invalid_units", _("units is not a number.")
+    if not units.is_finite():
+        return "invalid_units", _("units is not a number.")
+    if units < 0:
+        return "negative_units", _("units is negative.")
+    if units == 0:
+        return "invalid_units", _("units must be more than zero.")
+    if units >= _MAX_UNITS:
+        return "invalid_units", _("units is too large.")
+    exponent = units.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < _MICRO_EXPONENT:
+        return "invalid_units", _("units has more than six decimal places.")
+    return units
+
+
+def line_parse(
+    record: Record, *, period_start: datetime | None, period_end: datetime | None, received_at: datetime
+) -> ParsedLine:
+    """Validate one line. An unreadable line is returned with its error, never raised: the rest go on."""
+    if record.fields is None:
+        code, message = record.error or ("invalid", "")
+        return ParsedLine(record.line_no, "", "", None, None, "", None, code, message)
+    fields = record.fields
+    scheme = _as_text(fields.get("scheme"))[:32]
+    value = _as_text(fields.get("value"))[:_TEXT_LIMIT]
+    unit = _as_text(fields.get("unit")).lower()[:16]
+    line = ParsedLine(record.line_no, scheme, value, None, None, unit, None)
+
+    def failed(code: str, message: str | Promise) -> ParsedLine:
+        line.error_code, line.error_message = code, str(message)
+        return line
+
+    try:
+        line.key = identifier_normalize(scheme=scheme, value=value)
+    except InvalidIdentifier as exc:
+        return failed(exc.code, exc.message)
+    units = _units(fields.get("units"))
+    if isinstance(units, tuple):
+        return failed(*units)
+    line.units = units
+    if unit not in _UNITS:
+        return failed(
+            "unknown_unit",
+            _("“%(unit)s” is not a unit; use one of %(units)s.") % {"unit": unit, "units": ", ".join(UsageUnit.values)},
+        )
+    raw_used_at = fields.get("used_at")
+    used_at = _instant(raw_used_at) if isinstance(raw_used_at, str) else None
+    if used_at is None:
+        return failed("invalid_used_at", _("used_at is not an ISO 8601 date or date and time."))
+    line.used_at = used_at
+    if used_at > received_at:
+        return failed("used_at_in_future", _("used_at is after the manifest was received."))
+    if (period_start and used_at < period_start) or (period_end and used_at > period_end):
+        return failed("used_at_outside_period", _("used_at is outside the manifest's period."))
+    return line

@@ -1,0 +1,37 @@
+"""Celery adapters: take primary keys, call a service. No business rules here."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from compensation import escrow, usage
+from registry.tasks import TRANSIENT_ERRORS
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=4 * 3600,
+    time_limit=4 * 3600 + 300,
+)
+def usage_manifest_run(manifest_id: int) -> None:
+    # Resumable: the manifest's cursor advances with each committed chunk, so a retried or
+    # redelivered task continues where the last one stopped.
+    usage.usage_manifest_process(manifest_id=manifest_id)
+
+
+@shared_task(acks_late=True, max_retries=0, soft_time_limit=120, time_limit=180)
+def usage_manifests_resume() -> int:
+    return usage.usage_manifests_resume_stalled()
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, max_retries=5)
+def usage_reprice(tariff_id: int) -> int:
+    return usage.usage_reprice(tariff_id=tariff_id)
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, max_retries=5)
+def escrow_release(work_id: int) -> int:
+    return escrow.escrow_release_for_work(work_id=work_id)

@@ -1,0 +1,675 @@
+"""Usage manifests: submission, processing into outcomes and ledger postings, and re-pricing.
+
+Processing reads the stored lines in chunks. Per chunk, in one transaction: the identifiers are matched
+to works with one query, each line is decided by the refusal status at its ``used_at`` for the manifest's
+purpose, priced with the tariff in force then, split among the verified owners by share (largest
+remainder, so the parts sum exactly), its outcome row is written (PostgreSQL ``COPY``), and one balanced
+ledger entry is posted for the whole chunk, its lines summed per account. The entry's idempotency key is
+derived from the manifest and the chunk's line numbers, and the manifest's cursor (``lines_done``)
+advances in the same transaction, under a lock: a worker killed anywhere, or a task delivered twice, ends
+with the ledger of one clean run.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import itertools
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import IO, Any
+
+import orjson
+from django.conf import settings
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from compensation.allocation import allocate_largest_remainder
+from compensation.errors import ManifestConflict
+from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
+from compensation.manifests import (
+    ManifestMeta,
+    ParsedLine,
+    Record,
+    content_hash,
+    format_detect,
+    is_gzip,
+    line_parse,
+    lines_as_jsonl,
+    meta_clean,
+    records_read,
+    upload_inspect,
+)
+from compensation.models import (
+    AccountKind,
+    EntryKind,
+    ManifestFormat,
+    ManifestLine,
+    ManifestStatus,
+    Outcome,
+    Tariff,
+    UsageManifest,
+)
+from compensation.money import price_micro
+from optout.models import Regime
+from optout.selectors import UsageContext, usage_context_load
+from registry.audit import Actor, audit_record
+from registry.errors import InvalidInput, NotPermitted
+from registry.identifiers import IdentifierKey, Scheme
+from registry.models import ApiScope, PartyKind, WorkKind, WorkStatus
+
+FULL_SHARE_BP = 10_000
+
+# The tariff of a line whose identifier matches no work is that of the kind its scheme names; schemes that
+# name no kind (a URL, a hash, a content code) are priced as "other".
+SCHEME_KIND: Mapping[str, str] = {
+    Scheme.ISBN: WorkKind.TEXT,
+    Scheme.ISSN: WorkKind.TEXT,
+    Scheme.DOI: WorkKind.TEXT,
+    Scheme.ISMN: WorkKind.AUDIO,
+    Scheme.ISRC: WorkKind.AUDIO,
+    Scheme.ISWC: WorkKind.AUDIO,
+    Scheme.ISAN: WorkKind.VIDEO,
+}
+
+
+def _kind_for_unmatched(scheme: str) -> str:
+    return str(SCHEME_KIND.get(scheme, WorkKind.OTHER))
+
+
+# --- Submission ---------------------------------------------------------------------------------
+
+
+def _require_lab(actor: Actor) -> None:
+    party = actor.party
+    if party is None or party.kind != PartyKind.LAB:
+        raise NotPermitted(_("Only an AI lab submits usage manifests."), code="not_a_lab")
+    if not actor.has_scope(ApiScope.USAGE_WRITE):
+        raise NotPermitted(
+            _("This API key lacks the scope “%(scope)s”.") % {"scope": ApiScope.USAGE_WRITE}, code="missing_scope"
+        )
+
+
+def _manifest_store(
+    *,
+    actor: Actor,
+    meta: ManifestMeta,
+    file: File[bytes],
+    format: str,
+    compressed: bool,
+    lines: int,
+    content_sha256: str,
+    original_name: str,
+) -> tuple[UsageManifest, bool]:
+    assert actor.party is not None
+    lab = actor.party
+    digest = content_hash(meta, content_sha256)
+    existing = UsageManifest.objects.filter(lab=lab, manifest_id=meta.manifest_id).first()
+    if existing is not None:
+        return _resubmitted(existing, digest), False
+    manifest = UsageManifest(
+        lab=lab,
+        manifest_id=meta.manifest_id,
+        model=meta.model,
+        model_version=meta.model_version,
+        purpose=meta.purpose,
+        period_start=meta.period_start,
+        period_end=meta.period_end,
+        content_hash=digest,
+        format=format,
+        compressed=compressed,
+        original_name=os.path.basename(original_name.replace("\\", "/"))[:255],
+        lines_total=lines,
+        submitted_by=actor.person,
+        api_key=actor.api_key,
+    )
+    # The storage copies (or, for a large upload, moves) the file; it is never read whole into memory.
+    manifest.file.save(f"manifest.{format}", file, save=False)
+    try:
+        with transaction.atomic():
+            # Two submissions of one id at once: the second waits here, then finds the first.
+            locked = UsageManifest.objects.select_for_update().filter(lab=lab, manifest_id=meta.manifest_id).first()
+            if locked is not None:
+                manifest.file.delete(save=False)
+                return _resubmitted(locked, digest), False
+            manifest.save()
+            audit_record(
+                code="compensation.manifest.received",
+                actor=actor,
+                target=manifest,
+                data={"manifest_id": meta.manifest_id, "model": meta.model, "lines": lines, "format": format},
+            )
+            manifest_pk = manifest.pk
+            transaction.on_commit(lambda: _enqueue(manifest_pk))
+    except BaseException:
+        manifest.file.delete(save=False)
+        raise
+    return manifest, True
+
+
+def _resubmitted(existing: UsageManifest, digest: str) -> UsageManifest:
+    if existing.content_hash != digest:
+        raise ManifestConflict(field="manifest_id", extra={"manifest": existing.pk})
+    return existing
+
+
+def usage_manifest_submit_json(*, actor: Actor, data: Mapping[str, Any]) -> tuple[UsageManifest, bool]:
+    """Accept a JSON manifest (up to ``USAGE_MANIFEST_MAX_JSON_LINES`` lines); returns it and whether it is new.
+
+    The same ``manifest_id`` with the same content answers with the first manifest; with other content
+    it is a ``manifest_id_conflict``.
+    """
+    _require_lab(actor)
+    meta = meta_clean(data)
+    content, _count = lines_as_jsonl(data.get("lines"), max_lines=settings.USAGE_MANIFEST_MAX_JSON_LINES)
+    summary = upload_inspect(
+        io.BytesIO(content),
+        format=ManifestFormat.JSONL,
+        compressed=False,
+        max_lines=settings.USAGE_MANIFEST_MAX_JSON_LINES,
+    )
+    return _manifest_store(
+        actor=actor,
+        meta=meta,
+        file=ContentFile(content),
+        format=ManifestFormat.JSONL,
+        compressed=False,
+        lines=summary.lines,
+        content_sha256=summary.content_sha256,
+        original_name="",
+    )
+
+
+def usage_manifest_submit_file(
+    *, actor: Actor, fields: Mapping[str, Any], file: File[bytes], filename: str
+) -> tuple[UsageManifest, bool]:
+    """Accept an uploaded CSV or JSON Lines file, optionally gzip-compressed, of up to
+    ``USAGE_MANIFEST_MAX_LINES`` lines. It is read once here, streaming, to check and hash it.
+    """
+    _require_lab(actor)
+    meta = meta_clean(fields)
+    format = format_detect(filename=filename, explicit=str(fields.get("format") or ""))
+    compressed = is_gzip(file)
+    summary = upload_inspect(file, format=format, compressed=compressed, max_lines=settings.USAGE_MANIFEST_MAX_LINES)
+    return _manifest_store(
+        actor=actor,
+        meta=meta,
+        file=file,
+        format=format,
+        compressed=compressed,
+        lines=summary.lines,
+        content_sha256=summary.content_sha256,
+        original_name=filename,
+    )
+
+
+def _enqueue(manifest_id: int) -> None:
+    from compensation.tasks import usage_manifest_run  # tasks imports this module
+
+    usage_manifest_run.delay(manifest_id)
+
+
+# --- Deciding lines -----------------------------------------------------------------------------
+
+
+class _Tariffs:
+    """Every tariff, indexed for "the one in force at this instant" by bisection."""
+
+    def __init__(self) -> None:
+        starts: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+        rows: dict[tuple[str, str], list[tuple[int, Decimal]]] = defaultdict(list)
+        for pk, kind, unit, rate, effective_from in Tariff.objects.order_by("effective_from", "pk").values_list(
+            "pk", "kind", "unit", "rate_krw", "effective_from"
+        ):
+            starts[(kind, unit)].append(effective_from)
+            rows[(kind, unit)].append((pk, rate))
+        self._starts = dict(starts)
+        self._rows = dict(rows)
+
+    def at(self, kind: str, unit: str, at: datetime) -> tuple[int, Decimal] | None:
+        starts = self._starts.get((kind, unit))
+        if not starts:
+            return None
+        index = bisect.bisect_right(starts, at) - 1
+        return self._rows[(kind, unit)][index] if index >= 0 else None
+
+
+@dataclass
+class _Row:
+    """A decided line: the values of its ``ManifestLine`` before the ledger ids are known."""
+
+    line: ParsedLine
+    outcome: str
+    dedupe: Any = None
+    work_id: int | None = None
+    kind: str = ""
+    refusal_id: int | None = None
+    tariff_id: int | None = None
+    amount: int | None = None
+    paid: list[tuple[int, int, int]] = field(default_factory=list)  # (holder, claim, micro-won)
+    held: int = 0
+    held_key: AccountKey | None = None
+    open_bp: int = 0
+    violation: int = 0
+
+
+def _line_decide(
+    line: ParsedLine, *, lab_id: int, context: UsageContext, tariffs: _Tariffs, priced_lab: dict[AccountKey, int]
+) -> _Row:
+    assert line.key is not None
+    assert line.used_at is not None
+    assert line.units is not None
+    decision = context.decide(line.key, line.used_at)
+    work = decision.work
+    kind = work.kind if work is not None else _kind_for_unmatched(line.key.scheme)
+    row = _Row(line=line, outcome=Outcome.UNPRICED, work_id=work.id if work else None, kind=kind)
+    row.refusal_id = decision.refusal_id
+    if decision.refusal_id is None and decision.regime == Regime.LICENSE_REQUIRED:
+        row.outcome = Outcome.LICENSE_REQUIRED
+        return row
+    tariff = tariffs.at(kind, line.unit, line.used_at)
+    if decision.refusal_id is not None:
+        row.outcome = Outcome.REFUSED_AT_USE
+    if tariff is None:
+        return row
+    row.tariff_id, rate = tariff
+    amount = price_micro(units=line.units, rate=rate)
+    row.amount = amount
+    if decision.refusal_id is not None:
+        row.violation = amount
+        _add(priced_lab, AccountKey(AccountKind.VIOLATIONS, lab_id), -amount)
+        return row
+    if work is None:
+        row.outcome = Outcome.UNMATCHED_HELD
+        row.held, row.open_bp = amount, FULL_SHARE_BP
+        row.held_key = AccountKey(AccountKind.ESCROW_UNMATCHED, None, str(line.key))
+    elif work.status == WorkStatus.DISPUTED:
+        row.outcome = Outcome.DISPUTED_HELD
+        row.held, row.open_bp = amount, FULL_SHARE_BP
+        row.held_key = AccountKey(AccountKind.ESCROW_DISPUTED, None, f"work:{work.id}")
+    else:
+        owners = work.verified_claims()
+        covered = sum(claim.share_bp for claim in owners)
+        if covered == 0:
+            row.outcome = Outcome.SHARE_UNCLAIMED
+            row.held, row.open_bp = amount, FULL_SHARE_BP
+        else:
+            row.outcome = Outcome.MATCHED
+            weights = [claim.share_bp for claim in owners]
+            if covered < FULL_SHARE_BP:
+                weights.append(FULL_SHARE_BP - covered)
+            parts = allocate_largest_remainder(total=amount, weights=weights)
+            for claim, part in zip(owners, parts, strict=False):
+                if part:
+                    row.paid.append((claim.holder_id, claim.id, part))
+                    _add(priced_lab, AccountKey(AccountKind.HOLDER_PAYABLE, claim.holder_id), -part)
+            if covered < FULL_SHARE_BP:
+                row.held, row.open_bp = parts[-1], FULL_SHARE_BP - covered
+        if row.held:
+            row.held_key = AccountKey(AccountKind.ESCROW_UNCLAIMED, None, f"work:{work.id}")
+    if row.held and row.held_key is not None:
+        _add(priced_lab, row.held_key, -row.held)
+    return row
+
+
+def _add(sums: dict[AccountKey, int], key: AccountKey, amount: int) -> None:
+    sums[key] = sums.get(key, 0) + amount
+
+
+@dataclass
+class _Decided:
+    rows: list[_Row]
+    credits: dict[AccountKey, int]
+
+
+def _lines_decide(manifest: UsageManifest, lines: Sequence[ParsedLine], seen: set[Any]) -> _Decided:
+    """Outcomes for ``lines``; ``seen`` holds the dedupe keys of earlier lines and grows with these."""
+    valid = [line for line in lines if line.valid]
+    context = usage_context_load(keys={line.key for line in valid if line.key is not None}, purpose=manifest.purpose)
+    tariffs = _Tariffs()
+    credits: dict[AccountKey, int] = {}
+    rows: list[_Row] = []
+    for line in lines:
+        if not line.valid:
+            rows.append(_Row(line=line, outcome=Outcome.INVALID))
+            continue
+        dedupe = line.dedupe()
+        if dedupe in seen:
+            rows.append(_Row(line=line, outcome=Outcome.DUPLICATE, dedupe=dedupe))
+            continue
+        seen.add(dedupe)
+        row = _line_decide(line, lab_id=manifest.lab_id, context=context, tariffs=tariffs, priced_lab=credits)
+        row.dedupe = dedupe
+        rows.append(row)
+    return _Decided(rows=rows, credits=credits)
+
+
+def _posting_for(
+    manifest: UsageManifest, decided: _Decided, idempotency_key: str, effective_at: datetime, memo: str
+) -> tuple[Posting | None, dict[AccountKey, int]]:
+    credits = {key: amount for key, amount in decided.credits.items() if amount}
+    held_keys = {row.held_key for row in decided.rows if row.held_key is not None}
+    lab_key = AccountKey(AccountKind.LAB_RECEIVABLE, manifest.lab_id)
+    accounts = accounts_ensure(keys=[lab_key, *credits, *held_keys])
+    ids = {key: account.pk for key, account in accounts.items()}
+    total = -sum(credits.values())
+    if not total:
+        return None, ids
+    lines = [(ids[lab_key], total), *((ids[key], amount) for key, amount in sorted(credits.items()))]
+    source = {"manifest": manifest.pk, "manifest_id": manifest.manifest_id, "lines": memo}
+    posting = Posting(
+        idempotency_key=idempotency_key,
+        kind=EntryKind.ACCRUAL,
+        effective_at=effective_at,
+        lines=lines,
+        memo=f"{manifest.manifest_id} {memo}",
+        source=source,
+    )
+    return posting, ids
+
+
+# --- Writing outcome rows -------------------------------------------------------------------------
+
+_LINE_COLUMNS = (
+    "manifest_id",
+    "line_no",
+    "scheme",
+    "value",
+    "key",
+    "units",
+    "unit",
+    "used_at",
+    "dedupe",
+    "outcome",
+    "reason_code",
+    "reason",
+    "work_id",
+    "kind",
+    "refusal_id",
+    "tariff_id",
+    "amount_micro",
+    "paid_micro",
+    "held_micro",
+    "violation_micro",
+    "released_micro",
+    "held_account_id",
+    "open_bp",
+    "hold_open",
+    "allocation",
+    "entry_id",
+    "processed_at",
+)
+
+
+def _line_values(
+    manifest_pk: int, row: _Row, account_ids: Mapping[AccountKey, int], entry_id: int | None, now: datetime
+) -> tuple[Any, ...]:
+    line = row.line
+    priced = row.amount is not None
+    held_account = account_ids[row.held_key] if row.held_key is not None else None
+    return (
+        manifest_pk,
+        line.line_no,
+        line.scheme,
+        line.value,
+        str(line.key) if line.key is not None else "",
+        line.units,
+        line.unit,
+        line.used_at,
+        row.dedupe,
+        row.outcome,
+        line.error_code,
+        line.error_message,
+        row.work_id,
+        row.kind,
+        row.refusal_id,
+        row.tariff_id,
+        row.amount,
+        sum(part for _h, _c, part in row.paid),
+        row.held,
+        row.violation,
+        0,
+        held_account,
+        row.open_bp,
+        bool(row.held),
+        [[holder, claim, part, entry_id] for holder, claim, part in row.paid] if priced else [],
+        entry_id if priced else None,
+        now,
+    )
+
+
+def _lines_insert(values: list[tuple[Any, ...]]) -> None:
+    if not values:
+        return
+    if connection.vendor == "postgresql":
+        allocation_index = _LINE_COLUMNS.index("allocation")
+        with connection.cursor() as cursor:
+            raw = cursor.cursor
+            with raw.copy(f"COPY compensation_manifestline ({', '.join(_LINE_COLUMNS)}) FROM STDIN") as copy:
+                for row in values:
+                    as_list = list(row)
+                    as_list[allocation_index] = orjson.dumps(as_list[allocation_index]).decode()
+                    copy.write_row(as_list)
+        return
+    ManifestLine.objects.bulk_create(
+        [ManifestLine(**dict(zip(_LINE_COLUMNS, row, strict=True))) for row in values], batch_size=500
+    )
+
+
+def _seen_earlier(manifest_pk: int, dedupes: Iterable[Any]) -> set[Any]:
+    wanted = [d for d in dedupes if d is not None]
+    if not wanted:
+        return set()
+    found: set[Any] = set()
+    for start in range(0, len(wanted), 5_000):
+        found.update(
+            ManifestLine.objects.filter(manifest_id=manifest_pk, dedupe__in=wanted[start : start + 5_000])
+            .exclude(outcome=Outcome.DUPLICATE)
+            .values_list("dedupe", flat=True)
+        )
+    return found
+
+
+# --- Processing -----------------------------------------------------------------------------------
+
+
+def _stored_records(manifest: UsageManifest, binary: IO[bytes]) -> Iterator[Record]:
+    return records_read(binary, format=manifest.format, compressed=manifest.compressed)
+
+
+def usage_manifest_process(*, manifest_id: int) -> None:
+    """Process a manifest's lines after its cursor, chunk by chunk; safe to run again, concurrently, or
+    after a crash at any point.
+    """
+    manifest = UsageManifest.objects.filter(pk=manifest_id).first()
+    if manifest is None or manifest.status in (ManifestStatus.PROCESSED, ManifestStatus.FAILED):
+        return
+    if manifest.status == ManifestStatus.RECEIVED:
+        UsageManifest.objects.filter(pk=manifest_id, status=ManifestStatus.RECEIVED).update(
+            status=ManifestStatus.PROCESSING, started_at=timezone.now()
+        )
+        manifest.refresh_from_db()
+        if manifest.status != ManifestStatus.PROCESSING:
+            return
+    size = settings.USAGE_CHUNK_LINES
+    try:
+        with manifest.file.storage.open(manifest.file.name or "", "rb") as binary:
+            records = itertools.islice(_stored_records(manifest, binary), manifest.lines_done, None)
+            cursor = manifest.lines_done
+            while chunk := list(itertools.islice(records, size)):
+                if not _chunk_commit(manifest, cursor, chunk):
+                    return
+                cursor += len(chunk)
+    except InvalidInput as exc:
+        # The file was readable when it was accepted; if it no longer is, say so on the manifest.
+        _manifest_end(manifest, status=ManifestStatus.FAILED, reason=str(exc.message))
+        return
+    _manifest_end(manifest, status=ManifestStatus.PROCESSED)
+
+
+def _chunk_commit(manifest: UsageManifest, cursor: int, records: Sequence[Record]) -> bool:
+    lines = [
+        line_parse(
+            record,
+            period_start=manifest.period_start,
+            period_end=manifest.period_end,
+            received_at=manifest.created_at,
+        )
+        for record in records
+    ]
+    first, last = lines[0].line_no, lines[-1].line_no
+    with transaction.atomic():
+        # The lock and the cursor check make each chunk commit once, even if two workers hold the task.
+        current = (
+            UsageManifest.objects.select_for_update().filter(pk=manifest.pk).values_list("status", "lines_done").first()
+        )
+        if current != (ManifestStatus.PROCESSING, cursor):
+            return False
+        seen = _seen_earlier(manifest.pk, (line.dedupe() for line in lines))
+        decided = _lines_decide(manifest, lines, seen)
+        posting, account_ids = _posting_for(
+            manifest, decided, f"usage:{manifest.pk}:lines:{first}-{last}", manifest.created_at, f"lines {first}-{last}"
+        )
+        entry_id = None
+        if posting is not None:
+            entry_id = ledger_post_entries(postings=[posting])[posting.idempotency_key]
+        now = timezone.now()
+        _lines_insert([_line_values(manifest.pk, row, account_ids, entry_id, now) for row in decided.rows])
+        UsageManifest.objects.filter(pk=manifest.pk).update(lines_done=F("lines_done") + len(lines))
+    return True
+
+
+def _manifest_end(manifest: UsageManifest, *, status: str, reason: str = "") -> None:
+    with transaction.atomic():
+        changed = UsageManifest.objects.filter(pk=manifest.pk, status=ManifestStatus.PROCESSING).update(
+            status=status, failure_reason=reason, finished_at=timezone.now()
+        )
+        if not changed:
+            return
+        manifest.refresh_from_db()
+        audit_record(
+            code="compensation.manifest.processed"
+            if status == ManifestStatus.PROCESSED
+            else "compensation.manifest.failed",
+            actor=Actor.system(),
+            target=manifest,
+            data={
+                "lines_total": manifest.lines_total,
+                "lines_done": manifest.lines_done,
+                **({"reason": reason} if reason else {}),
+            },
+        )
+
+
+def usage_manifests_resume_stalled(*, older_than_minutes: int = 15) -> int:
+    """Queue again manifests still unfinished long after they were received (a lost task, a crashed worker).
+
+    Safe while one is still running: the chunk lock and cursor check let one worker commit each chunk.
+    """
+    from compensation.tasks import usage_manifest_run  # tasks imports this module
+
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    stalled = list(
+        UsageManifest.objects.filter(
+            status__in=[ManifestStatus.RECEIVED, ManifestStatus.PROCESSING], created_at__lt=cutoff
+        ).values_list("pk", flat=True)
+    )
+    for manifest_pk in stalled:
+        usage_manifest_run.delay(manifest_pk)
+    return len(stalled)
+
+
+# --- Re-pricing -----------------------------------------------------------------------------------
+
+
+def _parsed_from_row(row: ManifestLine) -> ParsedLine:
+    scheme, _sep, value = row.key.partition(":")
+    return ParsedLine(
+        row.line_no, row.scheme, row.value, IdentifierKey(scheme, value), row.units, row.unit, row.used_at
+    )
+
+
+def usage_reprice(*, tariff_id: int, batch: int = 5_000) -> int:
+    """Price the lines recorded without a tariff that ``tariff`` now covers; returns how many were priced.
+
+    Each line is decided again as at its ``used_at`` (a work may have been registered since) and posted
+    once: the rows are locked and only lines still without a tariff are taken.
+    """
+    tariff = Tariff.objects.filter(pk=tariff_id).first()
+    if tariff is None:
+        return 0
+    priced = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                ManifestLine.objects.select_for_update(of=("self",))
+                .select_related("manifest")
+                .filter(
+                    tariff__isnull=True,
+                    outcome__in=[Outcome.UNPRICED, Outcome.REFUSED_AT_USE],
+                    kind=tariff.kind,
+                    unit=tariff.unit,
+                    used_at__gte=tariff.effective_from,
+                )
+                .order_by("manifest_id", "line_no")[:batch]
+            )
+            if not rows:
+                return priced
+            repriced = 0
+            for _manifest_pk, group in itertools.groupby(rows, key=lambda r: r.manifest_id):
+                repriced += _reprice_group(list(group), tariff)
+            priced += repriced
+            if repriced == 0:
+                return priced
+
+
+_REPRICED_COLUMNS = (
+    "outcome",
+    "work_id",
+    "kind",
+    "refusal_id",
+    "tariff_id",
+    "amount_micro",
+    "paid_micro",
+    "held_micro",
+    "violation_micro",
+    "held_account_id",
+    "open_bp",
+    "hold_open",
+    "allocation",
+    "entry_id",
+    "processed_at",
+)
+
+
+def _reprice_group(rows: list[ManifestLine], tariff: Tariff) -> int:
+    manifest = rows[0].manifest
+    decided = _lines_decide(manifest, [_parsed_from_row(row) for row in rows], set())
+    now = timezone.now()
+    first, last = rows[0].line_no, rows[-1].line_no
+    posting, account_ids = _posting_for(
+        manifest,
+        decided,
+        f"usage:{manifest.pk}:reprice:{tariff.pk}:{first}-{last}",
+        now,
+        f"lines {first}-{last} repriced (tariff {tariff.pk})",
+    )
+    entry_id = ledger_post_entries(postings=[posting])[posting.idempotency_key] if posting is not None else None
+    changed = 0
+    for row, new in zip(rows, decided.rows, strict=True):
+        if new.amount is None:
+            continue  # still no tariff for it (another kind or unit decided now)
+        values = dict(zip(_LINE_COLUMNS, _line_values(manifest.pk, new, account_ids, entry_id, now), strict=True))
+        for name in _REPRICED_COLUMNS:
+            setattr(row, name, values[name])
+        row.save(update_fields=_REPRICED_COLUMNS)
+        changed += 1
+    return changed
