@@ -81,8 +81,9 @@ def _accounts_fetch(keys: Sequence[AccountKey]) -> dict[AccountKey, Account]:
     # One query: a branch per (kind, with or without party); exact keys are picked out below.
     condition = Q()
     for (kind, has_party), (party_ids, escrow_keys) in groups.items():
-        party_filter = Q(party_id__in=party_ids) if has_party else Q(party__isnull=True)
-        condition |= Q(kind=kind, escrow_key__in=escrow_keys) & party_filter
+        # any_of binds each set as one array: a chunk of a manifest ensures thousands of escrow accounts.
+        party_filter = Q(party__id__any_of=frozenset(party_ids)) if has_party else Q(party__isnull=True)
+        condition |= Q(kind=kind, escrow_key__any_of=frozenset(escrow_keys)) & party_filter
     found: dict[AccountKey, Account] = {}
     for account in Account.objects.filter(condition):
         key = AccountKey(account.kind, account.party_id, account.escrow_key)

@@ -200,6 +200,9 @@ def _csv_records(text: IO[str]) -> Iterator[Record]:
 
 def _jsonl_records(binary: IO[bytes]) -> Iterator[Record]:
     for line_no, raw in enumerate(binary, start=1):
+        if line_no == 1:
+            # Windows tools often start UTF-8 text with a byte-order mark; it is no part of the first object.
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
         if not raw.strip():
             continue
         try:
@@ -322,23 +325,30 @@ class ParsedLine:
     used_at: datetime | None
     error_code: str = ""
     error_message: str = ""
+    # Identifies "the same use reported again": same identifier, units, unit and instant. Valid lines only.
+    dedupe: uuid.UUID | None = None
 
     @property
     def valid(self) -> bool:
         return not self.error_code
 
-    def dedupe(self) -> uuid.UUID | None:
-        """The same use reported again: same identifier, units, unit and instant."""
-        if not self.valid or self.used_at is None or self.key is None or self.units is None:
-            return None
-        text = f"{self.key}|{self.units.normalize():f}|{self.unit}|{self.used_at.timestamp():.6f}"
-        return uuid.UUID(bytes=hashlib.md5(text.encode(), usedforsecurity=False).digest())
+
+def _dedupe(key: IdentifierKey, units: Decimal, unit: str, used_at: datetime) -> uuid.UUID:
+    text = f"{key.scheme}:{key.value}|{units.normalize():f}|{unit}|{used_at.timestamp():.6f}"
+    return uuid.UUID(bytes=hashlib.md5(text.encode(), usedforsecurity=False).digest())
 
 
 def _instant(value: str) -> datetime | None:
     value = value.strip()
     try:
-        parsed = parse_datetime(value)
+        # The C parser takes every ISO 8601 form labs normally send; Django's covers the rest.
+        parsed: datetime | None = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is not None and parsed.tzinfo is not None:
+        return parsed
+    try:
+        parsed = parsed or parse_datetime(value)
     except ValueError:
         return None
     if parsed is None:
@@ -421,4 +431,5 @@ def line_parse(
         return failed("used_at_in_future", _("used_at is after the manifest was received."))
     if (period_start and used_at < period_start) or (period_end and used_at > period_end):
         return failed("used_at_outside_period", _("used_at is outside the manifest's period."))
+    line.dedupe = _dedupe(line.key, units, unit, used_at)
     return line

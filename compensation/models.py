@@ -333,6 +333,11 @@ class ManifestLine(models.Model):
     outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices)
     reason_code = models.CharField(_("reason code"), max_length=40, blank=True)
     reason = models.TextField(_("reason"), blank=True)
+    # No database constraint on work, refusal, tariff, held_account and entry: each check locks the
+    # referenced row (FOR KEY SHARE) at commit, which for a million-line manifest means a million writes to
+    # work rows and more time than deciding the lines. Entries and tariffs are append-only and refusals
+    # undeletable in the database, and Django's PROTECT refuses deleting a work or account these rows
+    # reference; ``manage.py ledger_check`` verifies the links. The manifest keeps its constraint.
     work = models.ForeignKey(
         "registry.Work",
         null=True,
@@ -341,6 +346,7 @@ class ManifestLine(models.Model):
         related_name="+",
         verbose_name=_("work"),
         db_index=False,
+        db_constraint=False,
     )
     kind = models.CharField(_("work kind"), max_length=16, blank=True)
     refusal = models.ForeignKey(
@@ -351,6 +357,7 @@ class ManifestLine(models.Model):
         related_name="+",
         verbose_name=_("refusal"),
         db_index=False,
+        db_constraint=False,
     )
     tariff = models.ForeignKey(
         Tariff,
@@ -360,6 +367,7 @@ class ManifestLine(models.Model):
         related_name="+",
         verbose_name=_("tariff"),
         db_index=False,
+        db_constraint=False,
     )
     amount_micro = models.BigIntegerField(_("amount (micro-won)"), null=True, blank=True)
     paid_micro = models.BigIntegerField(_("to owners (micro-won)"), default=0)
@@ -374,6 +382,7 @@ class ManifestLine(models.Model):
         related_name="+",
         verbose_name=_("held in"),
         db_index=False,
+        db_constraint=False,
     )
     open_bp = models.PositiveIntegerField(_("open share (basis points)"), default=0)
     hold_open = models.BooleanField(_("hold open"), default=False)
@@ -387,6 +396,7 @@ class ManifestLine(models.Model):
         related_name="+",
         verbose_name=_("entry"),
         db_index=False,
+        db_constraint=False,
     )
     processed_at = models.DateTimeField(_("processed at"), default=timezone.now)
 

@@ -35,3 +35,34 @@ def price_micro(*, units: Decimal | int, rate: Decimal) -> int:
 def micro_to_won(amount_micro: int) -> Decimal:
     """An amount in micro-won as exact won (for display and exports)."""
     return Decimal(amount_micro).scaleb(-6)
+
+
+_PICO = 10**12
+
+
+def rate_in_pico_won(rate: Decimal) -> int:
+    """A rate (at most 12 decimal places, as stored) as an exact integer of 10⁻¹² won per unit."""
+    scaled = rate.scaleb(12)
+    if scaled != scaled.to_integral_value():
+        raise ValueError("a rate has at most 12 decimal places")
+    return int(scaled)
+
+
+def units_in_micro(units: Decimal) -> int:
+    """Units (at most 6 decimal places, as accepted in manifests) as an exact integer of millionths."""
+    scaled = units.scaleb(6)
+    if scaled != scaled.to_integral_value():
+        raise ValueError("units have at most 6 decimal places")
+    return int(scaled)
+
+
+def price_micro_scaled(*, units_micro: int, rate_pico: int) -> int:
+    """``price_micro`` in integer arithmetic, for the million-line path: the same result, rounded half-even.
+
+    units * rate * 10^6 µ₩ = (units_micro / 10^6) * (rate_pico / 10^12) * 10^6 = units_micro * rate_pico / 10^12.
+    """
+    quotient, remainder = divmod(units_micro * rate_pico, _PICO)
+    twice = 2 * remainder
+    if twice > _PICO or (twice == _PICO and quotient % 2 == 1):
+        quotient += 1
+    return quotient

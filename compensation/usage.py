@@ -20,7 +20,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import IO, Any
 
 import orjson
@@ -58,27 +57,16 @@ from compensation.models import (
     Tariff,
     UsageManifest,
 )
-from compensation.money import price_micro
+from compensation.money import price_micro_scaled, rate_in_pico_won, units_in_micro
+from compensation.usage_sql import SCHEME_KIND, chunk_settle_sql
 from optout.models import Regime
 from optout.selectors import UsageContext, usage_context_load
 from registry.audit import Actor, audit_record
 from registry.errors import InvalidInput, NotPermitted
-from registry.identifiers import IdentifierKey, Scheme
+from registry.identifiers import IdentifierKey
 from registry.models import ApiScope, PartyKind, WorkKind, WorkStatus
 
 FULL_SHARE_BP = 10_000
-
-# The tariff of a line whose identifier matches no work is that of the kind its scheme names; schemes that
-# name no kind (a URL, a hash, a content code) are priced as "other".
-SCHEME_KIND: Mapping[str, str] = {
-    Scheme.ISBN: WorkKind.TEXT,
-    Scheme.ISSN: WorkKind.TEXT,
-    Scheme.DOI: WorkKind.TEXT,
-    Scheme.ISMN: WorkKind.AUDIO,
-    Scheme.ISRC: WorkKind.AUDIO,
-    Scheme.ISWC: WorkKind.AUDIO,
-    Scheme.ISAN: WorkKind.VIDEO,
-}
 
 
 def _kind_for_unmatched(scheme: str) -> str:
@@ -225,16 +213,17 @@ class _Tariffs:
 
     def __init__(self) -> None:
         starts: dict[tuple[str, str], list[datetime]] = defaultdict(list)
-        rows: dict[tuple[str, str], list[tuple[int, Decimal]]] = defaultdict(list)
+        rows: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
         for pk, kind, unit, rate, effective_from in Tariff.objects.order_by("effective_from", "pk").values_list(
             "pk", "kind", "unit", "rate_krw", "effective_from"
         ):
             starts[(kind, unit)].append(effective_from)
-            rows[(kind, unit)].append((pk, rate))
+            rows[(kind, unit)].append((pk, rate_in_pico_won(rate)))
         self._starts = dict(starts)
         self._rows = dict(rows)
 
-    def at(self, kind: str, unit: str, at: datetime) -> tuple[int, Decimal] | None:
+    def at(self, kind: str, unit: str, at: datetime) -> tuple[int, int] | None:
+        """The tariff in force: its id and its rate in pico-won per unit."""
         starts = self._starts.get((kind, unit))
         if not starts:
             return None
@@ -280,8 +269,8 @@ def _line_decide(
         row.outcome = Outcome.REFUSED_AT_USE
     if tariff is None:
         return row
-    row.tariff_id, rate = tariff
-    amount = price_micro(units=line.units, rate=rate)
+    row.tariff_id, rate_pico = tariff
+    amount = price_micro_scaled(units_micro=units_in_micro(line.units), rate_pico=rate_pico)
     row.amount = amount
     if decision.refusal_id is not None:
         row.violation = amount
@@ -289,34 +278,36 @@ def _line_decide(
         return row
     if work is None:
         row.outcome = Outcome.UNMATCHED_HELD
-        row.held, row.open_bp = amount, FULL_SHARE_BP
-        row.held_key = AccountKey(AccountKind.ESCROW_UNMATCHED, None, str(line.key))
+        held, open_bp = amount, FULL_SHARE_BP
+        held_key = AccountKey(AccountKind.ESCROW_UNMATCHED, None, str(line.key))
     elif work.status == WorkStatus.DISPUTED:
         row.outcome = Outcome.DISPUTED_HELD
-        row.held, row.open_bp = amount, FULL_SHARE_BP
-        row.held_key = AccountKey(AccountKind.ESCROW_DISPUTED, None, f"work:{work.id}")
+        held, open_bp = amount, FULL_SHARE_BP
+        held_key = AccountKey(AccountKind.ESCROW_DISPUTED, None, f"work:{work.id}")
     else:
         owners = work.verified_claims()
         covered = sum(claim.share_bp for claim in owners)
+        held_key = AccountKey(AccountKind.ESCROW_UNCLAIMED, None, f"work:{work.id}")
         if covered == 0:
             row.outcome = Outcome.SHARE_UNCLAIMED
-            row.held, row.open_bp = amount, FULL_SHARE_BP
+            held, open_bp = amount, FULL_SHARE_BP
         else:
             row.outcome = Outcome.MATCHED
             weights = [claim.share_bp for claim in owners]
             if covered < FULL_SHARE_BP:
                 weights.append(FULL_SHARE_BP - covered)
-            parts = allocate_largest_remainder(total=amount, weights=weights)
+            # One owner of the whole work is the common case: its part is the amount.
+            parts = [amount] if len(weights) == 1 else allocate_largest_remainder(total=amount, weights=weights)
             for claim, part in zip(owners, parts, strict=False):
                 if part:
                     row.paid.append((claim.holder_id, claim.id, part))
                     _add(priced_lab, AccountKey(AccountKind.HOLDER_PAYABLE, claim.holder_id), -part)
-            if covered < FULL_SHARE_BP:
-                row.held, row.open_bp = parts[-1], FULL_SHARE_BP - covered
-        if row.held:
-            row.held_key = AccountKey(AccountKind.ESCROW_UNCLAIMED, None, f"work:{work.id}")
-    if row.held and row.held_key is not None:
-        _add(priced_lab, row.held_key, -row.held)
+            held = parts[-1] if covered < FULL_SHARE_BP else 0
+            open_bp = FULL_SHARE_BP - covered
+    # A hold exists only for money actually held: a part that rounds to nothing holds nothing.
+    if held > 0:
+        row.held, row.open_bp, row.held_key = held, open_bp, held_key
+        _add(priced_lab, held_key, -held)
     return row
 
 
@@ -330,24 +321,38 @@ class _Decided:
     credits: dict[AccountKey, int]
 
 
+def _pre_outcomes(lines: Sequence[ParsedLine], seen: set[Any]) -> list[str]:
+    """``invalid``, ``duplicate`` or "" (to be decided) per line; ``seen`` holds the dedupe keys of
+    earlier lines and grows with these: the first report of a use counts, its repetitions do not."""
+    outcomes: list[str] = []
+    for line in lines:
+        if not line.valid:
+            outcomes.append(Outcome.INVALID.value)
+            continue
+        dedupe = line.dedupe
+        if dedupe is not None:
+            if dedupe in seen:
+                outcomes.append(Outcome.DUPLICATE.value)
+                continue
+            seen.add(dedupe)
+        outcomes.append("")
+    return outcomes
+
+
 def _lines_decide(manifest: UsageManifest, lines: Sequence[ParsedLine], seen: set[Any]) -> _Decided:
-    """Outcomes for ``lines``; ``seen`` holds the dedupe keys of earlier lines and grows with these."""
-    valid = [line for line in lines if line.valid]
-    context = usage_context_load(keys={line.key for line in valid if line.key is not None}, purpose=manifest.purpose)
+    """Outcomes for ``lines`` decided in Python (SQLite, and re-pricing); ``usage_sql`` does the same in SQL."""
+    pre = _pre_outcomes(lines, seen)
+    keys = {line.key for line, outcome in zip(lines, pre, strict=True) if not outcome and line.key is not None}
+    context = usage_context_load(keys=keys, purpose=manifest.purpose)
     tariffs = _Tariffs()
     credits: dict[AccountKey, int] = {}
     rows: list[_Row] = []
-    for line in lines:
-        if not line.valid:
-            rows.append(_Row(line=line, outcome=Outcome.INVALID))
+    for line, outcome in zip(lines, pre, strict=True):
+        if outcome:
+            rows.append(_Row(line=line, outcome=outcome, dedupe=line.dedupe if outcome == Outcome.DUPLICATE else None))
             continue
-        dedupe = line.dedupe()
-        if dedupe in seen:
-            rows.append(_Row(line=line, outcome=Outcome.DUPLICATE, dedupe=dedupe))
-            continue
-        seen.add(dedupe)
         row = _line_decide(line, lab_id=manifest.lab_id, context=context, tariffs=tariffs, priced_lab=credits)
-        row.dedupe = dedupe
+        row.dedupe = line.dedupe
         rows.append(row)
     return _Decided(rows=rows, credits=credits)
 
@@ -465,16 +470,24 @@ def _lines_insert(values: list[tuple[Any, ...]]) -> None:
 
 
 def _seen_earlier(manifest_pk: int, dedupes: Iterable[Any]) -> set[Any]:
-    wanted = [d for d in dedupes if d is not None]
+    """The dedupe keys among ``dedupes`` that earlier chunks of the manifest already accounted for."""
+    wanted = {d for d in dedupes if d is not None}
     if not wanted:
         return set()
+    earlier = ManifestLine.objects.filter(manifest_id=manifest_pk).exclude(outcome=Outcome.DUPLICATE)
+    if connection.vendor == "postgresql":
+        # One array literal rather than a parameter per key (see registry/lookups.py).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT dedupe FROM compensation_manifestline"
+                " WHERE manifest_id = %s AND dedupe = ANY(%s::uuid[]) AND outcome <> %s",
+                [manifest_pk, "{" + ",".join(map(str, wanted)) + "}", Outcome.DUPLICATE],
+            )
+            return {row[0] for row in cursor.fetchall()}
     found: set[Any] = set()
-    for start in range(0, len(wanted), 5_000):
-        found.update(
-            ManifestLine.objects.filter(manifest_id=manifest_pk, dedupe__in=wanted[start : start + 5_000])
-            .exclude(outcome=Outcome.DUPLICATE)
-            .values_list("dedupe", flat=True)
-        )
+    ordered = sorted(wanted)
+    for start in range(0, len(ordered), 500):
+        found.update(earlier.filter(dedupe__in=ordered[start : start + 500]).values_list("dedupe", flat=True))
     return found
 
 
@@ -485,10 +498,15 @@ def _stored_records(manifest: UsageManifest, binary: IO[bytes]) -> Iterator[Reco
     return records_read(binary, format=manifest.format, compressed=manifest.compressed)
 
 
-def usage_manifest_process(*, manifest_id: int) -> None:
+def usage_manifest_process(*, manifest_id: int, engine: str | None = None) -> None:
     """Process a manifest's lines after its cursor, chunk by chunk; safe to run again, concurrently, or
     after a crash at any point.
+
+    ``engine`` is ``sql`` (set-based, PostgreSQL's default) or ``python`` (SQLite's, and the reference the
+    SQL is tested against).
     """
+    if engine is None:
+        engine = "sql" if connection.vendor == "postgresql" else "python"
     manifest = UsageManifest.objects.filter(pk=manifest_id).first()
     if manifest is None or manifest.status in (ManifestStatus.PROCESSED, ManifestStatus.FAILED):
         return
@@ -505,7 +523,7 @@ def usage_manifest_process(*, manifest_id: int) -> None:
             records = itertools.islice(_stored_records(manifest, binary), manifest.lines_done, None)
             cursor = manifest.lines_done
             while chunk := list(itertools.islice(records, size)):
-                if not _chunk_commit(manifest, cursor, chunk):
+                if not _chunk_commit(manifest, cursor, chunk, engine):
                     return
                 cursor += len(chunk)
     except InvalidInput as exc:
@@ -515,7 +533,7 @@ def usage_manifest_process(*, manifest_id: int) -> None:
     _manifest_end(manifest, status=ManifestStatus.PROCESSED)
 
 
-def _chunk_commit(manifest: UsageManifest, cursor: int, records: Sequence[Record]) -> bool:
+def _chunk_commit(manifest: UsageManifest, cursor: int, records: Sequence[Record], engine: str) -> bool:
     lines = [
         line_parse(
             record,
@@ -533,16 +551,25 @@ def _chunk_commit(manifest: UsageManifest, cursor: int, records: Sequence[Record
         )
         if current != (ManifestStatus.PROCESSING, cursor):
             return False
-        seen = _seen_earlier(manifest.pk, (line.dedupe() for line in lines))
-        decided = _lines_decide(manifest, lines, seen)
-        posting, account_ids = _posting_for(
-            manifest, decided, f"usage:{manifest.pk}:lines:{first}-{last}", manifest.created_at, f"lines {first}-{last}"
-        )
-        entry_id = None
-        if posting is not None:
-            entry_id = ledger_post_entries(postings=[posting])[posting.idempotency_key]
-        now = timezone.now()
-        _lines_insert([_line_values(manifest.pk, row, account_ids, entry_id, now) for row in decided.rows])
+        seen = _seen_earlier(manifest.pk, (line.dedupe for line in lines)) if cursor else set()
+        key, memo, now = f"usage:{manifest.pk}:lines:{first}-{last}", f"lines {first}-{last}", timezone.now()
+        if engine == "sql":
+            chunk_settle_sql(
+                manifest=manifest,
+                lines=lines,
+                pre_outcomes=_pre_outcomes(lines, seen),
+                idempotency_key=key,
+                effective_at=manifest.created_at,
+                memo=memo,
+                now=now,
+            )
+        else:
+            decided = _lines_decide(manifest, lines, seen)
+            posting, account_ids = _posting_for(manifest, decided, key, manifest.created_at, memo)
+            entry_id = None
+            if posting is not None:
+                entry_id = ledger_post_entries(postings=[posting])[posting.idempotency_key]
+            _lines_insert([_line_values(manifest.pk, row, account_ids, entry_id, now) for row in decided.rows])
         UsageManifest.objects.filter(pk=manifest.pk).update(lines_done=F("lines_done") + len(lines))
     return True
 
@@ -593,7 +620,14 @@ def usage_manifests_resume_stalled(*, older_than_minutes: int = 15) -> int:
 def _parsed_from_row(row: ManifestLine) -> ParsedLine:
     scheme, _sep, value = row.key.partition(":")
     return ParsedLine(
-        row.line_no, row.scheme, row.value, IdentifierKey(scheme, value), row.units, row.unit, row.used_at
+        row.line_no,
+        row.scheme,
+        row.value,
+        IdentifierKey(scheme, value),
+        row.units,
+        row.unit,
+        row.used_at,
+        dedupe=row.dedupe,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -86,7 +87,7 @@ class LookupAnswer:
     last_refusal_event_id: int
 
 
-def _purposes_refusing(purpose: str) -> list[str]:
+def purposes_refusing(purpose: str) -> list[str]:
     """Stored purposes that refuse ``purpose``: train-ai refuses both."""
     return [Purpose.TRAIN_AI] if purpose == Purpose.TRAIN_AI else [Purpose.TRAIN_AI, Purpose.TRAIN_GENAI]
 
@@ -267,7 +268,7 @@ def _refusals_for(works: Iterable[_Work], url_hosts: set[str], purpose: str, as_
         "effective_at"
     )[:1]
     rows = (
-        Refusal.objects.filter(condition, purpose__in=_purposes_refusing(purpose))
+        Refusal.objects.filter(condition, purpose__in=purposes_refusing(purpose))
         .annotate(
             withdrawn_at=Subquery(withdrawn),
             domain_verified=ExpressionWrapper(
@@ -354,8 +355,9 @@ class OwnerClaim:
     id: int
     holder_id: int
     share_bp: int
-    # When the claim was verified; None while pending. Rejected claims are not loaded.
-    verified_at: datetime | None
+    # When the claim was verified, in seconds since the epoch (cheaper to load and compare by the
+    # million than datetimes); None while pending. Rejected claims are not loaded.
+    verified_at: float | None
 
 
 @dataclass
@@ -366,7 +368,8 @@ class UsageWork:
     claims: list[OwnerClaim] = field(default_factory=list)
 
     def verified_claims(self) -> list[OwnerClaim]:
-        return [claim for claim in self.claims if claim.verified_at is not None]
+        """Verified claims in claim order: the order ties are broken in when money is split."""
+        return sorted((claim for claim in self.claims if claim.verified_at is not None), key=lambda c: c.id)
 
 
 @dataclass(frozen=True)
@@ -392,7 +395,6 @@ class UsageContext:
         regimes: Sequence[tuple[str, str, datetime]],
     ) -> None:
         self.works_by_key = works_by_key
-        self._regimes = regimes
         self._by_work: dict[int, list[_Refusal]] = defaultdict(list)
         self._by_holder: dict[int, list[_Refusal]] = defaultdict(list)
         self._by_host: dict[str, list[_Refusal]] = defaultdict(list)
@@ -404,14 +406,28 @@ class UsageContext:
             else:
                 self._by_host[refusal.url_host].append(refusal)
 
+        # Per kind: the instants regimes start, and the regimes, for bisection.
+        self._regime_starts: dict[str, list[datetime]] = defaultdict(list)
+        self._regime_values: dict[str, list[str]] = defaultdict(list)
+        for kind, regime, starts in sorted(regimes, key=lambda row: (row[0], row[2])):
+            self._regime_starts[kind].append(starts)
+            self._regime_values[kind].append(regime)
+
     def regime_at(self, kind: str, at: datetime) -> str:
-        return str(_regime_at(self._regimes, kind, at))
+        starts = self._regime_starts.get(kind)
+        if not starts:
+            return USE_FIRST
+        index = bisect.bisect_right(starts, at) - 1
+        return self._regime_values[kind][index] if index >= 0 else USE_FIRST
 
     def decide(self, key: IdentifierKey, at: datetime) -> UseDecision:
-        work = self.works_by_key.get(str(key))
+        work = self.works_by_key.get(f"{key.scheme}:{key.value}")
         candidates: list[tuple[_Refusal, bool]] = []
-        if work is not None:
-            verified_then = {c.holder_id for c in work.claims if c.verified_at is not None and c.verified_at <= at}
+        if work is not None and (work.id in self._by_work or self._by_holder):
+            at_epoch = at.timestamp()
+            verified_then = {
+                c.holder_id for c in work.claims if c.verified_at is not None and c.verified_at <= at_epoch
+            }
             holders = {c.holder_id for c in work.claims}
             for refusal in self._by_work.get(work.id, ()):
                 candidates.append((refusal, refusal.holder_id in verified_then))
@@ -428,6 +444,25 @@ class UsageContext:
         return UseDecision(work=work, refusal_id=deciding.id if deciding is not None else None, regime=regime)
 
 
+def _usage_rows_collect(
+    rows: Iterable[tuple[Any, ...]], works: dict[int, UsageWork], works_by_key: dict[str, UsageWork]
+) -> None:
+    """Works by key from rows of (scheme, value, work, kind, status, claim, holder, share, claim status, decided)."""
+    seen_claims: set[int] = set()
+    verified = ClaimStatus.VERIFIED.value
+    for scheme, value, work_id, kind, status, claim_id, holder_id, share_bp, claim_status, decided_at in rows:
+        work = works.get(work_id)
+        if work is None:
+            work = works[work_id] = UsageWork(id=work_id, kind=kind, status=status)
+        works_by_key[f"{scheme}:{value}"] = work
+        if claim_id is not None and claim_id not in seen_claims:
+            seen_claims.add(claim_id)
+            verified_at = decided_at if claim_status == verified else None
+            if isinstance(verified_at, datetime):  # the ORM path (SQLite) loads datetimes
+                verified_at = verified_at.timestamp()
+            work.claims.append(OwnerClaim(claim_id, holder_id, share_bp, verified_at))
+
+
 def usage_context_load(*, keys: Iterable[IdentifierKey], purpose: str) -> UsageContext:
     """The works, live claims, refusals for ``purpose`` and regimes behind ``keys``: four queries."""
     values_by_scheme: dict[str, set[str]] = defaultdict(set)
@@ -435,11 +470,30 @@ def usage_context_load(*, keys: Iterable[IdentifierKey], purpose: str) -> UsageC
         values_by_scheme[key.scheme].add(key.value)
     works: dict[int, UsageWork] = {}
     works_by_key: dict[str, UsageWork] = {}
-    if values_by_scheme:
+    if values_by_scheme and connection.vendor == "postgresql":
+        # Raw SQL: a chunk asks for tens of thousands of keys, and the ORM's row handling costs more than
+        # the index lookups. The keys travel as two arrays, joined to the unique (scheme, value) index.
+        schemes = [scheme for scheme, values in values_by_scheme.items() for _value in values]
+        values_list = [value for values in values_by_scheme.values() for value in values]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                SELECT i.scheme, i.value, w.id, w.kind, w.status, c.id, c.holder_id, c.share_bp, c.status,
+                       EXTRACT(EPOCH FROM c.decided_at)::float8
+                  FROM unnest(%s::text[], %s::text[]) AS k(scheme, value)
+                  JOIN registry_identifier i ON i.scheme = k.scheme AND i.value = k.value
+                  JOIN registry_work w ON w.id = i.work_id
+                  LEFT JOIN registry_ownershipclaim c ON c.work_id = w.id AND c.status <> %s
+                """,
+                [schemes, values_list, ClaimStatus.REJECTED.value],
+            )
+            rows: Iterable[tuple[Any, ...]] = cursor.fetchall()
+        _usage_rows_collect(rows, works, works_by_key)
+    elif values_by_scheme:
         condition = Q()
         for scheme, values in values_by_scheme.items():
             condition |= Q(scheme=scheme, value__any_of=frozenset(values))
-        rows = (
+        orm_rows = (
             Identifier.objects.filter(condition)
             .annotate(
                 live_claim=FilteredRelation("work__claims", condition=~Q(work__claims__status=ClaimStatus.REJECTED))
@@ -458,16 +512,7 @@ def usage_context_load(*, keys: Iterable[IdentifierKey], purpose: str) -> UsageC
                 "live_claim__decided_at",
             )
         )
-        seen_claims: set[int] = set()
-        for scheme, value, work_id, kind, status, claim_id, holder_id, share_bp, claim_status, decided_at in rows:
-            work = works.get(work_id)
-            if work is None:
-                work = works[work_id] = UsageWork(id=work_id, kind=kind, status=status)
-            works_by_key[f"{scheme}:{value}"] = work
-            if claim_id is not None and claim_id not in seen_claims:
-                seen_claims.add(claim_id)
-                verified_at = decided_at if claim_status == ClaimStatus.VERIFIED else None
-                work.claims.append(OwnerClaim(claim_id, holder_id, share_bp, verified_at))
+        _usage_rows_collect(orm_rows, works, works_by_key)
     url_hosts = {urlsplit(value).hostname or "" for value in values_by_scheme.get(Scheme.URL, ())}
     lookup_works = [
         _Work(id=w.id, title="", kind=w.kind, status=w.status, claims={c.holder_id: False for c in w.claims})

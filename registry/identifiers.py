@@ -88,9 +88,17 @@ def identifier_normalize(*, scheme: str, value: str) -> IdentifierKey:
 # --- errors -------------------------------------------------------------------------------------------------
 
 
+def _interpolate(template: str | Promise, params: dict[str, object]) -> str:
+    return str(template) % params
+
+
+# Built once: ``lazy()`` creates a proxy class per call, which costs more than validating the identifier.
+_interpolate_lazy = lazy(_interpolate, str)
+
+
 def _format(template: str | Promise, **params: object) -> str:
     """``template % params``, translated when the message is rendered (in the language active then)."""
-    return lazy(lambda: str(template) % params, str)()
+    return _interpolate_lazy(template, params)
 
 
 def _invalid(code: str, message: str | Promise) -> InvalidIdentifier:

@@ -131,6 +131,13 @@ class ManifestDetailView(RegistryAPIView):
 class ManifestOutcomesView(RegistryAPIView):
     renderer_classes = [renderers.JSONRenderer, CSVRenderer, JSONLinesRenderer]
 
+    def handle_exception(self, exc: Exception) -> Response:
+        # The CSV and JSON Lines renderers only let ``?format=`` through (the CSV one renders nothing): an
+        # error (401, 404, ...) is the usual JSON body whatever format was asked for.
+        self.request.accepted_renderer = renderers.JSONRenderer()
+        self.request.accepted_media_type = "application/json"
+        return super().handle_exception(exc)
+
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=["csv", "jsonl"])],
         responses={(200, "text/csv"): str, (200, "application/x-ndjson"): str},

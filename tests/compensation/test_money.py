@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compensation.money import MICRO_WON, micro_to_won, price_micro
+from compensation.money import (
+    MICRO_WON,
+    micro_to_won,
+    price_micro,
+    price_micro_scaled,
+    rate_in_pico_won,
+    units_in_micro,
+)
 
 
 def test_a_token_at_half_a_thousandth_of_a_won_is_500_micro_won() -> None:
@@ -48,3 +55,18 @@ def test_price_is_within_half_a_micro_won_of_exact(units: int, rate: Decimal) ->
 def test_micro_to_won_is_exact() -> None:
     assert micro_to_won(1_500_000) == Decimal("1.5")
     assert micro_to_won(-1) == Decimal("-0.000001")
+
+
+@given(
+    units=st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("1e15"), places=6),
+    rate=st.decimals(min_value=Decimal(0), max_value=Decimal("999999"), places=12),
+)
+def test_integer_pricing_equals_decimal_pricing(units: Decimal, rate: Decimal) -> None:
+    expected = price_micro(units=units, rate=rate)
+    assert price_micro_scaled(units_micro=units_in_micro(units), rate_pico=rate_in_pico_won(rate)) == expected
+
+
+def test_integer_pricing_rounds_half_to_even() -> None:
+    # 0.5 µ₩ and 1.5 µ₩ and 2.5 µ₩: to 0, 2, 2.
+    rate = Decimal("0.0000005")
+    assert [price_micro_scaled(units_micro=n * 10**6, rate_pico=rate_in_pico_won(rate)) for n in (1, 3, 5)] == [0, 2, 2]

@@ -1,0 +1,367 @@
+"""Deciding a chunk of manifest lines set-based, in PostgreSQL.
+
+The same rules as ``compensation.usage._line_decide`` (which serves SQLite and re-pricing, and which
+``tests/compensation/test_usage_engines.py`` holds this module to, line by line), written as a few
+statements over a staging table, so a million-line manifest costs a few joins per chunk instead of a
+million Python decisions:
+
+1. the worker COPYs the chunk's parsed lines into the session's staging table;
+2. one statement matches identifiers to works and decides each line as at its ``used_at``: the refusal
+   that decides it (a work's own refusal, a catalogue refusal of a co-owner, or the longest URL prefix
+   of a verified domain, each effective and not withdrawn then, by an owner verified by then), the
+   regime, the tariff in force, the verified shares now, the price (half-even, micro-won);
+3. one statement splits matched lines among their verified owners (largest remainder, ties to the
+   lower claim id, the unclaimed share last), exactly as ``allocate_largest_remainder`` does;
+4. the per-account sums become one ledger posting (through ``ledger_post_entries``, with its
+   idempotency check), and one INSERT ... SELECT writes the outcome rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+
+from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
+from compensation.manifests import ParsedLine
+from compensation.models import AccountKind, EntryKind, UsageManifest
+from optout.selectors import purposes_refusing
+from registry.identifiers import Scheme
+from registry.models import WorkKind
+
+_STAGE_COLUMNS = (
+    "line_no",
+    "scheme",
+    "value",
+    "key_scheme",
+    "key_value",
+    "units",
+    "unit",
+    "used_at",
+    "dedupe",
+    "pre_outcome",
+    "reason_code",
+    "reason",
+    "url_host",
+)
+
+_STAGE_CREATE = """
+CREATE TEMP TABLE IF NOT EXISTS compensation_stage (
+    line_no integer NOT NULL,
+    scheme text NOT NULL,
+    value text NOT NULL,
+    key_scheme text NOT NULL,
+    key_value text NOT NULL,
+    units numeric,
+    unit text NOT NULL,
+    used_at timestamptz,
+    dedupe uuid,
+    pre_outcome text NOT NULL,
+    reason_code text NOT NULL,
+    reason text NOT NULL,
+    url_host text NOT NULL
+)
+"""
+
+# The tariff of a line whose identifier matches no work is that of the kind its scheme names; schemes that
+# name no kind (a URL, a hash, a content code) are priced as "other".
+SCHEME_KIND: Mapping[str, str] = {
+    Scheme.ISBN: WorkKind.TEXT,
+    Scheme.ISSN: WorkKind.TEXT,
+    Scheme.DOI: WorkKind.TEXT,
+    Scheme.ISMN: WorkKind.AUDIO,
+    Scheme.ISRC: WorkKind.AUDIO,
+    Scheme.ISWC: WorkKind.AUDIO,
+    Scheme.ISAN: WorkKind.VIDEO,
+}
+_SCHEME_KIND_SQL = (
+    "CASE m.key_scheme "
+    + " ".join(f"WHEN '{scheme.value}' THEN '{kind.value}'" for scheme, kind in SCHEME_KIND.items())  # type: ignore[attr-defined]
+    + f" ELSE '{WorkKind.OTHER.value}' END"
+)
+
+# Constant SQL: the only interpolation is the scheme-to-kind CASE built above from constants.
+_DECIDE = f"""CREATE TEMP TABLE compensation_decided ON COMMIT DROP AS
+WITH m AS (
+    SELECT s.*, i.work_id, w.kind AS work_kind, w.status AS work_status
+      FROM compensation_stage s
+      LEFT JOIN registry_identifier i ON s.pre_outcome = '' AND i.scheme = s.key_scheme AND i.value = s.key_value
+      LEFT JOIN registry_work w ON w.id = i.work_id
+),
+r AS (
+    SELECT m.*,
+           ref.id AS refusal_id,
+           CASE WHEN m.pre_outcome <> '' THEN '' WHEN m.work_id IS NULL THEN 'use_first'
+                ELSE COALESCE(reg.regime, 'use_first') END AS regime,
+           CASE WHEN m.pre_outcome <> '' THEN '' ELSE COALESCE(m.work_kind, {_SCHEME_KIND_SQL}) END AS kind
+      FROM m
+      LEFT JOIN LATERAL (
+          SELECT cand.id FROM (
+              SELECT r.id, r.effective_from FROM optout_refusal r
+               WHERE m.work_id IS NOT NULL AND r.scope = 'work' AND r.work_id = m.work_id
+                 AND r.purpose = ANY(%(purposes)s) AND r.effective_from <= m.used_at
+                 AND EXISTS (
+                     SELECT 1 FROM registry_ownershipclaim c
+                      WHERE c.work_id = m.work_id AND c.holder_id = r.holder_id
+                        AND c.status = 'verified' AND c.decided_at <= m.used_at)
+              UNION ALL
+              SELECT r.id, r.effective_from FROM registry_ownershipclaim c
+                JOIN optout_refusal r ON r.scope = 'catalogue' AND r.holder_id = c.holder_id
+               WHERE m.work_id IS NOT NULL AND c.work_id = m.work_id
+                 AND c.status = 'verified' AND c.decided_at <= m.used_at
+                 AND r.purpose = ANY(%(purposes)s) AND r.effective_from <= m.used_at
+              UNION ALL
+              SELECT p.id, p.effective_from FROM (
+                  SELECT r.id, r.effective_from, r.domain_id FROM optout_refusal r
+                   WHERE m.url_host <> '' AND r.scope = 'url_prefix' AND r.url_host = m.url_host
+                     AND starts_with(m.key_value, r.url_prefix)
+                     AND r.purpose = ANY(%(purposes)s) AND r.effective_from <= m.used_at
+                     AND NOT EXISTS (
+                         SELECT 1 FROM optout_refusalevent e
+                          WHERE e.refusal_id = r.id AND e.kind = 'withdrawn' AND e.effective_at <= m.used_at)
+                   ORDER BY length(r.url_prefix) DESC, r.id
+                   LIMIT 1
+              ) p
+              JOIN registry_verifieddomain d
+                ON d.id = p.domain_id AND d.status = 'verified' AND d.verified_at <= m.used_at
+          ) cand
+          WHERE NOT EXISTS (
+              SELECT 1 FROM optout_refusalevent e
+               WHERE e.refusal_id = cand.id AND e.kind = 'withdrawn' AND e.effective_at <= m.used_at)
+          ORDER BY cand.effective_from, cand.id
+          LIMIT 1
+      ) ref ON m.pre_outcome = ''
+      LEFT JOIN LATERAL (
+          SELECT kr.regime FROM optout_kindregime kr
+           WHERE kr.kind = m.work_kind AND kr.effective_from <= m.used_at
+           ORDER BY kr.effective_from DESC, kr.regime DESC
+           LIMIT 1
+      ) reg ON m.work_id IS NOT NULL
+),
+t AS (
+    SELECT r.*, tf.id AS tariff_id, tf.rate_krw
+      FROM r
+      LEFT JOIN LATERAL (
+          SELECT tr.id, tr.rate_krw FROM compensation_tariff tr
+           WHERE tr.kind = r.kind AND tr.unit = r.unit AND tr.effective_from <= r.used_at
+           ORDER BY tr.effective_from DESC, tr.id DESC
+           LIMIT 1
+      ) tf ON r.pre_outcome = '' AND (r.refusal_id IS NOT NULL OR r.regime <> 'license_required')
+),
+c AS (
+    SELECT t.*,
+           COALESCE(cov.covered, 0) AS covered,
+           CASE WHEN t.tariff_id IS NULL THEN NULL
+                WHEN px.exact - floor(px.exact) > 0.5
+                  OR (px.exact - floor(px.exact) = 0.5 AND mod(floor(px.exact), 2) = 1)
+                THEN floor(px.exact)::bigint + 1
+                ELSE floor(px.exact)::bigint END AS amount
+      FROM t
+      CROSS JOIN LATERAL (SELECT t.units * t.rate_krw * 1000000 AS exact) px
+      LEFT JOIN LATERAL (
+          SELECT sum(oc.share_bp)::integer AS covered FROM registry_ownershipclaim oc
+           WHERE oc.work_id = t.work_id AND oc.status = 'verified'
+      ) cov ON t.work_id IS NOT NULL AND t.pre_outcome = ''
+)
+SELECT c.*,
+       CASE WHEN c.pre_outcome <> '' THEN c.pre_outcome
+            WHEN c.refusal_id IS NOT NULL THEN 'refused_at_use'
+            WHEN c.regime = 'license_required' THEN 'license_required'
+            WHEN c.tariff_id IS NULL THEN 'unpriced'
+            WHEN c.work_id IS NULL THEN 'unmatched_held'
+            WHEN c.work_status = 'disputed' THEN 'disputed_held'
+            WHEN c.covered = 0 THEN 'share_unclaimed'
+            ELSE 'matched' END AS outcome
+  FROM c
+"""  # noqa: S608
+
+# Largest remainder per matched line, the weights being the verified shares in claim order and then the
+# share nobody has verified; the leftover micro-won go to the largest remainders, ties to the lower index.
+_SPLIT = """
+CREATE TEMP TABLE compensation_parts ON COMMIT DROP AS
+WITH w AS (
+    SELECT d.line_no, d.amount, oc.id AS claim_id, oc.holder_id, oc.share_bp::bigint AS weight
+      FROM compensation_decided d
+      JOIN registry_ownershipclaim oc ON oc.work_id = d.work_id AND oc.status = 'verified'
+     WHERE d.outcome = 'matched'
+    UNION ALL
+    SELECT d.line_no, d.amount, NULL, NULL, (10000 - d.covered)::bigint
+      FROM compensation_decided d
+     WHERE d.outcome = 'matched' AND d.covered < 10000
+),
+v AS (
+    -- sum() of bigint is numeric in PostgreSQL; the split is in integers, as in Python.
+    SELECT w.*, (sum(w.weight) OVER (PARTITION BY w.line_no))::bigint AS total_weight FROM w
+),
+f AS (
+    SELECT v.*, (v.amount * v.weight) / v.total_weight AS floor_part, mod(v.amount * v.weight, v.total_weight) AS remainder
+      FROM v
+),
+g AS (
+    SELECT f.*,
+           f.amount - (sum(f.floor_part) OVER (PARTITION BY f.line_no))::bigint AS leftover,
+           row_number() OVER (PARTITION BY f.line_no ORDER BY f.remainder DESC, f.claim_id NULLS LAST) AS place
+      FROM f
+)
+SELECT line_no, claim_id, holder_id, floor_part + CASE WHEN place <= leftover THEN 1 ELSE 0 END AS part
+  FROM g
+"""
+
+# What each line holds, and in which escrow account (kind, key).
+_HOLDS = """
+CREATE TEMP TABLE compensation_holds ON COMMIT DROP AS
+SELECT * FROM (
+    SELECT d.line_no,
+           CASE WHEN d.outcome = 'matched' THEN COALESCE(u.part, 0) ELSE d.amount END AS held,
+           CASE d.outcome WHEN 'unmatched_held' THEN 'escrow_unmatched'
+                          WHEN 'disputed_held' THEN 'escrow_disputed'
+                          ELSE 'escrow_unclaimed' END AS account_kind,
+           CASE WHEN d.outcome = 'unmatched_held' THEN d.key_scheme || ':' || d.key_value
+                ELSE 'work:' || d.work_id END AS escrow_key,
+           CASE WHEN d.outcome = 'matched' THEN 10000 - d.covered ELSE 10000 END AS open_bp
+      FROM compensation_decided d
+      LEFT JOIN compensation_parts u ON u.line_no = d.line_no AND u.claim_id IS NULL
+     WHERE d.outcome IN ('matched', 'unmatched_held', 'disputed_held', 'share_unclaimed')
+) holds
+WHERE held > 0
+"""
+
+_ESCROW_ACCOUNTS = """
+INSERT INTO compensation_account (kind, party_id, escrow_key, created_at)
+SELECT DISTINCT account_kind, NULL::bigint, escrow_key, %(now)s FROM compensation_holds
+ORDER BY 1, 3
+ON CONFLICT (kind, escrow_key) WHERE party_id IS NULL DO NOTHING
+"""
+
+_CREDITS = """
+SELECT a.id, -sum(h.held) FROM compensation_holds h
+  JOIN compensation_account a ON a.kind = h.account_kind AND a.escrow_key = h.escrow_key AND a.party_id IS NULL
+ GROUP BY a.id
+"""
+
+_OWNER_CREDITS = """
+SELECT holder_id, -sum(part) FROM compensation_parts WHERE claim_id IS NOT NULL AND part > 0 GROUP BY holder_id
+"""
+
+_VIOLATIONS = "SELECT COALESCE(sum(amount), 0) FROM compensation_decided WHERE outcome = 'refused_at_use'"
+
+_INSERT_LINES = """
+INSERT INTO compensation_manifestline (
+    manifest_id, line_no, scheme, value, key, units, unit, used_at, dedupe, outcome, reason_code, reason,
+    work_id, kind, refusal_id, tariff_id, amount_micro, paid_micro, held_micro, violation_micro,
+    released_micro, held_account_id, open_bp, hold_open, allocation, entry_id, processed_at
+)
+SELECT %(manifest)s, d.line_no, d.scheme, d.value,
+       CASE WHEN d.key_scheme = '' THEN '' ELSE d.key_scheme || ':' || d.key_value END,
+       d.units, d.unit, d.used_at, d.dedupe, d.outcome, d.reason_code, d.reason,
+       d.work_id, d.kind, d.refusal_id, d.tariff_id, d.amount,
+       COALESCE(paid.total, 0),
+       COALESCE(h.held, 0),
+       CASE WHEN d.outcome = 'refused_at_use' THEN COALESCE(d.amount, 0) ELSE 0 END,
+       0,
+       a.id,
+       COALESCE(h.open_bp, 0),
+       COALESCE(h.held, 0) > 0,
+       COALESCE(paid.allocation, '[]'::jsonb),
+       CASE WHEN d.amount IS NULL THEN NULL ELSE %(entry)s::bigint END,
+       %(now)s
+  FROM compensation_decided d
+  LEFT JOIN compensation_holds h ON h.line_no = d.line_no
+  LEFT JOIN compensation_account a
+         ON a.kind = h.account_kind AND a.escrow_key = h.escrow_key AND a.party_id IS NULL
+  LEFT JOIN (
+      SELECT line_no, sum(part) AS total,
+             jsonb_agg(jsonb_build_array(holder_id, claim_id, part, %(entry)s::bigint) ORDER BY claim_id) AS allocation
+        FROM compensation_parts
+       WHERE claim_id IS NOT NULL AND part > 0
+       GROUP BY line_no
+  ) paid ON paid.line_no = d.line_no
+ ORDER BY d.line_no
+"""
+
+
+def _stage_row(line: ParsedLine, pre_outcome: str) -> tuple[Any, ...]:
+    key = line.key
+    host = ""
+    if key is not None and key.scheme == "url" and not pre_outcome:
+        from urllib.parse import urlsplit
+
+        host = urlsplit(key.value).hostname or ""
+    return (
+        line.line_no,
+        line.scheme,
+        line.value,
+        key.scheme if key is not None else "",
+        key.value if key is not None else "",
+        line.units,
+        line.unit,
+        line.used_at,
+        line.dedupe if not pre_outcome or pre_outcome == "duplicate" else None,
+        pre_outcome,
+        line.error_code,
+        line.error_message,
+        host,
+    )
+
+
+def chunk_settle_sql(
+    *,
+    manifest: UsageManifest,
+    lines: Sequence[ParsedLine],
+    pre_outcomes: Sequence[str],
+    idempotency_key: str,
+    effective_at: datetime,
+    memo: str,
+    now: datetime,
+) -> None:
+    """Decide, post and record one chunk, inside the caller's transaction (which holds the manifest lock)."""
+    with connection.cursor() as cursor:
+        # These statements cost enough to cross jit_above_cost, and compiling them takes longer (seconds on a
+        # busy machine) than running them.
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(_STAGE_CREATE)
+        # Dropped at commit; also here, for a caller that processes several chunks in one outer transaction.
+        cursor.execute("DROP TABLE IF EXISTS compensation_decided, compensation_parts, compensation_holds")
+        cursor.execute("TRUNCATE compensation_stage")
+        raw = cursor.cursor
+        with raw.copy(f"COPY compensation_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN") as copy:
+            for line, pre in zip(lines, pre_outcomes, strict=True):
+                copy.write_row(_stage_row(line, pre))
+        cursor.execute("ANALYZE compensation_stage")
+        cursor.execute(_DECIDE, {"purposes": purposes_refusing(manifest.purpose)})
+        cursor.execute(_SPLIT)
+        cursor.execute(_HOLDS)
+        cursor.execute(_ESCROW_ACCOUNTS, {"now": now})
+        cursor.execute(_CREDITS)
+        credits: dict[int, int] = {int(account): int(amount) for account, amount in cursor.fetchall()}
+        cursor.execute(_OWNER_CREDITS)
+        owner_credits = [(int(holder), int(amount)) for holder, amount in cursor.fetchall()]
+        cursor.execute(_VIOLATIONS)
+        violations = int(cursor.fetchone()[0])
+    lab_key = AccountKey(AccountKind.LAB_RECEIVABLE, manifest.lab_id)
+    violations_key = AccountKey(AccountKind.VIOLATIONS, manifest.lab_id)
+    payable_keys = {holder: AccountKey(AccountKind.HOLDER_PAYABLE, holder) for holder, _amount in owner_credits}
+    accounts = accounts_ensure(keys=[lab_key, *([violations_key] if violations else []), *payable_keys.values()])
+    for holder, amount in owner_credits:
+        account_id = accounts[payable_keys[holder]].pk
+        credits[account_id] = credits.get(account_id, 0) + amount
+    if violations:
+        account_id = accounts[violations_key].pk
+        credits[account_id] = credits.get(account_id, 0) - violations
+    credits = {account: amount for account, amount in credits.items() if amount}
+    entry_id: int | None = None
+    total = -sum(credits.values())
+    if total:
+        posting = Posting(
+            idempotency_key=idempotency_key,
+            kind=EntryKind.ACCRUAL,
+            effective_at=effective_at,
+            lines=[(accounts[lab_key].pk, total), *sorted(credits.items())],
+            memo=f"{manifest.manifest_id} {memo}",
+            source={"manifest": manifest.pk, "manifest_id": manifest.manifest_id, "lines": memo},
+        )
+        entry_id = ledger_post_entries(postings=[posting])[idempotency_key]
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_LINES, {"manifest": manifest.pk, "entry": entry_id, "now": now})
