@@ -348,7 +348,7 @@ def _post(postings: Sequence[Posting]) -> dict[str, tuple[int, bool]]:
     if not batch:
         return {}
     account_ids = {account_id for c in batch.values() for account_id, _amount in c.lines}
-    unknown = account_ids - set(Account.objects.filter(pk__in=account_ids).values_list("pk", flat=True))
+    unknown = account_ids - set(Account.objects.filter(pk__any_of=frozenset(account_ids)).values_list("pk", flat=True))
     if unknown:
         raise LedgerError(_("No such account."), code="invalid_account", extra={"accounts": sorted(unknown)})
     # Sorted, so two workers posting overlapping chunks wait on each other's keys in one order, never

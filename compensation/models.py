@@ -429,7 +429,12 @@ class ManifestLine(models.Model):
                 condition=Q(outcome="refused_at_use"),
                 name="manifest_line_violation_idx",
             ),
-            models.Index(fields=["kind", "unit"], condition=Q(tariff__isnull=True), name="manifest_line_unpriced_idx"),
+            # Lines waiting for a tariff (re-priced when staff add one).
+            models.Index(
+                fields=["kind", "unit"],
+                condition=Q(tariff__isnull=True, outcome__in=["unpriced", "refused_at_use"]),
+                name="manifest_line_unpriced_idx",
+            ),
         ]
 
     def __str__(self) -> str:

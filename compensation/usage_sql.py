@@ -82,77 +82,105 @@ _SCHEME_KIND_SQL = (
     + f" ELSE '{WorkKind.OTHER.value}' END"
 )
 
+# The chunk's lines with the work each identifier names (one hash join with the identifiers).
+_MATCH = """
+CREATE TEMP TABLE compensation_matched ON COMMIT DROP AS
+SELECT s.*, i.work_id, w.kind AS work_kind, w.status AS work_status
+  FROM compensation_stage s
+  LEFT JOIN registry_identifier i ON s.pre_outcome = '' AND i.scheme = s.key_scheme AND i.value = s.key_value
+  LEFT JOIN registry_work w ON w.id = i.work_id
+"""
+
+# The verified claims on those works: who is paid, and whose refusals count.
+_CLAIMS = """
+CREATE TEMP TABLE compensation_claims ON COMMIT DROP AS
+SELECT oc.work_id, oc.id, oc.holder_id, oc.share_bp, oc.decided_at
+  FROM registry_ownershipclaim oc
+ WHERE oc.status = 'verified' AND oc.work_id IN (SELECT work_id FROM compensation_matched WHERE work_id IS NOT NULL)
+"""
+
 # Constant SQL: the only interpolation is the scheme-to-kind CASE built above from constants.
-_DECIDE = f"""CREATE TEMP TABLE compensation_decided ON COMMIT DROP AS
-WITH m AS (
-    SELECT s.*, i.work_id, w.kind AS work_kind, w.status AS work_status
-      FROM compensation_stage s
-      LEFT JOIN registry_identifier i ON s.pre_outcome = '' AND i.scheme = s.key_scheme AND i.value = s.key_value
-      LEFT JOIN registry_work w ON w.id = i.work_id
+_DECIDE = f"""
+CREATE TEMP TABLE compensation_decided ON COMMIT DROP AS
+WITH refusals AS MATERIALIZED (
+    -- Every refusal for the purpose that could concern a line of the chunk, with its withdrawal instant.
+    SELECT r.id, r.scope, r.holder_id, r.work_id, r.url_prefix, r.url_host, r.domain_id, r.effective_from,
+           e.effective_at AS withdrawn_at
+      FROM optout_refusal r
+      LEFT JOIN optout_refusalevent e ON e.refusal_id = r.id AND e.kind = 'withdrawn'
+     WHERE r.purpose = ANY(%(purposes)s)
+       AND ((r.scope = 'work' AND r.work_id IN (SELECT work_id FROM compensation_claims))
+            OR (r.scope = 'catalogue' AND r.holder_id IN (SELECT holder_id FROM compensation_claims))
+            OR (r.scope = 'url_prefix'
+                AND r.url_host IN (SELECT url_host FROM compensation_stage WHERE url_host <> '')))
+),
+hits AS (
+    -- A work's own refusal, by an owner verified by the time of use.
+    SELECT m.line_no, r.id, r.effective_from
+      FROM compensation_matched m
+      JOIN refusals r ON r.scope = 'work' AND r.work_id = m.work_id
+      JOIN compensation_claims c ON c.work_id = m.work_id AND c.holder_id = r.holder_id AND c.decided_at <= m.used_at
+     WHERE r.effective_from <= m.used_at AND (r.withdrawn_at IS NULL OR r.withdrawn_at > m.used_at)
+    UNION ALL
+    -- A catalogue refusal of a co-owner verified by then.
+    SELECT m.line_no, r.id, r.effective_from
+      FROM compensation_matched m
+      JOIN compensation_claims c ON c.work_id = m.work_id AND c.decided_at <= m.used_at
+      JOIN refusals r ON r.scope = 'catalogue' AND r.holder_id = c.holder_id
+     WHERE r.effective_from <= m.used_at AND (r.withdrawn_at IS NULL OR r.withdrawn_at > m.used_at)
+    UNION ALL
+    -- The longest URL prefix in force, if its domain was verified by then.
+    SELECT p.line_no, p.id, p.effective_from FROM (
+        SELECT DISTINCT ON (m.line_no) m.line_no, r.id, r.effective_from, r.domain_id, m.used_at
+          FROM compensation_matched m
+          JOIN refusals r
+            ON r.scope = 'url_prefix' AND r.url_host = m.url_host AND starts_with(m.key_value, r.url_prefix)
+         WHERE m.url_host <> '' AND r.effective_from <= m.used_at
+           AND (r.withdrawn_at IS NULL OR r.withdrawn_at > m.used_at)
+         ORDER BY m.line_no, length(r.url_prefix) DESC, r.id
+    ) p
+    JOIN registry_verifieddomain d ON d.id = p.domain_id AND d.status = 'verified' AND d.verified_at <= p.used_at
+),
+deciding AS (
+    SELECT DISTINCT ON (line_no) line_no, id FROM hits ORDER BY line_no, effective_from, id
+),
+regimes AS (
+    SELECT kind, regime, effective_from,
+           lead(effective_from) OVER (PARTITION BY kind ORDER BY effective_from) AS until
+      FROM optout_kindregime
+),
+tariffs AS (
+    SELECT id, kind, unit, rate_krw, effective_from,
+           lead(effective_from) OVER (PARTITION BY kind, unit ORDER BY effective_from, id) AS until
+      FROM compensation_tariff
+),
+covered AS (
+    SELECT work_id, sum(share_bp)::integer AS covered FROM compensation_claims GROUP BY work_id
 ),
 r AS (
     SELECT m.*,
-           ref.id AS refusal_id,
+           dc.id AS refusal_id,
            CASE WHEN m.pre_outcome <> '' THEN '' WHEN m.work_id IS NULL THEN 'use_first'
-                ELSE COALESCE(reg.regime, 'use_first') END AS regime,
-           CASE WHEN m.pre_outcome <> '' THEN '' ELSE COALESCE(m.work_kind, {_SCHEME_KIND_SQL}) END AS kind
-      FROM m
-      LEFT JOIN LATERAL (
-          SELECT cand.id FROM (
-              SELECT r.id, r.effective_from FROM optout_refusal r
-               WHERE m.work_id IS NOT NULL AND r.scope = 'work' AND r.work_id = m.work_id
-                 AND r.purpose = ANY(%(purposes)s) AND r.effective_from <= m.used_at
-                 AND EXISTS (
-                     SELECT 1 FROM registry_ownershipclaim c
-                      WHERE c.work_id = m.work_id AND c.holder_id = r.holder_id
-                        AND c.status = 'verified' AND c.decided_at <= m.used_at)
-              UNION ALL
-              SELECT r.id, r.effective_from FROM registry_ownershipclaim c
-                JOIN optout_refusal r ON r.scope = 'catalogue' AND r.holder_id = c.holder_id
-               WHERE m.work_id IS NOT NULL AND c.work_id = m.work_id
-                 AND c.status = 'verified' AND c.decided_at <= m.used_at
-                 AND r.purpose = ANY(%(purposes)s) AND r.effective_from <= m.used_at
-              UNION ALL
-              SELECT p.id, p.effective_from FROM (
-                  SELECT r.id, r.effective_from, r.domain_id FROM optout_refusal r
-                   WHERE m.url_host <> '' AND r.scope = 'url_prefix' AND r.url_host = m.url_host
-                     AND starts_with(m.key_value, r.url_prefix)
-                     AND r.purpose = ANY(%(purposes)s) AND r.effective_from <= m.used_at
-                     AND NOT EXISTS (
-                         SELECT 1 FROM optout_refusalevent e
-                          WHERE e.refusal_id = r.id AND e.kind = 'withdrawn' AND e.effective_at <= m.used_at)
-                   ORDER BY length(r.url_prefix) DESC, r.id
-                   LIMIT 1
-              ) p
-              JOIN registry_verifieddomain d
-                ON d.id = p.domain_id AND d.status = 'verified' AND d.verified_at <= m.used_at
-          ) cand
-          WHERE NOT EXISTS (
-              SELECT 1 FROM optout_refusalevent e
-               WHERE e.refusal_id = cand.id AND e.kind = 'withdrawn' AND e.effective_at <= m.used_at)
-          ORDER BY cand.effective_from, cand.id
-          LIMIT 1
-      ) ref ON m.pre_outcome = ''
-      LEFT JOIN LATERAL (
-          SELECT kr.regime FROM optout_kindregime kr
-           WHERE kr.kind = m.work_kind AND kr.effective_from <= m.used_at
-           ORDER BY kr.effective_from DESC, kr.regime DESC
-           LIMIT 1
-      ) reg ON m.work_id IS NOT NULL
+                ELSE COALESCE(rg.regime, 'use_first') END AS regime,
+           CASE WHEN m.pre_outcome <> '' THEN '' ELSE COALESCE(m.work_kind, {_SCHEME_KIND_SQL}) END AS kind,
+           COALESCE(cv.covered, 0) AS covered
+      FROM compensation_matched m
+      LEFT JOIN deciding dc ON dc.line_no = m.line_no
+      LEFT JOIN regimes rg
+             ON m.work_id IS NOT NULL AND rg.kind = m.work_kind
+            AND rg.effective_from <= m.used_at AND (rg.until IS NULL OR rg.until > m.used_at)
+      LEFT JOIN covered cv ON cv.work_id = m.work_id
 ),
 t AS (
     SELECT r.*, tf.id AS tariff_id, tf.rate_krw
       FROM r
-      LEFT JOIN LATERAL (
-          SELECT tr.id, tr.rate_krw FROM compensation_tariff tr
-           WHERE tr.kind = r.kind AND tr.unit = r.unit AND tr.effective_from <= r.used_at
-           ORDER BY tr.effective_from DESC, tr.id DESC
-           LIMIT 1
-      ) tf ON r.pre_outcome = '' AND (r.refusal_id IS NOT NULL OR r.regime <> 'license_required')
+      LEFT JOIN tariffs tf
+             ON r.pre_outcome = '' AND (r.refusal_id IS NOT NULL OR r.regime <> 'license_required')
+            AND tf.kind = r.kind AND tf.unit = r.unit
+            AND tf.effective_from <= r.used_at AND (tf.until IS NULL OR tf.until > r.used_at)
 ),
 c AS (
     SELECT t.*,
-           COALESCE(cov.covered, 0) AS covered,
            CASE WHEN t.tariff_id IS NULL THEN NULL
                 WHEN px.exact - floor(px.exact) > 0.5
                   OR (px.exact - floor(px.exact) = 0.5 AND mod(floor(px.exact), 2) = 1)
@@ -160,10 +188,6 @@ c AS (
                 ELSE floor(px.exact)::bigint END AS amount
       FROM t
       CROSS JOIN LATERAL (SELECT t.units * t.rate_krw * 1000000 AS exact) px
-      LEFT JOIN LATERAL (
-          SELECT sum(oc.share_bp)::integer AS covered FROM registry_ownershipclaim oc
-           WHERE oc.work_id = t.work_id AND oc.status = 'verified'
-      ) cov ON t.work_id IS NOT NULL AND t.pre_outcome = ''
 )
 SELECT c.*,
        CASE WHEN c.pre_outcome <> '' THEN c.pre_outcome
@@ -184,7 +208,7 @@ CREATE TEMP TABLE compensation_parts ON COMMIT DROP AS
 WITH w AS (
     SELECT d.line_no, d.amount, oc.id AS claim_id, oc.holder_id, oc.share_bp::bigint AS weight
       FROM compensation_decided d
-      JOIN registry_ownershipclaim oc ON oc.work_id = d.work_id AND oc.status = 'verified'
+      JOIN compensation_claims oc ON oc.work_id = d.work_id
      WHERE d.outcome = 'matched'
     UNION ALL
     SELECT d.line_no, d.amount, NULL, NULL, (10000 - d.covered)::bigint
@@ -196,7 +220,8 @@ v AS (
     SELECT w.*, (sum(w.weight) OVER (PARTITION BY w.line_no))::bigint AS total_weight FROM w
 ),
 f AS (
-    SELECT v.*, (v.amount * v.weight) / v.total_weight AS floor_part, mod(v.amount * v.weight, v.total_weight) AS remainder
+    SELECT v.*, (v.amount * v.weight) / v.total_weight AS floor_part,
+           mod(v.amount * v.weight, v.total_weight) AS remainder
       FROM v
 ),
 g AS (
@@ -323,13 +348,19 @@ def chunk_settle_sql(
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(_STAGE_CREATE)
         # Dropped at commit; also here, for a caller that processes several chunks in one outer transaction.
-        cursor.execute("DROP TABLE IF EXISTS compensation_decided, compensation_parts, compensation_holds")
+        cursor.execute(
+            "DROP TABLE IF EXISTS compensation_matched, compensation_claims, compensation_decided,"
+            " compensation_parts, compensation_holds"
+        )
         cursor.execute("TRUNCATE compensation_stage")
         raw = cursor.cursor
         with raw.copy(f"COPY compensation_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN") as copy:
             for line, pre in zip(lines, pre_outcomes, strict=True):
                 copy.write_row(_stage_row(line, pre))
-        cursor.execute("ANALYZE compensation_stage")
+        # Statistics on what the joins use, so the planner hashes the chunk instead of probing per line.
+        cursor.execute("ANALYZE compensation_stage (key_scheme, key_value, url_host, pre_outcome)")
+        cursor.execute(_MATCH)
+        cursor.execute(_CLAIMS)
         cursor.execute(_DECIDE, {"purposes": purposes_refusing(manifest.purpose)})
         cursor.execute(_SPLIT)
         cursor.execute(_HOLDS)
