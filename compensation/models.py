@@ -286,6 +286,8 @@ class UsageManifest(models.Model):
     )
     created_at = models.DateTimeField(_("received at"), default=timezone.now)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    # When the last chunk committed: a manifest that stops progressing is queued again.
+    progressed_at = models.DateTimeField(_("last progress"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:

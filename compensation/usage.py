@@ -28,6 +28,7 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -578,7 +579,9 @@ def _chunk_commit(manifest: UsageManifest, cursor: int, lines: Sequence[ParsedLi
             if posting is not None:
                 entry_id = ledger_post_entries(postings=[posting])[posting.idempotency_key]
             _lines_insert([_line_values(manifest.pk, row, account_ids, entry_id, now) for row in decided.rows])
-        UsageManifest.objects.filter(pk=manifest.pk).update(lines_done=F("lines_done") + len(lines))
+        UsageManifest.objects.filter(pk=manifest.pk).update(
+            lines_done=F("lines_done") + len(lines), progressed_at=timezone.now()
+        )
     return True
 
 
@@ -605,17 +608,19 @@ def _manifest_end(manifest: UsageManifest, *, status: str, reason: str = "") -> 
 
 
 def usage_manifests_resume_stalled(*, older_than_minutes: int = 15) -> int:
-    """Queue again manifests still unfinished long after they were received (a lost task, a crashed worker).
+    """Queue again the unfinished manifests that have not progressed for a while (a lost task, a crashed
+    worker), while a running one, which commits a chunk every few seconds, is left alone.
 
-    Safe while one is still running: the chunk lock and cursor check let one worker commit each chunk.
+    Safe even if one is still running: the chunk lock and cursor check let one worker commit each chunk.
     """
     from compensation.tasks import usage_manifest_run  # tasks imports this module
 
     cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
     stalled = list(
-        UsageManifest.objects.filter(
-            status__in=[ManifestStatus.RECEIVED, ManifestStatus.PROCESSING], created_at__lt=cutoff
-        ).values_list("pk", flat=True)
+        UsageManifest.objects.filter(status__in=[ManifestStatus.RECEIVED, ManifestStatus.PROCESSING])
+        .annotate(last_seen=Coalesce("progressed_at", "started_at", "created_at"))
+        .filter(last_seen__lt=cutoff)
+        .values_list("pk", flat=True)
     )
     for manifest_pk in stalled:
         usage_manifest_run.delay(manifest_pk)

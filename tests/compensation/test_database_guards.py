@@ -164,7 +164,10 @@ def test_an_ordinary_session_may_not_truncate(posted):
         cursor.execute("SELECT current_setting('compensation.allow_truncate', true)")
         assert cursor.fetchone()[0] == "on"  # what the test suite's connections carry
     with pytest.raises(DatabaseError, match="TRUNCATE refused"):
-        _execute("RESET compensation.allow_truncate", "TRUNCATE compensation_ledgerline, compensation_ledgerentry CASCADE")
+        _execute(
+            "RESET compensation.allow_truncate",
+            "TRUNCATE compensation_ledgerline, compensation_ledgerentry CASCADE",
+        )
 
 
 # --- Races: two workers posting the same chunk ----------------------------------------------------

@@ -3,68 +3,21 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from django.db import connection
 
-from config.celery import app as celery_app
 from registry.models import ImportStatus, Work, WorkImport
+from tests.workers import CeleryWorkers
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def real_worker(tmp_path):
     """Start ``celery -A config worker`` against the test database and Redis; stop it afterwards."""
-    db = connection.settings_dict
-    database_url = (
-        f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    )
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "DATA_DIR": str(tmp_path),
-        "REGISTRY_TESTING": "1",
-        "CELERY_TASK_ALWAYS_EAGER": "0",
-    }
-    celery_app.conf.task_always_eager = False
-    celery_app.control.purge()
-    log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "--loglevel=INFO",
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield worker
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        log.close()
+    with CeleryWorkers(tmp_path) as workers:
+        yield workers.start()
 
 
 def test_bulk_import_is_processed_by_a_real_worker(real_worker, holder_api, tmp_path):
