@@ -15,7 +15,7 @@ import hashlib
 from collections import defaultdict
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -26,6 +26,21 @@ from registry.audit import Actor, audit_record
 from registry.models import ClaimStatus, Identifier, OwnershipClaim, Work, WorkStatus
 
 _BATCH = 5_000
+_LOCK = "compensation.escrow"
+
+
+def escrow_lock(*, exclusive: bool) -> None:
+    """Order chunks of manifests (shared) against escrow releases (exclusive), for this transaction.
+
+    A chunk decides lines as held from the claims it reads, and commits a moment later. A claim verified
+    in between would start a release that cannot see those holds yet. The release waits here for chunks in
+    flight, and chunks that start after it see the verified claim and pay the owner directly.
+    """
+    if connection.vendor != "postgresql":
+        return  # SQLite runs one writing transaction at a time
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(hashtext(%s))", [_LOCK])
 
 
 def _release_key(work_id: int, line_ids: list[int], claim_ids: list[int]) -> str:
@@ -48,6 +63,7 @@ def escrow_release_for_work(*, work_id: int, batch: int = _BATCH) -> int:
     after_pk = 0
     while True:
         with transaction.atomic():
+            escrow_lock(exclusive=True)
             # One release per work at a time; claims cannot change under it (they lock the work too).
             work = Work.objects.select_for_update().filter(pk=work_id).first()
             if work is None or work.status == WorkStatus.DISPUTED:

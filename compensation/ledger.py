@@ -425,6 +425,14 @@ def ledger_reverse(
     reason = reason.strip()
     if not reason:
         raise InvalidInput(_("Say why the entry is reversed."), field="reason")
+    if entry.kind == EntryKind.RELEASE or "manifest" in (entry.source or {}):
+        # Their money is also recorded line by line (held, released, paid): reversing the entry alone would
+        # leave those records saying otherwise. Such corrections go through the manifest's own process.
+        raise LedgerError(
+            _("Entries of usage manifests and escrow releases cannot be reversed by hand."),
+            code="not_reversible",
+            extra={"entry": entry.pk},
+        )
     already = LedgerError(
         _("This entry has already been reversed."), code="already_reversed", extra={"entry": entry.pk}
     )

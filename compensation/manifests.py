@@ -14,10 +14,11 @@ import csv
 import gzip
 import hashlib
 import io
+import re
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any
 
@@ -29,10 +30,12 @@ from django.utils.translation import gettext_lazy as _
 
 from compensation.models import ManifestFormat, UsageUnit
 from optout.models import Purpose
+from optout.services import CLOCK_SKEW
 from registry.errors import InvalidIdentifier, InvalidInput
 from registry.identifiers import IdentifierKey, identifier_normalize
 
 COLUMNS = ("scheme", "value", "units", "unit", "used_at")
+_DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 GZIP_MAGIC = b"\x1f\x8b"
 _UNITS = frozenset(UsageUnit.values)
 _MAX_UNITS = Decimal(10) ** 24
@@ -59,11 +62,16 @@ class ManifestMeta:
                 "model": self.model,
                 "model_version": self.model_version,
                 "purpose": self.purpose,
-                "period_start": self.period_start.isoformat() if self.period_start else None,
-                "period_end": self.period_end.isoformat() if self.period_end else None,
+                # In UTC: the same instant written with another offset is the same manifest.
+                "period_start": _utc_text(self.period_start),
+                "period_end": _utc_text(self.period_end),
             },
             option=orjson.OPT_SORT_KEYS,
         )
+
+
+def _utc_text(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment is not None else None
 
 
 def _text_field(data: Mapping[str, Any], name: str, *, required: bool) -> str:
@@ -82,11 +90,14 @@ def _text_field(data: Mapping[str, Any], name: str, *, required: bool) -> str:
     return value
 
 
-def _instant_field(data: Mapping[str, Any], name: str) -> datetime | None:
+def _instant_field(data: Mapping[str, Any], name: str, *, end_of_day: bool = False) -> datetime | None:
     value = data.get(name)
     if value is None or value == "":
         return None
     parsed = _instant(value) if isinstance(value, str) else None
+    if parsed is not None and end_of_day and _DATE_ONLY.fullmatch(value.strip()):
+        # A period that ends on a day includes that day.
+        parsed += timedelta(days=1) - timedelta(microseconds=1)
     if parsed is None:
         raise InvalidInput(
             _("Send an ISO 8601 date or date and time, e.g. 2026-05-01T00:00:00+09:00."),
@@ -102,7 +113,7 @@ def meta_clean(data: Mapping[str, Any]) -> ManifestMeta:
     if purpose not in Purpose.values:
         raise InvalidInput(_("The purpose is train-ai or train-genai."), code="invalid_purpose", field="purpose")
     period_start = _instant_field(data, "period_start")
-    period_end = _instant_field(data, "period_end")
+    period_end = _instant_field(data, "period_end", end_of_day=True)
     if period_start and period_end and period_start > period_end:
         raise InvalidInput(_("The period ends before it starts."), code="invalid_period", field="period_end")
     return ManifestMeta(
@@ -181,10 +192,12 @@ def _csv_records(text: IO[str]) -> Iterator[Record]:
         raise InvalidInput(_("The file is empty."), code="empty_file", field="file") from None
     names = _csv_header(header)
     width = len(names)
+    ended = reader.line_num
     for row in reader:
+        # A quoted cell may span lines: a record is numbered by the line it starts on.
+        line_no, ended = ended, reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
-        line_no = reader.line_num - 1
         if len(row) != width:
             yield Record(
                 line_no,
@@ -409,6 +422,8 @@ def line_parse(
         line.error_code, line.error_message = code, str(message)
         return line
 
+    if "\ufffd" in value:
+        return failed("bad_encoding", _("The value is not valid UTF-8; save the file as UTF-8."))
     try:
         line.key = identifier_normalize(scheme=scheme, value=value)
     except InvalidIdentifier as exc:
@@ -427,7 +442,7 @@ def line_parse(
     if used_at is None:
         return failed("invalid_used_at", _("used_at is not an ISO 8601 date or date and time."))
     line.used_at = used_at
-    if used_at > received_at:
+    if used_at > received_at + CLOCK_SKEW:
         return failed("used_at_in_future", _("used_at is after the manifest was received."))
     if (period_start and used_at < period_start) or (period_end and used_at > period_end):
         return failed("used_at_outside_period", _("used_at is outside the manifest's period."))

@@ -193,12 +193,9 @@ OUTCOME_COLUMNS = (
 )
 
 
-def manifest_outcome_rows(*, manifest: UsageManifest, chunk_size: int = 5_000) -> Iterator[dict[str, Any]]:
-    """One acknowledgement row per line, in line order, streamed with a server-side cursor.
-
-    ``owners`` lists who was paid from the line as ``holder:micro-won`` (at use and on later releases).
-    """
-    lines = (
+def manifest_outcome_lines(*, manifest: UsageManifest) -> QuerySet[ManifestLine, tuple[Any, ...]]:
+    """The manifest's lines in line order, as the tuples ``outcome_row`` turns into acknowledgement rows."""
+    return (
         ManifestLine.objects.filter(manifest=manifest)
         .order_by("line_no")
         .values_list(
@@ -226,14 +223,23 @@ def manifest_outcome_rows(*, manifest: UsageManifest, chunk_size: int = 5_000) -
             "entry_id",
         )
     )
-    for row in lines.iterator(chunk_size=chunk_size):
-        values = dict(zip(OUTCOME_COLUMNS, row, strict=True))
-        values["units"] = format(values["units"].normalize(), "f") if values["units"] is not None else None
-        values["used_at"] = values["used_at"].isoformat() if values["used_at"] is not None else None
-        values["held_for"] = values["held_for"] or None
-        values["owners"] = [
-            {"holder": holder, "claim": claim, "amount_micro": amount, "entry_id": entry}
-            for holder, claim, amount, entry in (values["owners"] or [])
-            if amount
-        ]
-        yield values
+
+
+def outcome_row(values: tuple[Any, ...]) -> dict[str, Any]:
+    """One acknowledgement row. ``owners`` lists who was paid from the line, at use and on later releases."""
+    row = dict(zip(OUTCOME_COLUMNS, values, strict=True))
+    row["units"] = format(row["units"].normalize(), "f") if row["units"] is not None else None
+    row["used_at"] = row["used_at"].isoformat() if row["used_at"] is not None else None
+    row["held_for"] = row["held_for"] or None
+    row["owners"] = [
+        {"holder": holder, "claim": claim, "amount_micro": amount, "entry_id": entry}
+        for holder, claim, amount, entry in (row["owners"] or [])
+        if amount
+    ]
+    return row
+
+
+def manifest_outcome_rows(*, manifest: UsageManifest, chunk_size: int = 5_000) -> Iterator[dict[str, Any]]:
+    """Every acknowledgement row in line order, streamed with a server-side cursor."""
+    for values in manifest_outcome_lines(manifest=manifest).iterator(chunk_size=chunk_size):
+        yield outcome_row(values)

@@ -34,6 +34,7 @@ from django.utils.translation import gettext_lazy as _
 
 from compensation.allocation import allocate_largest_remainder
 from compensation.errors import ManifestConflict
+from compensation.escrow import escrow_lock
 from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
 from compensation.manifests import (
     ManifestMeta,
@@ -301,8 +302,10 @@ def _line_decide(
             # One owner of the whole work is the common case: its part is the amount.
             parts = [amount] if len(weights) == 1 else allocate_largest_remainder(total=amount, weights=weights)
             for claim, part in zip(owners, parts, strict=False):
+                # A part that rounds to nothing is recorded too: that owner has had its share of this line,
+                # and a later release must not pay it again.
+                row.paid.append((claim.holder_id, claim.id, part))
                 if part:
-                    row.paid.append((claim.holder_id, claim.id, part))
                     _add(priced_lab, AccountKey(AccountKind.HOLDER_PAYABLE, claim.holder_id), -part)
             held = parts[-1] if covered < FULL_SHARE_BP else 0
             open_bp = FULL_SHARE_BP - covered
@@ -560,6 +563,7 @@ def _chunk_commit(manifest: UsageManifest, cursor: int, lines: Sequence[ParsedLi
         )
         if current != (ManifestStatus.PROCESSING, cursor):
             return False
+        escrow_lock(exclusive=False)
         seen = _seen_earlier(manifest.pk, (line.dedupe for line in lines)) if cursor else set()
         key, memo, now = f"usage:{manifest.pk}:lines:{first}-{last}", f"lines {first}-{last}", timezone.now()
         if engine == "sql":
@@ -656,6 +660,7 @@ def usage_reprice(*, tariff_id: int, batch: int = 5_000) -> int:
     priced = 0
     while True:
         with transaction.atomic():
+            escrow_lock(exclusive=False)
             rows = list(
                 ManifestLine.objects.select_for_update(of=("self",))
                 .select_related("manifest")

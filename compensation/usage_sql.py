@@ -300,7 +300,7 @@ SELECT %(manifest)s, d.line_no, d.scheme, d.value,
       SELECT line_no, sum(part) AS total,
              jsonb_agg(jsonb_build_array(holder_id, claim_id, part, %(entry)s::bigint) ORDER BY claim_id) AS allocation
         FROM compensation_parts
-       WHERE claim_id IS NOT NULL AND part > 0
+       WHERE claim_id IS NOT NULL
        GROUP BY line_no
   ) paid ON paid.line_no = d.line_no
  ORDER BY d.line_no

@@ -11,6 +11,7 @@ from django.http import StreamingHttpResponse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import renderers, status
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -143,8 +144,13 @@ class ManifestOutcomesView(RegistryAPIView):
         responses={(200, "text/csv"): str, (200, "application/x-ndjson"): str},
         summary="The acknowledgement file: one row per line with its outcome, work, amount and destination",
     )
-    def get(self, request: Request, manifest_pk: int) -> StreamingHttpResponse:
+    def get(self, request: Request, manifest_pk: int) -> StreamingHttpResponse | Response:
         manifest = selectors.manifest_get_for_actor(actor=self.actor(), manifest_pk=manifest_pk)
+        if request.accepted_renderer.format == "json":
+            # JSON (the default): pages of rows, like every other list; ?format=csv|jsonl for the whole file.
+            paginator = PageNumberPagination()
+            page = paginator.paginate_queryset(selectors.manifest_outcome_lines(manifest=manifest), request, view=self)
+            return paginator.get_paginated_response([selectors.outcome_row(values) for values in page or []])
         rows = selectors.manifest_outcome_rows(manifest=manifest)
         if request.accepted_renderer.format == "jsonl":
             response = StreamingHttpResponse(

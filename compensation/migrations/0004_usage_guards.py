@@ -2,8 +2,8 @@
 
 - The balance check of migration 0002 ran a full sum of its entry for every line, which is quadratic in
   the lines of an entry; a chunk of a manifest posts entries of thousands of lines. It now sums once per
-  entry and transaction: only for the entry's last line (index ``ledgerline_entry_id_idx``). A line
-  added to an old entry later is that entry's last line, so it is still checked.
+  entry and (sub)transaction: only for the last line that transaction wrote (index
+  ``ledgerline_entry_id_idx``). A line added to an entry by any other transaction is checked itself.
 - Held money is released at most once (ledger invariant 6): an escrow account's balance may never turn
   into a debit, i.e. more released than was held. Checked at commit, for debits of escrow accounts only.
 - Manifest lines (the acknowledgement rows) are never deleted; TRUNCATE follows the ledger's rule.
@@ -22,8 +22,14 @@ BEGIN
         checked_entry := NEW.id;
     ELSE
         checked_entry := NEW.entry_id;
-        IF EXISTS (SELECT 1 FROM compensation_ledgerline WHERE entry_id = checked_entry AND id > NEW.id) THEN
-            RETURN NULL;  -- the entry's last line checks the whole entry
+        -- A later line of the entry written by the same (sub)transaction checks the whole entry; a line
+        -- added to an entry by another transaction is always checked itself.
+        IF EXISTS (
+            SELECT 1 FROM compensation_ledgerline later
+             WHERE later.entry_id = checked_entry AND later.id > NEW.id
+               AND later.xmin = (SELECT this.xmin FROM compensation_ledgerline this WHERE this.id = NEW.id)
+        ) THEN
+            RETURN NULL;
         END IF;
     END IF;
     SELECT COUNT(*), COALESCE(SUM(amount_micro), 0) INTO line_count, line_total

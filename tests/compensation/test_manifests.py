@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -161,3 +161,50 @@ def test_file_upload_gzip_csv_and_outcomes_download(lab_api, tariffs, django_cap
     parsed = [orjson.loads(line) for line in b"".join(jsonl.streaming_content).splitlines()]
     assert parsed[0]["held_for"] == f"isbn:{OTHER_BOOK}"
     assert parsed[0]["amount_micro"] == 50_000
+
+
+def test_a_date_only_period_end_includes_that_day_and_the_same_instant_in_utc_is_the_same_manifest(
+    lab_api, tariffs, django_capture_on_commit_callbacks
+):
+    today = timezone.localdate()
+    noon = timezone.make_aware(timezone.datetime(today.year, today.month, today.day, 0, 0)) - timedelta(hours=12)
+    start = noon - timedelta(days=3)
+    lines = [{"scheme": "isbn", "value": OTHER_BOOK, "units": 10, "unit": "token", "used_at": noon.isoformat()}]
+    body = manifest_body(lines, period_start=start.isoformat(), period_end=(noon.date()).isoformat(), manifest_id="day")
+    first = submit(lab_api, body, django_capture_on_commit_callbacks)
+    assert first.status_code == 202
+    assert ManifestLine.objects.get().outcome == "unmatched_held"
+    in_utc = {**body, "period_start": start.astimezone(UTC).isoformat()}
+    again = submit(lab_api, in_utc, django_capture_on_commit_callbacks)
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+
+
+def test_clock_skew_multiline_csv_records_and_bad_encoding(lab_api, tariffs, django_capture_on_commit_callbacks):
+    soon = (timezone.now() + timedelta(seconds=5)).isoformat()
+    content = (
+        "scheme,value,units,unit,used_at\n"
+        f"isbn,{OTHER_BOOK},1,token,{soon}\n"
+        f'url,"https://a.example.kr/x\ny",1,token,{used()}\n'
+        f"url,https://a.example.kr/caf\xe9,1,token,{used()}\n"
+    ).encode("latin-1")
+    upload = io.BytesIO(content)
+    upload.name = "m.csv"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = lab_api.post(
+            "/api/v1/usage-manifests", {"file": upload, "manifest_id": "skew", "model": "m"}, format="multipart"
+        )
+    assert response.status_code == 202, response.content
+    rows = {r.line_no: r for r in ManifestLine.objects.all()}
+    assert rows[1].outcome == "unmatched_held"  # seconds ahead of the registry's clock is not the future
+    assert sorted(rows) == [1, 2, 4]  # the record on lines 2-3 is numbered by its first line
+    assert rows[4].reason_code == "bad_encoding"
+
+
+def test_outcomes_as_json_pages(lab_api, tariffs, django_capture_on_commit_callbacks):
+    lines = [{"scheme": "isbn", "value": OTHER_BOOK, "units": n, "unit": "token", "used_at": used()} for n in (1, 2, 3)]
+    response = submit(lab_api, manifest_body(lines), django_capture_on_commit_callbacks)
+    page = lab_api.get(response.json()["outcomes_url"], HTTP_ACCEPT="application/json").json()
+    assert page["count"] == 3
+    assert [row["line"] for row in page["results"]] == [1, 2, 3]
+    assert page["results"][2]["amount_micro"] == 1_500

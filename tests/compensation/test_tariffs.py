@@ -57,17 +57,23 @@ def test_anyone_signed_in_reads_the_tariffs(lab_api):
     assert [t["rate_krw"] for t in images.json()["results"]] == ["12.5"]
 
 
-def test_a_tariff_cannot_be_backdated(staff_api):
-    yesterday = timezone.now() - timedelta(days=1)
-    response = staff_api.post(
-        "/api/v1/tariffs",
-        {"kind": "text", "unit": "token", "rate_krw": "0.0005", "effective_from": yesterday.isoformat()},
-        format="json",
-    )
+def test_a_tariff_is_backdated_only_before_the_first_of_its_kind_and_unit(staff_api):
+    def post(starts):
+        return staff_api.post(
+            "/api/v1/tariffs",
+            {"kind": "text", "unit": "token", "rate_krw": "0.0005", "effective_from": starts.isoformat()},
+            format="json",
+        )
 
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "in_the_past"
-    assert not Tariff.objects.exists()
+    # No tariff was ever in force for text/token: starting one in the past prices only what was unpriced.
+    assert post(timezone.now() - timedelta(days=10)).status_code == 201
+    # Now one was in force: history cannot be rewritten, neither after nor before it.
+    for starts in (timezone.now() - timedelta(days=1), timezone.now() - timedelta(days=5)):
+        response = post(starts)
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "in_the_past"
+    assert post(timezone.now() - timedelta(days=20)).status_code == 201
+    assert Tariff.objects.count() == 2
 
 
 def test_a_few_seconds_of_clock_skew_mean_now():

@@ -1,0 +1,275 @@
+"""The invariants ``manage.py ledger_check`` verifies over the whole ledger, each one set-based query.
+
+Each check yields the ids of what breaks it: entries, accounts, escrow releases or manifest lines. A check
+is a single statement, so it reads one snapshot: a release or a chunk committing meanwhile changes its
+ledger lines and its manifest lines together, and the check sees both or neither. The SQL runs on
+PostgreSQL and on SQLite (3.38 or later, for ``->>``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.db import connection
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from compensation.models import ESCROW_ACCOUNT_KINDS, AccountKind, EntryKind
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
+ENTRIES = "entries"
+ACCOUNTS = "accounts"
+RELEASES = "releases"
+MANIFEST_LINES = "manifest_lines"
+
+_ESCROW_KINDS = ", ".join(f"'{kind}'" for kind in ESCROW_ACCOUNT_KINDS)
+_ACCRUAL = f"'{EntryKind.ACCRUAL.value}'"
+_RELEASE = f"'{EntryKind.RELEASE.value}'"
+_RECEIVABLE = f"'{AccountKind.LAB_RECEIVABLE.value}'"
+_PAYABLE = f"'{AccountKind.HOLDER_PAYABLE.value}'"
+# The manifest an entry was posted for, as text on both databases (SQLite's ->> answers a number).
+_MANIFEST_OF = "CAST(e.source ->> 'manifest' AS TEXT)"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    description: StrOrPromise
+    subject: str  # what the ids name: ENTRIES, ACCOUNTS, RELEASES or MANIFEST_LINES
+    sql: str
+
+
+def _checks() -> list[Check]:
+    # The one function of JSON arrays that differs by database: each element of a line's allocation.
+    elements = "jsonb_array_elements" if connection.vendor == "postgresql" else "json_each"
+    return [
+        Check(
+            "balanced",
+            _("every entry has at least two lines summing to zero"),
+            ENTRIES,
+            """
+            SELECT e.id AS id
+              FROM compensation_ledgerentry e LEFT JOIN compensation_ledgerline l ON l.entry_id = e.id
+             GROUP BY e.id
+            HAVING COUNT(l.id) < 2 OR COALESCE(SUM(l.amount_micro), 0) <> 0
+            """,
+        ),
+        Check(
+            "no_zero_lines",
+            _("no line moves zero"),
+            ENTRIES,
+            "SELECT DISTINCT entry_id AS id FROM compensation_ledgerline WHERE amount_micro = 0",
+        ),
+        Check(
+            "reversal_kind",
+            _("reversals, and only reversals, name the entry they reverse"),
+            ENTRIES,
+            """
+            SELECT id FROM compensation_ledgerentry
+             WHERE (kind = 'reversal' AND reverses_id IS NULL) OR (kind <> 'reversal' AND reverses_id IS NOT NULL)
+            """,
+        ),
+        Check(
+            "reversals_net_to_zero",
+            _("each reversal and the entry it reverses net to zero on every account"),
+            ENTRIES,
+            """
+            SELECT DISTINCT reversal_id AS id FROM (
+                SELECT r.id AS reversal_id, l.account_id, l.amount_micro
+                  FROM compensation_ledgerentry r JOIN compensation_ledgerline l ON l.entry_id = r.id
+                 WHERE r.reverses_id IS NOT NULL
+                UNION ALL
+                SELECT r.id, l.account_id, l.amount_micro
+                  FROM compensation_ledgerentry r JOIN compensation_ledgerline l ON l.entry_id = r.reverses_id
+                 WHERE r.reverses_id IS NOT NULL
+            ) pairs
+             GROUP BY reversal_id, account_id
+            HAVING SUM(amount_micro) <> 0
+            """,
+        ),
+        Check(
+            "reversed_at_most_once",
+            _("no entry is reversed twice"),
+            ENTRIES,
+            """
+            SELECT reverses_id AS id FROM compensation_ledgerentry
+             WHERE reverses_id IS NOT NULL
+             GROUP BY reverses_id
+            HAVING COUNT(*) > 1
+            """,
+        ),
+        # Repricing posts an entry of its own and points the lines it priced to it, so "the lines pointing
+        # to the entry" holds for chunk entries and reprice entries alike.
+        Check(
+            "manifest_accruals",
+            _(
+                "each accrual posted for a manifest debits that manifest's lab, and only it, with the sum of "
+                "the amounts of the manifest lines pointing to the entry"
+            ),
+            ENTRIES,
+            f"""
+            WITH manifest_entry AS (
+                SELECT e.id, m.lab_id
+                  FROM compensation_ledgerentry e
+                  LEFT JOIN compensation_usagemanifest m ON CAST(m.id AS TEXT) = {_MANIFEST_OF}
+                 WHERE e.kind = {_ACCRUAL} AND e.source ->> 'manifest' IS NOT NULL
+            ), receivable AS (
+                SELECT me.id, SUM(l.amount_micro) AS debit,
+                       MAX(CASE WHEN a.party_id = me.lab_id THEN 0 ELSE 1 END) AS other_lab
+                  FROM manifest_entry me
+                  JOIN compensation_ledgerline l ON l.entry_id = me.id
+                  JOIN compensation_account a ON a.id = l.account_id
+                 WHERE a.kind = {_RECEIVABLE}
+                 GROUP BY me.id
+            ), priced AS (
+                SELECT entry_id AS id, SUM(amount_micro) AS amount
+                  FROM compensation_manifestline
+                 WHERE entry_id IS NOT NULL
+                 GROUP BY entry_id
+            )
+            SELECT me.id
+              FROM manifest_entry me
+              LEFT JOIN receivable r ON r.id = me.id
+              LEFT JOIN priced p ON p.id = me.id
+             WHERE me.lab_id IS NULL
+                OR COALESCE(r.other_lab, 0) = 1
+                OR COALESCE(r.debit, 0) <> COALESCE(p.amount, 0)
+            """,  # noqa: S608  (constants only)
+        ),
+        Check(
+            "manifest_line_entries",
+            _("a priced manifest line points to an accrual posted for its own manifest"),
+            MANIFEST_LINES,
+            f"""
+            SELECT ml.id
+              FROM compensation_manifestline ml
+              LEFT JOIN compensation_ledgerentry e ON e.id = ml.entry_id
+             WHERE (ml.entry_id IS NULL AND COALESCE(ml.amount_micro, 0) <> 0)
+                OR (ml.entry_id IS NOT NULL AND (
+                    e.kind <> {_ACCRUAL} OR {_MANIFEST_OF} IS NULL
+                    OR {_MANIFEST_OF} <> CAST(ml.manifest_id AS TEXT)
+                ))
+            """,  # noqa: S608  (constants only)
+        ),
+        Check(
+            "manifest_lines_conserved",
+            _(
+                "every manifest line's amount is what went to owners, to escrow and to violations; what was "
+                "released is at most what was held; a hold is open exactly while something of it is unreleased"
+            ),
+            MANIFEST_LINES,
+            """
+            SELECT id FROM compensation_manifestline
+             WHERE (amount_micro IS NULL AND (paid_micro <> 0 OR held_micro <> 0 OR violation_micro <> 0))
+                OR amount_micro <> paid_micro + held_micro + violation_micro
+                OR paid_micro < 0 OR held_micro < 0 OR violation_micro < 0
+                OR released_micro < 0 OR released_micro > held_micro
+                OR (held_micro > 0 AND held_account_id IS NULL)
+                OR hold_open <> (released_micro < held_micro)
+            """,
+        ),
+        Check(
+            "escrow_holds",
+            _("each escrow account holds exactly what its manifest lines hold and have not released"),
+            ACCOUNTS,
+            f"""
+            WITH balance AS (
+                SELECT a.id, COALESCE(SUM(l.amount_micro), 0) AS amount
+                  FROM compensation_account a LEFT JOIN compensation_ledgerline l ON l.account_id = a.id
+                 WHERE a.kind IN ({_ESCROW_KINDS})
+                 GROUP BY a.id
+            ), held AS (
+                SELECT held_account_id AS id, SUM(held_micro - released_micro) AS amount
+                  FROM compensation_manifestline
+                 WHERE held_account_id IS NOT NULL
+                 GROUP BY held_account_id
+            ), account_ids AS (
+                SELECT id FROM balance UNION SELECT id FROM held
+            )
+            SELECT ids.id
+              FROM account_ids ids
+              LEFT JOIN balance b ON b.id = ids.id
+              LEFT JOIN held h ON h.id = ids.id
+             WHERE COALESCE(b.amount, 0) <> -COALESCE(h.amount, 0)
+            """,  # noqa: S608  (constants only)
+        ),
+        Check(
+            "escrow_releases",
+            _(
+                "each escrow release moved its amount: its entry is a release whose debits sum to it, and "
+                "the manifest lines' allocations name that entry for the same sum"
+            ),
+            RELEASES,
+            f"""
+            WITH debits AS (
+                SELECT r.id, SUM(l.amount_micro) AS amount
+                  FROM compensation_escrowrelease r
+                  JOIN compensation_ledgerline l ON l.entry_id = r.entry_id AND l.amount_micro > 0
+                 GROUP BY r.id
+            ), allocated AS (
+                SELECT CAST(part.value ->> 3 AS BIGINT) AS entry_id, SUM(CAST(part.value ->> 2 AS BIGINT)) AS amount
+                  FROM compensation_manifestline ml, {elements}(ml.allocation) AS part
+                 WHERE ml.released_micro > 0
+                 GROUP BY CAST(part.value ->> 3 AS BIGINT)
+            )
+            SELECT r.id
+              FROM compensation_escrowrelease r
+              JOIN compensation_ledgerentry e ON e.id = r.entry_id
+              LEFT JOIN debits d ON d.id = r.id
+              LEFT JOIN allocated al ON al.entry_id = r.entry_id
+             WHERE e.kind <> {_RELEASE}
+                OR COALESCE(d.amount, 0) <> r.amount_micro
+                OR COALESCE(al.amount, 0) <> r.amount_micro
+            """,  # noqa: S608  (constants only)
+        ),
+        Check(
+            "release_entries",
+            _("every release entry is recorded as an escrow release and moves money from escrow to payables"),
+            ENTRIES,
+            f"""
+            SELECT e.id
+              FROM compensation_ledgerentry e
+              JOIN compensation_ledgerline l ON l.entry_id = e.id
+              JOIN compensation_account a ON a.id = l.account_id
+              LEFT JOIN compensation_escrowrelease r ON r.entry_id = e.id
+             WHERE e.kind = {_RELEASE}
+             GROUP BY e.id
+            HAVING MAX(CASE WHEN r.id IS NULL THEN 1 ELSE 0 END) = 1
+                OR MAX(CASE
+                       WHEN l.amount_micro > 0 AND a.kind NOT IN ({_ESCROW_KINDS}) THEN 1
+                       WHEN l.amount_micro < 0 AND a.kind <> {_PAYABLE} THEN 1
+                       ELSE 0 END) = 1
+            """,  # noqa: S608  (constants only)
+        ),
+    ]
+
+
+def ledger_checks() -> list[Check]:
+    """Every check, in the order they are reported."""
+    return _checks()
+
+
+def check_offenders(check: Check, *, limit: int) -> tuple[int, list[int]]:
+    """How many ids a check names, and the first ``limit`` of them, in one pass (``COUNT(*) OVER ()``)."""
+    with connection.cursor() as cursor:
+        # Only the constant checks above reach this SQL; nothing comes from outside.
+        cursor.execute(
+            f"SELECT id, COUNT(*) OVER () FROM ({check.sql}) offending ORDER BY id LIMIT {int(limit)}"  # noqa: S608
+        )
+        rows = cursor.fetchall()
+    return (int(rows[0][1]) if rows else 0), [int(row[0]) for row in rows]
+
+
+def subject_count(subject: str, count: int) -> str:
+    """``count`` ids of ``subject`` in words: "2 entries", "1 manifest line"."""
+    number = f"{count:,}"
+    if subject == ACCOUNTS:
+        return ngettext("%(count)s account", "%(count)s accounts", count) % {"count": number}
+    if subject == RELEASES:
+        return ngettext("%(count)s escrow release", "%(count)s escrow releases", count) % {"count": number}
+    if subject == MANIFEST_LINES:
+        return ngettext("%(count)s manifest line", "%(count)s manifest lines", count) % {"count": number}
+    return ngettext("%(count)s entry", "%(count)s entries", count) % {"count": number}
