@@ -17,18 +17,22 @@ DECLARE
     checked_entry bigint;
     line_count bigint;
     line_total numeric;
+    this_xmin xid;
+    next_xmin xid;
 BEGIN
     IF TG_TABLE_NAME = 'compensation_ledgerentry' THEN
         checked_entry := NEW.id;
     ELSE
         checked_entry := NEW.entry_id;
-        -- A later line of the entry written by the same (sub)transaction checks the whole entry; a line
-        -- added to an entry by another transaction is always checked itself.
-        IF EXISTS (
-            SELECT 1 FROM compensation_ledgerline later
-             WHERE later.entry_id = checked_entry AND later.id > NEW.id
-               AND later.xmin = (SELECT this.xmin FROM compensation_ledgerline this WHERE this.id = NEW.id)
-        ) THEN
+        -- When the entry's next line was written by the same (sub)transaction, that line (or the last one
+        -- after it) checks the whole entry. A line added to an entry by another transaction is always
+        -- checked itself. Two index probes, not a scan: an entry may have thousands of lines.
+        SELECT this.xmin INTO this_xmin FROM compensation_ledgerline this WHERE this.id = NEW.id;
+        SELECT later.xmin INTO next_xmin FROM compensation_ledgerline later
+         WHERE later.entry_id = checked_entry AND later.id > NEW.id
+         ORDER BY later.id
+         LIMIT 1;
+        IF next_xmin IS NOT NULL AND next_xmin = this_xmin THEN
             RETURN NULL;
         END IF;
     END IF;
