@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from compensation.models import Account, LedgerEntry, LedgerLine, Tariff
+from compensation.models import Account, EscrowRelease, LedgerEntry, LedgerLine, ManifestLine, Tariff, UsageManifest
 from compensation.services import tariff_set
 from registry.audit import Actor
 from registry.errors import RegistryError
@@ -77,3 +77,28 @@ class TariffAdmin(admin.ModelAdmin[Tariff]):
             self.message_user(request, str(exc.message), level=messages.ERROR)
             return
         obj.pk = saved.pk
+
+
+@admin.register(UsageManifest)
+class UsageManifestAdmin(_ReadOnly, admin.ModelAdmin[UsageManifest]):
+    list_display = ["id", "manifest_id", "lab", "model", "status", "lines_done", "lines_total", "created_at"]
+    list_filter = ["status", "purpose"]
+    search_fields = ["manifest_id", "model", "lab__name"]
+    readonly_fields = [f.name for f in UsageManifest._meta.fields]
+
+
+@admin.register(ManifestLine)
+class ManifestLineAdmin(_ReadOnly, admin.ModelAdmin[ManifestLine]):
+    list_display = ["manifest", "line_no", "key", "outcome", "work_id", "amount_micro", "used_at"]
+    list_filter = ["outcome"]
+    # Exact lookups only: the table holds millions of lines.
+    search_fields = ["=key", "=manifest__manifest_id"]
+    readonly_fields = [f.name for f in ManifestLine._meta.fields]
+    show_full_result_count = False
+    list_select_related = ["manifest"]
+
+
+@admin.register(EscrowRelease)
+class EscrowReleaseAdmin(_ReadOnly, admin.ModelAdmin[EscrowRelease]):
+    list_display = ["id", "work", "amount_micro", "lines", "created_at"]
+    readonly_fields = [f.name for f in EscrowRelease._meta.fields]

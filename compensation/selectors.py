@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from compensation.models import Account, LedgerLine, ManifestLine, Outcome, Tariff, UsageManifest
 from registry.audit import Actor
 from registry.errors import NotFound
-from registry.models import Party
+from registry.models import ClaimStatus, OwnershipClaim, Party, PartyKind
 
 
 def account_balance(*, account: Account, until: datetime | None = None) -> int:
@@ -243,3 +243,21 @@ def manifest_outcome_rows(*, manifest: UsageManifest, chunk_size: int = 5_000) -
     """Every acknowledgement row in line order, streamed with a server-side cursor."""
     for values in manifest_outcome_lines(manifest=manifest).iterator(chunk_size=chunk_size):
         yield outcome_row(values)
+
+
+def violation_list_for_actor(*, actor: Actor) -> QuerySet[ManifestLine]:
+    """Uses of refused works: a lab sees its own, a rights holder those of works it claims, staff all."""
+    lines = (
+        ManifestLine.objects.filter(outcome=Outcome.REFUSED_AT_USE)
+        .select_related("manifest", "manifest__lab")
+        .order_by("-manifest__created_at", "manifest_id", "line_no")
+    )
+    if actor.is_staff:
+        return lines
+    party = actor.party
+    if party is None:
+        return lines.none()
+    if party.kind == PartyKind.LAB:
+        return lines.filter(manifest__lab=party)
+    claimed = OwnershipClaim.objects.filter(holder=party).exclude(status=ClaimStatus.REJECTED).values("work_id")
+    return lines.filter(work_id__in=claimed)

@@ -6,7 +6,7 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from compensation.models import ManifestStatus, Tariff, UsageManifest, UsageUnit
+from compensation.models import ManifestLine, ManifestStatus, Tariff, UsageManifest, UsageUnit
 from compensation.selectors import manifest_outcome_summary
 from optout.models import Purpose
 from registry.models import WorkKind
@@ -150,3 +150,33 @@ class ManifestOutput(serializers.ModelSerializer):
         if not self.context.get("with_summary"):
             return None
         return manifest_outcome_summary(manifest=manifest)
+
+
+class ViolationOutput(serializers.ModelSerializer):
+    manifest = serializers.IntegerField(source="manifest_id")
+    manifest_ref = serializers.CharField(source="manifest.manifest_id")
+    lab = serializers.IntegerField(source="manifest.lab_id")
+    lab_name = serializers.CharField(source="manifest.lab.name")
+    model = serializers.CharField(source="manifest.model")
+    line = serializers.IntegerField(source="line_no")
+    work = serializers.IntegerField(source="work_id", allow_null=True)
+    refusal = serializers.IntegerField(source="refusal_id", allow_null=True)
+    units = serializers.DecimalField(max_digits=30, decimal_places=6, normalize_output=True, allow_null=True)
+
+    class Meta:
+        model = ManifestLine
+        fields = [
+            "manifest",
+            "manifest_ref",
+            "lab",
+            "lab_name",
+            "model",
+            "line",
+            "key",
+            "work",
+            "refusal",
+            "used_at",
+            "units",
+            "unit",
+            "amount_micro",
+        ]

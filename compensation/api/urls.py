@@ -7,6 +7,7 @@ urlpatterns = [
     path("balance", views.BalanceView.as_view(), name="balance"),
     path("usage-manifests", views.ManifestListCreateView.as_view(), name="usage-manifests"),
     path("usage-manifests/<int:manifest_pk>", views.ManifestDetailView.as_view(), name="usage-manifest"),
+    path("violations", views.ViolationListView.as_view(), name="violations"),
     path(
         "usage-manifests/<int:manifest_pk>/outcomes",
         views.ManifestOutcomesView.as_view(),

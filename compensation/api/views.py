@@ -26,6 +26,7 @@ from compensation.api.serializers import (
     TariffInput,
     TariffListFilter,
     TariffOutput,
+    ViolationOutput,
 )
 from registry.api.fastjson import OrjsonParser
 from registry.api.views import CSVRenderer, RegistryAPIView, _Echo, acting_party
@@ -171,3 +172,12 @@ class ManifestOutcomesView(RegistryAPIView):
         filename = f"manifest-{manifest.pk}-outcomes.{extension}"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
+
+
+class ViolationListView(RegistryAPIView):
+    @extend_schema(
+        responses=ViolationOutput(many=True),
+        summary="Uses of refused works: a lab's own, those of a holder's works, or all (staff)",
+    )
+    def get(self, request: Request) -> Response:
+        return self.paginate(selectors.violation_list_for_actor(actor=self.actor()), ViolationOutput)

@@ -208,3 +208,39 @@ def test_outcomes_as_json_pages(lab_api, tariffs, django_capture_on_commit_callb
     assert page["count"] == 3
     assert [row["line"] for row in page["results"]] == [1, 2, 3]
     assert page["results"][2]["amount_micro"] == 1_500
+
+
+def test_violations_are_visible_to_the_lab_the_owner_and_staff_only(
+    lab_api,
+    holder,
+    holder_api,
+    other_holder_api,
+    staff,
+    staff_api,
+    tariffs,
+    admin_client,
+    django_capture_on_commit_callbacks,
+):
+    work = register(holder, ("isbn", BOOK))
+    verify_claims(work, staff)
+    refusal = holder_api.post(
+        "/api/v1/refusals", {"scope": "work", "work": work.pk, "purposes": ["train-ai"]}, format="json"
+    ).json()
+    lines = [{"scheme": "isbn", "value": BOOK, "units": 1000, "unit": "token", "used_at": timezone.now().isoformat()}]
+    submit(lab_api, manifest_body(lines), django_capture_on_commit_callbacks)
+
+    for client in (lab_api, holder_api, staff_api):
+        (violation,) = client.get("/api/v1/violations").json()["results"]
+        assert violation["work"] == work.pk
+        assert violation["refusal"] == refusal["id"]
+        assert violation["amount_micro"] == 500_000
+        assert violation["lab_name"] == "Seoul AI Lab"
+    assert other_holder_api.get("/api/v1/violations").json()["results"] == []
+
+    manifest = UsageManifest.objects.get()
+    for url in (
+        "/admin/compensation/usagemanifest/",
+        f"/admin/compensation/usagemanifest/{manifest.pk}/change/",
+        "/admin/compensation/manifestline/?outcome=refused_at_use",
+    ):
+        assert admin_client.get(url).status_code == 200
