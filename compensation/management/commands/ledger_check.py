@@ -35,12 +35,14 @@ class Command(BaseCommand):
         for check in ledger_checks():
             count, ids = check_offenders(check, limit=SHOWN)
             if count == 0:
-                self.stdout.write(f"  {_('ok'):<6}  {check.name}: {check.description}")
+                passed = _("ok")
+                self.stdout.write(f"  {passed:<6}  {check.name}: {check.description}")
                 continue
             shown = ", ".join(str(i) for i in ids)
             if count > len(ids):
                 shown += " " + _("(first %(shown)s of %(count)s)") % {"shown": len(ids), "count": f"{count:,}"}
-            self.stdout.write(f"  {_('FAILED'):<6}  {check.name}: {subject_count(check.subject, count)}: {shown}")
+            failed = _("FAILED")
+            self.stdout.write(f"  {failed:<6}  {check.name}: {subject_count(check.subject, count)}: {shown}")
             failures.append(f"{check.name}: {shown}")
         if total != 0 and not failures:
             failures.append(_("conservation: all balances sum to %(total)s µ₩, not 0") % {"total": f"{total:,}"})
