@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from compensation.allocation import allocate_largest_remainder
 from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
-from compensation.models import AccountKind, EntryKind, EscrowRelease, ManifestLine
+from compensation.models import AccountKind, EntryKind, EscrowRelease, ManifestLine, UsageManifest
 from registry.audit import Actor, audit_record
 from registry.models import ClaimStatus, Identifier, OwnershipClaim, Work, WorkStatus
 
@@ -166,4 +166,5 @@ def _release_batch(work: Work, claims: list[tuple[int, int, int]], holds: list[M
     ManifestLine.objects.bulk_update(
         [line for line, _paid in changed], ["allocation", "open_bp", "released_micro", "hold_open"], batch_size=1000
     )
+    UsageManifest.objects.filter(pk__in={line.manifest_id for line, _paid in changed}).update(summary=None)
     return total

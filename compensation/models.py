@@ -286,6 +286,9 @@ class UsageManifest(models.Model):
     )
     created_at = models.DateTimeField(_("received at"), default=timezone.now)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    # Lines and amounts per outcome, stored when processing ends so that reading a large manifest costs
+    # nothing; cleared when re-pricing or an escrow release changes its lines (then computed when read).
+    summary = models.JSONField(_("summary"), null=True, blank=True)
     # When the last chunk committed: a manifest that stops progressing is queued again.
     progressed_at = models.DateTimeField(_("last progress"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)

@@ -13,7 +13,7 @@ from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from compensation.models import Account, LedgerLine, ManifestLine, Outcome, Tariff, UsageManifest
+from compensation.models import Account, LedgerLine, ManifestLine, ManifestStatus, Outcome, Tariff, UsageManifest
 from registry.audit import Actor
 from registry.errors import NotFound
 from registry.models import ClaimStatus, OwnershipClaim, Party, PartyKind
@@ -140,8 +140,18 @@ def manifest_get_for_actor(*, actor: Actor, manifest_pk: int) -> UsageManifest:
     return manifest
 
 
+def manifest_summary(*, manifest: UsageManifest) -> dict[str, Any] | None:
+    """What a manifest's page shows per outcome: stored once processed, none while lines are still coming."""
+    if manifest.summary is not None:
+        stored: dict[str, Any] = manifest.summary
+        return stored
+    if manifest.status != ManifestStatus.PROCESSED:
+        return None
+    return manifest_outcome_summary(manifest=manifest)
+
+
 def manifest_outcome_summary(*, manifest: UsageManifest) -> dict[str, Any]:
-    """Lines and amounts per outcome, and where the money went; one grouped query."""
+    """Lines and amounts per outcome, and where the money went; one grouped query over its lines."""
     rows = (
         ManifestLine.objects.filter(manifest=manifest)
         .order_by()

@@ -61,6 +61,7 @@ from compensation.models import (
 )
 from compensation.money import price_micro_scaled, rate_in_pico_won, units_in_micro
 from compensation.prefetch import prefetched
+from compensation.selectors import manifest_outcome_summary
 from compensation.usage_sql import SCHEME_KIND, chunk_settle_sql
 from optout.models import Regime
 from optout.selectors import UsageContext, usage_context_load
@@ -596,6 +597,8 @@ def _manifest_end(manifest: UsageManifest, *, status: str, reason: str = "") -> 
         )
         if not changed:
             return
+        if status == ManifestStatus.PROCESSED:
+            UsageManifest.objects.filter(pk=manifest.pk).update(summary=manifest_outcome_summary(manifest=manifest))
         manifest.refresh_from_db()
         audit_record(
             code="compensation.manifest.processed"
@@ -676,8 +679,9 @@ def usage_reprice(*, tariff_id: int, batch: int = 5_000) -> int:
             if not rows:
                 return priced
             repriced = 0
-            for _manifest_pk, group in itertools.groupby(rows, key=lambda r: r.manifest_id):
+            for manifest_pk, group in itertools.groupby(rows, key=lambda r: r.manifest_id):
                 repriced += _reprice_group(list(group), tariff)
+                UsageManifest.objects.filter(pk=manifest_pk).update(summary=None)
             priced += repriced
             if repriced == 0:
                 return priced

@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from compensation.models import ManifestLine, ManifestStatus, Tariff, UsageManifest, UsageUnit
-from compensation.selectors import manifest_outcome_summary
+from compensation.selectors import manifest_summary
 from optout.models import Purpose
 from registry.models import WorkKind
 
@@ -146,10 +146,10 @@ class ManifestOutput(serializers.ModelSerializer):
         return f"/api/v1/usage-manifests/{manifest.pk}/outcomes"
 
     def get_summary(self, manifest: UsageManifest) -> dict[str, Any] | None:
-        # Per outcome: lines and amounts; only where the caller asked for one manifest (the list stays cheap).
+        # Per outcome: lines and amounts, once processed; only where the caller asked for one manifest.
         if not self.context.get("with_summary"):
             return None
-        return manifest_outcome_summary(manifest=manifest)
+        return manifest_summary(manifest=manifest)
 
 
 class ViolationOutput(serializers.ModelSerializer):

@@ -880,8 +880,7 @@ def test_the_detail_reports_progress_and_the_summary_per_outcome(
     assert len(queued) == 1  # the processing task, enqueued on commit
     waiting = lab_api.get(body["url"]).json()
     assert waiting["status"] == "received"
-    assert waiting["summary"]["totals"]["amount_micro"] == 0
-    assert all(value == {"lines": 0, "amount_micro": 0} for value in waiting["summary"]["outcomes"].values())
+    assert waiting["summary"] is None  # appears once processed: polling a large manifest stays cheap
 
     queued[0]()
 
