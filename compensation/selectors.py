@@ -177,30 +177,32 @@ def manifest_outcome_summary(*, manifest: UsageManifest) -> dict[str, Any]:
     return {"outcomes": outcomes, "totals": totals}
 
 
-OUTCOME_COLUMNS = (
-    "line",
-    "scheme",
-    "value",
-    "key",
-    "units",
-    "unit",
-    "used_at",
-    "outcome",
-    "reason_code",
-    "reason",
-    "work_id",
-    "kind",
-    "refusal_id",
-    "tariff_id",
-    "amount_micro",
-    "to_owners_micro",
-    "held_micro",
-    "released_micro",
-    "held_for",
-    "violation_micro",
-    "owners",
-    "entry_id",
+# The acknowledgement file's columns, and the field of ``ManifestLine`` each is read from.
+_OUTCOME_FIELDS: tuple[tuple[str, str], ...] = (
+    ("line", "line_no"),
+    ("scheme", "scheme"),
+    ("value", "value"),
+    ("key", "key"),
+    ("units", "units"),
+    ("unit", "unit"),
+    ("used_at", "used_at"),
+    ("outcome", "outcome"),
+    ("reason_code", "reason_code"),
+    ("reason", "reason"),
+    ("work_id", "work_id"),
+    ("kind", "kind"),
+    ("refusal_id", "refusal_id"),
+    ("tariff_id", "tariff_id"),
+    ("amount_micro", "amount_micro"),
+    ("to_owners_micro", "paid_micro"),
+    ("held_micro", "held_micro"),
+    ("released_micro", "released_micro"),
+    ("held_for", "held_account__escrow_key"),
+    ("violation_micro", "violation_micro"),
+    ("owners", "allocation"),
+    ("entry_id", "entry_id"),
 )
+OUTCOME_COLUMNS = tuple(column for column, _field in _OUTCOME_FIELDS)
 
 
 def manifest_outcome_lines(*, manifest: UsageManifest) -> QuerySet[ManifestLine, tuple[Any, ...]]:
@@ -208,30 +210,7 @@ def manifest_outcome_lines(*, manifest: UsageManifest) -> QuerySet[ManifestLine,
     return (
         ManifestLine.objects.filter(manifest=manifest)
         .order_by("line_no")
-        .values_list(
-            "line_no",
-            "scheme",
-            "value",
-            "key",
-            "units",
-            "unit",
-            "used_at",
-            "outcome",
-            "reason_code",
-            "reason",
-            "work_id",
-            "kind",
-            "refusal_id",
-            "tariff_id",
-            "amount_micro",
-            "paid_micro",
-            "held_micro",
-            "released_micro",
-            "held_account__escrow_key",
-            "violation_micro",
-            "allocation",
-            "entry_id",
-        )
+        .values_list(*(field for _column, field in _OUTCOME_FIELDS))
     )
 
 

@@ -1,10 +1,12 @@
 """Usage manifests: submission, processing into outcomes and ledger postings, and re-pricing.
 
-Processing reads the stored lines in chunks. Per chunk, in one transaction: the identifiers are matched
-to works with one query, each line is decided by the refusal status at its ``used_at`` for the manifest's
-purpose, priced with the tariff in force then, split among the verified owners by share (largest
-remainder, so the parts sum exactly), its outcome row is written (PostgreSQL ``COPY``), and one balanced
-ledger entry is posted for the whole chunk, its lines summed per account. The entry's idempotency key is
+Processing reads the stored lines in chunks (parsed one chunk ahead, in a thread). Per chunk, in one
+transaction: the identifiers are matched to works, each line is decided by the refusal status at its
+``used_at`` for the manifest's purpose, priced with the tariff in force then, split among the verified
+owners by share (largest remainder, so the parts sum exactly), its outcome row is written, and one balanced
+ledger entry is posted for the whole chunk, its lines summed per account. On PostgreSQL the deciding is
+set-based SQL over a staging table (``usage_sql``); ``_line_decide`` below is the same rules in Python, for
+SQLite and re-pricing, and the reference the SQL is tested against. The entry's idempotency key is
 derived from the manifest and the chunk's line numbers, and the manifest's cursor (``lines_done``)
 advances in the same transaction, under a lock: a worker killed anywhere, or a task delivered twice, ends
 with the ledger of one clean run.
