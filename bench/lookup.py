@@ -104,10 +104,11 @@ def expected_status(number: int, works: int) -> str:
 def bench_environment(args: argparse.Namespace) -> None:
     """Production-like settings for this process and the server it starts (values already set are kept)."""
     url = os.environ.get("DATABASE_URL", "")
+    script = f"bench/{Path(sys.argv[0]).name}"
     if not url.startswith(("postgres://", "postgresql://")):
         sys.exit(
-            "bench/lookup.py needs PostgreSQL: set DATABASE_URL to a dedicated database, e.g.\n"
-            "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/registry_bench .venv/bin/python bench/lookup.py\n"
+            f"{script} needs PostgreSQL: set DATABASE_URL to a dedicated database, e.g.\n"
+            f"  DATABASE_URL=postgres://postgres@127.0.0.1:5432/registry_bench .venv/bin/python {script}\n"
             f"(got {'SQLite' if url.startswith('sqlite') or not url else repr(url)}; "
             "SQLite is the development default and is not what production serves lookups from)."
         )
@@ -293,8 +294,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(base_url: str | None, workers: int) -> Iterator[str]:
-    """The base URL of the service: ``base_url`` as given, or gunicorn started here and stopped on exit."""
+def server(base_url: str | None, workers: int, extra_args: Sequence[str] = ()) -> Iterator[str]:
+    """The base URL of the service: ``base_url`` as given, or gunicorn started here and stopped on exit.
+
+    ``extra_args`` go to gunicorn as they are (e.g. ``--timeout 900`` for a long upload).
+    """
     if base_url:
         yield base_url.rstrip("/")
         return
@@ -302,7 +306,7 @@ def server(base_url: str | None, workers: int) -> Iterator[str]:
     log_path = Path(os.environ["DATA_DIR"]) / "gunicorn.log"
     command = [
         sys.executable, "-m", "gunicorn", "config.wsgi", "-w", str(workers), "--threads", "1",
-        "-b", f"127.0.0.1:{port}", "--error-logfile", str(log_path),
+        "-b", f"127.0.0.1:{port}", "--error-logfile", str(log_path), *extra_args,
     ]  # fmt: skip
     print("server: " + " ".join(command[2:]))
     with log_path.open("w") as log:
