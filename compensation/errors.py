@@ -32,3 +32,14 @@ class ManifestTooLarge(RegistryError):
     code = "too_many_lines"
     status = 413
     default_message = _("The manifest has too many lines.")
+
+
+class SettlementError(RegistryError):
+    """A settlement refused or failed. ``code``: ``settlement_overlap`` (another settlement covers part of
+    the period), ``settlement_untraced`` (the ledger and the manifest lines disagree),
+    ``settlement_inconsistent``.
+    """
+
+    code = "settlement_error"
+    status = 409
+    default_message = _("The settlement could not be run.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
@@ -28,7 +28,9 @@ from compensation.models import (
     EntryKind,
     LedgerEntry,
     LedgerLine,
+    SettlementStatus,
 )
+from compensation.periods import closed_periods_covering, period_lock
 from registry.audit import Actor, audit_record
 from registry.errors import InvalidInput
 from registry.models import Party
@@ -161,13 +163,21 @@ class _Checked:
     source: dict[str, Any]
     reverses_id: int | None
     unsorted_lines: tuple[tuple[int, int], ...]
+    # The date the caller asked for, when a closed period moved the entry to the open one.
+    requested_at: datetime | None = None
 
-    def same_effect(self, kind: str, effective_at: datetime, reverses_id: int | None, lines: Iterable[Any]) -> bool:
+    def same_effect(
+        self,
+        kind: str,
+        effective_at: datetime,
+        reverses_id: int | None,
+        lines: Iterable[Any],
+        moved_from: str | None = None,
+    ) -> bool:
+        asked = self.requested_at or self.effective_at
+        same_date = effective_at == asked or (moved_from is not None and moved_from == asked.isoformat())
         return (
-            self.kind == kind
-            and self.effective_at == effective_at
-            and self.reverses_id == reverses_id
-            and self.lines == tuple(sorted(lines))
+            self.kind == kind and same_date and self.reverses_id == reverses_id and self.lines == tuple(sorted(lines))
         )
 
 
@@ -213,6 +223,8 @@ class _Stored(NamedTuple):
     kind: str
     effective_at: datetime
     reverses_id: int | None
+    # Where a closed period moved the entry from (periods.py), as the caller asked for it.
+    moved_from: str | None
 
 
 def _conflict(key: str) -> LedgerError:
@@ -304,7 +316,7 @@ def _check_earlier(batch: dict[str, _Checked], keys: list[str]) -> dict[str, int
         for row in (
             LedgerEntry.objects.filter(idempotency_key__in=chunk)
             .order_by()
-            .values_list("idempotency_key", "id", "kind", "effective_at", "reverses_id")
+            .values_list("idempotency_key", "id", "kind", "effective_at", "reverses_id", "source__moved_from")
         ):
             stored[row[0]] = _Stored(*row[1:])
     missing = [key for key in keys if key not in stored]
@@ -330,9 +342,42 @@ def _check_earlier(batch: dict[str, _Checked], keys: list[str]) -> dict[str, int
         ):
             lines[entry_id].append((account_id, amount))
     for key, entry in stored.items():
-        if not batch[key].same_effect(entry.kind, entry.effective_at, entry.reverses_id, lines[entry.id]):
+        if not batch[key].same_effect(
+            entry.kind, entry.effective_at, entry.reverses_id, lines[entry.id], entry.moved_from
+        ):
             raise _conflict(key)
     return {key: entry.id for key, entry in stored.items()}
+
+
+def _move_out_of_closed_periods(ordered: list[_Checked]) -> list[_Checked]:
+    """Date now what would land in a closed settlement period, saying so in the source (see periods.py).
+
+    A settlement's own payouts stay in its period while it runs; the database checks that too.
+    """
+    period_lock(exclusive=False)
+    closed = closed_periods_covering(instants={c.effective_at for c in ordered})
+    if not closed:
+        return ordered
+    now = timezone.now()
+    moved: list[_Checked] = []
+    for checked in ordered:
+        period = next((p for p in closed if p.covers(checked.effective_at)), None)
+        own_payout = (
+            period is not None
+            and period.status == SettlementStatus.RUNNING
+            and checked.kind == EntryKind.PAYOUT
+            and checked.source.get("settlement") == period.settlement_id
+        )
+        if period is None or own_payout:
+            moved.append(checked)
+            continue
+        source = {
+            **checked.source,
+            "moved_from": checked.effective_at.isoformat(),
+            "closed_by_settlement": period.settlement_id,
+        }
+        moved.append(replace(checked, effective_at=now, requested_at=checked.effective_at, source=source))
+    return moved
 
 
 def _post(postings: Sequence[Posting]) -> dict[str, tuple[int, bool]]:
@@ -355,6 +400,8 @@ def _post(postings: Sequence[Posting]) -> dict[str, tuple[int, bool]]:
     # in a cycle (a deadlock).
     ordered = [batch[key] for key in sorted(batch)]
     with transaction.atomic():
+        ordered = _move_out_of_closed_periods(ordered)
+        batch = {c.key: c for c in ordered}
         inserted = _insert_entries(ordered)
         earlier = _check_earlier(batch, [c.key for c in ordered if c.key not in inserted])
         _insert_lines(

@@ -13,10 +13,25 @@ from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from compensation.models import Account, LedgerLine, ManifestLine, ManifestStatus, Outcome, Tariff, UsageManifest
+from compensation.models import (
+    Account,
+    Invoice,
+    InvoiceLine,
+    LedgerLine,
+    ManifestLine,
+    ManifestStatus,
+    Outcome,
+    Settlement,
+    SettlementStatus,
+    Statement,
+    StatementLine,
+    Tariff,
+    UsageManifest,
+)
 from registry.audit import Actor
 from registry.errors import NotFound
 from registry.models import ClaimStatus, OwnershipClaim, Party, PartyKind
+from registry.services import require_staff
 
 
 def account_balance(*, account: Account, until: datetime | None = None) -> int:
@@ -250,3 +265,75 @@ def violation_list_for_actor(*, actor: Actor) -> QuerySet[ManifestLine]:
         return lines.filter(manifest__lab=party)
     claimed = OwnershipClaim.objects.filter(holder=party).exclude(status=ClaimStatus.REJECTED).values("work_id")
     return lines.filter(work_id__in=claimed)
+
+
+# --- Settlements, statements, invoices ---------------------------------------------------------
+
+
+def settlement_list(*, actor: Actor) -> QuerySet[Settlement]:
+    require_staff(actor)
+    return Settlement.objects.order_by("-period_start", "-pk")
+
+
+def settlement_get(*, actor: Actor, settlement_pk: int) -> Settlement:
+    require_staff(actor)
+    settlement = Settlement.objects.filter(pk=settlement_pk).first()
+    if settlement is None:
+        raise NotFound(_("No such settlement."))
+    return settlement
+
+
+def statement_list_for_actor(*, actor: Actor, settlement_pk: int | None = None) -> QuerySet[Statement]:
+    """Staff read every statement; a rights holder its own, of settled periods only."""
+    statements = Statement.objects.select_related("settlement", "holder").order_by(
+        "-settlement__period_start", "holder_id"
+    )
+    if not actor.is_staff:
+        if actor.party is None:
+            return statements.none()
+        statements = statements.filter(holder=actor.party, settlement__status=SettlementStatus.SETTLED)
+    if settlement_pk is not None:
+        statements = statements.filter(settlement_id=settlement_pk)
+    return statements
+
+
+def statement_get_for_actor(*, actor: Actor, statement_pk: int) -> Statement:
+    statement = statement_list_for_actor(actor=actor).filter(pk=statement_pk).first()
+    if statement is None:
+        raise NotFound(_("No such statement."))
+    return statement
+
+
+def statement_lines(*, statement: Statement) -> QuerySet[StatementLine]:
+    return StatementLine.objects.filter(statement=statement).select_related("work", "lab", "manifest", "entry")
+
+
+def statement_line_manifest_lines(*, line: StatementLine) -> QuerySet[ManifestLine]:
+    """The manifest lines behind an accrual or release line of a statement: the trace to what was used."""
+    if line.manifest_id is None:
+        return ManifestLine.objects.none()
+    lines = ManifestLine.objects.filter(manifest_id=line.manifest_id).order_by("line_no")
+    return lines.filter(work_id=line.work_id) if line.work_id is not None else lines.filter(work__isnull=True)
+
+
+def invoice_list_for_actor(*, actor: Actor, settlement_pk: int | None = None) -> QuerySet[Invoice]:
+    """Staff read every invoice; a lab its own, of settled periods only."""
+    invoices = Invoice.objects.select_related("settlement", "lab").order_by("-settlement__period_start", "lab_id")
+    if not actor.is_staff:
+        if actor.party is None:
+            return invoices.none()
+        invoices = invoices.filter(lab=actor.party, settlement__status=SettlementStatus.SETTLED)
+    if settlement_pk is not None:
+        invoices = invoices.filter(settlement_id=settlement_pk)
+    return invoices
+
+
+def invoice_get_for_actor(*, actor: Actor, invoice_pk: int) -> Invoice:
+    invoice = invoice_list_for_actor(actor=actor).filter(pk=invoice_pk).first()
+    if invoice is None:
+        raise NotFound(_("No such invoice."))
+    return invoice
+
+
+def invoice_lines(*, invoice: Invoice) -> QuerySet[InvoiceLine]:
+    return InvoiceLine.objects.filter(invoice=invoice).select_related("manifest", "work", "refusal", "entry")

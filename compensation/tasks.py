@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from compensation import escrow, usage
+from compensation import escrow, settlements, usage
 from registry.tasks import TRANSIENT_ERRORS
 
 
@@ -35,3 +35,16 @@ def usage_reprice(tariff_id: int) -> int:
 @shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, max_retries=5)
 def escrow_release(work_id: int) -> int:
     return escrow.escrow_release_for_work(work_id=work_id)
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=3600,
+    time_limit=3600 + 300,
+)
+def settlement_run(settlement_id: int) -> str:
+    # Each step commits; a retried or redelivered task continues after the last finished one.
+    return settlements.settlement_run(settlement_id=settlement_id).status

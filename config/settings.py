@@ -238,6 +238,16 @@ USAGE_MANIFEST_MAX_LINES = env.integer("USAGE_MANIFEST_MAX_LINES", 10_000_000, m
 # Lines processed (and posted to the ledger) per transaction.
 USAGE_CHUNK_LINES = env.integer("USAGE_CHUNK_LINES", 20_000, minimum=1)
 
+# --- Settlement -------------------------------------------------------------
+# A holder due less than this (KRW) is not paid; the amount is carried forward to the next period.
+SETTLEMENT_PAYOUT_THRESHOLD_KRW = env.integer("SETTLEMENT_PAYOUT_THRESHOLD_KRW", 10_000, minimum=0)
+# Tax withheld from payouts, in basis points of the payout (330 = 3.3%); 0 withholds nothing.
+SETTLEMENT_WITHHOLDING_BP = env.integer("SETTLEMENT_WITHHOLDING_BP", 0, minimum=0)
+# How long unclaimed escrow is held before it may be distributed by market share, and the part of it
+# kept back for late claimants (basis points).
+ESCROW_HOLD_PERIOD_DAYS = env.integer("ESCROW_HOLD_PERIOD_DAYS", 3 * 365, minimum=0)
+MARKET_SHARE_RESERVE_BP = env.integer("MARKET_SHARE_RESERVE_BP", 1_000, minimum=0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

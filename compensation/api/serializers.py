@@ -6,7 +6,18 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from compensation.models import ManifestLine, ManifestStatus, Tariff, UsageManifest, UsageUnit
+from compensation.models import (
+    Invoice,
+    InvoiceLine,
+    ManifestLine,
+    ManifestStatus,
+    Settlement,
+    Statement,
+    StatementLine,
+    Tariff,
+    UsageManifest,
+    UsageUnit,
+)
 from compensation.selectors import manifest_summary
 from optout.models import Purpose
 from registry.models import WorkKind
@@ -178,5 +189,153 @@ class ViolationOutput(serializers.ModelSerializer):
             "used_at",
             "units",
             "unit",
+            "amount_micro",
+        ]
+
+
+# --- Settlements ---------------------------------------------------------------------------------
+
+
+class SettlementInput(serializers.Serializer):
+    period_start = serializers.DateField(help_text=_("The first day of the period (registry time zone)."))
+    period_end = serializers.DateField(help_text=_("The last day of the period, inclusive."))
+
+
+class SettlementOutput(serializers.ModelSerializer):
+    first_day = serializers.DateField(read_only=True)
+    last_day = serializers.DateField(read_only=True)
+
+    class Meta:
+        model = Settlement
+        fields = [
+            "id",
+            "first_day",
+            "last_day",
+            "period_start",
+            "period_end",
+            "status",
+            "step",
+            "progress",
+            "payout_threshold_micro",
+            "withholding_bp",
+            "totals",
+            "failure_reason",
+            "created_at",
+            "started_at",
+            "settled_at",
+        ]
+
+
+_STATEMENT_AMOUNTS = [
+    "opening_micro",
+    "accrued_micro",
+    "released_micro",
+    "distributed_micro",
+    "adjustments_micro",
+    "due_micro",
+    "payout_micro",
+    "withheld_micro",
+    "rounding_micro",
+    "carried_forward_micro",
+    "closing_micro",
+]
+
+
+class StatementOutput(serializers.ModelSerializer):
+    settlement = serializers.IntegerField(source="settlement_id")
+    first_day = serializers.DateField(source="settlement.first_day")
+    last_day = serializers.DateField(source="settlement.last_day")
+    holder = serializers.IntegerField(source="holder_id")
+    holder_name = serializers.CharField(source="holder.name")
+    payout_entry = serializers.IntegerField(source="payout_entry_id", allow_null=True)
+
+    class Meta:
+        model = Statement
+        fields = [
+            "id",
+            "settlement",
+            "first_day",
+            "last_day",
+            "holder",
+            "holder_name",
+            *_STATEMENT_AMOUNTS,
+            "payout_entry",
+        ]
+
+
+class StatementLineOutput(serializers.ModelSerializer):
+    work = serializers.IntegerField(source="work_id", allow_null=True)
+    work_title = serializers.CharField(source="work.title", default=None)
+    lab = serializers.IntegerField(source="lab_id", allow_null=True)
+    lab_name = serializers.CharField(source="lab.name", default=None)
+    manifest = serializers.IntegerField(source="manifest_id", allow_null=True)
+    manifest_ref = serializers.CharField(source="manifest.manifest_id", default=None)
+    entry = serializers.IntegerField(source="entry_id", allow_null=True)
+
+    class Meta:
+        model = StatementLine
+        fields = [
+            "kind",
+            "work",
+            "work_title",
+            "lab",
+            "lab_name",
+            "manifest",
+            "manifest_ref",
+            "entry",
+            "lines",
+            "amount_micro",
+        ]
+
+
+class InvoiceOutput(serializers.ModelSerializer):
+    settlement = serializers.IntegerField(source="settlement_id")
+    first_day = serializers.DateField(source="settlement.first_day")
+    last_day = serializers.DateField(source="settlement.last_day")
+    lab = serializers.IntegerField(source="lab_id")
+    lab_name = serializers.CharField(source="lab.name")
+
+    class Meta:
+        model = Invoice
+        fields = [
+            "id",
+            "number",
+            "settlement",
+            "first_day",
+            "last_day",
+            "lab",
+            "lab_name",
+            "opening_micro",
+            "compensation_micro",
+            "violations_micro",
+            "adjustments_micro",
+            "total_micro",
+            "closing_micro",
+            "amount_due_won",
+        ]
+
+
+class InvoiceLineOutput(serializers.ModelSerializer):
+    manifest = serializers.IntegerField(source="manifest_id", allow_null=True)
+    manifest_ref = serializers.CharField(source="manifest.manifest_id", default=None)
+    work = serializers.IntegerField(source="work_id", allow_null=True)
+    work_title = serializers.CharField(source="work.title", default=None)
+    refusal = serializers.IntegerField(source="refusal_id", allow_null=True)
+    entry = serializers.IntegerField(source="entry_id", allow_null=True)
+
+    class Meta:
+        model = InvoiceLine
+        fields = [
+            "section",
+            "manifest",
+            "manifest_ref",
+            "model",
+            "model_version",
+            "outcome",
+            "work",
+            "work_title",
+            "refusal",
+            "entry",
+            "lines",
             "amount_micro",
         ]

@@ -13,4 +13,12 @@ urlpatterns = [
         views.ManifestOutcomesView.as_view(),
         name="usage-manifest-outcomes",
     ),
+    path("settlements", views.SettlementListCreateView.as_view(), name="settlements"),
+    path("settlements/<int:settlement_pk>", views.SettlementDetailView.as_view(), name="settlement"),
+    path("statements", views.StatementListView.as_view(), name="statements"),
+    path("statements/<int:statement_pk>", views.StatementDetailView.as_view(), name="statement"),
+    path("statements/<int:statement_pk>/lines", views.StatementLinesView.as_view(), name="statement-lines"),
+    path("invoices", views.InvoiceListView.as_view(), name="invoices"),
+    path("invoices/<int:invoice_pk>", views.InvoiceDetailView.as_view(), name="invoice"),
+    path("invoices/<int:invoice_pk>/lines", views.InvoiceLinesView.as_view(), name="invoice-lines"),
 ]

@@ -16,13 +16,19 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from compensation import selectors, services, usage
+from compensation import selectors, services, settlements, usage
 from compensation.api.serializers import (
     BalanceFilter,
     BalanceOutput,
+    InvoiceLineOutput,
+    InvoiceOutput,
     ManifestInput,
     ManifestOutput,
     ManifestUploadInput,
+    SettlementInput,
+    SettlementOutput,
+    StatementLineOutput,
+    StatementOutput,
     TariffInput,
     TariffListFilter,
     TariffOutput,
@@ -181,3 +187,106 @@ class ViolationListView(RegistryAPIView):
     )
     def get(self, request: Request) -> Response:
         return self.paginate(selectors.violation_list_for_actor(actor=self.actor()), ViolationOutput)
+
+
+# --- Settlements, statements and invoices ---------------------------------------------------------
+
+
+class SettlementListCreateView(RegistryAPIView):
+    @extend_schema(responses=SettlementOutput(many=True), summary="Settlement runs (staff)")
+    def get(self, request: Request) -> Response:
+        return self.paginate(selectors.settlement_list(actor=self.actor()), SettlementOutput)
+
+    @extend_schema(
+        request=SettlementInput,
+        responses={202: SettlementOutput, 200: SettlementOutput},
+        summary="Settle a period (staff): the same period again answers with the existing settlement",
+    )
+    def post(self, request: Request) -> Response:
+        data = SettlementInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        settlement, created = settlements.settlement_create(
+            actor=self.actor(),
+            first_day=data.validated_data["period_start"],
+            last_day=data.validated_data["period_end"],
+        )
+        settlement.refresh_from_db()
+        response = Response(
+            SettlementOutput(settlement).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
+        )
+        response["Location"] = f"/api/v1/settlements/{settlement.pk}"
+        return response
+
+
+class SettlementDetailView(RegistryAPIView):
+    @extend_schema(responses=SettlementOutput, summary="A settlement's status, progress and totals (staff)")
+    def get(self, request: Request, settlement_pk: int) -> Response:
+        settlement = selectors.settlement_get(actor=self.actor(), settlement_pk=settlement_pk)
+        return Response(SettlementOutput(settlement).data)
+
+
+class StatementListView(RegistryAPIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("settlement", int)],
+        responses=StatementOutput(many=True),
+        summary="Statements: a rights holder's own of settled periods, or all (staff)",
+    )
+    def get(self, request: Request) -> Response:
+        settlement = _int_param(request, "settlement")
+        return self.paginate(
+            selectors.statement_list_for_actor(actor=self.actor(), settlement_pk=settlement), StatementOutput
+        )
+
+
+class StatementDetailView(RegistryAPIView):
+    @extend_schema(responses=StatementOutput, summary="A statement's balances, payout and what is carried forward")
+    def get(self, request: Request, statement_pk: int) -> Response:
+        statement = selectors.statement_get_for_actor(actor=self.actor(), statement_pk=statement_pk)
+        return Response(StatementOutput(statement).data)
+
+
+class StatementLinesView(RegistryAPIView):
+    @extend_schema(responses=StatementLineOutput(many=True), summary="A statement's lines: by work, lab and manifest")
+    def get(self, request: Request, statement_pk: int) -> Response:
+        statement = selectors.statement_get_for_actor(actor=self.actor(), statement_pk=statement_pk)
+        return self.paginate(selectors.statement_lines(statement=statement), StatementLineOutput)
+
+
+class InvoiceListView(RegistryAPIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("settlement", int)],
+        responses=InvoiceOutput(many=True),
+        summary="Invoices: a lab's own of settled periods, or all (staff)",
+    )
+    def get(self, request: Request) -> Response:
+        settlement = _int_param(request, "settlement")
+        return self.paginate(
+            selectors.invoice_list_for_actor(actor=self.actor(), settlement_pk=settlement), InvoiceOutput
+        )
+
+
+class InvoiceDetailView(RegistryAPIView):
+    @extend_schema(responses=InvoiceOutput, summary="An invoice's totals")
+    def get(self, request: Request, invoice_pk: int) -> Response:
+        invoice = selectors.invoice_get_for_actor(actor=self.actor(), invoice_pk=invoice_pk)
+        return Response(InvoiceOutput(invoice).data)
+
+
+class InvoiceLinesView(RegistryAPIView):
+    @extend_schema(
+        responses=InvoiceLineOutput(many=True),
+        summary="An invoice's lines: usage by manifest and outcome, violations by work, adjustments",
+    )
+    def get(self, request: Request, invoice_pk: int) -> Response:
+        invoice = selectors.invoice_get_for_actor(actor=self.actor(), invoice_pk=invoice_pk)
+        return self.paginate(selectors.invoice_lines(invoice=invoice), InvoiceLineOutput)
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(_("Expected a whole number."), code="invalid", field=name) from None

@@ -1,0 +1,104 @@
+"""Database guards for settlement (PostgreSQL; SQLite keeps the CHECK constraints only).
+
+- Two settlements never cover the same instant (an exclusion constraint on their periods).
+- A period is closed once its settlement runs: no ledger entry may be dated inside it, except that
+  settlement's own payouts while it runs. The ledger moves late postings to the open period before they
+  get here (compensation/periods.py); this refuses whatever does not go through it.
+- A settlement's period, thresholds and, once settled, its status never change; settlements, statements,
+  invoices, their lines and distributions are never deleted (TRUNCATE follows the ledger's rule).
+"""
+
+from django.db import migrations
+
+PG_FORWARD = """
+ALTER TABLE compensation_settlement ADD CONSTRAINT settlement_no_overlap
+    EXCLUDE USING gist (tstzrange(period_start, period_end) WITH &&);
+
+CREATE FUNCTION compensation_period_open() RETURNS trigger AS $$
+DECLARE
+    closed record;
+BEGIN
+    SELECT id, status INTO closed FROM compensation_settlement
+     WHERE status IN ('running', 'settled') AND period_start <= NEW.effective_at AND NEW.effective_at < period_end
+     LIMIT 1;
+    IF FOUND AND NOT (
+        closed.status = 'running' AND NEW.kind = 'payout' AND NEW.source ->> 'settlement' = closed.id::text
+    ) THEN
+        RAISE EXCEPTION 'ledger entry % is dated % inside the period of settlement %, which is closed',
+            NEW.idempotency_key, NEW.effective_at, closed.id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'compensation_period_closed';
+    END IF;
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER compensation_period_open BEFORE INSERT ON compensation_ledgerentry
+    FOR EACH ROW EXECUTE FUNCTION compensation_period_open();
+
+CREATE FUNCTION compensation_settlement_fixed() RETURNS trigger AS $$
+BEGIN
+    IF NEW.period_start <> OLD.period_start OR NEW.period_end <> OLD.period_end
+       OR NEW.payout_threshold_micro <> OLD.payout_threshold_micro OR NEW.withholding_bp <> OLD.withholding_bp THEN
+        RAISE EXCEPTION 'settlement %: its period and terms never change', OLD.id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'compensation_settlement_fixed';
+    END IF;
+    IF OLD.status = 'settled' AND NEW.status <> 'settled' THEN
+        RAISE EXCEPTION 'settlement % is settled: its period stays closed', OLD.id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'compensation_settlement_fixed';
+    END IF;
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER compensation_settlement_fixed BEFORE UPDATE ON compensation_settlement
+    FOR EACH ROW EXECUTE FUNCTION compensation_settlement_fixed();
+"""
+
+_KEPT_TABLES = (
+    "compensation_settlement",
+    "compensation_statement",
+    "compensation_statementline",
+    "compensation_invoice",
+    "compensation_invoiceline",
+    "compensation_marketsharedistribution",
+    "compensation_distributionshare",
+)
+
+PG_FORWARD += "".join(
+    f"""
+CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION compensation_no_delete();
+CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION compensation_no_delete();
+"""
+    for table in _KEPT_TABLES
+)
+
+PG_BACKWARD = "".join(
+    f"""
+DROP TRIGGER IF EXISTS {table}_no_truncate ON {table};
+DROP TRIGGER IF EXISTS {table}_no_delete ON {table};
+"""
+    for table in _KEPT_TABLES
+) + """
+DROP TRIGGER IF EXISTS compensation_settlement_fixed ON compensation_settlement;
+DROP FUNCTION IF EXISTS compensation_settlement_fixed();
+DROP TRIGGER IF EXISTS compensation_period_open ON compensation_ledgerentry;
+DROP FUNCTION IF EXISTS compensation_period_open();
+ALTER TABLE compensation_settlement DROP CONSTRAINT IF EXISTS settlement_no_overlap;
+"""
+
+
+def forward(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(PG_FORWARD, params=None)
+
+
+def backward(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(PG_BACKWARD, params=None)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("compensation", "0005_settlements")]
+    operations = [migrations.RunPython(forward, backward)]

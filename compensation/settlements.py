@@ -1,0 +1,603 @@
+"""Settlement runs: close a period, account for it per holder (statements) and per lab (invoices), pay.
+
+A run has four steps, each committed on its own so that its progress can be read while it runs and a
+retried task continues after the last finished step:
+
+1. **close**: the period closes (status ``running``); from here the ledger moves postings dated inside it
+   to the open period (periods.py), so every later step reads the same frozen set of entries.
+2. **statements**: per holder, the payable's opening balance, its movement in the period by kind, each
+   traced to the manifest lines (allocations), distributions and adjustments behind it; the payout in
+   whole won (largest remainder across holders, residues on the rounding account), withholding, and what
+   is carried forward under the payout threshold.
+3. **invoices**: per lab, the receivable's movement by manifest and outcome, violations apart.
+4. **payouts**: one payout entry per paid holder, dated inside the period, and the status ``settled``.
+
+A failure before step 2 commits reopens the period (status ``failed``); after it, the period stays closed
+and the task retries, because the statements already stand for its frozen entries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from compensation.allocation import allocate_largest_remainder
+from compensation.errors import SettlementError
+from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
+from compensation.models import (
+    AccountKind,
+    DistributionShare,
+    EntryKind,
+    Invoice,
+    InvoiceLine,
+    InvoiceSection,
+    LedgerEntry,
+    LedgerLine,
+    ManifestLine,
+    Outcome,
+    Settlement,
+    SettlementStatus,
+    Statement,
+    StatementLine,
+    StatementLineKind,
+    UsageManifest,
+)
+from compensation.periods import period_lock
+from registry.audit import Actor, audit_record
+from registry.errors import InvalidInput
+from registry.services import require_staff
+
+logger = logging.getLogger(__name__)
+
+MICRO = 1_000_000
+_BATCH = 5_000
+# What a holder's payable moved by, per entry kind, as the statement names it.
+_HOLDER_COLUMNS: dict[str, str] = {
+    EntryKind.ACCRUAL.value: "accrued",
+    EntryKind.RELEASE.value: "released",
+    EntryKind.DISTRIBUTION.value: "distributed",
+    EntryKind.ADJUSTMENT.value: "adjustments",
+    EntryKind.REVERSAL.value: "adjustments",
+}
+
+
+# --- Creating ----------------------------------------------------------------------------------
+
+
+def period_bounds(*, first_day: date, last_day: date) -> tuple[datetime, datetime]:
+    """The half-open instants of the days ``first_day`` to ``last_day`` (inclusive), in the registry's zone."""
+    zone = timezone.get_default_timezone()
+    start = timezone.make_aware(datetime.combine(first_day, time.min), zone)
+    end = timezone.make_aware(datetime.combine(last_day + timedelta(days=1), time.min), zone)
+    return start, end
+
+
+def _enqueue_run(settlement_id: int) -> None:
+    from compensation.tasks import settlement_run as task
+
+    task.delay(settlement_id)
+
+
+def settlement_create(*, actor: Actor, first_day: date, last_day: date) -> tuple[Settlement, bool]:
+    """Create the settlement of the days ``first_day`` to ``last_day`` and queue its run; staff only.
+
+    The same period again answers with the existing settlement (queued again unless it is settled) and
+    creates nothing; a period that overlaps another settlement's is refused (``settlement_overlap``).
+    """
+    require_staff(actor)
+    if last_day < first_day:
+        raise InvalidInput(_("period_end is before period_start."), code="invalid_period", field="period_end")
+    start, end = period_bounds(first_day=first_day, last_day=last_day)
+    if end > timezone.now():
+        raise InvalidInput(
+            _("A period can only be settled once it is over."), code="period_not_over", field="period_end"
+        )
+    with transaction.atomic():
+        existing = Settlement.objects.select_for_update().filter(period_start=start, period_end=end).first()
+        if existing is not None:
+            if existing.status != SettlementStatus.SETTLED:
+                if existing.status == SettlementStatus.FAILED:
+                    Settlement.objects.filter(pk=existing.pk).update(status=SettlementStatus.PENDING)
+                    existing.status = SettlementStatus.PENDING
+                transaction.on_commit(lambda: _enqueue_run(existing.pk))
+            return existing, False
+        overlapping = Settlement.objects.filter(period_start__lt=end, period_end__gt=start).first()
+        if overlapping is not None:
+            raise _overlap(overlapping)
+        try:
+            with transaction.atomic():
+                settlement = Settlement.objects.create(
+                    period_start=start,
+                    period_end=end,
+                    payout_threshold_micro=settings.SETTLEMENT_PAYOUT_THRESHOLD_KRW * MICRO,
+                    withholding_bp=settings.SETTLEMENT_WITHHOLDING_BP,
+                    created_by=actor.person,
+                )
+        except IntegrityError:
+            # The exclusion constraint: another request created an overlapping settlement meanwhile.
+            overlapping = Settlement.objects.filter(period_start__lt=end, period_end__gt=start).first()
+            raise _overlap(overlapping) from None
+        audit_record(
+            code="compensation.settlement.created",
+            actor=actor,
+            target=settlement,
+            data={"period_start": start.isoformat(), "period_end": end.isoformat()},
+        )
+        transaction.on_commit(lambda: _enqueue_run(settlement.pk))
+    return settlement, True
+
+
+def _overlap(other: Settlement | None) -> SettlementError:
+    return SettlementError(
+        _("Another settlement already covers part of this period."),
+        code="settlement_overlap",
+        extra={"settlement": other.pk if other is not None else None},
+    )
+
+
+# --- Running -----------------------------------------------------------------------------------
+
+
+def settlement_run(*, settlement_id: int) -> Settlement:
+    """Run (or continue) a settlement to the end; safe to call any number of times, concurrently too."""
+    if not _close(settlement_id):
+        return Settlement.objects.get(pk=settlement_id)
+    try:
+        _step(settlement_id, "", "statements", _statements_build)
+    except Exception as error:
+        # Nothing of the run is committed yet: reopen the period, so the ledger does not wait on it.
+        logger.exception("settlement %s failed before its statements", settlement_id)
+        Settlement.objects.filter(pk=settlement_id, step="").update(
+            status=SettlementStatus.FAILED, failure_reason=f"{type(error).__name__}: {error}"[:2000]
+        )
+        raise
+    _step(settlement_id, "statements", "invoices", _invoices_build)
+    _step(settlement_id, "invoices", "payouts", _payouts_post)
+    return Settlement.objects.get(pk=settlement_id)
+
+
+def _close(settlement_id: int) -> bool:
+    """Close the period; False when there is nothing left to do (settled, or no such settlement)."""
+    with transaction.atomic():
+        settlement = Settlement.objects.select_for_update().filter(pk=settlement_id).first()
+        if settlement is None or settlement.status == SettlementStatus.SETTLED:
+            return False
+        if settlement.status == SettlementStatus.RUNNING:
+            return True
+        # Waits for postings in flight; every posting after this commit sees the period closed.
+        period_lock(exclusive=True)
+        settlement.status = SettlementStatus.RUNNING
+        settlement.started_at = timezone.now()
+        settlement.failure_reason = ""
+        settlement.progress = {"step": "closed"}
+        settlement.save(update_fields=["status", "started_at", "failure_reason", "progress"])
+    return True
+
+
+def _step(settlement_id: int, after: str, name: str, build: Any) -> None:
+    with transaction.atomic():
+        settlement = Settlement.objects.select_for_update().get(pk=settlement_id)
+        if settlement.status != SettlementStatus.RUNNING or settlement.step != after:
+            return  # done by an earlier or concurrent run
+        progress = build(settlement)
+        settlement.step = name
+        settlement.progress = {**settlement.progress, **progress, "step": name}
+        fields = ["step", "progress"]
+        if name == "payouts":
+            settlement.status = SettlementStatus.SETTLED
+            settlement.settled_at = timezone.now()
+            settlement.totals = settlement_totals(settlement=settlement)
+            fields += ["status", "settled_at", "totals"]
+            audit_record(
+                code="compensation.settlement.settled",
+                actor=Actor.system(),
+                target=settlement,
+                data=settlement.totals,
+            )
+        settlement.save(update_fields=fields)
+
+
+def _period_entries(settlement: Settlement) -> dict[int, str]:
+    """``{entry id: kind}`` of every entry effective in the period: the frozen snapshot."""
+    return dict(
+        LedgerEntry.objects.filter(effective_at__gte=settlement.period_start, effective_at__lt=settlement.period_end)
+        .order_by()
+        .values_list("pk", "kind")
+    )
+
+
+def _party_sums(kind: str, condition: Q, by_entry_kind: bool) -> dict[Any, int]:
+    fields = ["account__party_id", "entry__kind"] if by_entry_kind else ["account__party_id"]
+    rows = (
+        LedgerLine.objects.filter(condition, account__kind=kind)
+        .values(*fields)
+        .annotate(total=Sum("amount_micro"))
+        .order_by()
+        .values_list(*fields, "total")
+    )
+    if by_entry_kind:
+        return {(party, entry_kind): int(total) for party, entry_kind, total in rows}
+    return {party: int(total) for party, total in rows}
+
+
+def _in_period(settlement: Settlement) -> Q:
+    return Q(entry__effective_at__gte=settlement.period_start, entry__effective_at__lt=settlement.period_end)
+
+
+@dataclass
+class _Holder:
+    opening: int = 0
+    columns: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    lines: dict[tuple[str, int | None, int | None, int | None, int | None], list[int]] = field(default_factory=dict)
+
+    def add_line(
+        self,
+        kind: str,
+        amount: int,
+        *,
+        work: int | None = None,
+        lab: int | None = None,
+        manifest: int | None = None,
+        entry: int | None = None,
+        lines: int = 1,
+    ) -> None:
+        slot = self.lines.setdefault((kind, work, lab, manifest, entry), [0, 0])
+        slot[0] += lines
+        slot[1] += amount
+
+
+def _statements_build(settlement: Settlement) -> dict[str, Any]:
+    entries = _period_entries(settlement)
+    opening = _party_sums(AccountKind.HOLDER_PAYABLE, Q(entry__effective_at__lt=settlement.period_start), False)
+    movement = _party_sums(AccountKind.HOLDER_PAYABLE, _in_period(settlement), True)
+    holders: dict[int, _Holder] = defaultdict(_Holder)
+    for party, amount in opening.items():
+        holders[party].opening = -amount
+    for (party, entry_kind), amount in movement.items():
+        column = _HOLDER_COLUMNS.get(entry_kind)
+        if column is None:
+            raise SettlementError(
+                _("The period holds a %(kind)s entry for a holder before it was settled.") % {"kind": entry_kind},
+                code="settlement_inconsistent",
+                extra={"holder": party},
+            )
+        holders[party].columns[column] += -amount
+    _trace_allocations(settlement, entries, holders)
+    _trace_distributions(settlement, holders)
+    _trace_adjustments(settlement, entries, holders)
+    for party, holder in holders.items():
+        for column, kind in (
+            ("accrued", StatementLineKind.ACCRUAL),
+            ("released", StatementLineKind.RELEASE),
+            ("distributed", StatementLineKind.DISTRIBUTION),
+            ("adjustments", StatementLineKind.ADJUSTMENT),
+        ):
+            traced = sum(amount for (line_kind, *_rest), (_n, amount) in holder.lines.items() if line_kind == kind)
+            if traced != holder.columns.get(column, 0):
+                raise SettlementError(
+                    _("The ledger and the manifest lines disagree on what a holder earned; run ledger_check."),
+                    code="settlement_untraced",
+                    extra={"holder": party, "kind": kind, "ledger": holder.columns.get(column, 0), "traced": traced},
+                )
+    statements = _statements_price(settlement, holders)
+    Statement.objects.bulk_create(statements, batch_size=_BATCH)
+    by_holder = {statement.holder_id: statement.pk for statement in statements}
+    rows = [
+        StatementLine(
+            statement_id=by_holder[party],
+            kind=kind,
+            work_id=work,
+            lab_id=lab,
+            manifest_id=manifest,
+            entry_id=entry,
+            lines=count,
+            amount_micro=amount,
+        )
+        for party, holder in holders.items()
+        if party in by_holder
+        for (kind, work, lab, manifest, entry), (count, amount) in sorted(
+            holder.lines.items(), key=lambda item: tuple(x if x is not None else -1 for x in item[0][1:])
+        )
+        if amount or count
+    ]
+    StatementLine.objects.bulk_create(rows, batch_size=_BATCH)
+    return {"holders": len(statements), "statement_lines": len(rows), "entries": len(entries)}
+
+
+def _trace_allocations(settlement: Settlement, entries: dict[int, str], holders: dict[int, _Holder]) -> None:
+    """Accruals and releases per holder, work, lab and manifest, from the manifest lines' allocations."""
+    accrual_ids = frozenset(pk for pk, kind in entries.items() if kind == EntryKind.ACCRUAL)
+    release_ids = frozenset(pk for pk, kind in entries.items() if kind == EntryKind.RELEASE)
+    labs = dict(UsageManifest.objects.values_list("pk", "lab_id"))
+    queries = []
+    if accrual_ids:
+        manifests = {
+            int(pk)
+            for pk in LedgerEntry.objects.filter(pk__any_of=accrual_ids)
+            .order_by()
+            .values_list("source__manifest", flat=True)
+            .distinct()
+            if pk is not None
+        }
+        queries.append(
+            ManifestLine.objects.filter(manifest__id__any_of=frozenset(manifests), entry__id__any_of=accrual_ids)
+        )
+    if release_ids:
+        queries.append(ManifestLine.objects.filter(released_micro__gt=0))
+    seen: set[int] = set()
+    for query in queries:
+        for pk, manifest, work, allocation in (
+            query.order_by().values_list("pk", "manifest_id", "work_id", "allocation").iterator(chunk_size=_BATCH)
+        ):
+            if pk in seen:
+                continue
+            seen.add(pk)
+            lab = labs.get(manifest)
+            for holder, _claim, amount, entry in allocation:
+                if holder is None or entry is None:
+                    continue
+                if entry in accrual_ids:
+                    kind = StatementLineKind.ACCRUAL
+                elif entry in release_ids:
+                    kind = StatementLineKind.RELEASE
+                else:
+                    continue
+                holders[holder].add_line(kind, amount, work=work, lab=lab, manifest=manifest)
+
+
+def _trace_distributions(settlement: Settlement, holders: dict[int, _Holder]) -> None:
+    for holder, lab, entry, amount in (
+        DistributionShare.objects.filter(
+            entry__effective_at__gte=settlement.period_start, entry__effective_at__lt=settlement.period_end
+        )
+        .order_by()
+        .values_list("holder_id", "lab_id", "entry_id", "amount_micro")
+    ):
+        holders[holder].add_line(StatementLineKind.DISTRIBUTION, amount, lab=lab, entry=entry, lines=0)
+
+
+def _trace_adjustments(settlement: Settlement, entries: dict[int, str], holders: dict[int, _Holder]) -> None:
+    adjusting = frozenset(pk for pk, kind in entries.items() if kind in (EntryKind.ADJUSTMENT, EntryKind.REVERSAL))
+    if not adjusting:
+        return
+    for party, entry, amount in (
+        LedgerLine.objects.filter(entry__id__any_of=adjusting, account__kind=AccountKind.HOLDER_PAYABLE)
+        .values("account__party_id", "entry_id")
+        .annotate(total=Sum("amount_micro"))
+        .order_by()
+        .values_list("account__party_id", "entry_id", "total")
+    ):
+        holders[party].add_line(StatementLineKind.ADJUSTMENT, -int(amount), entry=entry, lines=0)
+
+
+def _statements_price(settlement: Settlement, holders: dict[int, _Holder]) -> list[Statement]:
+    """Statements with payouts: whole won for every holder due at least the threshold, split from the
+    whole won of their total by largest remainder, so the parts sum exactly and the rounding account
+    keeps less than one won.
+    """
+    dues: dict[int, int] = {}
+    for party, holder in holders.items():
+        dues[party] = holder.opening + sum(holder.columns.values())
+    paid = sorted(
+        party for party, due in dues.items() if due > 0 and due >= max(settlement.payout_threshold_micro, MICRO)
+    )
+    gross_won: dict[int, int] = {}
+    if paid:
+        pool_won = sum(dues[party] for party in paid) // MICRO
+        for party, won in zip(
+            paid, allocate_largest_remainder(total=pool_won, weights=[dues[p] for p in paid]), strict=True
+        ):
+            gross_won[party] = won
+    statements = []
+    for party in sorted(holders):
+        holder = holders[party]
+        due = dues[party]
+        gross = gross_won.get(party, 0)
+        withheld = gross * settlement.withholding_bp // 10_000
+        payout = (gross - withheld) * MICRO
+        rounding = due - gross * MICRO if gross else 0
+        closing = due - payout - withheld * MICRO - rounding
+        if not (holder.opening or due or any(holder.columns.values()) or holder.lines):
+            continue
+        statements.append(
+            Statement(
+                settlement=settlement,
+                holder_id=party,
+                opening_micro=holder.opening,
+                accrued_micro=holder.columns.get("accrued", 0),
+                released_micro=holder.columns.get("released", 0),
+                distributed_micro=holder.columns.get("distributed", 0),
+                adjustments_micro=holder.columns.get("adjustments", 0),
+                due_micro=due,
+                payout_micro=payout,
+                withheld_micro=withheld * MICRO,
+                rounding_micro=rounding,
+                carried_forward_micro=closing,
+                closing_micro=closing,
+            )
+        )
+    return statements
+
+
+def _invoices_build(settlement: Settlement) -> dict[str, Any]:
+    entries = _period_entries(settlement)
+    accrual_ids = frozenset(pk for pk, kind in entries.items() if kind == EntryKind.ACCRUAL)
+    opening = _party_sums(AccountKind.LAB_RECEIVABLE, Q(entry__effective_at__lt=settlement.period_start), False)
+    movement = _party_sums(AccountKind.LAB_RECEIVABLE, _in_period(settlement), True)
+    manifests = {
+        row[0]: row[1:]
+        for row in UsageManifest.objects.values_list("pk", "lab_id", "model", "model_version", "created_at")
+    }
+    usage: dict[int, list[InvoiceLine]] = defaultdict(list)
+    period_lines = Q(entry__id__any_of=accrual_ids) | Q(
+        entry__isnull=True,
+        manifest__created_at__gte=settlement.period_start,
+        manifest__created_at__lt=settlement.period_end,
+    )
+    for manifest, outcome, count, amount in (
+        ManifestLine.objects.filter(period_lines)
+        .values("manifest_id", "outcome")
+        .annotate(count=Count("pk"), amount=Sum("amount_micro"))
+        .order_by("manifest_id", "outcome")
+        .values_list("manifest_id", "outcome", "count", "amount")
+    ):
+        lab, model, version, _created = manifests[manifest]
+        usage[lab].append(
+            InvoiceLine(
+                section=InvoiceSection.USAGE,
+                manifest_id=manifest,
+                model=model,
+                model_version=version,
+                outcome=outcome,
+                lines=count,
+                amount_micro=int(amount or 0),
+            )
+        )
+    for manifest, work, refusal, count, amount in (
+        ManifestLine.objects.filter(entry__id__any_of=accrual_ids, outcome=Outcome.REFUSED_AT_USE)
+        .values("manifest_id", "work_id", "refusal_id")
+        .annotate(count=Count("pk"), amount=Sum("violation_micro"))
+        .order_by("manifest_id", "work_id", "refusal_id")
+        .values_list("manifest_id", "work_id", "refusal_id", "count", "amount")
+    ):
+        lab, model, version, _created = manifests[manifest]
+        usage[lab].append(
+            InvoiceLine(
+                section=InvoiceSection.VIOLATION,
+                manifest_id=manifest,
+                model=model,
+                model_version=version,
+                outcome=Outcome.REFUSED_AT_USE,
+                work_id=work,
+                refusal_id=refusal,
+                lines=count,
+                amount_micro=int(amount or 0),
+            )
+        )
+    adjusting = frozenset(pk for pk, kind in entries.items() if kind in (EntryKind.ADJUSTMENT, EntryKind.REVERSAL))
+    for lab, entry, amount in (
+        LedgerLine.objects.filter(entry__id__any_of=adjusting, account__kind=AccountKind.LAB_RECEIVABLE)
+        .values("account__party_id", "entry_id")
+        .annotate(total=Sum("amount_micro"))
+        .order_by("account__party_id", "entry_id")
+        .values_list("account__party_id", "entry_id", "total")
+    ):
+        usage[lab].append(InvoiceLine(section=InvoiceSection.ADJUSTMENT, entry_id=entry, amount_micro=int(amount)))
+    labs = sorted(set(opening) | {party for party, _kind in movement} | set(usage))
+    invoices: list[Invoice] = []
+    for lab in labs:
+        lines = usage.get(lab, [])
+        accrued = movement.get((lab, EntryKind.ACCRUAL), 0)
+        adjustments = sum(amount for (party, kind), amount in movement.items() if party == lab and kind != "accrual")
+        billed = sum(line.amount_micro for line in lines if line.section == InvoiceSection.USAGE)
+        violations = sum(line.amount_micro for line in lines if line.section == InvoiceSection.VIOLATION)
+        if billed != accrued:
+            raise SettlementError(
+                _("The ledger and the manifest lines disagree on what a lab owes; run ledger_check."),
+                code="settlement_untraced",
+                extra={"lab": lab, "ledger": accrued, "traced": billed},
+            )
+        total = accrued + adjustments
+        if not (opening.get(lab) or total or lines):
+            continue
+        invoices.append(
+            Invoice(
+                settlement=settlement,
+                lab_id=lab,
+                number=f"INV-{timezone.localtime(settlement.period_start):%Y%m}-{settlement.pk:04d}-{lab:06d}",
+                opening_micro=opening.get(lab, 0),
+                compensation_micro=accrued - violations,
+                violations_micro=violations,
+                adjustments_micro=adjustments,
+                total_micro=total,
+                closing_micro=opening.get(lab, 0) + total,
+                amount_due_won=int((Decimal(total) / MICRO).quantize(Decimal(1), rounding=ROUND_HALF_UP)),
+            )
+        )
+    Invoice.objects.bulk_create(invoices, batch_size=_BATCH)
+    rows = []
+    for invoice in invoices:
+        for line in usage.get(invoice.lab_id, []):
+            line.invoice = invoice
+            rows.append(line)
+    InvoiceLine.objects.bulk_create(rows, batch_size=_BATCH)
+    return {"labs": len(invoices), "invoice_lines": len(rows)}
+
+
+def _payouts_post(settlement: Settlement) -> dict[str, Any]:
+    statements = list(
+        Statement.objects.filter(settlement=settlement, payout_entry__isnull=True)
+        .filter(Q(payout_micro__gt=0) | Q(withheld_micro__gt=0))
+        .order_by("holder_id")
+    )
+    if not statements:
+        return {"payouts": 0}
+    keys: dict[str | int, AccountKey] = {
+        "payouts": AccountKey(AccountKind.PAYOUTS),
+        "withholding": AccountKey(AccountKind.WITHHOLDING),
+        "rounding": AccountKey(AccountKind.ROUNDING),
+        **{s.holder_id: AccountKey(AccountKind.HOLDER_PAYABLE, s.holder_id) for s in statements},
+    }
+    accounts = accounts_ensure(keys=keys.values())
+    # The last instant of the period: a payout belongs to the period it settles.
+    paid_at = settlement.period_end - timedelta(microseconds=1)
+    postings = []
+    for statement in statements:
+        lines = [
+            (accounts[keys[statement.holder_id]].pk, statement.due_micro),
+            (accounts[keys["payouts"]].pk, -statement.payout_micro),
+            (accounts[keys["withholding"]].pk, -statement.withheld_micro),
+            (accounts[keys["rounding"]].pk, -statement.rounding_micro),
+        ]
+        postings.append(
+            Posting(
+                idempotency_key=f"settlement:{settlement.pk}:payout:{statement.holder_id}",
+                kind=EntryKind.PAYOUT,
+                effective_at=paid_at,
+                lines=[(account, amount) for account, amount in lines if amount],
+                memo=f"payout of settlement {settlement.pk}",
+                source={"settlement": settlement.pk, "statement": statement.pk, "holder": statement.holder_id},
+            )
+        )
+    entry_ids = ledger_post_entries(postings=postings)
+    for statement, posting in zip(statements, postings, strict=True):
+        statement.payout_entry_id = entry_ids[posting.idempotency_key]
+    Statement.objects.bulk_update(statements, ["payout_entry"], batch_size=_BATCH)
+    return {"payouts": len(statements)}
+
+
+def settlement_totals(*, settlement: Settlement) -> dict[str, Any]:
+    """The run's totals in micro-won, from its statements and invoices (stored when it settles)."""
+    holders = Statement.objects.filter(settlement=settlement).aggregate(
+        holders=Count("pk"),
+        opening=Sum("opening_micro"),
+        accrued=Sum("accrued_micro"),
+        released=Sum("released_micro"),
+        distributed=Sum("distributed_micro"),
+        adjustments=Sum("adjustments_micro"),
+        due=Sum("due_micro"),
+        payout=Sum("payout_micro"),
+        withheld=Sum("withheld_micro"),
+        rounding=Sum("rounding_micro"),
+        carried_forward=Sum("carried_forward_micro"),
+        paid_holders=Count("pk", filter=Q(payout_entry__isnull=False)),
+    )
+    labs = Invoice.objects.filter(settlement=settlement).aggregate(
+        labs=Count("pk"),
+        compensation=Sum("compensation_micro"),
+        violations=Sum("violations_micro"),
+        lab_adjustments=Sum("adjustments_micro"),
+        invoiced=Sum("total_micro"),
+        amount_due_won=Sum("amount_due_won"),
+    )
+    return {key: int(value or 0) for key, value in {**holders, **labs}.items()}

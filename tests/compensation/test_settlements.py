@@ -1,0 +1,285 @@
+"""Settlement runs: statements, invoices and payouts that reconcile to the micro-won, once, in a closed period.
+
+The clock is moved with time-machine: uses are reported in September, the period is settled in October,
+and later postings land in the open period.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
+from compensation.models import (
+    AccountKind,
+    EntryKind,
+    Invoice,
+    InvoiceSection,
+    LedgerEntry,
+    LedgerLine,
+    ManifestLine,
+    Outcome,
+    Settlement,
+    SettlementStatus,
+    Statement,
+    StatementLine,
+    StatementLineKind,
+)
+from compensation.services import tariff_set
+from registry.audit import Actor
+from registry.models import OwnershipClaim
+from registry.services import claim_file, claim_verify
+from tests.compensation.test_manifests import manifest_body
+from tests.optout.conftest import register, verify_claims
+
+pytestmark = pytest.mark.django_db
+
+SEOUL = ZoneInfo("Asia/Seoul")
+BOOK = "9788936434021"
+CO_OWNED = "9780306406157"
+UNREGISTERED = "9780262033848"
+MICRO = 1_000_000
+
+
+def seoul(*args: int) -> datetime:
+    return datetime(*args, tzinfo=SEOUL)
+
+
+@pytest.fixture
+def clock(time_machine: Any) -> Any:
+    def move(moment: datetime) -> None:
+        time_machine.move_to(moment, tick=False)
+
+    move(seoul(2026, 1, 5, 9))
+    return move
+
+
+@pytest.fixture
+def world(clock, staff, holder, other_holder) -> dict[str, Any]:
+    """Tariffs and three books: one owned by ``holder``, one co-owned 60/40, one nobody registered."""
+    tariff_set(
+        actor=Actor(user=staff), kind="text", unit="token", rate_krw=Decimal("0.0005"), effective_from=timezone.now()
+    )
+    book = register(holder, ("isbn", BOOK))
+    verify_claims(book, staff)
+    co_owned = register(holder, ("isbn", CO_OWNED), share_bp=6000)
+    claim_file(actor=Actor(party=other_holder, is_system=True), work=co_owned, holder=other_holder, share_bp=4000)
+    verify_claims(co_owned, staff)
+    return {"book": book, "co_owned": co_owned}
+
+
+@pytest.fixture
+def report(lab_api, django_capture_on_commit_callbacks) -> Any:
+    """The lab reports ``(isbn, tokens)`` uses, now, through the API; the worker runs eagerly."""
+    count = 0
+
+    def submit(*uses: tuple[str, str]) -> int:
+        nonlocal count
+        count += 1
+        used_at = (timezone.now() - timedelta(hours=1)).isoformat()
+        lines = [{"scheme": "isbn", "value": v, "units": u, "unit": "token", "used_at": used_at} for v, u in uses]
+        with django_capture_on_commit_callbacks(execute=True):
+            response = lab_api.post(
+                "/api/v1/usage-manifests", manifest_body(lines, manifest_id=f"run-{count}"), format="json"
+            )
+        assert response.status_code == 202, response.content
+        assert lab_api.get(response.json()["url"]).json()["status"] == "processed"
+        return int(response.json()["id"])
+
+    return submit
+
+
+@pytest.fixture
+def settle(staff_api, django_capture_on_commit_callbacks) -> Any:
+    def run(first: str, last: str, expect: int = 202) -> dict[str, Any]:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = staff_api.post("/api/v1/settlements", {"period_start": first, "period_end": last}, format="json")
+        assert response.status_code == expect, response.content
+        if expect in (200, 202):
+            return staff_api.get(response["Location"]).json()
+        return response.json()
+
+    return run
+
+
+def _payable(party: Any) -> int:
+    return int(LedgerLine.objects.filter(account__kind="holder_payable", account__party=party).aggregate(t=Sum("amount_micro"))["t"] or 0)
+
+
+def _movement(party: Any, kind: str, start: datetime, end: datetime) -> int:
+    total = LedgerLine.objects.filter(
+        account__kind=kind, account__party=party, entry__effective_at__gte=start, entry__effective_at__lt=end
+    ).aggregate(t=Sum("amount_micro"))["t"]
+    return int(total or 0)
+
+
+def test_a_month_is_settled_into_statements_invoices_and_whole_won_payouts_that_reconcile(
+    clock, world, report, settle, holder, other_holder, lab, staff_api, settings
+):
+    settings.SETTLEMENT_PAYOUT_THRESHOLD_KRW = 1_000
+    clock(seoul(2026, 9, 10, 12))
+    # 5,000,001 tokens at 0.0005 KRW = 2,500.0005 KRW; the co-owned one splits 60/40 to the micro-won.
+    manifest = report((BOOK, "5000001"), (CO_OWNED, "5000001"), (UNREGISTERED, "1000"), ("bad", "1"))
+    clock(seoul(2026, 10, 3, 9))
+    body = settle("2026-09-01", "2026-09-30")
+
+    assert body["status"] == "settled", body
+    assert (body["first_day"], body["last_day"]) == ("2026-09-01", "2026-09-30")
+    settlement = Settlement.objects.get(pk=body["id"])
+    assert settlement.period_start == seoul(2026, 9, 1) and settlement.period_end == seoul(2026, 10, 1)
+
+    mine = Statement.objects.get(settlement=settlement, holder=holder)
+    theirs = Statement.objects.get(settlement=settlement, holder=other_holder)
+    line_cost = 2_500_000_500  # micro-won
+    assert mine.accrued_micro == line_cost + line_cost * 6000 // 10000
+    assert theirs.accrued_micro == line_cost * 4000 // 10000
+    for statement in (mine, theirs):
+        # Whole won, the rest on the rounding account; nothing stays on the payable.
+        assert statement.payout_micro % MICRO == 0 and statement.withheld_micro == 0
+        assert abs(statement.due_micro - statement.payout_micro) < MICRO
+        assert statement.rounding_micro == statement.due_micro - statement.payout_micro
+        assert statement.closing_micro == statement.carried_forward_micro == 0
+        # opening + lines = closing = the ledger's movement for the holder in the period.
+        lines = StatementLine.objects.filter(statement=statement).aggregate(t=Sum("amount_micro"))["t"]
+        assert statement.opening_micro + lines - statement.payout_micro - statement.rounding_micro == 0
+        movement = -_movement(statement.holder, "holder_payable", settlement.period_start, settlement.period_end)
+        assert statement.closing_micro - statement.opening_micro == movement
+        assert _payable(statement.holder) == 0
+        entry = statement.payout_entry
+        assert entry.kind == EntryKind.PAYOUT and entry.effective_at == seoul(2026, 10, 1) - timedelta(microseconds=1)
+    # Parts of the whole won sum exactly; the residue (under one won) is the rounding account's.
+    assert (mine.payout_micro + theirs.payout_micro) // MICRO == (mine.due_micro + theirs.due_micro) // MICRO
+    rounding = LedgerLine.objects.filter(account__kind=AccountKind.ROUNDING).aggregate(t=Sum("amount_micro"))["t"]
+    assert -rounding == mine.rounding_micro + theirs.rounding_micro
+    assert 0 <= -rounding < MICRO
+
+    # Every statement line traces back to manifest lines.
+    line = StatementLine.objects.get(statement=mine, work=world["co_owned"])
+    assert (line.kind, line.lab_id, line.manifest_id, line.lines) == (StatementLineKind.ACCRUAL, lab.pk, manifest, 1)
+    traced = ManifestLine.objects.get(manifest_id=manifest, work=world["co_owned"])
+    assert [part[2] for part in traced.allocation if part[0] == holder.pk] == [line.amount_micro]
+
+    invoice = Invoice.objects.get(settlement=settlement, lab=lab)
+    receivable = _movement(lab, "lab_receivable", settlement.period_start, settlement.period_end)
+    assert invoice.total_micro == receivable == 2 * line_cost + 500_000
+    assert invoice.amount_due_won == 5_001  # 5,001.001 KRW, rounded half up
+    outcomes = {(l.outcome, l.lines, l.amount_micro) for l in invoice.lines.filter(section=InvoiceSection.USAGE)}
+    assert outcomes == {
+        (Outcome.MATCHED, 2, 2 * line_cost),
+        (Outcome.UNMATCHED_HELD, 1, 500_000),
+        (Outcome.INVALID, 1, 0),
+    }
+
+    # The API: holders read their own statements, labs their invoices, staff everything.
+    assert settlement.totals["payout"] == mine.payout_micro + theirs.payout_micro
+    assert settlement.progress["step"] == "payouts"
+
+
+def test_the_same_period_again_creates_nothing_and_an_overlapping_one_is_refused(clock, world, report, settle):
+    clock(seoul(2026, 9, 10, 12))
+    report((BOOK, "50000000"))
+    clock(seoul(2026, 10, 3, 9))
+    first = settle("2026-09-01", "2026-09-30")
+    entries = LedgerEntry.objects.count()
+    again = settle("2026-09-01", "2026-09-30", expect=200)
+    assert again["id"] == first["id"] and again["status"] == "settled"
+    assert LedgerEntry.objects.count() == entries
+    refused = settle("2026-09-15", "2026-10-01", expect=409)
+    assert refused["error"]["code"] == "settlement_overlap"
+    assert refused["error"]["settlement"] == first["id"]
+    assert Settlement.objects.count() == 1
+    assert settle("2026-10-05", "2026-10-01", expect=400)["error"]["code"] == "invalid_period"
+    assert settle("2026-10-01", "2026-10-31", expect=400)["error"]["code"] == "period_not_over"
+
+
+def test_a_holder_under_the_threshold_is_carried_forward_and_paid_in_a_later_period(
+    clock, world, report, settle, holder, settings
+):
+    settings.SETTLEMENT_PAYOUT_THRESHOLD_KRW = 10_000
+    clock(seoul(2026, 8, 20, 12))
+    report((BOOK, "12000000"))  # 6,000 KRW: under the threshold
+    clock(seoul(2026, 9, 2, 9))
+    august = settle("2026-08-01", "2026-08-31")
+    first = Statement.objects.get(settlement_id=august["id"], holder=holder)
+    assert (first.due_micro, first.payout_micro, first.carried_forward_micro) == (6_000 * MICRO, 0, 6_000 * MICRO)
+    assert first.payout_entry is None
+    assert _payable(holder) == -6_000 * MICRO
+
+    clock(seoul(2026, 9, 10, 12))
+    report((BOOK, "10000000"))  # 5,000 KRW more
+    clock(seoul(2026, 10, 2, 9))
+    september = settle("2026-09-01", "2026-09-30")
+    second = Statement.objects.get(settlement_id=september["id"], holder=holder)
+    assert second.opening_micro == first.closing_micro
+    assert (second.accrued_micro, second.due_micro) == (5_000 * MICRO, 11_000 * MICRO)
+    assert (second.payout_micro, second.carried_forward_micro, second.closing_micro) == (11_000 * MICRO, 0, 0)
+    assert _payable(holder) == 0
+
+
+def test_withholding_is_taken_from_the_payout_in_whole_won(clock, world, report, settle, holder, settings):
+    settings.SETTLEMENT_PAYOUT_THRESHOLD_KRW = 0
+    settings.SETTLEMENT_WITHHOLDING_BP = 330
+    clock(seoul(2026, 9, 10, 12))
+    report((BOOK, "24691358"))  # 12,345.679 KRW
+    clock(seoul(2026, 10, 2, 9))
+    body = settle("2026-09-01", "2026-09-30")
+    statement = Statement.objects.get(settlement_id=body["id"], holder=holder)
+    gross_won = 12_345  # the only holder: the pool is the whole won of its due
+    assert statement.withheld_micro == gross_won * 330 // 10_000 * MICRO == 407 * MICRO
+    assert statement.payout_micro == (gross_won - 407) * MICRO
+    assert statement.rounding_micro == 679_000
+    withheld = LedgerLine.objects.filter(account__kind=AccountKind.WITHHOLDING).aggregate(t=Sum("amount_micro"))["t"]
+    assert withheld == -407 * MICRO
+    # Payouts + carried forward + withheld = the payables due (less the sub-won rounding residue).
+    totals = Settlement.objects.get(pk=body["id"]).totals
+    assert totals["payout"] + totals["withheld"] + totals["carried_forward"] + totals["rounding"] == totals["due"]
+
+
+def test_a_closed_period_refuses_postings_and_the_ledger_moves_late_ones_to_the_open_period(
+    clock, world, report, settle, holder, lab
+):
+    clock(seoul(2026, 9, 10, 12))
+    report((BOOK, "50000000"))
+    clock(seoul(2026, 10, 3, 9))
+    settle("2026-09-01", "2026-09-30")
+    accounts = accounts_ensure(
+        keys=[AccountKey(AccountKind.LAB_RECEIVABLE, lab.pk), AccountKey(AccountKind.HOLDER_PAYABLE, holder.pk)]
+    )
+    lab_account, holder_account = accounts.values()
+    late = Posting(
+        idempotency_key="late-correction",
+        kind=EntryKind.ADJUSTMENT,
+        effective_at=seoul(2026, 9, 15),
+        lines=[(lab_account.pk, 1_000), (holder_account.pk, -1_000)],
+        source={"corrects": "september"},
+    )
+    entry_id = ledger_post_entries(postings=[late])["late-correction"]
+    entry = LedgerEntry.objects.get(pk=entry_id)
+    assert entry.effective_at == timezone.now()
+    assert entry.source["moved_from"] == seoul(2026, 9, 15).isoformat()
+    assert entry.source["closed_by_settlement"] == Settlement.objects.get().pk
+    # Posting it again is the same entry (the date asked for is remembered).
+    assert ledger_post_entries(postings=[late])["late-correction"] == entry_id
+
+    if connection.vendor != "postgresql":
+        return
+    with pytest.raises(IntegrityError, match="closed"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO compensation_ledgerentry (idempotency_key, kind, effective_at, created_at, memo, source)"
+            " VALUES ('sneaky', 'adjustment', %s, now(), '', '{}')",
+            [seoul(2026, 9, 20)],
+        )
+    with pytest.raises(IntegrityError, match="never change"), transaction.atomic():
+        Settlement.objects.update(period_end=seoul(2026, 10, 2))
+    with pytest.raises(IntegrityError, match="stays closed"), transaction.atomic():
+        Settlement.objects.update(status=SettlementStatus.FAILED)
+    for table in ("compensation_statementline", "compensation_invoiceline", "compensation_settlement"):
+        with pytest.raises(Exception, match="keeps every row"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table}")
