@@ -24,6 +24,9 @@ ENTRIES = "entries"
 ACCOUNTS = "accounts"
 RELEASES = "releases"
 MANIFEST_LINES = "manifest_lines"
+SETTLEMENTS = "settlements"
+STATEMENTS = "statements"
+INVOICES = "invoices"
 
 _ESCROW_KINDS = ", ".join(f"'{kind}'" for kind in ESCROW_ACCOUNT_KINDS)
 _ACCRUAL = f"'{EntryKind.ACCRUAL.value}'"
@@ -32,6 +35,10 @@ _RECEIVABLE = f"'{AccountKind.LAB_RECEIVABLE.value}'"
 _PAYABLE = f"'{AccountKind.HOLDER_PAYABLE.value}'"
 # The manifest an entry was posted for, as text on both databases (SQLite's ->> answers a number).
 _MANIFEST_OF = "CAST(e.source ->> 'manifest' AS TEXT)"
+_SETTLEMENT_OF = "CAST(e.source ->> 'settlement' AS TEXT)"
+_DISTRIBUTION = f"'{EntryKind.DISTRIBUTION.value}'"
+_PAYOUT = f"'{EntryKind.PAYOUT.value}'"
+_CLOSED = "('running', 'settled')"
 
 
 @dataclass(frozen=True)
@@ -244,6 +251,163 @@ def _checks() -> list[Check]:
                        ELSE 0 END) = 1
             """,  # noqa: S608  (constants only)
         ),
+        Check(
+            "distributions",
+            _(
+                "each market-share distribution entry takes from escrow what the manifest lines' allocations "
+                "name it for, and gives the holders exactly their recorded shares"
+            ),
+            ENTRIES,
+            f"""
+            WITH moved AS (
+                SELECT e.id,
+                       SUM(CASE WHEN a.kind IN ({_ESCROW_KINDS}) THEN l.amount_micro ELSE 0 END) AS from_escrow,
+                       SUM(CASE WHEN a.kind = {_PAYABLE} THEN -l.amount_micro ELSE 0 END) AS to_holders,
+                       SUM(CASE WHEN a.kind NOT IN ({_ESCROW_KINDS}) AND a.kind <> {_PAYABLE} THEN 1 ELSE 0 END)
+                           AS elsewhere
+                  FROM compensation_ledgerentry e
+                  JOIN compensation_ledgerline l ON l.entry_id = e.id
+                  JOIN compensation_account a ON a.id = l.account_id
+                 WHERE e.kind = {_DISTRIBUTION}
+                 GROUP BY e.id
+            ), allocated AS (
+                SELECT CAST(part.value ->> 3 AS BIGINT) AS id, SUM(CAST(part.value ->> 2 AS BIGINT)) AS amount
+                  FROM compensation_manifestline ml, {elements}(ml.allocation) AS part
+                 WHERE ml.released_micro > 0 AND part.value ->> 0 IS NULL
+                 GROUP BY CAST(part.value ->> 3 AS BIGINT)
+            ), shared AS (
+                SELECT entry_id AS id, SUM(amount_micro) AS amount
+                  FROM compensation_distributionshare GROUP BY entry_id
+            )
+            SELECT m.id
+              FROM moved m
+              LEFT JOIN allocated al ON al.id = m.id
+              LEFT JOIN shared sh ON sh.id = m.id
+             WHERE m.elsewhere > 0
+                OR m.from_escrow <> COALESCE(al.amount, 0)
+                OR m.to_holders <> COALESCE(sh.amount, 0)
+                OR m.from_escrow <> m.to_holders
+            """,  # noqa: S608  (constants only)
+        ),
+        Check(
+            "closed_periods",
+            _(
+                "nothing was posted into a closed settlement period after it closed, except that settlement's "
+                "own payouts"
+            ),
+            ENTRIES,
+            f"""
+            SELECT e.id
+              FROM compensation_ledgerentry e
+              JOIN compensation_settlement s
+                ON e.effective_at >= s.period_start AND e.effective_at < s.period_end
+             WHERE s.status IN {_CLOSED} AND s.started_at IS NOT NULL AND e.created_at > s.started_at
+               AND NOT (e.kind = {_PAYOUT} AND {_SETTLEMENT_OF} = CAST(s.id AS TEXT))
+            """,  # noqa: S608  (constants only)
+        ),
+        Check(
+            "statements_reconcile",
+            _(
+                "each statement of a settled period reconciles: its opening balance is the holder's payable "
+                "before the period, closing minus opening is the payable's movement in the period, its lines add "
+                "up to what it earned, and payouts are whole won"
+            ),
+            STATEMENTS,
+            f"""
+            WITH payable AS (
+                SELECT st.id,
+                       SUM(CASE WHEN e.effective_at < s.period_start THEN l.amount_micro ELSE 0 END) AS before,
+                       SUM(CASE WHEN e.effective_at >= s.period_start AND e.effective_at < s.period_end
+                                THEN l.amount_micro ELSE 0 END) AS during
+                  FROM compensation_statement st
+                  JOIN compensation_settlement s ON s.id = st.settlement_id
+                  LEFT JOIN compensation_account a ON a.kind = {_PAYABLE} AND a.party_id = st.holder_id
+                  LEFT JOIN compensation_ledgerline l ON l.account_id = a.id
+                  LEFT JOIN compensation_ledgerentry e ON e.id = l.entry_id
+                 WHERE s.status = 'settled'
+                 GROUP BY st.id
+            ), lines AS (
+                SELECT statement_id AS id, SUM(amount_micro) AS amount
+                  FROM compensation_statementline GROUP BY statement_id
+            )
+            SELECT st.id
+              FROM compensation_statement st
+              JOIN payable p ON p.id = st.id
+              LEFT JOIN lines ln ON ln.id = st.id
+             WHERE st.opening_micro <> -COALESCE(p.before, 0)
+                OR st.closing_micro - st.opening_micro <> -COALESCE(p.during, 0)
+                OR COALESCE(ln.amount, 0)
+                   <> st.accrued_micro + st.released_micro + st.distributed_micro + st.adjustments_micro
+                OR st.payout_micro % 1000000 <> 0 OR st.withheld_micro % 1000000 <> 0
+                OR ((st.payout_micro > 0 OR st.withheld_micro > 0) AND st.payout_entry_id IS NULL)
+            """,  # noqa: S608  (constants only)
+        ),
+        Check(
+            "settlement_payouts",
+            _(
+                "each settled period paid out and withheld exactly what its statements say, in payout entries "
+                "of its own"
+            ),
+            SETTLEMENTS,
+            f"""
+            WITH stated AS (
+                SELECT settlement_id AS id, SUM(payout_micro) AS payout, SUM(withheld_micro) AS withheld,
+                       SUM(due_micro - carried_forward_micro) AS cleared
+                  FROM compensation_statement GROUP BY settlement_id
+            ), posted AS (
+                SELECT {_SETTLEMENT_OF} AS id,
+                       SUM(CASE WHEN a.kind = 'payouts' THEN -l.amount_micro ELSE 0 END) AS payout,
+                       SUM(CASE WHEN a.kind = 'withholding' THEN -l.amount_micro ELSE 0 END) AS withheld,
+                       SUM(CASE WHEN a.kind = {_PAYABLE} THEN l.amount_micro ELSE 0 END) AS cleared
+                  FROM compensation_ledgerentry e
+                  JOIN compensation_ledgerline l ON l.entry_id = e.id
+                  JOIN compensation_account a ON a.id = l.account_id
+                 WHERE e.kind = {_PAYOUT}
+                 GROUP BY {_SETTLEMENT_OF}
+            )
+            SELECT s.id
+              FROM compensation_settlement s
+              LEFT JOIN stated st ON st.id = s.id
+              LEFT JOIN posted p ON p.id = CAST(s.id AS TEXT)
+             WHERE s.status = 'settled'
+               AND (COALESCE(st.payout, 0) <> COALESCE(p.payout, 0)
+                    OR COALESCE(st.withheld, 0) <> COALESCE(p.withheld, 0)
+                    OR COALESCE(st.cleared, 0) <> COALESCE(p.cleared, 0))
+            """,  # noqa: S608  (constants only)
+        ),
+        Check(
+            "invoices_reconcile",
+            _(
+                "each invoice of a settled period opens with the lab's receivable before the period and totals "
+                "its movement in the period, and its usage lines add up to the accruals"
+            ),
+            INVOICES,
+            f"""
+            WITH receivable AS (
+                SELECT i.id,
+                       SUM(CASE WHEN e.effective_at < s.period_start THEN l.amount_micro ELSE 0 END) AS before,
+                       SUM(CASE WHEN e.effective_at >= s.period_start AND e.effective_at < s.period_end
+                                THEN l.amount_micro ELSE 0 END) AS during
+                  FROM compensation_invoice i
+                  JOIN compensation_settlement s ON s.id = i.settlement_id
+                  LEFT JOIN compensation_account a ON a.kind = {_RECEIVABLE} AND a.party_id = i.lab_id
+                  LEFT JOIN compensation_ledgerline l ON l.account_id = a.id
+                  LEFT JOIN compensation_ledgerentry e ON e.id = l.entry_id
+                 WHERE s.status = 'settled'
+                 GROUP BY i.id
+            ), usage AS (
+                SELECT invoice_id AS id, SUM(amount_micro) AS amount
+                  FROM compensation_invoiceline WHERE section = 'usage' GROUP BY invoice_id
+            )
+            SELECT i.id
+              FROM compensation_invoice i
+              JOIN receivable r ON r.id = i.id
+              LEFT JOIN usage u ON u.id = i.id
+             WHERE i.opening_micro <> COALESCE(r.before, 0)
+                OR i.total_micro <> COALESCE(r.during, 0)
+                OR COALESCE(u.amount, 0) <> i.compensation_micro + i.violations_micro
+            """,  # noqa: S608  (constants only)
+        ),
     ]
 
 
@@ -270,6 +434,12 @@ def subject_count(subject: str, count: int) -> str:
         return ngettext("%(count)s account", "%(count)s accounts", count) % {"count": number}
     if subject == RELEASES:
         return ngettext("%(count)s escrow release", "%(count)s escrow releases", count) % {"count": number}
+    if subject == SETTLEMENTS:
+        return ngettext("%(count)s settlement", "%(count)s settlements", count) % {"count": number}
+    if subject == STATEMENTS:
+        return ngettext("%(count)s statement", "%(count)s statements", count) % {"count": number}
+    if subject == INVOICES:
+        return ngettext("%(count)s invoice", "%(count)s invoices", count) % {"count": number}
     if subject == MANIFEST_LINES:
         return ngettext("%(count)s manifest line", "%(count)s manifest lines", count) % {"count": number}
     return ngettext("%(count)s entry", "%(count)s entries", count) % {"count": number}

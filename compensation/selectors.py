@@ -20,6 +20,7 @@ from compensation.models import (
     LedgerLine,
     ManifestLine,
     ManifestStatus,
+    MarketShareDistribution,
     Outcome,
     Settlement,
     SettlementStatus,
@@ -337,3 +338,8 @@ def invoice_get_for_actor(*, actor: Actor, invoice_pk: int) -> Invoice:
 
 def invoice_lines(*, invoice: Invoice) -> QuerySet[InvoiceLine]:
     return InvoiceLine.objects.filter(invoice=invoice).select_related("manifest", "work", "refusal", "entry")
+
+
+def distribution_list(*, actor: Actor) -> QuerySet[MarketShareDistribution]:
+    require_staff(actor)
+    return MarketShareDistribution.objects.order_by("-hold_month")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from compensation import escrow, settlements, usage
+from compensation import distribution, escrow, settlements, usage
 from registry.tasks import TRANSIENT_ERRORS
 
 
@@ -48,3 +48,32 @@ def escrow_release(work_id: int) -> int:
 def settlement_run(settlement_id: int) -> str:
     # Each step commits; a retried or redelivered task continues after the last finished one.
     return settlements.settlement_run(settlement_id=settlement_id).status
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=3600,
+    time_limit=3600 + 300,
+)
+def distribution_execute(distribution_id: int) -> int:
+    # One transaction, and a finished distribution is never run again: redelivery is harmless.
+    return distribution.distribution_execute(distribution_id=distribution_id).distributed_micro
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=1800,
+    time_limit=1800 + 120,
+)
+def export_run(export_id: int) -> str | None:
+    # A finished export is left as it is: redelivery is harmless.
+    from compensation import exports
+
+    export = exports.export_execute(export_id=export_id)
+    return export.status if export is not None else None

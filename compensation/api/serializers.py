@@ -11,6 +11,7 @@ from compensation.models import (
     InvoiceLine,
     ManifestLine,
     ManifestStatus,
+    MarketShareDistribution,
     Settlement,
     Statement,
     StatementLine,
@@ -338,4 +339,29 @@ class InvoiceLineOutput(serializers.ModelSerializer):
             "entry",
             "lines",
             "amount_micro",
+        ]
+
+
+class DistributionInput(serializers.Serializer):
+    hold_month = serializers.DateField(
+        input_formats=["%Y-%m", "iso-8601"], help_text=_("The month whose holds to distribute: YYYY-MM.")
+    )
+
+
+class DistributionOutput(serializers.ModelSerializer):
+    hold_month = serializers.DateField(format="%Y-%m")
+
+    class Meta:
+        model = MarketShareDistribution
+        fields = [
+            "id",
+            "hold_month",
+            "status",
+            "reserve_bp",
+            "lines",
+            "distributed_micro",
+            "reserved_micro",
+            "undistributable_micro",
+            "created_at",
+            "finished_at",
         ]

@@ -13,6 +13,7 @@ urlpatterns = [
         views.ManifestOutcomesView.as_view(),
         name="usage-manifest-outcomes",
     ),
+    path("distributions", views.DistributionListCreateView.as_view(), name="distributions"),
     path("settlements", views.SettlementListCreateView.as_view(), name="settlements"),
     path("settlements/<int:settlement_pk>", views.SettlementDetailView.as_view(), name="settlement"),
     path("statements", views.StatementListView.as_view(), name="statements"),

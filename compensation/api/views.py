@@ -16,10 +16,12 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from compensation import selectors, services, settlements, usage
+from compensation import distribution, selectors, services, settlements, usage
 from compensation.api.serializers import (
     BalanceFilter,
     BalanceOutput,
+    DistributionInput,
+    DistributionOutput,
     InvoiceLineOutput,
     InvoiceOutput,
     ManifestInput,
@@ -280,6 +282,28 @@ class InvoiceLinesView(RegistryAPIView):
     def get(self, request: Request, invoice_pk: int) -> Response:
         invoice = selectors.invoice_get_for_actor(actor=self.actor(), invoice_pk=invoice_pk)
         return self.paginate(selectors.invoice_lines(invoice=invoice), InvoiceLineOutput)
+
+
+class DistributionListCreateView(RegistryAPIView):
+    @extend_schema(responses=DistributionOutput(many=True), summary="Market-share distributions (staff)")
+    def get(self, request: Request) -> Response:
+        return self.paginate(selectors.distribution_list(actor=self.actor()), DistributionOutput)
+
+    @extend_schema(
+        request=DistributionInput,
+        responses={202: DistributionOutput, 200: DistributionOutput},
+        summary="Distribute a hold month's unclaimed escrow by market share, once (staff)",
+    )
+    def post(self, request: Request) -> Response:
+        data = DistributionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        found, created = distribution.distribution_start(
+            actor=self.actor(), hold_month=data.validated_data["hold_month"]
+        )
+        found.refresh_from_db()
+        return Response(
+            DistributionOutput(found).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
+        )
 
 
 def _int_param(request: Request, name: str) -> int | None:

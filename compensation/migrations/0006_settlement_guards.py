@@ -4,7 +4,8 @@
 - A period is closed once its settlement runs: no ledger entry may be dated inside it, except that
   settlement's own payouts while it runs. The ledger moves late postings to the open period before they
   get here (compensation/periods.py); this refuses whatever does not go through it.
-- A settlement's period, thresholds and, once settled, its status never change; settlements, statements,
+- A settlement's period, thresholds and, once settled, its status never change; statements (but for their
+  payout entry, while the run posts it), invoices and their lines never change; settlements, statements,
   invoices, their lines and distributions are never deleted (TRUNCATE follows the ledger's rule).
 """
 
@@ -52,6 +53,21 @@ $$ LANGUAGE plpgsql;
 
 CREATE TRIGGER compensation_settlement_fixed BEFORE UPDATE ON compensation_settlement
     FOR EACH ROW EXECUTE FUNCTION compensation_settlement_fixed();
+
+-- A statement gets its payout entry while its settlement runs; after that, and invoices and lines
+-- always, are as the run wrote them.
+CREATE FUNCTION compensation_settled_fixed() RETURNS trigger AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'compensation_statement' THEN
+        -- Nested: OLD.settlement_id only exists on this table.
+        IF EXISTS (SELECT 1 FROM compensation_settlement WHERE id = OLD.settlement_id AND status = 'running') THEN
+            RETURN NEW;
+        END IF;
+    END IF;
+    RAISE EXCEPTION '% of a settlement never changes: UPDATE refused', TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$ LANGUAGE plpgsql;
 """
 
 _KEPT_TABLES = (
@@ -66,6 +82,20 @@ _KEPT_TABLES = (
 
 PG_FORWARD += "".join(
     f"""
+CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION compensation_settled_fixed();
+"""
+    for table in (
+        "compensation_statement",
+        "compensation_statementline",
+        "compensation_invoice",
+        "compensation_invoiceline",
+        "compensation_distributionshare",
+    )
+)
+
+PG_FORWARD += "".join(
+    f"""
 CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
     FOR EACH ROW EXECUTE FUNCTION compensation_no_delete();
 CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
@@ -76,11 +106,13 @@ CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
 
 PG_BACKWARD = "".join(
     f"""
+DROP TRIGGER IF EXISTS {table}_no_update ON {table};
 DROP TRIGGER IF EXISTS {table}_no_truncate ON {table};
 DROP TRIGGER IF EXISTS {table}_no_delete ON {table};
 """
     for table in _KEPT_TABLES
 ) + """
+DROP FUNCTION IF EXISTS compensation_settled_fixed();
 DROP TRIGGER IF EXISTS compensation_settlement_fixed ON compensation_settlement;
 DROP FUNCTION IF EXISTS compensation_settlement_fixed();
 DROP TRIGGER IF EXISTS compensation_period_open ON compensation_ledgerentry;

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from io import StringIO
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
 from compensation.models import (
@@ -34,8 +36,7 @@ from compensation.models import (
 )
 from compensation.services import tariff_set
 from registry.audit import Actor
-from registry.models import OwnershipClaim
-from registry.services import claim_file, claim_verify
+from registry.services import claim_file
 from tests.compensation.test_manifests import manifest_body
 from tests.optout.conftest import register, verify_claims
 
@@ -110,7 +111,12 @@ def settle(staff_api, django_capture_on_commit_callbacks) -> Any:
 
 
 def _payable(party: Any) -> int:
-    return int(LedgerLine.objects.filter(account__kind="holder_payable", account__party=party).aggregate(t=Sum("amount_micro"))["t"] or 0)
+    return int(
+        LedgerLine.objects.filter(account__kind="holder_payable", account__party=party).aggregate(
+            t=Sum("amount_micro")
+        )["t"]
+        or 0
+    )
 
 
 def _movement(party: Any, kind: str, start: datetime, end: datetime) -> int:
@@ -133,7 +139,8 @@ def test_a_month_is_settled_into_statements_invoices_and_whole_won_payouts_that_
     assert body["status"] == "settled", body
     assert (body["first_day"], body["last_day"]) == ("2026-09-01", "2026-09-30")
     settlement = Settlement.objects.get(pk=body["id"])
-    assert settlement.period_start == seoul(2026, 9, 1) and settlement.period_end == seoul(2026, 10, 1)
+    assert settlement.period_start == seoul(2026, 9, 1)
+    assert settlement.period_end == seoul(2026, 10, 1)
 
     mine = Statement.objects.get(settlement=settlement, holder=holder)
     theirs = Statement.objects.get(settlement=settlement, holder=other_holder)
@@ -142,7 +149,8 @@ def test_a_month_is_settled_into_statements_invoices_and_whole_won_payouts_that_
     assert theirs.accrued_micro == line_cost * 4000 // 10000
     for statement in (mine, theirs):
         # Whole won, the rest on the rounding account; nothing stays on the payable.
-        assert statement.payout_micro % MICRO == 0 and statement.withheld_micro == 0
+        assert statement.payout_micro % MICRO == 0
+        assert statement.withheld_micro == 0
         assert abs(statement.due_micro - statement.payout_micro) < MICRO
         assert statement.rounding_micro == statement.due_micro - statement.payout_micro
         assert statement.closing_micro == statement.carried_forward_micro == 0
@@ -153,7 +161,8 @@ def test_a_month_is_settled_into_statements_invoices_and_whole_won_payouts_that_
         assert statement.closing_micro - statement.opening_micro == movement
         assert _payable(statement.holder) == 0
         entry = statement.payout_entry
-        assert entry.kind == EntryKind.PAYOUT and entry.effective_at == seoul(2026, 10, 1) - timedelta(microseconds=1)
+        assert entry.kind == EntryKind.PAYOUT
+        assert entry.effective_at == seoul(2026, 10, 1) - timedelta(microseconds=1)
     # Parts of the whole won sum exactly; the residue (under one won) is the rounding account's.
     assert (mine.payout_micro + theirs.payout_micro) // MICRO == (mine.due_micro + theirs.due_micro) // MICRO
     rounding = LedgerLine.objects.filter(account__kind=AccountKind.ROUNDING).aggregate(t=Sum("amount_micro"))["t"]
@@ -170,16 +179,62 @@ def test_a_month_is_settled_into_statements_invoices_and_whole_won_payouts_that_
     receivable = _movement(lab, "lab_receivable", settlement.period_start, settlement.period_end)
     assert invoice.total_micro == receivable == 2 * line_cost + 500_000
     assert invoice.amount_due_won == 5_001  # 5,001.001 KRW, rounded half up
-    outcomes = {(l.outcome, l.lines, l.amount_micro) for l in invoice.lines.filter(section=InvoiceSection.USAGE)}
+    outcomes = {
+        (line.outcome, line.lines, line.amount_micro) for line in invoice.lines.filter(section=InvoiceSection.USAGE)
+    }
     assert outcomes == {
         (Outcome.MATCHED, 2, 2 * line_cost),
         (Outcome.UNMATCHED_HELD, 1, 500_000),
         (Outcome.INVALID, 1, 0),
     }
 
-    # The API: holders read their own statements, labs their invoices, staff everything.
     assert settlement.totals["payout"] == mine.payout_micro + theirs.payout_micro
     assert settlement.progress["step"] == "payouts"
+    assert _ledger_check() == (0, "Ledger OK.")
+
+
+def _ledger_check() -> tuple[int, str]:
+    out = StringIO()
+    with translation.override("en"):
+        try:
+            call_command("ledger_check", stdout=out)
+        except CommandError as error:
+            return 1, out.getvalue() + str(error)
+    return 0, out.getvalue().strip().splitlines()[-1]
+
+
+def test_holders_read_their_statements_labs_their_invoices_and_staff_everything(
+    clock, world, report, settle, holder, other_holder, lab, holder_api, other_holder_api, lab_api, staff_api
+):
+    clock(seoul(2026, 9, 10, 12))
+    report((BOOK, "50000000"), (CO_OWNED, "50000000"))
+    clock(seoul(2026, 10, 3, 9))
+    body = settle("2026-09-01", "2026-09-30")
+    mine = holder_api.get("/api/v1/statements").json()["results"]
+    assert [(s["holder"], s["first_day"], s["last_day"]) for s in mine] == [(holder.pk, "2026-09-01", "2026-09-30")]
+    statement = mine[0]
+    assert statement["due_micro"] == 25_000 * MICRO + 15_000 * MICRO
+    lines = holder_api.get(f"/api/v1/statements/{statement['id']}/lines").json()["results"]
+    assert sorted((line["work"], line["lab_name"], line["amount_micro"]) for line in lines) == sorted(
+        [(world["book"].pk, lab.name, 25_000 * MICRO), (world["co_owned"].pk, lab.name, 15_000 * MICRO)]
+    )
+    # Another holder's statement does not exist for this one; labs and holders cannot run settlements.
+    assert other_holder_api.get(f"/api/v1/statements/{statement['id']}").status_code == 404
+    assert lab_api.get("/api/v1/statements").json()["results"] == []
+    assert holder_api.get("/api/v1/settlements").status_code == 403
+    assert (
+        holder_api.post(
+            "/api/v1/settlements", {"period_start": "2026-08-01", "period_end": "2026-08-31"}, format="json"
+        ).status_code
+        == 403
+    )
+    invoices = lab_api.get("/api/v1/invoices").json()["results"]
+    assert [(i["lab"], i["total_micro"], i["amount_due_won"]) for i in invoices] == [(lab.pk, 50_000 * MICRO, 50_000)]
+    invoice_lines = lab_api.get(f"/api/v1/invoices/{invoices[0]['id']}/lines").json()["results"]
+    assert [(line["section"], line["outcome"], line["lines"]) for line in invoice_lines] == [("usage", "matched", 2)]
+    assert holder_api.get(f"/api/v1/invoices/{invoices[0]['id']}").status_code == 404
+    assert staff_api.get(f"/api/v1/statements?settlement={body['id']}").json()["count"] == 2
+    assert staff_api.get(f"/api/v1/settlements/{body['id']}").json()["totals"]["labs"] == 1
 
 
 def test_the_same_period_again_creates_nothing_and_an_overlapping_one_is_refused(clock, world, report, settle):
@@ -189,7 +244,8 @@ def test_the_same_period_again_creates_nothing_and_an_overlapping_one_is_refused
     first = settle("2026-09-01", "2026-09-30")
     entries = LedgerEntry.objects.count()
     again = settle("2026-09-01", "2026-09-30", expect=200)
-    assert again["id"] == first["id"] and again["status"] == "settled"
+    assert again["id"] == first["id"]
+    assert again["status"] == "settled"
     assert LedgerEntry.objects.count() == entries
     refused = settle("2026-09-15", "2026-10-01", expect=409)
     assert refused["error"]["code"] == "settlement_overlap"
@@ -282,4 +338,28 @@ def test_a_closed_period_refuses_postings_and_the_ledger_moves_late_ones_to_the_
         Settlement.objects.update(status=SettlementStatus.FAILED)
     for table in ("compensation_statementline", "compensation_invoiceline", "compensation_settlement"):
         with pytest.raises(Exception, match="keeps every row"), transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {table}")
+            cursor.execute(f"DELETE FROM {table}")  # noqa: S608  (constant names)
+    for table in ("compensation_statement", "compensation_invoice", "compensation_statementline"):
+        with pytest.raises(Exception, match="never changes"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {table} SET id = id")  # noqa: S608  (constant names)
+
+
+@pytest.mark.postgres
+def test_ledger_check_finds_a_statement_that_no_longer_reconciles(clock, world, report, settle):
+    clock(seoul(2026, 9, 10, 12))
+    report((BOOK, "50000000"))
+    clock(seoul(2026, 10, 3, 9))
+    settle("2026-09-01", "2026-09-30")
+    assert _ledger_check()[0] == 0
+    with connection.cursor() as cursor:
+        # What only someone bypassing the triggers could do: the statement's arithmetic still adds up.
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(
+            "UPDATE compensation_statement SET opening_micro = opening_micro + 1, due_micro = due_micro + 1,"
+            " closing_micro = closing_micro + 1, carried_forward_micro = carried_forward_micro + 1"
+        )
+        cursor.execute("SET LOCAL session_replication_role = origin")
+    code, output = _ledger_check()
+    assert code == 1
+    assert "statements_reconcile" in output
+    assert "1 statement" in output

@@ -1,0 +1,218 @@
+"""Market-share distribution: escrow that nobody claimed within the hold period goes, once, to the holders
+the same lab paid in the same month, pro rata to what it paid them (the way royalty societies distribute
+unmatched royalties), keeping a reserve for late claimants.
+
+A hold month is the month (registry time zone) of the accrual that held the money. Per lab, each open hold
+of that month gives up its unreserved part, ``open * (1 - reserve)`` rounded down; the parts are split among
+the holders by their matched accruals from that lab in that month (largest remainder). The hold stays
+open for what is left, which a late claimant's escrow release still finds. Lines record the distribution
+in their allocation as ``[None, None, part, entry]``, so each micro-won of a hold is released once
+(ledger invariant 6), whichever way it goes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from compensation.allocation import allocate_largest_remainder
+from compensation.escrow import escrow_lock
+from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
+from compensation.models import (
+    AccountKind,
+    DistributionShare,
+    DistributionStatus,
+    EntryKind,
+    LedgerEntry,
+    ManifestLine,
+    MarketShareDistribution,
+    UsageManifest,
+)
+from registry.audit import Actor, audit_record
+from registry.errors import InvalidInput
+from registry.services import require_staff
+
+
+def hold_month_bounds(*, month: date) -> tuple[datetime, datetime]:
+    zone = timezone.get_default_timezone()
+    first = month.replace(day=1)
+    following = (first + timedelta(days=32)).replace(day=1)
+    return (
+        timezone.make_aware(datetime.combine(first, time.min), zone),
+        timezone.make_aware(datetime.combine(following, time.min), zone),
+    )
+
+
+def hold_month_eligible_from(*, month: date) -> datetime:
+    """When a hold month's escrow may be distributed: the hold period after the month ends."""
+    _start, end = hold_month_bounds(month=month)
+    return end + timedelta(days=settings.ESCROW_HOLD_PERIOD_DAYS)
+
+
+def _enqueue(distribution_id: int) -> None:
+    from compensation.tasks import distribution_execute as task
+
+    task.delay(distribution_id)
+
+
+def distribution_start(*, actor: Actor, hold_month: date) -> tuple[MarketShareDistribution, bool]:
+    """Start the distribution of ``hold_month``'s open holds (a task runs it); staff only.
+
+    Returns the distribution and whether this call started it: a month is distributed once, and asking
+    again answers with its distribution (queued again if it has not finished).
+    """
+    require_staff(actor)
+    month = hold_month.replace(day=1)
+    if hold_month_eligible_from(month=month) > timezone.now():
+        raise InvalidInput(
+            _("This month's escrow is still within the hold period."), code="hold_period_not_over", field="hold_month"
+        )
+    with transaction.atomic():
+        distribution, created = MarketShareDistribution.objects.get_or_create(
+            hold_month=month,
+            defaults={"reserve_bp": settings.MARKET_SHARE_RESERVE_BP, "created_by": actor.person},
+        )
+        if created:
+            audit_record(
+                code="compensation.distribution.started",
+                actor=actor,
+                target=distribution,
+                data={"hold_month": f"{month:%Y-%m}", "reserve_bp": distribution.reserve_bp},
+            )
+        if distribution.status != DistributionStatus.DONE:
+            transaction.on_commit(lambda: _enqueue(distribution.pk))
+    return distribution, created
+
+
+def distribution_execute(*, distribution_id: int) -> MarketShareDistribution:
+    """Run a started distribution, in one transaction; safe to run again (then it does nothing)."""
+    with transaction.atomic():
+        # Releases and chunks of manifests wait; the holds read below cannot change until commit.
+        escrow_lock(exclusive=True)
+        distribution = MarketShareDistribution.objects.select_for_update().get(pk=distribution_id)
+        if distribution.status == DistributionStatus.DONE:
+            return distribution
+        _distribute(distribution)
+        distribution.status = DistributionStatus.DONE
+        distribution.finished_at = timezone.now()
+        distribution.save()
+        audit_record(
+            code="compensation.distribution.done",
+            actor=Actor.system(),
+            target=distribution,
+            data={
+                "hold_month": f"{distribution.hold_month:%Y-%m}",
+                "lines": distribution.lines,
+                "distributed_micro": distribution.distributed_micro,
+                "reserved_micro": distribution.reserved_micro,
+                "undistributable_micro": distribution.undistributable_micro,
+            },
+        )
+    return distribution
+
+
+def _distribute(distribution: MarketShareDistribution) -> None:
+    start, end = hold_month_bounds(month=distribution.hold_month)
+    month_entries = frozenset(
+        LedgerEntry.objects.filter(kind=EntryKind.ACCRUAL, effective_at__gte=start, effective_at__lt=end).values_list(
+            "pk", flat=True
+        )
+    )
+    if not month_entries:
+        return
+    labs = dict(UsageManifest.objects.values_list("pk", "lab_id"))
+    holds: dict[int, list[ManifestLine]] = defaultdict(list)
+    for line in (
+        ManifestLine.objects.select_for_update().filter(entry__id__any_of=month_entries, hold_open=True).order_by("pk")
+    ):
+        holds[labs[line.manifest_id]].append(line)
+    # What each lab paid each holder at use in the month: the weights.
+    basis: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for manifest, entry, allocation in (
+        ManifestLine.objects.filter(entry__id__any_of=month_entries, paid_micro__gt=0)
+        .order_by()
+        .values_list("manifest_id", "entry_id", "allocation")
+        .iterator(chunk_size=5_000)
+    ):
+        for holder, _claim, amount, paid_by in allocation:
+            if holder is not None and paid_by == entry and amount > 0:
+                basis[labs[manifest]][holder] += amount
+    changed: list[ManifestLine] = []
+    for lab in sorted(holds):
+        changed += _distribute_lab(distribution, lab, holds[lab], basis.get(lab, {}))
+    ManifestLine.objects.bulk_update(changed, ["allocation", "released_micro", "hold_open"], batch_size=1_000)
+    UsageManifest.objects.filter(pk__in={line.manifest_id for line in changed}).update(summary=None)
+
+
+def _distribute_lab(
+    distribution: MarketShareDistribution, lab: int, holds: list[ManifestLine], basis: dict[int, int]
+) -> list[ManifestLine]:
+    keep_bp = distribution.reserve_bp
+    parts = {line.pk: (line.held_micro - line.released_micro) * (10_000 - keep_bp) // 10_000 for line in holds}
+    pool = sum(parts.values())
+    open_total = sum(line.held_micro - line.released_micro for line in holds)
+    if not basis or pool == 0:
+        distribution.undistributable_micro += open_total
+        return []
+    holders = sorted(basis)
+    shares = dict(
+        zip(holders, allocate_largest_remainder(total=pool, weights=[basis[h] for h in holders]), strict=True)
+    )
+    debits: dict[int, int] = defaultdict(int)
+    for line in holds:
+        if parts[line.pk] and line.held_account_id is not None:
+            debits[line.held_account_id] += parts[line.pk]
+    payables = accounts_ensure(keys=[AccountKey(AccountKind.HOLDER_PAYABLE, holder) for holder in holders])
+    source: dict[str, Any] = {
+        "distribution": distribution.pk,
+        "hold_month": f"{distribution.hold_month:%Y-%m}",
+        "lab": lab,
+    }
+    posting = Posting(
+        idempotency_key=f"distribution:{distribution.pk}:lab:{lab}",
+        kind=EntryKind.DISTRIBUTION,
+        effective_at=timezone.now(),
+        lines=[
+            *sorted(debits.items()),
+            *(
+                (payables[AccountKey(AccountKind.HOLDER_PAYABLE, holder)].pk, -amount)
+                for holder, amount in shares.items()
+                if amount
+            ),
+        ],
+        memo=f"market-share distribution of {distribution.hold_month:%Y-%m} escrow (lab {lab})",
+        source=source,
+    )
+    entry_id = ledger_post_entries(postings=[posting])[posting.idempotency_key]
+    DistributionShare.objects.bulk_create(
+        [
+            DistributionShare(
+                distribution=distribution,
+                lab_id=lab,
+                holder_id=holder,
+                basis_micro=basis[holder],
+                amount_micro=amount,
+                entry_id=entry_id,
+            )
+            for holder, amount in shares.items()
+        ]
+    )
+    changed = []
+    for line in holds:
+        part = parts[line.pk]
+        if not part:
+            continue
+        line.allocation = [*line.allocation, [None, None, part, entry_id]]
+        line.released_micro += part
+        line.hold_open = line.released_micro < line.held_micro
+        changed.append(line)
+    distribution.lines += len(changed)
+    distribution.distributed_micro += pool
+    distribution.reserved_micro += open_total - pool
+    return changed
