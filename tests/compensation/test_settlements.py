@@ -363,3 +363,38 @@ def test_ledger_check_finds_a_statement_that_no_longer_reconciles(clock, world, 
     assert code == 1
     assert "statements_reconcile" in output
     assert "1 statement" in output
+
+
+def test_staff_settle_a_period_from_the_admin_and_read_its_statements_there(
+    clock, world, report, staff, holder, django_capture_on_commit_callbacks
+):
+    from rest_framework.test import APIClient
+
+    clock(seoul(2026, 9, 10, 12))
+    report((BOOK, "50000000"))
+    clock(seoul(2026, 10, 3, 9))
+    staff.is_superuser = True
+    staff.save()
+    client = APIClient()
+    client.force_login(staff)
+    assert client.get("/admin/compensation/settlement/add/").status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/compensation/settlement/add/", {"first_day": "2026-09-01", "last_day": "2026-09-30"}
+        )
+    assert response.status_code == 302, response.content
+    settlement = Settlement.objects.get()
+    assert settlement.status == SettlementStatus.SETTLED
+    assert settlement.created_by == staff
+    statement = Statement.objects.get(holder=holder)
+    page = client.get(f"/admin/compensation/statement/{statement.pk}/change/")
+    assert page.status_code == 200
+    assert world["book"].title in page.content.decode()
+    # Never edited nor deleted through the admin.
+    assert client.post(f"/admin/compensation/settlement/{settlement.pk}/delete/", {"post": "yes"}).status_code == 403
+    with django_capture_on_commit_callbacks(execute=True):
+        refused = client.post(
+            "/admin/compensation/settlement/add/", {"first_day": "2026-09-20", "last_day": "2026-10-01"}
+        )
+    assert refused.status_code == 302
+    assert Settlement.objects.count() == 1
