@@ -3,8 +3,8 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from optout.api.receipt_views import well_known_keys
+from portal.views.public import home
 from registry.api.views import healthz
-from registry.views import home
 
 api_v1: list[URLPattern | URLResolver] = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -23,5 +23,6 @@ urlpatterns = [
     path("", include("optout.urls_signals")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("", include("portal.urls")),
     path("api/v1/", include((api_v1, "api"))),
 ]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from registry.audit import Actor
 from registry.errors import InvalidIdentifier, NotFound
 from registry.identifiers import identifier_normalize
 from registry.models import (
     ApiKey,
+    AuditEvent,
     ClaimStatus,
     Identifier,
     Membership,
@@ -164,3 +165,43 @@ def registry_figures() -> dict[str, object]:
         "labs_count": Party.objects.filter(kind="lab").count(),
         "recent_works": list(Work.objects.order_by("-created_at", "-pk")[:10]),
     }
+
+
+# --- Portal reads -------------------------------------------------------------------------------
+
+
+def membership_list_for_user(*, user_id: int) -> QuerySet[Membership]:
+    """The parties a person belongs to, oldest membership first (the default party)."""
+    return Membership.objects.filter(user_id=user_id).select_related("party").order_by("created_at", "pk")
+
+
+def membership_list_for_party(*, party: Party) -> QuerySet[Membership]:
+    return Membership.objects.filter(party=party).select_related("user").order_by("created_at", "pk")
+
+
+def work_search_for_holder(*, holder: Party, query: str = "") -> QuerySet[Work]:
+    """The holder's works whose title contains ``query``, or which ``query`` identifies (``scheme:value``)."""
+    works = work_list_for_holder(holder=holder)
+    query = query.strip()
+    if not query:
+        return works
+    by_title = Q(title__icontains=query)
+    scheme, sep, value = query.partition(":")
+    if sep:
+        try:
+            key = identifier_normalize(scheme=scheme, value=value)
+        except InvalidIdentifier:
+            pass
+        else:
+            matching = Identifier.objects.filter(scheme=key.scheme, value=key.value).values("work_id")
+            return works.filter(by_title | Q(pk__in=matching))
+    return works.filter(by_title)
+
+
+def audit_events_for_party(*, party: Party, limit: int = 20) -> list[AuditEvent]:
+    """Recent changes made by the party's people and keys, or made by others to its works and claims."""
+    return list(
+        AuditEvent.objects.filter(Q(actor_party=party) | Q(data__holder=party.pk)).order_by("-created_at", "-pk")[
+            :limit
+        ]
+    )

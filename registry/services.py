@@ -777,3 +777,60 @@ def domains_recheck_pending() -> int:
         domain_check(actor=Actor.system(), domain=domain)
         checked += 1
     return checked
+
+
+# --- Portal: members and identifiers added later ----------------------------------------------
+
+
+def membership_remove(*, actor: Actor, membership: Membership) -> None:
+    """Remove a person from a party. The last owner cannot be removed, so a party never loses its owners."""
+    _require_party_admin(actor, membership.party)
+    with transaction.atomic():
+        # Lock the party's owner rows, so two admins removing the last two owners cannot both succeed.
+        owners = list(
+            Membership.objects.select_for_update()
+            .filter(party_id=membership.party_id, role=MemberRole.OWNER)
+            .values_list("pk", flat=True)
+        )
+        if membership.role == MemberRole.OWNER and owners == [membership.pk]:
+            raise InvalidState(_("A party keeps at least one owner."), code="last_owner")
+        deleted, _rows = Membership.objects.filter(pk=membership.pk).delete()
+        if not deleted:
+            raise InvalidState(_("This person is no longer a member."), code="not_a_member")
+        audit_record(
+            code="registry.membership.removed",
+            actor=actor,
+            target=membership.party,
+            data={"user": membership.user_id, "role": membership.role},
+        )
+
+
+def work_identifier_add(*, actor: Actor, holder: Party, work: Work, scheme: str, value: str) -> Identifier:
+    """Attach one more identifier (e.g. a file's SHA-256) to a work the holder claims.
+
+    Money held in escrow for that identifier is released to the work's verified owners.
+    """
+    require_holder_actor(actor, holder)
+    if not OwnershipClaim.objects.filter(work=work, holder=holder).exclude(status=ClaimStatus.REJECTED).exists():
+        raise NotPermitted(_("You can add identifiers only to works you have claimed."), code="no_claim")
+    key = identifier_normalize(scheme=scheme, value=value)
+    existing = Identifier.objects.filter(scheme=key.scheme, value=key.value).values_list("work_id", flat=True).first()
+    if existing == work.pk:
+        raise InvalidState(_("The work already has this identifier."), code="identifier_exists", field="value")
+    if existing is not None:
+        raise _identifier_taken(key, existing)
+    try:
+        with transaction.atomic():
+            identifier = Identifier.objects.create(work=work, scheme=key.scheme, value=key.value)
+            audit_record(
+                code="registry.work.identifier_added",
+                actor=actor,
+                target=work,
+                data={"holder": holder.pk, "identifier": str(key)},
+            )
+            _owners_changed_on_commit(work.pk)
+    except IntegrityError:
+        # Registered by someone else between the check and the insert.
+        taken = Identifier.objects.filter(scheme=key.scheme, value=key.value).values_list("work_id", flat=True).first()
+        raise _identifier_taken(key, taken or 0) from None
+    return identifier

@@ -1,0 +1,21 @@
+"""What every portal page needs: the registry's name and, for people signed in, the party they act for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from portal.access import portal_parties
+
+
+def portal(request: HttpRequest) -> dict[str, Any]:
+    context: dict[str, Any] = {"registry_name": settings.REGISTRY_NAME}
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        memberships, active = portal_parties(request)
+        context["portal_memberships"] = memberships
+        context["portal_membership"] = active
+        context["portal_party"] = active.party if active is not None else None
+    return context

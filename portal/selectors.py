@@ -1,0 +1,278 @@
+"""Reads the portal's pages need, built on the selectors of ``registry``, ``optout`` and ``compensation``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db.models import F, Sum
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from compensation.models import AccountKind, EntryKind, LedgerLine, ManifestLine
+from compensation.selectors import party_balances, violation_list_for_actor
+from optout.models import Purpose, Refusal, RefusalEventKind, RefusalScope
+from optout.selectors import LookupStatus, lookup_batch, refusal_history, refusal_list_for_actor
+from registry.audit import Actor
+from registry.errors import InvalidIdentifier
+from registry.identifiers import IdentifierKey, Scheme, identifier_normalize
+from registry.models import ClaimStatus, OwnershipClaim, Party, Work
+from registry.selectors import apikey_list_for_actor, audit_events_for_party, claim_list_for_actor
+
+# --- Public search ---------------------------------------------------------------------------------------
+
+# Tried in this order on a bare value: the first scheme it validates as is taken.
+_GUESS_ORDER = (
+    Scheme.ISBN,
+    Scheme.ISSN,
+    Scheme.ISRC,
+    Scheme.ISWC,
+    Scheme.ISMN,
+    Scheme.ISAN,
+    Scheme.KCC,
+    Scheme.SHA256,
+    Scheme.ISCC,
+)
+_HOST_LIKE = re.compile(r"^[\w.-]+\.[a-z]{2,}(/\S*)?$", re.IGNORECASE)
+
+
+def search_key_parse(*, text: str) -> IdentifierKey:
+    """The identifier a person typed: ``scheme:value``, a URL, a DOI, a UCI, or a bare value of any scheme.
+
+    Raises ``InvalidIdentifier`` with the reason when nothing fits.
+    """
+    text = text.strip()
+    if not text:
+        raise InvalidIdentifier(_("Enter an identifier or a URL."), code="empty", field="q")
+    lowered = text.lower()
+    if lowered.startswith(("http://", "https://")):
+        return identifier_normalize(scheme=Scheme.URL, value=text)
+    if lowered.startswith("urn:uci:"):
+        return identifier_normalize(scheme=Scheme.UCI, value=text)
+    if lowered.startswith(("10.", "doi:", "https://doi.org/", "doi.org/")):
+        return identifier_normalize(scheme=Scheme.DOI, value=text)
+    scheme, sep, value = text.partition(":")
+    if sep and scheme.strip().lower() in Scheme.values:
+        return identifier_normalize(scheme=scheme, value=value)
+    for candidate in _GUESS_ORDER:
+        try:
+            return identifier_normalize(scheme=candidate, value=text)
+        except InvalidIdentifier:
+            continue
+    if _HOST_LIKE.match(text):
+        return identifier_normalize(scheme=Scheme.URL, value="https://" + text)
+    raise InvalidIdentifier(
+        _(
+            "This is not an identifier the registry knows. Enter an ISBN, ISSN, ISRC, ISWC, DOI, UCI, URL, ...; "
+            "or write scheme:value, e.g. isbn:9788936434021."
+        ),
+        code="unknown_identifier",
+        field="q",
+    )
+
+
+@dataclass(frozen=True)
+class SearchAnswer:
+    key: IdentifierKey
+    result: dict[str, Any]
+    checked_at: datetime
+
+    @property
+    def status(self) -> str:
+        return str(self.result["status"])
+
+    @property
+    def refusal_effective_from(self) -> datetime | None:
+        refusal = self.result.get("refusal")
+        return datetime.fromisoformat(refusal["effective_from"]) if refusal else None
+
+    @property
+    def refuses_all_training(self) -> bool:
+        refusal = self.result.get("refusal") or {}
+        return Purpose.TRAIN_AI.value in refusal.get("purposes", [])
+
+
+def public_search(*, key: IdentifierKey) -> SearchAnswer:
+    """What the lookup API answers for one identifier now, for generative training (the strictest purpose)."""
+    now = timezone.now()
+    answer = lookup_batch(items=[{"scheme": key.scheme, "value": key.value}], purpose=Purpose.TRAIN_GENAI, as_of=now)
+    return SearchAnswer(key=key, result=answer.results[0], checked_at=now)
+
+
+# --- Refusals -----------------------------------------------------------------------------------------
+
+
+class RefusalState:
+    PENDING = "pending"  # filed; the holder's ownership is not verified yet
+    SCHEDULED = "scheduled"  # takes effect later
+    IN_FORCE = "in_force"
+    WITHDRAWN = "withdrawn"
+
+
+REFUSAL_STATE_LABELS = {
+    RefusalState.PENDING: _("Awaiting verification"),
+    RefusalState.SCHEDULED: _("Scheduled"),
+    RefusalState.IN_FORCE: _("In force"),
+    RefusalState.WITHDRAWN: _("Withdrawn"),
+}
+REFUSAL_EVENT_LABELS = {
+    "filed": _("Filed"),
+    "effective": _("Took effect"),
+    "withdrawn": _("Withdrawn"),
+}
+
+
+@dataclass
+class RefusalRow:
+    refusal: Refusal
+    history: list[dict[str, Any]]
+    state: str
+    withdrawal_at: datetime | None = None
+    label: str = field(default="")
+
+    @property
+    def state_label(self) -> str:
+        return str(REFUSAL_STATE_LABELS[self.state])
+
+    @property
+    def can_withdraw(self) -> bool:
+        return self.withdrawal_at is None
+
+
+def refusal_row(*, refusal: Refusal, at: datetime) -> RefusalRow:
+    """A refusal with its timeline and whether it is in force at ``at``."""
+    history = refusal_history(refusal=refusal)
+    withdrawal = next((e["at"] for e in history if e["event"] == RefusalEventKind.WITHDRAWN), None)
+    effective = next((e["at"] for e in history if e["event"] == "effective"), None)
+    if withdrawal is not None and withdrawal <= at:
+        state = RefusalState.WITHDRAWN
+    elif effective is None:
+        state = RefusalState.PENDING
+    elif effective > at:
+        state = RefusalState.SCHEDULED
+    else:
+        state = RefusalState.IN_FORCE
+    for event in history:
+        event["label"] = REFUSAL_EVENT_LABELS.get(event["event"], event["event"])
+        event["future"] = event["at"] > at
+    return RefusalRow(refusal=refusal, history=history, state=state, withdrawal_at=withdrawal)
+
+
+def refusal_rows_for_actor(*, actor: Actor) -> list[RefusalRow]:
+    now = timezone.now()
+    return [refusal_row(refusal=r, at=now) for r in refusal_list_for_actor(actor=actor)]
+
+
+def refusal_rows_for_work(*, actor: Actor, work: Work) -> list[RefusalRow]:
+    """The actor's refusals that cover ``work``: of the work itself, of the catalogue, or of a prefix of its URLs."""
+    urls = [i.value for i in work.identifiers.all() if i.scheme == Scheme.URL]
+    now = timezone.now()
+    rows = []
+    for refusal in refusal_list_for_actor(actor=actor):
+        covers = (
+            (refusal.scope == RefusalScope.WORK and refusal.work_id == work.pk)
+            or refusal.scope == RefusalScope.CATALOGUE
+            or (refusal.scope == RefusalScope.URL_PREFIX and any(u.startswith(refusal.url_prefix) for u in urls))
+        )
+        if covers:
+            rows.append(refusal_row(refusal=refusal, at=now))
+    return rows
+
+
+def work_status_now(*, work: Work) -> dict[str, Any]:
+    """The lookup's answer for the work now (through its first identifier; all identify the same work)."""
+    identifiers = sorted(work.identifiers.all(), key=lambda i: (i.scheme, i.value))
+    if not identifiers:
+        return {"status": LookupStatus.INVALID}
+    first = identifiers[0]
+    now = timezone.now()
+    result = lookup_batch(
+        items=[{"scheme": first.scheme, "value": first.value}], purpose=Purpose.TRAIN_GENAI, as_of=now
+    ).results[0]
+    result["checked_at"] = now
+    return result
+
+
+# --- Dashboards ------------------------------------------------------------------------------------
+
+
+def holder_payable_won(*, party: Party) -> int:
+    """What the registry owes the holder now, in whole won (rounded down: payouts are whole won)."""
+    balance = party_balances(party=party)["by_kind"].get(AccountKind.HOLDER_PAYABLE.value, 0)
+    return int(-balance // 1_000_000)
+
+
+def holder_dashboard(*, actor: Actor, party: Party) -> dict[str, Any]:
+    refusals = refusal_rows_for_actor(actor=actor)
+    return {
+        "works_count": OwnershipClaim.objects.filter(holder=party)
+        .exclude(status=ClaimStatus.REJECTED)
+        .values("work")
+        .distinct()
+        .count(),
+        "refusals_in_force": sum(1 for r in refusals if r.state == RefusalState.IN_FORCE),
+        "refusals_pending": sum(1 for r in refusals if r.state in (RefusalState.PENDING, RefusalState.SCHEDULED)),
+        "pending_claims": claim_list_for_actor(actor=actor, status=ClaimStatus.PENDING).count(),
+        "balance_won": holder_payable_won(party=party),
+        "activity": audit_events_for_party(party=party, limit=15),
+    }
+
+
+def lab_dashboard(*, actor: Actor, party: Party) -> dict[str, Any]:
+    from compensation.selectors import manifest_list_for_actor
+
+    return {
+        "keys_active": apikey_list_for_actor(actor=actor).filter(revoked_at__isnull=True).count(),
+        "manifests_count": manifest_list_for_actor(actor=actor).count(),
+        "violations_count": violation_list_for_actor(actor=actor).count(),
+        "receivable_won": int(
+            party_balances(party=party)["by_kind"].get(AccountKind.LAB_RECEIVABLE.value, 0) // 1_000_000
+        ),
+        "activity": audit_events_for_party(party=party, limit=15),
+    }
+
+
+# --- Earnings --------------------------------------------------------------------------------------
+
+
+def holder_earnings(*, party: Party, top: int = 10) -> dict[str, Any]:
+    """Balance, accruals per month, escrow released to the holder, and the works paid the most.
+
+    Amounts in micro-won; the holder's payable account is a credit, so its movements are negated here.
+    """
+    balances = party_balances(party=party)
+    months = [
+        {"month": row["month"], "micro": -row["by_kind"].get(AccountKind.HOLDER_PAYABLE.value, 0)}
+        for row in balances["by_month"]
+    ]
+    peak = max((m["micro"] for m in months), default=0)
+    for month in months:
+        month["percent"] = round(100 * month["micro"] / peak) if peak > 0 else 0
+    released = LedgerLine.objects.filter(
+        account__party=party, account__kind=AccountKind.HOLDER_PAYABLE, entry__kind=EntryKind.RELEASE
+    ).aggregate(total=Sum("amount_micro"))["total"]
+    claimed = OwnershipClaim.objects.filter(holder=party, status=ClaimStatus.VERIFIED).values("work_id")
+    top_works = list(
+        ManifestLine.objects.filter(work_id__in=claimed)
+        .values("work_id", title=F("work__title"))
+        .annotate(paid=Sum("paid_micro"), released=Sum("released_micro"))
+        .annotate(total=F("paid") + F("released"))
+        .filter(total__gt=0)
+        .order_by("-total", "work_id")[:top]
+    )
+    return {
+        "balance_micro": -balances["by_kind"].get(AccountKind.HOLDER_PAYABLE.value, 0),
+        "months": months,
+        "released_micro": -(released or 0),
+        "top_works": top_works,
+    }
+
+
+def works_selected(*, actor: Actor, holder: Party, ids: Sequence[int]) -> list[Work]:
+    """The works among ``ids`` the holder has a live claim on (others are silently left out)."""
+    from registry.selectors import work_list_for_holder
+
+    return list(work_list_for_holder(holder=holder).filter(pk__in=list(ids)))

@@ -1,0 +1,66 @@
+"""Formatting for the portal's language: won amounts and identifiers."""
+
+from __future__ import annotations
+
+from django import template
+from django.contrib.humanize.templatetags.humanize import intcomma
+from django.utils.translation import get_language, gettext_lazy
+from django.utils.translation import gettext as _
+
+register = template.Library()
+
+
+@register.filter
+def won(amount: int | None) -> str:
+    """Whole won: "1,234원" in Korean, "₩1,234" in English."""
+    value = int(amount or 0)
+    text = intcomma(abs(value))
+    sign = "\u2212" if value < 0 else ""  # the minus sign, not a hyphen
+    if (get_language() or "ko").startswith("ko"):
+        return f"{sign}{text}원"
+    return f"{sign}₩{text}"
+
+
+@register.filter
+def micro_won(amount: int | None) -> str:
+    """Micro-won as whole won, rounded down towards zero as payouts are."""
+    value = int(amount or 0)
+    return won(int(value / 1_000_000))
+
+
+@register.filter
+def percent_bp(share_bp: int | None) -> str:
+    value = (share_bp or 0) / 100
+    return _("%(value)s%%") % {"value": f"{value:g}"}
+
+
+_AUDIT_LABELS = {
+    "registry.party.created": gettext_lazy("Party created"),
+    "registry.membership.added": gettext_lazy("Member added or role changed"),
+    "registry.membership.removed": gettext_lazy("Member removed"),
+    "registry.apikey.created": gettext_lazy("API key created"),
+    "registry.apikey.revoked": gettext_lazy("API key revoked"),
+    "registry.work.registered": gettext_lazy("Work registered"),
+    "registry.work.identifier_added": gettext_lazy("Identifier added to a work"),
+    "registry.work.disputed": gettext_lazy("Work disputed: claimed shares exceed 100%"),
+    "registry.work.dispute_resolved": gettext_lazy("Dispute resolved"),
+    "registry.claim.filed": gettext_lazy("Ownership claim filed"),
+    "registry.claim.verified": gettext_lazy("Ownership claim verified"),
+    "registry.claim.rejected": gettext_lazy("Ownership claim rejected"),
+    "registry.import.created": gettext_lazy("Bulk import uploaded"),
+    "registry.import.processed": gettext_lazy("Bulk import finished"),
+    "registry.domain.added": gettext_lazy("Domain added"),
+    "registry.domain.verified": gettext_lazy("Domain verified"),
+    "optout.refusal.filed": gettext_lazy("Refusal filed"),
+    "optout.refusal.withdrawn": gettext_lazy("Refusal withdrawn"),
+    "compensation.manifest.received": gettext_lazy("Usage manifest received"),
+    "compensation.manifest.processed": gettext_lazy("Usage manifest processed"),
+    "compensation.escrow.released": gettext_lazy("Escrow released"),
+    "portal.invitation.sent": gettext_lazy("Invitation sent"),
+}
+
+
+@register.filter
+def audit_label(code: str) -> str:
+    label = _AUDIT_LABELS.get(code)
+    return str(label) if label is not None else code

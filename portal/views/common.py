@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.paginator import Page, Paginator
+from django.http import HttpRequest
+
+
+def base_url(request: HttpRequest) -> str:
+    """The site's address as the person reached it, for links in mail."""
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+def paginate(request: HttpRequest, items: Any, *, per_page: int = 25) -> Page:
+    return Paginator(items, per_page).get_page(request.GET.get("page"))
+
+
+def query_without_page(request: HttpRequest) -> str:
+    params = request.GET.copy()
+    params.pop("page", None)
+    return params.urlencode()

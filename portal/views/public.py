@@ -1,0 +1,87 @@
+"""Pages for anyone: home with the public search, search results, and the receipt checker."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_http_methods, require_safe
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from optout.api.throttles import LookupAnonymousThrottle
+from optout.receipts import receipt_verify
+from portal.forms import ReceiptForm
+from portal.selectors import public_search, search_key_parse
+from registry.errors import InvalidIdentifier
+from registry.selectors import registry_figures
+
+
+def _throttled(request: HttpRequest) -> HttpResponse | None:
+    """The public lookup's per-address limit: anyone may search, at the anonymous lookup rate."""
+    if request.user.is_authenticated:
+        return None
+    throttle = LookupAnonymousThrottle()
+    if throttle.allow_request(Request(request), APIView()):
+        return None
+    wait = throttle.wait()
+    response = render(request, "portal/public/throttled.html", status=429)
+    if wait is not None:
+        response["Retry-After"] = str(max(1, math.ceil(wait)))
+    return response
+
+
+@require_safe
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/public/home.html", registry_figures())
+
+
+@require_safe
+def search(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    context: dict[str, Any] = {"q": query}
+    if query:
+        throttled = _throttled(request)
+        if throttled is not None:
+            return throttled
+        try:
+            key = search_key_parse(text=query)
+        except InvalidIdentifier as exc:
+            context["error"] = exc.message
+        else:
+            try:
+                context["answer"] = public_search(key=key)
+            except DatabaseError:
+                # Never fail open: without the registry's answer, nothing is answered.
+                context["error"] = _("The registry could not be read; nothing was answered. Try again.")
+    status = 200 if "error" not in context else 400
+    return render(request, "portal/public/search.html", context, status=status if query else 200)
+
+
+@require_http_methods(["GET", "POST"])
+def receipt_check(request: HttpRequest) -> HttpResponse:
+    """Anyone pastes a lookup response; the registry says whether its receipt is valid."""
+    form = ReceiptForm(request.POST or None)
+    check = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            body = json.loads(form.cleaned_data["receipt"])
+        except json.JSONDecodeError as exc:
+            form.add_error("receipt", _("This is not valid JSON (line %(line)s).") % {"line": exc.lineno})
+        else:
+            if isinstance(body, dict) and isinstance(body.get("receipt"), dict):
+                if "payload" in body and isinstance(body["payload"], dict):
+                    payload = body["payload"]
+                else:
+                    payload = {k: v for k, v in body.items() if k != "receipt"}
+                check = receipt_verify(payload=payload, receipt=body["receipt"])
+            else:
+                form.add_error(
+                    "receipt", _('Paste a lookup response with its "receipt", or {"payload": ..., "receipt": ...}.')
+                )
+    return render(request, "portal/public/receipt_check.html", {"form": form, "check": check})

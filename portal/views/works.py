@@ -1,0 +1,280 @@
+"""The dashboard and a rights holder's works: list, register one, import many, a work's page."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from itertools import islice
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from portal.access import Portal, holder_view, portal_view
+from portal.form_errors import error_to_form
+from portal.forms import IdentifierAddForm, IdentifierFormSet, ImportForm, WorkForm
+from portal.selectors import holder_dashboard, lab_dashboard, refusal_rows_for_work, work_status_now
+from portal.views.common import paginate, query_without_page
+from registry import selectors, services
+from registry.errors import IdentifierTaken, InvalidIdentifier, NotFound, RegistryError
+from registry.identifiers import identifier_normalize
+from registry.imports import work_import_create, work_import_rows
+from registry.models import Identifier, ImportStatus, PartyKind, WorkImport
+
+PREVIEW_ROWS = 5
+
+
+@portal_view()
+@require_safe
+def dashboard(request: HttpRequest, portal: Portal) -> HttpResponse:
+    if portal.party.kind == PartyKind.LAB:
+        return render(request, "portal/labs/dashboard.html", lab_dashboard(actor=portal.actor, party=portal.party))
+    return render(request, "portal/works/dashboard.html", holder_dashboard(actor=portal.actor, party=portal.party))
+
+
+@holder_view
+@require_safe
+def work_list(request: HttpRequest, portal: Portal) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    works = selectors.work_search_for_holder(holder=portal.party, query=query)
+    context = {"page": paginate(request, works), "q": query, "query_string": query_without_page(request)}
+    return render(request, "portal/works/list.html", context)
+
+
+def _identifier_items(formset: Any) -> tuple[list[dict[str, str]], list[int]]:
+    """The filled identifier rows, and for each the index of its form, so errors land on the right row."""
+    items, indexes = [], []
+    for index, form in enumerate(formset.forms):
+        value = (form.cleaned_data.get("value") or "").strip()
+        if value:
+            items.append({"scheme": form.cleaned_data.get("scheme", ""), "value": value})
+            indexes.append(index)
+    return items, indexes
+
+
+def _identifier_error_to_formset(formset: Any, exc: RegistryError, indexes: list[int]) -> bool:
+    """Put ``identifiers[i].value`` (or ``.scheme``) errors on the row they came from."""
+    field = exc.field or ""
+    if field.startswith("identifiers[") and "]" in field:
+        position = int(field[len("identifiers[") : field.index("]")])
+        name = field.rsplit(".", 1)[-1] if "." in field else "value"
+        form = formset.forms[indexes[position]]
+        form.add_error(name if name in form.fields else "value", str(exc.message))
+        return True
+    return False
+
+
+@holder_view
+@require_http_methods(["GET", "POST"])
+def work_create(request: HttpRequest, portal: Portal) -> HttpResponse:
+    form = WorkForm(request.POST or None)
+    formset = IdentifierFormSet(request.POST or None, prefix="identifiers")
+    taken_work = None
+    if request.method == "POST" and form.is_valid() and formset.is_valid():
+        items, indexes = _identifier_items(formset)
+        try:
+            draft = services.work_draft_build(
+                title=form.cleaned_data["title"],
+                kind=form.cleaned_data["kind"],
+                identifiers=items,
+                creators=form.creators_list(),
+                language=form.cleaned_data["language"],
+                creation_year=form.cleaned_data["creation_year"],
+                share_bp=form.share_bp(),
+            )
+            work, _claim = services.work_register(actor=portal.actor, holder=portal.party, draft=draft)
+        except IdentifierTaken as exc:
+            taken_work = exc.extra.get("existing_work_id")
+            form.add_error(None, str(exc.message))
+        except RegistryError as exc:
+            if not _identifier_error_to_formset(formset, exc, indexes):
+                error_to_form(form, exc, fields={"share_bp": "share_percent", "identifiers": "__all__"})
+        else:
+            messages.success(
+                request,
+                _("“%(title)s” is registered; your ownership claim awaits verification.") % {"title": work.title},
+            )
+            return redirect("portal:work", work_id=work.pk)
+    context = {"form": form, "formset": formset, "taken_work": taken_work}
+    return render(request, "portal/works/create.html", context)
+
+
+@login_required
+@require_safe
+def identifier_check(request: HttpRequest) -> JsonResponse:
+    """Validation as you type: the same normalization the services apply, with the reason when it fails."""
+    scheme = request.GET.get("scheme", "")
+    value = request.GET.get("value", "")
+    if not value.strip():
+        return JsonResponse({"valid": None, "message": ""})
+    try:
+        key = identifier_normalize(scheme=scheme, value=value)
+    except InvalidIdentifier as exc:
+        return JsonResponse({"valid": False, "code": exc.code, "message": str(exc.message)})
+    taken = Identifier.objects.filter(scheme=key.scheme, value=key.value).exists()
+    message = str(_("Valid: %(key)s") % {"key": str(key)})
+    if taken:
+        message = str(_("Valid, but already registered to another work: claim that work instead."))
+    return JsonResponse({"valid": True, "taken": taken, "key": str(key), "message": str(message)})
+
+
+@holder_view
+@require_safe
+def work_detail(request: HttpRequest, portal: Portal, work_id: int) -> HttpResponse:
+    try:
+        work = selectors.work_get_for_actor(actor=portal.actor, work_id=work_id)
+    except NotFound:
+        raise Http404() from None
+    context = {
+        "work": work,
+        "identifiers": sorted(work.identifiers.all(), key=lambda i: (i.scheme, i.value)),
+        "claims": list(work.claims.all()),
+        "refusals": refusal_rows_for_work(actor=portal.actor, work=work),
+        "status_now": work_status_now(work=work),
+        "identifier_form": IdentifierAddForm(),
+    }
+    return render(request, "portal/works/detail.html", context)
+
+
+@holder_view
+@require_POST
+def work_identifier_add(request: HttpRequest, portal: Portal, work_id: int) -> HttpResponse:
+    try:
+        work = selectors.work_get_for_actor(actor=portal.actor, work_id=work_id)
+    except NotFound:
+        raise Http404() from None
+    form = IdentifierAddForm(request.POST)
+    if form.is_valid():
+        try:
+            services.work_identifier_add(actor=portal.actor, holder=portal.party, work=work, **form.cleaned_data)
+        except RegistryError as exc:
+            error_to_form(form, exc)
+        else:
+            messages.success(request, _("The identifier is added."))
+            return redirect("portal:work", work_id=work.pk)
+    context = {
+        "work": work,
+        "identifiers": sorted(work.identifiers.all(), key=lambda i: (i.scheme, i.value)),
+        "claims": list(work.claims.all()),
+        "refusals": refusal_rows_for_work(actor=portal.actor, work=work),
+        "status_now": work_status_now(work=work),
+        "identifier_form": form,
+    }
+    return render(request, "portal/works/detail.html", context, status=400)
+
+
+# --- Bulk import -------------------------------------------------------------------------------------
+
+
+@holder_view
+@require_http_methods(["GET", "POST"])
+def import_create(request: HttpRequest, portal: Portal) -> HttpResponse:
+    form = ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            work_import = work_import_create(
+                actor=portal.actor, holder=portal.party, file=upload, filename=upload.name or ""
+            )
+        except RegistryError as exc:
+            error_to_form(form, exc)
+        else:
+            return redirect("portal:import", import_id=work_import.pk)
+    return render(request, "portal/works/import.html", {"form": form})
+
+
+def _import_for(portal: Portal, import_id: int) -> WorkImport:
+    try:
+        return selectors.work_import_get_for_actor(actor=portal.actor, import_id=import_id)
+    except NotFound:
+        raise Http404() from None
+
+
+def _import_status(work_import: WorkImport) -> dict[str, Any]:
+    total = work_import.rows_total or 0
+    finished = work_import.status in (ImportStatus.PROCESSED, ImportStatus.FAILED)
+    percent = 100 if finished else (int(100 * work_import.rows_done / total) if total else 0)
+    errors = [
+        {"row": e.row, "field": e.field, "code": e.code, "message": e.message, "existing_work": e.existing_work_id}
+        for e in selectors.work_import_errors(work_import=work_import)[:100]
+    ]
+    return {
+        "status": work_import.status,
+        "status_label": str(work_import.get_status_display()),
+        "finished": finished,
+        "rows_total": work_import.rows_total,
+        "rows_done": work_import.rows_done,
+        "rows_registered": work_import.rows_registered,
+        "rows_failed": work_import.rows_failed,
+        "percent": percent,
+        "failure_reason": work_import.failure_reason,
+        "errors": errors,
+    }
+
+
+def _preview(work_import: WorkImport) -> tuple[list[str], list[dict[str, Any]]]:
+    """The file's first rows as read for registration: columns, and per row its cells or why it cannot be read."""
+    try:
+        with work_import.file.storage.open(work_import.file.name or "", "rb") as binary:
+            rows = list(islice(work_import_rows(path_or_file=binary, format=work_import.format), PREVIEW_ROWS))
+    except (OSError, RegistryError):
+        return [], []
+    columns: list[str] = []
+    for _number, values in rows:
+        if isinstance(values, dict):
+            columns.extend(c for c in values if c not in columns)
+    preview = [
+        {"row": number, "cells": [values.get(c, "") for c in columns]}
+        if isinstance(values, dict)
+        else {"row": number, "error": str(values.message)}
+        for number, values in rows
+    ]
+    return columns, preview
+
+
+@holder_view
+@require_safe
+def import_detail(request: HttpRequest, portal: Portal, import_id: int) -> HttpResponse:
+    work_import = _import_for(portal, import_id)
+    columns, preview = _preview(work_import)
+    context = {
+        "work_import": work_import,
+        "state": _import_status(work_import),
+        "preview": preview,
+        "columns": columns,
+        "status_url": reverse("portal:import-status", kwargs={"import_id": work_import.pk}),
+    }
+    return render(request, "portal/works/import_detail.html", context)
+
+
+@holder_view
+@require_safe
+def import_status(request: HttpRequest, portal: Portal, import_id: int) -> JsonResponse:
+    return JsonResponse(_import_status(_import_for(portal, import_id)))
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@holder_view
+@require_safe
+def import_errors_csv(request: HttpRequest, portal: Portal, import_id: int) -> StreamingHttpResponse:
+    work_import = _import_for(portal, import_id)
+
+    def rows() -> Iterator[str]:
+        writer = csv.writer(_Echo())
+        yield "\ufeff"  # so spreadsheet programs read the file as UTF-8
+        yield writer.writerow(["row", "field", "code", "message", "existing_work"])
+        for error in selectors.work_import_errors(work_import=work_import).iterator(chunk_size=2000):
+            yield writer.writerow([error.row, error.field, error.code, error.message, error.existing_work_id or ""])
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="import-{work_import.pk}-errors.csv"'
+    return response

@@ -1,0 +1,115 @@
+"""The public pages: home, search by identifier or URL, and the receipt checker."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+
+from optout.models import RefusalScope
+from optout.services import refusal_file
+from registry.audit import Actor
+from tests.optout.conftest import register, verify_claims
+
+pytestmark = pytest.mark.django_db
+
+
+def test_home_has_the_public_search_and_figures(book):
+    response = Client().get("/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'action="/search"' in body
+    assert f'href="/works/{book.pk}"' in body
+
+
+def test_search_by_isbn_in_any_spelling_finds_a_refused_work(book, holder):
+    refusal_file(
+        actor=Actor(party=holder, is_system=True),
+        holder=holder,
+        scope=RefusalScope.WORK,
+        purposes=["train-ai"],
+        work=book,
+    )
+    response = Client().get("/search", {"q": "978-89-364-3402-1"})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "isbn:9788936434021" in body
+    assert "Refused" in body
+    assert "refuses any AI training" in body
+    assert f'href="/works/{book.pk}"' in body
+
+
+def test_search_by_url_of_an_unregistered_page_says_so():
+    response = Client().get("/search", {"q": "https://News.Example.kr/2026/a"})
+    body = response.content.decode()
+    assert "url:https://news.example.kr/2026/a" in body
+    assert "Not registered" in body
+
+
+def test_search_of_a_registered_permitted_work(holder, staff):
+    work = register(holder, ("doi", "10.1000/xyz123"))
+    verify_claims(work, staff)
+    body = Client().get("/search", {"q": "doi:10.1000/XYZ123"}).content.decode()
+    assert "Permitted" in body
+
+
+def test_an_invalid_identifier_says_why_and_keeps_the_query():
+    response = Client().get("/search", {"q": "isbn:9788936434022"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "check digit" in body
+    assert 'value="isbn:9788936434022"' in body
+    assert 'aria-invalid="true"' in body
+
+
+def test_public_search_is_rate_limited_per_address(settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"lookup": "100/min", "lookup_anonymous": "2/min"},
+    }
+    from optout.api import throttles
+
+    throttles.LookupAnonymousThrottle.THROTTLE_RATES = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    try:
+        client = Client()
+        statuses = [client.get("/search", {"q": "9788936434021"}).status_code for _ in range(3)]
+    finally:
+        from rest_framework.settings import api_settings
+
+        throttles.LookupAnonymousThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    assert statuses[-1] == 429
+
+
+def test_receipt_checker_accepts_a_genuine_answer_and_rejects_a_changed_one(lab_api):
+    answer = lab_api.post(
+        "/api/v1/lookup",
+        {"purpose": "train-ai", "items": [{"scheme": "isbn", "value": "9788936434021"}]},
+        format="json",
+    ).json()
+    client = Client()
+    response = client.post("/receipts/check/", {"receipt": json.dumps(answer)})
+    assert response.status_code == 200
+    assert "Valid receipt" in response.content.decode()
+    answer["results"][0]["status"] = "permitted"
+    response = client.post("/receipts/check/", {"receipt": json.dumps(answer)})
+    assert "Not a valid receipt" in response.content.decode()
+    assert "The signature does not match" in response.content.decode()
+
+
+def test_receipt_checker_explains_bad_json():
+    response = Client().post("/receipts/check/", {"receipt": "{not json"})
+    assert "This is not valid JSON" in response.content.decode()
+
+
+def test_the_public_work_page_keeps_its_refusal_headers(book, holder):
+    refusal_file(
+        actor=Actor(party=holder, is_system=True),
+        holder=holder,
+        scope=RefusalScope.WORK,
+        purposes=["train-ai"],
+        work=book,
+    )
+    response = Client().get(f"/works/{book.pk}")
+    assert response.status_code == 200
+    assert response["tdm-reservation"] == "1"
