@@ -275,3 +275,18 @@ class MarketShareDistributionAdmin(admin.ModelAdmin[MarketShareDistribution]):
             self.message_user(request, str(exc.message), level=messages.ERROR)
             return
         obj.pk = saved.pk
+
+
+# --- Staff reports: pages on this admin site, under /admin/compensation/reports/ (report_views) ---------
+
+
+def _with_report_urls(get_urls: Any) -> Any:
+    def urls() -> list[Any]:
+        from compensation.report_views import report_urls
+
+        return [*report_urls(), *get_urls()]
+
+    return urls
+
+
+admin.site.get_urls = _with_report_urls(admin.site.get_urls)  # type: ignore[method-assign]

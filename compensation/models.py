@@ -794,3 +794,59 @@ class DistributionShare(models.Model):
 
     def __str__(self) -> str:
         return f"{self.distribution}: lab {self.lab_id} → holder {self.holder_id} {self.amount_micro} µ₩"
+
+
+# --- Exports ----------------------------------------------------------------------------------
+
+
+class ExportFormat(models.TextChoices):
+    CSV = "csv", "CSV"
+    XLSX = "xlsx", "XLSX"
+    PDF = "pdf", "PDF"
+
+
+class ExportStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class Export(models.Model):
+    """A statement or invoice too large to render in the request, rendered by a task into ``file``.
+
+    Who may read it is decided by its document: whoever may read the statement or invoice.
+    """
+
+    document = models.CharField(_("document"), max_length=32)
+    object_id = models.PositiveIntegerField(_("document id"), null=True, blank=True)
+    format = models.CharField(_("format"), max_length=8, choices=ExportFormat.choices)
+    language = models.CharField(_("language"), max_length=8)
+    status = models.CharField(_("status"), max_length=16, choices=ExportStatus.choices, default=ExportStatus.PENDING)
+    file = models.FileField(_("file"), max_length=300, blank=True)
+    lines = models.PositiveIntegerField(_("lines"), default=0)
+    failure_reason = models.TextField(_("failure reason"), blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
+    created_at = models.DateTimeField(_("requested at"), default=timezone.now)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("export")
+        verbose_name_plural = _("exports")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["document", "object_id"], name="export_document_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=ExportStatus.values), name="export_status_valid"),
+            models.CheckConstraint(condition=Q(format__in=ExportFormat.values), name="export_format_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document} {self.object_id} {self.format} ({self.status})"

@@ -271,6 +271,13 @@ SETTLEMENT_WITHHOLDING_BP = env.integer("SETTLEMENT_WITHHOLDING_BP", 0, minimum=
 ESCROW_HOLD_PERIOD_DAYS = env.integer("ESCROW_HOLD_PERIOD_DAYS", 3 * 365, minimum=0)
 MARKET_SHARE_RESERVE_BP = env.integer("MARKET_SHARE_RESERVE_BP", 1_000, minimum=0)
 
+# --- Exports (statements, invoices, reports) ---------------------------------
+# Documents with more lines than this are rendered by a task into default storage (the API answers 202).
+EXPORT_SYNC_MAX_LINES = env.integer("EXPORT_SYNC_MAX_LINES", 5_000, minimum=0)
+# A TrueType font with Korean glyphs, embedded in PDFs (Debian: fonts-nanum); when the file is missing,
+# PDFs use reportlab's built-in Korean CID font, which is not embedded.
+PDF_FONT_PATH = env.string("PDF_FONT_PATH", "/usr/share/fonts/truetype/nanum/NanumGothic.ttf") or ""
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from compensation.api import views
+from compensation.api import export_views, views
 
 urlpatterns = [
     path("tariffs", views.TariffListCreateView.as_view(), name="tariffs"),
@@ -22,4 +22,9 @@ urlpatterns = [
     path("invoices", views.InvoiceListView.as_view(), name="invoices"),
     path("invoices/<int:invoice_pk>", views.InvoiceDetailView.as_view(), name="invoice"),
     path("invoices/<int:invoice_pk>/lines", views.InvoiceLinesView.as_view(), name="invoice-lines"),
+    # Downloads of statements and invoices, and queued exports of large ones (export_views).
+    path("statements/<int:statement_pk>/export", export_views.StatementExportView.as_view(), name="statement-export"),
+    path("invoices/<int:invoice_pk>/export", export_views.InvoiceExportView.as_view(), name="invoice-export"),
+    path("exports/<int:export_pk>", export_views.ExportDetailView.as_view(), name="export"),
+    path("exports/<int:export_pk>/file", export_views.ExportFileView.as_view(), name="export-file"),
 ]

@@ -1,0 +1,119 @@
+"""Downloads of statements and invoices (CSV, XLSX, PDF): small ones in the request, large ones queued."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.http import FileResponse, HttpResponse
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import renderers, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from compensation import exports
+from compensation.models import Export, ExportStatus
+from registry.api.views import RegistryAPIView
+from registry.errors import NotFound
+
+
+class ExportOutput(serializers.ModelSerializer[Export]):
+    url = serializers.SerializerMethodField()
+    download = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Export
+        fields = ["id", "url", "document", "object_id", "format", "language", "status", "lines", "download"]
+        read_only_fields = fields
+
+    def get_url(self, obj: Export) -> str:
+        return f"/api/v1/exports/{obj.pk}"
+
+    def get_download(self, obj: Export) -> str | None:
+        return f"/api/v1/exports/{obj.pk}/file" if obj.status == ExportStatus.DONE else None
+
+
+def _attachment(body: bytes, *, fmt: str, filename: str) -> HttpResponse:
+    response = HttpResponse(body, content_type=exports.CONTENT_TYPES[fmt])
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Language"] = get_language() or settings.LANGUAGE_CODE
+    return response
+
+
+class _DocumentExportView(RegistryAPIView):
+    document: str = ""
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[Any, str]:
+        # ?format= names the file format, which the view renders itself: DRF's negotiation must not read it
+        # as a renderer (it would answer 404). Errors and the 202 body are JSON.
+        return renderers.JSONRenderer(), "application/json"
+
+    def export(self, request: Request, object_id: int) -> HttpResponse | Response:
+        actor = self.actor()
+        fmt = exports.export_format_parse(request.query_params.get("format"))
+        exporter = exports.document_exporter(actor=actor, document=self.document, object_id=object_id)
+        if exporter.line_count() <= settings.EXPORT_SYNC_MAX_LINES:
+            return _attachment(exports.render_bytes(exporter, fmt), fmt=fmt, filename=exporter.filename(fmt))
+        export = exports.export_request(
+            actor=actor,
+            document=self.document,
+            object_id=object_id,
+            fmt=fmt,
+            language=get_language() or settings.LANGUAGE_CODE,
+        )
+        export.refresh_from_db()
+        response = Response(ExportOutput(export).data, status=status.HTTP_202_ACCEPTED)
+        response["Location"] = f"/api/v1/exports/{export.pk}"
+        return response
+
+
+_FORMAT = OpenApiParameter("format", str, enum=["csv", "xlsx", "pdf"], required=True)
+
+
+class StatementExportView(_DocumentExportView):
+    document = exports.ExportDocument.STATEMENT
+
+    @extend_schema(
+        parameters=[_FORMAT],
+        responses={(200, "application/octet-stream"): bytes, 202: ExportOutput},
+        summary="A statement as CSV, XLSX or PDF in the reader's language; a large one is queued (202)",
+    )
+    def get(self, request: Request, statement_pk: int) -> HttpResponse | Response:
+        return self.export(request, statement_pk)
+
+
+class InvoiceExportView(_DocumentExportView):
+    document = exports.ExportDocument.INVOICE
+
+    @extend_schema(
+        parameters=[_FORMAT],
+        responses={(200, "application/octet-stream"): bytes, 202: ExportOutput},
+        summary="An invoice as CSV, XLSX or PDF in the reader's language; a large one is queued (202)",
+    )
+    def get(self, request: Request, invoice_pk: int) -> HttpResponse | Response:
+        return self.export(request, invoice_pk)
+
+
+class ExportDetailView(RegistryAPIView):
+    @extend_schema(responses=ExportOutput, summary="A queued export's status, and its download once done")
+    def get(self, request: Request, export_pk: int) -> Response:
+        export = exports.export_get_for_actor(actor=self.actor(), export_pk=export_pk)
+        return Response(ExportOutput(export).data)
+
+
+class ExportFileView(RegistryAPIView):
+    @extend_schema(responses={(200, "application/octet-stream"): bytes}, summary="A finished export's file")
+    def get(self, request: Request, export_pk: int) -> FileResponse:
+        export = exports.export_get_for_actor(actor=self.actor(), export_pk=export_pk)
+        name = export.file.name if export.file else None
+        if export.status != ExportStatus.DONE or not name:
+            raise NotFound(_("The export is not ready yet."))
+        return FileResponse(
+            default_storage.open(name, "rb"),
+            as_attachment=True,
+            filename=name.rsplit("/", 1)[-1],
+            content_type=exports.CONTENT_TYPES[export.format],
+        )
