@@ -398,6 +398,7 @@ _PDF_TABLE_ROWS = 400
 def render_pdf(rows: Iterable[Row], out: IO[bytes], *, title: str = "") -> None:
     """A printable A4 layout: the registry's name, the header block, tables with right-aligned amounts."""
     from reportlab.lib import colors
+    from reportlab.lib.enums import TA_RIGHT
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.lib.styles import ParagraphStyle
     from reportlab.lib.units import mm
@@ -407,6 +408,7 @@ def render_pdf(rows: Iterable[Row], out: IO[bytes], *, title: str = "") -> None:
     title_style = ParagraphStyle("title", fontName=bold, fontSize=16, leading=20, spaceAfter=4)
     heading_style = ParagraphStyle("heading", fontName=bold, fontSize=12, leading=16, spaceBefore=6, spaceAfter=4)
     cell_style = ParagraphStyle("cell", fontName=regular, fontSize=8, leading=10)
+    number_style = ParagraphStyle("number", parent=cell_style, alignment=TA_RIGHT)
 
     def escape(text: str) -> str:
         return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -423,7 +425,10 @@ def render_pdf(rows: Iterable[Row], out: IO[bytes], *, title: str = "") -> None:
         nonlocal table_rows, styles
         if not table_rows:
             return
-        data = [[Paragraph(escape(c), cell_style) for c in columns], *table_rows] if columns else table_rows
+        header = [
+            Paragraph(escape(c), number_style if index in numeric else cell_style) for index, c in enumerate(columns)
+        ]
+        data = [header, *table_rows] if columns else table_rows
         table = Table(data, repeatRows=1 if columns else 0, hAlign="LEFT")
         table.setStyle(
             TableStyle(
