@@ -363,22 +363,27 @@ def render_xlsx(rows: Iterable[Row], out: IO[bytes], *, sheet_title: str = "Expo
     workbook.save(out)
 
 
-@lru_cache(maxsize=1)
 def pdf_fonts() -> tuple[str, str]:
     """The regular and bold font names for PDFs: the TrueType font of ``PDF_FONT_PATH`` embedded (so the text
     can be extracted and shows without any font installed), else reportlab's built-in Korean CID font."""
+    return _pdf_fonts_registered(str(settings.PDF_FONT_PATH or ""))
+
+
+@lru_cache(maxsize=4)
+def _pdf_fonts_registered(font_path: str) -> tuple[str, str]:
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.cidfonts import UnicodeCIDFont
     from reportlab.pdfbase.ttfonts import TTFont
 
-    path = Path(settings.PDF_FONT_PATH) if settings.PDF_FONT_PATH else None
+    path = Path(font_path) if font_path else None
     if path is not None and path.is_file():
-        pdfmetrics.registerFont(TTFont("RegistryFont", str(path)))
+        regular = f"Registry-{path.stem}"
+        pdfmetrics.registerFont(TTFont(regular, str(path)))
         bold_path = path.with_name(path.stem + "Bold" + path.suffix)
         if bold_path.is_file():
-            pdfmetrics.registerFont(TTFont("RegistryFont-Bold", str(bold_path)))
-            return "RegistryFont", "RegistryFont-Bold"
-        return "RegistryFont", "RegistryFont"
+            pdfmetrics.registerFont(TTFont(f"{regular}-Bold", str(bold_path)))
+            return regular, f"{regular}-Bold"
+        return regular, regular
     pdfmetrics.registerFont(UnicodeCIDFont("HYSMyeongJo-Medium"))
     return "HYSMyeongJo-Medium", "HYSMyeongJo-Medium"
 

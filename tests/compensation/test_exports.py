@@ -244,3 +244,17 @@ def test_a_large_statement_is_exported_by_a_task_and_polled(
     # Only who may read the statement may read its export.
     assert other_holder_api.get(response["Location"]).status_code == 404
     assert other_holder_api.get(f"/api/v1/exports/{export.pk}/file").status_code == 404
+
+
+def test_without_the_font_file_the_pdf_uses_the_built_in_korean_font(settled, holder_api, settings):
+    settings.PDF_FONT_PATH = "/nonexistent/NanumGothic.ttf"
+    content = download(holder_api, f"/api/v1/statements/{settled['statement'].pk}", "pdf", language="ko")
+    fonts = {
+        str(font["/BaseFont"])
+        for page in PdfReader(io.BytesIO(content)).pages
+        for font in page["/Resources"]["/Font"].values()
+    }
+    assert "/HYSMyeongJo-Medium" in fonts
+    settings.PDF_FONT_PATH = "/usr/share/fonts/truetype/nanum/NanumGothic.ttf"
+    content = download(holder_api, f"/api/v1/statements/{settled['statement'].pk}", "pdf", language="ko")
+    assert "마감 잔액" in pdf_text(content)
