@@ -613,17 +613,49 @@ class StatementLine(models.Model):
         Statement, on_delete=models.PROTECT, related_name="lines", verbose_name=_("statement")
     )
     kind = models.CharField(_("kind"), max_length=16, choices=StatementLineKind.choices)
+    # No database constraint nor index on these: a month of a million manifest lines writes hundreds of
+    # thousands of statement lines, and their checks at commit cost more than the rest of the run. What they
+    # point to is never deleted (PROTECT, and the database refuses deleting entries and manifest lines);
+    # ``manage.py ledger_check`` reconciles the lines with the ledger.
     work = models.ForeignKey(
-        "registry.Work", null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("work")
+        "registry.Work",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("work"),
+        db_constraint=False,
+        db_index=False,
     )
     lab = models.ForeignKey(
-        Party, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("lab")
+        Party,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("lab"),
+        db_constraint=False,
+        db_index=False,
     )
     manifest = models.ForeignKey(
-        UsageManifest, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("manifest")
+        UsageManifest,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("manifest"),
+        db_constraint=False,
+        db_index=False,
     )
     entry = models.ForeignKey(
-        LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("entry")
+        LedgerEntry,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("entry"),
+        db_constraint=False,
+        db_index=False,
     )
     lines = models.PositiveIntegerField(_("manifest lines"), default=0)
     amount_micro = models.BigIntegerField(_("amount (micro-won)"))

@@ -23,10 +23,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from time import monotonic
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -189,9 +190,11 @@ def _step(settlement_id: int, after: str, name: str, build: Any) -> None:
         settlement = Settlement.objects.select_for_update().get(pk=settlement_id)
         if settlement.status != SettlementStatus.RUNNING or settlement.step != after:
             return  # done by an earlier or concurrent run
+        began = monotonic()
         progress = build(settlement)
         settlement.step = name
-        settlement.progress = {**settlement.progress, **progress, "step": name}
+        seconds = {**settlement.progress.get("seconds", {}), name: round(monotonic() - began, 1)}
+        settlement.progress = {**settlement.progress, **progress, "step": name, "seconds": seconds}
         fields = ["step", "progress"]
         if name == "payouts":
             settlement.status = SettlementStatus.SETTLED
@@ -272,23 +275,8 @@ def _statements_build(settlement: Settlement) -> dict[str, Any]:
                 extra={"holder": party},
             )
         holders[party].columns[column] += -amount
-    _trace_allocations(settlement, entries, holders)
     _trace_distributions(settlement, holders)
     _trace_adjustments(settlement, entries, holders)
-    for party, holder in holders.items():
-        for column, kind in (
-            ("accrued", StatementLineKind.ACCRUAL),
-            ("released", StatementLineKind.RELEASE),
-            ("distributed", StatementLineKind.DISTRIBUTION),
-            ("adjustments", StatementLineKind.ADJUSTMENT),
-        ):
-            traced = sum(amount for (line_kind, *_rest), (_n, amount) in holder.lines.items() if line_kind == kind)
-            if traced != holder.columns.get(column, 0):
-                raise SettlementError(
-                    _("The ledger and the manifest lines disagree on what a holder earned; run ledger_check."),
-                    code="settlement_untraced",
-                    extra={"holder": party, "kind": kind, "ledger": holder.columns.get(column, 0), "traced": traced},
-                )
     statements = _statements_price(settlement, holders)
     Statement.objects.bulk_create(statements, batch_size=_BATCH)
     by_holder = {statement.holder_id: statement.pk for statement in statements}
@@ -305,54 +293,73 @@ def _statements_build(settlement: Settlement) -> dict[str, Any]:
         )
         for party, holder in holders.items()
         if party in by_holder
-        for (kind, work, lab, manifest, entry), (count, amount) in sorted(
-            holder.lines.items(), key=lambda item: tuple(x if x is not None else -1 for x in item[0][1:])
-        )
+        for (kind, work, lab, manifest, entry), (count, amount) in holder.lines.items()
         if amount or count
     ]
     StatementLine.objects.bulk_create(rows, batch_size=_BATCH)
-    return {"holders": len(statements), "statement_lines": len(rows), "entries": len(entries)}
+    traced_lines = _allocation_lines_insert(settlement)
+    _statements_verify(settlement, statements)
+    return {"holders": len(statements), "statement_lines": len(rows) + traced_lines, "entries": len(entries)}
 
 
-def _trace_allocations(settlement: Settlement, entries: dict[int, str], holders: dict[int, _Holder]) -> None:
-    """Accruals and releases per holder, work, lab and manifest, from the manifest lines' allocations."""
-    accrual_ids = frozenset(pk for pk, kind in entries.items() if kind == EntryKind.ACCRUAL)
-    release_ids = frozenset(pk for pk, kind in entries.items() if kind == EntryKind.RELEASE)
-    labs = dict(UsageManifest.objects.values_list("pk", "lab_id"))
-    queries = []
-    if accrual_ids:
-        manifests = {
-            int(pk)
-            for pk in LedgerEntry.objects.filter(pk__any_of=accrual_ids)
-            .order_by()
-            .values_list("source__manifest", flat=True)
-            .distinct()
-            if pk is not None
-        }
-        queries.append(
-            ManifestLine.objects.filter(manifest__id__any_of=frozenset(manifests), entry__id__any_of=accrual_ids)
+# Accruals and releases per holder, work, lab and manifest, from the manifest lines' allocations
+# (``[holder, claim, micro-won, entry]``): every part whose entry is an accrual or a release of the period.
+# One statement for any number of lines; the same SQL on PostgreSQL and SQLite but for the JSON function.
+_ALLOCATION_LINES = """
+    INSERT INTO compensation_statementline
+           (statement_id, kind, work_id, lab_id, manifest_id, entry_id, lines, amount_micro)
+    SELECT st.id, e.kind, ml.work_id, m.lab_id, ml.manifest_id, NULL, COUNT(*),
+           SUM(CAST(part.value ->> 2 AS BIGINT))
+      FROM compensation_manifestline ml
+     CROSS JOIN {elements}(ml.allocation) AS part
+      JOIN compensation_ledgerentry e ON e.id = CAST(part.value ->> 3 AS BIGINT)
+      JOIN compensation_usagemanifest m ON m.id = ml.manifest_id
+      JOIN compensation_statement st
+        ON st.settlement_id = %(settlement)s AND st.holder_id = CAST(part.value ->> 0 AS BIGINT)
+     WHERE (ml.released_micro > 0 OR ml.manifest_id IN (
+                SELECT CAST(accrual.source ->> 'manifest' AS BIGINT)
+                  FROM compensation_ledgerentry accrual
+                 WHERE accrual.kind = 'accrual'
+                   AND accrual.effective_at >= %(start)s AND accrual.effective_at < %(end)s))
+       AND e.kind IN ('accrual', 'release') AND e.effective_at >= %(start)s AND e.effective_at < %(end)s
+     GROUP BY st.id, e.kind, ml.work_id, m.lab_id, ml.manifest_id
+"""
+
+
+def _allocation_lines_insert(settlement: Settlement) -> int:
+    elements = "jsonb_array_elements" if connection.vendor == "postgresql" else "json_each"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _ALLOCATION_LINES.format(elements=elements),
+            {"settlement": settlement.pk, "start": settlement.period_start, "end": settlement.period_end},
         )
-    if release_ids:
-        queries.append(ManifestLine.objects.filter(released_micro__gt=0))
-    seen: set[int] = set()
-    for query in queries:
-        for pk, manifest, work, allocation in (
-            query.order_by().values_list("pk", "manifest_id", "work_id", "allocation").iterator(chunk_size=_BATCH)
+        return int(cursor.rowcount)
+
+
+def _statements_verify(settlement: Settlement, statements: list[Statement]) -> None:
+    """Every statement's lines add up, kind by kind, to what its holder's payable moved by in the ledger."""
+    traced: dict[tuple[int, str], int] = {
+        (statement, kind): int(total)
+        for statement, kind, total in StatementLine.objects.filter(statement__settlement=settlement)
+        .values("statement_id", "kind")
+        .annotate(total=Sum("amount_micro"))
+        .order_by()
+        .values_list("statement_id", "kind", "total")
+    }
+    for statement in statements:
+        for kind, ledger in (
+            (StatementLineKind.ACCRUAL, statement.accrued_micro),
+            (StatementLineKind.RELEASE, statement.released_micro),
+            (StatementLineKind.DISTRIBUTION, statement.distributed_micro),
+            (StatementLineKind.ADJUSTMENT, statement.adjustments_micro),
         ):
-            if pk in seen:
-                continue
-            seen.add(pk)
-            lab = labs.get(manifest)
-            for holder, _claim, amount, entry in allocation:
-                if holder is None or entry is None:
-                    continue
-                if entry in accrual_ids:
-                    kind = StatementLineKind.ACCRUAL
-                elif entry in release_ids:
-                    kind = StatementLineKind.RELEASE
-                else:
-                    continue
-                holders[holder].add_line(kind, amount, work=work, lab=lab, manifest=manifest)
+            found = traced.get((statement.pk, kind.value), 0)
+            if found != ledger:
+                raise SettlementError(
+                    _("The ledger and the manifest lines disagree on what a holder earned; run ledger_check."),
+                    code="settlement_untraced",
+                    extra={"holder": statement.holder_id, "kind": kind.value, "ledger": ledger, "traced": found},
+                )
 
 
 def _trace_distributions(settlement: Settlement, holders: dict[int, _Holder]) -> None:
@@ -569,10 +576,19 @@ def _payouts_post(settlement: Settlement) -> dict[str, Any]:
                 source={"settlement": settlement.pk, "statement": statement.pk, "holder": statement.holder_id},
             )
         )
-    entry_ids = ledger_post_entries(postings=postings)
-    for statement, posting in zip(statements, postings, strict=True):
-        statement.payout_entry_id = entry_ids[posting.idempotency_key]
-    Statement.objects.bulk_update(statements, ["payout_entry"], batch_size=_BATCH)
+    ledger_post_entries(postings=postings)
+    with connection.cursor() as cursor:
+        # One statement: the payout entries are found by their idempotency keys.
+        cursor.execute(
+            """
+            UPDATE compensation_statement SET payout_entry_id = e.id
+              FROM compensation_ledgerentry e
+             WHERE compensation_statement.settlement_id = %(settlement)s
+               AND (compensation_statement.payout_micro > 0 OR compensation_statement.withheld_micro > 0)
+               AND e.idempotency_key = 'settlement:' || %(settlement)s || ':payout:' || compensation_statement.holder_id
+            """,
+            {"settlement": settlement.pk},
+        )
     return {"payouts": len(statements)}
 
 

@@ -241,17 +241,17 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='statementline',
             name='entry',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='compensation.ledgerentry', verbose_name='entry'),
+            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='compensation.ledgerentry', verbose_name='entry'),
         ),
         migrations.AddField(
             model_name='statementline',
             name='lab',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='registry.party', verbose_name='lab'),
+            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='registry.party', verbose_name='lab'),
         ),
         migrations.AddField(
             model_name='statementline',
             name='manifest',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='compensation.usagemanifest', verbose_name='manifest'),
+            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='compensation.usagemanifest', verbose_name='manifest'),
         ),
         migrations.AddField(
             model_name='statementline',
@@ -261,7 +261,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='statementline',
             name='work',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='registry.work', verbose_name='work'),
+            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='registry.work', verbose_name='work'),
         ),
         migrations.AddConstraint(
             model_name='invoiceline',
