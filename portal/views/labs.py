@@ -30,27 +30,31 @@ from registry.errors import NotFound, RegistryError
 LOOKUP_MAX_ITEMS = 1000
 
 
+_NEW_KEY = "portal_new_api_key"
+
+
 @portal_view()
 @require_http_methods(["GET", "POST"])
 def apikey_list(request: HttpRequest, portal: Portal) -> HttpResponse:
     form = ApiKeyForm(request.POST or None)
-    created_key = None
     if request.method == "POST" and form.is_valid():
         try:
             key, raw_key = services.apikey_create(actor=portal.actor, party=portal.party, **form.cleaned_data)
         except RegistryError as exc:
             error_to_form(form, exc)
         else:
-            # Shown in this response only; the registry keeps its hash.
-            created_key = {"key": key, "raw": raw_key}
-            form = ApiKeyForm()
+            # Redirect-after-post, so reloading cannot create a second key; the secret rides in the session
+            # until the next page shows it, once, and is then gone (the registry keeps only its hash).
+            request.session[_NEW_KEY] = {"id": key.pk, "raw": raw_key}
+            return redirect("portal:keys")
+    created_key = request.session.pop(_NEW_KEY, None) if request.method == "GET" else None
     context = {
         "form": form,
         "created_key": created_key,
         "keys": selectors.apikey_list_for_actor(actor=portal.actor),
         "is_admin": portal.is_admin,
     }
-    response = render(request, "portal/labs/keys.html", context, status=201 if created_key else 200)
+    response = render(request, "portal/labs/keys.html", context)
     response["Cache-Control"] = "no-store"
     return response
 

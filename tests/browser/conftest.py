@@ -1,0 +1,84 @@
+"""Playwright for Python driving Debian's Chromium against pytest-django's live server.
+
+Playwright's own browser download does not work here: the tests launch ``/usr/bin/chromium`` (``apt-get install
+chromium``) and are skipped when it or the ``playwright`` package is missing. Screenshots of the main pages go to
+``var/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.cache import cache
+from django.test import Client
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = Path(django_settings.BASE_DIR) / "var" / "screenshots"
+PASSWORD = "correct-horse-battery"
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"Chromium is not installed at {CHROMIUM}: apt-get install chromium", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make between browser
+    # steps are plain synchronous code, so Django's async-safety check is lifted while the browser runs.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    manager = playwright_sync.sync_playwright().start()
+    chromium = manager.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+        manager.stop()
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _browser_settings(settings: Any) -> None:
+    cache.clear()
+    settings.DEBUG = False
+    # Live-server pages are plain HTTP on 127.0.0.1.
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
+
+
+def new_page(browser: Any, live_server: Any, *, locale: str = "en-US", viewport: dict[str, int] | None = None) -> Any:
+    context = browser.new_context(
+        base_url=live_server.url, locale=locale, viewport=viewport or {"width": 1280, "height": 900}
+    )
+    context.set_default_timeout(10_000)
+    return context.new_page()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any) -> Iterator[Any]:
+    page = new_page(browser, live_server)
+    yield page
+    page.context.close()
+
+
+def sign_in(page: Any, live_server: Any, user: Any) -> None:
+    """Give the browser a session of ``user`` (the sign-in form itself is tested on its own)."""
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies[django_settings.SESSION_COOKIE_NAME]
+    page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
+
+
+def screenshot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
