@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from portal.views import accounts, labs, public, refusals, works
+from portal.views import accounts, labs, public, refusals, settlements, works
 
 app_name = "portal"
 
@@ -72,6 +72,18 @@ urlpatterns = [
     path("dashboard/domains/<int:domain_id>/tdmrep.json", refusals.domain_tdmrep, name="domain-tdmrep"),
     path("dashboard/domains/<int:domain_id>/robots.txt", refusals.domain_robots, name="domain-robots"),
     path("dashboard/earnings/", labs.earnings, name="earnings"),
+    path("dashboard/statements/", settlements.statement_list, name="statements"),
+    path("dashboard/statements/<int:statement_pk>/", settlements.statement_detail, name="statement"),
+    path("dashboard/invoices/", settlements.invoice_list, name="invoices"),
+    path("dashboard/invoices/<int:invoice_pk>/", settlements.invoice_detail, name="invoice"),
+    path(
+        "dashboard/<str:document>/<int:object_id>/download",
+        settlements.document_download,
+        name="document-download",
+    ),
+    path("dashboard/exports/<int:export_pk>/", settlements.export_detail, name="export"),
+    path("dashboard/exports/<int:export_pk>/status.json", settlements.export_status, name="export-status"),
+    path("dashboard/exports/<int:export_pk>/file", settlements.export_file, name="export-file"),
     # Labs (keys and violations also serve rights holders)
     path("dashboard/keys/", labs.apikey_list, name="keys"),
     path("dashboard/keys/<int:key_id>/revoke/", labs.apikey_revoke, name="key-revoke"),

@@ -1,0 +1,135 @@
+"""Statements (rights holders) and invoices (labs) of settled periods, with their CSV, XLSX and PDF files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import get_language
+from django.views.decorators.http import require_safe
+
+from compensation import exports
+from compensation import selectors as compensation_selectors
+from compensation.models import Export, ExportStatus, Invoice, Statement
+from portal.access import Portal, holder_view, lab_view, portal_view
+from portal.views.common import paginate
+from registry.errors import InvalidInput, NotFound
+
+FORMATS = ("pdf", "xlsx", "csv")
+
+
+@holder_view
+@require_safe
+def statement_list(request: HttpRequest, portal: Portal) -> HttpResponse:
+    statements = compensation_selectors.statement_list_for_actor(actor=portal.actor)
+    return render(request, "portal/settlements/statements.html", {"page": paginate(request, statements)})
+
+
+def _statement(portal: Portal, statement_pk: int) -> Statement:
+    try:
+        return compensation_selectors.statement_get_for_actor(actor=portal.actor, statement_pk=statement_pk)
+    except NotFound:
+        raise Http404() from None
+
+
+@holder_view
+@require_safe
+def statement_detail(request: HttpRequest, portal: Portal, statement_pk: int) -> HttpResponse:
+    statement = _statement(portal, statement_pk)
+    lines = compensation_selectors.statement_lines(statement=statement).order_by("kind", "-amount_micro", "pk")
+    context = {"statement": statement, "page": paginate(request, lines, per_page=50), "formats": FORMATS}
+    return render(request, "portal/settlements/statement.html", context)
+
+
+@lab_view
+@require_safe
+def invoice_list(request: HttpRequest, portal: Portal) -> HttpResponse:
+    invoices = compensation_selectors.invoice_list_for_actor(actor=portal.actor)
+    return render(request, "portal/settlements/invoices.html", {"page": paginate(request, invoices)})
+
+
+def _invoice(portal: Portal, invoice_pk: int) -> Invoice:
+    try:
+        return compensation_selectors.invoice_get_for_actor(actor=portal.actor, invoice_pk=invoice_pk)
+    except NotFound:
+        raise Http404() from None
+
+
+@lab_view
+@require_safe
+def invoice_detail(request: HttpRequest, portal: Portal, invoice_pk: int) -> HttpResponse:
+    invoice = _invoice(portal, invoice_pk)
+    lines = compensation_selectors.invoice_lines(invoice=invoice).order_by("section", "-amount_micro", "pk")
+    context = {"invoice": invoice, "page": paginate(request, lines, per_page=50), "formats": FORMATS}
+    return render(request, "portal/settlements/invoice.html", context)
+
+
+@portal_view()
+@require_safe
+def document_download(request: HttpRequest, portal: Portal, document: str, object_id: int) -> HttpResponse:
+    """A statement or invoice file in the reader's language: rendered now if small, else queued and followed."""
+    try:
+        fmt = exports.export_format_parse(request.GET.get("format"))
+        exporter = exports.document_exporter(actor=portal.actor, document=document, object_id=object_id)
+    except (NotFound, InvalidInput):
+        raise Http404() from None
+    language = get_language() or settings.LANGUAGE_CODE
+    if exporter.line_count() <= settings.EXPORT_SYNC_MAX_LINES:
+        response = HttpResponse(exports.render_bytes(exporter, fmt), content_type=exports.CONTENT_TYPES[fmt])
+        response["Content-Disposition"] = f'attachment; filename="{exporter.filename(fmt)}"'
+        response["Content-Language"] = language
+        return response
+    export = exports.export_request(
+        actor=portal.actor, document=document, object_id=object_id, fmt=fmt, language=language
+    )
+    return redirect("portal:export", export_pk=export.pk)
+
+
+def _export(portal: Portal, export_pk: int) -> Export:
+    try:
+        return exports.export_get_for_actor(actor=portal.actor, export_pk=export_pk)
+    except NotFound:
+        raise Http404() from None
+
+
+def _export_state(export: Export) -> dict[str, Any]:
+    finished = export.status in (ExportStatus.DONE, ExportStatus.FAILED)
+    return {
+        "status": export.status,
+        "status_label": str(export.get_status_display()),
+        "finished": finished,
+        "percent": 100 if finished else (50 if export.status == ExportStatus.RUNNING else 0),
+        "failure_reason": export.failure_reason,
+    }
+
+
+@portal_view()
+@require_safe
+def export_detail(request: HttpRequest, portal: Portal, export_pk: int) -> HttpResponse:
+    export = _export(portal, export_pk)
+    context = {
+        "export": export,
+        "state": _export_state(export),
+        "status_url": reverse("portal:export-status", kwargs={"export_pk": export.pk}),
+    }
+    return render(request, "portal/settlements/export.html", context)
+
+
+@portal_view()
+@require_safe
+def export_status(request: HttpRequest, portal: Portal, export_pk: int) -> JsonResponse:
+    return JsonResponse(_export_state(_export(portal, export_pk)))
+
+
+@portal_view()
+@require_safe
+def export_file(request: HttpRequest, portal: Portal, export_pk: int) -> FileResponse:
+    export = _export(portal, export_pk)
+    name = export.file.name if export.file else None
+    if export.status != ExportStatus.DONE or not name:
+        raise Http404()
+    return FileResponse(default_storage.open(name, "rb"), as_attachment=True, filename=name.rsplit("/", 1)[-1])
