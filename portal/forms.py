@@ -180,6 +180,21 @@ class IdentifierForm(forms.Form):
 IdentifierFormSet = forms.formset_factory(IdentifierForm, extra=2, max_num=20, absolute_max=20)
 
 
+class ClaimForm(forms.Form):
+    share_percent = forms.DecimalField(
+        label=_("Your share (%)"),
+        initial=Decimal(100),
+        min_value=Decimal("0.01"),
+        max_value=Decimal(100),
+        decimal_places=2,
+        help_text=_("100 if you hold all the rights."),
+    )
+    valid_from = forms.DateField(label=_("Valid from"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def share_bp(self) -> int:
+        return int(self.cleaned_data["share_percent"] * 100)
+
+
 class ImportForm(forms.Form):
     file = forms.FileField(
         label=_("File"),

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from portal.access import Portal, holder_view, portal_view
 from portal.form_errors import error_to_form
-from portal.forms import IdentifierAddForm, IdentifierFormSet, ImportForm, WorkForm
+from portal.forms import ClaimForm, IdentifierAddForm, IdentifierFormSet, ImportForm, WorkForm
 from portal.selectors import holder_dashboard, lab_dashboard, refusal_rows_for_work, work_status_now
 from portal.views.common import paginate, query_without_page
 from registry import selectors, services
@@ -166,6 +166,32 @@ def work_identifier_add(request: HttpRequest, portal: Portal, work_id: int) -> H
         "identifier_form": form,
     }
     return render(request, "portal/works/detail.html", context, status=400)
+
+
+@holder_view
+@require_http_methods(["GET", "POST"])
+def work_claim(request: HttpRequest, portal: Portal, work_id: int) -> HttpResponse:
+    """Claim a share of a work someone already registered (the way out when an identifier is taken)."""
+    try:
+        work = selectors.work_get(work_id=work_id)
+    except NotFound:
+        raise Http404() from None
+    form = ClaimForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.claim_file(
+                actor=portal.actor,
+                holder=portal.party,
+                work=work,
+                share_bp=form.share_bp(),
+                valid_from=form.cleaned_data["valid_from"],
+            )
+        except RegistryError as exc:
+            error_to_form(form, exc, fields={"share_bp": "share_percent"})
+        else:
+            messages.success(request, _("Your claim is filed and awaits verification."))
+            return redirect("portal:work", work_id=work.pk)
+    return render(request, "portal/works/claim.html", {"work": work, "form": form})
 
 
 # --- Bulk import -------------------------------------------------------------------------------------

@@ -159,3 +159,17 @@ def test_the_dashboard_counts_what_the_holder_has(owner_client, book, holder):
     assert "works registered" in body
     assert "Work registered" in body  # recent activity
     assert "<strong>2</strong>" in body
+
+
+def test_a_taken_identifier_leads_to_claiming_a_share_of_that_work(owner_client, holder, other_holder):
+    from tests.optout.conftest import register
+
+    existing = register(other_holder, ("isbn", "9788936434021"), share_bp=6000)
+    page = owner_client.post("/dashboard/works/new/", _work_post()).content.decode()
+    assert f'href="/dashboard/works/{existing.pk}/claim/"' in page
+    response = owner_client.post(f"/dashboard/works/{existing.pk}/claim/", {"share_percent": "40"})
+    assert response.status_code == 302
+    claim = OwnershipClaim.objects.get(work=existing, holder=holder)
+    assert (claim.share_bp, claim.status) == (4000, "pending")
+    response = owner_client.post(f"/dashboard/works/{existing.pk}/claim/", {"share_percent": "40"})
+    assert "You already have a claim on this work." in response.content.decode()
