@@ -61,12 +61,16 @@ def _generate(args: argparse.Namespace) -> None:
     statements = [
         "SET LOCAL session_replication_role = replica",
         """INSERT INTO registry_party (kind, holder_type, name, isni, business_registration_number, created_at)
-           SELECT 'holder', 'organisation', 'bench holder ' || g, '', '', now() FROM generate_series(1, %(holders)s) g""",
+           SELECT 'holder', 'organisation', 'bench holder ' || g, '', '', now()
+             FROM generate_series(1, %(holders)s) g""",
         """INSERT INTO registry_party (kind, holder_type, name, isni, business_registration_number, created_at)
-           SELECT 'lab', 'organisation', 'bench lab ' || g, '', '', now() FROM generate_series(1, %(labs)s) g""",
+           SELECT 'lab', 'organisation', 'bench lab ' || g, '', '', now()
+             FROM generate_series(1, %(labs)s) g""",
         """CREATE TEMP TABLE bench_holder ON COMMIT DROP AS
-           SELECT row_number() OVER (ORDER BY id) - 1 AS idx, id AS party_id FROM registry_party WHERE kind = 'holder'""",
-        """INSERT INTO registry_work (kind, title, creators, language, creation_year, status, registered_by_id, created_at)
+           SELECT row_number() OVER (ORDER BY id) - 1 AS idx, id AS party_id
+             FROM registry_party WHERE kind = 'holder'""",
+        """INSERT INTO registry_work
+               (kind, title, creators, language, creation_year, status, registered_by_id, created_at)
            SELECT 'text', 'bench work ' || idx, '[]', 'ko', NULL, 'verified', party_id, now() FROM bench_holder""",
         """ALTER TABLE bench_holder ADD COLUMN work_id bigint, ADD COLUMN account_id bigint""",
         """UPDATE bench_holder h SET work_id = w.id FROM registry_work w WHERE w.registered_by_id = h.party_id""",
@@ -97,7 +101,8 @@ def _generate(args: argparse.Namespace) -> None:
              FROM compensation_usagemanifest m JOIN bench_lab l ON l.party_id = m.lab_id,
                   generate_series(0, %(chunks)s - 1) c""",
         """INSERT INTO compensation_ledgerentry (idempotency_key, kind, effective_at, created_at, memo, source)
-           SELECT 'usage:' || manifest_id || ':lines:' || (chunk_no * %(lines)s + 1) || '-' || ((chunk_no + 1) * %(lines)s),
+           SELECT 'usage:' || manifest_id || ':lines:' || (chunk_no * %(lines)s + 1) || '-'
+                  || ((chunk_no + 1) * %(lines)s),
                   'accrual', effective_at, effective_at, 'bench',
                   jsonb_build_object('manifest', manifest_id, 'manifest_id', 'bench', 'lines', chunk_no)
              FROM bench_chunk""",
@@ -121,19 +126,22 @@ def _generate(args: argparse.Namespace) -> None:
                dedupe, outcome, reason_code, reason, work_id, kind, refusal_id, tariff_id, amount_micro, paid_micro,
                held_micro, violation_micro, released_micro, held_account_id, open_bp, hold_open, allocation,
                entry_id, processed_at)
-           SELECT b.manifest_id, b.line_no, 'isbn', b.escrow_key, b.escrow_key, 1000, 'token', now() - interval '60 days',
+           SELECT b.manifest_id, b.line_no, 'isbn', b.escrow_key, b.escrow_key, 1000, 'token',
+                  now() - interval '60 days',
                   NULL, CASE WHEN b.is_matched THEN 'matched' ELSE 'unmatched_held' END, '', '',
                   b.work_id, 'text', NULL, NULL, b.amount,
                   CASE WHEN b.is_matched THEN b.amount ELSE 0 END, CASE WHEN b.is_matched THEN 0 ELSE b.amount END,
                   0, 0, a.id, CASE WHEN b.is_matched THEN 0 ELSE 10000 END, NOT b.is_matched,
-                  CASE WHEN b.is_matched THEN jsonb_build_array(jsonb_build_array(b.holder_id, 0, b.amount, b.entry_id))
+                  CASE WHEN b.is_matched
+                       THEN jsonb_build_array(jsonb_build_array(b.holder_id, 0, b.amount, b.entry_id))
                        ELSE '[]'::jsonb END,
                   b.entry_id, now()
              FROM bench_line b
              LEFT JOIN compensation_account a ON NOT b.is_matched AND a.kind = 'escrow_unmatched'
                   AND a.party_id IS NULL AND a.escrow_key = b.escrow_key""",
         """INSERT INTO compensation_ledgerline (entry_id, account_id, amount_micro)
-           SELECT c.entry_id, c.receivable_id, SUM(b.amount) FROM bench_chunk c JOIN bench_line b ON b.entry_id = c.entry_id
+           SELECT c.entry_id, c.receivable_id, SUM(b.amount)
+             FROM bench_chunk c JOIN bench_line b ON b.entry_id = c.entry_id
             GROUP BY c.entry_id, c.receivable_id
            UNION ALL
            SELECT ml.entry_id, COALESCE(b.payable_id, ml.held_account_id), -ml.amount_micro
@@ -185,8 +193,10 @@ def _settle() -> None:
     receivable = LedgerLine.objects.filter(
         account__kind="lab_receivable", entry__effective_at__gte=start, entry__effective_at__lt=end
     ).aggregate(t=Sum("amount_micro"))["t"]
-    print(f"  receivables moved {receivable / 1e6:,.6f} KRW in the period; invoices total the same: "
-          f"{receivable == totals['invoiced']}")
+    print(
+        f"  receivables moved {receivable / 1e6:,.6f} KRW in the period; invoices total the same: "
+        f"{receivable == totals['invoiced']}"
+    )
     print("RESULT", "PASS" if elapsed < 60 and settlement.status == "settled" else "FAIL", f"{elapsed:.1f} s")
     began = time.perf_counter()
     call_command("ledger_check", verbosity=0)
