@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from compensation.models import (
     Account,
+    AccountKind,
+    EntryKind,
     Invoice,
     InvoiceLine,
     LedgerLine,
@@ -26,6 +28,7 @@ from compensation.models import (
     SettlementStatus,
     Statement,
     StatementLine,
+    StatementLineKind,
     Tariff,
     UsageManifest,
 )
@@ -343,3 +346,58 @@ def invoice_lines(*, invoice: Invoice) -> QuerySet[InvoiceLine]:
 def distribution_list(*, actor: Actor) -> QuerySet[MarketShareDistribution]:
     require_staff(actor)
     return MarketShareDistribution.objects.order_by("-hold_month")
+
+
+def holder_earnings(*, party: Party, top: int = 10) -> dict[str, Any]:
+    """A rights holder's earnings in micro-won (owed to the holder: positive): the balance now, what accrued
+    per month (local time) and was paid out, totals by kind, and the works that earned the holder the most
+    in settled periods (their statement lines: the holder's own share, traced to manifest lines).
+    """
+    payable = LedgerLine.objects.filter(account__party=party, account__kind=AccountKind.HOLDER_PAYABLE)
+    by_kind: dict[str, int] = {
+        kind: -int(total)
+        for kind, total in payable.values("entry__kind")
+        .annotate(total=Sum("amount_micro"))
+        .order_by()
+        .values_list("entry__kind", "total")
+    }
+    months: dict[str, dict[str, int]] = {}
+    for month, kind, total in (
+        payable.annotate(month=TruncMonth("entry__effective_at", tzinfo=timezone.get_current_timezone()))
+        .values("month", "entry__kind")
+        .annotate(total=Sum("amount_micro"))
+        .order_by("month")
+        .values_list("month", "entry__kind", "total")
+    ):
+        slot = months.setdefault(f"{timezone.localtime(month):%Y-%m}", {"accrued": 0, "paid_out": 0})
+        slot["paid_out" if kind == EntryKind.PAYOUT else "accrued"] += -int(total)
+    peak = max((slot["accrued"] for slot in months.values()), default=0)
+    top_works = list(
+        StatementLine.objects.filter(
+            statement__holder=party,
+            statement__settlement__status=SettlementStatus.SETTLED,
+            kind__in=[StatementLineKind.ACCRUAL, StatementLineKind.RELEASE],
+            work__isnull=False,
+        )
+        .values("work_id", title=F("work__title"))
+        .annotate(total=Sum("amount_micro"))
+        .filter(total__gt=0)
+        .order_by("-total", "work_id")[:top]
+    )
+    return {
+        "balance_micro": sum(by_kind.values()),
+        "released_micro": by_kind.get(EntryKind.RELEASE, 0),
+        "distributed_micro": by_kind.get(EntryKind.DISTRIBUTION, 0),
+        # A payout debits the payable: negated above, it is negative; shown as the positive amount paid.
+        "paid_out_micro": -by_kind.get(EntryKind.PAYOUT, 0),
+        "months": [
+            {
+                "month": month,
+                "micro": slot["accrued"],
+                "paid_out_micro": -slot["paid_out"],
+                "percent": round(100 * slot["accrued"] / peak) if peak > 0 else 0,
+            }
+            for month, slot in months.items()
+        ],
+        "top_works": top_works,
+    }

@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from compensation.models import AccountKind, EntryKind, LedgerLine, ManifestLine
+from compensation.models import AccountKind
 from compensation.selectors import party_balances, violation_list_for_actor
 from optout.models import Purpose, Refusal, RefusalEventKind, RefusalScope
 from optout.selectors import LookupStatus, lookup_batch, refusal_history, refusal_list_for_actor
@@ -239,36 +238,9 @@ def lab_dashboard(*, actor: Actor, party: Party) -> dict[str, Any]:
 
 
 def holder_earnings(*, party: Party, top: int = 10) -> dict[str, Any]:
-    """Balance, accruals per month, escrow released to the holder, and the works paid the most.
+    from compensation.selectors import holder_earnings as earnings
 
-    Amounts in micro-won; the holder's payable account is a credit, so its movements are negated here.
-    """
-    balances = party_balances(party=party)
-    months = [
-        {"month": row["month"], "micro": -row["by_kind"].get(AccountKind.HOLDER_PAYABLE.value, 0)}
-        for row in balances["by_month"]
-    ]
-    peak = max((m["micro"] for m in months), default=0)
-    for month in months:
-        month["percent"] = round(100 * month["micro"] / peak) if peak > 0 else 0
-    released = LedgerLine.objects.filter(
-        account__party=party, account__kind=AccountKind.HOLDER_PAYABLE, entry__kind=EntryKind.RELEASE
-    ).aggregate(total=Sum("amount_micro"))["total"]
-    claimed = OwnershipClaim.objects.filter(holder=party, status=ClaimStatus.VERIFIED).values("work_id")
-    top_works = list(
-        ManifestLine.objects.filter(work_id__in=claimed)
-        .values("work_id", title=F("work__title"))
-        .annotate(paid=Sum("paid_micro"), released=Sum("released_micro"))
-        .annotate(total=F("paid") + F("released"))
-        .filter(total__gt=0)
-        .order_by("-total", "work_id")[:top]
-    )
-    return {
-        "balance_micro": -balances["by_kind"].get(AccountKind.HOLDER_PAYABLE.value, 0),
-        "months": months,
-        "released_micro": -(released or 0),
-        "top_works": top_works,
-    }
+    return earnings(party=party, top=top)
 
 
 def works_selected(*, actor: Actor, holder: Party, ids: Sequence[int]) -> list[Work]:

@@ -60,3 +60,20 @@ def test_a_large_statement_is_prepared_in_the_background(
     assert client.get(export_page.rstrip("/") + "/status.json").json()["status"] == "done"
     file_response = client.get(export_page + "file")
     assert file_response.status_code == 200
+
+
+def test_earnings_show_the_holders_own_share_per_work_and_what_was_paid_out(settled, owner, world):  # noqa: F811
+    from django.utils import translation
+
+    with translation.override("en"):
+        mine = signed_in(owner).get("/dashboard/earnings/", HTTP_ACCEPT_LANGUAGE="en").context
+    # The holder has 100% of the book and 60% of the co-owned one: its own share, not the work's total.
+    assert [(w["work_id"], w["total"]) for w in mine["top_works"]] == [
+        (world["book"].pk, 25_000_000_000),
+        (world["co_owned"].pk, 15_000_000_000),
+    ]
+    assert mine["paid_out_micro"] == 40_000_000_000
+    assert mine["balance_micro"] == 0
+    assert [(m["month"], m["micro"], m["paid_out_micro"]) for m in mine["months"]] == [
+        ("2026-09", 40_000_000_000, 40_000_000_000)
+    ]
