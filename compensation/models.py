@@ -337,7 +337,8 @@ class ManifestLine(models.Model):
     units = models.DecimalField(_("units"), max_digits=30, decimal_places=6, null=True, blank=True)
     unit = models.CharField(_("unit"), max_length=16, blank=True)
     used_at = models.DateTimeField(_("used at"), null=True, blank=True)
-    # Identifies "the same use reported again" within a manifest: md5 of key, units, unit and used_at.
+    # Identifies "the same use reported again" within a manifest: md5 of key, units, unit and used_at. Not indexed:
+    # the worker keeps the keys of the manifest it is processing (compensation/usage_sql.py).
     dedupe = models.UUIDField(_("deduplication key"), null=True, blank=True)
     outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices)
     reason_code = models.CharField(_("reason code"), max_length=40, blank=True)
@@ -428,7 +429,6 @@ class ManifestLine(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["manifest", "dedupe"], name="manifest_line_dedupe_idx"),
             models.Index(
                 fields=["key"], condition=Q(hold_open=True, work__isnull=True), name="manifest_line_unmatched_hold"
             ),

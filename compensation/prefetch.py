@@ -1,11 +1,14 @@
-"""Running a producer one step ahead of its consumer, in a thread."""
+"""Running a producer one step ahead of its consumer, in a thread or in a process."""
 
 from __future__ import annotations
 
+import multiprocessing
 import queue
+import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -64,3 +67,67 @@ def prefetched(items: Iterator[T], *, depth: int = 1) -> Iterator[Iterator[T]]:
     finally:
         stop.set()
         thread.join()
+
+
+class ProducerFailed(Exception):
+    """The producer process raised: its exception's type name, message and traceback, as text."""
+
+    def __init__(self, kind: str, message: str, details: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind, self.message, self.details = kind, message, details
+
+
+@contextmanager
+def prefetched_in_process(produce: Callable[[], Iterator[T]]) -> Iterator[Iterator[T]]:
+    """Iterate what ``produce()`` yields, run in a forked child process, about one item ahead of the caller.
+
+    For CPU-bound producing (parsing) next to a consumer that waits on the database: a thread shares the GIL
+    with the consumer, a process has its own core. Items cross a pipe pickled, so they should be compact
+    (bytes). The child is forked: it inherits the parent's state but must not use its sockets (the database
+    connection), and leaves with ``os._exit``, so nothing of the parent's is closed or flushed by it. An
+    exception in the child is raised in the caller as ``ProducerFailed`` at the item where it happened;
+    leaving the block early, or the parent dying, ends the child (its next write to the pipe fails).
+    """
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+
+    def child() -> None:
+        # Celery's signal handlers belong to the worker; this process is ended with SIGKILL or a broken pipe.
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGHUP):
+            signal.signal(number, signal.SIG_DFL)
+        # Only the parent reads: with its end closed here, the parent's death breaks the pipe.
+        receiver.close()
+        try:
+            for item in produce():
+                sender.send(("item", item))
+            sender.send(("done", None))
+        except BrokenPipeError:
+            return
+        except BaseException as error:  # reported to the consumer, which raises it
+            with suppress(BrokenPipeError):
+                sender.send(("error", (type(error).__name__, str(error), traceback.format_exc())))
+
+    process = context.Process(target=child, name="prefetch", daemon=True)
+    process.start()
+    # The parent's copy of the writing end: closed, so the child's death reads as end of file here.
+    sender.close()
+
+    def consume() -> Iterator[T]:
+        while True:
+            try:
+                tag, payload = receiver.recv()
+            except EOFError:
+                raise ProducerFailed("EOFError", f"the producer process ended ({process.exitcode})", "") from None
+            if tag == "done":
+                return
+            if tag == "error":
+                raise ProducerFailed(*payload)
+            yield payload
+
+    try:
+        yield consume()
+    finally:
+        receiver.close()
+        if process.is_alive():
+            process.kill()
+        process.join()

@@ -1,6 +1,7 @@
 """Usage manifests: submission, processing into outcomes and ledger postings, and re-pricing.
 
-Processing reads the stored lines in chunks (parsed one chunk ahead, in a thread). Per chunk, in one
+Processing reads the stored lines in chunks, parsed one chunk ahead (in a process of its own when the
+manifest has more than a chunk left, otherwise in a thread). Per chunk, in one
 transaction: the identifiers are matched to works, each line is decided by the refusal status at its
 ``used_at`` for the manifest's purpose, priced with the tariff in force then, split among the verified
 owners by share (largest remainder, so the parts sum exactly), its outcome row is written, and one balanced
@@ -19,7 +20,8 @@ import io
 import itertools
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -31,7 +33,7 @@ from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from compensation.allocation import allocate_largest_remainder
@@ -62,9 +64,9 @@ from compensation.models import (
     UsageManifest,
 )
 from compensation.money import price_micro_scaled, rate_in_pico_won, units_in_micro
-from compensation.prefetch import prefetched
+from compensation.prefetch import ProducerFailed, prefetched, prefetched_in_process
 from compensation.selectors import manifest_outcome_summary
-from compensation.usage_sql import SCHEME_KIND, chunk_settle_sql
+from compensation.usage_sql import SCHEME_KIND, StagedChunk, chunk_settle_sql, stage_line
 from optout.models import Regime
 from optout.selectors import UsageContext, usage_context_load
 from registry.audit import Actor, audit_record
@@ -526,39 +528,84 @@ def usage_manifest_process(*, manifest_id: int, engine: str | None = None) -> No
         if manifest.status != ManifestStatus.PROCESSING:
             return
     size = settings.USAGE_CHUNK_LINES
+    cursor = manifest.lines_done
     try:
-        with manifest.file.storage.open(manifest.file.name or "", "rb") as binary:
-            records = itertools.islice(_stored_records(manifest, binary), manifest.lines_done, None)
-
-            def parsed_chunks() -> Iterator[list[ParsedLine]]:
-                while chunk := list(itertools.islice(records, size)):
-                    yield [
-                        line_parse(
-                            record,
-                            period_start=manifest.period_start,
-                            period_end=manifest.period_end,
-                            received_at=manifest.created_at,
-                        )
-                        for record in chunk
-                    ]
-
-            cursor = manifest.lines_done
-            # The next chunk is read and parsed in a thread while this one is in the database: the two take
-            # about as long, and the database works on its own core.
-            with prefetched(parsed_chunks()) as chunks:
-                for lines in chunks:
-                    if not _chunk_commit(manifest, cursor, lines, engine):
+        if engine == "sql":
+            # Parsing (Python) takes about as long as the database takes for a chunk: for more than a chunk, it
+            # runs in a process of its own, on the other core, one chunk ahead; a small manifest is not worth one.
+            many = manifest.lines_total - cursor > size
+            prefetch = prefetched_in_process if many else _prefetched_call
+            with prefetch(lambda: _staged_chunks(manifest, cursor, size)) as staged:
+                for chunk in staged:
+                    if not _chunk_commit(manifest, cursor, chunk):
+                        return
+                    cursor += chunk.count
+        else:
+            with prefetched(_parsed_chunks(manifest, cursor, size)) as parsed:
+                for lines in parsed:
+                    if not _chunk_commit(manifest, cursor, lines):
                         return
                     cursor += len(lines)
     except InvalidInput as exc:
         # The file was readable when it was accepted; if it no longer is, say so on the manifest.
         _manifest_end(manifest, status=ManifestStatus.FAILED, reason=str(exc.message))
         return
+    except ProducerFailed as exc:
+        if exc.kind != InvalidInput.__name__:
+            raise
+        _manifest_end(manifest, status=ManifestStatus.FAILED, reason=exc.message)
+        return
     _manifest_end(manifest, status=ManifestStatus.PROCESSED)
 
 
-def _chunk_commit(manifest: UsageManifest, cursor: int, lines: Sequence[ParsedLine], engine: str) -> bool:
-    first, last = lines[0].line_no, lines[-1].line_no
+@contextmanager
+def _prefetched_call(produce: Callable[[], Iterator[StagedChunk]]) -> Iterator[Iterator[StagedChunk]]:
+    with prefetched(produce()) as items:
+        yield items
+
+
+def _parsed_lines(manifest: UsageManifest, start: int) -> Iterator[ParsedLine]:
+    """The manifest's lines after the first ``start``, read from its file and parsed, streaming."""
+    with manifest.file.storage.open(manifest.file.name or "", "rb") as binary:
+        for record in itertools.islice(_stored_records(manifest, binary), start, None):
+            yield line_parse(
+                record,
+                period_start=manifest.period_start,
+                period_end=manifest.period_end,
+                received_at=manifest.created_at,
+            )
+
+
+def _parsed_chunks(manifest: UsageManifest, start: int, size: int) -> Iterator[list[ParsedLine]]:
+    lines = _parsed_lines(manifest, start)
+    while chunk := list(itertools.islice(lines, size)):
+        yield chunk
+
+
+def _staged_chunks(manifest: UsageManifest, start: int, size: int) -> Iterator[StagedChunk]:
+    """The chunks after the first ``start`` lines as staging ``COPY`` text; no parsed line is kept."""
+    # Reasons are written in the default language, as by a fresh thread (a forked process inherits the
+    # language active in the thread that forked it).
+    translation.deactivate()
+    lines = _parsed_lines(manifest, start)
+    while True:
+        parts: list[str] = []
+        first = last = 0
+        for line in itertools.islice(lines, size):
+            if not parts:
+                first = line.line_no
+            last = line.line_no
+            parts.append(stage_line(line))
+        if not parts:
+            return
+        yield StagedChunk(first=first, last=last, count=len(parts), payload="".join(parts).encode())
+
+
+def _chunk_commit(manifest: UsageManifest, cursor: int, chunk: StagedChunk | Sequence[ParsedLine]) -> bool:
+    if isinstance(chunk, StagedChunk):
+        first, last, count = chunk.first, chunk.last, chunk.count
+    else:
+        first, last, count = chunk[0].line_no, chunk[-1].line_no, len(chunk)
     with transaction.atomic():
         # The lock and the cursor check make each chunk commit once, even if two workers hold the task.
         current = (
@@ -567,27 +614,27 @@ def _chunk_commit(manifest: UsageManifest, cursor: int, lines: Sequence[ParsedLi
         if current != (ManifestStatus.PROCESSING, cursor):
             return False
         escrow_lock(exclusive=False)
-        seen = _seen_earlier(manifest.pk, (line.dedupe for line in lines)) if cursor else set()
         key, memo, now = f"usage:{manifest.pk}:lines:{first}-{last}", f"lines {first}-{last}", timezone.now()
-        if engine == "sql":
+        if isinstance(chunk, StagedChunk):
             chunk_settle_sql(
                 manifest=manifest,
-                lines=lines,
-                pre_outcomes=_pre_outcomes(lines, seen),
+                chunk=chunk,
+                lines_done=cursor,
                 idempotency_key=key,
                 effective_at=manifest.created_at,
                 memo=memo,
                 now=now,
             )
         else:
-            decided = _lines_decide(manifest, lines, seen)
+            seen = _seen_earlier(manifest.pk, (line.dedupe for line in chunk)) if cursor else set()
+            decided = _lines_decide(manifest, chunk, seen)
             posting, account_ids = _posting_for(manifest, decided, key, manifest.created_at, memo)
             entry_id = None
             if posting is not None:
                 entry_id = ledger_post_entries(postings=[posting])[posting.idempotency_key]
             _lines_insert([_line_values(manifest.pk, row, account_ids, entry_id, now) for row in decided.rows])
         UsageManifest.objects.filter(pk=manifest.pk).update(
-            lines_done=F("lines_done") + len(lines), progressed_at=timezone.now()
+            lines_done=F("lines_done") + count, progressed_at=timezone.now()
         )
     return True
 

@@ -18,9 +18,12 @@ million Python decisions:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.db import connection
 
@@ -82,11 +85,43 @@ _SCHEME_KIND_SQL = (
     + f" ELSE '{WorkKind.OTHER.value}' END"
 )
 
-# The chunk's lines with the work each identifier names (one hash join with the identifiers).
+# The lines seen by earlier chunks of the manifest this session is processing, for "the same use reported
+# again" (a line's dedupe key). Session-local and without WAL, unlike an index on the outcome rows; rolled back
+# with a failed chunk like everything else, and rebuilt from the committed outcome rows when it does not
+# describe the manifest up to the cursor (a new session, a resumed or redelivered task, another manifest).
+_SEEN_CREATE = (
+    "CREATE TEMP TABLE IF NOT EXISTS compensation_seen (dedupe uuid PRIMARY KEY)",
+    "CREATE TEMP TABLE IF NOT EXISTS compensation_seen_upto (manifest_id bigint NOT NULL, lines_done bigint NOT NULL)",
+)
+_SEEN_REBUILD = """
+INSERT INTO compensation_seen
+SELECT DISTINCT dedupe FROM compensation_manifestline
+ WHERE manifest_id = %(manifest)s AND dedupe IS NOT NULL AND outcome <> 'duplicate'
+"""
+_SEEN_ADD = """
+INSERT INTO compensation_seen SELECT dedupe FROM compensation_matched WHERE pre_outcome = '' AND dedupe IS NOT NULL
+"""
+
+# The chunk's lines with their duplicates marked (a use seen in an earlier chunk, or earlier in this one) and
+# the work each identifier names. The lines are taken in identifier order, so that the index probes walk the
+# identifiers, and then the works, in order: a chunk reads each page once instead of once per line.
 _MATCH = """
 CREATE TEMP TABLE compensation_matched ON COMMIT DROP AS
-SELECT s.*, i.work_id, w.kind AS work_kind, w.status AS work_status
-  FROM compensation_stage s
+SELECT s.line_no, s.scheme, s.value, s.key_scheme, s.key_value, s.units, s.unit, s.used_at, s.dedupe,
+       s.pre_outcome, s.reason_code, s.reason, CASE WHEN s.pre_outcome = '' THEN s.url_host ELSE '' END AS url_host,
+       i.work_id, w.kind AS work_kind, w.status AS work_status
+  FROM (
+      SELECT s.line_no, s.scheme, s.value, s.key_scheme, s.key_value, s.units, s.unit, s.used_at, s.dedupe,
+             CASE WHEN s.pre_outcome <> '' THEN s.pre_outcome
+                  WHEN s.dedupe IS NOT NULL
+                   AND (row_number() OVER (PARTITION BY s.dedupe ORDER BY s.line_no) > 1
+                        OR EXISTS (SELECT 1 FROM compensation_seen e WHERE e.dedupe = s.dedupe))
+                  THEN 'duplicate'
+                  ELSE '' END AS pre_outcome,
+             s.reason_code, s.reason, s.url_host
+        FROM compensation_stage s
+       ORDER BY s.key_scheme, s.key_value
+  ) s
   LEFT JOIN registry_identifier i ON s.pre_outcome = '' AND i.scheme = s.key_scheme AND i.value = s.key_value
   LEFT JOIN registry_work w ON w.id = i.work_id
 """
@@ -95,8 +130,9 @@ SELECT s.*, i.work_id, w.kind AS work_kind, w.status AS work_status
 _CLAIMS = """
 CREATE TEMP TABLE compensation_claims ON COMMIT DROP AS
 SELECT oc.work_id, oc.id, oc.holder_id, oc.share_bp, oc.decided_at
-  FROM registry_ownershipclaim oc
- WHERE oc.status = 'verified' AND oc.work_id IN (SELECT work_id FROM compensation_matched WHERE work_id IS NOT NULL)
+  FROM (SELECT DISTINCT work_id FROM compensation_matched WHERE work_id IS NOT NULL ORDER BY work_id) m
+  JOIN registry_ownershipclaim oc ON oc.work_id = m.work_id
+ WHERE oc.status = 'verified'
 """
 
 # Constant SQL: the only interpolation is the scheme-to-kind CASE built above from constants.
@@ -307,41 +343,84 @@ SELECT %(manifest)s, d.line_no, d.scheme, d.value,
 """
 
 
-def _stage_row(line: ParsedLine, pre_outcome: str) -> tuple[Any, ...]:
-    key = line.key
-    host = ""
-    if key is not None and key.scheme == "url" and not pre_outcome:
-        from urllib.parse import urlsplit
+@dataclass(frozen=True)
+class StagedChunk:
+    """A chunk of parsed lines as the staging table's ``COPY`` text, made where the parsing ran (see
+    ``compensation.usage``): compact to hand from process to process, and ready to send."""
 
+    first: int
+    last: int
+    count: int
+    payload: bytes
+
+
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: str) -> str:
+    return value.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(value) else value
+
+
+def stage_line(line: ParsedLine) -> str:
+    """One line of ``COPY compensation_stage (_STAGE_COLUMNS) FROM STDIN`` (text format) for ``line``.
+
+    ``pre_outcome`` is ``invalid`` or empty: duplicates are found in SQL, against the whole manifest.
+    """
+    key = line.key
+    valid = line.valid
+    host = ""
+    if valid and key is not None and key.scheme == "url":
         host = urlsplit(key.value).hostname or ""
     return (
-        line.line_no,
-        line.scheme,
-        line.value,
-        key.scheme if key is not None else "",
-        key.value if key is not None else "",
-        line.units,
-        line.unit,
-        line.used_at,
-        line.dedupe if not pre_outcome or pre_outcome == "duplicate" else None,
-        pre_outcome,
-        line.error_code,
-        line.error_message,
-        host,
+        "\t".join(
+            (
+                str(line.line_no),
+                _copy_text(line.scheme),
+                _copy_text(line.value),
+                _copy_text(key.scheme) if key is not None else "",
+                _copy_text(key.value) if key is not None else "",
+                str(line.units) if line.units is not None else "\\N",
+                _copy_text(line.unit),
+                line.used_at.isoformat() if line.used_at is not None else "\\N",
+                str(line.dedupe) if valid and line.dedupe is not None else "\\N",
+                "" if valid else "invalid",
+                _copy_text(line.error_code),
+                _copy_text(line.error_message),
+                _copy_text(host),
+            )
+        )
+        + "\n"
+    )
+
+
+def _seen_prepare(cursor: Any, manifest_pk: int, lines_done: int) -> None:
+    """Make ``compensation_seen`` hold the dedupe keys of the manifest's first ``lines_done`` lines."""
+    for statement in _SEEN_CREATE:
+        cursor.execute(statement)
+    cursor.execute("SELECT manifest_id, lines_done FROM compensation_seen_upto")
+    if cursor.fetchall() == [(manifest_pk, lines_done)]:
+        return
+    cursor.execute("TRUNCATE compensation_seen, compensation_seen_upto")
+    if lines_done:
+        cursor.execute(_SEEN_REBUILD, {"manifest": manifest_pk})
+    cursor.execute(
+        "INSERT INTO compensation_seen_upto (manifest_id, lines_done) VALUES (%s, %s)", [manifest_pk, lines_done]
     )
 
 
 def chunk_settle_sql(
     *,
     manifest: UsageManifest,
-    lines: Sequence[ParsedLine],
-    pre_outcomes: Sequence[str],
+    chunk: StagedChunk,
+    lines_done: int,
     idempotency_key: str,
     effective_at: datetime,
     memo: str,
     now: datetime,
 ) -> None:
-    """Decide, post and record one chunk, inside the caller's transaction (which holds the manifest lock)."""
+    """Decide, post and record one chunk, inside the caller's transaction (which holds the manifest lock and
+    has checked that the manifest's first ``lines_done`` lines are the ones before this chunk)."""
     with connection.cursor() as cursor:
         # These statements cost enough to cross jit_above_cost, and compiling them takes longer (seconds on a
         # busy machine) than running them.
@@ -350,6 +429,7 @@ def chunk_settle_sql(
         # hashing a million identifiers per chunk, which the default (spinning-disk) costs make the planner choose.
         cursor.execute("SET LOCAL random_page_cost = 1.1")
         cursor.execute(_STAGE_CREATE)
+        _seen_prepare(cursor, manifest.pk, lines_done)
         # Dropped at commit; also here, for a caller that processes several chunks in one outer transaction.
         cursor.execute(
             "DROP TABLE IF EXISTS compensation_matched, compensation_claims, compensation_decided,"
@@ -358,11 +438,15 @@ def chunk_settle_sql(
         cursor.execute("TRUNCATE compensation_stage")
         raw = cursor.cursor
         with raw.copy(f"COPY compensation_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN") as copy:
-            for line, pre in zip(lines, pre_outcomes, strict=True):
-                copy.write_row(_stage_row(line, pre))
+            copy.write(chunk.payload)
         # Statistics on what the joins use, so the planner hashes the chunk instead of probing per line.
         cursor.execute("ANALYZE compensation_stage (key_scheme, key_value, url_host, pre_outcome)")
         cursor.execute(_MATCH)
+        cursor.execute(_SEEN_ADD)
+        cursor.execute(
+            "UPDATE compensation_seen_upto SET lines_done = lines_done + %s WHERE manifest_id = %s",
+            [chunk.count, manifest.pk],
+        )
         cursor.execute(_CLAIMS)
         cursor.execute(_DECIDE, {"purposes": purposes_refusing(manifest.purpose)})
         cursor.execute(_SPLIT)
