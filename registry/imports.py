@@ -26,7 +26,7 @@ from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from openpyxl import load_workbook
@@ -516,6 +516,7 @@ def work_import_create(*, actor: Actor, holder: Party, file: File[bytes], filena
         created_by_id=actor.user_id,
         format=import_format,
         original_name=os.path.basename(filename.replace("\\", "/"))[:255],
+        language=translation.get_language() or settings.LANGUAGE_CODE,
     )
     # The storage copies (or, for a large upload, moves) the file; it is never read whole into memory.
     work_import.file.save(f"upload.{import_format}", file, save=False)
@@ -548,10 +549,19 @@ def _import_actor(work_import: WorkImport) -> Actor:
 
 
 def work_import_process(*, import_id: int) -> None:
-    """Register the rows of an import, chunk by chunk; safe to run again or after a crash."""
+    """Register the rows of an import, chunk by chunk; safe to run again or after a crash.
+
+    Row errors and the failure reason are written in the language the file was uploaded in.
+    """
     work_import = WorkImport.objects.select_related("holder", "created_by").filter(pk=import_id).first()
     if work_import is None or work_import.status in (ImportStatus.PROCESSED, ImportStatus.FAILED):
         return
+    with translation.override(work_import.language or settings.LANGUAGE_CODE):
+        _import_process(work_import)
+
+
+def _import_process(work_import: WorkImport) -> None:
+    import_id = work_import.pk
     if work_import.status == ImportStatus.RECEIVED:
         # A second delivery of the task that finds the import already processing resumes it below.
         WorkImport.objects.filter(pk=import_id, status=ImportStatus.RECEIVED).update(status=ImportStatus.PROCESSING)

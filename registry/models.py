@@ -371,6 +371,8 @@ class WorkImport(models.Model):
     rows_registered = models.PositiveIntegerField(_("rows registered"), default=0)
     rows_failed = models.PositiveIntegerField(_("rows with errors"), default=0)
     failure_reason = models.TextField(_("failure reason"), blank=True)
+    # The uploader's language: the worker writes row errors and the failure reason in it.
+    language = models.CharField(_("language"), max_length=8, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 

@@ -211,3 +211,27 @@ def test_lab_cannot_register_works_even_with_the_works_write_scope(lab):
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "not_a_holder"
     assert Work.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [("en", "check digit"), ("ko", "검증 숫자")],
+)
+def test_import_row_errors_are_written_in_the_uploaders_language(
+    holder_api, language, expected, django_capture_on_commit_callbacks
+):
+    import io
+
+    upload = io.BytesIO(b"title,kind,isbn\nGood,text,9788936434021\nBroken,text,9788936434022\n")
+    upload.name = "works.csv"
+    with django_capture_on_commit_callbacks(execute=True):
+        accepted = holder_api.post(
+            "/api/v1/works/bulk", {"file": upload}, format="multipart", HTTP_ACCEPT_LANGUAGE=language
+        )
+    assert accepted.status_code == 202, accepted.content
+    # Read back in the other language: the stored message stays the uploader's.
+    other = "ko" if language == "en" else "en"
+    errors = holder_api.get(f"/api/v1/imports/{accepted.json()['id']}/errors", HTTP_ACCEPT_LANGUAGE=other).json()
+    (error,) = errors["results"]
+    assert error["row"] == 3
+    assert expected in error["message"]
