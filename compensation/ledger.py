@@ -28,9 +28,8 @@ from compensation.models import (
     EntryKind,
     LedgerEntry,
     LedgerLine,
-    SettlementStatus,
 )
-from compensation.periods import closed_periods_covering, period_lock
+from compensation.periods import books_closed, period_lock
 from registry.audit import Actor, audit_record
 from registry.errors import InvalidInput
 from registry.models import Party
@@ -350,31 +349,26 @@ def _check_earlier(batch: dict[str, _Checked], keys: list[str]) -> dict[str, int
 
 
 def _move_out_of_closed_periods(ordered: list[_Checked]) -> list[_Checked]:
-    """Date now what would land in a closed settlement period, saying so in the source (see periods.py).
+    """Date now what would land before where the books are closed, saying so in the source (periods.py).
 
-    A settlement's own payouts stay in its period while it runs; the database checks that too.
+    A running settlement's own payouts stay in its period; the database checks that too.
     """
     period_lock(exclusive=False)
-    closed = closed_periods_covering(instants={c.effective_at for c in ordered})
-    if not closed:
+    closed = books_closed()
+    if closed is None:
         return ordered
     now = timezone.now()
     moved: list[_Checked] = []
     for checked in ordered:
-        period = next((p for p in closed if p.covers(checked.effective_at)), None)
-        own_payout = (
-            period is not None
-            and period.status == SettlementStatus.RUNNING
-            and checked.kind == EntryKind.PAYOUT
-            and checked.source.get("settlement") == period.settlement_id
-        )
-        if period is None or own_payout:
+        if not closed.refuses(
+            effective_at=checked.effective_at, kind=checked.kind, settlement=checked.source.get("settlement")
+        ):
             moved.append(checked)
             continue
         source = {
             **checked.source,
             "moved_from": checked.effective_at.isoformat(),
-            "closed_by_settlement": period.settlement_id,
+            "closed_by_settlement": closed.settlement_id,
         }
         moved.append(replace(checked, effective_at=now, requested_at=checked.effective_at, source=source))
     return moved

@@ -292,17 +292,17 @@ def _checks() -> list[Check]:
         Check(
             "closed_periods",
             _(
-                "nothing was posted into a closed settlement period after it closed, except that settlement's "
-                "own payouts"
+                "nothing was dated before the end of a closed settlement period after it closed, except that "
+                "settlement's own payouts inside its period"
             ),
             ENTRIES,
             f"""
-            SELECT e.id
+            SELECT DISTINCT e.id
               FROM compensation_ledgerentry e
-              JOIN compensation_settlement s
-                ON e.effective_at >= s.period_start AND e.effective_at < s.period_end
+              JOIN compensation_settlement s ON e.effective_at < s.period_end
              WHERE s.status IN {_CLOSED} AND s.started_at IS NOT NULL AND e.created_at > s.started_at
-               AND NOT (e.kind = {_PAYOUT} AND {_SETTLEMENT_OF} = CAST(s.id AS TEXT))
+               AND NOT (e.kind = {_PAYOUT} AND {_SETTLEMENT_OF} = CAST(s.id AS TEXT)
+                        AND e.effective_at >= s.period_start)
             """,  # noqa: S608  (constants only)
         ),
         Check(

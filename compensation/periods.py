@@ -1,9 +1,11 @@
 """Closed settlement periods, as the ledger sees them.
 
-A settlement closes its period when it starts running. Postings dated inside a closed period (a chunk of
-a manifest submitted before the period ended, a re-pricing, a correction) are moved to the open period:
-they are dated now, and their source says which date they were meant for and which settlement closed it.
-The database refuses anything else dated inside a closed period (migration 0006).
+Settlements run in the order of their periods, and a settlement closes the ledger up to the end of its
+period when it starts running: the books are closed through that instant. A posting dated before it (a
+chunk of a manifest submitted before the period ended, a re-pricing, a backdated correction) would change
+statements already written, so the ledger moves it to the open period: it is dated now, and its source
+says which date it was meant for and which settlement closed it. The one exception is a running
+settlement's own payouts, dated inside its period. The database refuses anything else (migration 0006).
 
 The order between postings and a settlement that starts is kept by an advisory lock: every posting holds
 it shared until its transaction commits; a settlement takes it exclusively to close its period, so it
@@ -12,7 +14,6 @@ waits for postings in flight, and every posting after it sees the period closed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,23 +35,37 @@ def period_lock(*, exclusive: bool) -> None:
 
 
 @dataclass(frozen=True)
-class ClosedPeriod:
+class ClosedBooks:
+    """The books are closed before ``through``, by the latest closed settlement."""
+
     settlement_id: int
-    start: datetime
-    end: datetime
-    status: str
+    through: datetime
+    # The period of the latest settlement while it runs: its own payouts may still be dated inside it.
+    running_period: tuple[datetime, datetime] | None
 
-    def covers(self, instant: datetime) -> bool:
-        return self.start <= instant < self.end
+    def refuses(self, *, effective_at: datetime, kind: str, settlement: object) -> bool:
+        if effective_at >= self.through:
+            return False
+        own_payout = (
+            self.running_period is not None
+            and kind == "payout"
+            and settlement == self.settlement_id
+            and self.running_period[0] <= effective_at < self.running_period[1]
+        )
+        return not own_payout
 
 
-def closed_periods_covering(*, instants: Iterable[datetime]) -> list[ClosedPeriod]:
-    """The closed periods that contain any of ``instants``: one query."""
-    wanted = list(instants)
-    if not wanted:
-        return []
-    rows = Settlement.objects.filter(
-        status__in=CLOSED_STATUSES, period_start__lte=max(wanted), period_end__gt=min(wanted)
-    ).values_list("pk", "period_start", "period_end", "status")
-    periods = [ClosedPeriod(*row) for row in rows]
-    return [period for period in periods if any(period.covers(instant) for instant in wanted)]
+def books_closed() -> ClosedBooks | None:
+    """Where the books are closed through, if any settlement has closed its period: one query."""
+    latest = (
+        Settlement.objects.filter(status__in=CLOSED_STATUSES)
+        .order_by("-period_end")
+        .values_list("pk", "period_start", "period_end", "status")
+        .first()
+    )
+    if latest is None:
+        return None
+    pk, start, end, status = latest
+    return ClosedBooks(
+        settlement_id=pk, through=end, running_period=(start, end) if status == SettlementStatus.RUNNING else None
+    )

@@ -115,6 +115,14 @@ def settlement_create(*, actor: Actor, first_day: date, last_day: date) -> tuple
         overlapping = Settlement.objects.filter(period_start__lt=end, period_end__gt=start).first()
         if overlapping is not None:
             raise _overlap(overlapping)
+        later = Settlement.objects.filter(period_end__gt=start).order_by("period_start").first()
+        if later is not None:
+            # Its statements' opening balances already include this period: settling it now would change them.
+            raise SettlementError(
+                _("Periods are settled in order, and a later period has a settlement already."),
+                code="settlement_out_of_order",
+                extra={"settlement": later.pk},
+            )
         try:
             with transaction.atomic():
                 settlement = Settlement.objects.create(
@@ -125,8 +133,8 @@ def settlement_create(*, actor: Actor, first_day: date, last_day: date) -> tuple
                     created_by=actor.person,
                 )
         except IntegrityError:
-            # The exclusion constraint: another request created an overlapping settlement meanwhile.
-            overlapping = Settlement.objects.filter(period_start__lt=end, period_end__gt=start).first()
+            # The exclusion constraint or the order trigger: another request created a settlement meanwhile.
+            overlapping = Settlement.objects.filter(period_end__gt=start).order_by("period_start").first()
             raise _overlap(overlapping) from None
         audit_record(
             code="compensation.settlement.created",

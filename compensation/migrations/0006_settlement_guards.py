@@ -1,9 +1,10 @@
 """Database guards for settlement (PostgreSQL; SQLite keeps the CHECK constraints only).
 
 - Two settlements never cover the same instant (an exclusion constraint on their periods).
-- A period is closed once its settlement runs: no ledger entry may be dated inside it, except that
-  settlement's own payouts while it runs. The ledger moves late postings to the open period before they
-  get here (compensation/periods.py); this refuses whatever does not go through it.
+- Periods are settled in order, and a settlement that runs closes the books through the end of its period:
+  no ledger entry may be dated before that instant, except the running settlement's own payouts inside its
+  period. The ledger moves late postings to the open period before they get here (compensation/periods.py);
+  this refuses whatever does not go through it.
 - A settlement's period, thresholds and, once settled, its status never change; statements (but for their
   payout entry, while the run posts it), invoices and their lines never change; settlements, statements,
   invoices, their lines and distributions are never deleted (TRUNCATE follows the ledger's rule).
@@ -19,14 +20,16 @@ CREATE FUNCTION compensation_period_open() RETURNS trigger AS $$
 DECLARE
     closed record;
 BEGIN
-    SELECT id, status INTO closed FROM compensation_settlement
-     WHERE status IN ('running', 'settled') AND period_start <= NEW.effective_at AND NEW.effective_at < period_end
+    SELECT id, status, period_start, period_end INTO closed FROM compensation_settlement
+     WHERE status IN ('running', 'settled')
+     ORDER BY period_end DESC
      LIMIT 1;
-    IF FOUND AND NOT (
+    IF FOUND AND NEW.effective_at < closed.period_end AND NOT (
         closed.status = 'running' AND NEW.kind = 'payout' AND NEW.source ->> 'settlement' = closed.id::text
+        AND NEW.effective_at >= closed.period_start
     ) THEN
-        RAISE EXCEPTION 'ledger entry % is dated % inside the period of settlement %, which is closed',
-            NEW.idempotency_key, NEW.effective_at, closed.id
+        RAISE EXCEPTION 'ledger entry % is dated %, before % where settlement % closed the books',
+            NEW.idempotency_key, NEW.effective_at, closed.period_end, closed.id
             USING ERRCODE = 'check_violation', CONSTRAINT = 'compensation_period_closed';
     END IF;
     RETURN NEW;
@@ -53,6 +56,21 @@ $$ LANGUAGE plpgsql;
 
 CREATE TRIGGER compensation_settlement_fixed BEFORE UPDATE ON compensation_settlement
     FOR EACH ROW EXECUTE FUNCTION compensation_settlement_fixed();
+
+-- Periods are settled in order: a new one starts at or after the end of every other.
+CREATE FUNCTION compensation_settlement_in_order() RETURNS trigger AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM compensation_settlement WHERE period_end > NEW.period_start) THEN
+        RAISE EXCEPTION 'settlement of % to %: a period ending after its start is already settled or planned',
+            NEW.period_start, NEW.period_end
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'compensation_settlement_in_order';
+    END IF;
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER compensation_settlement_in_order BEFORE INSERT ON compensation_settlement
+    FOR EACH ROW EXECUTE FUNCTION compensation_settlement_in_order();
 
 -- A statement gets its payout entry while its settlement runs; after that, and invoices and lines
 -- always, are as the run wrote them.
@@ -113,6 +131,8 @@ DROP TRIGGER IF EXISTS {table}_no_delete ON {table};
     for table in _KEPT_TABLES
 ) + """
 DROP FUNCTION IF EXISTS compensation_settled_fixed();
+DROP TRIGGER IF EXISTS compensation_settlement_in_order ON compensation_settlement;
+DROP FUNCTION IF EXISTS compensation_settlement_in_order();
 DROP TRIGGER IF EXISTS compensation_settlement_fixed ON compensation_settlement;
 DROP FUNCTION IF EXISTS compensation_settlement_fixed();
 DROP TRIGGER IF EXISTS compensation_period_open ON compensation_ledgerentry;

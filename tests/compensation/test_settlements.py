@@ -253,6 +253,16 @@ def test_the_same_period_again_creates_nothing_and_an_overlapping_one_is_refused
     assert Settlement.objects.count() == 1
     assert settle("2026-10-05", "2026-10-01", expect=400)["error"]["code"] == "invalid_period"
     assert settle("2026-10-01", "2026-10-31", expect=400)["error"]["code"] == "period_not_over"
+    # Periods are settled in order: August's statements would change September's opening balances.
+    earlier = settle("2026-08-01", "2026-08-31", expect=409)
+    assert earlier["error"]["code"] == "settlement_out_of_order"
+    assert earlier["error"]["settlement"] == first["id"]
+    assert Settlement.objects.count() == 1
+    if connection.vendor == "postgresql":
+        with pytest.raises(IntegrityError, match="already settled or planned"), transaction.atomic():
+            Settlement.objects.create(
+                period_start=seoul(2026, 8, 1), period_end=seoul(2026, 9, 1), payout_threshold_micro=0
+            )
 
 
 def test_a_holder_under_the_threshold_is_carried_forward_and_paid_in_a_later_period(
@@ -323,15 +333,36 @@ def test_a_closed_period_refuses_postings_and_the_ledger_moves_late_ones_to_the_
     assert entry.source["closed_by_settlement"] == Settlement.objects.get().pk
     # Posting it again is the same entry (the date asked for is remembered).
     assert ledger_post_entries(postings=[late])["late-correction"] == entry_id
+    # Before the period too: the books are closed through its end, or September's opening balances would change.
+    backdated = Posting(
+        idempotency_key="august-correction",
+        kind=EntryKind.ADJUSTMENT,
+        effective_at=seoul(2026, 8, 15),
+        lines=[(lab_account.pk, 500), (holder_account.pk, -500)],
+    )
+    moved = LedgerEntry.objects.get(pk=ledger_post_entries(postings=[backdated])["august-correction"])
+    assert moved.effective_at == timezone.now()
+    assert moved.source["moved_from"] == seoul(2026, 8, 15).isoformat()
+    # After the period, nothing moves.
+    current = Posting(
+        idempotency_key="october-correction",
+        kind=EntryKind.ADJUSTMENT,
+        effective_at=seoul(2026, 10, 2),
+        lines=[(lab_account.pk, 700), (holder_account.pk, -700)],
+    )
+    kept = LedgerEntry.objects.get(pk=ledger_post_entries(postings=[current])["october-correction"])
+    assert kept.effective_at == seoul(2026, 10, 2)
+    assert "moved_from" not in kept.source
 
     if connection.vendor != "postgresql":
         return
-    with pytest.raises(IntegrityError, match="closed"), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO compensation_ledgerentry (idempotency_key, kind, effective_at, created_at, memo, source)"
-            " VALUES ('sneaky', 'adjustment', %s, now(), '', '{}')",
-            [seoul(2026, 9, 20)],
-        )
+    for sneaky_date in (seoul(2026, 9, 20), seoul(2026, 7, 1)):
+        with pytest.raises(IntegrityError, match="closed the books"), transaction.atomic(), connection.cursor() as cur:
+            cur.execute(
+                "INSERT INTO compensation_ledgerentry (idempotency_key, kind, effective_at, created_at, memo, source)"
+                " VALUES ('sneaky', 'adjustment', %s, now(), '', '{}')",
+                [sneaky_date],
+            )
     with pytest.raises(IntegrityError, match="never change"), transaction.atomic():
         Settlement.objects.update(period_end=seoul(2026, 10, 2))
     with pytest.raises(IntegrityError, match="stays closed"), transaction.atomic():
