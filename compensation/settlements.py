@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -193,7 +194,7 @@ def _close(settlement_id: int) -> bool:
     return True
 
 
-def _step(settlement_id: int, after: str, name: str, build: Any) -> None:
+def _step(settlement_id: int, after: str, name: str, build: Callable[[Settlement], dict[str, Any]]) -> None:
     with transaction.atomic():
         settlement = Settlement.objects.select_for_update().get(pk=settlement_id)
         if settlement.status != SettlementStatus.RUNNING or settlement.step != after:
