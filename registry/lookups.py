@@ -15,7 +15,7 @@ from django.db.models import Field, Lookup
 from django.db.models.sql.compiler import SQLCompiler
 
 
-def _array_literal(values: list[Any]) -> tuple[str, str]:
+def array_literal(values: list[Any]) -> tuple[str, str]:
     """A PostgreSQL array literal for ints or strings, and the type to cast it to."""
     if all(isinstance(value, int) for value in values):
         return "{" + ",".join(map(str, values)) + "}", "bigint[]"
@@ -34,6 +34,6 @@ class AnyOf(Lookup[Any]):
         if not values:
             return "1 = 0", list(lhs_params)
         if connection.vendor == "postgresql":
-            literal, array_type = _array_literal(values)
+            literal, array_type = array_literal(values)
             return f"{lhs} = ANY(%s::{array_type})", [*lhs_params, literal]
         return f"{lhs} IN ({', '.join(['%s'] * len(values))})", [*lhs_params, *values]
