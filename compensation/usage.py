@@ -589,16 +589,28 @@ def _staged_chunks(manifest: UsageManifest, start: int, size: int) -> Iterator[S
     translation.deactivate()
     lines = _parsed_lines(manifest, start)
     while True:
-        parts: list[str] = []
+        # Strings and ints only: a chunk's worth of tuples keeps the garbage collector busy.
+        texts: list[str] = []
+        keys: list[str] = []
         first = last = 0
+        seen: set[int] = set()  # this chunk's dedupe keys; the earlier chunks' are in the database
         for line in itertools.islice(lines, size):
-            if not parts:
+            if not texts:
                 first = line.line_no
             last = line.line_no
-            parts.append(stage_line(line))
-        if not parts:
+            dedupe = line.dedupe.int if line.dedupe is not None else None
+            duplicate = dedupe is not None and dedupe in seen
+            if dedupe is not None:
+                seen.add(dedupe)
+            key = line.key
+            keys.append(f"{key.scheme}\0{key.value}" if key is not None else "")
+            texts.append(stage_line(line, duplicate=duplicate))
+        if not texts:
             return
-        yield StagedChunk(first=first, last=last, count=len(parts), payload="".join(parts).encode())
+        # In identifier order: the database probes the identifiers in the order it receives the lines.
+        order = sorted(range(len(texts)), key=keys.__getitem__)
+        payload = "".join([texts[index] for index in order]).encode()
+        yield StagedChunk(first=first, last=last, count=len(texts), payload=payload)
 
 
 def _chunk_commit(manifest: UsageManifest, cursor: int, chunk: StagedChunk | Sequence[ParsedLine]) -> bool:

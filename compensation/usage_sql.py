@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 
 from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
 from compensation.manifests import ParsedLine
@@ -102,25 +102,24 @@ _SEEN_ADD = """
 INSERT INTO compensation_seen SELECT dedupe FROM compensation_matched WHERE pre_outcome = '' AND dedupe IS NOT NULL
 """
 
-# The chunk's lines with their duplicates marked (a use seen in an earlier chunk, or earlier in this one) and
-# the work each identifier names. The lines are taken in identifier order, so that the index probes walk the
-# identifiers, and then the works, in order: a chunk reads each page once instead of once per line.
+# The chunk's lines with the duplicates of earlier chunks marked (the producer marks those within the chunk)
+# and the work each identifier names; the text only written back (scheme, value, reason) stays in the staging
+# table. The producer stages the lines in identifier order, so that the index
+# probes walk the identifiers, and then the works, in order: a chunk reads each page once rather than once per
+# line (sorting here costs more: text sorts slowly in PostgreSQL).
 _MATCH = """
 CREATE TEMP TABLE compensation_matched ON COMMIT DROP AS
-SELECT s.line_no, s.scheme, s.value, s.key_scheme, s.key_value, s.units, s.unit, s.used_at, s.dedupe,
-       s.pre_outcome, s.reason_code, s.reason, CASE WHEN s.pre_outcome = '' THEN s.url_host ELSE '' END AS url_host,
+SELECT s.line_no, s.key_scheme, s.key_value, s.units, s.unit, s.used_at, s.dedupe, s.pre_outcome,
+       CASE WHEN s.pre_outcome = '' THEN s.url_host ELSE '' END AS url_host,
        i.work_id, w.kind AS work_kind, w.status AS work_status
   FROM (
-      SELECT s.line_no, s.scheme, s.value, s.key_scheme, s.key_value, s.units, s.unit, s.used_at, s.dedupe,
-             CASE WHEN s.pre_outcome <> '' THEN s.pre_outcome
-                  WHEN s.dedupe IS NOT NULL
-                   AND (row_number() OVER (PARTITION BY s.dedupe ORDER BY s.line_no) > 1
-                        OR EXISTS (SELECT 1 FROM compensation_seen e WHERE e.dedupe = s.dedupe))
-                  THEN 'duplicate'
+      SELECT s.line_no, s.key_scheme, s.key_value, s.units, s.unit, s.used_at, s.dedupe,
+             CASE WHEN s.pre_outcome <> '' THEN s.pre_outcome WHEN e.dedupe IS NOT NULL THEN 'duplicate'
                   ELSE '' END AS pre_outcome,
-             s.reason_code, s.reason, s.url_host
+             s.url_host
         FROM compensation_stage s
-       ORDER BY s.key_scheme, s.key_value
+        LEFT JOIN compensation_seen e ON e.dedupe = s.dedupe
+      OFFSET 0  -- decided once per line, not once per use of pre_outcome above
   ) s
   LEFT JOIN registry_identifier i ON s.pre_outcome = '' AND i.scheme = s.key_scheme AND i.value = s.key_value
   LEFT JOIN registry_work w ON w.id = i.work_id
@@ -253,7 +252,9 @@ WITH w AS (
 ),
 v AS (
     -- sum() of bigint is numeric in PostgreSQL; the split is in integers, as in Python.
-    SELECT w.*, (sum(w.weight) OVER (PARTITION BY w.line_no))::bigint AS total_weight FROM w
+    SELECT w.*, (sum(w.weight) OVER (PARTITION BY w.line_no))::bigint AS total_weight,
+           count(w.claim_id) OVER (PARTITION BY w.line_no) AS owners
+      FROM w
 ),
 f AS (
     SELECT v.*, (v.amount * v.weight) / v.total_weight AS floor_part,
@@ -266,7 +267,7 @@ g AS (
            row_number() OVER (PARTITION BY f.line_no ORDER BY f.remainder DESC, f.claim_id NULLS LAST) AS place
       FROM f
 )
-SELECT line_no, claim_id, holder_id, floor_part + CASE WHEN place <= leftover THEN 1 ELSE 0 END AS part
+SELECT line_no, claim_id, holder_id, floor_part + CASE WHEN place <= leftover THEN 1 ELSE 0 END AS part, owners
   FROM g
 """
 
@@ -296,10 +297,21 @@ ORDER BY 1, 3
 ON CONFLICT (kind, escrow_key) WHERE party_id IS NULL DO NOTHING
 """
 
+# Each hold with its account: one index probe per hold, whatever the statistics say of the accounts table (a
+# hash of every escrow account, which the planner picks when they are fresh, costs more than the chunk's holds).
+_HELD_IN = """
+CREATE TEMP TABLE compensation_held_in ON COMMIT DROP AS
+SELECT h.line_no, h.held, h.open_bp, a.id AS account_id
+  FROM compensation_holds h
+  LEFT JOIN LATERAL (
+      SELECT a.id FROM compensation_account a
+       WHERE a.kind = h.account_kind AND a.escrow_key = h.escrow_key AND a.party_id IS NULL
+       LIMIT 1
+  ) a ON true
+"""
+
 _CREDITS = """
-SELECT a.id, -sum(h.held) FROM compensation_holds h
-  JOIN compensation_account a ON a.kind = h.account_kind AND a.escrow_key = h.escrow_key AND a.party_id IS NULL
- GROUP BY a.id
+SELECT account_id, -sum(held) FROM compensation_held_in WHERE account_id IS NOT NULL GROUP BY account_id
 """
 
 _OWNER_CREDITS = """
@@ -314,31 +326,35 @@ INSERT INTO compensation_manifestline (
     work_id, kind, refusal_id, tariff_id, amount_micro, paid_micro, held_micro, violation_micro,
     released_micro, held_account_id, open_bp, hold_open, allocation, entry_id, processed_at
 )
-SELECT %(manifest)s, d.line_no, d.scheme, d.value,
+SELECT %(manifest)s, d.line_no, s.scheme, s.value,
        CASE WHEN d.key_scheme = '' THEN '' ELSE d.key_scheme || ':' || d.key_value END,
-       d.units, d.unit, d.used_at, d.dedupe, d.outcome, d.reason_code, d.reason,
+       d.units, d.unit, d.used_at, d.dedupe, d.outcome, s.reason_code, s.reason,
        d.work_id, d.kind, d.refusal_id, d.tariff_id, d.amount,
-       COALESCE(paid.total, 0),
+       COALESCE(one.part, many.total, 0),
        COALESCE(h.held, 0),
        CASE WHEN d.outcome = 'refused_at_use' THEN COALESCE(d.amount, 0) ELSE 0 END,
        0,
-       a.id,
+       h.account_id,
        COALESCE(h.open_bp, 0),
        COALESCE(h.held, 0) > 0,
-       COALESCE(paid.allocation, '[]'::jsonb),
+       CASE WHEN one.line_no IS NOT NULL
+            THEN ('[[' || one.holder_id || ',' || one.claim_id || ',' || one.part || ','
+                  || COALESCE(%(entry)s::bigint::text, 'null') || ']]')::jsonb
+            ELSE COALESCE(many.allocation, '[]'::jsonb) END,
        CASE WHEN d.amount IS NULL THEN NULL ELSE %(entry)s::bigint END,
        %(now)s
   FROM compensation_decided d
-  LEFT JOIN compensation_holds h ON h.line_no = d.line_no
-  LEFT JOIN compensation_account a
-         ON a.kind = h.account_kind AND a.escrow_key = h.escrow_key AND a.party_id IS NULL
+  JOIN compensation_stage s ON s.line_no = d.line_no
+  LEFT JOIN compensation_held_in h ON h.line_no = d.line_no
+  -- A line paid to one owner (the common case) is written as it is; the others are aggregated (the same JSON).
+  LEFT JOIN compensation_parts one ON one.line_no = d.line_no AND one.claim_id IS NOT NULL AND one.owners = 1
   LEFT JOIN (
       SELECT line_no, sum(part) AS total,
              jsonb_agg(jsonb_build_array(holder_id, claim_id, part, %(entry)s::bigint) ORDER BY claim_id) AS allocation
         FROM compensation_parts
-       WHERE claim_id IS NOT NULL
+       WHERE claim_id IS NOT NULL AND owners > 1
        GROUP BY line_no
-  ) paid ON paid.line_no = d.line_no
+  ) many ON many.line_no = d.line_no
  ORDER BY d.line_no
 """
 
@@ -362,15 +378,17 @@ def _copy_text(value: str) -> str:
     return value.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(value) else value
 
 
-def stage_line(line: ParsedLine) -> str:
+def stage_line(line: ParsedLine, *, duplicate: bool = False) -> str:
     """One line of ``COPY compensation_stage (_STAGE_COLUMNS) FROM STDIN`` (text format) for ``line``.
 
-    ``pre_outcome`` is ``invalid`` or empty: duplicates are found in SQL, against the whole manifest.
+    ``pre_outcome`` is ``invalid``, ``duplicate`` (of a line earlier in the chunk) or empty: the duplicates of
+    earlier chunks are found in SQL.
     """
     key = line.key
     valid = line.valid
+    pre_outcome = "duplicate" if duplicate else "" if valid else "invalid"
     host = ""
-    if valid and key is not None and key.scheme == "url":
+    if not pre_outcome and key is not None and key.scheme == "url":
         host = urlsplit(key.value).hostname or ""
     return (
         "\t".join(
@@ -384,7 +402,7 @@ def stage_line(line: ParsedLine) -> str:
                 _copy_text(line.unit),
                 line.used_at.isoformat() if line.used_at is not None else "\\N",
                 str(line.dedupe) if valid and line.dedupe is not None else "\\N",
-                "" if valid else "invalid",
+                pre_outcome,
                 _copy_text(line.error_code),
                 _copy_text(line.error_message),
                 _copy_text(host),
@@ -392,6 +410,19 @@ def stage_line(line: ParsedLine) -> str:
         )
         + "\n"
     )
+
+
+def _temp_buffers_raise(cursor: Any) -> None:
+    """Give the session's temporary tables more memory than the default 8 MB (the manifest's dedupe keys take
+    about 40 bytes a line), which is only possible before its first temporary table."""
+    cursor.execute("SELECT pg_my_temp_schema() = 0")
+    if not cursor.fetchone()[0]:
+        return
+    try:
+        with transaction.atomic():
+            cursor.execute("SET temp_buffers = '256MB'")
+    except DatabaseError:
+        pass  # a temporary table was used after all: the default then
 
 
 def _seen_prepare(cursor: Any, manifest_pk: int, lines_done: int) -> None:
@@ -428,12 +459,15 @@ def chunk_settle_sql(
         # The registry's tables are cached: probing the identifier index per line of a chunk is cheaper than
         # hashing a million identifiers per chunk, which the default (spinning-disk) costs make the planner choose.
         cursor.execute("SET LOCAL random_page_cost = 1.1")
+        # A chunk's sorts and hashes fit in memory (tens of MB), rather than spill to temporary files.
+        cursor.execute("SET LOCAL work_mem = '64MB'")
+        _temp_buffers_raise(cursor)
         cursor.execute(_STAGE_CREATE)
         _seen_prepare(cursor, manifest.pk, lines_done)
         # Dropped at commit; also here, for a caller that processes several chunks in one outer transaction.
         cursor.execute(
             "DROP TABLE IF EXISTS compensation_matched, compensation_claims, compensation_decided,"
-            " compensation_parts, compensation_holds"
+            " compensation_parts, compensation_holds, compensation_held_in"
         )
         cursor.execute("TRUNCATE compensation_stage")
         raw = cursor.cursor
@@ -441,7 +475,13 @@ def chunk_settle_sql(
             copy.write(chunk.payload)
         # Statistics on what the joins use, so the planner hashes the chunk instead of probing per line.
         cursor.execute("ANALYZE compensation_stage (key_scheme, key_value, url_host, pre_outcome)")
+        # Probes, in the order the lines were staged: hashing the registry's identifiers or the manifest's
+        # dedupe keys costs more than the chunk's lines (and grows with them), and so does sorting the chunk.
+        cursor.execute("SET LOCAL enable_hashjoin = off")
+        cursor.execute("SET LOCAL enable_mergejoin = off")
         cursor.execute(_MATCH)
+        cursor.execute("RESET enable_hashjoin")
+        cursor.execute("RESET enable_mergejoin")
         cursor.execute(_SEEN_ADD)
         cursor.execute(
             "UPDATE compensation_seen_upto SET lines_done = lines_done + %s WHERE manifest_id = %s",
@@ -452,6 +492,7 @@ def chunk_settle_sql(
         cursor.execute(_SPLIT)
         cursor.execute(_HOLDS)
         cursor.execute(_ESCROW_ACCOUNTS, {"now": now})
+        cursor.execute(_HELD_IN)
         cursor.execute(_CREDITS)
         credits: dict[int, int] = {int(account): int(amount) for account, amount in cursor.fetchall()}
         cursor.execute(_OWNER_CREDITS)
