@@ -31,7 +31,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
@@ -722,6 +722,9 @@ def usage_reprice(*, tariff_id: int, batch: int = 5_000) -> int:
     if tariff is None:
         return 0
     priced = 0
+    # Batches follow (manifest, line): a line decided now as another kind stays without a tariff, and is
+    # passed over rather than taken again (which once ended re-pricing at a batch of such lines).
+    after = Q()
     while True:
         with transaction.atomic():
             escrow_lock(exclusive=False)
@@ -729,6 +732,7 @@ def usage_reprice(*, tariff_id: int, batch: int = 5_000) -> int:
                 ManifestLine.objects.select_for_update(of=("self",))
                 .select_related("manifest")
                 .filter(
+                    after,
                     tariff__isnull=True,
                     outcome__in=[Outcome.UNPRICED, Outcome.REFUSED_AT_USE],
                     kind=tariff.kind,
@@ -739,13 +743,11 @@ def usage_reprice(*, tariff_id: int, batch: int = 5_000) -> int:
             )
             if not rows:
                 return priced
-            repriced = 0
             for manifest_pk, group in itertools.groupby(rows, key=lambda r: r.manifest_id):
-                repriced += _reprice_group(list(group), tariff)
+                priced += _reprice_group(list(group), tariff)
                 UsageManifest.objects.filter(pk=manifest_pk).update(summary=None)
-            priced += repriced
-            if repriced == 0:
-                return priced
+            last = rows[-1]
+            after = Q(manifest_id__gt=last.manifest_id) | Q(manifest_id=last.manifest_id, line_no__gt=last.line_no)
 
 
 _REPRICED_COLUMNS = (

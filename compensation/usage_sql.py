@@ -271,10 +271,16 @@ SELECT line_no, claim_id, holder_id, floor_part + CASE WHEN place <= leftover TH
   FROM g
 """
 
-# What each line holds, and in which escrow account (kind, key).
+# What each line holds, and in which escrow account (kind, key): its id when the account exists, found by one
+# index probe per hold whatever the statistics say of the accounts table (a hash of every escrow account, which
+# the planner picks when they are stale, costs more than the chunk's holds).
 _HOLDS = """
 CREATE TEMP TABLE compensation_holds ON COMMIT DROP AS
-SELECT * FROM (
+SELECT holds.*, (
+    SELECT a.id FROM compensation_account a
+     WHERE a.kind = holds.account_kind AND a.escrow_key = holds.escrow_key AND a.party_id IS NULL
+) AS account_id
+FROM (
     SELECT d.line_no,
            CASE WHEN d.outcome = 'matched' THEN COALESCE(u.part, 0) ELSE d.amount END AS held,
            CASE d.outcome WHEN 'unmatched_held' THEN 'escrow_unmatched'
@@ -290,28 +296,24 @@ SELECT * FROM (
 WHERE held > 0
 """
 
+# The escrow accounts still missing (an identifier or work held for the first time), then their ids.
 _ESCROW_ACCOUNTS = """
 INSERT INTO compensation_account (kind, party_id, escrow_key, created_at)
-SELECT DISTINCT account_kind, NULL::bigint, escrow_key, %(now)s FROM compensation_holds
+SELECT DISTINCT account_kind, NULL::bigint, escrow_key, %(now)s FROM compensation_holds WHERE account_id IS NULL
 ORDER BY 1, 3
 ON CONFLICT (kind, escrow_key) WHERE party_id IS NULL DO NOTHING
 """
-
-# Each hold with its account: one index probe per hold, whatever the statistics say of the accounts table (a
-# hash of every escrow account, which the planner picks when they are fresh, costs more than the chunk's holds).
-_HELD_IN = """
-CREATE TEMP TABLE compensation_held_in ON COMMIT DROP AS
-SELECT h.line_no, h.held, h.open_bp, a.id AS account_id
-  FROM compensation_holds h
-  LEFT JOIN LATERAL (
-      SELECT a.id FROM compensation_account a
-       WHERE a.kind = h.account_kind AND a.escrow_key = h.escrow_key AND a.party_id IS NULL
-       LIMIT 1
-  ) a ON true
+_ESCROW_ACCOUNT_IDS = """
+UPDATE compensation_holds h
+   SET account_id = (
+       SELECT a.id FROM compensation_account a
+        WHERE a.kind = h.account_kind AND a.escrow_key = h.escrow_key AND a.party_id IS NULL
+   )
+ WHERE h.account_id IS NULL
 """
 
 _CREDITS = """
-SELECT account_id, -sum(held) FROM compensation_held_in WHERE account_id IS NOT NULL GROUP BY account_id
+SELECT account_id, -sum(held) FROM compensation_holds WHERE account_id IS NOT NULL GROUP BY account_id
 """
 
 _OWNER_CREDITS = """
@@ -345,7 +347,7 @@ SELECT %(manifest)s, d.line_no, s.scheme, s.value,
        %(now)s
   FROM compensation_decided d
   JOIN compensation_stage s ON s.line_no = d.line_no
-  LEFT JOIN compensation_held_in h ON h.line_no = d.line_no
+  LEFT JOIN compensation_holds h ON h.line_no = d.line_no
   -- A line paid to one owner (the common case) is written as it is; the others are aggregated (the same JSON).
   LEFT JOIN compensation_parts one ON one.line_no = d.line_no AND one.claim_id IS NOT NULL AND one.owners = 1
   LEFT JOIN (
@@ -467,14 +469,12 @@ def chunk_settle_sql(
         # Dropped at commit; also here, for a caller that processes several chunks in one outer transaction.
         cursor.execute(
             "DROP TABLE IF EXISTS compensation_matched, compensation_claims, compensation_decided,"
-            " compensation_parts, compensation_holds, compensation_held_in"
+            " compensation_parts, compensation_holds"
         )
         cursor.execute("TRUNCATE compensation_stage")
         raw = cursor.cursor
         with raw.copy(f"COPY compensation_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN") as copy:
             copy.write(chunk.payload)
-        # Statistics on what the joins use, so the planner hashes the chunk instead of probing per line.
-        cursor.execute("ANALYZE compensation_stage (key_scheme, key_value, url_host, pre_outcome)")
         # Probes, in the order the lines were staged: hashing the registry's identifiers or the manifest's
         # dedupe keys costs more than the chunk's lines (and grows with them), and so does sorting the chunk.
         cursor.execute("SET LOCAL enable_hashjoin = off")
@@ -492,7 +492,7 @@ def chunk_settle_sql(
         cursor.execute(_SPLIT)
         cursor.execute(_HOLDS)
         cursor.execute(_ESCROW_ACCOUNTS, {"now": now})
-        cursor.execute(_HELD_IN)
+        cursor.execute(_ESCROW_ACCOUNT_IDS)
         cursor.execute(_CREDITS)
         credits: dict[int, int] = {int(account): int(amount) for account, amount in cursor.fetchall()}
         cursor.execute(_OWNER_CREDITS)
