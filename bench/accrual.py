@@ -1312,7 +1312,9 @@ def report(
             f"in-process usage_manifest_process of {profile.lines:,} lines: {profile.seconds:.1f} s "
             f"({rate(profile.lines, profile.seconds):,.0f} lines/s), the chunk size as above. Inclusive time per "
             "function (nested calls count in each caller, calls in other threads overlap the caller's; per-call "
-            "timing adds about 0.3 us a call; cProfile below sees the main thread only):"
+            "timing adds about 0.3 us a call; cProfile below sees the main thread only; a manifest of more than "
+            "a chunk is read and parsed in a child process, which neither sees, so the time not spent waiting on "
+            "PostgreSQL is mostly the wait for the first chunk):"
         )
         if profile.code != api.code:
             print(f"  (the code changed since the worker started: now {profile.code})")
