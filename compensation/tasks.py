@@ -33,6 +33,12 @@ def usage_reprice(tariff_id: int) -> int:
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, max_retries=5)
+def usage_reprice_keys(keys: list[str]) -> int:
+    # Takes identifier texts, not rows: the lines they name are found and locked by the service.
+    return usage.usage_reprice_keys(keys=keys)
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, max_retries=5)
 def escrow_release(work_id: int) -> int:
     return escrow.escrow_release_for_work(work_id=work_id)
 

@@ -16,6 +16,7 @@ with the ledger of one clean run.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import io
 import itertools
 import os
@@ -769,26 +770,71 @@ _REPRICED_COLUMNS = (
 )
 
 
-def _reprice_group(rows: list[ManifestLine], tariff: Tariff) -> int:
+def _reprice_group(
+    rows: list[ManifestLine], tariff: Tariff | None = None, *, reason: str = "", keep_unpriced: bool = False
+) -> int:
+    """Decide ``rows`` of one manifest again now and post what is priced now; returns how many were priced.
+
+    Re-pricing for a tariff leaves a line still without one as it was; re-pricing for a registration
+    (``keep_unpriced``) records what the line names now even when it stays unpriced, so that a tariff for
+    that kind finds it later.
+    """
     manifest = rows[0].manifest
     decided = _lines_decide(manifest, [_parsed_from_row(row) for row in rows], set())
     now = timezone.now()
     first, last = rows[0].line_no, rows[-1].line_no
+    cause = f"tariff {tariff.pk}" if tariff is not None else reason
     posting, account_ids = _posting_for(
         manifest,
         decided,
-        f"usage:{manifest.pk}:reprice:{tariff.pk}:{first}-{last}",
+        f"usage:{manifest.pk}:reprice:{tariff.pk if tariff is not None else reason}:{first}-{last}",
         now,
-        f"lines {first}-{last} repriced (tariff {tariff.pk})",
+        f"lines {first}-{last} repriced ({cause})",
     )
     entry_id = ledger_post_entries(postings=[posting])[posting.idempotency_key] if posting is not None else None
     changed = 0
     for row, new in zip(rows, decided.rows, strict=True):
-        if new.amount is None:
+        if new.amount is None and not keep_unpriced:
             continue  # still no tariff for it (another kind or unit decided now)
         values = dict(zip(_LINE_COLUMNS, _line_values(manifest.pk, new, account_ids, entry_id, now), strict=True))
         for name in _REPRICED_COLUMNS:
             setattr(row, name, values[name])
         row.save(update_fields=_REPRICED_COLUMNS)
-        changed += 1
+        changed += new.amount is not None
     return changed
+
+
+def usage_reprice_keys(*, keys: Iterable[str], batch: int = 5_000) -> int:
+    """Decide again the lines recorded without a tariff whose identifiers were just registered as works.
+
+    A use of an identifier nobody had registered is priced by its scheme's kind; once a work of another kind
+    names it, the tariffs of that kind apply. Lines priced now are posted once (the rows are locked and only
+    lines still without a tariff are taken); the others now carry the work's kind for a later tariff.
+    """
+    wanted = sorted(set(keys))
+    if not wanted:
+        return 0
+    priced = 0
+    after = Q()
+    digest = hashlib.sha256("\n".join(wanted).encode()).hexdigest()[:16]
+    while True:
+        with transaction.atomic():
+            escrow_lock(exclusive=False)
+            rows = list(
+                ManifestLine.objects.select_for_update(of=("self",))
+                .select_related("manifest")
+                .filter(
+                    after,
+                    key__in=wanted,
+                    tariff__isnull=True,
+                    outcome__in=[Outcome.UNPRICED, Outcome.REFUSED_AT_USE],
+                )
+                .order_by("manifest_id", "line_no")[:batch]
+            )
+            if not rows:
+                return priced
+            for manifest_pk, group in itertools.groupby(rows, key=lambda r: r.manifest_id):
+                priced += _reprice_group(list(group), reason=f"registered {digest}", keep_unpriced=True)
+                UsageManifest.objects.filter(pk=manifest_pk).update(summary=None)
+            last = rows[-1]
+            after = Q(manifest_id__gt=last.manifest_id) | Q(manifest_id=last.manifest_id, line_no__gt=last.line_no)

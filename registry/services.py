@@ -58,7 +58,7 @@ from registry.models import (
     WorkKind,
     WorkStatus,
 )
-from registry.signals import work_owners_changed
+from registry.signals import identifiers_registered, work_owners_changed
 
 API_KEY_PREFIX = "orr"
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
@@ -445,6 +445,7 @@ def _works_register_once(*, actor: Actor, holder: Party, drafts: Sequence[WorkDr
             for key in r.draft.identifiers
         ]
     )
+    _identifiers_registered_on_commit([str(key) for r in accepted for key in r.draft.identifiers])
     claims = OwnershipClaim.objects.bulk_create(
         [
             OwnershipClaim(
@@ -611,6 +612,11 @@ def claim_verify(
 
 def _owners_changed_on_commit(work_id: int) -> None:
     transaction.on_commit(lambda: work_owners_changed.send(sender=Work, work_id=work_id))
+
+
+def _identifiers_registered_on_commit(keys: list[str]) -> None:
+    if keys:
+        transaction.on_commit(lambda: identifiers_registered.send(sender=Identifier, keys=keys))
 
 
 def claim_reject(*, actor: Actor, claim: OwnershipClaim, reason: str) -> OwnershipClaim:
@@ -822,6 +828,7 @@ def work_identifier_add(*, actor: Actor, holder: Party, work: Work, scheme: str,
     try:
         with transaction.atomic():
             identifier = Identifier.objects.create(work=work, scheme=key.scheme, value=key.value)
+            _identifiers_registered_on_commit([str(key)])
             audit_record(
                 code="registry.work.identifier_added",
                 actor=actor,

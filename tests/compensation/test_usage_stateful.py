@@ -396,6 +396,23 @@ class UsageMachine(RuleBasedStateMachine):
             self.work_by_key[key] = model
         (claim,) = work.claims.all()
         self.claims[claim.pk] = ClaimM(claim.pk, work.pk, holder.pk, share)
+        # The registration's task: lines recorded unpriced for these identifiers are decided again now, as
+        # the work's kind; those a tariff covers now are priced, the others wait for one of that kind.
+        priced = 0
+        for manifest in self.manifests:
+            for line in manifest.lines:
+                old = manifest.expected.get(line.line_no)
+                if (
+                    old is None
+                    or line.key not in model.keys
+                    or old.tariff is not None
+                    or old.outcome not in (Outcome.UNPRICED, Outcome.REFUSED_AT_USE)
+                ):
+                    continue
+                new = self._decide(line, manifest.purpose)
+                manifest.expected[line.line_no] = new
+                priced += new.amount is not None
+        assert usage.usage_reprice_keys(keys=model.keys) == priced
         return int(claim.pk)
 
     def _refuse(self, holder: Party, scope: str, purposes: list[str], work_pk: int | None) -> None:
