@@ -722,9 +722,17 @@ def usage_reprice(*, tariff_id: int, batch: int = 5_000) -> int:
     tariff = Tariff.objects.filter(pk=tariff_id).first()
     if tariff is None:
         return 0
+    lines = Q(kind=tariff.kind, unit=tariff.unit, used_at__gte=tariff.effective_from)
+    return _reprice_pages(lines, batch, lambda rows: _reprice_group(rows, tariff))
+
+
+def _reprice_pages(lines: Q, batch: int, reprice: Callable[[list[ManifestLine]], int]) -> int:
+    """Re-price the unpriced ``lines`` a batch and a manifest at a time; returns how many were priced.
+
+    Batches follow (manifest, line): a line decided now as another kind stays without a tariff, and is
+    passed over rather than taken again (which once ended re-pricing at a batch of such lines).
+    """
     priced = 0
-    # Batches follow (manifest, line): a line decided now as another kind stays without a tariff, and is
-    # passed over rather than taken again (which once ended re-pricing at a batch of such lines).
     after = Q()
     while True:
         with transaction.atomic():
@@ -732,20 +740,13 @@ def usage_reprice(*, tariff_id: int, batch: int = 5_000) -> int:
             rows = list(
                 ManifestLine.objects.select_for_update(of=("self",))
                 .select_related("manifest")
-                .filter(
-                    after,
-                    tariff__isnull=True,
-                    outcome__in=[Outcome.UNPRICED, Outcome.REFUSED_AT_USE],
-                    kind=tariff.kind,
-                    unit=tariff.unit,
-                    used_at__gte=tariff.effective_from,
-                )
+                .filter(lines, after, tariff__isnull=True, outcome__in=[Outcome.UNPRICED, Outcome.REFUSED_AT_USE])
                 .order_by("manifest_id", "line_no")[:batch]
             )
             if not rows:
                 return priced
             for manifest_pk, group in itertools.groupby(rows, key=lambda r: r.manifest_id):
-                priced += _reprice_group(list(group), tariff)
+                priced += reprice(list(group))
                 UsageManifest.objects.filter(pk=manifest_pk).update(summary=None)
             last = rows[-1]
             after = Q(manifest_id__gt=last.manifest_id) | Q(manifest_id=last.manifest_id, line_no__gt=last.line_no)
@@ -814,27 +815,7 @@ def usage_reprice_keys(*, keys: Iterable[str], batch: int = 5_000) -> int:
     wanted = sorted(set(keys))
     if not wanted:
         return 0
-    priced = 0
-    after = Q()
-    digest = hashlib.sha256("\n".join(wanted).encode()).hexdigest()[:16]
-    while True:
-        with transaction.atomic():
-            escrow_lock(exclusive=False)
-            rows = list(
-                ManifestLine.objects.select_for_update(of=("self",))
-                .select_related("manifest")
-                .filter(
-                    after,
-                    key__in=wanted,
-                    tariff__isnull=True,
-                    outcome__in=[Outcome.UNPRICED, Outcome.REFUSED_AT_USE],
-                )
-                .order_by("manifest_id", "line_no")[:batch]
-            )
-            if not rows:
-                return priced
-            for manifest_pk, group in itertools.groupby(rows, key=lambda r: r.manifest_id):
-                priced += _reprice_group(list(group), reason=f"registered {digest}", keep_unpriced=True)
-                UsageManifest.objects.filter(pk=manifest_pk).update(summary=None)
-            last = rows[-1]
-            after = Q(manifest_id__gt=last.manifest_id) | Q(manifest_id=last.manifest_id, line_no__gt=last.line_no)
+    reason = "registered " + hashlib.sha256("\n".join(wanted).encode()).hexdigest()[:16]
+    return _reprice_pages(
+        Q(key__in=wanted), batch, lambda rows: _reprice_group(rows, reason=reason, keep_unpriced=True)
+    )
