@@ -49,10 +49,12 @@ def hold_month_bounds(*, month: date) -> tuple[datetime, datetime]:
     )
 
 
-def hold_month_eligible_from(*, month: date) -> datetime:
-    """When a hold month's escrow may be distributed: the hold period after the month ends."""
-    _start, end = hold_month_bounds(month=month)
-    return end + timedelta(days=settings.ESCROW_HOLD_PERIOD_DAYS)
+def distributable_before(*, at: datetime) -> datetime:
+    """Holds accrued before this instant may be distributed at ``at``: a hold month becomes eligible once
+    the hold period has passed after its end, i.e. every month before the one ``at`` minus the period is in.
+    """
+    local = timezone.localtime(at - timedelta(days=settings.ESCROW_HOLD_PERIOD_DAYS))
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 def _enqueue(distribution_id: int) -> None:
@@ -69,7 +71,8 @@ def distribution_start(*, actor: Actor, hold_month: date) -> tuple[MarketShareDi
     """
     require_staff(actor)
     month = hold_month.replace(day=1)
-    if hold_month_eligible_from(month=month) > timezone.now():
+    month_start, _end = hold_month_bounds(month=month)
+    if month_start >= distributable_before(at=timezone.now()):
         raise InvalidInput(
             _("This month's escrow is still within the hold period."), code="hold_period_not_over", field="hold_month"
         )
@@ -126,11 +129,18 @@ def _distribute(distribution: MarketShareDistribution) -> None:
     )
     if not month_entries:
         return
-    labs = dict(UsageManifest.objects.values_list("pk", "lab_id"))
-    holds: dict[int, list[ManifestLine]] = defaultdict(list)
-    for line in (
+    open_holds = list(
         ManifestLine.objects.select_for_update().filter(entry__id__any_of=month_entries, hold_open=True).order_by("pk")
-    ):
+    )
+    # The month's accruals name their manifests; only those manifests' labs are needed.
+    manifest_ids = frozenset(
+        int(pk)
+        for pk in LedgerEntry.objects.filter(pk__any_of=month_entries).values_list("source__manifest", flat=True)
+        if pk is not None
+    )
+    labs = dict(UsageManifest.objects.filter(pk__any_of=manifest_ids).values_list("pk", "lab_id"))
+    holds: dict[int, list[ManifestLine]] = defaultdict(list)
+    for line in open_holds:
         holds[labs[line.manifest_id]].append(line)
     # What each lab paid each holder at use in the month: the weights.
     basis: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -83,7 +84,7 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-class Exporter:
+class Exporter(ABC):
     """A document as a stream of rows. Subclasses set ``slug`` and implement ``rows`` and ``line_count``."""
 
     slug = "export"
@@ -95,8 +96,9 @@ class Exporter:
         """The data rows it will yield, roughly: large exports run in a task."""
         return 0
 
+    @abstractmethod
     def rows(self) -> Iterator[Row]:
-        raise NotImplementedError
+        """The document's rows, in order."""
 
     def filename(self, fmt: str) -> str:
         return f"{self.slug}.{fmt}"

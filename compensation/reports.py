@@ -21,6 +21,7 @@ from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from compensation.distribution import distributable_before
 from compensation.exports import Cell, Exporter, Row, RowKind, won
 from compensation.models import AccountKind, EntryKind, LedgerLine, ManifestLine, Outcome
 from registry.models import WorkKind
@@ -270,12 +271,6 @@ def escrow_age_buckets() -> list[AgeBucket]:
     return buckets
 
 
-def distribution_cutoff(*, at: datetime) -> datetime:
-    """Holds accrued before this instant may be distributed by market share at ``at``: a hold month becomes
-    eligible once the hold period has passed after the month's end."""
-    return month_start(at - timedelta(days=settings.ESCROW_HOLD_PERIOD_DAYS))
-
-
 @dataclass
 class EscrowAging:
     at: datetime
@@ -331,7 +326,7 @@ def escrow_aging(*, at: datetime | None = None) -> EscrowAging:
         .values_list("held_account__kind", "amount")
     ):
         by_kind[kind or ""] += int(amount or 0)
-    cutoff = distribution_cutoff(at=at)
+    cutoff = distributable_before(at=at)
     eligible_by_month = [
         (_month_label(month), int(amount or 0), lines)
         for month, amount, lines in open_holds.filter(entry__effective_at__lt=cutoff)

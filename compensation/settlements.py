@@ -450,24 +450,34 @@ def _invoices_build(settlement: Settlement) -> dict[str, Any]:
     accrual_ids = frozenset(pk for pk, kind in entries.items() if kind == EntryKind.ACCRUAL)
     opening = _party_sums(AccountKind.LAB_RECEIVABLE, Q(entry__effective_at__lt=settlement.period_start), False)
     movement = _party_sums(AccountKind.LAB_RECEIVABLE, _in_period(settlement), True)
-    manifests = {
-        row[0]: row[1:]
-        for row in UsageManifest.objects.values_list("pk", "lab_id", "model", "model_version", "created_at")
-    }
     usage: dict[int, list[InvoiceLine]] = defaultdict(list)
     period_lines = Q(entry__id__any_of=accrual_ids) | Q(
         entry__isnull=True,
         manifest__created_at__gte=settlement.period_start,
         manifest__created_at__lt=settlement.period_end,
     )
-    for manifest, outcome, count, amount in (
+    by_outcome = list(
         ManifestLine.objects.filter(period_lines)
         .values("manifest_id", "outcome")
         .annotate(count=Count("pk"), amount=Sum("amount_micro"))
         .order_by("manifest_id", "outcome")
         .values_list("manifest_id", "outcome", "count", "amount")
-    ):
-        lab, model, version, _created = manifests[manifest]
+    )
+    violation_rows = list(
+        ManifestLine.objects.filter(entry__id__any_of=accrual_ids, outcome=Outcome.REFUSED_AT_USE)
+        .values("manifest_id", "work_id", "refusal_id")
+        .annotate(count=Count("pk"), amount=Sum("violation_micro"))
+        .order_by("manifest_id", "work_id", "refusal_id")
+        .values_list("manifest_id", "work_id", "refusal_id", "count", "amount")
+    )
+    manifests = {
+        pk: (lab, model, version)
+        for pk, lab, model, version in UsageManifest.objects.filter(
+            pk__any_of=frozenset(row[0] for row in by_outcome)
+        ).values_list("pk", "lab_id", "model", "model_version")
+    }
+    for manifest, outcome, count, amount in by_outcome:
+        lab, model, version = manifests[manifest]
         usage[lab].append(
             InvoiceLine(
                 section=InvoiceSection.USAGE,
@@ -479,14 +489,9 @@ def _invoices_build(settlement: Settlement) -> dict[str, Any]:
                 amount_micro=int(amount or 0),
             )
         )
-    for manifest, work, refusal, count, amount in (
-        ManifestLine.objects.filter(entry__id__any_of=accrual_ids, outcome=Outcome.REFUSED_AT_USE)
-        .values("manifest_id", "work_id", "refusal_id")
-        .annotate(count=Count("pk"), amount=Sum("violation_micro"))
-        .order_by("manifest_id", "work_id", "refusal_id")
-        .values_list("manifest_id", "work_id", "refusal_id", "count", "amount")
-    ):
-        lab, model, version, _created = manifests[manifest]
+    # Violations are accrued lines, so their manifests are among those above.
+    for manifest, work, refusal, count, amount in violation_rows:
+        lab, model, version = manifests[manifest]
         usage[lab].append(
             InvoiceLine(
                 section=InvoiceSection.VIOLATION,

@@ -237,12 +237,6 @@ def lab_dashboard(*, actor: Actor, party: Party) -> dict[str, Any]:
 # --- Earnings --------------------------------------------------------------------------------------
 
 
-def holder_earnings(*, party: Party, top: int = 10) -> dict[str, Any]:
-    from compensation.selectors import holder_earnings as earnings
-
-    return earnings(party=party, top=top)
-
-
 def works_selected(*, actor: Actor, holder: Party, ids: Sequence[int]) -> list[Work]:
     """The works among ``ids`` the holder has a live claim on (others are silently left out)."""
     from registry.selectors import work_list_for_holder

@@ -22,7 +22,6 @@ from optout.selectors import lookup_answer_signed
 from portal.access import Portal, holder_view, lab_view, portal_view
 from portal.form_errors import error_to_form
 from portal.forms import ApiKeyForm, LookupForm, ManifestForm
-from portal.selectors import holder_earnings
 from portal.views.common import paginate
 from registry import selectors, services
 from registry.errors import NotFound, RegistryError
@@ -231,4 +230,4 @@ def violation_list(request: HttpRequest, portal: Portal) -> HttpResponse:
 @holder_view
 @require_safe
 def earnings(request: HttpRequest, portal: Portal) -> HttpResponse:
-    return render(request, "portal/works/earnings.html", holder_earnings(party=portal.party))
+    return render(request, "portal/works/earnings.html", compensation_selectors.holder_earnings(party=portal.party))
