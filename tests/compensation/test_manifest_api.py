@@ -23,6 +23,7 @@ from django.utils import timezone
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.test import APIClient
 
+from compensation import usage as usage_module
 from compensation.models import Account, AccountKind, LedgerEntry, ManifestLine, Outcome, Tariff, UsageManifest
 from compensation.selectors import OUTCOME_COLUMNS, account_balance
 from compensation.services import tariff_set
@@ -851,6 +852,41 @@ def test_chunks_post_one_entry_each_and_duplicates_are_caught_across_chunks(send
     usage_manifest_process(manifest_id=manifest_pk)
     assert LedgerEntry.objects.count() == 3
     assert ManifestLine.objects.count() == 5
+
+
+def test_the_first_chunks_grow_and_a_resumed_task_cuts_where_a_clean_run_would(
+    lab_api, lab, settings, tariffs, monkeypatch, django_capture_on_commit_callbacks
+):
+    settings.USAGE_CHUNK_LINES = 8
+    settings.USAGE_FIRST_CHUNK_LINES = 2
+    with django_capture_on_commit_callbacks(execute=False):
+        response = lab_api.post(MANIFESTS, manifest([line(units=100 + n) for n in range(30)]), format="json")
+    manifest_pk = response.json()["id"]
+
+    # The worker dies in the fourth chunk (lines 9-16), after three committed.
+    settle = usage_module.chunk_settle_sql
+    calls = 0
+
+    def dying(**kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise RuntimeError("worker killed")
+        settle(**kwargs)
+
+    monkeypatch.setattr(usage_module, "chunk_settle_sql", dying)
+    with pytest.raises(RuntimeError):
+        usage_manifest_process(manifest_id=manifest_pk)
+    assert UsageManifest.objects.get(pk=manifest_pk).lines_done == 8
+    monkeypatch.setattr(usage_module, "chunk_settle_sql", settle)
+
+    usage_manifest_process(manifest_id=manifest_pk)
+
+    keys = sorted(LedgerEntry.objects.values_list("idempotency_key", flat=True), key=lambda k: int(k.split("-")[-1]))
+    spans = ("1-2", "3-4", "5-8", "9-16", "17-24", "25-30")
+    assert keys == [f"usage:{manifest_pk}:lines:{span}" for span in spans]
+    assert ManifestLine.objects.filter(manifest_id=manifest_pk, outcome="unmatched_held").count() == 30
+    assert_conserved(lab)
 
 
 # --- Reports: detail, progress, list, resubmission -----------------------------------------------------
