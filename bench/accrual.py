@@ -48,6 +48,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -334,6 +335,26 @@ def children(pid: int) -> list[int]:
     return found
 
 
+class ParserPeak(threading.Thread):
+    """Samples the peak resident set (VmHWM) of the worker's children: the process that parses a manifest one
+    chunk ahead lives as long as the task, so its figure read twice a second misses at most its last moments."""
+
+    def __init__(self, worker_pid: int) -> None:
+        super().__init__(name="parser-peak", daemon=True)
+        self.worker_pid = worker_pid
+        self.kb = 0
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopping.wait(0.5):
+            for pid in children(self.worker_pid):
+                self.kb = max(self.kb, proc_status_kb(pid, "VmHWM"))
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join()
+
+
 def gunicorn_workers() -> list[int]:
     """The gunicorn workers started by this process (children of the gunicorn master, our child)."""
     workers: list[int] = []
@@ -403,6 +424,7 @@ class ApiRun:
     end_to_end_s: float
     worker_baseline_kb: int
     worker_peak_kb: int
+    parser_peak_kb: int
     web_peak_kb: int
     polls: int
     poll_ms: float
@@ -479,6 +501,8 @@ def api_run(
     timeout: float,
 ) -> ApiRun:
     baseline_kb = proc_status_kb(worker.pid, "VmRSS")
+    parser_peak = ParserPeak(worker.pid)
+    parser_peak.start()
     started_wall = datetime.now(UTC)
     started = time.perf_counter()
     accepted = multipart_upload(
@@ -509,6 +533,7 @@ def api_run(
             print(f"  {answer['status']}: {done:,} of {total:,} lines, worker {rss:.0f} MB")
         time.sleep(poll)
     worker_peak_kb = proc_status_kb(worker.pid, "VmHWM")
+    parser_peak.stop()
     if answer["status"] != "processed":
         raise Mismatch(f"manifest {manifest_pk} {answer['status']}: {answer.get('failure_reason')}")
     created = datetime.fromisoformat(answer["created_at"])
@@ -523,6 +548,7 @@ def api_run(
         end_to_end_s=(finished - started_wall).total_seconds(),
         worker_baseline_kb=baseline_kb,
         worker_peak_kb=worker_peak_kb,
+        parser_peak_kb=parser_peak.kb,
         web_peak_kb=web_peak_kb,
         polls=polls,
         poll_ms=poll_seconds / polls * 1000 if polls else 0.0,
@@ -1260,7 +1286,8 @@ def report(
     ours = rate(expected.lines, api.end_to_end_s)
     best = rate(expected.lines, ceiling.seconds)
     ratio = ours / best if best else 0.0
-    peak_mb = api.worker_peak_kb / 1024
+    # Both processes' peaks added: an upper bound, since the forked parser shares the worker's pages until written.
+    peak_mb = (api.worker_peak_kb + api.parser_peak_kb) / 1024
     speed_ok = ours >= GOAL_LINES_PER_S
     memory_ok = 0 < peak_mb < GOAL_PEAK_RSS_MB
     correct = not (set(differences) - set(REPRESENTATION)) and all(not c.problems for c in checks)
@@ -1287,6 +1314,8 @@ def report(
         f"{'peak worker memory (VmHWM), MB':44}{peak_mb:>14.0f}{'':>15}{'':>9}   "
         f"< {GOAL_PEAK_RSS_MB}  {'PASS' if memory_ok else 'FAIL'}"
     )
+    print(f"{'  the Celery worker process, MB':44}{api.worker_peak_kb / 1024:>14.0f}")
+    print(f"{'  its parsing process (forked, sharing), MB':44}{api.parser_peak_kb / 1024:>14.0f}")
     print(f"{'  worker resident before the task, MB':44}{api.worker_baseline_kb / 1024:>14.0f}")
     print(f"{'  peak web worker memory (VmHWM), MB':44}{api.web_peak_kb / 1024:>14.0f}")
     polling = api.polls * api.poll_ms / 1000 / api.end_to_end_s if api.end_to_end_s else 0.0

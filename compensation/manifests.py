@@ -247,34 +247,40 @@ def _jsonl_records(binary: IO[bytes]) -> Iterator[Record]:
 
 def records_read(binary: IO[bytes], *, format: str, compressed: bool) -> Iterator[Record]:
     """Every non-empty line of a stored manifest, streamed. Raises ``InvalidInput`` for an unreadable file."""
-    readers = {ManifestFormat.CSV: _csv_records, ManifestFormat.JSONL: _jsonl_records}
-    yield from _read(binary, format=format, compressed=compressed, readers=readers)
+    yield from _read(binary, format=format, compressed=compressed, csv_reader=_csv_records, jsonl_reader=_jsonl_records)
 
 
 def _line_numbers(binary: IO[bytes], *, format: str, compressed: bool) -> Iterator[int]:
     """The line number of each record ``records_read`` yields, found by the same readers without building the
     records (no dict per CSV row, no JSON decoding): what counting an upload needs."""
-    readers = {
-        ManifestFormat.CSV: lambda text: (line_no for line_no, _names, _row in _csv_rows(text)),
-        ManifestFormat.JSONL: lambda stream: (line_no for line_no, _raw in _jsonl_lines(stream)),
-    }
-    yield from _read(binary, format=format, compressed=compressed, readers=readers)
+    yield from _read(
+        binary,
+        format=format,
+        compressed=compressed,
+        csv_reader=lambda text: (line_no for line_no, _names, _row in _csv_rows(text)),
+        jsonl_reader=lambda stream: (line_no for line_no, _raw in _jsonl_lines(stream)),
+    )
 
 
 def _read(
-    binary: IO[bytes], *, format: str, compressed: bool, readers: Mapping[str, Callable[[Any], Iterator[T]]]
+    binary: IO[bytes],
+    *,
+    format: str,
+    compressed: bool,
+    csv_reader: Callable[[IO[str]], Iterator[T]],
+    jsonl_reader: Callable[[IO[bytes]], Iterator[T]],
 ) -> Iterator[T]:
     stream = decompressed(binary, compressed=compressed)
     try:
         if format == ManifestFormat.CSV:
             text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
             try:
-                yield from readers[ManifestFormat.CSV](text)
+                yield from csv_reader(text)
             finally:
                 # The caller owns the binary stream: the wrapper must not close it when collected.
                 text.detach()
         else:
-            yield from readers[ManifestFormat.JSONL](stream)
+            yield from jsonl_reader(stream)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise InvalidInput(
             _("The file could not be read: %(error)s") % {"error": exc}, code="unreadable_file", field="file"
