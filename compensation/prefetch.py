@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import queue
 import signal
@@ -108,7 +109,13 @@ def prefetched_in_process(produce: Callable[[], Iterator[T]]) -> Iterator[Iterat
                 sender.send(("error", (type(error).__name__, str(error), traceback.format_exc())))
 
     process = context.Process(target=child, name="prefetch", daemon=True)
-    process.start()
+    # The child's collections skip what the parent had (the frozen generation), so they do not write to (and so
+    # copy) every page of the parent's objects the child shares; the parent collects them again at once.
+    gc.freeze()
+    try:
+        process.start()
+    finally:
+        gc.unfreeze()
     # The parent's copy of the writing end: closed, so the child's death reads as end of file here.
     sender.close()
 
