@@ -863,22 +863,22 @@ def test_the_first_chunks_grow_and_a_resumed_task_cuts_where_a_clean_run_would(
         response = lab_api.post(MANIFESTS, manifest([line(units=100 + n) for n in range(30)]), format="json")
     manifest_pk = response.json()["id"]
 
-    # The worker dies in the fourth chunk (lines 9-16), after three committed.
-    settle = usage_module.chunk_settle_sql
+    # The worker dies at the fourth chunk (lines 9-16), after three committed.
+    commit = usage_module._chunk_commit
     calls = 0
 
-    def dying(**kwargs: Any) -> None:
+    def dying(*args: Any) -> bool:
         nonlocal calls
         calls += 1
         if calls == 4:
             raise RuntimeError("worker killed")
-        settle(**kwargs)
+        return commit(*args)
 
-    monkeypatch.setattr(usage_module, "chunk_settle_sql", dying)
+    monkeypatch.setattr(usage_module, "_chunk_commit", dying)
     with pytest.raises(RuntimeError):
         usage_manifest_process(manifest_id=manifest_pk)
     assert UsageManifest.objects.get(pk=manifest_pk).lines_done == 8
-    monkeypatch.setattr(usage_module, "chunk_settle_sql", settle)
+    monkeypatch.setattr(usage_module, "_chunk_commit", commit)
 
     usage_manifest_process(manifest_id=manifest_pk)
 
