@@ -15,7 +15,7 @@ unknown unit) and 5% repeats of an earlier line (duplicate). It then:
 - starts gunicorn and a real Celery worker (``--pool=solo``, Redis broker), uploads the file with
   ``POST /api/v1/usage-manifests`` (multipart, streamed) and polls ``GET /api/v1/usage-manifests/{id}``
   until it is processed: upload, queue and processing times, lines per second end to end, the worker's peak
-  resident memory (``VmHWM``);
+  resident memory (``VmHWM``) plus what its parsing process had of its own;
 - does the same accrual as hand-written set-based SQL in one transaction (``COPY`` into a staging table,
   then ``INSERT ... SELECT``: validate, deduplicate, match, decide refusals at use, price, accounts, one
   ledger entry per chunk with its lines summed per account, the outcome rows) into scratch copies of the
@@ -1328,7 +1328,7 @@ def report(
     print(f"{'  processing (task start to processed)':44}{api.processing_s:>14.1f}")
     print(f"{'lines/s, processing only':44}{rate(expected.lines, api.processing_s):>14,.0f}")
     print(
-        f"{'peak worker memory (VmHWM), MB':44}{peak_mb:>14.0f}{'':>15}{'':>9}   "
+        f"{'peak worker memory (the two below), MB':44}{peak_mb:>14.0f}{'':>15}{'':>9}   "
         f"< {GOAL_PEAK_RSS_MB}  {'PASS' if memory_ok else 'FAIL'}"
     )
     print(f"{'  the Celery worker process (VmHWM), MB':44}{api.worker_peak_kb / 1024:>14.0f}")
