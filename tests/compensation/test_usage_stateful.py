@@ -32,6 +32,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection, transaction
 from django.test import override_settings
+from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
@@ -219,8 +220,16 @@ def _rows() -> list[Row]:
         allocation = values[18]
         if isinstance(allocation, str):  # jsonb comes back as text, for the ORM to decode
             allocation = json.loads(allocation)
-        rows.append(Row(*values[:18], allocation, values[19]))
+        rows.append(Row(*values[:4], _aware(values[4]), *values[5:18], allocation, values[19]))
     return rows
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """A datetime read by a raw cursor, made aware as the ORM would: PostgreSQL's driver answers aware
+    datetimes, SQLite's naive ones in the connection's time zone (UTC unless DATABASES sets another)."""
+    if value is None or timezone.is_aware(value):
+        return value
+    return timezone.make_aware(value, connection.timezone)
 
 
 def _query(sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
