@@ -375,6 +375,36 @@ def _checks() -> list[Check]:
                     OR COALESCE(st.cleared, 0) <> COALESCE(p.cleared, 0))
             """,  # noqa: S608  (constants only)
         ),
+        # A holder's payable is credit-normal (negative: owed to the holder). Replayed in effective order, it
+        # must not be in debit right after a payout: that would be a holder paid more than it was due.
+        Check(
+            "payouts_within_payable",
+            _(
+                "no payout overdraws a holder's payable: right after each payout entry, what the payable holds "
+                "for the holder is zero or more"
+            ),
+            ENTRIES,
+            f"""
+            WITH paid AS (
+                SELECT DISTINCT l.account_id
+                  FROM compensation_ledgerline l
+                  JOIN compensation_ledgerentry e ON e.id = l.entry_id
+                  JOIN compensation_account a ON a.id = l.account_id
+                 WHERE e.kind = {_PAYOUT} AND a.kind = {_PAYABLE}
+            ), moves AS (
+                SELECT l.account_id, e.id AS entry_id, e.kind, e.effective_at, SUM(l.amount_micro) AS amount
+                  FROM compensation_ledgerline l
+                  JOIN paid p ON p.account_id = l.account_id
+                  JOIN compensation_ledgerentry e ON e.id = l.entry_id
+                 GROUP BY l.account_id, e.id, e.kind, e.effective_at
+            ), running AS (
+                SELECT entry_id, kind,
+                       SUM(amount) OVER (PARTITION BY account_id ORDER BY effective_at, entry_id) AS balance
+                  FROM moves
+            )
+            SELECT DISTINCT entry_id AS id FROM running WHERE kind = {_PAYOUT} AND balance > 0
+            """,  # noqa: S608  (constants only)
+        ),
         Check(
             "invoices_reconcile",
             _(

@@ -563,7 +563,8 @@ class Statement(models.Model):
     # Whole won (a multiple of 1,000,000 micro-won): what is transferred, and what is withheld from it.
     payout_micro = models.BigIntegerField(_("payout"))
     withheld_micro = models.BigIntegerField(_("withheld"))
-    # The payout's difference from the exact amount due (largest remainder), borne by the rounding account.
+    # Zero: payouts are the due's whole won rounded down and the sub-won rest is carried forward. Statements
+    # priced before that (whole won split by largest remainder) keep the difference the rounding account bore.
     rounding_micro = models.BigIntegerField(_("rounding"))
     carried_forward_micro = models.BigIntegerField(_("carried forward"))
     closing_micro = models.BigIntegerField(_("closing balance"))

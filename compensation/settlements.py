@@ -7,8 +7,8 @@ retried task continues after the last finished step:
    to the open period (periods.py), so every later step reads the same frozen set of entries.
 2. **statements**: per holder, the payable's opening balance, its movement in the period by kind, each
    traced to the manifest lines (allocations), distributions and adjustments behind it; the payout in
-   whole won (largest remainder across holders, residues on the rounding account), withholding, and what
-   is carried forward under the payout threshold.
+   whole won, never more than the holder is due (the sub-won rest stays on its payable), withholding, and
+   what is carried forward: that rest, or all of it under the payout threshold.
 3. **invoices**: per lab, the receivable's movement by manifest and outcome, violations apart.
 4. **payouts**: one payout entry per paid holder, dated inside the period, and the status ``settled``.
 
@@ -33,7 +33,6 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from compensation.allocation import allocate_largest_remainder
 from compensation.errors import SettlementError
 from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
 from compensation.models import (
@@ -397,32 +396,19 @@ def _trace_adjustments(settlement: Settlement, entries: dict[int, str], holders:
 
 
 def _statements_price(settlement: Settlement, holders: dict[int, _Holder]) -> list[Statement]:
-    """Statements with payouts: whole won for every holder due at least the threshold, split from the
-    whole won of their total by largest remainder, so the parts sum exactly and the rounding account
-    keeps less than one won.
+    """Statements with payouts: every holder due at least the threshold (and one won) is paid the whole won
+    of what it is due, rounded down, so no holder is ever paid more than its payable holds. The sub-won
+    rest stays on the payable and is carried forward, to be paid once it adds up to a won in a later period.
     """
-    dues: dict[int, int] = {}
-    for party, holder in holders.items():
-        dues[party] = holder.opening + sum(holder.columns.values())
-    paid = sorted(
-        party for party, due in dues.items() if due > 0 and due >= max(settlement.payout_threshold_micro, MICRO)
-    )
-    gross_won: dict[int, int] = {}
-    if paid:
-        pool_won = sum(dues[party] for party in paid) // MICRO
-        for party, won in zip(
-            paid, allocate_largest_remainder(total=pool_won, weights=[dues[p] for p in paid]), strict=True
-        ):
-            gross_won[party] = won
     statements = []
     for party in sorted(holders):
         holder = holders[party]
-        due = dues[party]
-        gross = gross_won.get(party, 0)
+        due = holder.opening + sum(holder.columns.values())
+        paid = due > 0 and due >= max(settlement.payout_threshold_micro, MICRO)
+        gross = due // MICRO if paid else 0
         withheld = gross * settlement.withholding_bp // 10_000
         payout = (gross - withheld) * MICRO
-        rounding = due - gross * MICRO if gross else 0
-        closing = due - payout - withheld * MICRO - rounding
+        closing = due - gross * MICRO
         if not (holder.opening or due or any(holder.columns.values()) or holder.lines):
             continue
         statements.append(
@@ -437,7 +423,7 @@ def _statements_price(settlement: Settlement, holders: dict[int, _Holder]) -> li
                 due_micro=due,
                 payout_micro=payout,
                 withheld_micro=withheld * MICRO,
-                rounding_micro=rounding,
+                rounding_micro=0,
                 carried_forward_micro=closing,
                 closing_micro=closing,
             )
@@ -574,8 +560,10 @@ def _payouts_post(settlement: Settlement) -> dict[str, Any]:
     paid_at = settlement.period_end - timedelta(microseconds=1)
     postings = []
     for statement in statements:
+        # The payable gives up what leaves it (payout and withholding), never the carried sub-won rest.
+        # A statement priced before payouts were rounded down has a rounding part: the rounding account bears it.
         lines = [
-            (accounts[keys[statement.holder_id]].pk, statement.due_micro),
+            (accounts[keys[statement.holder_id]].pk, statement.due_micro - statement.closing_micro),
             (accounts[keys["payouts"]].pk, -statement.payout_micro),
             (accounts[keys["withholding"]].pk, -statement.withheld_micro),
             (accounts[keys["rounding"]].pk, -statement.rounding_micro),

@@ -16,7 +16,7 @@ from django.db import connection
 from django.utils import timezone, translation
 
 from compensation.errors import LedgerError
-from compensation.ledger import ledger_post, ledger_reverse
+from compensation.ledger import account_get_or_create, ledger_post, ledger_reverse
 from compensation.models import (
     Account,
     AccountKind,
@@ -144,6 +144,47 @@ def test_a_broken_ledger_committed_behind_the_triggers_back_fails(accounts):
 
     assert f"balanced: {lonely.pk}, {lopsided.pk}" in str(failed.value)
     assert f"reversals_net_to_zero: {half.pk}" in str(failed.value)
+
+
+@pytest.mark.django_db
+def test_a_payout_that_overdraws_a_holders_payable_fails_naming_the_payout(accounts):
+    payouts = account_get_or_create(kind=AccountKind.PAYOUTS)
+
+    def payout(key: str, amount: int, account: Account, day: int) -> LedgerEntry:
+        entry, _created = ledger_post(
+            idempotency_key=key,
+            kind=EntryKind.PAYOUT,
+            effective_at=MARCH + timedelta(days=day),
+            lines=[(account, amount), (payouts, -amount)],
+        )
+        return entry
+
+    _post(accounts, "earned", amount=1_500_000)  # 1.5 KRW owed to the holder
+    exact = payout("paid-what-was-due", 1_000_000, accounts["holder"], day=1)  # leaves 0.5 KRW: fine
+    ledger_post(
+        idempotency_key="other-earned",
+        kind=EntryKind.ACCRUAL,
+        effective_at=MARCH,
+        lines=[(accounts["lab"], 246_916_047), (accounts["other"], -246_916_047)],
+    )
+    # Paid 247 KRW of a 246.916047 KRW due: the payable is overdrawn by 0.083953 KRW ...
+    overdrawn = payout("paid-too-much", 247_000_000, accounts["other"], day=1)
+    # ... even though a later accrual brings the balance back: the check replays the payable in time order.
+    ledger_post(
+        idempotency_key="other-earned-later",
+        kind=EntryKind.ACCRUAL,
+        effective_at=MARCH + timedelta(days=2),
+        lines=[(accounts["lab"], 1_000_000), (accounts["other"], -1_000_000)],
+    )
+    out = StringIO()
+
+    with pytest.raises(CommandError) as failed:
+        call_command("ledger_check", stdout=out)
+
+    assert f"payouts_within_payable: {overdrawn.pk}" in str(failed.value)
+    assert f"FAILED  payouts_within_payable: 1 entry: {overdrawn.pk}" in out.getvalue()
+    assert str(exact.pk) not in str(failed.value).split("payouts_within_payable: ")[1]
+    assert "ok      balanced" in out.getvalue()
 
 
 @pytest.mark.django_db

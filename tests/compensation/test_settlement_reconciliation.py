@@ -197,24 +197,28 @@ def _assert_reconciles(settlement: Settlement, *, previous: Settlement | None) -
             ]
             assert sum(parts) == line.amount_micro
             assert len(parts) == line.lines
-        # Whole won; paid holders end at zero; the others carry everything forward.
+        # Whole won, never more than due; paid holders carry their sub-won rest, the others everything.
         assert statement.payout_micro % MICRO == 0
         assert statement.withheld_micro % MICRO == 0
+        assert statement.rounding_micro == 0
         if statement.payout_entry_id is not None:
             paid_due += statement.due_micro
-            assert statement.closing_micro == 0
+            assert statement.payout_micro + statement.withheld_micro == statement.due_micro // MICRO * MICRO
+            assert statement.closing_micro == statement.due_micro % MICRO
             assert statement.due_micro >= settlement.payout_threshold_micro
         else:
             assert statement.carried_forward_micro == statement.due_micro
+        # No holder's payable is overdrawn at the end of a period (it holds what is carried forward).
+        assert statement.closing_micro >= 0 or statement.payout_entry_id is None
         if previous is not None:
             before = Statement.objects.filter(settlement=previous, holder=statement.holder).first()
             if before is not None:
                 assert statement.opening_micro == before.closing_micro
     totals = settlement.totals
-    assert totals["payout"] + totals["withheld"] + totals["rounding"] + totals["carried_forward"] == totals["due"]
-    # The whole won of what the paid holders were due, split exactly; the residue is under one won.
-    assert (totals["payout"] + totals["withheld"]) // MICRO == paid_due // MICRO
-    assert 0 <= totals["rounding"] < MICRO
+    assert totals["payout"] + totals["withheld"] + totals["carried_forward"] == totals["due"]
+    assert totals["rounding"] == 0
+    # Each paid holder is paid its own whole won: together at most the whole won of what they were due.
+    assert (totals["payout"] + totals["withheld"]) // MICRO <= paid_due // MICRO
     for invoice in Invoice.objects.filter(settlement=settlement):
         receivable = LedgerLine.objects.filter(account__kind=AccountKind.LAB_RECEIVABLE, account__party=invoice.lab)
         assert invoice.opening_micro == _sum(receivable.filter(entry__effective_at__lt=start))

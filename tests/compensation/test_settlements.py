@@ -148,26 +148,21 @@ def test_a_month_is_settled_into_statements_invoices_and_whole_won_payouts_that_
     assert mine.accrued_micro == line_cost + line_cost * 6000 // 10000
     assert theirs.accrued_micro == line_cost * 4000 // 10000
     for statement in (mine, theirs):
-        # Whole won, the rest on the rounding account; nothing stays on the payable.
-        assert statement.payout_micro % MICRO == 0
-        assert statement.withheld_micro == 0
-        assert abs(statement.due_micro - statement.payout_micro) < MICRO
-        assert statement.rounding_micro == statement.due_micro - statement.payout_micro
-        assert statement.closing_micro == statement.carried_forward_micro == 0
-        # opening + lines = closing = the ledger's movement for the holder in the period.
+        # The due's whole won, rounded down; the sub-won rest stays on the payable, carried forward.
+        assert statement.payout_micro == statement.due_micro // MICRO * MICRO
+        assert statement.withheld_micro == statement.rounding_micro == 0
+        assert statement.closing_micro == statement.carried_forward_micro == statement.due_micro % MICRO
+        # opening + lines - payout = closing = the ledger's movement for the holder in the period.
         lines = StatementLine.objects.filter(statement=statement).aggregate(t=Sum("amount_micro"))["t"]
-        assert statement.opening_micro + lines - statement.payout_micro - statement.rounding_micro == 0
+        assert statement.opening_micro + lines - statement.payout_micro == statement.closing_micro
         movement = -_movement(statement.holder, "holder_payable", settlement.period_start, settlement.period_end)
         assert statement.closing_micro - statement.opening_micro == movement
-        assert _payable(statement.holder) == 0
+        assert _payable(statement.holder) == -statement.closing_micro
         entry = statement.payout_entry
         assert entry.kind == EntryKind.PAYOUT
         assert entry.effective_at == seoul(2026, 10, 1) - timedelta(microseconds=1)
-    # Parts of the whole won sum exactly; the residue (under one won) is the rounding account's.
-    assert (mine.payout_micro + theirs.payout_micro) // MICRO == (mine.due_micro + theirs.due_micro) // MICRO
-    rounding = LedgerLine.objects.filter(account__kind=AccountKind.ROUNDING).aggregate(t=Sum("amount_micro"))["t"]
-    assert -rounding == mine.rounding_micro + theirs.rounding_micro
-    assert 0 <= -rounding < MICRO
+    assert (mine.closing_micro, theirs.closing_micro) == (800, 200)
+    assert not LedgerLine.objects.filter(account__kind=AccountKind.ROUNDING).exists()
 
     # Every statement line traces back to manifest lines.
     line = StatementLine.objects.get(statement=mine, work=world["co_owned"])
@@ -289,6 +284,51 @@ def test_a_holder_under_the_threshold_is_carried_forward_and_paid_in_a_later_per
     assert _payable(holder) == 0
 
 
+def test_each_holder_is_paid_at_most_its_due_and_its_sub_won_rest_is_carried_until_it_adds_up(
+    clock, world, report, settle, holder, other_holder, settings
+):
+    settings.SETTLEMENT_PAYOUT_THRESHOLD_KRW = 0
+    clock(seoul(2026, 9, 10, 12))
+    # The book: 246.916047 KRW; the co-owned book: 251.25 KRW, 150.75 to ``holder`` and 100.5 to ``other_holder``.
+    # Pooled and split by largest remainder, ``holder`` (due 397.666047) was paid 398: more than it was due.
+    report((BOOK, "493832.094"), (CO_OWNED, "502500"))
+    clock(seoul(2026, 10, 2, 9))
+    september = settle("2026-09-01", "2026-09-30")
+    mine = Statement.objects.get(settlement_id=september["id"], holder=holder)
+    theirs = Statement.objects.get(settlement_id=september["id"], holder=other_holder)
+    assert (mine.due_micro, mine.payout_micro, mine.carried_forward_micro) == (397_666_047, 397 * MICRO, 666_047)
+    assert (theirs.due_micro, theirs.payout_micro, theirs.carried_forward_micro) == (100_500_000, 100 * MICRO, 500_000)
+    # Neither payable is overdrawn: each still holds its holder's sub-won rest.
+    assert _payable(holder) == -666_047
+    assert _payable(other_holder) == -500_000
+    assert mine.rounding_micro == theirs.rounding_micro == 0
+    assert not LedgerLine.objects.filter(account__kind=AccountKind.ROUNDING).exists()
+    assert _ledger_check() == (0, "Ledger OK.")
+
+    clock(seoul(2026, 10, 10, 12))
+    report((CO_OWNED, "2500"))  # 1.25 KRW: 0.75 to ``holder``, 0.5 to ``other_holder``
+    clock(seoul(2026, 11, 2, 9))
+    october = settle("2026-10-01", "2026-10-31")
+    mine = Statement.objects.get(settlement_id=october["id"], holder=holder)
+    theirs = Statement.objects.get(settlement_id=october["id"], holder=other_holder)
+    # The rests carried from September are the opening balances, paid once they add up to a won.
+    assert (mine.opening_micro, mine.due_micro, mine.payout_micro, mine.closing_micro) == (
+        666_047,
+        1_416_047,
+        1 * MICRO,
+        416_047,
+    )
+    assert (theirs.opening_micro, theirs.due_micro, theirs.payout_micro, theirs.closing_micro) == (
+        500_000,
+        1 * MICRO,
+        1 * MICRO,
+        0,
+    )
+    assert _payable(holder) == -416_047
+    assert _payable(other_holder) == 0
+    assert _ledger_check() == (0, "Ledger OK.")
+
+
 def test_withholding_is_taken_from_the_payout_in_whole_won(clock, world, report, settle, holder, settings):
     settings.SETTLEMENT_PAYOUT_THRESHOLD_KRW = 0
     settings.SETTLEMENT_WITHHOLDING_BP = 330
@@ -297,15 +337,17 @@ def test_withholding_is_taken_from_the_payout_in_whole_won(clock, world, report,
     clock(seoul(2026, 10, 2, 9))
     body = settle("2026-09-01", "2026-09-30")
     statement = Statement.objects.get(settlement_id=body["id"], holder=holder)
-    gross_won = 12_345  # the only holder: the pool is the whole won of its due
+    gross_won = 12_345  # the whole won of its due, rounded down
     assert statement.withheld_micro == gross_won * 330 // 10_000 * MICRO == 407 * MICRO
     assert statement.payout_micro == (gross_won - 407) * MICRO
-    assert statement.rounding_micro == 679_000
+    assert statement.rounding_micro == 0
+    assert statement.carried_forward_micro == 679_000
     withheld = LedgerLine.objects.filter(account__kind=AccountKind.WITHHOLDING).aggregate(t=Sum("amount_micro"))["t"]
     assert withheld == -407 * MICRO
-    # Payouts + carried forward + withheld = the payables due (less the sub-won rounding residue).
+    assert _payable(holder) == -679_000
+    # Payouts + carried forward + withheld = the payables due, to the micro-won.
     totals = Settlement.objects.get(pk=body["id"]).totals
-    assert totals["payout"] + totals["withheld"] + totals["carried_forward"] + totals["rounding"] == totals["due"]
+    assert totals["payout"] + totals["withheld"] + totals["carried_forward"] == totals["due"]
 
 
 def test_a_closed_period_refuses_postings_and_the_ledger_moves_late_ones_to_the_open_period(
