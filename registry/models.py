@@ -142,7 +142,8 @@ class WorkStatus(models.TextChoices):
     # No verified claim yet: compensation for it is held until an owner is verified.
     UNVERIFIED = "unverified", _("Unverified")
     VERIFIED = "verified", _("Verified")
-    # A claim would push verified shares above 100%; staff must resolve it.
+    # Claims staff accepted for review, with the verified ones, pass 100%: payment for the work is held in
+    # escrow until staff verify or reject. A claim nobody has reviewed yet never disputes a work.
     DISPUTED = "disputed", _("Disputed")
 
 
@@ -192,7 +193,10 @@ class Identifier(models.Model):
 
 
 class ClaimStatus(models.TextChoices):
+    # Filed and not yet looked at: it changes nothing, neither the work's status nor who is paid.
     PENDING = "pending", _("Pending")
+    # Staff accepted it for review: if it conflicts with the verified shares, the work is disputed.
+    IN_REVIEW = "in_review", _("Under review")
     VERIFIED = "verified", _("Verified")
     REJECTED = "rejected", _("Rejected")
 
