@@ -220,10 +220,19 @@ for _rate_variable in ("LOOKUP_RATE", "LOOKUP_RATE_ANONYMOUS"):
         raise ImproperlyConfigured(f"{_rate_variable}={_rate!r} must look like 600/min (per s, min, hour or day).")
 
 # Rate-limit counters must be shared by every web process: Redis when there is one.
+CACHES: dict[str, dict[str, object]]
 if TESTING:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 elif REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # While Redis is down, each process counts in its own memory (config/cache.py); short timeouts keep
+    # an unreachable Redis from holding requests.
+    CACHES = {
+        "default": {
+            "BACKEND": "config.cache.FallbackRedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
 else:
     CACHES = {
         "default": {

@@ -26,3 +26,9 @@ urlpatterns = [
     path("", include("portal.urls")),
     path("api/v1/", include((api_v1, "api"))),
 ]
+
+# Unhandled errors: JSON under /api/, HTML elsewhere; a database outage is a 503 (config/errors.py).
+handler400 = "config.errors.bad_request"
+handler403 = "config.errors.permission_denied"
+handler404 = "config.errors.page_not_found"
+handler500 = "config.errors.server_error"

@@ -91,3 +91,23 @@ class DomainCheckFailed(RegistryError):
     code = "domain_check_failed"
     status = 422
     default_message = _("The domain could not be verified.")
+
+
+class ServiceUnavailable(RegistryError):
+    """The database cannot be reached: nothing was read or written, and nothing is answered as if it were."""
+
+    code = "service_unavailable"
+    status = 503
+    default_message = _("The registry is temporarily unavailable; nothing was read or changed. Try again shortly.")
+
+
+class RequestTooLarge(RegistryError):
+    code = "request_too_large"
+    status = 413
+    default_message = _("The request body is larger than the registry accepts; send a smaller one or a file upload.")
+
+
+class ServerError(RegistryError):
+    code = "server_error"
+    status = 500
+    default_message = _("The registry could not answer this request; the error has been logged.")

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from registry.errors import RegistryError
+from registry.errors import RegistryError, RequestTooLarge, ServiceUnavailable
+
+# Seconds a client is asked to wait before retrying when the database cannot be reached.
+RETRY_AFTER_SECONDS = 30
+# Connection-level failures: the database is down or restarting. Other database errors are bugs (500).
+DATABASE_DOWN_ERRORS = (OperationalError, InterfaceError)
 
 
 def _first_error(detail: Any, path: str = "") -> tuple[str, str, str]:
@@ -31,8 +38,15 @@ def _first_error(detail: Any, path: str = "") -> tuple[str, str, str]:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DATABASE_DOWN_ERRORS):
+        # Raised anywhere in the request, API-key authentication included: never answer as if read.
+        exc = ServiceUnavailable()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge()
     if isinstance(exc, RegistryError):
         response = Response({"error": exc.as_dict()}, status=exc.status)
+        if exc.status == status.HTTP_503_SERVICE_UNAVAILABLE:
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

@@ -9,7 +9,23 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 import orjson
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions, parsers, renderers
+
+
+def _read_within_limit(stream: IO[Any]) -> bytes:
+    """The body, refused past DATA_UPLOAD_MAX_MEMORY_SIZE as Django refuses ``request.body`` (a JSON 413)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if limit is None:
+        return bytes(stream.read())
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = stream.read(min(1024 * 1024, limit + 1 - len(body)))
+        if not chunk:
+            return bytes(body)
+        body += chunk
+    raise RequestDataTooBig("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE.")
 
 
 class OrjsonParser(parsers.BaseParser):
@@ -19,7 +35,7 @@ class OrjsonParser(parsers.BaseParser):
         self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
     ) -> Any:
         try:
-            return orjson.loads(stream.read())
+            return orjson.loads(_read_within_limit(stream))
         except orjson.JSONDecodeError as exc:
             raise exceptions.ParseError(f"JSON parse error - {exc}") from None
 
