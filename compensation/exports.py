@@ -9,7 +9,6 @@ into default storage, which the API answers with 202 and an ``Export`` to poll.
 
 from __future__ import annotations
 
-import csv
 import io
 import tempfile
 from abc import ABC, abstractmethod
@@ -43,6 +42,7 @@ from compensation.models import (
     StatementLine,
     StatementLineKind,
 )
+from registry import spreadsheets
 from registry.audit import Actor
 from registry.errors import InvalidInput, NotFound
 
@@ -308,21 +308,14 @@ CONTENT_TYPES = {
 }
 
 
-def _csv_cell(value: Cell) -> str:
-    # Plain numbers (no separators) so that spreadsheets and scripts read them as numbers.
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, date):
-        return value.isoformat()
-    return _text(value)
-
-
 def render_csv(rows: Iterable[Row], out: IO[bytes]) -> None:
-    """UTF-8 with a byte-order mark, so that Excel opens Korean text correctly."""
+    """UTF-8 with a byte-order mark, so that Excel opens Korean text correctly. Numbers are plain (no
+    separators) so that spreadsheets and scripts read them as numbers; text that other parties chose (titles,
+    manifest ids, model names) is quoted and never read as a formula (``registry.spreadsheets``)."""
     text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="", write_through=True)
-    writer = csv.writer(text)
+    writer = spreadsheets.csv_writer(text)
     for row in rows:
-        writer.writerow([_csv_cell(cell) for cell in row.cells])
+        writer.writerow(row.cells)
     text.flush()
     text.detach()
 
@@ -354,6 +347,9 @@ def render_xlsx(rows: Iterable[Row], out: IO[bytes], *, sheet_title: str = "Expo
                 cell.number_format = "#,##0"
             elif isinstance(cell_value, date):
                 cell.number_format = "yyyy-mm-dd"
+            else:
+                # Text is stored as text, never as a formula or an error value, whoever wrote it.
+                spreadsheets.xlsx_text_cell(cell)
             if row.kind == RowKind.TITLE:
                 cell.font = title_font
             elif row.kind == RowKind.HEADING:

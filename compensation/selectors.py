@@ -253,6 +253,15 @@ def manifest_outcome_rows(*, manifest: UsageManifest, chunk_size: int = 5_000) -
         yield outcome_row(values)
 
 
+def outcome_csv_rows(rows: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
+    """The acknowledgement file as CSV rows: the header, then each row with its owners as
+    ``holder:amount_micro`` pairs separated by semicolons."""
+    yield list(OUTCOME_COLUMNS)
+    for row in rows:
+        owners = ";".join(f"{o['holder']}:{o['amount_micro']}" for o in row["owners"])
+        yield [owners if column == "owners" else row[column] for column in OUTCOME_COLUMNS]
+
+
 def violation_list_for_actor(*, actor: Actor) -> QuerySet[ManifestLine]:
     """Uses of refused works: a lab sees its own, a rights holder those of works it claims, staff all."""
     lines = (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from registry.audit import Actor
@@ -139,6 +141,16 @@ def work_import_get_for_actor(*, actor: Actor, import_id: int) -> WorkImport:
 
 def work_import_errors(*, work_import: WorkImport) -> QuerySet[WorkImportRowError]:
     return work_import.row_errors.order_by("row", "pk")
+
+
+IMPORT_ERROR_COLUMNS = ("row", "field", "code", "message", "existing_work")
+
+
+def work_import_error_rows(*, errors: QuerySet[WorkImportRowError]) -> Iterator[list[object]]:
+    """A bulk import's row errors as the rows of its CSV file, the header first."""
+    yield list(IMPORT_ERROR_COLUMNS)
+    for error in errors.iterator(chunk_size=2000):
+        yield [error.row, error.field, error.code, error.message, error.existing_work_id]
 
 
 def apikey_list_for_actor(*, actor: Actor) -> QuerySet[ApiKey]:

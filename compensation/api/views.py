@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -36,8 +34,9 @@ from compensation.api.serializers import (
     TariffOutput,
     ViolationOutput,
 )
+from registry import spreadsheets
 from registry.api.fastjson import OrjsonParser
-from registry.api.views import CSVRenderer, RegistryAPIView, _Echo, acting_party
+from registry.api.views import CSVRenderer, RegistryAPIView, acting_party
 from registry.errors import InvalidInput, NotFound, NotPermitted
 from registry.models import Party
 
@@ -167,15 +166,9 @@ class ManifestOutcomesView(RegistryAPIView):
             )
             extension = "jsonl"
         else:
-
-            def csv_rows() -> Iterator[str]:
-                writer = csv.writer(_Echo())
-                yield writer.writerow(selectors.OUTCOME_COLUMNS)
-                for row in rows:
-                    row["owners"] = ";".join(f"{o['holder']}:{o['amount_micro']}" for o in row["owners"])
-                    yield writer.writerow([("" if row[c] is None else row[c]) for c in selectors.OUTCOME_COLUMNS])
-
-            response = StreamingHttpResponse(csv_rows(), content_type="text/csv; charset=utf-8")
+            response = StreamingHttpResponse(
+                spreadsheets.csv_stream(selectors.outcome_csv_rows(rows)), content_type="text/csv; charset=utf-8"
+            )
             extension = "csv"
         filename = f"manifest-{manifest.pk}-outcomes.{extension}"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +22,7 @@ from portal.access import Portal, holder_view, lab_view, portal_view
 from portal.form_errors import error_to_form
 from portal.forms import ApiKeyForm, LookupForm, ManifestForm
 from portal.views.common import paginate
-from registry import selectors, services
+from registry import selectors, services, spreadsheets
 from registry.errors import NotFound, RegistryError
 
 LOOKUP_MAX_ITEMS = 1000
@@ -189,11 +188,6 @@ def manifest_status(request: HttpRequest, portal: Portal, manifest_pk: int) -> J
     return JsonResponse(_manifest_state(_manifest(portal, manifest_pk)))
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 @lab_view
 @require_safe
 def manifest_outcomes(request: HttpRequest, portal: Portal, manifest_pk: int) -> StreamingHttpResponse:
@@ -205,16 +199,10 @@ def manifest_outcomes(request: HttpRequest, portal: Portal, manifest_pk: int) ->
         response = StreamingHttpResponse(body, content_type="application/x-ndjson")
         extension = "jsonl"
     else:
-        columns = compensation_selectors.OUTCOME_COLUMNS
-
-        def csv_rows() -> Iterator[str]:
-            writer = csv.writer(_Echo())
-            yield writer.writerow(columns)
-            for row in rows:
-                row["owners"] = ";".join(f"{o['holder']}:{o['amount_micro']}" for o in row["owners"])
-                yield writer.writerow([("" if row[c] is None else row[c]) for c in columns])
-
-        response = StreamingHttpResponse(csv_rows(), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(
+            spreadsheets.csv_stream(compensation_selectors.outcome_csv_rows(rows)),
+            content_type="text/csv; charset=utf-8",
+        )
         extension = "csv"
     response["Content-Disposition"] = f'attachment; filename="manifest-{manifest.pk}-outcomes.{extension}"'
     return response

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
@@ -20,7 +18,7 @@ from portal.form_errors import error_to_form
 from portal.forms import ClaimForm, IdentifierAddForm, IdentifierFormSet, ImportForm, WorkForm
 from portal.selectors import holder_dashboard, lab_dashboard, refusal_rows_for_work, work_status_now
 from portal.views.common import paginate, query_without_page
-from registry import selectors, services
+from registry import selectors, services, spreadsheets
 from registry.errors import IdentifierTaken, InvalidIdentifier, NotFound, RegistryError
 from registry.identifiers import identifier_normalize
 from registry.imports import work_import_create, work_import_rows
@@ -284,23 +282,13 @@ def import_status(request: HttpRequest, portal: Portal, import_id: int) -> JsonR
     return JsonResponse(_import_status(_import_for(portal, import_id)))
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 @holder_view
 @require_safe
 def import_errors_csv(request: HttpRequest, portal: Portal, import_id: int) -> StreamingHttpResponse:
     work_import = _import_for(portal, import_id)
-
-    def rows() -> Iterator[str]:
-        writer = csv.writer(_Echo())
-        yield "\ufeff"  # so spreadsheet programs read the file as UTF-8
-        yield writer.writerow(["row", "field", "code", "message", "existing_work"])
-        for error in selectors.work_import_errors(work_import=work_import).iterator(chunk_size=2000):
-            yield writer.writerow([error.row, error.field, error.code, error.message, error.existing_work_id or ""])
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    rows = selectors.work_import_error_rows(errors=selectors.work_import_errors(work_import=work_import))
+    response = StreamingHttpResponse(
+        spreadsheets.csv_stream(rows, byte_order_mark=True), content_type="text/csv; charset=utf-8"
+    )
     response["Content-Disposition"] = f'attachment; filename="import-{work_import.pk}-errors.csv"'
     return response

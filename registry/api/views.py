@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
 from typing import Any
 
 from django.db import connection
@@ -17,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from registry import selectors, services
+from registry import selectors, services, spreadsheets
 from registry.api.authentication import actor_from_request
 from registry.api.permissions import IsAuthenticatedPrincipal
 from registry.api.serializers import (
@@ -64,11 +62,6 @@ class CSVRenderer(renderers.BaseRenderer):
 
     def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
         return b""
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
 
 
 class RegistryAPIView(APIView):
@@ -174,13 +167,10 @@ class ImportErrorsView(RegistryAPIView):
         if request.accepted_renderer.format != "csv":
             return self.paginate(errors, ImportRowErrorOutput)
 
-        def rows() -> Iterator[str]:
-            writer = csv.writer(_Echo())
-            yield writer.writerow(["row", "field", "code", "message", "existing_work"])
-            for error in errors.iterator(chunk_size=2000):
-                yield writer.writerow([error.row, error.field, error.code, error.message, error.existing_work_id or ""])
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(
+            spreadsheets.csv_stream(selectors.work_import_error_rows(errors=errors)),
+            content_type="text/csv; charset=utf-8",
+        )
         response["Content-Disposition"] = f'attachment; filename="import-{work_import.pk}-errors.csv"'
         return response
 

@@ -94,7 +94,7 @@ def test_a_manifest_is_uploaded_processed_and_its_outcomes_downloaded(
     csv_text = b"".join(
         lab_client.get(f"/dashboard/manifests/{manifest.pk}/outcomes?format=csv").streaming_content
     ).decode()
-    assert csv_text.splitlines()[0].startswith("line,scheme,value")
+    assert csv_text.splitlines()[0].startswith('"line","scheme","value"')
     assert len(csv_text.strip().splitlines()) == 4
 
 

@@ -126,7 +126,7 @@ def test_bulk_import_registers_good_rows_and_reports_bad_ones(owner_client, hold
     assert "Good one" in page  # the preview of the first rows
     assert "check digit" in page
     errors = b"".join(owner_client.get(f"/dashboard/imports/{work_import.pk}/errors.csv").streaming_content).decode()
-    assert "3,identifiers[0].value,invalid_checksum" in errors
+    assert '3,"identifiers[0].value","invalid_checksum"' in errors
 
 
 def test_a_file_with_a_wrong_header_is_refused_on_the_file_field(owner_client):
