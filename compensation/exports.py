@@ -45,6 +45,7 @@ from compensation.models import (
 from registry import spreadsheets
 from registry.audit import Actor
 from registry.errors import InvalidInput, NotFound
+from registry.selectors import registry_name
 
 MICRO = 1_000_000
 
@@ -90,7 +91,7 @@ class Exporter(ABC):
     slug = "export"
 
     def title(self) -> str:
-        return str(settings.REGISTRY_NAME)
+        return registry_name()
 
     def line_count(self) -> int:
         """The data rows it will yield, roughly: large exports run in a task."""
@@ -513,7 +514,7 @@ def render_pdf(rows: Iterable[Row], out: IO[bytes], *, title: str = "") -> None:
     def footer(canvas: Any, doc: Any) -> None:
         canvas.saveState()
         canvas.setFont(regular, 7)
-        canvas.drawRightString(doc.pagesize[0] - 12 * mm, 8 * mm, f"{settings.REGISTRY_NAME} · {doc.page}")
+        canvas.drawRightString(doc.pagesize[0] - 12 * mm, 8 * mm, f"{registry_name()} · {doc.page}")
         canvas.restoreState()
 
     document = SimpleDocTemplate(
@@ -523,8 +524,8 @@ def render_pdf(rows: Iterable[Row], out: IO[bytes], *, title: str = "") -> None:
         rightMargin=12 * mm,
         topMargin=12 * mm,
         bottomMargin=14 * mm,
-        title=title or str(settings.REGISTRY_NAME),
-        author=str(settings.REGISTRY_NAME),
+        title=title or registry_name(),
+        author=registry_name(),
     )
     document.build(story, onFirstPage=footer, onLaterPages=footer)
 

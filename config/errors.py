@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 
-from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
@@ -19,6 +18,7 @@ from django.views import defaults
 
 from registry.api.errors import DATABASE_DOWN_ERRORS, RETRY_AFTER_SECONDS
 from registry.errors import NotFound, NotPermitted, RegistryError, RequestTooLarge, ServerError, ServiceUnavailable
+from registry.selectors import registry_name
 
 API_PREFIX = "/api/"
 
@@ -44,7 +44,7 @@ def _html_error(title: str | Promise, error: RegistryError) -> HttpResponse:
     body = render_to_string(
         "portal/errors/error.html",
         {
-            "registry_name": settings.REGISTRY_NAME,
+            "registry_name": registry_name(),
             "title": title,
             "message": error.message,
             "retry_after": retry_after,

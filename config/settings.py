@@ -253,7 +253,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Registry ---------------------------------------------------------------
-REGISTRY_NAME = env.string("REGISTRY_NAME", "AI-training opt-out registry")
+# The registry's display name: REGISTRY_NAME_KO on Korean pages and documents, REGISTRY_NAME in every other language.
+REGISTRY_NAME = env.string("REGISTRY_NAME", "AI-training opt-out registry") or "AI-training opt-out registry"
+REGISTRY_NAME_KO = env.string("REGISTRY_NAME_KO", "AI 학습 거부 등록부") or "AI 학습 거부 등록부"
 # How many rows a bulk work import may hold, and how many it registers per transaction.
 WORK_IMPORT_MAX_ROWS = env.integer("WORK_IMPORT_MAX_ROWS", 100_000, minimum=1)
 WORK_IMPORT_CHUNK_ROWS = env.integer("WORK_IMPORT_CHUNK_ROWS", 1_000, minimum=1)

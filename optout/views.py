@@ -10,7 +10,6 @@ import math
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -34,6 +33,7 @@ from optout.signals import signal_status
 from registry.errors import InvalidIdentifier, InvalidInput
 from registry.identifiers import Scheme, identifier_normalize
 from registry.models import Work
+from registry.selectors import registry_name
 
 _STATUS_LABELS = {
     LookupStatus.REFUSED: _("Refused"),
@@ -58,7 +58,12 @@ def work_public(request: HttpRequest, work_id: int) -> HttpResponse:
     """A work's status now, for anyone: never who filed a refusal, who owns what, or in what shares."""
     throttle = LookupAnonymousThrottle()
     # Each view costs two lookups; anyone may look, at the anonymous lookup rate (per address).
-    if not throttle.allow_request(Request(request), APIView()):
+    person = request.user
+    allowed = throttle.allow_request(Request(request), APIView())
+    # DRF's Request, authenticating no one here, wrote an anonymous user onto the request: the signed-in
+    # person comes back, so the page can offer them the claim form.
+    request.user = person
+    if not allowed:
         wait = throttle.wait()
         response = HttpResponse(
             _("Too many requests. Try again in a minute."), status=429, content_type="text/plain; charset=utf-8"
@@ -80,7 +85,7 @@ def work_public(request: HttpRequest, work_id: int) -> HttpResponse:
     elif signal.refused_train_genai:
         refused_purposes.append(Purpose.TRAIN_GENAI.label)
     context: dict[str, Any] = {
-        "registry_name": settings.REGISTRY_NAME,
+        "registry_name": registry_name(),
         "work": work,
         "identifiers": identifiers,
         "status": signal.status,

@@ -1,17 +1,18 @@
-"""What every portal page needs: the registry's name and, for people signed in, the party they act for."""
+"""What every portal page needs: the registry's name in the active language and, for people signed in, the
+party they act for."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest
 
 from portal.access import portal_parties
+from registry.selectors import registry_name
 
 
 def portal(request: HttpRequest) -> dict[str, Any]:
-    context: dict[str, Any] = {"registry_name": settings.REGISTRY_NAME}
+    context: dict[str, Any] = {"registry_name": registry_name()}
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         memberships, active = portal_parties(request)

@@ -117,10 +117,12 @@ REFUSAL_STATE_LABELS = {
     RefusalState.IN_FORCE: _("In force"),
     RefusalState.WITHDRAWN: _("Withdrawn"),
 }
+# Each event as (label when it is past, label when it is still to come).
 REFUSAL_EVENT_LABELS = {
-    "filed": _("Filed"),
-    "effective": _("Took effect"),
-    "withdrawn": _("Withdrawn"),
+    "filed": (_("Filed"), _("Filed")),
+    "start": (_("Requested start"), _("Requested start")),
+    "effective": (_("Took effect"), _("Takes effect")),
+    "withdrawn": (_("Withdrawn"), _("To be withdrawn")),
 }
 
 
@@ -142,10 +144,28 @@ class RefusalRow:
 
 
 def refusal_row(*, refusal: Refusal, at: datetime) -> RefusalRow:
-    """A refusal with its timeline and whether it is in force at ``at``."""
+    """A refusal with its timeline and whether it is in force at ``at``.
+
+    The timeline shows the filing when it was recorded (its event's ``effective_at`` is the chosen start,
+    which may lie ahead), the start a holder asked for while it awaits verification, and the rest at the
+    times they take effect, in the tense they have at ``at``."""
     history = refusal_history(refusal=refusal)
     withdrawal = next((e["at"] for e in history if e["event"] == RefusalEventKind.WITHDRAWN), None)
     effective = next((e["at"] for e in history if e["event"] == "effective"), None)
+    timeline: list[dict[str, Any]] = []
+    filed_at = None
+    for event in history:
+        if event["event"] == RefusalEventKind.FILED:
+            filed_at = event["recorded_at"]
+            timeline.append({**event, "at": filed_at})
+            if effective is None and withdrawal is None and event["at"] > filed_at:
+                timeline.append({**event, "event": "start"})
+        else:
+            timeline.append(dict(event))
+    # A refusal filed to start now took effect a few microseconds before its filing was recorded: nothing
+    # happens before the filing, so it comes first and the rest follow in the order they take effect.
+    order = {"filed": 0, "start": 1, "effective": 2, "withdrawn": 3}
+    timeline.sort(key=lambda e: (max(e["at"], filed_at or e["at"]), order.get(e["event"], 4)))
     if withdrawal is not None and withdrawal <= at:
         state = RefusalState.WITHDRAWN
     elif effective is None:
@@ -154,10 +174,11 @@ def refusal_row(*, refusal: Refusal, at: datetime) -> RefusalRow:
         state = RefusalState.SCHEDULED
     else:
         state = RefusalState.IN_FORCE
-    for event in history:
-        event["label"] = REFUSAL_EVENT_LABELS.get(event["event"], event["event"])
+    for event in timeline:
         event["future"] = event["at"] > at
-    return RefusalRow(refusal=refusal, history=history, state=state, withdrawal_at=withdrawal)
+        past, future = REFUSAL_EVENT_LABELS.get(event["event"], (event["event"], event["event"]))
+        event["label"] = future if event["future"] else past
+    return RefusalRow(refusal=refusal, history=timeline, state=state, withdrawal_at=withdrawal)
 
 
 def refusal_rows_for_actor(*, actor: Actor) -> list[RefusalRow]:

@@ -29,11 +29,12 @@ from portal.tokens import email_verification_token, invitation_read, invitation_
 from registry.audit import Actor, audit_record
 from registry.errors import InvalidInput, InvalidState, NotPermitted
 from registry.models import MemberRole, Membership, Party, Work
+from registry.selectors import registry_name
 from registry.services import membership_add
 
 
 def _mail(*, to: str, subject: str, template: str, context: dict[str, object]) -> None:
-    body = render_to_string(template, {"registry_name": settings.REGISTRY_NAME, **context})
+    body = render_to_string(template, {"registry_name": registry_name(), **context})
     # Sent once the transaction commits: a rolled-back sign-up sends nothing.
     transaction.on_commit(lambda: send_mail(subject, body, None, [to]))
 

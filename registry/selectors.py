@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
+from django.conf import settings
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.utils.translation import get_language
 
 from registry.audit import Actor
 from registry.errors import InvalidIdentifier, NotFound
@@ -17,6 +19,7 @@ from registry.models import (
     Membership,
     OwnershipClaim,
     Party,
+    PartyKind,
     VerifiedDomain,
     Work,
     WorkImport,
@@ -86,6 +89,20 @@ def work_get(*, work_id: int) -> Work:
     if work is None:
         raise NotFound()
     return work
+
+
+def work_ids_claimable(*, party: Party | None, work_ids: Iterable[int]) -> set[int]:
+    """Which of ``work_ids`` ``party`` may still claim a share of: a rights holder with no claim on them but
+    rejected ones (the rule ``claim_file`` applies). One query, whatever the number of works."""
+    wanted = set(work_ids)
+    if party is None or party.kind != PartyKind.HOLDER or not wanted:
+        return set()
+    claimed = (
+        OwnershipClaim.objects.filter(holder=party, work_id__in=wanted)
+        .exclude(status=ClaimStatus.REJECTED)
+        .values_list("work_id", flat=True)
+    )
+    return wanted - set(claimed)
 
 
 def claim_list_for_actor(
@@ -166,6 +183,15 @@ def apikey_get_for_actor(*, actor: Actor, key_id: int) -> ApiKey:
     if key is None:
         raise NotFound()
     return key
+
+
+def registry_name(*, language: str | None = None) -> str:
+    """The registry's display name in ``language`` (the active one by default): ``REGISTRY_NAME_KO`` for
+    Korean, ``REGISTRY_NAME`` for every other language."""
+    code = (language or get_language() or settings.LANGUAGE_CODE).lower()
+    if code == "ko" or code.startswith("ko-"):
+        return str(settings.REGISTRY_NAME_KO)
+    return str(settings.REGISTRY_NAME)
 
 
 def registry_figures() -> dict[str, object]:

@@ -1,13 +1,37 @@
-"""Formatting for the portal's language: won amounts and identifiers."""
+"""Formatting for the portal's language (won amounts, identifiers) and the works a holder may claim."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from django import template
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
 
+from registry.models import Work
+from registry.selectors import work_ids_claimable
+
 register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def claimable_works(context: template.Context, items: Any, key: str = "id") -> set[int]:
+    """The ids of the works among ``items`` that the party the person acts for may claim a share of (empty
+    for anyone not signed in for a rights holder), so a page can offer the claim form where a holder meets
+    someone else's work. ``items`` is a work, an id, a mapping holding the id under ``key``, or a list of them."""
+    party = context.get("portal_party")
+    if party is None or not items:
+        return set()
+    if isinstance(items, (Work, int, Mapping)):
+        items = [items]
+    ids = set()
+    for item in items:
+        value = item.pk if isinstance(item, Work) else item.get(key) if isinstance(item, Mapping) else item
+        if isinstance(value, int):
+            ids.add(value)
+    return work_ids_claimable(party=party, work_ids=ids)
 
 
 @register.filter

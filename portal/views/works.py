@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from portal.access import Portal, holder_view, portal_view
+from portal.access import Portal, holder_view, portal_parties, portal_view
 from portal.form_errors import error_to_form
 from portal.forms import ClaimForm, IdentifierAddForm, IdentifierFormSet, ImportForm, WorkForm
 from portal.selectors import holder_dashboard, lab_dashboard, refusal_rows_for_work, work_status_now
@@ -114,11 +114,16 @@ def identifier_check(request: HttpRequest) -> JsonResponse:
         key = identifier_normalize(scheme=scheme, value=value)
     except InvalidIdentifier as exc:
         return JsonResponse({"valid": False, "code": exc.code, "message": str(exc.message)})
-    taken = Identifier.objects.filter(scheme=key.scheme, value=key.value).exists()
-    message = str(_("Valid: %(key)s") % {"key": str(key)})
-    if taken:
-        message = str(_("Valid, but already registered to another work: claim that work instead."))
-    return JsonResponse({"valid": True, "taken": taken, "key": str(key), "message": str(message)})
+    existing = Identifier.objects.filter(scheme=key.scheme, value=key.value).values_list("work_id", flat=True).first()
+    answer: dict[str, Any] = {"valid": True, "taken": existing is not None, "key": str(key)}
+    answer["message"] = str(_("Valid: %(key)s") % {"key": str(key)})
+    if existing is not None:
+        answer["message"] = str(_("Valid, but already registered to another work: claim that work instead."))
+        _memberships, active = portal_parties(request)
+        if existing in selectors.work_ids_claimable(party=active.party if active else None, work_ids=[existing]):
+            answer["claim_url"] = reverse("portal:work-claim", kwargs={"work_id": existing})
+            answer["claim_label"] = str(_("Claim a share of it"))
+    return JsonResponse(answer)
 
 
 @holder_view

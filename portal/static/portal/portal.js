@@ -28,6 +28,14 @@
         .then(function (r) { return r.json(); })
         .then(function (data) {
           out.textContent = data.message || "";
+          if (data.claim_url) {
+            // A taken identifier: the way on is claiming a share of the work that holds it.
+            var link = document.createElement("a");
+            link.href = data.claim_url;
+            link.textContent = data.claim_label;
+            out.appendChild(document.createTextNode(" "));
+            out.appendChild(link);
+          }
           out.className = "check-message " + (data.valid === true && !data.taken ? "valid" : data.valid === null ? "" : "invalid");
         })
         .catch(function () { out.textContent = ""; });
