@@ -32,7 +32,7 @@ CSRF_TRUSTED_ORIGINS = env.csv_list("CSRF_TRUSTED_ORIGINS", [])
 DATA_DIR = env.path("DATA_DIR", BASE_DIR / "var")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.RegistryAdminConfig",  # Django's admin behind sign-in limits and an optional second factor
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -43,6 +43,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "registry",
     "optout",
     "compensation",
@@ -57,6 +59,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -99,6 +102,15 @@ LOGOUT_REDIRECT_URL = "home"
 LOGIN_MAX_FAILURES = env.integer("LOGIN_MAX_FAILURES", 5, minimum=1)
 LOGIN_MAX_FAILURES_PER_ADDRESS = env.integer("LOGIN_MAX_FAILURES_PER_ADDRESS", 30, minimum=1)
 LOGIN_LOCKOUT_MINUTES = env.integer("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+# Password-reset mail sent per e-mail address and per client address within the window; requests over
+# either limit get the same answer but no mail.
+PASSWORD_RESET_MAX_PER_ACCOUNT = env.integer("PASSWORD_RESET_MAX_PER_ACCOUNT", 3, minimum=1)
+PASSWORD_RESET_MAX_PER_CLIENT = env.integer("PASSWORD_RESET_MAX_PER_CLIENT", 10, minimum=1)
+PASSWORD_RESET_WINDOW_MINUTES = env.integer("PASSWORD_RESET_WINDOW_MINUTES", 60, minimum=1)
+# Staff reach the admin only after a TOTP code from a confirmed device (manage.py staff_totp_add); on by
+# default outside DEBUG and REGISTRY_TESTING, because staff settle money and verify ownership.
+STAFF_OTP_REQUIRED = env.boolean("STAFF_OTP_REQUIRED", not (DEBUG or TESTING))
+OTP_TOTP_ISSUER = env.string("REGISTRY_NAME", "AI-training opt-out registry") or "AI-training opt-out registry"
 # Mail (sign-up verification, invitations, password reset): SMTP when EMAIL_HOST is set, else the console.
 EMAIL_HOST = env.string("EMAIL_HOST", "") or ""
 EMAIL_BACKEND = (

@@ -60,3 +60,29 @@ def login_failed(*, username: str, address: str) -> None:
 def login_succeeded(*, username: str, address: str) -> None:
     account_key, _address_key = _keys(username, address)
     cache.delete_many([account_key, account_key + ":t"])
+
+
+def _count(key: str, window: int) -> int:
+    """This attempt's number within the window that started at the key's first attempt."""
+    cache.add(key, 0, timeout=window)
+    try:
+        return int(cache.incr(key))
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=window)
+        return 1
+
+
+def password_reset_allowed(*, email: str, address: str) -> bool:
+    """Whether a password-reset mail may go out for this request.
+
+    At most ``PASSWORD_RESET_MAX_PER_ACCOUNT`` per e-mail address and ``PASSWORD_RESET_MAX_PER_CLIENT`` per
+    client address within ``PASSWORD_RESET_WINDOW_MINUTES``; every request counts, known address or not, so
+    the answer never tells whether an account exists.
+    """
+    window = int(settings.PASSWORD_RESET_WINDOW_MINUTES) * 60
+    account = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    per_account = _count(f"portal:reset:account:{account}", window)
+    per_client = _count(f"portal:reset:address:{address}", window)
+    return (
+        per_account <= settings.PASSWORD_RESET_MAX_PER_ACCOUNT and per_client <= settings.PASSWORD_RESET_MAX_PER_CLIENT
+    )

@@ -18,7 +18,7 @@ urlpatterns = [
     path("accounts/logout/", accounts.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password/reset/",
-        auth_views.PasswordResetView.as_view(
+        accounts.PasswordResetView.as_view(
             template_name="portal/accounts/password_reset_form.html",
             email_template_name="portal/email/password_reset.txt",
             subject_template_name="portal/email/password_reset_subject.txt",

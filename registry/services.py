@@ -663,6 +663,21 @@ def staff_user_ensure(*, email: str) -> User:
     return user
 
 
+def staff_totp_device_add(*, actor: Actor, user: User, name: str) -> Any:
+    """A confirmed TOTP device (django-otp) for a staff user: the admin's second factor (STAFF_OTP_REQUIRED).
+
+    The caller shows its ``config_url`` (an otpauth:// URI for an authenticator app) once, to that person.
+    """
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    if not user.is_staff:
+        raise InvalidInput(gettext("Only staff use a second factor for the admin."), field="user")
+    with transaction.atomic():
+        device = TOTPDevice.objects.create(user=user, name=name or "authenticator", confirmed=True)
+        audit_record(code="registry.staff.totp_added", actor=actor, target=user, data={"device": device.name})
+    return device
+
+
 # --- Verified domains ----------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.contrib import messages
@@ -10,14 +11,14 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.utils.encoding import force_str
 from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_decode
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from portal import services
+from portal import ratelimit, services
 from portal.access import Portal, party_choose, portal_view
 from portal.form_errors import error_to_form
 from portal.forms import InviteForm, LoginForm, PartyForm, RoleForm, SignupForm
@@ -27,6 +28,8 @@ from registry.audit import Actor
 from registry.errors import RegistryError
 from registry.models import Membership
 from registry.selectors import membership_list_for_party
+
+logger = logging.getLogger(__name__)
 
 
 @require_http_methods(["GET", "POST"])
@@ -74,6 +77,23 @@ class LoginView(auth_views.LoginView):
     form_class = LoginForm
     template_name = "portal/accounts/login.html"
     redirect_authenticated_user = True
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset, with mail limited per e-mail address and per client (portal/ratelimit.py).
+
+    Over a limit the answer is the same page as when a mail goes out: it must not tell whether the
+    address has an account, nor that the limit was reached for it.
+    """
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        allowed = ratelimit.password_reset_allowed(
+            email=form.cleaned_data["email"], address=ratelimit.client_address(self.request)
+        )
+        if not allowed:
+            logger.info("Password-reset mail withheld: limit reached for this address or client.")
+            return HttpResponseRedirect(self.get_success_url())
+        return super().form_valid(form)
 
 
 class LogoutView(auth_views.LogoutView):
