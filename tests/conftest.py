@@ -20,6 +20,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="fail the run if any test marked postgres or redis was skipped (CI uses this)",
     )
+    parser.addoption(
+        "--fuzz-examples",
+        type=int,
+        default=None,
+        help="examples Schemathesis generates per API operation in tests/test_schema_fuzz.py (FUZZ_EXAMPLES, 10)",
+    )
 
 
 def _on_postgres() -> bool:

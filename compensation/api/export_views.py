@@ -9,6 +9,7 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import renderers, serializers, status
 from rest_framework.request import Request
@@ -71,6 +72,10 @@ class _DocumentExportView(RegistryAPIView):
 
 
 _FORMAT = OpenApiParameter("format", str, enum=["csv", "xlsx", "pdf"], required=True)
+# The file in each format, as its media type (without parameters: the schema names the media type alone).
+_FILES: dict[Any, Any] = {
+    (200, content_type.split(";")[0]): OpenApiTypes.BINARY for content_type in exports.CONTENT_TYPES.values()
+}
 
 
 class StatementExportView(_DocumentExportView):
@@ -78,7 +83,7 @@ class StatementExportView(_DocumentExportView):
 
     @extend_schema(
         parameters=[_FORMAT],
-        responses={(200, "application/octet-stream"): bytes, 202: ExportOutput},
+        responses={**_FILES, 202: ExportOutput},
         summary="A statement as CSV, XLSX or PDF in the reader's language; a large one is queued (202)",
     )
     def get(self, request: Request, statement_pk: int) -> HttpResponse | Response:
@@ -90,7 +95,7 @@ class InvoiceExportView(_DocumentExportView):
 
     @extend_schema(
         parameters=[_FORMAT],
-        responses={(200, "application/octet-stream"): bytes, 202: ExportOutput},
+        responses={**_FILES, 202: ExportOutput},
         summary="An invoice as CSV, XLSX or PDF in the reader's language; a large one is queued (202)",
     )
     def get(self, request: Request, invoice_pk: int) -> HttpResponse | Response:
@@ -105,7 +110,7 @@ class ExportDetailView(RegistryAPIView):
 
 
 class ExportFileView(RegistryAPIView):
-    @extend_schema(responses={(200, "application/octet-stream"): bytes}, summary="A finished export's file")
+    @extend_schema(responses=_FILES, summary="A finished export's file")
     def get(self, request: Request, export_pk: int) -> FileResponse:
         export = exports.export_get_for_actor(actor=self.actor(), export_pk=export_pk)
         name = export.file.name if export.file else None

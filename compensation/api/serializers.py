@@ -365,3 +365,37 @@ class DistributionOutput(serializers.ModelSerializer):
             "created_at",
             "finished_at",
         ]
+
+
+class OutcomeOwnerOutput(serializers.Serializer):
+    holder = serializers.IntegerField()
+    claim = serializers.IntegerField(allow_null=True)
+    amount_micro = serializers.IntegerField()
+    entry_id = serializers.IntegerField(allow_null=True)
+
+
+class OutcomeRowOutput(serializers.Serializer):
+    """One row of a manifest's acknowledgement file (``selectors.outcome_row``), as its JSON pages carry it."""
+
+    line = serializers.IntegerField()
+    scheme = serializers.CharField(allow_blank=True)
+    value = serializers.CharField(allow_blank=True)
+    key = serializers.CharField(allow_blank=True)
+    units = serializers.CharField(allow_null=True, help_text=_("A decimal number, as a string."))
+    unit = serializers.CharField(allow_blank=True)
+    used_at = serializers.DateTimeField(allow_null=True)
+    outcome = serializers.CharField()
+    reason_code = serializers.CharField(allow_blank=True)
+    reason = serializers.CharField(allow_blank=True)
+    work_id = serializers.IntegerField(allow_null=True)
+    kind = serializers.CharField(allow_blank=True)
+    refusal_id = serializers.IntegerField(allow_null=True)
+    tariff_id = serializers.IntegerField(allow_null=True)
+    amount_micro = serializers.IntegerField(allow_null=True)
+    to_owners_micro = serializers.IntegerField()
+    held_micro = serializers.IntegerField()
+    released_micro = serializers.IntegerField()
+    held_for = serializers.CharField(allow_null=True)
+    violation_micro = serializers.IntegerField()
+    owners = OutcomeOwnerOutput(many=True)
+    entry_id = serializers.IntegerField(allow_null=True)

@@ -25,6 +25,7 @@ from compensation.api.serializers import (
     ManifestInput,
     ManifestOutput,
     ManifestUploadInput,
+    OutcomeRowOutput,
     SettlementInput,
     SettlementOutput,
     StatementLineOutput,
@@ -149,14 +150,18 @@ class ManifestOutcomesView(RegistryAPIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=["csv", "jsonl"])],
-        responses={(200, "text/csv"): str, (200, "application/x-ndjson"): str},
+        responses={
+            (200, "application/json"): OutcomeRowOutput(many=True),
+            (200, "text/csv"): str,
+            (200, "application/x-ndjson"): str,
+        },
         summary="The acknowledgement file: one row per line with its outcome, work, amount and destination",
     )
     def get(self, request: Request, manifest_pk: int) -> StreamingHttpResponse | Response:
         manifest = selectors.manifest_get_for_actor(actor=self.actor(), manifest_pk=manifest_pk)
         if request.accepted_renderer.format == "json":
             # JSON (the default): pages of rows, like every other list; ?format=csv|jsonl for the whole file.
-            paginator = PageNumberPagination()
+            paginator = (self.pagination_class or PageNumberPagination)()
             page = paginator.paginate_queryset(selectors.manifest_outcome_lines(manifest=manifest), request, view=self)
             return paginator.get_paginated_response([selectors.outcome_row(values) for values in page or []])
         rows = selectors.manifest_outcome_rows(manifest=manifest)

@@ -15,7 +15,9 @@ from django.db import DatabaseError
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser
@@ -85,9 +87,19 @@ class DomainTdmrepView(RegistryAPIView):
 
     renderer_classes = [JSONRenderer]
     content_negotiation_class = FirstRendererNegotiation
+    pagination_class = None  # the whole file, as published
 
     @extend_schema(
-        responses={200: OpenApiResponse(description="TDMRep array of {location, tdm-reservation}")},
+        responses={
+            200: OpenApiResponse(
+                inline_serializer(
+                    "TdmrepRule",
+                    {"location": serializers.CharField(), "tdm-reservation": serializers.IntegerField()},
+                    many=True,
+                ),
+                description="TDMRep array of {location, tdm-reservation}",
+            )
+        },
         summary="TDMRep file (tdmrep.json) of a verified domain's URL-prefix refusals",
     )
     def get(self, request: Request, domain_id: int) -> HttpResponse:
@@ -103,7 +115,7 @@ class DomainRobotsTxtView(RegistryAPIView):
     renderer_classes = [JSONRenderer, PlainTextRenderer]
 
     @extend_schema(
-        responses={(200, "text/plain"): OpenApiResponse(description="robots.txt lines")},
+        responses={(200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="robots.txt lines")},
         summary="robots.txt Content-Usage lines (IETF aipref) of a verified domain's URL-prefix refusals",
     )
     def get(self, request: Request, domain_id: int) -> HttpResponse:
@@ -141,7 +153,23 @@ class CompatUrlsView(RegistryAPIView):
 
     @extend_schema(
         request={"text/plain": {"type": "string", "description": "Newline-separated URLs"}},
-        responses={200: OpenApiResponse(description='{"urls": [{"url", "optOut", "optIn", "error"?}]}')},
+        responses={
+            200: inline_serializer(
+                "CompatUrlsAnswer",
+                {
+                    "urls": inline_serializer(
+                        "CompatUrlAnswer",
+                        {
+                            "url": serializers.CharField(),
+                            "optOut": serializers.BooleanField(),
+                            "optIn": serializers.BooleanField(),
+                            "error": serializers.CharField(required=False),
+                        },
+                        many=True,
+                    )
+                },
+            )
+        },
         summary="Spawning-compatible bulk URL check (up to 10,000 URLs)",
     )
     def post(self, request: Request) -> Response:

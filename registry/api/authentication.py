@@ -12,11 +12,14 @@ from rest_framework.request import Request
 from registry.audit import Actor
 from registry.models import ApiKey
 from registry.selectors import party_for_user
-from registry.services import apikey_authenticate
+from registry.services import API_KEY_PREFIX, apikey_authenticate
 
 KEYWORD = "Api-Key"
 # Spawning's clients (datadiligence, img2dataset) send "Authorization: API <key>"; the compat endpoint serves them.
 KEYWORDS = {KEYWORD.lower(), "api"}
+# Schemes clients reach for when they hold an API key. Other schemes (Basic, Digest, ...) may be a proxy's in
+# front of the registry and are left alone, as is a header without a key.
+KEY_SCHEMES = {"bearer", "token", "apikey", "api_key", "x-api-key", "key"}
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -26,6 +29,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         keyword, _sep, raw_key = header.partition(" ")
         if keyword.lower() not in KEYWORDS:
+            if keyword.lower() in KEY_SCHEMES or header.strip().startswith(f"{API_KEY_PREFIX}_"):
+                # "Bearer <key>" or a bare key: say how to send it instead of "credentials were not provided".
+                raise exceptions.AuthenticationFailed(
+                    _("Send the API key as “Authorization: Api-Key <key>”; this header does not use that form."),
+                    code="api_key_scheme",
+                )
             return None
         raw_key = raw_key.strip()
         if not raw_key:

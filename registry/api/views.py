@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db import connection
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import renderers, status
+from rest_framework import exceptions, renderers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -66,12 +66,22 @@ class CSVRenderer(renderers.BaseRenderer):
 
 class RegistryAPIView(APIView):
     permission_classes = [IsAuthenticatedPrincipal]
+    # The lists page through ``paginate``; drf-spectacular reads the class from here to document the pages
+    # ({count, next, previous, results}) and the ``page`` parameter instead of a bare array.
+    pagination_class: type[PageNumberPagination] | None = PageNumberPagination
 
     def actor(self) -> Actor:
         return actor_from_request(self.request)
 
+    def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> NoReturn:
+        if request.authenticators and not request.successful_authenticator:
+            raise exceptions.NotAuthenticated(
+                _("Authentication credentials were not provided: send “Authorization: Api-Key <key>”, or sign in.")
+            )
+        super().permission_denied(request, message=message, code=code)
+
     def paginate(self, queryset: Any, serializer_class: Any) -> Response:
-        paginator = PageNumberPagination()
+        paginator = (self.pagination_class or PageNumberPagination)()
         page: list[Any] | None = paginator.paginate_queryset(queryset, self.request, view=self)
         return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
@@ -158,7 +168,7 @@ class ImportErrorsView(RegistryAPIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=["json", "csv"])],
-        responses=ImportRowErrorOutput(many=True),
+        responses={(200, "application/json"): ImportRowErrorOutput(many=True), (200, "text/csv"): str},
         summary="Every row error of a bulk import (JSON pages or one CSV file)",
     )
     def get(self, request: Request, import_id: int) -> Response | StreamingHttpResponse:

@@ -1,0 +1,179 @@
+"""The API's published contract: its schema documents the pages and errors it answers, its docs work offline,
+and a key sent the wrong way is told how to send it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.contrib.staticfiles import finders
+from rest_framework.test import APIClient
+
+from registry.audit import Actor
+from registry.services import apikey_create
+
+pytestmark = pytest.mark.django_db
+
+# Every list the API pages through (RegistryAPIView.paginate, or the outcomes' JSON pages).
+PAGINATED = [
+    "/api/v1/api-keys",
+    "/api/v1/claims",
+    "/api/v1/distributions",
+    "/api/v1/domains",
+    "/api/v1/imports/{import_id}/errors",
+    "/api/v1/invoices",
+    "/api/v1/invoices/{invoice_pk}/lines",
+    "/api/v1/refusals",
+    "/api/v1/settlements",
+    "/api/v1/statements",
+    "/api/v1/statements/{statement_pk}/lines",
+    "/api/v1/tariffs",
+    "/api/v1/usage-manifests",
+    "/api/v1/usage-manifests/{manifest_pk}/outcomes",
+    "/api/v1/violations",
+    "/api/v1/works",
+]
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    response = APIClient().get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    return dict(response.json())
+
+
+def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        node = schema["components"]["schemas"][node["$ref"].rsplit("/", 1)[-1]]
+    return node
+
+
+def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(path, method, operation) for path, item in schema["paths"].items() for method, operation in item.items()]
+
+
+@pytest.mark.parametrize("path", PAGINATED)
+def test_paginated_lists_are_documented_as_pages(schema: dict[str, Any], path: str) -> None:
+    operation = schema["paths"][path]["get"]
+    page = _resolve(schema, operation["responses"]["200"]["content"]["application/json"]["schema"])
+    assert page["type"] == "object"
+    assert {"count", "next", "previous", "results"} <= set(page["properties"])
+    assert page["properties"]["results"]["type"] == "array"
+    assert "page" in {parameter["name"] for parameter in operation["parameters"]}
+
+
+def test_paginated_lists_answer_pages_as_documented(holder_api: APIClient) -> None:
+    body = holder_api.get("/api/v1/works").json()
+    assert set(body) == {"count", "next", "previous", "results"}
+
+
+def test_no_json_list_is_documented_as_a_bare_array(schema: dict[str, Any]) -> None:
+    whole_files = {"/api/v1/domains/{domain_id}/tdmrep.json"}  # the W3C TDMRep file is an array, whole
+    bare = []
+    for path, method, operation in _operations(schema):
+        for code, response in operation["responses"].items():
+            content = response.get("content", {}).get("application/json")
+            if content and content["schema"].get("type") == "array" and path not in whole_files:
+                bare.append(f"{method.upper()} {path} {code}")
+    assert bare == []
+
+
+def test_every_operation_documents_its_errors_in_the_one_error_shape(schema: dict[str, Any]) -> None:
+    error = schema["components"]["schemas"]["ErrorOutput"]
+    assert error["required"] == ["error"]
+    detail = _resolve(schema, error["properties"]["error"])
+    assert set(detail["required"]) == {"code", "message"}
+    assert {"field", "line"} <= set(detail["properties"])
+    for path, method, operation in _operations(schema):
+        responses = operation["responses"]
+        expected = {"503"}
+        if path.startswith("/api/v1/") and path != "/api/v1/receipts/verify":
+            expected |= {"401", "403"}
+        if "{" in path:
+            expected.add("404")
+        if "requestBody" in operation:
+            expected |= {"400", "413"}
+        if path in ("/api/v1/lookup", "/status"):
+            expected.add("429")
+        assert expected <= set(responses), f"{method.upper()} {path}: {sorted(responses)}"
+        for code in expected:
+            assert responses[code]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorOutput"
+            }, f"{method.upper()} {path} {code}"
+        for code in ("429", "503"):
+            if code in responses:
+                assert "Retry-After" in responses[code]["headers"]
+
+
+def test_the_api_key_scheme_says_how_to_send_the_key(schema: dict[str, Any]) -> None:
+    scheme = schema["components"]["securitySchemes"]["ApiKey"]
+    assert scheme["in"] == "header"
+    assert scheme["name"] == "Authorization"
+    assert "Api-Key <key>" in scheme["description"]
+    assert {"ApiKey": []} in schema["paths"]["/api/v1/works"]["get"]["security"]
+
+
+# --- Authorization header --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def raw_key(holder: Any) -> str:
+    _key, raw = apikey_create(actor=Actor.system(), party=holder, scopes=["works:write", "lookup"])
+    return raw
+
+
+@pytest.mark.parametrize("header", ["Bearer {key}", "{key}", "Token {key}"])
+def test_a_key_sent_without_the_api_key_keyword_is_told_how_to_send_it(raw_key: str, header: str) -> None:
+    response = APIClient().get("/api/v1/works", HTTP_AUTHORIZATION=header.format(key=raw_key))
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert error["code"] == "api_key_scheme"
+    assert "Authorization: Api-Key <key>" in error["message"]
+    assert response["WWW-Authenticate"] == "Api-Key"
+
+
+def test_the_same_key_with_the_api_key_keyword_is_accepted(raw_key: str) -> None:
+    assert APIClient().get("/api/v1/works", HTTP_AUTHORIZATION=f"Api-Key {raw_key}").status_code == 200
+
+
+def test_no_credentials_says_how_to_send_a_key() -> None:
+    response = APIClient().get("/api/v1/works")
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert error["code"] == "not_authenticated"
+    assert "Authorization: Api-Key <key>" in error["message"]
+
+
+def test_a_proxys_basic_credentials_are_left_alone(raw_key: str) -> None:
+    # A staging server behind HTTP Basic auth passes that header on: it is not a wrongly sent key.
+    response = APIClient().get("/api/v1/works", HTTP_AUTHORIZATION="Basic c3RhZ2luZzpzZWNyZXQ=")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+
+
+# --- Offline docs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/v1/redoc/", "/api/v1/docs/"])
+def test_the_api_docs_reference_no_other_host(path: str) -> None:
+    response = APIClient().get(path)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert re.findall(r"(?:https?:)?//[\w.-]+\.\w", html) == []
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets, "the page loads its scripts"
+    for asset in assets:
+        assert asset.startswith("/static/"), asset
+        assert finders.find(asset.removeprefix("/static/")), f"{asset} is not shipped"
+
+
+def test_redoc_keeps_every_request_on_this_host() -> None:
+    # The Redoc bundle shows a logo from its CDN; the page's policy stops that request.
+    html = APIClient().get("/api/v1/redoc/").content.decode()
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)
+    assert policy is not None
+    directives = dict(d.strip().split(" ", 1) for d in policy.group(1).split(";"))
+    assert "'self'" in directives["img-src"]
+    assert "https:" not in directives["img-src"]
+    assert directives["connect-src"] == "'self'"
