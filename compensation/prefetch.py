@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import multiprocessing.connection
+import os
 import queue
 import signal
 import threading
@@ -89,33 +91,38 @@ def prefetched_in_process(produce: Callable[[], Iterator[T]]) -> Iterator[Iterat
     exception in the child is raised in the caller as ``ProducerFailed`` at the item where it happened;
     leaving the block early, or the parent dying, ends the child (its next write to the pipe fails).
     """
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-
-    def child() -> None:
-        # Celery's signal handlers belong to the worker; this process is ended with SIGKILL or a broken pipe.
-        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGHUP):
-            signal.signal(number, signal.SIG_DFL)
-        # Only the parent reads: with its end closed here, the parent's death breaks the pipe.
-        receiver.close()
-        try:
-            for item in produce():
-                sender.send(("item", item))
-            sender.send(("done", None))
-        except BrokenPipeError:
-            return
-        except BaseException as error:  # reported to the consumer, which raises it
-            with suppress(BrokenPipeError):
-                sender.send(("error", (type(error).__name__, str(error), traceback.format_exc())))
-
-    process = context.Process(target=child, name="prefetch", daemon=True)
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    # A bare fork, not multiprocessing.Process: Celery's prefork pool runs tasks in daemonic processes, and
+    # multiprocessing (and billiard) refuse to start a child from one ("daemonic processes are not allowed to
+    # have children"). The child here is ours alone: killed and reaped below, whatever happens.
     # The child's collections skip what the parent had (the frozen generation), so they do not write to (and so
     # copy) every page of the parent's objects the child shares; the parent collects them again at once.
     gc.freeze()
     try:
-        process.start()
-    finally:
+        pid = os.fork()
+    except BaseException:
         gc.unfreeze()
+        raise
+    if pid == 0:  # the child: never returns into the caller's code
+        try:
+            _produce_into(produce, receiver, sender)
+        finally:
+            os._exit(0)
+    gc.unfreeze()
+    exit_codes: list[int] = []
+
+    def reap(*, kill: bool) -> int:
+        """The child's exit code, once it has ended (killed first if ``kill``); it is waited for only once."""
+        if not exit_codes:
+            if kill:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            try:
+                exit_codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+            except ChildProcessError:  # already reaped by a SIGCHLD handler of the host process
+                exit_codes.append(-1)
+        return exit_codes[0]
+
     # The parent's copy of the writing end: closed, so the child's death reads as end of file here.
     sender.close()
 
@@ -124,7 +131,7 @@ def prefetched_in_process(produce: Callable[[], Iterator[T]]) -> Iterator[Iterat
             try:
                 tag, payload = receiver.recv()
             except EOFError:
-                raise ProducerFailed("EOFError", f"the producer process ended ({process.exitcode})", "") from None
+                raise ProducerFailed("EOFError", f"the producer process ended ({reap(kill=False)})", "") from None
             if tag == "done":
                 return
             if tag == "error":
@@ -135,6 +142,25 @@ def prefetched_in_process(produce: Callable[[], Iterator[T]]) -> Iterator[Iterat
         yield consume()
     finally:
         receiver.close()
-        if process.is_alive():
-            process.kill()
-        process.join()
+        reap(kill=True)
+
+
+def _produce_into(
+    produce: Callable[[], Iterator[T]],
+    receiver: multiprocessing.connection.Connection,
+    sender: multiprocessing.connection.Connection,
+) -> None:
+    # Celery's signal handlers belong to the worker; this process is ended with SIGKILL or a broken pipe.
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+    # Only the parent reads: with its end closed here, the parent's death breaks the pipe.
+    receiver.close()
+    try:
+        for item in produce():
+            sender.send(("item", item))
+        sender.send(("done", None))
+    except BrokenPipeError:
+        return
+    except BaseException as error:  # reported to the consumer, which raises it
+        with suppress(BrokenPipeError):
+            sender.send(("error", (type(error).__name__, str(error), traceback.format_exc())))

@@ -287,6 +287,12 @@ def test_procfile_runs_web_worker_and_beat() -> None:
     assert {"web", "worker", "beat"} <= set(processes)
 
 
+def test_procfile_and_compose_ship_one_worker_command() -> None:
+    # The worker tests start the Procfile's command (tests/workers.py): that is docker-compose's too.
+    compose = SERVICES["worker"]["command"]
+    assert shlex.split(_procfile()["worker"]) == (shlex.split(compose) if isinstance(compose, str) else compose)
+
+
 def test_readme_opens_with_the_make_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     first_block = readme.split("```")[1]

@@ -7,7 +7,10 @@ tasks eagerly; ``CeleryWorkers`` switches that off and clears the broker before 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +23,18 @@ from django.db import connection
 from config.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def shipped_worker_command() -> list[str]:
+    """The Procfile's ``worker`` command (docker-compose's is the same, as tests/test_deployment.py checks),
+    with ``celery`` taken from this interpreter's environment.
+    """
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == "worker":
+            program, *arguments = shlex.split(command)
+            return [str(Path(sys.executable).parent / program), *arguments]
+    raise AssertionError("the Procfile has no worker process")
 
 
 def worker_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -78,32 +93,23 @@ class CeleryWorkers:
             try:
                 worker.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+                self.kill(worker)
+            # A pool process orphaned by a killed worker must not outlive the test.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)
         broker_clear()
 
-    def start(
-        self, name: str = "worker", *, pool: str = "solo", concurrency: int = 1, queues: str = "", **env: str
-    ) -> subprocess.Popen[bytes]:
-        """Start a worker named ``name``, consuming ``queues`` (comma-separated; Celery's default queue if empty)."""
+    def start(self, name: str = "worker", *, queues: str = "", **env: str) -> subprocess.Popen[bytes]:
+        """Start a worker named ``name`` with the command the Procfile ships, consuming ``queues``
+        (comma-separated; Celery's default queue if empty).
+
+        Only ``--hostname`` (so that several workers on one machine are told apart) and ``--queues`` are added
+        to the shipped command. The worker leads a process group of its own: ``kill`` ends it with its pool
+        processes and whatever they started, as a crash of its machine or container would.
+        """
         log_path = self.data_dir / f"{name}.log"
         self._logs.append(log_path)
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            f"--pool={pool}",
-            f"--hostname={self.hostname(name)}",
-            "--loglevel=INFO",
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-        ]
-        if pool != "solo":
-            command.append(f"--concurrency={concurrency}")
+        command = [*shipped_worker_command(), f"--hostname={self.hostname(name)}"]
         if queues:
             command.append(f"--queues={queues}")
         with log_path.open("wb") as log:
@@ -113,9 +119,17 @@ class CeleryWorkers:
                 env=worker_env(self.data_dir, **self.env, **env),
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.started.append((name, worker))
         return worker
+
+    @staticmethod
+    def kill(worker: subprocess.Popen[bytes]) -> None:
+        """SIGKILL the worker and every process of its group (pool processes, their parsing processes)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
 
     @staticmethod
     def hostname(name: str) -> str:

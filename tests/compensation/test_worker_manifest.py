@@ -3,7 +3,7 @@
 Ledger acceptance test: "a worker killed at any point and restarted (or a task delivered twice) ends with
 exactly the same ledger as one clean run". A manifest is uploaded through the API and Redis to a worker
 process that is sent SIGKILL half-way through a chunk. Its message stays unacknowledged, so the task is
-delivered again, twice, to a second worker that runs both deliveries at once in two threads. Meanwhile the
+delivered again, twice, to a second worker that runs both deliveries at once in its two pool processes. Meanwhile the
 same lines, under another ``manifest_id``, are processed cleanly in the test process. Both manifests must
 end with the same outcome for every line and the same ledger entries, chunk by chunk and account by account.
 """
@@ -13,10 +13,8 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import os
 import random
 import re
-import signal
 import subprocess
 import time
 from collections import Counter, defaultdict
@@ -242,8 +240,7 @@ def kill_in_a_chunk(worker: subprocess.Popen[bytes], manifest_pk: int, workers: 
             seen, seen_at = done, now
             if per_chunk is not None and done >= LINES // 4:
                 time.sleep(per_chunk / 2)
-                os.kill(worker.pid, signal.SIGKILL)
-                worker.wait(timeout=30)
+                workers.kill(worker)
                 return UsageManifest.objects.get(pk=manifest_pk).lines_done
         time.sleep(0.01)
     raise AssertionError("the worker made no progress:\n" + workers.log())
@@ -312,7 +309,7 @@ def test_worker_killed_mid_manifest_and_task_delivered_twice_leaves_the_ledger_o
     with CeleryWorkers(tmp_path, USAGE_CHUNK_LINES=str(CHUNK)) as workers:
         # Both start up while the works are registered; the second waits on a queue nothing is sent to.
         first = workers.start("first")
-        workers.start("second", pool="threads", concurrency=2, queues="standby")
+        workers.start("second", queues="standby")
         with eager():
             content = works_and_manifest(holder, holder_api, other_holder, staff)
 
