@@ -62,6 +62,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.shipped import compose_command  # noqa: E402  (the project root is on the path only from here)
+
 HOLDER_NAME = "Bench holder (bench/lookup.py)"
 LAB_NAME = "Bench lab (bench/lookup.py)"
 # The largest work number an ISBN 979-11-nnnnnnn-c can carry; numbers above --works are unregistered.
@@ -304,15 +306,12 @@ def server(base_url: str | None, workers: int, extra_args: Sequence[str] = ()) -
         return
     port = free_port()
     log_path = Path(os.environ["DATA_DIR"]) / "gunicorn.log"
-    command = [
-        sys.executable, "-m", "gunicorn", "config.wsgi", "-w", str(workers), "--threads", "1",
-        "-b", f"127.0.0.1:{port}", "--error-logfile", str(log_path), *extra_args,
-    ]  # fmt: skip
-    print("server: " + " ".join(command[2:]))
+    # docker-compose's web command on a loopback port; gunicorn reads its worker count from WEB_CONCURRENCY.
+    command = [*compose_command("web", bind=f"127.0.0.1:{port}"), "--error-logfile", str(log_path), *extra_args]
+    print("server: " + " ".join(Path(command[0]).name if index == 0 else arg for index, arg in enumerate(command)))
+    env = {**os.environ, "WEB_CONCURRENCY": str(workers)}
     with log_path.open("w") as log:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=log, start_new_session=True
-        )
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

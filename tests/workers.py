@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -21,20 +19,9 @@ from types import TracebackType
 from django.db import connection
 
 from config.celery import app as celery_app
+from tests.shipped import procfile_command
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def shipped_worker_command() -> list[str]:
-    """The Procfile's ``worker`` command (docker-compose's is the same, as tests/test_deployment.py checks),
-    with ``celery`` taken from this interpreter's environment.
-    """
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, _, command = line.partition(":")
-        if name.strip() == "worker":
-            program, *arguments = shlex.split(command)
-            return [str(Path(sys.executable).parent / program), *arguments]
-    raise AssertionError("the Procfile has no worker process")
 
 
 def worker_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -109,7 +96,7 @@ class CeleryWorkers:
         """
         log_path = self.data_dir / f"{name}.log"
         self._logs.append(log_path)
-        command = [*shipped_worker_command(), f"--hostname={self.hostname(name)}"]
+        command = [*procfile_command("worker"), f"--hostname={self.hostname(name)}"]
         if queues:
             command.append(f"--queues={queues}")
         with log_path.open("wb") as log:

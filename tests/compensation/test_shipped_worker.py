@@ -25,7 +25,8 @@ from compensation.services import tariff_set
 from registry.audit import Actor
 from tests.compensation.test_worker_manifest import eager, isbn
 from tests.optout.conftest import register, verify_claims
-from tests.workers import CeleryWorkers, shipped_worker_command
+from tests.shipped import procfile_command
+from tests.workers import CeleryWorkers
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -47,7 +48,7 @@ def manifest(*, matched: list[str], unmatched_from: int) -> bytes:
 def test_the_shipped_worker_processes_a_quarter_million_line_manifest(
     lab_api: Any, holder: Any, staff: Any, tmp_path: Path
 ) -> None:
-    assert "--pool" not in " ".join(shipped_worker_command()), "this test is about Celery's default pool"
+    assert "--pool" not in " ".join(procfile_command("worker")), "this test is about Celery's default pool"
     with eager():
         tariff_set(
             actor=Actor(user=staff),
