@@ -17,12 +17,13 @@ import io
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any, TypeVar
 
 import orjson
+from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.functional import Promise
@@ -31,8 +32,10 @@ from django.utils.translation import gettext_lazy as _
 from compensation.models import ManifestFormat, UsageUnit
 from optout.models import Purpose
 from optout.services import CLOCK_SKEW
+from registry.dates import DATE_OUT_OF_RANGE, date_in_range, date_out_of_range_message
 from registry.errors import InvalidIdentifier, InvalidInput
 from registry.identifiers import IdentifierKey, identifier_normalize
+from registry.uploads import UploadLimits, UploadTooLarge, bounded_binary, bounded_lines, bounded_text_lines
 
 T = TypeVar("T")
 
@@ -87,6 +90,9 @@ def _text_field(data: Mapping[str, Any], name: str, *, required: bool) -> str:
     value = value.strip()
     if required and not value:
         raise InvalidInput(_("This field is required."), code="required", field=name)
+    if "\x00" in value:
+        # PostgreSQL's text refuses it: said here, with the field, rather than as a failed insert.
+        raise InvalidInput(_("Text may not hold a NUL character (U+0000)."), code="nul_character", field=name)
     if len(value) > 200:
         raise InvalidInput(_("At most 200 characters."), code="too_long", field=name)
     return value
@@ -97,6 +103,8 @@ def _instant_field(data: Mapping[str, Any], name: str, *, end_of_day: bool = Fal
     if value is None or value == "":
         return None
     parsed = _instant(value) if isinstance(value, str) else None
+    if parsed is not None and not date_in_range(parsed):
+        raise InvalidInput(date_out_of_range_message(), code=DATE_OUT_OF_RANGE, field=name)
     if parsed is not None and end_of_day and _DATE_ONLY.fullmatch(value.strip()):
         # A period that ends on a day includes that day.
         parsed += timedelta(days=1) - timedelta(microseconds=1)
@@ -186,9 +194,20 @@ def _csv_header(row: list[str]) -> list[str]:
     return names
 
 
-def _csv_rows(text: IO[str]) -> Iterator[tuple[int, list[str], list[str]]]:
+def _csv_rows(
+    text: IO[str], limits: UploadLimits, inspect: _Inspect | None
+) -> Iterator[tuple[int, list[str], list[str]]]:
     """The header's column names, and each non-empty row with the line it starts on."""
-    reader = csv.reader(text)
+    # The header is line 0: line 1 is the first line after it, and the limit counts the lines after it.
+    reader = csv.reader(
+        bounded_text_lines(
+            text,
+            limits=replace(limits, max_lines=limits.max_lines + 1),
+            budget=inspect.budget if inspect else None,
+            first_line=0,
+            refuse_nul=inspect is not None,
+        )
+    )
     try:
         header = next(reader)
     except StopIteration:
@@ -203,8 +222,8 @@ def _csv_rows(text: IO[str]) -> Iterator[tuple[int, list[str], list[str]]]:
         yield line_no, names, row
 
 
-def _csv_records(text: IO[str]) -> Iterator[Record]:
-    for line_no, names, row in _csv_rows(text):
+def _csv_records(text: IO[str], limits: UploadLimits, inspect: _Inspect | None) -> Iterator[Record]:
+    for line_no, names, row in _csv_rows(text, limits, inspect):
         if len(row) != len(names):
             yield Record(
                 line_no,
@@ -221,9 +240,11 @@ def _csv_records(text: IO[str]) -> Iterator[Record]:
         yield Record(line_no, dict(zip(names, row, strict=True)))
 
 
-def _jsonl_lines(binary: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+def _jsonl_lines(binary: IO[bytes], limits: UploadLimits, inspect: _Inspect | None) -> Iterator[tuple[int, bytes]]:
     """Each non-blank line with its number."""
-    for line_no, raw in enumerate(binary, start=1):
+    for line_no, raw in bounded_lines(
+        binary, limits=limits, budget=inspect.budget if inspect else None, refuse_nul=inspect is not None
+    ):
         if line_no == 1:
             # Windows tools often start UTF-8 text with a byte-order mark; it is no part of the first object.
             raw = raw.removeprefix(b"\xef\xbb\xbf")
@@ -232,8 +253,8 @@ def _jsonl_lines(binary: IO[bytes]) -> Iterator[tuple[int, bytes]]:
         yield line_no, raw
 
 
-def _jsonl_records(binary: IO[bytes]) -> Iterator[Record]:
-    for line_no, raw in _jsonl_lines(binary):
+def _jsonl_records(binary: IO[bytes], limits: UploadLimits, inspect: _Inspect | None) -> Iterator[Record]:
+    for line_no, raw in _jsonl_lines(binary, limits, inspect):
         try:
             fields = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -245,20 +266,58 @@ def _jsonl_records(binary: IO[bytes]) -> Iterator[Record]:
         yield Record(line_no, fields)
 
 
+def manifest_limits(*, max_lines: int | None = None, inspecting: bool = False) -> UploadLimits:
+    """The ``USAGE_MANIFEST_*`` limits; the deadline only where a request waits on the reading."""
+    return UploadLimits(
+        max_bytes=settings.USAGE_MANIFEST_MAX_UPLOAD_BYTES,
+        max_inflated_bytes=settings.USAGE_MANIFEST_MAX_INFLATED_BYTES,
+        max_line_bytes=settings.USAGE_MANIFEST_MAX_LINE_BYTES,
+        max_lines=max_lines if max_lines is not None else settings.USAGE_MANIFEST_MAX_LINES,
+        max_seconds=settings.USAGE_MANIFEST_INSPECT_SECONDS if inspecting else None,
+    )
+
+
+@dataclass
+class _Inspect:
+    """The upload's check: it refuses NUL characters and keeps to the deadline; the worker does neither."""
+
+    budget: Any
+
+
 def records_read(binary: IO[bytes], *, format: str, compressed: bool) -> Iterator[Record]:
-    """Every non-empty line of a stored manifest, streamed. Raises ``InvalidInput`` for an unreadable file."""
-    yield from _read(binary, format=format, compressed=compressed, csv_reader=_csv_records, jsonl_reader=_jsonl_records)
+    """Every non-empty line of a stored manifest, streamed, no line longer than ``USAGE_MANIFEST_MAX_LINE_BYTES``.
+    Raises ``InvalidInput`` for a file that cannot be read (or no longer fits the limits)."""
+    try:
+        yield from _read(
+            binary,
+            format=format,
+            compressed=compressed,
+            limits=manifest_limits(),
+            inspect=False,
+            csv_reader=_csv_records,
+            jsonl_reader=_jsonl_records,
+        )
+    except InvalidInput as exc:
+        # The worker fails the manifest on an ``InvalidInput`` (named so across its parsing process): a limit's
+        # own error class is given that name.
+        raise InvalidInput(exc.message, code=exc.code, field=exc.field, extra=exc.extra) from None
 
 
-def _line_numbers(binary: IO[bytes], *, format: str, compressed: bool) -> Iterator[int]:
+def _line_numbers(binary: IO[bytes], *, format: str, limits: UploadLimits) -> Iterator[int]:
     """The line number of each record ``records_read`` yields, found by the same readers without building the
     records (no dict per CSV row, no JSON decoding): what counting an upload needs."""
     yield from _read(
         binary,
         format=format,
-        compressed=compressed,
-        csv_reader=lambda text: (line_no for line_no, _names, _row in _csv_rows(text)),
-        jsonl_reader=lambda stream: (line_no for line_no, _raw in _jsonl_lines(stream)),
+        compressed=False,
+        limits=limits,
+        inspect=True,
+        csv_reader=lambda text, limits, inspect: (
+            line_no for line_no, _names, _row in _csv_rows(text, limits, inspect)
+        ),
+        jsonl_reader=lambda stream, limits, inspect: (
+            line_no for line_no, _raw in _jsonl_lines(stream, limits, inspect)
+        ),
     )
 
 
@@ -267,20 +326,23 @@ def _read(
     *,
     format: str,
     compressed: bool,
-    csv_reader: Callable[[IO[str]], Iterator[T]],
-    jsonl_reader: Callable[[IO[bytes]], Iterator[T]],
+    limits: UploadLimits,
+    inspect: bool,
+    csv_reader: Callable[[IO[str], UploadLimits, _Inspect | None], Iterator[T]],
+    jsonl_reader: Callable[[IO[bytes], UploadLimits, _Inspect | None], Iterator[T]],
 ) -> Iterator[T]:
-    stream = decompressed(binary, compressed=compressed)
+    stream, budget = bounded_binary(decompressed(binary, compressed=compressed), limits=limits)
+    checking = _Inspect(budget) if inspect else None
     try:
         if format == ManifestFormat.CSV:
             text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
             try:
-                yield from csv_reader(text)
+                yield from csv_reader(text, limits, checking)
             finally:
                 # The caller owns the binary stream: the wrapper must not close it when collected.
                 text.detach()
         else:
-            yield from jsonl_reader(stream)
+            yield from jsonl_reader(stream, limits, checking)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise InvalidInput(
             _("The file could not be read: %(error)s") % {"error": exc}, code="unreadable_file", field="file"
@@ -297,8 +359,10 @@ class UploadSummary:
     content_sha256: str
 
 
-def upload_inspect(binary: IO[bytes], *, format: str, compressed: bool, max_lines: int) -> UploadSummary:
-    """Read an upload once, streaming: check it can be read, count its lines, hash its (decompressed) bytes.
+def upload_inspect(binary: IO[bytes], *, format: str, compressed: bool, limits: UploadLimits) -> UploadSummary:
+    """Read an upload once, streaming: check it can be read and fits ``limits``, count its lines, hash its
+    (decompressed) bytes. Every line counts toward ``limits.max_lines``, blank ones too (a CSV's header aside);
+    a line holding a NUL character is refused with its number.
 
     Counting uses the readers processing uses, so ``lines_total`` is exactly what the worker will see.
     """
@@ -319,16 +383,18 @@ def upload_inspect(binary: IO[bytes], *, format: str, compressed: bool, max_line
 
     binary.seek(0)
     hashing = io.BufferedReader(_Hashing(decompressed(binary, compressed=compressed)), buffer_size=1 << 16)
-    count = 0
-    for _line_no in _line_numbers(hashing, format=format, compressed=False):
-        count += 1
-        if count > max_lines:
-            from compensation.errors import ManifestTooLarge
+    try:
+        count = sum(1 for _line_no in _line_numbers(hashing, format=format, limits=limits))
+    except UploadTooLarge as exc:
+        if exc.code != "too_many_lines":
+            raise
+        from compensation.errors import ManifestTooLarge
 
-            raise ManifestTooLarge(
-                _("A manifest file holds at most %(max)s lines; split it into several manifests.") % {"max": max_lines},
-                field="file",
-            )
+        raise ManifestTooLarge(
+            _("A manifest file holds at most %(max)s lines, blank lines included; split it into several manifests.")
+            % {"max": limits.max_lines},
+            field="file",
+        ) from None
     # Whatever the reader did not need (a trailing newline) still belongs to the content.
     while hashing.read(1 << 16):
         pass
@@ -338,8 +404,9 @@ def upload_inspect(binary: IO[bytes], *, format: str, compressed: bool, max_line
     return UploadSummary(lines=count, content_sha256=digest.hexdigest())
 
 
-def lines_as_jsonl(lines: Any, *, max_lines: int) -> tuple[bytes, int]:
-    """The ``lines`` of a JSON manifest as JSON Lines (each object with sorted keys), and how many."""
+def lines_as_jsonl(lines: Any, *, max_lines: int, max_line_bytes: int) -> tuple[bytes, int]:
+    """The ``lines`` of a JSON manifest as JSON Lines (each object with sorted keys), and how many; each line
+    within ``max_line_bytes`` and free of NUL characters, as a file's lines must be."""
     from compensation.errors import ManifestTooLarge
 
     if not isinstance(lines, list) or not lines:
@@ -353,7 +420,18 @@ def lines_as_jsonl(lines: Any, *, max_lines: int) -> tuple[bytes, int]:
     for index, line in enumerate(lines):
         if not isinstance(line, dict):
             raise InvalidInput(_("Each line is a JSON object."), code="not_an_object", field=f"lines[{index}]")
-        out += orjson.dumps(line, option=orjson.OPT_SORT_KEYS)
+        encoded = orjson.dumps(line, option=orjson.OPT_SORT_KEYS)
+        if len(encoded) > max_line_bytes:
+            raise InvalidInput(
+                _("A line is at most %(max)s bytes of JSON.") % {"max": max_line_bytes},
+                code="line_too_long",
+                field=f"lines[{index}]",
+            )
+        if b"\\u0000" in encoded:
+            raise InvalidInput(
+                _("Text may not hold a NUL character (U+0000)."), code="nul_character", field=f"lines[{index}]"
+            )
+        out += encoded
         out += b"\n"
     return bytes(out), len(lines)
 
@@ -409,6 +487,9 @@ def _instant(value: str) -> datetime | None:
         except ValueError:
             return None
         parsed = datetime(day.year, day.month, day.day)
+    if not date_in_range(parsed):
+        # Making year 1 or 9999 local overflows; the caller refuses it as out of range, by its year.
+        return parsed.replace(tzinfo=UTC)
     if timezone.is_naive(parsed):
         # A time without an offset is the registry's local time (TIME_ZONE), like the rest of the service.
         parsed = timezone.make_aware(parsed)
@@ -463,6 +544,9 @@ def line_parse(
 
     if "\ufffd" in value:
         return failed("bad_encoding", _("The value is not valid UTF-8; save the file as UTF-8."))
+    if "\x00" in scheme or "\x00" in value or "\x00" in unit:
+        # Uploads refuse such lines; one stored before that rule must not fail the chunk's insert.
+        return failed("nul_character", _("The line holds a NUL character (U+0000)."))
     try:
         line.key = identifier_normalize(scheme=scheme, value=value)
     except InvalidIdentifier as exc:
@@ -480,6 +564,8 @@ def line_parse(
     used_at = _instant(raw_used_at) if isinstance(raw_used_at, str) else None
     if used_at is None:
         return failed("invalid_used_at", _("used_at is not an ISO 8601 date or date and time."))
+    if not date_in_range(used_at):
+        return failed("invalid_used_at", date_out_of_range_message())
     line.used_at = used_at
     if used_at > received_at + CLOCK_SKEW:
         return failed("used_at_in_future", _("used_at is after the manifest was received."))

@@ -50,6 +50,7 @@ from compensation.manifests import (
     is_gzip,
     line_parse,
     lines_as_jsonl,
+    manifest_limits,
     meta_clean,
     records_read,
     upload_inspect,
@@ -74,6 +75,7 @@ from registry.audit import Actor, audit_record
 from registry.errors import InvalidInput, NotPermitted
 from registry.identifiers import IdentifierKey
 from registry.models import ApiScope, PartyKind, WorkKind, WorkStatus
+from registry.uploads import upload_size_check
 
 FULL_SHARE_BP = 10_000
 
@@ -166,12 +168,16 @@ def usage_manifest_submit_json(*, actor: Actor, data: Mapping[str, Any]) -> tupl
     """
     _require_lab(actor)
     meta = meta_clean(data)
-    content, _count = lines_as_jsonl(data.get("lines"), max_lines=settings.USAGE_MANIFEST_MAX_JSON_LINES)
+    content, _count = lines_as_jsonl(
+        data.get("lines"),
+        max_lines=settings.USAGE_MANIFEST_MAX_JSON_LINES,
+        max_line_bytes=settings.USAGE_MANIFEST_MAX_LINE_BYTES,
+    )
     summary = upload_inspect(
         io.BytesIO(content),
         format=ManifestFormat.JSONL,
         compressed=False,
-        max_lines=settings.USAGE_MANIFEST_MAX_JSON_LINES,
+        limits=manifest_limits(max_lines=settings.USAGE_MANIFEST_MAX_JSON_LINES, inspecting=True),
     )
     return _manifest_store(
         actor=actor,
@@ -189,13 +195,17 @@ def usage_manifest_submit_file(
     *, actor: Actor, fields: Mapping[str, Any], file: File[bytes], filename: str
 ) -> tuple[UsageManifest, bool]:
     """Accept an uploaded CSV or JSON Lines file, optionally gzip-compressed, of up to
-    ``USAGE_MANIFEST_MAX_LINES`` lines. It is read once here, streaming, to check and hash it.
+    ``USAGE_MANIFEST_MAX_LINES`` lines, within the ``USAGE_MANIFEST_MAX_*`` byte limits. It is read once here,
+    streaming and for at most ``USAGE_MANIFEST_INSPECT_SECONDS``, to check and hash it.
     """
     _require_lab(actor)
+    limits = manifest_limits(inspecting=True)
+    # Its size as sent first: a file too large is refused before a byte of it is read.
+    upload_size_check(file, max_bytes=limits.max_bytes)
     meta = meta_clean(fields)
     format = format_detect(filename=filename, explicit=str(fields.get("format") or ""))
     compressed = is_gzip(file)
-    summary = upload_inspect(file, format=format, compressed=compressed, max_lines=settings.USAGE_MANIFEST_MAX_LINES)
+    summary = upload_inspect(file, format=format, compressed=compressed, limits=limits)
     return _manifest_store(
         actor=actor,
         meta=meta,

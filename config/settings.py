@@ -222,7 +222,15 @@ REST_FRAMEWORK = {
     },
     # Behind a proxy the client's address is the first X-Forwarded-For hop the proxy added.
     "NUM_PROXIES": env.integer("NUM_PROXIES", 0, minimum=0),
+    # JSON bodies are held to a nesting depth and refuse NUL characters (registry/api/fastjson.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "registry.api.fastjson.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
+# How deep a JSON request body may nest (lists and objects); deeper is refused with 400 json_too_deep.
+API_JSON_MAX_DEPTH = env.integer("API_JSON_MAX_DEPTH", 32, minimum=4)
 for _rate_variable in ("LOOKUP_RATE", "LOOKUP_RATE_ANONYMOUS"):
     _rate = env.string(_rate_variable) or ""
     _count, _sep, _period = _rate.partition("/")
@@ -277,6 +285,12 @@ REGISTRY_NAME_KO = env.string("REGISTRY_NAME_KO", "AI 학습 거부 등록부") 
 # How many rows a bulk work import may hold, and how many it registers per transaction.
 WORK_IMPORT_MAX_ROWS = env.integer("WORK_IMPORT_MAX_ROWS", 100_000, minimum=1)
 WORK_IMPORT_CHUNK_ROWS = env.integer("WORK_IMPORT_CHUNK_ROWS", 1_000, minimum=1)
+# What an import file may hold beyond its rows: bytes as sent, bytes once inflated (an XLSX is a zip), the longest
+# line, and how long checking it at upload may take (registry/uploads.py). 100,000 rows fit well within these.
+WORK_IMPORT_MAX_UPLOAD_BYTES = env.integer("WORK_IMPORT_MAX_UPLOAD_BYTES", 64 * 1024 * 1024, minimum=1024)
+WORK_IMPORT_MAX_INFLATED_BYTES = env.integer("WORK_IMPORT_MAX_INFLATED_BYTES", 256 * 1024 * 1024, minimum=1024)
+WORK_IMPORT_MAX_LINE_BYTES = env.integer("WORK_IMPORT_MAX_LINE_BYTES", 64 * 1024, minimum=256)
+WORK_IMPORT_INSPECT_SECONDS = env.number("WORK_IMPORT_INSPECT_SECONDS", 60.0, minimum=1.0)
 # Domain verification fetches a file from the claimed origin; these bound that request.
 DOMAIN_CHECK_TIMEOUT = env.number("DOMAIN_CHECK_TIMEOUT", 5.0, minimum=0.1)
 # Fetching private or loopback addresses is refused in production (server-side request forgery).
@@ -287,6 +301,12 @@ DOMAIN_VERIFICATION_TTL_DAYS = env.integer("DOMAIN_VERIFICATION_TTL_DAYS", 7, mi
 # Lines a JSON manifest body may hold, and lines an uploaded manifest file may hold.
 USAGE_MANIFEST_MAX_JSON_LINES = env.integer("USAGE_MANIFEST_MAX_JSON_LINES", 10_000, minimum=1)
 USAGE_MANIFEST_MAX_LINES = env.integer("USAGE_MANIFEST_MAX_LINES", 10_000_000, minimum=1)
+# What a manifest file may hold beyond its lines (every line counts, blank ones too): bytes as sent (gzip or not),
+# bytes once inflated, the longest line, and how long the upload's check may read it (about 1 s a million lines).
+USAGE_MANIFEST_MAX_UPLOAD_BYTES = env.integer("USAGE_MANIFEST_MAX_UPLOAD_BYTES", 1024**3, minimum=1024)
+USAGE_MANIFEST_MAX_INFLATED_BYTES = env.integer("USAGE_MANIFEST_MAX_INFLATED_BYTES", 4 * 1024**3, minimum=1024)
+USAGE_MANIFEST_MAX_LINE_BYTES = env.integer("USAGE_MANIFEST_MAX_LINE_BYTES", 16 * 1024, minimum=256)
+USAGE_MANIFEST_INSPECT_SECONDS = env.number("USAGE_MANIFEST_INSPECT_SECONDS", 120.0, minimum=1.0)
 # Lines processed (and posted to the ledger) per transaction. Larger chunks cost the database less per line
 # (bench/accrual.py: 100,000 ran a million lines about a fifth faster than 20,000) for a worker peak of about
 # 200 MB, and about 140 MB more in the process that parses a chunk ahead. A manifest's first chunks are

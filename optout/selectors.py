@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from optout.models import KindRegime, Purpose, Refusal, RefusalEvent, RefusalEventKind, RefusalScope, Regime
 from registry.audit import Actor
+from registry.dates import rfc3339
 from registry.errors import InvalidIdentifier, NotFound
 from registry.identifiers import IdentifierKey, Scheme, identifier_normalize
 from registry.lookups import array_literal
@@ -78,7 +79,7 @@ class _Refusal:
             "id": self.id,
             "scope": self.scope,
             "purposes": [str(p) for p in purposes],
-            "effective_from": self.effective_from.isoformat(),
+            "effective_from": rfc3339(self.effective_from),
         }
 
 
@@ -670,9 +671,10 @@ def lookup_answer_signed(
     body: dict[str, Any] = {
         # Each result echoes its input, so the request is signed through them; repeating the items here
         # would double what is encoded, signed and sent.
-        "request": {"purpose": purpose, "as_of": at.isoformat(), "item_count": len(items)},
+        # Instants in UTC (RFC 3339 for every date: before 1908, Seoul's zone has a seconds offset).
+        "request": {"purpose": purpose, "as_of": rfc3339(at), "item_count": len(items)},
         "results": answer.results,
-        "issued_at": now.isoformat(),
+        "issued_at": rfc3339(now),
         "caller": lookup_caller(actor=actor),
         "last_refusal_event_id": answer.last_refusal_event_id,
     }

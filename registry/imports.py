@@ -46,6 +46,14 @@ from registry.models import (
     WorkImport,
     WorkImportRowError,
 )
+from registry.uploads import (
+    UploadLimits,
+    UploadTooLarge,
+    bounded_binary,
+    bounded_lines,
+    bounded_text_lines,
+    upload_size_check,
+)
 
 IMPORT_COLUMNS = ("title", "kind", "identifiers", "creators", "language", "creation_year", "share_bp")
 
@@ -236,7 +244,10 @@ def _table_rows(records: Iterator[Sequence[str]]) -> Iterator[ImportRow]:
                 values[name] = cell
             elif cell.strip():
                 stray = True
-        if stray:
+        nul = _nul_field(values)
+        if nul is not None:
+            yield number, nul
+        elif stray:
             yield (
                 number,
                 InvalidInput(
@@ -250,10 +261,35 @@ def _table_rows(records: Iterator[Sequence[str]]) -> Iterator[ImportRow]:
         raise _invalid_header(_("The file is empty; its first row must name the columns."))
 
 
+def _nul_field(values: Mapping[str, str]) -> InvalidInput | None:
+    """A row with a NUL character, refused against its column: PostgreSQL's text cannot hold one."""
+    for name, value in values.items():
+        if "\x00" in value:
+            return InvalidInput(
+                _("This value holds a NUL character (U+0000), which text may not hold."),
+                code="nul_character",
+                field=name[:64],
+            )
+    return None
+
+
+def import_limits(*, inspecting: bool = False) -> UploadLimits:
+    """The ``WORK_IMPORT_*`` limits. At upload every line counts (a header and ``WORK_IMPORT_MAX_ROWS`` rows,
+    blank lines included) and the reading has a deadline; the worker keeps to the line length."""
+    return UploadLimits(
+        max_bytes=settings.WORK_IMPORT_MAX_UPLOAD_BYTES,
+        max_inflated_bytes=settings.WORK_IMPORT_MAX_INFLATED_BYTES,
+        max_line_bytes=settings.WORK_IMPORT_MAX_LINE_BYTES,
+        max_lines=settings.WORK_IMPORT_MAX_ROWS + 1 if inspecting else 2**62,
+        max_seconds=settings.WORK_IMPORT_INSPECT_SECONDS if inspecting else None,
+    )
+
+
 def _csv_records(binary: IO[bytes]) -> Iterator[list[str]]:
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
     try:
-        reader = csv.reader(text)
+        # Read a bounded line at a time: a file of one endless line never sits whole in memory.
+        reader = csv.reader(bounded_text_lines(text, limits=import_limits()))
         while True:
             try:
                 record = next(reader)
@@ -359,11 +395,11 @@ def _json_values(line: str) -> RowValues | InvalidInput:
             values[name] = _json_text(name, value)
         except InvalidInput as exc:
             return exc
-    return values
+    return _nul_field(values) or values
 
 
 def _jsonl_rows(binary: IO[bytes]) -> Iterator[ImportRow]:
-    for number, raw in enumerate(iter(binary.readline, b""), start=1):
+    for number, raw in bounded_lines(binary, limits=import_limits()):
         try:
             line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError:
@@ -400,6 +436,60 @@ def _file_rows(binary: IO[bytes], import_format: str) -> Iterator[ImportRow]:
         yield from _jsonl_rows(binary)
     else:
         raise InvalidInput(_("Unknown import format."), code="unsupported_format", field="file")
+
+
+def _upload_check(file: IO[bytes], import_format: str) -> None:
+    """Refuse, before anything is stored, a file over the ``WORK_IMPORT_*`` limits or with a NUL character.
+
+    CSV and JSON Lines are read whole, a bounded line at a time (every line counts, blank ones too); an XLSX
+    is a zip, refused by what its parts would inflate to (the sizes its directory declares, which reading
+    it cannot exceed: ``zipfile`` stops each part there).
+    """
+    limits = import_limits(inspecting=True)
+    upload_size_check(file, max_bytes=limits.max_bytes)
+    file.seek(0)
+    try:
+        if import_format == ImportFormat.XLSX:
+            _zip_size_check(file, limits)
+            return
+        stream, budget = bounded_binary(file, limits=limits)
+        if import_format == ImportFormat.CSV:
+            # Undecodable bytes are the worker's to report against their row; here only size and NUL matter.
+            text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+            try:
+                for _line in bounded_text_lines(text, limits=limits, budget=budget, refuse_nul=True):
+                    pass
+            finally:
+                text.detach()
+        elif import_format == ImportFormat.JSONL:
+            for _number, _raw in bounded_lines(stream, limits=limits, budget=budget, refuse_nul=True):
+                pass
+    except UploadTooLarge as exc:
+        if exc.code == "too_many_lines":
+            raise UploadTooLarge(
+                _("The file holds more than %(max)s rows, blank lines included; split it into smaller files.")
+                % {"max": settings.WORK_IMPORT_MAX_ROWS},
+                code="too_many_lines",
+                field="file",
+            ) from None
+        raise
+    finally:
+        file.seek(0)
+
+
+def _zip_size_check(file: IO[bytes], limits: UploadLimits) -> None:
+    try:
+        with zipfile.ZipFile(file) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # the header check says the workbook cannot be read
+    if inflated > limits.max_inflated_bytes:
+        raise UploadTooLarge(
+            _("Once unzipped, the workbook holds more than %(max)s bytes; split it into several files.")
+            % {"max": limits.max_inflated_bytes},
+            code="inflated_too_large",
+            field="file",
+        )
 
 
 def _header_check(file: IO[bytes], import_format: str) -> None:
@@ -510,6 +600,7 @@ def work_import_create(*, actor: Actor, holder: Party, file: File[bytes], filena
     if holder.kind != PartyKind.HOLDER:
         raise InvalidInput(_("Only rights holders register works."), code="not_a_holder")
     import_format = import_format_detect(filename=filename, content_type=getattr(file, "content_type", "") or "")
+    _upload_check(file, import_format)
     _header_check(file, import_format)
     work_import = WorkImport(
         holder=holder,

@@ -21,6 +21,7 @@ from compensation.models import (
 )
 from compensation.selectors import manifest_summary
 from optout.models import Purpose
+from registry.api.fields import RegistryDateField, RegistryDateTimeField
 from registry.models import WorkKind
 
 
@@ -38,7 +39,7 @@ class TariffInput(serializers.Serializer):
         min_value=Decimal(0),
         help_text=_('KRW per one unit, exact; send it as a string, e.g. "0.0005".'),
     )
-    effective_from = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    effective_from = RegistryDateTimeField(required=False, allow_null=True, default=None)
 
 
 class TariffOutput(serializers.ModelSerializer):
@@ -51,8 +52,8 @@ class TariffOutput(serializers.ModelSerializer):
 
 class BalanceFilter(serializers.Serializer):
     party = serializers.IntegerField(required=False, help_text=_("Staff only: another party's balance."))
-    period_start = serializers.DateTimeField(required=False, allow_null=True, default=None)
-    period_end = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    period_start = RegistryDateTimeField(required=False, allow_null=True, default=None)
+    period_end = RegistryDateTimeField(required=False, allow_null=True, default=None)
 
     def validate(self, attrs: dict[str, object]) -> dict[str, object]:
         start, end = attrs.get("period_start"), attrs.get("period_end")
@@ -86,7 +87,7 @@ class ManifestLineInput(serializers.Serializer):
     value = serializers.CharField()
     units = serializers.DecimalField(max_digits=30, decimal_places=6)
     unit = serializers.ChoiceField(choices=UsageUnit.choices)
-    used_at = serializers.DateTimeField()
+    used_at = RegistryDateTimeField()
 
 
 class ManifestInput(serializers.Serializer):
@@ -94,8 +95,8 @@ class ManifestInput(serializers.Serializer):
     model = serializers.CharField(max_length=200)
     model_version = serializers.CharField(max_length=200, required=False)
     purpose = serializers.ChoiceField(choices=Purpose.choices, required=False, default=Purpose.TRAIN_GENAI)
-    period_start = serializers.DateTimeField(required=False)
-    period_end = serializers.DateTimeField(required=False)
+    period_start = RegistryDateTimeField(required=False)
+    period_end = RegistryDateTimeField(required=False)
     lines = ManifestLineInput(many=True)
 
 
@@ -107,8 +108,8 @@ class ManifestUploadInput(serializers.Serializer):
     model = serializers.CharField(max_length=200)
     model_version = serializers.CharField(max_length=200, required=False)
     purpose = serializers.ChoiceField(choices=Purpose.choices, required=False)
-    period_start = serializers.DateTimeField(required=False)
-    period_end = serializers.DateTimeField(required=False)
+    period_start = RegistryDateTimeField(required=False)
+    period_end = RegistryDateTimeField(required=False)
     format = serializers.ChoiceField(choices=["csv", "jsonl"], required=False)
 
 
@@ -198,8 +199,8 @@ class ViolationOutput(serializers.ModelSerializer):
 
 
 class SettlementInput(serializers.Serializer):
-    period_start = serializers.DateField(help_text=_("The first day of the period (registry time zone)."))
-    period_end = serializers.DateField(help_text=_("The last day of the period, inclusive."))
+    period_start = RegistryDateField(help_text=_("The first day of the period (registry time zone)."))
+    period_end = RegistryDateField(help_text=_("The last day of the period, inclusive."))
 
 
 class SettlementOutput(serializers.ModelSerializer):
@@ -343,7 +344,7 @@ class InvoiceLineOutput(serializers.ModelSerializer):
 
 
 class DistributionInput(serializers.Serializer):
-    hold_month = serializers.DateField(
+    hold_month = RegistryDateField(
         input_formats=["%Y-%m", "iso-8601"], help_text=_("The month whose holds to distribute: YYYY-MM.")
     )
 

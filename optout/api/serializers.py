@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from optout.models import Purpose, Refusal, RefusalScope, Regime
+from registry.api.fields import RegistryDateTimeField
 from registry.models import WorkKind
 
 MAX_LOOKUP_ITEMS = 10_000
@@ -16,11 +17,11 @@ class RefusalCreateInput(serializers.Serializer):
     purposes = serializers.ListField(child=serializers.CharField(max_length=32), min_length=1)
     work = serializers.IntegerField(required=False, allow_null=True, default=None)
     url_prefix = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
-    effective_from = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    effective_from = RegistryDateTimeField(required=False, allow_null=True, default=None)
 
 
 class RefusalWithdrawInput(serializers.Serializer):
-    effective_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    effective_at = RegistryDateTimeField(required=False, allow_null=True, default=None)
 
 
 class RefusalOutput(serializers.ModelSerializer):
@@ -54,7 +55,7 @@ class RefusalOutput(serializers.ModelSerializer):
 class RegimeInput(serializers.Serializer):
     kind = serializers.ChoiceField(choices=WorkKind.choices)
     regime = serializers.ChoiceField(choices=Regime.choices)
-    effective_from = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    effective_from = RegistryDateTimeField(required=False, allow_null=True, default=None)
 
 
 class LookupItemsField(serializers.ListField):
@@ -77,7 +78,7 @@ class LookupItemsField(serializers.ListField):
 
 class LookupInput(serializers.Serializer):
     purpose = serializers.ChoiceField(choices=Purpose.choices, default=Purpose.TRAIN_GENAI)
-    as_of = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    as_of = RegistryDateTimeField(required=False, allow_null=True, default=None)
     items = LookupItemsField(min_length=1, allow_empty=False)
 
 
@@ -85,7 +86,7 @@ class LookupSingleInput(serializers.Serializer):
     scheme = serializers.CharField(max_length=64)
     value = serializers.CharField(max_length=4000)
     purpose = serializers.ChoiceField(choices=Purpose.choices, default=Purpose.TRAIN_GENAI)
-    as_of = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    as_of = RegistryDateTimeField(required=False, allow_null=True, default=None)
 
 
 class LookupResponse(serializers.Serializer):

@@ -8,6 +8,7 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from registry.api.fields import RegistryDateField
 from registry.domains import dns_record_name, dns_record_value, file_url
 from registry.identifiers import Scheme
 from registry.models import (
@@ -84,7 +85,7 @@ class WorkCreateInput(serializers.Serializer):
     language = serializers.CharField(max_length=35, required=False, allow_blank=True, default="")
     creation_year = serializers.IntegerField(required=False, allow_null=True, default=None)
     share_bp = serializers.IntegerField(required=False, min_value=1, max_value=10000, default=10000)
-    valid_from = serializers.DateField(required=False, allow_null=True, default=None)
+    valid_from = RegistryDateField(required=False, allow_null=True, default=None)
     file = serializers.FileField(
         required=False,
         write_only=True,
@@ -105,7 +106,7 @@ class BulkImportInput(serializers.Serializer):
 class ClaimCreateInput(serializers.Serializer):
     work = serializers.IntegerField(help_text=_("The id of the work to claim."))
     share_bp = serializers.IntegerField(min_value=1, max_value=10000, default=10000)
-    valid_from = serializers.DateField(required=False, allow_null=True, default=None)
+    valid_from = RegistryDateField(required=False, allow_null=True, default=None)
 
 
 class ClaimListFilter(serializers.Serializer):

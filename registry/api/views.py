@@ -10,13 +10,14 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, renderers, status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry import selectors, services, spreadsheets
 from registry.api.authentication import actor_from_request
+from registry.api.fastjson import JSONParser
 from registry.api.permissions import IsAuthenticatedPrincipal
 from registry.api.serializers import (
     ApiKeyCreateInput,

@@ -246,7 +246,7 @@ def test_a_json_manifest_over_the_line_limit_is_413_and_at_the_limit_is_accepted
     assert at_limit.json()["lines_total"] == 3
 
 
-def test_a_file_over_the_line_limit_is_413_and_blank_lines_do_not_count(upload, settings, tariffs):
+def test_a_file_over_the_line_limit_is_413_and_blank_lines_count(upload, settings, tariffs):
     settings.USAGE_MANIFEST_MAX_LINES = 2
     rows = [["isbn", OTHER_BOOK, n, "token", ago(days=1)] for n in (1, 2, 3)]
 
@@ -257,11 +257,15 @@ def test_a_file_over_the_line_limit_is_413_and_blank_lines_do_not_count(upload, 
     assert error_of(too_many_gzipped) == (413, "too_many_lines", "file")
     assert_nothing_created(settings.MEDIA_ROOT)
 
+    # Every line counts toward the limit, blank ones too: a file of blank lines is no cheaper to read.
     two_with_blanks = csv_bytes(rows[:2]) + b"\r\n\r\n"
-    accepted = upload(two_with_blanks, "run.csv")
+    assert error_of(upload(two_with_blanks, "run.csv")) == (413, "too_many_lines", "file")
+    assert_nothing_created(settings.MEDIA_ROOT)
+
+    accepted = upload(csv_bytes(rows[:1]) + b"\r\n", "run.csv")
 
     assert accepted.status_code == 202, accepted.content
-    assert accepted.json()["lines_total"] == 2
+    assert accepted.json()["lines_total"] == 1
 
 
 @pytest.mark.parametrize(
