@@ -7,13 +7,17 @@ take their resolver from the caller; tests inject one instead of patching DNS.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import ssl
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+import certifi
 import dns.exception
 import dns.resolver
 import httpx
+import idna
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
@@ -71,20 +75,63 @@ def dns_txt_lookup(name: str) -> list[str]:
     return [b"".join(rdata.strings).decode("utf-8", "replace") for rdata in answer]
 
 
-def _refuse_private_address(host: str) -> None:
-    """Refuse origins resolving to loopback or private ranges (server-side request forgery)."""
-    if settings.DOMAIN_CHECK_ALLOW_PRIVATE:
-        return
+# NAT64 prefixes (RFC 6052's well-known one and RFC 8215's local-use one): the last 32 bits are an IPv4 address.
+_NAT64_PREFIXES = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (mapped, 6to4, Teredo server and client, NAT64)."""
+    embedded: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        embedded.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        embedded.append(address.sixtofour)
+    if address.teredo is not None:
+        embedded.extend(address.teredo)
+    if any(address in prefix for prefix in _NAT64_PREFIXES):
+        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return embedded
+
+
+def address_is_public(address: IPAddress) -> bool:
+    """Whether the address is globally reachable: not private, loopback, link-local, shared (100.64.0.0/10),
+    reserved or multicast, and, for IPv6, carrying no IPv4 address that is any of those (a 6to4, Teredo
+    or NAT64 address reaches its embedded IPv4 address).
+    """
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        return all(address_is_public(embedded) for embedded in _embedded_ipv4(address))
+    return True
+
+
+def _resolve_for_fetch(host: str, port: int) -> str:
+    """The one address the fetch connects to, resolved once here and checked (server-side request forgery).
+
+    Every address the name resolves to must be public: a name with one private address among public ones
+    could be answered with either. The fetch then connects to this address itself, so a second resolution
+    (DNS rebinding: a public answer for the check, a private one for the fetch) cannot redirect it.
+    """
     try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
         raise DomainCheckFailed(_("The host name does not resolve."), code="host_unresolvable") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
-            raise DomainCheckFailed(
-                _("The origin resolves to a private address and cannot be checked."), code="private_address"
-            )
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    if not addresses:
+        raise DomainCheckFailed(_("The host name does not resolve."), code="host_unresolvable")
+    if not settings.DOMAIN_CHECK_ALLOW_PRIVATE and not all(address_is_public(address) for address in addresses):
+        raise DomainCheckFailed(
+            _("The origin resolves to a private address and cannot be checked."), code="private_address"
+        )
+    return str(addresses[0])
+
+
+def _tls_context() -> ssl.SSLContext:
+    # The certificate is verified for the origin's host name (sent as SNI), whatever address is connected
+    # to. SSL_CERT_FILE names another bundle of roots, as it does for httpx; certifi's otherwise.
+    return ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE") or certifi.where())
 
 
 def check_dns(*, host: str, token: str, resolver: TxtResolver | None = None) -> None:
@@ -98,11 +145,31 @@ def check_dns(*, host: str, token: str, resolver: TxtResolver | None = None) -> 
 
 
 def check_file(*, origin: str, host: str, token: str) -> None:
-    _refuse_private_address(host)
     url = file_url(origin)
+    parts = urlsplit(url)
     try:
-        # No redirects: the proof must be served by the origin itself.
-        with httpx.stream("GET", url, timeout=settings.DOMAIN_CHECK_TIMEOUT, follow_redirects=False) as response:
+        ascii_host = idna.encode(host, uts46=True).decode("ascii") if not _is_ip_literal(host) else host
+    except idna.IDNAError:
+        raise DomainCheckFailed(_("The host name does not resolve."), code="host_unresolvable") from None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    address = _resolve_for_fetch(ascii_host, port)
+    # Connect to the checked address; the Host header and, over TLS, the SNI name and the certificate's
+    # verification are for the origin's name.
+    connect_host = f"[{address}]" if ":" in address else address
+    pinned_url = parts._replace(netloc=f"{connect_host}:{port}").geturl()
+    host_header = f"[{ascii_host}]" if ":" in ascii_host else ascii_host
+    if parts.port is not None:
+        host_header = f"{host_header}:{parts.port}"
+    extensions = {"sni_hostname": ascii_host} if parts.scheme == "https" else {}
+    try:
+        # No redirects: the proof must be served by the origin itself. No proxies from the environment:
+        # a proxy would resolve the name again.
+        with (
+            httpx.Client(verify=_tls_context(), trust_env=False, timeout=settings.DOMAIN_CHECK_TIMEOUT) as client,
+            client.stream(
+                "GET", pinned_url, headers={"Host": host_header}, extensions=extensions, follow_redirects=False
+            ) as response,
+        ):
             if response.status_code != 200:
                 raise DomainCheckFailed(
                     _("%(url)s answered HTTP %(status)s, not 200.") % {"url": url, "status": response.status_code},
@@ -122,6 +189,14 @@ def check_file(*, origin: str, host: str, token: str) -> None:
         raise DomainCheckFailed(
             _("%(url)s does not contain the verification token.") % {"url": url}, code="token_mismatch"
         )
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def domain_proof_check(*, method: str, origin: str, host: str, token: str, resolver: TxtResolver | None = None) -> None:
