@@ -10,9 +10,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DATA_DIR=/app/var \
     WEB_CONCURRENCY=3
 
-# gettext compiles the translations at build time.
+# gettext compiles the translations at build time; fonts-nanum gives PDF statements and invoices their Korean
+# glyphs (PDF_FONT_PATH's default, /usr/share/fonts/truetype/nanum/NanumGothic.ttf, is its file).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends gettext \
+    && apt-get install -y --no-install-recommends gettext fonts-nanum \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -16,7 +16,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 class Env:
@@ -38,7 +38,9 @@ class Env:
 
     def boolean(self, name: str, default: bool = False) -> bool:
         raw = self.environ.get(name)
-        if raw is None:
+        # Empty counts as unset, as for numbers: a deployment that passes a variable through without a value
+        # (docker compose's "NAME:") must not turn SECURE_COOKIES or EMAIL_USE_TLS off.
+        if raw is None or not raw.strip():
             return default
         value = raw.strip().lower()
         if value in _TRUE:

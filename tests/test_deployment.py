@@ -327,6 +327,163 @@ def test_readme_documents_every_setting_variable() -> None:
     assert documented - variables == set(), "README.md documents variables the settings no longer read"
 
 
+# --- What a newcomer running docker compose needs --------------------------------------------------------
+
+# Variables the settings read that compose sets to a value of its own, and why.
+COMPOSE_FIXED = {
+    "DEBUG": "the stack is production",
+    "DATABASE_URL": "the stack's own postgres service",
+    "REDIS_URL": "the stack's own redis service",
+    "DATA_DIR": "the image's /app/var, where the media volume is mounted",
+    "CELERY_TASK_ALWAYS_EAGER": "tasks run in the worker service",
+}
+# Variables compose does not pass at all, and why.
+COMPOSE_WITHHELD = {
+    "REGISTRY_TESTING": "tests and lint only, never a deployment",
+    "RECEIPT_SIGNING_KEY_FILE": "compose takes the seed in RECEIPT_SIGNING_KEY; a key file would need a volume",
+}
+
+
+def _readme_variables() -> set[str]:
+    return set(re.findall(r"^\| `([A-Z0-9_]+)` \|", (ROOT / "README.md").read_text(), re.M))
+
+
+def _readme_section(title: str) -> str:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index(f"\n## {title}\n")
+    end = readme.find("\n## ", start + 1)
+    return readme[start : end if end >= 0 else None]
+
+
+def _code_blocks(text: str) -> list[str]:
+    return re.findall(r"^```[a-z]*\n(.*?)^```", text, re.M | re.S)
+
+
+def test_compose_passes_every_documented_variable_into_its_containers() -> None:
+    environment: dict[str, str | None] = COMPOSE["x-app"]["environment"]
+    documented = _readme_variables()
+    assert set(COMPOSE_FIXED) | set(COMPOSE_WITHHELD) <= documented
+    missing = []
+    for name in sorted(documented):
+        if name in COMPOSE_WITHHELD:
+            assert name not in environment, f"{name} is passed, though {COMPOSE_WITHHELD[name]}"
+        elif name not in environment:
+            missing.append(name)
+        elif name in COMPOSE_FIXED:
+            value = environment[name]
+            assert isinstance(value, str), f"{name} is fixed: {COMPOSE_FIXED[name]}"
+            assert f"${{{name}" not in value, f"{name} is fixed: {COMPOSE_FIXED[name]}"
+        else:
+            # Passed through: "NAME:" (unset in the container when the shell and .env leave it unset, so the
+            # settings' default applies) or an interpolation of the same name.
+            value = environment[name]
+            assert value is None or re.fullmatch(rf"\$\{{{name}(:?[-?][^}}]*)?\}}", value), f"{name}: {value!r}"
+    assert not missing, f"add to docker-compose.yml's x-app environment (as NAME: to pass it through): {missing}"
+    assert set(environment) <= documented, "compose sets variables README's configuration table does not name"
+    for name, service in SERVICES.items():
+        if "build" in service:
+            assert service["environment"] == environment, f"{name} does not run with x-app's environment"
+
+
+def test_an_empty_boolean_means_its_default() -> None:
+    # Old compose versions pass "NAME:" as an empty value; that must not turn SECURE_COOKIES off.
+    from config.env import Env
+
+    assert Env({"SECURE_COOKIES": ""}).boolean("SECURE_COOKIES", True) is True
+    assert Env({"DEBUG": " "}).boolean("DEBUG", False) is False
+    assert Env({"SECURE_COOKIES": "0"}).boolean("SECURE_COOKIES", True) is False
+
+
+def _fresh_path() -> str:
+    """PATH without this virtualenv: the README's commands run in a newcomer's plain shell."""
+    venv_bin = str(Path(sys.executable).parent)
+    return os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != venv_bin)
+
+
+def test_readme_compose_commands_set_every_variable_compose_requires(tmp_path: Path) -> None:
+    required = set(re.findall(r"\$\{(\w+):?\?", (ROOT / "docker-compose.yml").read_text()))
+    assert {"SECRET_KEY", "RECEIPT_SIGNING_KEY"} <= required
+    script = _code_blocks(_readme_section("Docker Compose"))[0]
+    assert re.search(r"^docker compose up --build$", script, re.M)
+    # Run the README's first block as a newcomer would, with a docker that records what it was asked and the
+    # variables compose would read from .env, in a fresh shell without this virtualenv.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text('#!/bin/sh\necho "$@" >> docker-calls\n')
+    docker.chmod(0o755)
+    work = tmp_path / "checkout"
+    work.mkdir()
+    fresh = {"PATH": f"{bin_dir}{os.pathsep}{_fresh_path()}", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+
+    def run() -> dict[str, str]:
+        result = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-e", "-c", script],
+            cwd=work,
+            env=fresh,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        lines = (work / ".env").read_text().splitlines()
+        return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+    values = run()
+    assert required <= set(values), f"the README's compose commands leave {required - set(values)} unset"
+    assert (work / "docker-calls").read_text().split("\n")[0] == "compose up --build"
+    assert (work / ".env").stat().st_mode & 0o077 == 0, ".env holds secrets: readable by its owner only"
+    assert len(values["SECRET_KEY"]) >= 50
+    from optout.receipts import receipt_settings_check
+
+    receipt_settings_check(key_file=None, seed=values["RECEIPT_SIGNING_KEY"], retired=[], dev_key_allowed=False)
+    # Running the commands again keeps the keys: a new one would sign everyone out and orphan receipts.
+    assert run() == values
+
+
+def test_readme_says_how_to_create_the_first_staff_user() -> None:
+    commands = [
+        shlex.split(line)
+        for block in _code_blocks(_readme_section("Docker Compose"))
+        for line in block.splitlines()
+        if line.startswith("docker compose exec ")
+    ]
+    names = []
+    for argv in commands:
+        assert argv[3] in SERVICES, argv
+        assert "build" in SERVICES[argv[3]], argv
+        assert argv[4] == "python", argv
+        _check_python(argv[5:])  # the command exists and takes these options
+        names.append(argv[6])
+    assert names[0] == "createsuperuser"
+    assert any(argv[6] == "apikey_create" and "--staff-user" in argv and "staff" in argv for argv in commands)
+
+
+def _dockerfile_apt_packages() -> set[str]:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    packages: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("RUN "):
+            lexer = shlex.shlex(line.removeprefix("RUN "), posix=True, punctuation_chars=True)
+            lexer.whitespace_split = True
+            argv: list[str] = []
+            for token in [*lexer, "&&"]:
+                if token not in {"&&", ";", "||", "|"}:
+                    argv.append(token)
+                    continue
+                if argv[:2] in (["apt-get", "install"], ["apt", "install"]):
+                    packages |= {arg for arg in argv[2:] if not arg.startswith("-")}
+                argv = []
+    return packages
+
+
+def test_the_image_has_the_korean_font_pdfs_embed() -> None:
+    assert {"gettext", "fonts-nanum"} <= _dockerfile_apt_packages()
+    default = re.search(r'env\.string\("PDF_FONT_PATH", "([^"]+)"\)', (ROOT / "config" / "settings.py").read_text())
+    assert default
+    assert default[1].startswith("/usr/share/fonts/truetype/nanum/"), "the default is fonts-nanum's file"
+
+
 # --- Settings fail loudly on a malformed environment ----------------------------------------------------
 
 SECRET = "x" * 50
