@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
@@ -42,6 +42,60 @@ class _ReadOnly:
         return False
 
 
+class _ServiceAddForm(forms.ModelForm[Any]):
+    """An add form that runs the service as its last validation step: a refusal (a ``RegistryError``, e.g. an
+    overlapping settlement period or a tariff in the past) becomes an error on the form, which the admin shows
+    again with what the staff member typed, instead of a message beside a false "added successfully".
+
+    The admin validates and saves in one transaction, so what the service wrote is kept only if the whole
+    request succeeds. ``actor`` is set per request by ``_ServiceAddAdmin.get_form``.
+    """
+
+    actor: Actor
+    # The service's name for a field, where the form calls it differently.
+    service_fields: dict[str, str] = {}
+
+    def service(self, data: dict[str, Any]) -> tuple[Any, bool]:
+        """Call the service with the cleaned data; return the saved object and whether it was created."""
+        raise NotImplementedError
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        self.saved: Any = None
+        self.created = False
+        if not self.is_bound or self.errors or self.instance.pk is not None:
+            return
+        try:
+            self.saved, self.created = self.service(self.cleaned_data)
+        except RegistryError as exc:
+            field = self.service_fields.get(exc.field or "", exc.field)
+            self.add_error(field if field in self.fields else None, str(exc.message))
+
+
+class _ServiceAddAdmin(admin.ModelAdmin[Any]):
+    """Adds through the form's service call (``_ServiceAddForm``); the admin logs and links the saved object."""
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"actor": Actor(user=request.user)})
+
+    def save_form(self, request: HttpRequest, form: Any, change: bool) -> Any:
+        if change or not isinstance(form, _ServiceAddForm):
+            return super().save_form(request, form, change)
+        return form.saved
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # Saved by the service while the form validated; nothing is ever edited here.
+        if not change and isinstance(form, _ServiceAddForm) and not form.created:
+            self.message_user(request, self.not_created_message)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        if change or not isinstance(form, _ServiceAddForm):
+            super().save_related(request, form, formsets, change)
+
+    not_created_message: Any = ""
+
+
 class LedgerLineInline(_ReadOnly, admin.TabularInline[LedgerLine, LedgerEntry]):
     model = LedgerLine
     extra = 0
@@ -68,10 +122,27 @@ class LedgerEntryAdmin(_ReadOnly, admin.ModelAdmin[LedgerEntry]):
     inlines = [LedgerLineInline]
 
 
+class TariffForm(_ServiceAddForm):
+    class Meta:
+        model = Tariff
+        fields = ["kind", "unit", "rate_krw", "effective_from"]
+
+    def service(self, data: dict[str, Any]) -> tuple[Any, bool]:
+        tariff = tariff_set(
+            actor=self.actor,
+            kind=data["kind"],
+            unit=data["unit"],
+            rate_krw=data["rate_krw"],
+            effective_from=data["effective_from"],
+        )
+        return tariff, True
+
+
 @admin.register(Tariff)
-class TariffAdmin(admin.ModelAdmin[Tariff]):
+class TariffAdmin(_ServiceAddAdmin):
     """New tariffs are added here; past ones stay as history."""
 
+    form = TariffForm
     list_display = ["kind", "unit", "rate_krw", "effective_from", "created_by", "created_at"]
     list_filter = ["kind", "unit"]
     fields = ["kind", "unit", "rate_krw", "effective_from"]
@@ -81,20 +152,6 @@ class TariffAdmin(admin.ModelAdmin[Tariff]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-    def save_model(self, request: HttpRequest, obj: Tariff, form: Any, change: bool) -> None:
-        try:
-            saved = tariff_set(
-                actor=Actor(user=request.user),
-                kind=obj.kind,
-                unit=obj.unit,
-                rate_krw=obj.rate_krw,
-                effective_from=obj.effective_from,
-            )
-        except RegistryError as exc:
-            self.message_user(request, str(exc.message), level=messages.ERROR)
-            return
-        obj.pk = saved.pk
 
 
 @admin.register(UsageManifest)
@@ -125,8 +182,10 @@ class EscrowReleaseAdmin(_ReadOnly, admin.ModelAdmin[EscrowRelease]):
 # --- Settlements ---------------------------------------------------------------------------------
 
 
-class SettlementForm(forms.ModelForm[Settlement]):
+class SettlementForm(_ServiceAddForm):
     """Staff pick the days of the period; the service turns them into instants and runs the settlement."""
+
+    service_fields = {"period_start": "first_day", "period_end": "last_day"}
 
     first_day = forms.DateField(label=_("First day"), widget=forms.DateInput(attrs={"type": "date"}))
     last_day = forms.DateField(label=_("Last day"), widget=forms.DateInput(attrs={"type": "date"}))
@@ -141,6 +200,9 @@ class SettlementForm(forms.ModelForm[Settlement]):
         if first and last and last < first:
             self.add_error("last_day", _("The last day is before the first day."))
         return data
+
+    def service(self, data: dict[str, Any]) -> tuple[Any, bool]:
+        return settlement_create(actor=self.actor, first_day=data["first_day"], last_day=data["last_day"])
 
 
 class StatementLineInline(_ReadOnly, admin.TabularInline[StatementLine, Statement]):
@@ -160,10 +222,11 @@ class InvoiceLineInline(_ReadOnly, admin.TabularInline[InvoiceLine, Invoice]):
 
 
 @admin.register(Settlement)
-class SettlementAdmin(admin.ModelAdmin[Settlement]):
+class SettlementAdmin(_ServiceAddAdmin):
     """Settlements are created here (or through the staff API) and run by a worker; never edited."""
 
     form = SettlementForm
+    not_created_message = _("This period already has a settlement; it was not created again.")
     list_display = ["id", "first_day", "last_day", "status", "step", "created_by", "created_at", "settled_at"]
     list_filter = ["status"]
     readonly_fields = [
@@ -194,22 +257,6 @@ class SettlementAdmin(admin.ModelAdmin[Settlement]):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def save_model(self, request: HttpRequest, obj: Settlement, form: Any, change: bool) -> None:
-        if change:
-            return
-        try:
-            saved, created = settlement_create(
-                actor=Actor(user=request.user),
-                first_day=form.cleaned_data["first_day"],
-                last_day=form.cleaned_data["last_day"],
-            )
-        except RegistryError as exc:
-            self.message_user(request, str(exc.message), level=messages.ERROR)
-            return
-        if not created:
-            self.message_user(request, _("This period already has a settlement; it was not created again."))
-        obj.pk = saved.pk
-
 
 @admin.register(Statement)
 class StatementAdmin(_ReadOnly, admin.ModelAdmin[Statement]):
@@ -229,15 +276,19 @@ class InvoiceAdmin(_ReadOnly, admin.ModelAdmin[Invoice]):
     inlines = [InvoiceLineInline]
 
 
-class DistributionForm(forms.ModelForm[MarketShareDistribution]):
+class DistributionForm(_ServiceAddForm):
     class Meta:
         model = MarketShareDistribution
         fields = ["hold_month"]
         widgets = {"hold_month": forms.DateInput(attrs={"type": "date"})}
 
+    def service(self, data: dict[str, Any]) -> tuple[Any, bool]:
+        distribution, _created = distribution_start(actor=self.actor, hold_month=data["hold_month"])
+        return distribution, True
+
 
 @admin.register(MarketShareDistribution)
-class MarketShareDistributionAdmin(admin.ModelAdmin[MarketShareDistribution]):
+class MarketShareDistributionAdmin(_ServiceAddAdmin):
     """Staff start a hold month's distribution here; a worker runs it, once."""
 
     form = DistributionForm
@@ -266,16 +317,6 @@ class MarketShareDistributionAdmin(admin.ModelAdmin[MarketShareDistribution]):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def save_model(self, request: HttpRequest, obj: MarketShareDistribution, form: Any, change: bool) -> None:
-        if change:
-            return
-        try:
-            saved, _created = distribution_start(actor=Actor(user=request.user), hold_month=obj.hold_month)
-        except RegistryError as exc:
-            self.message_user(request, str(exc.message), level=messages.ERROR)
-            return
-        obj.pk = saved.pk
-
 
 # --- Staff reports: pages on this admin site, under /admin/compensation/reports/ (report_views) ---------
 
@@ -289,4 +330,21 @@ def _with_report_urls(get_urls: Any) -> Any:
     return urls
 
 
+def _with_reports_app(get_app_list: Any) -> Any:
+    def app_list(request: HttpRequest, app_label: str | None = None) -> list[Any]:
+        apps = list(get_app_list(request, app_label))
+        if app_label is None and admin.site.has_permission(request):
+            from compensation.report_views import reports_app_entry
+
+            # Right after the compensation app, whose data they report on.
+            labels = [app["app_label"] for app in apps]
+            at = labels.index("compensation") + 1 if "compensation" in labels else len(apps)
+            apps.insert(at, reports_app_entry())
+        return apps
+
+    return app_list
+
+
 admin.site.get_urls = _with_report_urls(admin.site.get_urls)  # type: ignore[method-assign]
+# The index and the navigation list the report pages as one more application ("Reports").
+admin.site.get_app_list = _with_reports_app(admin.site.get_app_list)  # type: ignore[method-assign]

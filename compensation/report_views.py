@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from compensation import exports, reports
@@ -150,6 +151,39 @@ _PAGES: list[tuple[str, str, Callable[[HttpRequest], HttpResponse]]] = [
     ("violations/", "violations", violations_view),
     ("top/", "top", top_view),
 ]
+
+
+# The pages as the admin's index lists them, in the order of the reports' own navigation.
+_TITLES: dict[str, Any] = {
+    "dashboard": _("Dashboard"),
+    "match-rate": _("Match rate"),
+    "escrow-aging": _("Escrow aging"),
+    "violations": _("Violations"),
+    "top": _("Top works and rights holders"),
+}
+
+
+def reports_app_entry() -> dict[str, Any]:
+    """The reports as one more application in the admin's index and navigation, a page per row (they are
+    pages, not models: each row is a view link only)."""
+    pages = [
+        {
+            "name": _TITLES[name],
+            "object_name": f"report-{name}",
+            "admin_url": reverse(f"admin:compensation-reports-{name}"),
+            "add_url": None,
+            "view_only": True,
+            "perms": {"add": False, "change": False, "delete": False, "view": True},
+        }
+        for _route, name, _view in _PAGES
+    ]
+    return {
+        "name": _("Reports"),
+        "app_label": "compensation_reports",
+        "app_url": reverse("admin:compensation-reports-dashboard"),
+        "has_module_perms": True,
+        "models": pages,
+    }
 
 
 def report_urls() -> list[URLPattern]:
