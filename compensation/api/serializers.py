@@ -4,6 +4,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from compensation.models import (
@@ -267,11 +268,11 @@ class StatementOutput(serializers.ModelSerializer):
 
 class StatementLineOutput(serializers.ModelSerializer):
     work = serializers.IntegerField(source="work_id", allow_null=True)
-    work_title = serializers.CharField(source="work.title", default=None)
+    work_title = serializers.CharField(source="work.title", default=None, allow_null=True)
     lab = serializers.IntegerField(source="lab_id", allow_null=True)
-    lab_name = serializers.CharField(source="lab.name", default=None)
+    lab_name = serializers.CharField(source="lab.name", default=None, allow_null=True)
     manifest = serializers.IntegerField(source="manifest_id", allow_null=True)
-    manifest_ref = serializers.CharField(source="manifest.manifest_id", default=None)
+    manifest_ref = serializers.CharField(source="manifest.manifest_id", default=None, allow_null=True)
     entry = serializers.IntegerField(source="entry_id", allow_null=True)
 
     class Meta:
@@ -319,9 +320,9 @@ class InvoiceOutput(serializers.ModelSerializer):
 
 class InvoiceLineOutput(serializers.ModelSerializer):
     manifest = serializers.IntegerField(source="manifest_id", allow_null=True)
-    manifest_ref = serializers.CharField(source="manifest.manifest_id", default=None)
+    manifest_ref = serializers.CharField(source="manifest.manifest_id", default=None, allow_null=True)
     work = serializers.IntegerField(source="work_id", allow_null=True)
-    work_title = serializers.CharField(source="work.title", default=None)
+    work_title = serializers.CharField(source="work.title", default=None, allow_null=True)
     refusal = serializers.IntegerField(source="refusal_id", allow_null=True)
     entry = serializers.IntegerField(source="entry_id", allow_null=True)
 
@@ -349,8 +350,13 @@ class DistributionInput(serializers.Serializer):
     )
 
 
+@extend_schema_field({"type": "string", "pattern": r"^\d{4}-\d{2}$", "example": "2026-01"})
+class MonthField(serializers.DateField):
+    """A month, written YYYY-MM (a date field whose format names the month only)."""
+
+
 class DistributionOutput(serializers.ModelSerializer):
-    hold_month = serializers.DateField(format="%Y-%m")
+    hold_month = MonthField(format="%Y-%m")
 
     class Meta:
         model = MarketShareDistribution

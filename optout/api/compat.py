@@ -55,19 +55,6 @@ class PlainTextParser(BaseParser):
             raise ParseError(_("The body is not text in the charset it names (UTF-8 by default).")) from None
 
 
-class PlainTextRenderer(BaseRenderer):
-    """Lets clients ask for ``text/plain``; errors then come as their JSON text."""
-
-    media_type = "text/plain"
-    format = "txt"
-    charset = "utf-8"
-
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
-        if isinstance(data, str):
-            return data.encode("utf-8")
-        return json.dumps(data, ensure_ascii=False).encode("utf-8")
-
-
 class FirstRendererNegotiation(DefaultContentNegotiation):
     """Crawlers and scripts send all sorts of Accept headers; these views answer in one format whatever they ask."""
 
@@ -112,7 +99,9 @@ class DomainTdmrepView(RegistryAPIView):
 class DomainRobotsTxtView(RegistryAPIView):
     """Lines to add to one of the holder's domains' robots.txt: IETF aipref ``Content-Usage`` rules."""
 
-    renderer_classes = [JSONRenderer, PlainTextRenderer]
+    # The file is text/plain whatever is asked for; errors are JSON, like every other API error.
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = FirstRendererNegotiation
 
     @extend_schema(
         responses={(200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="robots.txt lines")},

@@ -5,7 +5,7 @@ class adds to every operation the error statuses it can answer, each with that s
 
 - 400 when the operation reads a body or query parameters;
 - 401 and 403 when it authenticates callers (a wrong or revoked key, a missing scope, another party's object);
-- 404 when its path names an object;
+- 404 when its path names an object, or it pages through a list (a page past the last);
 - 409 when it changes state (a conflict with the object's current state);
 - 413 when it reads a body (body, upload or batch over the limits);
 - 429 when it is rate limited, with ``Retry-After``;
@@ -43,7 +43,7 @@ _ERRORS: dict[str, Any] = {
     "400": _("The request is malformed or its input is not valid."),
     "401": _("No valid credentials: send Authorization: Api-Key <key>, or sign in."),
     "403": _("The caller may not do this (role, scope or another party's object)."),
-    "404": _("No such object, or not one the caller may see."),
+    "404": _("No such object, or not one the caller may see (or no such page of a list)."),
     "409": _("Not possible in the object's current state, or it conflicts with an existing one."),
     "413": _("The body, upload or batch is larger than the registry accepts."),
     "429": _("Too many requests: wait for Retry-After seconds."),
@@ -96,7 +96,7 @@ class RegistryAutoSchema(AutoSchema):
             codes.append("400")
         if authenticates:
             codes += ["401", "403"]
-        if any(parameter["in"] == "path" for parameter in parameters):
+        if any(parameter["in"] == "path" or parameter["name"] == "page" for parameter in parameters):
             codes.append("404")
         if self.method in _UNSAFE_METHODS and authenticates:
             codes.append("409")
