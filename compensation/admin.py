@@ -28,6 +28,7 @@ from compensation.models import (
 from compensation.services import tariff_set
 from compensation.settlements import settlement_create
 from registry.audit import Actor
+from registry.dates import validate_date_in_range
 from registry.errors import RegistryError
 
 
@@ -54,6 +55,14 @@ class _ServiceAddForm(forms.ModelForm[Any]):
     actor: Actor
     # The service's name for a field, where the form calls it differently.
     service_fields: dict[str, str] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Every date these forms take (tariff starts, settlement days, distribution months) keeps to the
+        # registry's range, as the API's do: year 1 or 9999 overflows the services' arithmetic.
+        for form_field in self.fields.values():
+            if isinstance(form_field, forms.DateField | forms.DateTimeField | forms.SplitDateTimeField):
+                form_field.validators.append(validate_date_in_range)
 
     def service(self, data: dict[str, Any]) -> tuple[Any, bool]:
         """Call the service with the cleaned data; return the saved object and whether it was created."""

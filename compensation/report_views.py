@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from compensation import exports, reports
 from compensation.models import Settlement
+from registry.dates import date_in_range
 from registry.errors import RegistryError
 
 
@@ -33,6 +34,10 @@ def _period(request: HttpRequest) -> tuple[datetime, datetime, dict[str, str]]:
         first = date.fromisoformat(request.GET.get("first", ""))
         last = date.fromisoformat(request.GET.get("last", ""))
     except ValueError:
+        start, end = reports.report_period_default()
+        return start, end, {}
+    if not (date_in_range(first) and date_in_range(last)):
+        # Year 1 or 9999 would overflow the period's bounds: treated like any malformed date.
         start, end = reports.report_period_default()
         return start, end, {}
     if last < first:

@@ -14,6 +14,7 @@ from django.utils.translation import pgettext_lazy
 
 from optout.models import Purpose, RefusalScope
 from portal import ratelimit
+from registry.dates import validate_date_in_range
 from registry.identifiers import Scheme
 from registry.models import ApiScope, DomainMethod, HolderType, MemberRole, PartyKind, WorkKind
 
@@ -34,6 +35,7 @@ def _datetime_field(label: Any, help_text: Any = "") -> forms.DateTimeField:
         help_text=help_text,
         widget=DateTimeLocalInput(),
         input_formats=[DATETIME_LOCAL, "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
+        validators=[validate_date_in_range],
     )
 
 
@@ -189,7 +191,12 @@ class ClaimForm(forms.Form):
         decimal_places=2,
         help_text=_("100 if you hold all the rights."),
     )
-    valid_from = forms.DateField(label=_("Valid from"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    valid_from = forms.DateField(
+        label=_("Valid from"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[validate_date_in_range],
+    )
 
     def share_bp(self) -> int:
         return int(self.cleaned_data["share_percent"] * 100)
@@ -315,9 +322,17 @@ class ManifestForm(forms.Form):
         choices=[(Purpose.TRAIN_GENAI, Purpose.TRAIN_GENAI.label), (Purpose.TRAIN_AI, Purpose.TRAIN_AI.label)],
     )
     period_start = forms.DateField(
-        label=_("Period start"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=_("Period start"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[validate_date_in_range],
     )
-    period_end = forms.DateField(label=_("Period end"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    period_end = forms.DateField(
+        label=_("Period end"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[validate_date_in_range],
+    )
     file = forms.FileField(
         label=_("Lines file"),
         help_text=_("CSV or JSON Lines (gzip allowed) with identifier or scheme and value, units, unit, used_at."),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from registry.errors import InvalidInput
@@ -37,6 +38,12 @@ def date_check(value: date | datetime, *, field: str) -> None:
     """Refuse a date outside ``EARLIEST``..``LATEST`` with ``date_out_of_range`` naming ``field``."""
     if not date_in_range(value):
         raise InvalidInput(date_out_of_range_message(), code=DATE_OUT_OF_RANGE, field=field)
+
+
+def validate_date_in_range(value: date | datetime | None) -> None:
+    """The same rule as a Django validator, for the portal's and the admin's forms."""
+    if value is not None and not date_in_range(value):
+        raise ValidationError(date_out_of_range_message(), code=DATE_OUT_OF_RANGE)
 
 
 def rfc3339(moment: datetime) -> str:
