@@ -8,7 +8,11 @@ from registry.api.views import healthz
 
 api_v1: list[URLPattern | URLResolver] = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(url_name="api:schema", template_name="registry/api_swagger.html"),
+        name="docs",
+    ),
     path(
         "redoc/",
         SpectacularRedocView.as_view(url_name="api:schema", template_name="registry/api_redoc.html"),
