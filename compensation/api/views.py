@@ -37,6 +37,7 @@ from compensation.api.serializers import (
 )
 from registry import spreadsheets
 from registry.api.fastjson import OrjsonParser
+from registry.api.serializers import ID_MAX
 from registry.api.views import CSVRenderer, RegistryAPIView, acting_party
 from registry.errors import InvalidInput, NotFound, NotPermitted
 from registry.models import Party
@@ -225,9 +226,14 @@ class SettlementDetailView(RegistryAPIView):
         return Response(SettlementOutput(settlement).data)
 
 
+_SETTLEMENT = OpenApiParameter(
+    "settlement", {"type": "integer", "minimum": 1, "maximum": ID_MAX}, description="Only this settlement's"
+)
+
+
 class StatementListView(RegistryAPIView):
     @extend_schema(
-        parameters=[OpenApiParameter("settlement", int)],
+        parameters=[_SETTLEMENT],
         responses=StatementOutput(many=True),
         summary="Statements: a rights holder's own of settled periods, or all (staff)",
     )
@@ -254,7 +260,7 @@ class StatementLinesView(RegistryAPIView):
 
 class InvoiceListView(RegistryAPIView):
     @extend_schema(
-        parameters=[OpenApiParameter("settlement", int)],
+        parameters=[_SETTLEMENT],
         responses=InvoiceOutput(many=True),
         summary="Invoices: a lab's own of settled periods, or all (staff)",
     )
@@ -309,6 +315,9 @@ def _int_param(request: Request, name: str) -> int | None:
     if value in (None, ""):
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise InvalidInput(_("Expected a whole number."), code="invalid", field=name) from None
+    if not 1 <= number <= ID_MAX:
+        raise InvalidInput(_("No such id: ids are whole numbers from 1."), code="out_of_range", field=name)
+    return number

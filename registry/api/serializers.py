@@ -29,6 +29,9 @@ from registry.models import (
 
 # --- inputs ---------------------------------------------------------------------------
 
+# Ids are 64-bit: a larger one names nothing, and a database cannot even compare a foreign key with it.
+ID_MAX = 2**63 - 1
+
 
 class IdentifierInput(serializers.Serializer):
     scheme = serializers.CharField(max_length=16, help_text=", ".join(Scheme.values))
@@ -111,7 +114,7 @@ class ClaimCreateInput(serializers.Serializer):
 
 class ClaimListFilter(serializers.Serializer):
     status = serializers.ChoiceField(choices=ClaimStatus.choices, required=False)
-    work = serializers.IntegerField(required=False)
+    work = serializers.IntegerField(required=False, min_value=1, max_value=ID_MAX)
 
 
 class ClaimDecisionInput(serializers.Serializer):

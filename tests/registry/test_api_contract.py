@@ -177,3 +177,20 @@ def test_redoc_keeps_every_request_on_this_host() -> None:
     assert "'self'" in directives["img-src"]
     assert "https:" not in directives["img-src"]
     assert directives["connect-src"] == "'self'"
+
+
+# --- Ids beyond any id ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/api/v1/claims?work={id}", "/api/v1/statements?settlement={id}", "/api/v1/invoices?settlement={id}"],
+)
+@pytest.mark.parametrize("bad_id", [10**20, 2**63, 0])
+def test_an_id_filter_out_of_range_is_a_400_not_a_500(staff_api: APIClient, url: str, bad_id: int) -> None:
+    # Found by the schema fuzzer: the database cannot compare a foreign key with a number past 64 bits.
+    response = staff_api.get(url.format(id=bad_id))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] in ("out_of_range", "max_value", "min_value")
+    assert error["field"] in ("work", "settlement")
