@@ -235,7 +235,9 @@ def holder_dashboard(*, actor: Actor, party: Party) -> dict[str, Any]:
         .count(),
         "refusals_in_force": sum(1 for r in refusals if r.state == RefusalState.IN_FORCE),
         "refusals_pending": sum(1 for r in refusals if r.state in (RefusalState.PENDING, RefusalState.SCHEDULED)),
-        "pending_claims": claim_list_for_actor(actor=actor, status=ClaimStatus.PENDING).count(),
+        "pending_claims": claim_list_for_actor(actor=actor)
+        .filter(status__in=[ClaimStatus.PENDING, ClaimStatus.IN_REVIEW])
+        .count(),
         "balance_won": holder_payable_won(party=party),
         "activity": audit_events_for_party(party=party, limit=15),
     }

@@ -152,7 +152,9 @@ class IdentifierAdmin(AuditedAdmin):
 
 @admin.register(OwnershipClaim)
 class OwnershipClaimAdmin(admin.ModelAdmin[OwnershipClaim]):
-    """The claim verification queue: filter by pending, select, verify or reject."""
+    """The claim verification queue: filter by pending, select, verify or reject, or accept a contested
+    claim for review (which disputes the work, holding its payments, until it is verified or rejected).
+    """
 
     list_display = ["id", "work", "holder", "share_bp", "valid_from", "status", "created_at", "decided_at"]
     list_filter = ["status", "work__status"]
@@ -169,7 +171,7 @@ class OwnershipClaimAdmin(admin.ModelAdmin[OwnershipClaim]):
         "created_at",
     ]
     fields = [*readonly_fields, "decision_reason"]
-    actions = ["verify", "reject"]
+    actions = ["verify", "accept_for_review", "reject"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -183,9 +185,22 @@ class OwnershipClaimAdmin(admin.ModelAdmin[OwnershipClaim]):
         _run_each(
             self,
             request,
-            queryset.filter(status=ClaimStatus.PENDING),
+            queryset.filter(status__in=[ClaimStatus.PENDING, ClaimStatus.IN_REVIEW]),
             lambda claim: services.claim_verify(actor=actor, claim=claim, reason=str(_("Verified in admin"))),
             str(_("%(count)s claims verified.")),
+        )
+
+    @admin.action(description=_("Accept the selected claims for review"))
+    def accept_for_review(self, request: HttpRequest, queryset: QuerySet[OwnershipClaim]) -> None:
+        actor = _actor(request)
+        _run_each(
+            self,
+            request,
+            queryset.filter(status=ClaimStatus.PENDING),
+            lambda claim: services.claim_accept_for_review(
+                actor=actor, claim=claim, reason=claim.decision_reason or str(_("Accepted for review in admin"))
+            ),
+            str(_("%(count)s claims accepted for review.")),
         )
 
     @admin.action(description=_("Reject the selected claims"))

@@ -66,7 +66,7 @@ class IdentifierTaken(RegistryError):
 class Overclaim(RegistryError):
     code = "overclaim"
     status = 409
-    default_message = _("Verified shares of this work would exceed 100%; the work is now disputed.")
+    default_message = _("Verified shares of this work would exceed 100%.")
 
 
 class InvalidState(RegistryError):

@@ -503,8 +503,12 @@ def _work_lock(work_id: int) -> Work:
 
 
 def _work_status_refresh(*, actor: Actor, work: Work) -> Work:
-    """Recompute a locked work's status from its claims and record a change of dispute."""
-    totals = OwnershipClaim.objects.filter(work=work).exclude(status=ClaimStatus.REJECTED)
+    """Recompute a locked work's status from its claims and record a change of dispute.
+
+    Only verified claims and claims staff accepted for review count: a claim nobody has reviewed yet
+    changes nothing, or anyone could freeze the payments of someone else's verified work by filing one.
+    """
+    totals = OwnershipClaim.objects.filter(work=work, status__in=[ClaimStatus.VERIFIED, ClaimStatus.IN_REVIEW])
     verified = totals.filter(status=ClaimStatus.VERIFIED).aggregate(s=Sum("share_bp"))["s"] or 0
     live = totals.aggregate(s=Sum("share_bp"))["s"] or 0
     if live > MAX_SHARE_BP:
@@ -532,7 +536,11 @@ def _work_status_refresh(*, actor: Actor, work: Work) -> Work:
 def claim_file(
     *, actor: Actor, holder: Party, work: Work, share_bp: int = MAX_SHARE_BP, valid_from: date | None = None
 ) -> OwnershipClaim:
-    """File a holder's claim to a share of an existing work. Claims beyond 100% put it in dispute."""
+    """File a holder's claim to a share of an existing work.
+
+    The claim is pending and changes nothing (the work's status, who is paid) until staff verify it, or
+    accept it for review (``claim_accept_for_review``), which disputes the work if the shares pass 100%.
+    """
     require_holder_actor(actor, holder)
     if holder.kind != PartyKind.HOLDER:
         raise InvalidInput(_("Only rights holders claim works."), code="not_a_holder")
@@ -560,15 +568,15 @@ def claim_file(
 def claim_verify(
     *, actor: Actor, claim: OwnershipClaim, reason: str = "", via_domain_id: int | None = None
 ) -> OwnershipClaim:
-    """Verify a pending claim. Refused with ``Overclaim`` when verified shares would pass 100%."""
+    """Verify a pending claim or one under review. Refused with ``Overclaim`` when verified shares would pass 100%."""
     if via_domain_id is None:
         require_staff(actor)
     with transaction.atomic():
         work = _work_lock(claim.work_id)
         claim = OwnershipClaim.objects.select_for_update().get(pk=claim.pk)
-        if claim.status != ClaimStatus.PENDING:
+        if claim.status not in (ClaimStatus.PENDING, ClaimStatus.IN_REVIEW):
             raise InvalidState(
-                _("Only pending claims can be verified; this one is %(status)s.")
+                _("Only pending claims and claims under review can be verified; this one is %(status)s.")
                 % {"status": claim.get_status_display()}
             )
         verified = (
@@ -619,8 +627,39 @@ def _identifiers_registered_on_commit(keys: list[str]) -> None:
         transaction.on_commit(lambda: identifiers_registered.send(sender=Identifier, keys=keys))
 
 
+def claim_accept_for_review(*, actor: Actor, claim: OwnershipClaim, reason: str = "") -> OwnershipClaim:
+    """Staff accept a pending claim for review: from now on it counts against the verified shares.
+
+    If the claim and the verified shares pass 100%, the work is disputed and its next uses are held in
+    escrow instead of paid to its owners, until staff verify or reject (either resolves the dispute). A
+    claim that fits in the share nobody verified disputes nothing: that share is held in escrow anyway.
+    """
+    require_staff(actor)
+    with transaction.atomic():
+        work = _work_lock(claim.work_id)
+        changed = OwnershipClaim.objects.filter(pk=claim.pk, status=ClaimStatus.PENDING).update(
+            status=ClaimStatus.IN_REVIEW
+        )
+        claim.refresh_from_db()
+        if not changed:
+            raise InvalidState(
+                _("Only pending claims can be accepted for review; this one is %(status)s.")
+                % {"status": claim.get_status_display()}
+            )
+        audit_record(
+            code="registry.claim.accepted_for_review",
+            actor=actor,
+            target=claim,
+            data={"work": work.pk, "holder": claim.holder_id, "share_bp": claim.share_bp, "reason": reason},
+        )
+        _work_status_refresh(actor=actor, work=work)
+    return claim
+
+
 def claim_reject(*, actor: Actor, claim: OwnershipClaim, reason: str) -> OwnershipClaim:
-    """Reject a pending claim, or withdraw a verified one (resolving a dispute); a reason is required."""
+    """Reject a pending claim or one under review, or withdraw a verified one (resolving a dispute); a reason
+    is required.
+    """
     require_staff(actor)
     reason = (reason or "").strip()
     if not reason:
@@ -628,7 +667,7 @@ def claim_reject(*, actor: Actor, claim: OwnershipClaim, reason: str) -> Ownersh
     with transaction.atomic():
         work = _work_lock(claim.work_id)
         changed = OwnershipClaim.objects.filter(
-            pk=claim.pk, status__in=[ClaimStatus.PENDING, ClaimStatus.VERIFIED]
+            pk=claim.pk, status__in=[ClaimStatus.PENDING, ClaimStatus.IN_REVIEW, ClaimStatus.VERIFIED]
         ).update(
             status=ClaimStatus.REJECTED, decided_by_id=actor.user_id, decided_at=timezone.now(), decision_reason=reason
         )
@@ -770,7 +809,7 @@ def _enqueue_domain_claims(domain_id: int) -> None:
 def domain_claims_verify(*, domain_id: int) -> int:
     """Verify the holder's pending claims on works with a ``url`` under a verified domain.
 
-    Returns how many claims were verified; overclaims stay pending (their work is disputed).
+    Returns how many claims were verified; overclaims stay pending for staff to decide.
     Safe to run again: verified claims are no longer pending.
     """
     domain = VerifiedDomain.objects.filter(pk=domain_id, status=DomainStatus.VERIFIED).first()

@@ -69,6 +69,7 @@ _AUDIT_LABELS = {
     "registry.work.disputed": gettext_lazy("Work disputed: claimed shares exceed 100%"),
     "registry.work.dispute_resolved": gettext_lazy("Dispute resolved"),
     "registry.claim.filed": gettext_lazy("Ownership claim filed"),
+    "registry.claim.accepted_for_review": gettext_lazy("Ownership claim accepted for review"),
     "registry.claim.verified": gettext_lazy("Ownership claim verified"),
     "registry.claim.rejected": gettext_lazy("Ownership claim rejected"),
     "registry.import.created": gettext_lazy("Bulk import uploaded"),

@@ -11,6 +11,11 @@ urlpatterns = [
     path("imports/<int:import_id>/errors", views.ImportErrorsView.as_view(), name="import-errors"),
     path("claims", views.ClaimListCreateView.as_view(), name="claims"),
     path("claims/<int:claim_id>/verify", views.ClaimVerifyView.as_view(), name="claim-verify"),
+    path(
+        "claims/<int:claim_id>/accept-for-review",
+        views.ClaimAcceptForReviewView.as_view(),
+        name="claim-accept-for-review",
+    ),
     path("claims/<int:claim_id>/reject", views.ClaimRejectView.as_view(), name="claim-reject"),
     path("domains", views.DomainListCreateView.as_view(), name="domains"),
     path("domains/<int:domain_id>", views.DomainDetailView.as_view(), name="domain-detail"),

@@ -232,6 +232,26 @@ class ClaimRejectView(RegistryAPIView):
         data.is_valid(raise_exception=True)
         claim = selectors.claim_get_for_actor(actor=actor, claim_id=claim_id)
         claim = services.claim_reject(actor=actor, claim=claim, reason=data.validated_data["reason"])
+class ClaimAcceptForReviewView(RegistryAPIView):
+    @extend_schema(
+        request=ClaimDecisionInput,
+        responses=ClaimOutput,
+        summary="Accept a claim for review (staff)",
+        description=(
+            "A pending claim changes nothing until staff accept it for review. Then, if it and the verified "
+            "shares pass 100%, the work is disputed and its uses are held in escrow until the claim is verified "
+            "or rejected."
+        ),
+    )
+    def post(self, request: Request, claim_id: int) -> Response:
+        actor = self.actor()
+        data = ClaimDecisionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        claim = selectors.claim_get_for_actor(actor=actor, claim_id=claim_id)
+        claim = services.claim_accept_for_review(actor=actor, claim=claim, reason=data.validated_data["reason"])
+        return Response(ClaimOutput(claim).data)
+
+
         return Response(ClaimOutput(claim).data)
 
 

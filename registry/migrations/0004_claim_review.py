@@ -3,15 +3,26 @@
 Until now every pending claim counted, so anyone's unreviewed claim on someone else's verified work disputed
 it at once and sent its next uses to escrow. The data step changes no work's status and moves no money: the
 pending claims of works disputed today are the ones those disputes rest on, so they become ``in_review``
-(recorded as ``registry.claim.review_opened`` by this migration) and the disputes stay open until staff verify
+(recorded as ``registry.claim.accepted_for_review`` by this migration) and the disputes stay open until staff verify
 or reject, as before. Pending claims of other works stay pending.
 """
 
+from importlib import import_module
 from typing import Any
 
 from django.conf import settings
 from django.db import migrations, models
 from django.utils import timezone
+
+_GUARDS = import_module("registry.migrations.0002_database_guards")
+
+
+def _sqlite_share_cap_again(apps: Any, schema_editor: Any) -> None:
+    # SQLite changes a check constraint by rebuilding the table, which drops the table's triggers: the
+    # share cap of migration 0002 is created again on the new table. PostgreSQL alters the table in place.
+    if schema_editor.connection.vendor == "sqlite":
+        for statement in [*_GUARDS.SQLITE_BACKWARD, *_GUARDS.SQLITE_FORWARD]:
+            schema_editor.execute(statement)
 
 
 def _disputed_claims_in_review(apps: Any, schema_editor: Any) -> None:
@@ -27,7 +38,7 @@ def _disputed_claims_in_review(apps: Any, schema_editor: Any) -> None:
     event_model.objects.bulk_create(
         [
             event_model(
-                code="registry.claim.review_opened",
+                code="registry.claim.accepted_for_review",
                 created_at=now,
                 object_type="registry.ownershipclaim",
                 object_id=str(pk),
@@ -38,6 +49,11 @@ def _disputed_claims_in_review(apps: Any, schema_editor: Any) -> None:
     )
 
 
+def _claims_in_review_pending(apps: Any, schema_editor: Any) -> None:
+    # Undone, the state does not exist: claims under review are pending again (their works stay disputed).
+    apps.get_model("registry", "OwnershipClaim").objects.filter(status="in_review").update(status="pending")
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("registry", "0003_work_import_language"),
@@ -45,6 +61,8 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # Undoing this migration rebuilds the SQLite table once more, last: the share cap is restored after it.
+        migrations.RunPython(migrations.RunPython.noop, _sqlite_share_cap_again),
         migrations.RemoveConstraint(
             model_name="ownershipclaim",
             name="claim_status_valid",
@@ -71,5 +89,6 @@ class Migration(migrations.Migration):
                 name="claim_status_valid",
             ),
         ),
-        migrations.RunPython(_disputed_claims_in_review, migrations.RunPython.noop),
+        migrations.RunPython(_sqlite_share_cap_again, _sqlite_share_cap_again),
+        migrations.RunPython(_disputed_claims_in_review, _claims_in_review_pending),
     ]

@@ -35,8 +35,9 @@ from compensation.models import (
 from compensation.selectors import account_balance
 from compensation.services import tariff_set
 from registry.audit import Actor
+from registry.errors import InvalidState, NotPermitted
 from registry.models import AuditEvent, OwnershipClaim, Party, Work, WorkStatus
-from registry.services import claim_file, claim_reject, claim_verify
+from registry.services import claim_accept_for_review, claim_file, claim_reject, claim_verify
 from tests.compensation.test_manifests import manifest_body, used
 from tests.optout.conftest import register
 
@@ -263,6 +264,7 @@ def test_a_disputed_work_is_released_only_when_the_dispute_is_resolved(
     work = register(holder, ("isbn", BOOK))
     verify(_claim(work, holder))
     overclaim = claim_file(actor=Actor(party=other_holder), holder=other_holder, work=work, share_bp=10_000)
+    claim_accept_for_review(actor=Actor(user=staff), claim=overclaim)
     assert Work.objects.get(pk=work.pk).status == WorkStatus.DISPUTED
     (line,) = report((BOOK, ODD_TOKENS))
     escrow = _escrow(AccountKind.ESCROW_DISPUTED, f"work:{work.pk}")
@@ -282,6 +284,109 @@ def test_a_disputed_work_is_released_only_when_the_dispute_is_resolved(
     assert _payable(other_holder) == 0
     assert account_balance(account=escrow) == 0
     assert EscrowRelease.objects.get().claims == [_claim(work, holder).pk]
+
+
+# --- Disputes: only a claim staff accepted for review holds the owners' payments -------------------
+
+
+def _lookup_compensation(lab_api: Any, isbn: str) -> str:
+    response = lab_api.post("/api/v1/lookup", {"items": [{"scheme": "isbn", "value": isbn}]}, format="json")
+    assert response.status_code == 200, response.content
+    return str(response.json()["results"][0]["compensation"])
+
+
+def test_an_outsiders_claim_on_a_verified_work_leaves_its_owner_paid_and_its_status_unchanged(
+    report, holder, other_holder_api, lab_api, verify
+):
+    work = register(holder, ("isbn", BOOK))
+    verify(_claim(work, holder))
+
+    filed = other_holder_api.post("/api/v1/claims", {"work": work.pk, "share_bp": 10_000}, format="json")
+    (line,) = report((BOOK, ODD_TOKENS))
+
+    assert filed.status_code == 201, filed.content
+    assert filed.json()["status"] == "pending"
+    assert Work.objects.get(pk=work.pk).status == WorkStatus.VERIFIED
+    assert not AuditEvent.objects.filter(code="registry.work.disputed").exists()
+    # The use is paid to the verified owner, as before the claim; nothing is held in escrow for it.
+    assert line.outcome == Outcome.MATCHED
+    assert (line.paid_micro, line.held_micro) == (ODD_MICRO, 0)
+    assert _payable(holder) == -ODD_MICRO
+    assert not Account.objects.filter(kind=AccountKind.ESCROW_DISPUTED).exists()
+    assert _lookup_compensation(lab_api, BOOK) == "owners"
+
+
+@pytest.mark.parametrize("resolution", ["rival_rejected", "owner_rejected_and_rival_verified"])
+def test_after_staff_accept_a_claim_for_review_uses_are_held_until_they_resolve_it(
+    report,
+    holder,
+    other_holder,
+    other_holder_api,
+    staff,
+    staff_api,
+    lab_api,
+    verify,
+    resolution,
+    django_capture_on_commit_callbacks,
+):
+    work = register(holder, ("isbn", BOOK))
+    verify(_claim(work, holder))
+    rival = other_holder_api.post("/api/v1/claims", {"work": work.pk, "share_bp": 10_000}, format="json").json()
+    (before,) = report((BOOK, ODD_TOKENS))
+    assert before.outcome == Outcome.MATCHED
+
+    accepted = staff_api.post(f"/api/v1/claims/{rival['id']}/accept-for-review", {}, format="json")
+
+    assert accepted.status_code == 200, accepted.content
+    assert accepted.json()["status"] == "in_review"
+    assert Work.objects.get(pk=work.pk).status == WorkStatus.DISPUTED
+    event = AuditEvent.objects.get(code="registry.claim.accepted_for_review")
+    assert (event.actor_user, event.object_id) == (staff, str(rival["id"]))
+    assert AuditEvent.objects.filter(code="registry.work.disputed").count() == 1
+    assert _lookup_compensation(lab_api, BOOK) == "escrow"
+    # The next use goes to escrow; what the owner was paid before stays paid.
+    (held,) = report((BOOK, ODD_TOKENS))
+    escrow = _escrow(AccountKind.ESCROW_DISPUTED, f"work:{work.pk}")
+    assert held.outcome == Outcome.DISPUTED_HELD
+    assert (held.paid_micro, held.held_micro, held.held_account_id) == (0, ODD_MICRO, escrow.pk)
+    assert _payable(holder) == -ODD_MICRO
+    assert account_balance(account=escrow) == -ODD_MICRO
+
+    with django_capture_on_commit_callbacks(execute=True):
+        if resolution == "rival_rejected":
+            done = staff_api.post(f"/api/v1/claims/{rival['id']}/reject", {"reason": "no rights shown"}, format="json")
+            paid, unpaid = holder, other_holder
+        else:
+            staff_api.post(
+                f"/api/v1/claims/{_claim(work, holder).pk}/reject", {"reason": "court ruling"}, format="json"
+            )
+            done = staff_api.post(f"/api/v1/claims/{rival['id']}/verify", {"reason": "court ruling"}, format="json")
+            paid, unpaid = other_holder, holder
+    assert done.status_code == 200, done.content
+
+    # Resolved: the held use is released to whoever owns the work now, and the next one is paid outright.
+    assert Work.objects.get(pk=work.pk).status == WorkStatus.VERIFIED
+    assert AuditEvent.objects.filter(code="registry.work.dispute_resolved").count() == 1
+    assert account_balance(account=escrow) == 0
+    assert _payable(paid) == -ODD_MICRO - (ODD_MICRO if paid == holder else 0)
+    assert _payable(unpaid) == (0 if unpaid == other_holder else -ODD_MICRO)
+    (after,) = report((BOOK, ODD_TOKENS))
+    assert after.outcome == Outcome.MATCHED
+    assert _lookup_compensation(lab_api, BOOK) == "owners"
+
+
+def test_only_staff_accept_a_claim_for_review_and_only_a_pending_one(holder, other_holder, staff):
+    work = register(holder, ("isbn", BOOK))
+    rival = claim_file(actor=Actor(party=other_holder), holder=other_holder, work=work, share_bp=10_000)
+
+    with pytest.raises(NotPermitted):
+        claim_accept_for_review(actor=Actor(party=other_holder), claim=rival)
+    claim_accept_for_review(actor=Actor(user=staff), claim=rival)
+    with pytest.raises(InvalidState):
+        claim_accept_for_review(actor=Actor(user=staff), claim=rival)
+
+    assert OwnershipClaim.objects.get(pk=rival.pk).status == "in_review"
+    assert AuditEvent.objects.filter(code="registry.claim.accepted_for_review").count() == 1
 
 
 # --- Conservation ----------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from optout.services import regime_set
 from registry.audit import Actor
 from registry.errors import InvalidInput
 from registry.models import AuditEvent, WorkStatus
-from registry.services import claim_file, domain_add, domain_check
+from registry.services import claim_accept_for_review, claim_file, domain_add, domain_check
 from tests.conftest import _key, _party, _user, key_client
 from tests.optout.conftest import register, verify_claims
 
@@ -589,7 +589,9 @@ def test_a_registered_work_nobody_has_verified_is_held_as_an_unclaimed_share(sen
 def test_a_work_claimed_beyond_100_percent_is_disputed_and_held(send, lab, holder, other_holder, staff, tariffs):
     work = register(holder, ("isbn", BOOK))
     verify_claims(work, staff)
-    claim_file(actor=Actor(party=other_holder, is_system=True), holder=other_holder, work=work, share_bp=5000)
+    rival = claim_file(actor=Actor(party=other_holder, is_system=True), holder=other_holder, work=work, share_bp=5000)
+    # The overclaim disputes the work once staff accept it for review (filed, it changes nothing).
+    claim_accept_for_review(actor=Actor(user=staff), claim=rival)
     work.refresh_from_db()
     assert work.status == WorkStatus.DISPUTED
 

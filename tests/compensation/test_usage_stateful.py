@@ -59,7 +59,7 @@ from optout.services import refusal_file, refusal_withdraw
 from registry.audit import Actor
 from registry.errors import InvalidInput, InvalidState, NotPermitted, Overclaim
 from registry.models import OwnershipClaim, Party, PartyKind, Work
-from registry.services import claim_file, claim_reject, claim_verify
+from registry.services import claim_accept_for_review, claim_file, claim_reject, claim_verify
 from tests.compensation.conftest import deferred_guards_check
 from tests.optout.conftest import register
 
@@ -322,7 +322,8 @@ class UsageMachine(RuleBasedStateMachine):
         return [c for c in self.claims.values() if c.work == work_pk]
 
     def _disputed(self, work_pk: int) -> bool:
-        return sum(c.share for c in self._claims_of(work_pk) if c.status != "rejected") > FULL
+        # Only verified claims and claims staff accepted for review count: a filed claim changes nothing.
+        return sum(c.share for c in self._claims_of(work_pk) if c.status in ("verified", "in_review")) > FULL
 
     def _refusal_at(self, work: WorkM | None, at: datetime, purpose: str) -> int | None:
         """The refusal deciding a use of ``work`` at ``at``: in force then, filed by a holder whose claim
@@ -675,7 +676,7 @@ class UsageMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), share=SHARES)
     def file_claim(self, data: st.DataObject, share: int) -> None:
-        """A holder claims a share of a work (claims beyond 100% put it in dispute)."""
+        """A holder claims a share of a work (pending, it changes nothing until staff accept it for review)."""
         work = data.draw(st.sampled_from(sorted(self.works)))
         party = data.draw(st.sampled_from(self.holders))
         actor = Actor(party=party)
@@ -690,13 +691,15 @@ class UsageMachine(RuleBasedStateMachine):
     def verify_claim(self, data: st.DataObject) -> None:
         """Staff verify a claim; the release task runs (maybe delivered twice)."""
         self._tick(data)
-        claim = self._draw_claim(data, "pending")
+        claim = self._draw_claim(data, "pending", "in_review")
         refusing = {r.holder for r in self.refusals.values()}
-        late = sorted(pk for pk, c in self.claims.items() if c.status == "pending" and c.holder in refusing)
+        late = sorted(
+            pk for pk, c in self.claims.items() if c.status in ("pending", "in_review") and c.holder in refusing
+        )
         if late and data.draw(st.booleans()):
             # The owner of a refusal filed before they were verified: it decides from now, not before.
             claim = self.claims[data.draw(st.sampled_from(late))]
-        if claim.status != "pending":
+        if claim.status not in ("pending", "in_review"):
             with pytest.raises(InvalidState):
                 claim_verify(actor=STAFF, claim=_claim(claim.pk))
             return
@@ -707,12 +710,24 @@ class UsageMachine(RuleBasedStateMachine):
         self._verify(claim)
         self._release(claim.work, data)
 
+    @rule(data=st.data())
+    def accept_claim_for_review(self, data: st.DataObject) -> None:
+        """Staff accept a pending claim for review: beyond 100% with the verified ones, the work is disputed."""
+        self._tick(data)
+        claim = self._draw_claim(data, "pending")
+        if claim.status != "pending":
+            with pytest.raises(InvalidState):
+                claim_accept_for_review(actor=STAFF, claim=_claim(claim.pk))
+            return
+        claim_accept_for_review(actor=STAFF, claim=_claim(claim.pk))
+        claim.status = "in_review"
+
     @rule(data=st.data(), reason=st.sampled_from(["not the owner", "dispute resolved"]))
     def reject_claim(self, data: st.DataObject, reason: str) -> None:
         """Staff reject a pending claim or withdraw a verified one (which may resolve a dispute); the release
         task runs."""
         self._tick(data)
-        claim = self._draw_claim(data, "pending", "verified")
+        claim = self._draw_claim(data, "pending", "in_review", "verified")
         if claim.status == "rejected":
             with pytest.raises(InvalidState):
                 claim_reject(actor=STAFF, claim=_claim(claim.pk), reason="again")

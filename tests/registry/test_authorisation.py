@@ -55,6 +55,7 @@ CALLS = [
     ("get", "/api/v1/domains/{domain}", {}),
     ("post", "/api/v1/domains/{domain}/check", {}),
     ("post", "/api/v1/claims/{claim}/verify", {}),
+    ("post", "/api/v1/claims/{claim}/accept-for-review", {}),
     ("post", "/api/v1/claims/{claim}/reject", {"reason": "mine now"}),
     ("post", "/api/v1/api-keys/{key}/revoke", {}),
 ]

@@ -71,19 +71,60 @@ def test_co_owners_split_a_work_and_both_are_verified(holder_api, other_holder_a
     assert sum(OwnershipClaim.objects.filter(status="verified").values_list("share_bp", flat=True)) == 10000
 
 
-def test_overclaim_puts_the_work_in_dispute_and_verification_is_refused(holder_api, other_holder_api, staff_api):
+def test_an_overclaim_disputes_the_work_only_once_staff_accept_it_for_review(
+    holder_api, other_holder_api, staff_api, staff
+):
     work = _register(holder_api)
     staff_api.post(f"/api/v1/claims/{work['claim']['id']}/verify", {}, format="json")
 
     rival = other_holder_api.post("/api/v1/claims", {"work": work["id"], "share_bp": 5000}, format="json")
 
+    # Filed by anyone, unreviewed: it changes nothing (it used to dispute the work at once).
     assert rival.status_code == 201
+    assert rival.json()["status"] == ClaimStatus.PENDING
+    assert Work.objects.get(pk=work["id"]).status == WorkStatus.VERIFIED
+    assert not AuditEvent.objects.filter(code="registry.work.disputed").exists()
+
+    accepted = staff_api.post(
+        f"/api/v1/claims/{rival.json()['id']}/accept-for-review", {"reason": "contract produced"}, format="json"
+    )
+
+    assert accepted.status_code == 200, accepted.content
+    assert accepted.json()["status"] == ClaimStatus.IN_REVIEW
     assert Work.objects.get(pk=work["id"]).status == WorkStatus.DISPUTED
+    event = AuditEvent.objects.get(code="registry.claim.accepted_for_review")
+    assert (event.actor_user, event.object_id, event.data["reason"]) == (
+        staff,
+        str(rival.json()["id"]),
+        "contract produced",
+    )
     assert AuditEvent.objects.filter(code="registry.work.disputed").count() == 1
+    # Accepting it twice, or a holder accepting it, is refused.
+    again = staff_api.post(f"/api/v1/claims/{rival.json()['id']}/accept-for-review", {}, format="json")
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "invalid_state")
+    mine = holder_api.post(f"/api/v1/claims/{rival.json()['id']}/accept-for-review", {}, format="json")
+    assert mine.status_code in (403, 404)
     refused = staff_api.post(f"/api/v1/claims/{rival.json()['id']}/verify", {}, format="json")
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "overclaim"
-    assert OwnershipClaim.objects.get(pk=rival.json()["id"]).status == ClaimStatus.PENDING
+    assert OwnershipClaim.objects.get(pk=rival.json()["id"]).status == ClaimStatus.IN_REVIEW
+
+
+def test_a_claim_accepted_for_review_that_fits_the_unverified_share_disputes_nothing(
+    holder_api, other_holder_api, staff_api
+):
+    work = _register(holder_api, share_bp=6000)
+    staff_api.post(f"/api/v1/claims/{work['claim']['id']}/verify", {}, format="json")
+    co_owner = other_holder_api.post("/api/v1/claims", {"work": work["id"], "share_bp": 4000}, format="json").json()
+
+    accepted = staff_api.post(f"/api/v1/claims/{co_owner['id']}/accept-for-review", {}, format="json")
+    verified = staff_api.post(f"/api/v1/claims/{co_owner['id']}/verify", {}, format="json")
+
+    assert accepted.status_code == 200
+    assert verified.status_code == 200
+    assert verified.json()["status"] == ClaimStatus.VERIFIED
+    assert Work.objects.get(pk=work["id"]).status == WorkStatus.VERIFIED
+    assert not AuditEvent.objects.filter(code="registry.work.disputed").exists()
 
 
 def test_staff_resolve_a_dispute_by_rejecting_the_verified_claim_and_verifying_the_rival(
@@ -92,6 +133,8 @@ def test_staff_resolve_a_dispute_by_rejecting_the_verified_claim_and_verifying_t
     work = _register(holder_api)
     staff_api.post(f"/api/v1/claims/{work['claim']['id']}/verify", {}, format="json")
     rival = other_holder_api.post("/api/v1/claims", {"work": work["id"]}, format="json").json()
+    staff_api.post(f"/api/v1/claims/{rival['id']}/accept-for-review", {}, format="json")
+    assert Work.objects.get(pk=work["id"]).status == WorkStatus.DISPUTED
 
     staff_api.post(f"/api/v1/claims/{work['claim']['id']}/reject", {"reason": "court ruling"}, format="json")
     verified = staff_api.post(f"/api/v1/claims/{rival['id']}/verify", {}, format="json")
@@ -133,3 +176,34 @@ def test_claim_list_shows_holders_their_own_and_staff_the_queue(holder_api, othe
 
     assert mine["count"] == 1
     assert queue["count"] == 2
+
+
+def test_staff_accept_a_claim_for_review_from_the_admin_queue_and_verify_it_there(
+    holder_api, other_holder_api, staff_api, staff
+):
+    from rest_framework.test import APIClient
+
+    work = _register(holder_api, share_bp=6000)
+    staff_api.post(f"/api/v1/claims/{work['claim']['id']}/verify", {}, format="json")
+    rival = other_holder_api.post("/api/v1/claims", {"work": work["id"], "share_bp": 5000}, format="json").json()
+    staff.is_superuser = True
+    staff.save()
+    client = APIClient()
+    client.force_login(staff)
+
+    response = client.post(
+        "/admin/registry/ownershipclaim/",
+        {"action": "accept_for_review", "_selected_action": [rival["id"]]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert OwnershipClaim.objects.get(pk=rival["id"]).status == ClaimStatus.IN_REVIEW
+    assert Work.objects.get(pk=work["id"]).status == WorkStatus.DISPUTED
+    assert AuditEvent.objects.filter(code="registry.claim.accepted_for_review", actor_user=staff).exists()
+    # Verifying it would pass 100%: refused, the dispute stays; rejecting it from the admin resolves it.
+    client.post("/admin/registry/ownershipclaim/", {"action": "verify", "_selected_action": [rival["id"]]})
+    assert OwnershipClaim.objects.get(pk=rival["id"]).status == ClaimStatus.IN_REVIEW
+    client.post("/admin/registry/ownershipclaim/", {"action": "reject", "_selected_action": [rival["id"]]})
+    assert OwnershipClaim.objects.get(pk=rival["id"]).status == ClaimStatus.REJECTED
+    assert Work.objects.get(pk=work["id"]).status == WorkStatus.VERIFIED
