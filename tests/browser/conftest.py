@@ -56,12 +56,30 @@ def _browser_settings(settings: Any) -> None:
     settings.CSRF_COOKIE_SECURE = False
 
 
+# What the browser refused under the Content-Security-Policy during a test (Chromium logs each refusal).
+CSP_VIOLATIONS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_csp_violations() -> Iterator[None]:
+    CSP_VIOLATIONS.clear()
+    yield
+    assert CSP_VIOLATIONS == [], "the page needed something the Content-Security-Policy refuses"
+
+
+def _record_csp_violation(message: Any) -> None:
+    if "Content Security Policy" in message.text:
+        CSP_VIOLATIONS.append(f"{message.location.get('url', '')}: {message.text}")
+
+
 def new_page(browser: Any, live_server: Any, *, locale: str = "en-US", viewport: dict[str, int] | None = None) -> Any:
     context = browser.new_context(
         base_url=live_server.url, locale=locale, viewport=viewport or {"width": 1280, "height": 900}
     )
     context.set_default_timeout(10_000)
-    return context.new_page()
+    page = context.new_page()
+    page.on("console", _record_csp_violation)
+    return page
 
 
 @pytest.fixture
