@@ -545,7 +545,9 @@ def line_parse(
     if "\ufffd" in value:
         return failed("bad_encoding", _("The value is not valid UTF-8; save the file as UTF-8."))
     if "\x00" in scheme or "\x00" in value or "\x00" in unit:
-        # Uploads refuse such lines; one stored before that rule must not fail the chunk's insert.
+        # Uploads refuse such lines; one stored before that rule must not fail the chunk's insert, so its echoed
+        # texts are kept with the NUL shown as U+FFFD.
+        line.scheme, line.value, line.unit = (text.replace("\x00", "\ufffd") for text in (scheme, value, unit))
         return failed("nul_character", _("The line holds a NUL character (U+0000)."))
     try:
         line.key = identifier_normalize(scheme=scheme, value=value)

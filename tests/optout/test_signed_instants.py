@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from optout.models import Refusal
+from optout import services as optout_services
 from optout.receipts import receipt_sign
+from optout.services import refusal_file
+from registry.audit import Actor
 from registry.models import OwnershipClaim
 
 pytestmark = pytest.mark.django_db
@@ -31,14 +33,21 @@ def instants(answer: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("as_of", ["1907-06-01T00:00:00+09:00", "1907-06-01", "1900-01-01T00:00:00"])
-def test_a_lookup_as_of_before_1908_signs_rfc_3339_instants_that_verify(holder_api, lab_api, book, as_of):
-    refusal = holder_api.post(
-        "/api/v1/refusals", {"scope": "work", "work": book.pk, "purposes": ["train-genai"]}, format="json"
-    )
-    assert refusal.status_code == 201, refusal.content
-    # A refusal and an ownership in force since 1899 (records carried over from an older register).
+def test_a_lookup_as_of_before_1908_signs_rfc_3339_instants_that_verify(
+    holder, staff, lab_api, book, monkeypatch, as_of
+):
+    # A refusal and an ownership in force since 1899 (records carried over from an older register): the
+    # service refuses a start in the past, and refusals are append-only, so the clock check is set aside.
     since = datetime(1899, 1, 1, tzinfo=UTC)
-    Refusal.objects.filter(pk=refusal.json()["id"]).update(effective_from=since)
+    monkeypatch.setattr(optout_services, "_not_in_the_past", lambda value, *, field: value)
+    refusal_file(
+        actor=Actor(party=holder, is_system=True),
+        holder=holder,
+        scope="work",
+        purposes=["train-genai"],
+        work=book,
+        effective_from=since,
+    )
     OwnershipClaim.objects.filter(work=book).update(decided_at=since)
 
     response = lab_api.post(
