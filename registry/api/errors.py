@@ -57,6 +57,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     body: dict[str, Any]
     if isinstance(exc, exceptions.ValidationError):
         field, code, message = _first_error(exc.detail)
+        # DRF's own name for a NUL in a form field; JSON bodies and files say nul_character (registry/uploads.py).
+        code = "nul_character" if code == "null_characters_not_allowed" else code
         body = {"code": "invalid" if code in ("invalid", "") else code, "message": message}
         if field:
             body["field"] = field

@@ -350,3 +350,18 @@ def test_a_lookup_as_of_out_of_range_is_a_400(lab_api, value):
     for response in (batch, single):
         error = error_of(response)
         assert (error["status"], error["code"], error["field"]) == (400, "date_out_of_range", "as_of")
+
+
+def test_a_nul_character_in_a_form_field_is_a_400_naming_the_field(holder_api):
+    body = {"title": "Bo\x00ok", "kind": "text", "identifiers": f"isbn:{BOOK_ISBN}"}
+
+    error = error_of(holder_api.post("/api/v1/works", body, format="multipart"))
+
+    assert (error["status"], error["code"], error["field"]) == (400, "nul_character", "title")
+    assert not Work.objects.exists()
+
+
+def test_a_nul_character_in_a_query_parameter_is_a_400_naming_it(lab_api):
+    error = error_of(lab_api.get("/api/v1/lookup", {"scheme": "isbn", "value": "978\x008936434021"}))
+
+    assert (error["status"], error["code"], error["field"]) == (400, "nul_character", "value")
