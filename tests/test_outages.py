@@ -248,3 +248,9 @@ def test_with_the_database_down_portal_pages_answer_an_html_503(server_without_d
             assert response.headers["Content-Type"].startswith("text/html")
             assert int(response.headers["Retry-After"]) > 0
             assert "permitted" not in response.text.lower()
+    # Without a session too: the public pages read the registry.
+    with httpx.Client(base_url=server_without_database, timeout=30) as http:
+        for path in ("/", "/works/1", "/search?q=isbn:9788936434021"):
+            response = http.get(path)
+            assert response.status_code == 503, (path, response.status_code)
+            assert int(response.headers["Retry-After"]) > 0

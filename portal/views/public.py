@@ -18,6 +18,7 @@ from optout.api.throttles import LookupAnonymousThrottle
 from optout.receipts import receipt_verify
 from portal.forms import ReceiptForm
 from portal.selectors import public_search, search_key_parse
+from registry.api.errors import RETRY_AFTER_SECONDS
 from registry.errors import InvalidIdentifier
 from registry.selectors import registry_figures
 
@@ -57,8 +58,11 @@ def search(request: HttpRequest) -> HttpResponse:
             try:
                 context["answer"] = public_search(key=key)
             except DatabaseError:
-                # Never fail open: without the registry's answer, nothing is answered.
+                # Never fail open: without the registry's answer, nothing is answered (503, as everywhere).
                 context["error"] = _("The registry could not be read; nothing was answered. Try again.")
+                response = render(request, "portal/public/search.html", context, status=503)
+                response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+                return response
     status = 200 if "error" not in context else 400
     return render(request, "portal/public/search.html", context, status=status if query else 200)
 
