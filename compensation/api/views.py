@@ -37,6 +37,7 @@ from compensation.api.serializers import (
 )
 from registry import spreadsheets
 from registry.api.fastjson import OrjsonParser
+from registry.api.schema import error_responses
 from registry.api.serializers import ID_MAX
 from registry.api.views import CSVRenderer, RegistryAPIView, acting_party
 from registry.errors import InvalidInput, NotFound, NotPermitted
@@ -60,7 +61,9 @@ class TariffListCreateView(RegistryAPIView):
 
 class BalanceView(RegistryAPIView):
     @extend_schema(
-        parameters=[BalanceFilter], responses=BalanceOutput, summary="The party's balances by account and month"
+        parameters=[BalanceFilter],
+        responses={200: BalanceOutput, **error_responses(404)},
+        summary="The party's balances by account and month",
     )
     def get(self, request: Request) -> Response:
         filters = BalanceFilter(data=request.query_params)
@@ -141,13 +144,6 @@ class ManifestDetailView(RegistryAPIView):
 
 class ManifestOutcomesView(RegistryAPIView):
     renderer_classes = [renderers.JSONRenderer, CSVRenderer, JSONLinesRenderer]
-
-    def handle_exception(self, exc: Exception) -> Response:
-        # The CSV and JSON Lines renderers only let ``?format=`` through (the CSV one renders nothing): an
-        # error (401, 404, ...) is the usual JSON body whatever format was asked for.
-        self.request.accepted_renderer = renderers.JSONRenderer()
-        self.request.accepted_media_type = "application/json"
-        return super().handle_exception(exc)
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=["csv", "jsonl"])],

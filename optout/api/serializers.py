@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from optout.models import Purpose, Refusal, RefusalScope, Regime
 from registry.api.fields import RegistryDateTimeField
+from registry.api.serializers import ID_MAX
 from registry.models import WorkKind
 
 MAX_LOOKUP_ITEMS = 10_000
@@ -15,7 +16,7 @@ MAX_LOOKUP_ITEMS = 10_000
 class RefusalCreateInput(serializers.Serializer):
     scope = serializers.ChoiceField(choices=RefusalScope.choices)
     purposes = serializers.ListField(child=serializers.CharField(max_length=32), min_length=1)
-    work = serializers.IntegerField(required=False, allow_null=True, default=None)
+    work = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1, max_value=ID_MAX)
     url_prefix = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
     effective_from = RegistryDateTimeField(required=False, allow_null=True, default=None)
 

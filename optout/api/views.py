@@ -26,6 +26,7 @@ from optout.api.serializers import (
 from optout.api.throttles import LookupAnonymousThrottle, LookupPrincipalThrottle
 from optout.errors import LookupUnavailable, TooManyItems
 from registry.api.fastjson import OrjsonParser, OrjsonRenderer
+from registry.api.schema import error_responses
 from registry.api.views import RegistryAPIView, acting_party
 from registry.errors import NotPermitted
 from registry.models import ApiScope
@@ -37,7 +38,9 @@ class RefusalListCreateView(RegistryAPIView):
     def get(self, request: Request) -> Response:
         return self.paginate(selectors.refusal_list_for_actor(actor=self.actor()), RefusalOutput)
 
-    @extend_schema(request=RefusalCreateInput, responses={201: RefusalOutput}, summary="Refuse AI training")
+    @extend_schema(
+        request=RefusalCreateInput, responses={201: RefusalOutput, **error_responses(404)}, summary="Refuse AI training"
+    )
     def post(self, request: Request) -> Response:
         actor = self.actor()
         holder = acting_party(actor)

@@ -57,6 +57,11 @@ _RETRY_AFTER = {
 }
 
 
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """Error statuses an operation answers beyond the ones its shape implies (say, a 404 for an id in the body)."""
+    return {code: OpenApiResponse(ErrorOutput, description=str(_ERRORS[str(code)])) for code in codes}
+
+
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "registry.api.authentication.ApiKeyAuthentication"
     name = "ApiKey"

@@ -107,7 +107,7 @@ class BulkImportInput(serializers.Serializer):
 
 
 class ClaimCreateInput(serializers.Serializer):
-    work = serializers.IntegerField(help_text=_("The id of the work to claim."))
+    work = serializers.IntegerField(min_value=1, max_value=ID_MAX, help_text=_("The id of the work to claim."))
     share_bp = serializers.IntegerField(min_value=1, max_value=10000, default=10000)
     valid_from = RegistryDateField(required=False, allow_null=True, default=None)
 
