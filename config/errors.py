@@ -21,6 +21,8 @@ from registry.errors import NotFound, NotPermitted, RegistryError, RequestTooLar
 from registry.selectors import registry_name
 
 API_PREFIX = "/api/"
+# JSON endpoints outside /api/: the public status check and the receipt keys.
+JSON_PATHS = ("/status", "/.well-known/")
 
 
 class BadRequest(RegistryError):
@@ -29,7 +31,7 @@ class BadRequest(RegistryError):
 
 
 def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith(API_PREFIX)
+    return request.path.startswith(API_PREFIX) or request.path.startswith(JSON_PATHS)
 
 
 def _api_error(error: RegistryError) -> JsonResponse:

@@ -70,3 +70,27 @@ def test_an_unknown_api_path_is_a_json_404(api):
     response = api.get("/api/v1/no-such-thing")
 
     _assert_json_error(response, 404, "not_found")
+
+
+def test_an_unexpected_failure_of_the_public_status_check_is_a_json_500(db, monkeypatch):
+    from rest_framework.test import APIClient
+
+    def broken(**kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("optout.views.signal_status", broken)
+    client = APIClient(raise_request_exception=False)
+
+    response = client.get("/status", {"url": "https://news.example.kr/a"})
+
+    _assert_json_error(response, 500, "server_error")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/works", "/api/v1/lookup"])
+def test_a_70_mb_body_is_a_json_413_at_the_default_limit(holder_api, path):
+    holder_api.raise_request_exception = False
+    body = b'{"items": [], "title": "' + b"x" * (70 * 1024 * 1024) + b'"}'
+
+    response = holder_api.generic("POST", path, body, content_type="application/json")
+
+    _assert_json_error(response, 413, "request_too_large")
