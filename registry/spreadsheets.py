@@ -3,7 +3,7 @@
 Those files carry text that other parties chose: a lab's manifest id and model name in a holder's statement,
 a holder's work titles in a lab's invoice, identifiers in outcome files. A cell whose text starts like a
 formula would run as one in Excel or LibreOffice (CSV injection). Following OWASP's guidance, every text cell
-that starts with ``=``, ``+``, ``-``, ``@``, a tab or a line break, also after leading blanks, gets a leading
+that starts with ``=``, ``+``, ``-``, ``@``, a tab, a line break or NUL, also after leading blanks, gets a leading
 apostrophe, and every CSV text field is quoted. Numbers stay numbers: only text is ever changed, so a
 negative amount is still a negative number in the sheet.
 
@@ -18,9 +18,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-# What a spreadsheet may read as the start of a formula (OWASP, "CSV Injection"). A line break is there too:
-# some programs drop it and read what follows as the cell's start.
-_FORMULA_STARTS = frozenset("=+-@\t\r\n")
+# What a spreadsheet may read as the start of a formula (OWASP, "CSV Injection"; OWASP ASVS 1.2.10 adds the NUL
+# character). A line break is there too: some programs drop it and read what follows as the cell's start.
+_FORMULA_STARTS = frozenset("=+-@\t\r\n\0")
 _OPERATORS = frozenset("=+-@")
 
 

@@ -213,6 +213,7 @@ def test_negative_amounts_stay_numbers_while_text_is_neutralised():
         ("\t1", True),
         ("\r1", True),
         ("\n=1", True),
+        ("\x001", True),
         ("   =1", True),
         ("\u3000+1", True),
         ("1=1", False),
