@@ -340,6 +340,14 @@ USAGE_MANIFEST_MAX_UPLOAD_BYTES = env.integer("USAGE_MANIFEST_MAX_UPLOAD_BYTES",
 USAGE_MANIFEST_MAX_INFLATED_BYTES = env.integer("USAGE_MANIFEST_MAX_INFLATED_BYTES", 4 * 1024**3, minimum=1024)
 USAGE_MANIFEST_MAX_LINE_BYTES = env.integer("USAGE_MANIFEST_MAX_LINE_BYTES", 16 * 1024, minimum=256)
 USAGE_MANIFEST_INSPECT_SECONDS = env.number("USAGE_MANIFEST_INSPECT_SECONDS", 120.0, minimum=1.0)
+# No uploaded file is received past the larger of those two limits (and a little for the form around it): a
+# bigger body is refused while it streams in, not spooled to disk whole first.
+UPLOAD_CEILING_BYTES = max(USAGE_MANIFEST_MAX_UPLOAD_BYTES, WORK_IMPORT_MAX_UPLOAD_BYTES) + 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "registry.uploads.UploadCeilingHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 # Lines processed (and posted to the ledger) per transaction. Larger chunks cost the database less per line
 # (bench/accrual.py: 100,000 ran a million lines about a fifth faster than 20,000) for a worker peak of about
 # 200 MB, and about 140 MB more in the process that parses a chunk ahead. A manifest's first chunks are

@@ -15,6 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.core.files.uploadhandler import FileUploadHandler
 from django.utils.translation import gettext_lazy as _
 
 from registry.errors import InvalidInput
@@ -197,3 +200,25 @@ def bounded_text_lines(
         if budget is not None and count % _CLOCK_EVERY == 0:
             budget.clock()
         yield line
+
+
+class UploadCeilingHandler(FileUploadHandler):
+    """Stops receiving a file upload past the largest any upload may be (``UPLOAD_CEILING_BYTES``), so a huge
+    body is not spooled to disk whole before the service refuses it. The services apply each kind's own limit
+    (``upload_size_check``); this bounds what reaches them. The API answers 413, the portal 400."""
+
+    def __init__(self, request: Any = None) -> None:
+        super().__init__(request)
+        self.received = 0
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        self.received = 0
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        self.received += len(raw_data)
+        if self.received > settings.UPLOAD_CEILING_BYTES:
+            raise RequestDataTooBig("An uploaded file exceeded settings.UPLOAD_CEILING_BYTES.")
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None

@@ -364,3 +364,14 @@ def test_a_distribution_month_out_of_range_is_a_400_and_distributes_nothing(staf
 
     assert (error["status"], error["code"], error["field"]) == (400, "date_out_of_range", "hold_month")
     assert not MarketShareDistribution.objects.exists()
+
+
+def test_a_body_past_the_upload_ceiling_is_refused_while_it_streams_in(upload, settings):
+    # Past every kind's limit the file is not even received whole (nor spooled to disk) before the refusal.
+    settings.UPLOAD_CEILING_BYTES = 64 * 1024
+    content = a_line() * 4000
+
+    error = error_of(upload(content, "big.jsonl"))
+
+    assert (error["status"], error["code"]) == (413, "request_too_large")
+    assert_nothing_written(settings.MEDIA_ROOT)
