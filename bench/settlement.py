@@ -187,7 +187,7 @@ def _settle() -> None:
     )
     print(
         f"  due {totals['due'] / 1e6:,.6f} KRW = payouts {totals['payout'] / 1e6:,.0f} + withheld "
-        f"{totals['withheld'] / 1e6:,.0f} + rounding {totals['rounding'] / 1e6:,.6f} + carried forward "
+        f"{totals['withheld'] / 1e6:,.0f} + carried forward "
         f"{totals['carried_forward'] / 1e6:,.6f}; invoiced {totals['invoiced'] / 1e6:,.6f} KRW"
     )
     receivable = LedgerLine.objects.filter(
