@@ -11,8 +11,13 @@ from django.utils.translation import gettext_lazy as _
 
 from compensation.distribution import distribution_start
 from compensation.models import (
+    DISTRIBUTION_JOB,
+    EXPORT_JOB,
+    MANIFEST_JOB,
+    SETTLEMENT_JOB,
     Account,
     EscrowRelease,
+    Export,
     Invoice,
     InvoiceLine,
     LedgerEntry,
@@ -30,6 +35,7 @@ from compensation.settlements import settlement_create
 from registry.audit import Actor
 from registry.dates import validate_date_in_range
 from registry.errors import RegistryError
+from registry.job_admin import JOB_FIELDS, JobAdminMixin
 
 
 class _ReadOnly:
@@ -164,11 +170,22 @@ class TariffAdmin(_ServiceAddAdmin):
 
 
 @admin.register(UsageManifest)
-class UsageManifestAdmin(_ReadOnly, admin.ModelAdmin[UsageManifest]):
-    list_display = ["id", "manifest_id", "lab", "model", "status", "lines_done", "lines_total", "created_at"]
-    list_filter = ["status", "purpose"]
+class UsageManifestAdmin(JobAdminMixin, _ReadOnly, admin.ModelAdmin[UsageManifest]):
+    job_kind = MANIFEST_JOB
+    list_display = [
+        "id",
+        "manifest_id",
+        "lab",
+        "model",
+        "status",
+        "failure_code",
+        "lines_done",
+        "lines_total",
+        "created_at",
+    ]
+    list_filter = ["status", "failure_code", "purpose"]
     search_fields = ["manifest_id", "model", "lab__name"]
-    readonly_fields = [f.name for f in UsageManifest._meta.fields]
+    readonly_fields = [f.name for f in UsageManifest._meta.fields if f.name not in JOB_FIELDS] + JOB_FIELDS
 
 
 @admin.register(ManifestLine)
@@ -231,12 +248,23 @@ class InvoiceLineInline(_ReadOnly, admin.TabularInline[InvoiceLine, Invoice]):
 
 
 @admin.register(Settlement)
-class SettlementAdmin(_ServiceAddAdmin):
+class SettlementAdmin(JobAdminMixin, _ServiceAddAdmin):
     """Settlements are created here (or through the staff API) and run by a worker; never edited."""
 
+    job_kind = SETTLEMENT_JOB
     form = SettlementForm
     not_created_message = _("This period already has a settlement; it was not created again.")
-    list_display = ["id", "first_day", "last_day", "status", "step", "created_by", "created_at", "settled_at"]
+    list_display = [
+        "id",
+        "first_day",
+        "last_day",
+        "status",
+        "step",
+        "failure_code",
+        "created_by",
+        "created_at",
+        "settled_at",
+    ]
     list_filter = ["status"]
     readonly_fields = [
         "period_start",
@@ -247,11 +275,10 @@ class SettlementAdmin(_ServiceAddAdmin):
         "payout_threshold_micro",
         "withholding_bp",
         "totals",
-        "failure_reason",
         "created_by",
         "created_at",
-        "started_at",
         "settled_at",
+        *JOB_FIELDS,
     ]
 
     def get_fields(self, request: HttpRequest, obj: Settlement | None = None) -> list[str]:  # type: ignore[override]
@@ -297,11 +324,20 @@ class DistributionForm(_ServiceAddForm):
 
 
 @admin.register(MarketShareDistribution)
-class MarketShareDistributionAdmin(_ServiceAddAdmin):
+class MarketShareDistributionAdmin(JobAdminMixin, _ServiceAddAdmin):
     """Staff start a hold month's distribution here; a worker runs it, once."""
 
+    job_kind = DISTRIBUTION_JOB
     form = DistributionForm
-    list_display = ["hold_month", "status", "lines", "distributed_micro", "reserved_micro", "undistributable_micro"]
+    list_display = [
+        "hold_month",
+        "status",
+        "failure_code",
+        "lines",
+        "distributed_micro",
+        "reserved_micro",
+        "undistributable_micro",
+    ]
     readonly_fields = [
         "status",
         "reserve_bp",
@@ -311,7 +347,7 @@ class MarketShareDistributionAdmin(_ServiceAddAdmin):
         "undistributable_micro",
         "created_by",
         "created_at",
-        "finished_at",
+        *JOB_FIELDS,
     ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -357,3 +393,13 @@ def _with_reports_app(get_app_list: Any) -> Any:
 admin.site.get_urls = _with_report_urls(admin.site.get_urls)  # type: ignore[method-assign]
 # The index and the navigation list the report pages as one more application ("Reports").
 admin.site.get_app_list = _with_reports_app(admin.site.get_app_list)  # type: ignore[method-assign]
+
+
+@admin.register(Export)
+class ExportAdmin(JobAdminMixin, _ReadOnly, admin.ModelAdmin[Export]):
+    """Queued exports of large statements and invoices; a failed one can be retried."""
+
+    job_kind = EXPORT_JOB
+    list_display = ["id", "document", "object_id", "format", "language", "status", "failure_code", "created_at"]
+    list_filter = ["status", "failure_code", "document", "format"]
+    readonly_fields = [f.name for f in Export._meta.fields if f.name not in JOB_FIELDS] + JOB_FIELDS

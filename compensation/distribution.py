@@ -25,6 +25,7 @@ from compensation.allocation import allocate_largest_remainder
 from compensation.escrow import escrow_lock
 from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
 from compensation.models import (
+    DISTRIBUTION_JOB,
     AccountKind,
     DistributionShare,
     DistributionStatus,
@@ -36,6 +37,7 @@ from compensation.models import (
 )
 from registry.audit import Actor, audit_record
 from registry.errors import InvalidInput
+from registry.jobs import job_publish_on_commit, job_retry, job_run
 from registry.services import require_staff
 
 
@@ -57,17 +59,11 @@ def distributable_before(*, at: datetime) -> datetime:
     return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _enqueue(distribution_id: int) -> None:
-    from compensation.tasks import distribution_execute as task
-
-    task.delay(distribution_id)
-
-
 def distribution_start(*, actor: Actor, hold_month: date) -> tuple[MarketShareDistribution, bool]:
     """Start the distribution of ``hold_month``'s open holds (a task runs it); staff only.
 
     Returns the distribution and whether this call started it: a month is distributed once, and asking
-    again answers with its distribution (queued again if it has not finished).
+    again answers with its distribution (queued again if it has not finished, retried if it failed).
     """
     require_staff(actor)
     month = hold_month.replace(day=1)
@@ -88,22 +84,33 @@ def distribution_start(*, actor: Actor, hold_month: date) -> tuple[MarketShareDi
                 target=distribution,
                 data={"hold_month": f"{month:%Y-%m}", "reserve_bp": distribution.reserve_bp},
             )
-        if distribution.status != DistributionStatus.DONE:
-            transaction.on_commit(lambda: _enqueue(distribution.pk))
+        if distribution.status == DistributionStatus.FAILED:
+            distribution = job_retry(actor=actor, kind=DISTRIBUTION_JOB, job_id=distribution.pk)
+        elif distribution.status != DistributionStatus.DONE:
+            # The outbox: published after commit; if the broker is down, the sweep publishes it later.
+            job_publish_on_commit(kind=DISTRIBUTION_JOB, job_id=distribution.pk)
     return distribution, created
 
 
 def distribution_execute(*, distribution_id: int) -> MarketShareDistribution:
-    """Run a started distribution, in one transaction; safe to run again (then it does nothing)."""
+    """Run a started distribution, in one transaction; safe to run again (then it does nothing). A failure
+    leaves nothing of it behind and is recorded on it, with its code (the shared job lifecycle)."""
+    job_run(kind=DISTRIBUTION_JOB, job_id=distribution_id, work=_distribution_run)
+    return MarketShareDistribution.objects.get(pk=distribution_id)
+
+
+def _distribution_run(claimed: MarketShareDistribution) -> None:
     with transaction.atomic():
-        # Releases and chunks of manifests wait; the holds read below cannot change until commit.
+        # Releases, chunks of manifests and any other run of a distribution wait; the holds read below cannot
+        # change until commit. The distribution's row is not locked for the run, so that its heartbeat goes on.
         escrow_lock(exclusive=True)
-        distribution = MarketShareDistribution.objects.select_for_update().get(pk=distribution_id)
-        if distribution.status == DistributionStatus.DONE:
-            return distribution
+        distribution = MarketShareDistribution.objects.get(pk=claimed.pk)
+        if distribution.status != DistributionStatus.RUNNING:
+            return
         _distribute(distribution)
         distribution.status = DistributionStatus.DONE
         distribution.finished_at = timezone.now()
+        distribution.heartbeat_at = None
         distribution.save()
         audit_record(
             code="compensation.distribution.done",
@@ -117,7 +124,6 @@ def distribution_execute(*, distribution_id: int) -> MarketShareDistribution:
                 "undistributable_micro": distribution.undistributable_micro,
             },
         )
-    return distribution
 
 
 def _distribute(distribution: MarketShareDistribution) -> None:

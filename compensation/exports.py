@@ -10,6 +10,7 @@ into default storage, which the API answers with 202 and an ``Export`` to poll.
 from __future__ import annotations
 
 import io
+import logging
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -31,6 +32,7 @@ from django.utils.translation import gettext_lazy as _
 
 from compensation import selectors
 from compensation.models import (
+    EXPORT_JOB,
     Export,
     ExportFormat,
     ExportStatus,
@@ -45,7 +47,10 @@ from compensation.models import (
 from registry import spreadsheets
 from registry.audit import Actor
 from registry.errors import InvalidInput, NotFound
+from registry.jobs import job_publish_on_commit, job_run
 from registry.selectors import registry_name
+
+logger = logging.getLogger(__name__)
 
 MICRO = 1_000_000
 
@@ -588,14 +593,9 @@ def export_request(*, actor: Actor, document: str, object_id: int, fmt: str, lan
         export = Export.objects.create(
             document=document, object_id=object_id, format=fmt, language=language, requested_by=actor.person
         )
-        transaction.on_commit(lambda: _enqueue(export.pk))
+        # The outbox: published after commit; if the broker is down, the sweep publishes it later.
+        job_publish_on_commit(kind=EXPORT_JOB, job_id=export.pk)
     return export
-
-
-def _enqueue(export_id: int) -> None:
-    from compensation.tasks import export_run
-
-    export_run.delay(export_id)
 
 
 def export_get_for_actor(*, actor: Actor, export_pk: int) -> Export:
@@ -607,32 +607,56 @@ def export_get_for_actor(*, actor: Actor, export_pk: int) -> Export:
     return export
 
 
+def export_file_open(*, export: Export) -> IO[bytes] | None:
+    """A finished export's file, open for reading; ``None`` when storage has lost it, and then the export is
+    queued again (``export`` is refreshed: it is waiting), so the reader follows it as the first time.
+
+    Rendering again rather than answering 404: statements and invoices never change once written and their
+    rows stay in the database, so the same document can always be made again, and a reader who was told
+    the file is ready expects the file, not an error they cannot act on. Raises ``NotFound`` until it is done.
+    """
+    name = export.file.name if export.file else ""
+    if export.status != ExportStatus.DONE or not name:
+        raise NotFound(_("The export is not ready yet."), code="export_not_ready")
+    try:
+        return default_storage.open(name, "rb")
+    except FileNotFoundError:
+        logger.warning("Export %s: its file %s is missing from storage; rendering it again.", export.pk, name)
+    with transaction.atomic():
+        # Conditional on the lost file: of two readers finding it missing at once, one queues the export.
+        queued = Export.objects.filter(pk=export.pk, status=ExportStatus.DONE, file=name).update(
+            status=ExportStatus.PENDING,
+            file="",
+            started_at=None,
+            finished_at=None,
+            heartbeat_at=None,
+            enqueued_at=None,
+            attempts=0,
+        )
+        if queued:
+            job_publish_on_commit(kind=EXPORT_JOB, job_id=export.pk)
+    export.refresh_from_db()
+    return None
+
+
 def export_execute(*, export_id: int) -> Export | None:
     """Render a queued export into default storage. Runs again harmlessly: a finished export is left as it
-    is, and when two runs race the second one's file is dropped."""
-    export = Export.objects.filter(pk=export_id).first()
-    if export is None or export.status == ExportStatus.DONE or export.object_id is None:
-        return export
-    Export.objects.filter(pk=export.pk).exclude(status=ExportStatus.DONE).update(
-        status=ExportStatus.RUNNING, started_at=timezone.now()
-    )
-    try:
-        exporter = document_exporter(actor=Actor.system(), document=export.document, object_id=export.object_id)
-        with translation.override(export.language), tempfile.TemporaryFile() as spool:
-            render(exporter, export.format, spool)
-            spool.seek(0)
-            name = default_storage.save(f"exports/{export.pk}/{exporter.filename(export.format)}", File(spool))
-    except Exception as exc:
-        Export.objects.filter(pk=export.pk).exclude(status=ExportStatus.DONE).update(
-            status=ExportStatus.FAILED, failure_reason=str(exc)[:2000], finished_at=timezone.now()
-        )
-        raise
-    finished = (
-        Export.objects.filter(pk=export.pk)
-        .exclude(status=ExportStatus.DONE)
-        .update(status=ExportStatus.DONE, file=name, lines=exporter.line_count(), finished_at=timezone.now())
+    is, and when two runs race the second one's file is dropped. A failure is recorded on the export, with
+    its code (the shared job lifecycle)."""
+    job_run(kind=EXPORT_JOB, job_id=export_id, work=_export_render)
+    return Export.objects.filter(pk=export_id).first()
+
+
+def _export_render(export: Export) -> None:
+    if export.object_id is None:
+        raise NotFound(_("The exported document no longer exists."), code="document_missing")
+    exporter = document_exporter(actor=Actor.system(), document=export.document, object_id=export.object_id)
+    with translation.override(export.language), tempfile.TemporaryFile() as spool:
+        render(exporter, export.format, spool)
+        spool.seek(0)
+        name = default_storage.save(f"exports/{export.pk}/{exporter.filename(export.format)}", File(spool))
+    finished = Export.objects.filter(pk=export.pk, status=ExportStatus.RUNNING).update(
+        status=ExportStatus.DONE, file=name, lines=exporter.line_count(), finished_at=timezone.now(), heartbeat_at=None
     )
     if not finished:
         default_storage.delete(name)
-    export.refresh_from_db()
-    return export

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from registry.jobs import JobFields, JobKind, job_kind_register
 from registry.models import Party, WorkKind
 
 
@@ -252,9 +253,10 @@ def _manifest_upload_to(instance: UsageManifest, filename: str) -> str:
     return f"manifests/{timezone.now():%Y/%m}/{instance.lab_id}-{timezone.now():%H%M%S%f}.{instance.format}{suffix}"
 
 
-class UsageManifest(models.Model):
+class UsageManifest(JobFields):
     """A lab's report of what one training run used. The lines are kept as uploaded (``file``); each
-    line's outcome is a ``ManifestLine``. ``lines_done`` is the resume cursor of processing.
+    line's outcome is a ``ManifestLine``. ``lines_done`` is the resume cursor of processing; the lifecycle
+    (queueing, heartbeat, failure, retry) is ``registry.jobs``'s.
     """
 
     lab = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="usage_manifests", verbose_name=_("lab"))
@@ -276,7 +278,6 @@ class UsageManifest(models.Model):
     )
     lines_total = models.PositiveIntegerField(_("lines"), default=0)
     lines_done = models.PositiveIntegerField(_("lines processed"), default=0)
-    failure_reason = models.TextField(_("failure reason"), blank=True)
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -289,13 +290,11 @@ class UsageManifest(models.Model):
         "registry.ApiKey", null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("API key")
     )
     created_at = models.DateTimeField(_("received at"), default=timezone.now)
-    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     # Lines and amounts per outcome, stored when processing ends so that reading a large manifest costs
     # nothing; cleared when re-pricing or an escrow release changes its lines (then computed when read).
     summary = models.JSONField(_("summary"), null=True, blank=True)
     # When the last chunk committed: a manifest that stops progressing is queued again.
     progressed_at = models.DateTimeField(_("last progress"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("usage manifest")
@@ -315,6 +314,18 @@ class UsageManifest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.manifest_id} ({self.model}, {self.status})"
+
+
+MANIFEST_JOB = JobKind(
+    model=UsageManifest,
+    task="compensation.tasks.usage_manifest_run",
+    waiting=ManifestStatus.RECEIVED,
+    running=ManifestStatus.PROCESSING,
+    done=ManifestStatus.PROCESSED,
+    failed=ManifestStatus.FAILED,
+    audit_prefix="compensation.manifest",
+)
+job_kind_register(MANIFEST_JOB)
 
 
 class ManifestLine(models.Model):
@@ -489,7 +500,7 @@ class SettlementStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
-class Settlement(models.Model):
+class Settlement(JobFields):
     """One distribution run over a period of effective dates, ``[period_start, period_end)``.
 
     From the moment it runs, the period is closed: the database refuses postings dated inside it except
@@ -508,7 +519,6 @@ class Settlement(models.Model):
     payout_threshold_micro = models.BigIntegerField(_("payout threshold (micro-won)"))
     withholding_bp = models.PositiveIntegerField(_("withholding (basis points)"), default=0)
     totals = models.JSONField(_("totals"), default=dict, blank=True)
-    failure_reason = models.TextField(_("failure reason"), blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -518,7 +528,6 @@ class Settlement(models.Model):
         verbose_name=_("created by"),
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
-    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     settled_at = models.DateTimeField(_("settled at"), null=True, blank=True)
 
     class Meta:
@@ -542,6 +551,18 @@ class Settlement(models.Model):
     @property
     def last_day(self) -> date:
         return (timezone.localtime(self.period_end) - timedelta(microseconds=1)).date()
+
+
+SETTLEMENT_JOB = JobKind(
+    model=Settlement,
+    task="compensation.tasks.settlement_run",
+    waiting=SettlementStatus.PENDING,
+    running=SettlementStatus.RUNNING,
+    done=SettlementStatus.SETTLED,
+    failed=SettlementStatus.FAILED,
+    audit_prefix="compensation.settlement",
+)
+job_kind_register(SETTLEMENT_JOB)
 
 
 class Statement(models.Model):
@@ -767,18 +788,20 @@ class InvoiceLine(models.Model):
 
 
 class DistributionStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
     RUNNING = "running", _("Running")
     DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
 
 
-class MarketShareDistribution(models.Model):
+class MarketShareDistribution(JobFields):
     """The once-only distribution of one hold month's escrow that nobody claimed within the hold period:
     to the holders that the same lab paid in the same month, pro rata, keeping ``reserve_bp`` for late claimants.
     """
 
     hold_month = models.DateField(_("hold month"), unique=True, help_text=_("The first day of the month."))
     status = models.CharField(
-        _("status"), max_length=16, choices=DistributionStatus.choices, default=DistributionStatus.RUNNING
+        _("status"), max_length=16, choices=DistributionStatus.choices, default=DistributionStatus.PENDING
     )
     reserve_bp = models.PositiveIntegerField(_("reserve (basis points)"))
     lines = models.PositiveIntegerField(_("holds distributed"), default=0)
@@ -798,7 +821,6 @@ class MarketShareDistribution(models.Model):
         verbose_name=_("run by"),
     )
     created_at = models.DateTimeField(_("run at"), default=timezone.now)
-    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("market-share distribution")
@@ -811,6 +833,18 @@ class MarketShareDistribution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hold_month:%Y-%m} ({self.status})"
+
+
+DISTRIBUTION_JOB = JobKind(
+    model=MarketShareDistribution,
+    task="compensation.tasks.distribution_execute",
+    waiting=DistributionStatus.PENDING,
+    running=DistributionStatus.RUNNING,
+    done=DistributionStatus.DONE,
+    failed=DistributionStatus.FAILED,
+    audit_prefix="compensation.distribution",
+)
+job_kind_register(DISTRIBUTION_JOB)
 
 
 class DistributionShare(models.Model):
@@ -853,7 +887,7 @@ class ExportStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
-class Export(models.Model):
+class Export(JobFields):
     """A statement or invoice too large to render in the request, rendered by a task into ``file``.
 
     Who may read it is decided by its document: whoever may read the statement or invoice.
@@ -866,7 +900,6 @@ class Export(models.Model):
     status = models.CharField(_("status"), max_length=16, choices=ExportStatus.choices, default=ExportStatus.PENDING)
     file = models.FileField(_("file"), max_length=300, blank=True)
     lines = models.PositiveIntegerField(_("lines"), default=0)
-    failure_reason = models.TextField(_("failure reason"), blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -876,8 +909,6 @@ class Export(models.Model):
         verbose_name=_("requested by"),
     )
     created_at = models.DateTimeField(_("requested at"), default=timezone.now)
-    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("export")
@@ -891,3 +922,15 @@ class Export(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document} {self.object_id} {self.format} ({self.status})"
+
+
+EXPORT_JOB = JobKind(
+    model=Export,
+    task="compensation.tasks.export_run",
+    waiting=ExportStatus.PENDING,
+    running=ExportStatus.RUNNING,
+    done=ExportStatus.DONE,
+    failed=ExportStatus.FAILED,
+    audit_prefix="compensation.export",
+)
+job_kind_register(EXPORT_JOB)

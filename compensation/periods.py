@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
+from django.db.models import Q
 
 from compensation.models import Settlement, SettlementStatus
 
@@ -58,7 +59,8 @@ class ClosedBooks:
 def books_closed() -> ClosedBooks | None:
     """Where the books are closed through, if any settlement has closed its period: one query."""
     latest = (
-        Settlement.objects.filter(status__in=CLOSED_STATUSES)
+        # A settlement that failed after writing its statements keeps its period closed: they stand for it.
+        Settlement.objects.filter(Q(status__in=CLOSED_STATUSES) | ~Q(step=""))
         .order_by("-period_end")
         .values_list("pk", "period_start", "period_end", "status")
         .first()

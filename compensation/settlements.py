@@ -12,8 +12,10 @@ retried task continues after the last finished step:
 3. **invoices**: per lab, the receivable's movement by manifest and outcome, violations apart.
 4. **payouts**: one payout entry per paid holder, dated inside the period, and the status ``settled``.
 
-A failure before step 2 commits reopens the period (status ``failed``); after it, the period stays closed
-and the task retries, because the statements already stand for its frozen entries.
+Any failure marks the settlement ``failed`` with a code (the shared job lifecycle, ``registry.jobs``). Before
+step 2 commits that reopens the period; after it, the period stays closed, because the statements already
+stand for its frozen entries. Staff retry a failed settlement (or ask for the same period again): the run
+continues after the last finished step.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from django.utils.translation import gettext_lazy as _
 from compensation.errors import SettlementError
 from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
 from compensation.models import (
+    SETTLEMENT_JOB,
     AccountKind,
     DistributionShare,
     EntryKind,
@@ -56,6 +59,7 @@ from compensation.models import (
 from compensation.periods import period_lock
 from registry.audit import Actor, audit_record
 from registry.errors import InvalidInput
+from registry.jobs import job_publish_on_commit, job_retry, job_run
 from registry.services import require_staff
 
 logger = logging.getLogger(__name__)
@@ -83,12 +87,6 @@ def period_bounds(*, first_day: date, last_day: date) -> tuple[datetime, datetim
     return start, end
 
 
-def _enqueue_run(settlement_id: int) -> None:
-    from compensation.tasks import settlement_run as task
-
-    task.delay(settlement_id)
-
-
 def settlement_create(*, actor: Actor, first_day: date, last_day: date) -> tuple[Settlement, bool]:
     """Create the settlement of the days ``first_day`` to ``last_day`` and queue its run; staff only.
 
@@ -106,11 +104,10 @@ def settlement_create(*, actor: Actor, first_day: date, last_day: date) -> tuple
     with transaction.atomic():
         existing = Settlement.objects.select_for_update().filter(period_start=start, period_end=end).first()
         if existing is not None:
-            if existing.status != SettlementStatus.SETTLED:
-                if existing.status == SettlementStatus.FAILED:
-                    Settlement.objects.filter(pk=existing.pk).update(status=SettlementStatus.PENDING)
-                    existing.status = SettlementStatus.PENDING
-                transaction.on_commit(lambda: _enqueue_run(existing.pk))
+            if existing.status == SettlementStatus.FAILED:
+                existing = job_retry(actor=actor, kind=SETTLEMENT_JOB, job_id=existing.pk)
+            elif existing.status != SettlementStatus.SETTLED:
+                job_publish_on_commit(kind=SETTLEMENT_JOB, job_id=existing.pk)
             return existing, False
         overlapping = Settlement.objects.filter(period_start__lt=end, period_end__gt=start).first()
         if overlapping is not None:
@@ -142,7 +139,8 @@ def settlement_create(*, actor: Actor, first_day: date, last_day: date) -> tuple
             target=settlement,
             data={"period_start": start.isoformat(), "period_end": end.isoformat()},
         )
-        transaction.on_commit(lambda: _enqueue_run(settlement.pk))
+        # The outbox: published after commit; if the broker is down, the sweep publishes it later.
+        job_publish_on_commit(kind=SETTLEMENT_JOB, job_id=settlement.pk)
     return settlement, True
 
 
@@ -158,39 +156,24 @@ def _overlap(other: Settlement | None) -> SettlementError:
 
 
 def settlement_run(*, settlement_id: int) -> Settlement:
-    """Run (or continue) a settlement to the end; safe to call any number of times, concurrently too."""
-    if not _close(settlement_id):
-        return Settlement.objects.get(pk=settlement_id)
-    try:
-        _step(settlement_id, "", "statements", _statements_build)
-    except Exception as error:
-        # Nothing of the run is committed yet: reopen the period, so the ledger does not wait on it.
-        logger.exception("settlement %s failed before its statements", settlement_id)
-        Settlement.objects.filter(pk=settlement_id, step="").update(
-            status=SettlementStatus.FAILED, failure_reason=f"{type(error).__name__}: {error}"[:2000]
-        )
-        raise
-    _step(settlement_id, "statements", "invoices", _invoices_build)
-    _step(settlement_id, "invoices", "payouts", _payouts_post)
+    """Run (or continue) a settlement to the end; safe to call any number of times, concurrently too. A
+    failure is recorded on the settlement with its code; a failure before the statements reopens the period."""
+    job_run(kind=SETTLEMENT_JOB, job_id=settlement_id, work=_steps_run, on_start=_close)
     return Settlement.objects.get(pk=settlement_id)
 
 
-def _close(settlement_id: int) -> bool:
-    """Close the period; False when there is nothing left to do (settled, or no such settlement)."""
-    with transaction.atomic():
-        settlement = Settlement.objects.select_for_update().filter(pk=settlement_id).first()
-        if settlement is None or settlement.status == SettlementStatus.SETTLED:
-            return False
-        if settlement.status == SettlementStatus.RUNNING:
-            return True
-        # Waits for postings in flight; every posting after this commit sees the period closed.
-        period_lock(exclusive=True)
-        settlement.status = SettlementStatus.RUNNING
-        settlement.started_at = timezone.now()
-        settlement.failure_reason = ""
-        settlement.progress = {"step": "closed"}
-        settlement.save(update_fields=["status", "started_at", "failure_reason", "progress"])
-    return True
+def _steps_run(settlement: Settlement) -> None:
+    _step(settlement.pk, "", "statements", _statements_build)
+    _step(settlement.pk, "statements", "invoices", _invoices_build)
+    _step(settlement.pk, "invoices", "payouts", _payouts_post)
+
+
+def _close(settlement: Settlement) -> None:
+    """Close the period as the run starts (in the claim's transaction, the settlement locked)."""
+    # Waits for postings in flight; every posting after this commit sees the period closed.
+    period_lock(exclusive=True)
+    if not settlement.step:
+        Settlement.objects.filter(pk=settlement.pk).update(progress={"step": "closed"})
 
 
 def _step(settlement_id: int, after: str, name: str, build: Callable[[Settlement], dict[str, Any]]) -> None:

@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import IO, Any
 
 import orjson
@@ -33,7 +33,6 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.db.models import F, Q
-from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
@@ -56,6 +55,7 @@ from compensation.manifests import (
     upload_inspect,
 )
 from compensation.models import (
+    MANIFEST_JOB,
     AccountKind,
     EntryKind,
     ManifestFormat,
@@ -72,8 +72,9 @@ from compensation.usage_sql import SCHEME_KIND, StagedChunk, chunk_settle_sql, s
 from optout.models import Regime
 from optout.selectors import UsageContext, usage_context_load
 from registry.audit import Actor, audit_record
-from registry.errors import InvalidInput, NotPermitted
+from registry.errors import InvalidInput, NotPermitted, RegistryError
 from registry.identifiers import IdentifierKey
+from registry.jobs import job_fail, job_publish, job_run, jobs_sweep
 from registry.models import ApiScope, PartyKind, WorkKind, WorkStatus
 from registry.uploads import upload_size_check
 
@@ -147,8 +148,10 @@ def _manifest_store(
                 data={"manifest_id": meta.manifest_id, "model": meta.model, "lines": lines, "format": format},
             )
             manifest_pk = manifest.pk
+            # The outbox: published after commit; if the broker is down, the sweep publishes it later.
             transaction.on_commit(lambda: _enqueue(manifest_pk))
     except BaseException:
+        # Only a record that was never committed loses its file (publishing cannot raise into here).
         manifest.file.delete(save=False)
         raise
     return manifest, True
@@ -219,9 +222,8 @@ def usage_manifest_submit_file(
 
 
 def _enqueue(manifest_id: int) -> None:
-    from compensation.tasks import usage_manifest_run  # tasks imports this module
-
-    usage_manifest_run.delay(manifest_id)
+    # Never raises: a broker that is down leaves the manifest unqueued, for the sweep.
+    job_publish(kind=MANIFEST_JOB, job_id=manifest_id)
 
 
 # --- Deciding lines -----------------------------------------------------------------------------
@@ -526,18 +528,14 @@ def usage_manifest_process(*, manifest_id: int, engine: str | None = None) -> No
     ``engine`` is ``sql`` (set-based, PostgreSQL's default) or ``python`` (SQLite's, and the reference the
     SQL is tested against).
     """
+    # Claimed (or left to the worker whose heartbeat is fresh), heartbeating, and failed with a code on any
+    # exception: the shared lifecycle. A claimed manifest resumes after its cursor.
+    job_run(kind=MANIFEST_JOB, job_id=manifest_id, work=lambda manifest: _manifest_process(manifest, engine))
+
+
+def _manifest_process(manifest: UsageManifest, engine: str | None) -> None:
     if engine is None:
         engine = "sql" if connection.vendor == "postgresql" else "python"
-    manifest = UsageManifest.objects.filter(pk=manifest_id).first()
-    if manifest is None or manifest.status in (ManifestStatus.PROCESSED, ManifestStatus.FAILED):
-        return
-    if manifest.status == ManifestStatus.RECEIVED:
-        UsageManifest.objects.filter(pk=manifest_id, status=ManifestStatus.RECEIVED).update(
-            status=ManifestStatus.PROCESSING, started_at=timezone.now()
-        )
-        manifest.refresh_from_db()
-        if manifest.status != ManifestStatus.PROCESSING:
-            return
     sizes = _ChunkSizes(settings.USAGE_CHUNK_LINES, settings.USAGE_FIRST_CHUNK_LINES)
     cursor = manifest.lines_done
     try:
@@ -559,14 +557,28 @@ def usage_manifest_process(*, manifest_id: int, engine: str | None = None) -> No
                     cursor += len(lines)
     except InvalidInput as exc:
         # The file was readable when it was accepted; if it no longer is, say so on the manifest.
-        _manifest_end(manifest, status=ManifestStatus.FAILED, reason=str(exc.message))
+        _manifest_end(manifest, status=ManifestStatus.FAILED, code=exc.code, reason=str(exc.message))
         return
     except ProducerFailed as exc:
-        if exc.kind != InvalidInput.__name__:
-            raise
-        _manifest_end(manifest, status=ManifestStatus.FAILED, reason=exc.message)
-        return
+        # The parsing process's error, by name: a domain error (the file no longer reads) is the owner's to see.
+        domain = _registry_error_named(exc.kind)
+        if domain is not None:
+            _manifest_end(manifest, status=ManifestStatus.FAILED, code=domain.code, reason=exc.message)
+            return
+        if exc.kind == FileNotFoundError.__name__:
+            raise FileNotFoundError(exc.message) from exc
+        raise
     _manifest_end(manifest, status=ManifestStatus.PROCESSED)
+
+
+def _registry_error_named(name: str) -> type[RegistryError] | None:
+    pending: list[type[RegistryError]] = [RegistryError]
+    while pending:
+        error = pending.pop()
+        if error.__name__ == name:
+            return error
+        pending += error.__subclasses__()
+    return None
 
 
 @contextmanager
@@ -675,54 +687,43 @@ def _chunk_commit(manifest: UsageManifest, cursor: int, chunk: StagedChunk | Seq
             if posting is not None:
                 entry_id = ledger_post_entries(postings=[posting])[posting.idempotency_key]
             _lines_insert([_line_values(manifest.pk, row, account_ids, entry_id, now) for row in decided.rows])
+        now = timezone.now()
         UsageManifest.objects.filter(pk=manifest.pk).update(
-            lines_done=F("lines_done") + count, progressed_at=timezone.now()
+            lines_done=F("lines_done") + count, progressed_at=now, heartbeat_at=now
         )
     return True
 
 
-def _manifest_end(manifest: UsageManifest, *, status: str, reason: str = "") -> None:
+def _manifest_end(manifest: UsageManifest, *, status: str, code: str = "", reason: str = "") -> None:
+    if status == ManifestStatus.FAILED:
+        progress = UsageManifest.objects.filter(pk=manifest.pk).values("lines_total", "lines_done").first()
+        job_fail(kind=MANIFEST_JOB, job_id=manifest.pk, code=code, message=reason, audit_data=dict(progress or {}))
+        return
     with transaction.atomic():
         changed = UsageManifest.objects.filter(pk=manifest.pk, status=ManifestStatus.PROCESSING).update(
-            status=status, failure_reason=reason, finished_at=timezone.now()
+            status=status, finished_at=timezone.now(), heartbeat_at=None
         )
         if not changed:
             return
-        if status == ManifestStatus.PROCESSED:
-            UsageManifest.objects.filter(pk=manifest.pk).update(summary=manifest_outcome_summary(manifest=manifest))
+        UsageManifest.objects.filter(pk=manifest.pk).update(summary=manifest_outcome_summary(manifest=manifest))
         manifest.refresh_from_db()
         audit_record(
-            code="compensation.manifest.processed"
-            if status == ManifestStatus.PROCESSED
-            else "compensation.manifest.failed",
+            code="compensation.manifest.processed",
             actor=Actor.system(),
             target=manifest,
-            data={
-                "lines_total": manifest.lines_total,
-                "lines_done": manifest.lines_done,
-                **({"reason": reason} if reason else {}),
-            },
+            data={"lines_total": manifest.lines_total, "lines_done": manifest.lines_done},
         )
 
 
-def usage_manifests_resume_stalled(*, older_than_minutes: int = 15) -> int:
-    """Queue again the unfinished manifests that have not progressed for a while (a lost task, a crashed
-    worker), while a running one, which commits a chunk every few seconds, is left alone.
+def usage_manifests_resume_stalled(*, older_than_minutes: float | None = None) -> int:
+    """Publish the manifests the broker never took and queue again those whose worker died: their heartbeat
+    (refreshed per chunk and while a chunk runs) is older than ``older_than_minutes``, by default
+    ``JOB_STALE_SECONDS``. The every-minute ``jobs_sweep`` does this for every kind of job.
 
     Safe even if one is still running: the chunk lock and cursor check let one worker commit each chunk.
     """
-    from compensation.tasks import usage_manifest_run  # tasks imports this module
-
-    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
-    stalled = list(
-        UsageManifest.objects.filter(status__in=[ManifestStatus.RECEIVED, ManifestStatus.PROCESSING])
-        .annotate(last_seen=Coalesce("progressed_at", "started_at", "created_at"))
-        .filter(last_seen__lt=cutoff)
-        .values_list("pk", flat=True)
-    )
-    for manifest_pk in stalled:
-        usage_manifest_run.delay(manifest_pk)
-    return len(stalled)
+    stale_seconds = None if older_than_minutes is None else older_than_minutes * 60
+    return jobs_sweep(kinds=[MANIFEST_JOB], stale_seconds=stale_seconds)
 
 
 # --- Re-pricing -----------------------------------------------------------------------------------

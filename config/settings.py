@@ -57,6 +57,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "registry.middleware.NulQueryMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -227,15 +228,27 @@ CELERY_BEAT_SCHEDULE = {
         "task": "registry.tasks.domains_recheck_pending",
         "schedule": timedelta(minutes=env.integer("DOMAIN_RECHECK_MINUTES", 15, minimum=1)),
     },
-    "registry-imports-resume": {
-        "task": "registry.tasks.work_imports_resume",
-        "schedule": timedelta(minutes=10),
-    },
-    "compensation-manifests-resume": {
-        "task": "compensation.tasks.usage_manifests_resume",
-        "schedule": timedelta(minutes=10),
+    # Publishes jobs the broker never took, and queues again those whose worker died (registry/jobs.py).
+    "jobs-sweep": {
+        "task": "registry.tasks.jobs_sweep",
+        "schedule": timedelta(minutes=1),
     },
 }
+# Background jobs (manifests, imports, exports, settlements, distributions): a running job refreshes its
+# heartbeat every JOB_HEARTBEAT_SECONDS; one silent for JOB_STALE_SECONDS lost its worker and is queued again,
+# up to JOB_MAX_ATTEMPTS starts; one accepted but not started JOB_REPUBLISH_WAITING_SECONDS after it was
+# queued is published again (its message was lost).
+JOB_HEARTBEAT_SECONDS = env.integer("JOB_HEARTBEAT_SECONDS", 30, minimum=1)
+JOB_STALE_SECONDS = env.integer("JOB_STALE_SECONDS", 180, minimum=1)
+JOB_MAX_ATTEMPTS = env.integer("JOB_MAX_ATTEMPTS", 5, minimum=1)
+JOB_REPUBLISH_WAITING_SECONDS = env.integer("JOB_REPUBLISH_WAITING_SECONDS", 900, minimum=60)
+if JOB_STALE_SECONDS < 3 * JOB_HEARTBEAT_SECONDS:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"JOB_STALE_SECONDS={JOB_STALE_SECONDS} must be at least three heartbeats "
+        f"(3 x JOB_HEARTBEAT_SECONDS={JOB_HEARTBEAT_SECONDS}), or running jobs are taken for dead ones."
+    )
 
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {

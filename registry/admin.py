@@ -13,7 +13,9 @@ from django.utils.translation import ngettext
 from registry import services
 from registry.audit import Actor, audit_record
 from registry.errors import RegistryError
+from registry.job_admin import JOB_FIELDS, JobAdminMixin
 from registry.models import (
+    WORK_IMPORT_JOB,
     ApiKey,
     AuditEvent,
     ClaimStatus,
@@ -279,10 +281,21 @@ class RowErrorInline(admin.TabularInline[WorkImportRowError, WorkImport]):
 
 
 @admin.register(WorkImport)
-class WorkImportAdmin(admin.ModelAdmin[WorkImport]):
-    list_display = ["id", "holder", "original_name", "status", "rows_total", "rows_done", "rows_failed", "created_at"]
-    list_filter = ["status", "format"]
-    readonly_fields = [f.name for f in WorkImport._meta.fields]
+class WorkImportAdmin(JobAdminMixin, admin.ModelAdmin[WorkImport]):
+    job_kind = WORK_IMPORT_JOB
+    list_display = [
+        "id",
+        "holder",
+        "original_name",
+        "status",
+        "failure_code",
+        "rows_total",
+        "rows_done",
+        "rows_failed",
+        "created_at",
+    ]
+    list_filter = ["status", "failure_code", "format"]
+    readonly_fields = [f.name for f in WorkImport._meta.fields if f.name not in JOB_FIELDS] + JOB_FIELDS
     inlines = [RowErrorInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -18,7 +18,7 @@ import zipfile
 import zlib
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, suppress
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from typing import IO
 from xml.etree.ElementTree import ParseError
 
@@ -37,7 +37,9 @@ from registry import services
 from registry.audit import Actor, audit_record
 from registry.errors import IdentifierTaken, InvalidInput, RegistryError
 from registry.identifiers import Scheme
+from registry.jobs import job_fail, job_publish_on_commit, job_run, jobs_sweep
 from registry.models import (
+    WORK_IMPORT_JOB,
     ImportFormat,
     ImportStatus,
     Party,
@@ -620,18 +622,13 @@ def work_import_create(*, actor: Actor, holder: Party, file: File[bytes], filena
                 target=work_import,
                 data={"format": import_format, "file": work_import.original_name},
             )
-            import_id = work_import.pk
-            transaction.on_commit(lambda: _enqueue(import_id))
+            # The outbox: published after commit; if the broker is down, the sweep publishes it later.
+            job_publish_on_commit(kind=WORK_IMPORT_JOB, job_id=work_import.pk)
     except BaseException:
+        # Only a record that was never committed loses its file (publishing cannot raise into here).
         work_import.file.delete(save=False)
         raise
     return work_import
-
-
-def _enqueue(import_id: int) -> None:
-    from registry.tasks import work_import_run  # tasks imports this module
-
-    work_import_run.delay(import_id)
 
 
 def _import_actor(work_import: WorkImport) -> Actor:
@@ -644,21 +641,16 @@ def work_import_process(*, import_id: int) -> None:
 
     Row errors and the failure reason are written in the language the file was uploaded in.
     """
-    work_import = WorkImport.objects.select_related("holder", "created_by").filter(pk=import_id).first()
-    if work_import is None or work_import.status in (ImportStatus.PROCESSED, ImportStatus.FAILED):
-        return
-    with translation.override(work_import.language or settings.LANGUAGE_CODE):
-        _import_process(work_import)
+    language = WorkImport.objects.filter(pk=import_id).values_list("language", flat=True).first()
+    with translation.override(language or settings.LANGUAGE_CODE):
+        # Claimed (or left to the worker whose heartbeat is fresh), heartbeating, and failed with a code on
+        # any exception: the shared lifecycle. A claimed import resumes after its cursor.
+        job_run(kind=WORK_IMPORT_JOB, job_id=import_id, work=_import_process)
 
 
-def _import_process(work_import: WorkImport) -> None:
-    import_id = work_import.pk
-    if work_import.status == ImportStatus.RECEIVED:
-        # A second delivery of the task that finds the import already processing resumes it below.
-        WorkImport.objects.filter(pk=import_id, status=ImportStatus.RECEIVED).update(status=ImportStatus.PROCESSING)
-        work_import.refresh_from_db(fields=["status", "rows_total", "rows_done"])
-        if work_import.status != ImportStatus.PROCESSING:
-            return
+def _import_process(claimed: WorkImport) -> None:
+    import_id = claimed.pk
+    work_import = WorkImport.objects.select_related("holder", "created_by").get(pk=import_id)
     actor = _import_actor(work_import)
     try:
         if work_import.rows_total is None:
@@ -669,6 +661,7 @@ def _import_process(work_import: WorkImport) -> None:
                     work_import,
                     actor,
                     status=ImportStatus.FAILED,
+                    code="too_many_rows",
                     reason=str(
                         _("The file has more than %(max)s rows; split it into files of at most %(max)s rows.")
                         % {"max": settings.WORK_IMPORT_MAX_ROWS}
@@ -677,7 +670,11 @@ def _import_process(work_import: WorkImport) -> None:
                 return
             if total == 0:
                 _import_end(
-                    work_import, actor, status=ImportStatus.FAILED, reason=str(_("The file has no rows to import."))
+                    work_import,
+                    actor,
+                    status=ImportStatus.FAILED,
+                    code="no_rows",
+                    reason=str(_("The file has no rows to import.")),
                 )
                 return
             WorkImport.objects.filter(pk=import_id).update(rows_total=total)
@@ -685,7 +682,7 @@ def _import_process(work_import: WorkImport) -> None:
         if not _import_chunks(work_import, actor):
             return
     except RegistryError as exc:
-        _import_end(work_import, actor, status=ImportStatus.FAILED, reason=str(exc.message))
+        _import_end(work_import, actor, status=ImportStatus.FAILED, code=exc.code, reason=str(exc.message))
         return
     _import_end(work_import, actor, status=ImportStatus.PROCESSED)
 
@@ -755,6 +752,7 @@ def _chunk_commit(work_import: WorkImport, actor: Actor, cursor: int, chunk: Seq
             rows_done=F("rows_done") + len(chunk),
             rows_registered=F("rows_registered") + registered,
             rows_failed=F("rows_failed") + len(errors),
+            heartbeat_at=timezone.now(),
         )
     return True
 
@@ -791,42 +789,29 @@ def _registration_error(
     return _row_error(work_import, row, error, existing_work_id=existing)
 
 
-def _import_end(work_import: WorkImport, actor: Actor, *, status: str, reason: str = "") -> None:
+def _import_end(work_import: WorkImport, actor: Actor, *, status: str, code: str = "", reason: str = "") -> None:
+    work_import.refresh_from_db()
+    counts = {
+        "rows_total": work_import.rows_total,
+        "rows_done": work_import.rows_done,
+        "rows_registered": work_import.rows_registered,
+        "rows_failed": work_import.rows_failed,
+    }
+    if status == ImportStatus.FAILED:
+        job_fail(kind=WORK_IMPORT_JOB, job_id=work_import.pk, code=code, message=reason, audit_data=counts)
+        return
     with transaction.atomic():
         changed = WorkImport.objects.filter(pk=work_import.pk, status=ImportStatus.PROCESSING).update(
-            status=status, failure_reason=reason, finished_at=timezone.now()
+            status=status, finished_at=timezone.now(), heartbeat_at=None
         )
         if not changed:
             return
-        work_import.refresh_from_db()
-        audit_record(
-            code="registry.import.processed" if status == ImportStatus.PROCESSED else "registry.import.failed",
-            actor=actor,
-            target=work_import,
-            data={
-                "rows_total": work_import.rows_total,
-                "rows_done": work_import.rows_done,
-                "rows_registered": work_import.rows_registered,
-                "rows_failed": work_import.rows_failed,
-                **({"reason": reason} if reason else {}),
-            },
-        )
+        audit_record(code="registry.import.processed", actor=actor, target=work_import, data=counts)
 
 
-def work_imports_resume_stalled(*, older_than_minutes: int = 15) -> int:
-    """Queue again the imports still unfinished long after upload (a lost task or a crashed worker).
-
-    Safe while an import is still running: the chunk lock and cursor check let only one
-    worker commit each chunk; the other stops.
+def work_imports_resume_stalled(*, stale_seconds: float | None = None) -> int:
+    """Publish the imports the broker never took and queue again those whose worker died (their heartbeat is
+    older than ``stale_seconds``, by default ``JOB_STALE_SECONDS``); a running import that beats is left alone,
+    however long ago it was uploaded. The every-minute ``jobs_sweep`` does this for every kind of job.
     """
-    from registry.tasks import work_import_run  # tasks imports this module
-
-    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
-    stalled = list(
-        WorkImport.objects.filter(
-            status__in=[ImportStatus.RECEIVED, ImportStatus.PROCESSING], created_at__lt=cutoff
-        ).values_list("pk", flat=True)
-    )
-    for import_id in stalled:
-        work_import_run.delay(import_id)
-    return len(stalled)
+    return jobs_sweep(kinds=[WORK_IMPORT_JOB], stale_seconds=stale_seconds)

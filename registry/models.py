@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from registry.identifiers import Scheme
+from registry.jobs import JobFields, JobKind, job_kind_register
 
 MAX_SHARE_BP = 10_000
 
@@ -354,8 +355,11 @@ def _import_upload_to(instance: WorkImport, filename: str) -> str:
     return f"imports/{timezone.now():%Y/%m}/{instance.holder_id}-{timezone.now():%H%M%S%f}.{instance.format}"
 
 
-class WorkImport(models.Model):
-    """A bulk registration file, processed by a worker in chunks; ``rows_done`` is the resume cursor."""
+class WorkImport(JobFields):
+    """A bulk registration file, processed by a worker in chunks; ``rows_done`` is the resume cursor.
+
+    Its lifecycle (queueing, heartbeat, failure, retry) is ``registry.jobs``'s.
+    """
 
     holder = models.ForeignKey(Party, on_delete=models.CASCADE, related_name="imports", verbose_name=_("holder"))
     created_by = models.ForeignKey(
@@ -374,11 +378,9 @@ class WorkImport(models.Model):
     rows_done = models.PositiveIntegerField(_("rows processed"), default=0)
     rows_registered = models.PositiveIntegerField(_("rows registered"), default=0)
     rows_failed = models.PositiveIntegerField(_("rows with errors"), default=0)
-    failure_reason = models.TextField(_("failure reason"), blank=True)
     # The uploader's language: the worker writes row errors and the failure reason in it.
     language = models.CharField(_("language"), max_length=8, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
-    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("work import")
@@ -387,6 +389,18 @@ class WorkImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.original_name or self.file.name} ({self.status})"
+
+
+WORK_IMPORT_JOB = JobKind(
+    model=WorkImport,
+    task="registry.tasks.work_import_run",
+    waiting=ImportStatus.RECEIVED,
+    running=ImportStatus.PROCESSING,
+    done=ImportStatus.PROCESSED,
+    failed=ImportStatus.FAILED,
+    audit_prefix="registry.import",
+)
+job_kind_register(WORK_IMPORT_JOB)
 
 
 class WorkImportRowError(models.Model):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
 
 from registry import services
 from registry.imports import work_import_process, work_imports_resume_stalled
+from registry.jobs import TRANSIENT_ERRORS
+from registry.jobs import jobs_sweep as jobs_sweep_run
 
-# A lost database connection is worth retrying; anything else is a bug or bad data, recorded on the object.
-TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+__all__ = ["TRANSIENT_ERRORS"]
 
 
 @shared_task(
@@ -28,7 +28,14 @@ def work_import_run(import_id: int) -> None:
 
 @shared_task(acks_late=True, max_retries=0, soft_time_limit=120, time_limit=180)
 def work_imports_resume() -> int:
+    # Kept for beat schedules of earlier releases; jobs_sweep does this for every kind of job.
     return work_imports_resume_stalled()
+
+
+@shared_task(acks_late=True, max_retries=0, soft_time_limit=50, time_limit=55)
+def jobs_sweep() -> int:
+    # Every minute: publish jobs the broker never took, queue again those whose worker died.
+    return jobs_sweep_run()
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, max_retries=5)

@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse
 from django.utils.translation import get_language
-from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import renderers, serializers, status
@@ -16,18 +14,32 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from compensation import exports
-from compensation.models import Export, ExportStatus
+from compensation.models import EXPORT_JOB, Export, ExportStatus
+from registry.api.serializers import failure_reason_field
 from registry.api.views import RegistryAPIView
-from registry.errors import NotFound
+from registry.jobs import job_retry
 
 
 class ExportOutput(serializers.ModelSerializer[Export]):
     url = serializers.SerializerMethodField()
     download = serializers.SerializerMethodField()
+    failure_reason = failure_reason_field()
 
     class Meta:
         model = Export
-        fields = ["id", "url", "document", "object_id", "format", "language", "status", "lines", "download"]
+        fields = [
+            "id",
+            "url",
+            "document",
+            "object_id",
+            "format",
+            "language",
+            "status",
+            "lines",
+            "download",
+            "failure_code",
+            "failure_reason",
+        ]
         read_only_fields = fields
 
     def get_url(self, obj: Export) -> str:
@@ -109,15 +121,28 @@ class ExportDetailView(RegistryAPIView):
         return Response(ExportOutput(export).data)
 
 
+class ExportRetryView(RegistryAPIView):
+    @extend_schema(request=None, responses={202: ExportOutput}, summary="Queue a failed export again (staff)")
+    def post(self, request: Request, export_pk: int) -> Response:
+        export = job_retry(actor=self.actor(), kind=EXPORT_JOB, job_id=export_pk)
+        return Response(ExportOutput(export).data, status=status.HTTP_202_ACCEPTED)
+
+
 class ExportFileView(RegistryAPIView):
-    @extend_schema(responses=_FILES, summary="A finished export's file")
-    def get(self, request: Request, export_pk: int) -> FileResponse:
+    @extend_schema(
+        responses={**_FILES, 202: ExportOutput},
+        summary="A finished export's file; if storage lost it, the export is made again (202, poll it)",
+    )
+    def get(self, request: Request, export_pk: int) -> FileResponse | Response:
         export = exports.export_get_for_actor(actor=self.actor(), export_pk=export_pk)
-        name = export.file.name if export.file else None
-        if export.status != ExportStatus.DONE or not name:
-            raise NotFound(_("The export is not ready yet."))
+        name = export.file.name or ""
+        handle = exports.export_file_open(export=export)
+        if handle is None:
+            response = Response(ExportOutput(export).data, status=status.HTTP_202_ACCEPTED)
+            response["Location"] = f"/api/v1/exports/{export.pk}"
+            return response
         return FileResponse(
-            default_storage.open(name, "rb"),
+            handle,
             as_attachment=True,
             filename=name.rsplit("/", 1)[-1],
             content_type=exports.CONTENT_TYPES[export.format],

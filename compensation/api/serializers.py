@@ -23,6 +23,7 @@ from compensation.models import (
 from compensation.selectors import manifest_summary
 from optout.models import Purpose
 from registry.api.fields import RegistryDateField, RegistryDateTimeField
+from registry.api.serializers import failure_reason_field
 from registry.models import WorkKind
 
 
@@ -117,6 +118,7 @@ class ManifestUploadInput(serializers.Serializer):
 class ManifestOutput(serializers.ModelSerializer):
     lab = serializers.IntegerField(source="lab_id")
     progress = serializers.SerializerMethodField()
+    failure_reason = failure_reason_field()
     url = serializers.SerializerMethodField()
     outcomes_url = serializers.SerializerMethodField()
     summary = serializers.SerializerMethodField()
@@ -139,7 +141,9 @@ class ManifestOutput(serializers.ModelSerializer):
             "lines_total",
             "lines_done",
             "progress",
+            "failure_code",
             "failure_reason",
+            "attempts",
             "created_at",
             "started_at",
             "finished_at",
@@ -207,6 +211,7 @@ class SettlementInput(serializers.Serializer):
 class SettlementOutput(serializers.ModelSerializer):
     first_day = serializers.DateField(read_only=True)
     last_day = serializers.DateField(read_only=True)
+    failure_reason = failure_reason_field()
 
     class Meta:
         model = Settlement
@@ -222,7 +227,9 @@ class SettlementOutput(serializers.ModelSerializer):
             "payout_threshold_micro",
             "withholding_bp",
             "totals",
+            "failure_code",
             "failure_reason",
+            "attempts",
             "created_at",
             "started_at",
             "settled_at",
@@ -357,6 +364,7 @@ class MonthField(serializers.DateField):
 
 class DistributionOutput(serializers.ModelSerializer):
     hold_month = MonthField(format="%Y-%m")
+    failure_reason = failure_reason_field()
 
     class Meta:
         model = MarketShareDistribution
@@ -369,6 +377,9 @@ class DistributionOutput(serializers.ModelSerializer):
             "distributed_micro",
             "reserved_micro",
             "undistributable_micro",
+            "failure_code",
+            "failure_reason",
+            "attempts",
             "created_at",
             "finished_at",
         ]

@@ -7,6 +7,7 @@ urlpatterns = [
     path("balance", views.BalanceView.as_view(), name="balance"),
     path("usage-manifests", views.ManifestListCreateView.as_view(), name="usage-manifests"),
     path("usage-manifests/<int:manifest_pk>", views.ManifestDetailView.as_view(), name="usage-manifest"),
+    path("usage-manifests/<int:manifest_pk>/retry", views.ManifestRetryView.as_view(), name="usage-manifest-retry"),
     path("violations", views.ViolationListView.as_view(), name="violations"),
     path(
         "usage-manifests/<int:manifest_pk>/outcomes",
@@ -14,8 +15,10 @@ urlpatterns = [
         name="usage-manifest-outcomes",
     ),
     path("distributions", views.DistributionListCreateView.as_view(), name="distributions"),
+    path("distributions/<int:distribution_pk>/retry", views.DistributionRetryView.as_view(), name="distribution-retry"),
     path("settlements", views.SettlementListCreateView.as_view(), name="settlements"),
     path("settlements/<int:settlement_pk>", views.SettlementDetailView.as_view(), name="settlement"),
+    path("settlements/<int:settlement_pk>/retry", views.SettlementRetryView.as_view(), name="settlement-retry"),
     path("statements", views.StatementListView.as_view(), name="statements"),
     path("statements/<int:statement_pk>", views.StatementDetailView.as_view(), name="statement"),
     path("statements/<int:statement_pk>/lines", views.StatementLinesView.as_view(), name="statement-lines"),
@@ -27,4 +30,5 @@ urlpatterns = [
     path("invoices/<int:invoice_pk>/export", export_views.InvoiceExportView.as_view(), name="invoice-export"),
     path("exports/<int:export_pk>", export_views.ExportDetailView.as_view(), name="export"),
     path("exports/<int:export_pk>/file", export_views.ExportFileView.as_view(), name="export-file"),
+    path("exports/<int:export_pk>/retry", export_views.ExportRetryView.as_view(), name="export-retry"),
 ]

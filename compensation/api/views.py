@@ -35,12 +35,14 @@ from compensation.api.serializers import (
     TariffOutput,
     ViolationOutput,
 )
+from compensation.models import DISTRIBUTION_JOB, MANIFEST_JOB, SETTLEMENT_JOB
 from registry import spreadsheets
 from registry.api.fastjson import OrjsonParser
 from registry.api.schema import error_responses
 from registry.api.serializers import ID_MAX
 from registry.api.views import CSVRenderer, RegistryAPIView, acting_party
 from registry.errors import InvalidInput, NotFound, NotPermitted
+from registry.jobs import job_retry
 from registry.models import Party
 
 
@@ -142,6 +144,13 @@ class ManifestDetailView(RegistryAPIView):
         return Response(ManifestOutput(manifest, context={"with_summary": True}).data)
 
 
+class ManifestRetryView(RegistryAPIView):
+    @extend_schema(request=None, responses={202: ManifestOutput}, summary="Queue a failed manifest again (staff)")
+    def post(self, request: Request, manifest_pk: int) -> Response:
+        manifest = job_retry(actor=self.actor(), kind=MANIFEST_JOB, job_id=manifest_pk)
+        return Response(ManifestOutput(manifest).data, status=status.HTTP_202_ACCEPTED)
+
+
 class ManifestOutcomesView(RegistryAPIView):
     renderer_classes = [renderers.JSONRenderer, CSVRenderer, JSONLinesRenderer]
 
@@ -220,6 +229,17 @@ class SettlementDetailView(RegistryAPIView):
     def get(self, request: Request, settlement_pk: int) -> Response:
         settlement = selectors.settlement_get(actor=self.actor(), settlement_pk=settlement_pk)
         return Response(SettlementOutput(settlement).data)
+
+
+class SettlementRetryView(RegistryAPIView):
+    @extend_schema(
+        request=None,
+        responses={202: SettlementOutput},
+        summary="Queue a failed settlement again (staff): it continues after its last finished step",
+    )
+    def post(self, request: Request, settlement_pk: int) -> Response:
+        settlement = job_retry(actor=self.actor(), kind=SETTLEMENT_JOB, job_id=settlement_pk)
+        return Response(SettlementOutput(settlement).data, status=status.HTTP_202_ACCEPTED)
 
 
 _SETTLEMENT = OpenApiParameter(
@@ -304,6 +324,15 @@ class DistributionListCreateView(RegistryAPIView):
         return Response(
             DistributionOutput(found).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
         )
+
+
+class DistributionRetryView(RegistryAPIView):
+    @extend_schema(
+        request=None, responses={202: DistributionOutput}, summary="Queue a failed distribution again (staff)"
+    )
+    def post(self, request: Request, distribution_pk: int) -> Response:
+        found = job_retry(actor=self.actor(), kind=DISTRIBUTION_JOB, job_id=distribution_pk)
+        return Response(DistributionOutput(found).data, status=status.HTTP_202_ACCEPTED)
 
 
 def _int_param(request: Request, name: str) -> int | None:

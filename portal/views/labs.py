@@ -156,7 +156,9 @@ def _manifest_state(manifest: UsageManifest) -> dict[str, Any]:
         "lines_total": manifest.lines_total,
         "lines_done": manifest.lines_done,
         "percent": percent,
-        "failure_reason": manifest.failure_reason,
+        # In the reader's language where the failure's code has a message of its own (registry.jobs).
+        "failure_reason": manifest.failure_message,
+        "failure_code": manifest.failure_code,
     }
 
 

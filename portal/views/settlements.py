@@ -103,7 +103,9 @@ def _export_state(export: Export) -> dict[str, Any]:
         "status_label": str(export.get_status_display()),
         "finished": finished,
         "percent": 100 if finished else (50 if export.status == ExportStatus.RUNNING else 0),
-        "failure_reason": export.failure_reason,
+        # In the reader's language where the failure's code has a message of its own (registry.jobs).
+        "failure_reason": export.failure_message,
+        "failure_code": export.failure_code,
     }
 
 

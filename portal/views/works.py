@@ -241,7 +241,9 @@ def _import_status(work_import: WorkImport) -> dict[str, Any]:
         "rows_registered": work_import.rows_registered,
         "rows_failed": work_import.rows_failed,
         "percent": percent,
-        "failure_reason": work_import.failure_reason,
+        # In the reader's language where the failure's code has a message of its own (registry.jobs).
+        "failure_reason": work_import.failure_message,
+        "failure_code": work_import.failure_code,
         "errors": errors,
     }
 

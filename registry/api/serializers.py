@@ -33,6 +33,18 @@ from registry.models import (
 ID_MAX = 2**63 - 1
 
 
+def failure_reason_field() -> serializers.CharField:
+    """A background job's failure as its owner reads it: in the request's language where its ``failure_code``
+    has a message of its own (``registry.jobs``), else as the job's language wrote it."""
+    return serializers.CharField(
+        source="failure_message",
+        read_only=True,
+        help_text=_(
+            "Why the job failed, for its owner; empty unless status is failed. failure_code says it for programs."
+        ),
+    )
+
+
 class IdentifierInput(serializers.Serializer):
     scheme = serializers.CharField(max_length=16, help_text=", ".join(Scheme.values))
     value = serializers.CharField(max_length=2000, trim_whitespace=True)
@@ -224,6 +236,7 @@ class DomainOutput(serializers.ModelSerializer):
 
 class ImportOutput(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
+    failure_reason = failure_reason_field()
     row_errors = serializers.SerializerMethodField()
     errors_url = serializers.SerializerMethodField()
 
@@ -239,7 +252,9 @@ class ImportOutput(serializers.ModelSerializer):
             "rows_registered",
             "rows_failed",
             "progress",
+            "failure_code",
             "failure_reason",
+            "attempts",
             "row_errors",
             "errors_url",
             "created_at",

@@ -8,6 +8,7 @@ urlpatterns = [
     path("works/bulk", views.WorkBulkView.as_view(), name="works-bulk"),
     path("works/<int:work_id>", views.WorkDetailView.as_view(), name="work-detail"),
     path("imports/<int:import_id>", views.ImportDetailView.as_view(), name="import-detail"),
+    path("imports/<int:import_id>/retry", views.ImportRetryView.as_view(), name="import-retry"),
     path("imports/<int:import_id>/errors", views.ImportErrorsView.as_view(), name="import-errors"),
     path("claims", views.ClaimListCreateView.as_view(), name="claims"),
     path("claims/<int:claim_id>/verify", views.ClaimVerifyView.as_view(), name="claim-verify"),

@@ -42,7 +42,8 @@ from registry.errors import NotPermitted
 from registry.fingerprints import fingerprint_file
 from registry.identifiers import Scheme
 from registry.imports import work_import_create
-from registry.models import Party
+from registry.jobs import job_retry
+from registry.models import WORK_IMPORT_JOB, Party
 
 
 def acting_party(actor: Actor) -> Party:
@@ -162,6 +163,13 @@ class ImportDetailView(RegistryAPIView):
     def get(self, request: Request, import_id: int) -> Response:
         work_import = selectors.work_import_get_for_actor(actor=self.actor(), import_id=import_id)
         return Response(ImportOutput(work_import).data)
+
+
+class ImportRetryView(RegistryAPIView):
+    @extend_schema(request=None, responses={202: ImportOutput}, summary="Queue a failed bulk import again (staff)")
+    def post(self, request: Request, import_id: int) -> Response:
+        work_import = job_retry(actor=self.actor(), kind=WORK_IMPORT_JOB, job_id=import_id)
+        return Response(ImportOutput(work_import).data, status=status.HTTP_202_ACCEPTED)
 
 
 class ImportErrorsView(RegistryAPIView):

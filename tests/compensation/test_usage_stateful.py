@@ -90,8 +90,8 @@ ISBNS = [_isbn(n) for n in range(1, 7)]
 BAD_ISBN = ISBNS[0][:-1] + str((int(ISBNS[0][-1]) + 1) % 10)  # wrong check digit
 
 
-class Crash(Exception):
-    """A worker killed mid-task."""
+class Crash(BaseException):
+    """A worker killed mid-task: no ``except Exception`` gets to record it (an exception is a failure)."""
 
 
 # --- The model ------------------------------------------------------------------------------------
