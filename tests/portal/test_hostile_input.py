@@ -96,3 +96,15 @@ def test_a_report_period_out_of_range_falls_back_to_the_default(staff_client, qu
     assert response.status_code == 200
     # The default period, not the one asked for.
     assert "first=" not in response.context["query"]
+
+
+@pytest.mark.parametrize("path", ["/dashboard/works/", "/search/", "/api/v1/works"])
+def test_a_nul_character_in_a_query_string_is_a_400(owner_client, path):
+    response = owner_client.get(path, {"q": "a\x00b", "identifier": "isbn:978\x00"})
+
+    assert response.status_code == 400
+    if path.startswith("/api/"):
+        error = response.json()["error"]
+        assert (error["code"], error["field"]) == ("nul_character", "q")
+    else:
+        assert "NUL" in response.content.decode()
