@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.files.storage import default_storage
+from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_safe
 
 from compensation import exports
@@ -129,9 +131,15 @@ def export_status(request: HttpRequest, portal: Portal, export_pk: int) -> JsonR
 
 @portal_view()
 @require_safe
-def export_file(request: HttpRequest, portal: Portal, export_pk: int) -> FileResponse:
+def export_file(request: HttpRequest, portal: Portal, export_pk: int) -> HttpResponseBase:
     export = _export(portal, export_pk)
-    name = export.file.name if export.file else None
-    if export.status != ExportStatus.DONE or not name:
-        raise Http404()
-    return FileResponse(default_storage.open(name, "rb"), as_attachment=True, filename=name.rsplit("/", 1)[-1])
+    name = export.file.name or ""
+    try:
+        handle = exports.export_file_open(export=export)
+    except NotFound:
+        raise Http404() from None
+    if handle is None:
+        # Storage lost the file: it is being made again; the export's page follows it to the download.
+        messages.info(request, _("The file was no longer stored, so it is being prepared again."))
+        return redirect("portal:export", export_pk=export.pk)
+    return FileResponse(handle, as_attachment=True, filename=name.rsplit("/", 1)[-1])

@@ -226,3 +226,70 @@ def test_negative_amounts_stay_numbers_while_text_is_neutralised():
 def test_formula_like_text_follows_owasp(text, risky):
     assert spreadsheets.formula_like(text) is risky
     assert spreadsheets.text_cell(text) == ("'" + text if risky else text)
+
+
+# --- An export whose file storage lost ------------------------------------------------------------
+
+
+def _lose_the_file(export: Export) -> None:
+    default_storage.delete(export.file.name)
+    assert not default_storage.exists(export.file.name)
+
+
+def test_an_export_whose_file_is_lost_is_made_again_instead_of_a_500(
+    hostile, holder_api, settings, django_capture_on_commit_callbacks
+):
+    settings.EXPORT_SYNC_MAX_LINES = 0
+    statement = hostile["statement"]
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = holder_api.get(f"/api/v1/statements/{statement.pk}/export?format=csv", HTTP_ACCEPT_LANGUAGE="en")
+    assert queued.status_code == 202, queued.content
+    export = Export.objects.get()
+    assert export.status == ExportStatus.DONE
+    first = b"".join(holder_api.get(f"/api/v1/exports/{export.pk}/file").streaming_content)
+    _lose_the_file(export)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        lost = holder_api.get(f"/api/v1/exports/{export.pk}/file")
+    # Accepted: the export is waiting again, to be polled as the first time.
+    assert lost.status_code == 202, lost.content
+    assert lost["Location"] == f"/api/v1/exports/{export.pk}"
+    assert (lost.json()["status"], lost.json()["download"]) == ("pending", None)
+    assert Export.objects.get().status == ExportStatus.PENDING
+    assert holder_api.get(f"/api/v1/exports/{export.pk}/file").status_code == 404  # not ready yet
+    for callback in callbacks:
+        callback()
+
+    export.refresh_from_db()
+    assert export.status == ExportStatus.DONE
+    assert Export.objects.count() == 1
+    again = holder_api.get(f"/api/v1/exports/{export.pk}/file")
+    assert again.status_code == 200
+    assert b"".join(again.streaming_content).split(b"\r\n")[2:] == first.split(b"\r\n")[2:]
+
+
+def test_the_portal_prepares_a_lost_file_again_and_leads_to_it(
+    hostile, owner, settings, django_capture_on_commit_callbacks
+):
+    settings.EXPORT_SYNC_MAX_LINES = 0
+    settings.LANGUAGE_CODE = "en"
+    client = Client()
+    client.force_login(owner)
+    statement = hostile["statement"]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.get(f"/dashboard/statement/{statement.pk}/download", {"format": "xlsx"})
+    assert response.status_code == 302
+    export = Export.objects.get()
+    _lose_the_file(export)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        lost = client.get(f"/dashboard/exports/{export.pk}/file")
+    assert lost.status_code == 302
+    assert lost["Location"] == f"/dashboard/exports/{export.pk}/"
+    page = client.get(lost["Location"])
+    assert "being prepared again" in page.content.decode()
+    export.refresh_from_db()
+    assert export.status == ExportStatus.DONE
+    file_response = client.get(f"/dashboard/exports/{export.pk}/file")
+    assert file_response.status_code == 200
+    assert_inert_xlsx(b"".join(file_response.streaming_content), MANIFEST_ID)
