@@ -20,11 +20,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import IO, Any, TypeVar
 
 import orjson
 from django.conf import settings
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -46,6 +47,97 @@ _UNITS = frozenset(UsageUnit.values)
 _MAX_UNITS = Decimal(10) ** 24
 _MICRO_EXPONENT = -6
 _TEXT_LIMIT = 2000
+
+
+# --- Why a line is invalid ------------------------------------------------------------------------------
+# The worker stores an invalid line's reason as it says it then (in the registry's default language); the
+# outcome files say it again in their reader's language (``line_reason``), from its code and these messages.
+
+WRONG_COLUMNS = _("The line has %(got)s columns; the header has %(want)s.")
+BAD_JSON = _("The line is not valid JSON.")
+NOT_AN_OBJECT = _("Each line is one JSON object.")
+BAD_ENCODING = _("The value is not valid UTF-8; save the file as UTF-8.")
+NUL_IN_LINE = _("The line holds a NUL character (U+0000).")
+UNITS_MISSING = _("units is required: a number of units used.")
+UNITS_NOT_A_NUMBER = _("units is not a number.")
+UNITS_NEGATIVE = _("units is negative.")
+UNITS_ZERO = _("units must be more than zero.")
+UNITS_TOO_LARGE = _("units is too large.")
+UNITS_TOO_PRECISE = _("units has more than six decimal places.")
+UNKNOWN_UNIT = _("“%(unit)s” is not a unit; use one of %(units)s.")
+USED_AT_INVALID = _("used_at is not an ISO 8601 date or date and time.")
+USED_AT_IN_FUTURE = _("used_at is after the manifest was received.")
+USED_AT_OUTSIDE_PERIOD = _("used_at is outside the manifest's period.")
+
+# Each code's possible messages: a template (its %(name)s parameters are read back from the stored text) or
+# a function that says the message in the active language.
+_LINE_REASONS: dict[str, tuple[Promise | Callable[[], str], ...]] = {
+    "wrong_columns": (WRONG_COLUMNS,),
+    "bad_json": (BAD_JSON,),
+    "not_an_object": (NOT_AN_OBJECT,),
+    "bad_encoding": (BAD_ENCODING,),
+    "nul_character": (NUL_IN_LINE,),
+    "invalid_units": (UNITS_MISSING, UNITS_NOT_A_NUMBER, UNITS_ZERO, UNITS_TOO_LARGE, UNITS_TOO_PRECISE),
+    "negative_units": (UNITS_NEGATIVE,),
+    "unknown_unit": (UNKNOWN_UNIT,),
+    "invalid_used_at": (USED_AT_INVALID, date_out_of_range_message),
+    "used_at_in_future": (USED_AT_IN_FUTURE,),
+    "used_at_outside_period": (USED_AT_OUTSIDE_PERIOD,),
+}
+# Codes of ``identifier_normalize``: the reason is said again by validating the stored identifier again.
+_IDENTIFIER_CODES = frozenset(
+    {"unknown_scheme", "empty", "too_long", "invalid_format", "invalid_length", "invalid_checksum", "invalid_component"}
+)
+_PARAMETER = re.compile(r"%\((\w+)\)[sd]")
+
+
+def _message_in(message: Promise | Callable[[], str], language: str) -> str:
+    with translation.override(language):
+        return message() if callable(message) else str(message)
+
+
+@lru_cache(maxsize=256)
+def _reason_pattern(code: str, index: int, language: str) -> re.Pattern[str]:
+    """The stored text of one of ``code``'s messages, as the worker writes it in ``language``."""
+    text = _message_in(_LINE_REASONS[code][index], language)
+    if not isinstance(_LINE_REASONS[code][index], Promise):
+        return re.compile(re.escape(text))
+    parts, seen, last = [], set(), 0
+    for match in _PARAMETER.finditer(text):
+        parts.append(re.escape(text[last : match.start()]))
+        name = match.group(1)
+        parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>.*?)")
+        seen.add(name)
+        last = match.end()
+    parts.append(re.escape(text[last:]))
+    return re.compile("".join(parts), re.DOTALL)
+
+
+@lru_cache(maxsize=4096)
+def line_reason(*, code: str, reason: str, scheme: str, value: str, language: str) -> str:
+    """An invalid line's stored ``reason`` said in ``language``: recognised among its code's messages in any
+    of the registry's languages (with the values it names), or for an identifier by validating it again.
+    A reason it does not recognise is returned as stored."""
+    if code in _IDENTIFIER_CODES:
+        with translation.override(language):
+            try:
+                identifier_normalize(scheme=scheme, value=value)
+            except InvalidIdentifier as exc:
+                if exc.code == code:
+                    return str(exc.message)
+        return reason
+    messages = _LINE_REASONS.get(code, ())
+    for index, message in enumerate(messages):
+        for known, _name in settings.LANGUAGES:
+            found = _reason_pattern(code, index, known).fullmatch(reason)
+            if found is None:
+                continue
+            said = _message_in(message, language)
+            if isinstance(message, Promise) and found.groupdict():
+                with translation.override(language):
+                    said = str(message) % found.groupdict()
+            return said
+    return reason
 
 
 # --- Manifest metadata ------------------------------------------------------------------------------
@@ -230,10 +322,7 @@ def _csv_records(text: IO[str], limits: UploadLimits, inspect: _Inspect | None) 
                 None,
                 (
                     "wrong_columns",
-                    str(
-                        _("The line has %(got)s columns; the header has %(want)s.")
-                        % {"got": len(row), "want": len(names)}
-                    ),
+                    str(WRONG_COLUMNS % {"got": len(row), "want": len(names)}),
                 ),
             )
             continue
@@ -258,10 +347,10 @@ def _jsonl_records(binary: IO[bytes], limits: UploadLimits, inspect: _Inspect | 
         try:
             fields = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            yield Record(line_no, None, ("bad_json", str(_("The line is not valid JSON."))))
+            yield Record(line_no, None, ("bad_json", str(BAD_JSON)))
             continue
         if not isinstance(fields, dict):
-            yield Record(line_no, None, ("not_an_object", str(_("Each line is one JSON object."))))
+            yield Record(line_no, None, ("not_an_object", str(NOT_AN_OBJECT)))
             continue
         yield Record(line_no, fields)
 
@@ -506,22 +595,22 @@ def _as_text(value: Any) -> str:
 
 def _units(value: Any) -> Decimal | tuple[str, Promise]:
     if isinstance(value, bool) or value is None or value == "":
-        return "invalid_units", _("units is required: a number of units used.")
+        return "invalid_units", UNITS_MISSING
     try:
         units = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
     except InvalidOperation:
-        return "invalid_units", _("units is not a number.")
+        return "invalid_units", UNITS_NOT_A_NUMBER
     if not units.is_finite():
-        return "invalid_units", _("units is not a number.")
+        return "invalid_units", UNITS_NOT_A_NUMBER
     if units < 0:
-        return "negative_units", _("units is negative.")
+        return "negative_units", UNITS_NEGATIVE
     if units == 0:
-        return "invalid_units", _("units must be more than zero.")
+        return "invalid_units", UNITS_ZERO
     if units >= _MAX_UNITS:
-        return "invalid_units", _("units is too large.")
+        return "invalid_units", UNITS_TOO_LARGE
     exponent = units.normalize().as_tuple().exponent
     if isinstance(exponent, int) and exponent < _MICRO_EXPONENT:
-        return "invalid_units", _("units has more than six decimal places.")
+        return "invalid_units", UNITS_TOO_PRECISE
     return units
 
 
@@ -543,12 +632,12 @@ def line_parse(
         return line
 
     if "\ufffd" in value:
-        return failed("bad_encoding", _("The value is not valid UTF-8; save the file as UTF-8."))
+        return failed("bad_encoding", BAD_ENCODING)
     if "\x00" in scheme or "\x00" in value or "\x00" in unit:
         # Uploads refuse such lines; one stored before that rule must not fail the chunk's insert, so its echoed
         # texts are kept with the NUL shown as U+FFFD.
         line.scheme, line.value, line.unit = (text.replace("\x00", "\ufffd") for text in (scheme, value, unit))
-        return failed("nul_character", _("The line holds a NUL character (U+0000)."))
+        return failed("nul_character", NUL_IN_LINE)
     try:
         line.key = identifier_normalize(scheme=scheme, value=value)
     except InvalidIdentifier as exc:
@@ -560,18 +649,18 @@ def line_parse(
     if unit not in _UNITS:
         return failed(
             "unknown_unit",
-            _("“%(unit)s” is not a unit; use one of %(units)s.") % {"unit": unit, "units": ", ".join(UsageUnit.values)},
+            UNKNOWN_UNIT % {"unit": unit, "units": ", ".join(UsageUnit.values)},
         )
     raw_used_at = fields.get("used_at")
     used_at = _instant(raw_used_at) if isinstance(raw_used_at, str) else None
     if used_at is None:
-        return failed("invalid_used_at", _("used_at is not an ISO 8601 date or date and time."))
+        return failed("invalid_used_at", USED_AT_INVALID)
     if not date_in_range(used_at):
         return failed("invalid_used_at", date_out_of_range_message())
     line.used_at = used_at
     if used_at > received_at + CLOCK_SKEW:
-        return failed("used_at_in_future", _("used_at is after the manifest was received."))
+        return failed("used_at_in_future", USED_AT_IN_FUTURE)
     if (period_start and used_at < period_start) or (period_end and used_at > period_end):
-        return failed("used_at_outside_period", _("used_at is outside the manifest's period."))
+        return failed("used_at_outside_period", USED_AT_OUTSIDE_PERIOD)
     line.dedupe = _dedupe(line.key, units, unit, used_at)
     return line

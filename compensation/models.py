@@ -273,6 +273,8 @@ class UsageManifest(JobFields):
     compressed = models.BooleanField(_("gzip-compressed"), default=False)
     file = models.FileField(_("lines"), upload_to=_manifest_upload_to, max_length=300)
     original_name = models.CharField(_("original file name"), max_length=255, blank=True)
+    # The uploader's language: outcome files are in it when their reader asks for none.
+    language = models.CharField(_("language"), max_length=8, blank=True, default="", db_default="")
     status = models.CharField(
         _("status"), max_length=16, choices=ManifestStatus.choices, default=ManifestStatus.RECEIVED
     )

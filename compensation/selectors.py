@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from compensation.manifests import line_reason
 from compensation.models import (
     Account,
     AccountKind,
@@ -233,9 +235,14 @@ def manifest_outcome_lines(*, manifest: UsageManifest) -> QuerySet[ManifestLine,
     )
 
 
-def outcome_row(values: tuple[Any, ...]) -> dict[str, Any]:
-    """One acknowledgement row. ``owners`` lists who was paid from the line, at use and on later releases."""
+def outcome_row(values: tuple[Any, ...], *, language: str) -> dict[str, Any]:
+    """One acknowledgement row, its reason said in ``language``. ``owners`` lists who was paid from the line,
+    at use and on later releases."""
     row = dict(zip(OUTCOME_COLUMNS, values, strict=True))
+    if row["reason_code"]:
+        row["reason"] = line_reason(
+            code=row["reason_code"], reason=row["reason"], scheme=row["scheme"], value=row["value"], language=language
+        )
     row["units"] = format(row["units"].normalize(), "f") if row["units"] is not None else None
     row["used_at"] = row["used_at"].isoformat() if row["used_at"] is not None else None
     row["held_for"] = row["held_for"] or None
@@ -247,10 +254,17 @@ def outcome_row(values: tuple[Any, ...]) -> dict[str, Any]:
     return row
 
 
-def manifest_outcome_rows(*, manifest: UsageManifest, chunk_size: int = 5_000) -> Iterator[dict[str, Any]]:
-    """Every acknowledgement row in line order, streamed with a server-side cursor."""
+def manifest_outcome_rows(
+    *, manifest: UsageManifest, language: str, chunk_size: int = 5_000
+) -> Iterator[dict[str, Any]]:
+    """Every acknowledgement row in line order, streamed with a server-side cursor; reasons in ``language``."""
     for values in manifest_outcome_lines(manifest=manifest).iterator(chunk_size=chunk_size):
-        yield outcome_row(values)
+        yield outcome_row(values, language=language)
+
+
+def manifest_outcome_language(*, manifest: UsageManifest, asked: str | None) -> str:
+    """The language of a manifest's outcome file: the one its reader asks for, else the one it was uploaded in."""
+    return asked or manifest.language or settings.LANGUAGE_CODE
 
 
 def outcome_csv_rows(rows: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:

@@ -127,6 +127,7 @@ def _manifest_store(
         format=format,
         compressed=compressed,
         original_name=os.path.basename(original_name.replace("\\", "/"))[:255],
+        language=translation.get_language() or settings.LANGUAGE_CODE,
         lines_total=lines,
         submitted_by=actor.person,
         api_key=actor.api_key,

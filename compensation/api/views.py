@@ -42,6 +42,7 @@ from registry.api.schema import error_responses
 from registry.api.serializers import ID_MAX
 from registry.api.views import CSVRenderer, RegistryAPIView, acting_party
 from registry.errors import InvalidInput, NotFound, NotPermitted
+from registry.i18n import requested_language
 from registry.jobs import job_retry
 from registry.models import Party
 
@@ -165,12 +166,17 @@ class ManifestOutcomesView(RegistryAPIView):
     )
     def get(self, request: Request, manifest_pk: int) -> StreamingHttpResponse | Response:
         manifest = selectors.manifest_get_for_actor(actor=self.actor(), manifest_pk=manifest_pk)
+        # Reasons in the language asked for now, else in the one the manifest was uploaded in.
+        language = selectors.manifest_outcome_language(manifest=manifest, asked=requested_language(request))
         if request.accepted_renderer.format == "json":
             # JSON (the default): pages of rows, like every other list; ?format=csv|jsonl for the whole file.
             paginator = (self.pagination_class or PageNumberPagination)()
             page = paginator.paginate_queryset(selectors.manifest_outcome_lines(manifest=manifest), request, view=self)
-            return paginator.get_paginated_response([selectors.outcome_row(values) for values in page or []])
-        rows = selectors.manifest_outcome_rows(manifest=manifest)
+            json_rows = [selectors.outcome_row(values, language=language) for values in page or []]
+            paged = paginator.get_paginated_response(json_rows)
+            paged["Content-Language"] = language
+            return paged
+        rows = selectors.manifest_outcome_rows(manifest=manifest, language=language)
         if request.accepted_renderer.format == "jsonl":
             response = StreamingHttpResponse(
                 (orjson.dumps(row) + b"\n" for row in rows), content_type="application/x-ndjson"
@@ -183,6 +189,7 @@ class ManifestOutcomesView(RegistryAPIView):
             extension = "csv"
         filename = f"manifest-{manifest.pk}-outcomes.{extension}"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response["Content-Language"] = language
         return response
 
 

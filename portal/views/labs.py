@@ -24,6 +24,7 @@ from portal.forms import ApiKeyForm, LookupForm, ManifestForm
 from portal.views.common import paginate
 from registry import selectors, services, spreadsheets
 from registry.errors import NotFound, RegistryError
+from registry.i18n import requested_language
 
 LOOKUP_MAX_ITEMS = 1000
 
@@ -195,7 +196,9 @@ def manifest_status(request: HttpRequest, portal: Portal, manifest_pk: int) -> J
 def manifest_outcomes(request: HttpRequest, portal: Portal, manifest_pk: int) -> StreamingHttpResponse:
     """The acknowledgement file, as the API serves it: CSV (default) or JSON Lines."""
     manifest = _manifest(portal, manifest_pk)
-    rows = compensation_selectors.manifest_outcome_rows(manifest=manifest)
+    # Reasons in the language the page is read in, else in the one the manifest was uploaded in.
+    language = compensation_selectors.manifest_outcome_language(manifest=manifest, asked=requested_language(request))
+    rows = compensation_selectors.manifest_outcome_rows(manifest=manifest, language=language)
     if request.GET.get("format") == "jsonl":
         body: Iterator[str] = (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         response = StreamingHttpResponse(body, content_type="application/x-ndjson")
@@ -207,6 +210,7 @@ def manifest_outcomes(request: HttpRequest, portal: Portal, manifest_pk: int) ->
         )
         extension = "csv"
     response["Content-Disposition"] = f'attachment; filename="manifest-{manifest.pk}-outcomes.{extension}"'
+    response["Content-Language"] = language
     return response
 
 
