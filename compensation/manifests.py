@@ -113,19 +113,40 @@ def _reason_pattern(code: str, index: int, language: str) -> re.Pattern[str]:
     return re.compile("".join(parts), re.DOTALL)
 
 
-@lru_cache(maxsize=4096)
 def line_reason(*, code: str, reason: str, scheme: str, value: str, language: str) -> str:
     """An invalid line's stored ``reason`` said in ``language``: recognised among its code's messages in any
     of the registry's languages (with the values it names), or for an identifier by validating it again.
     A reason it does not recognise is returned as stored."""
     if code in _IDENTIFIER_CODES:
-        with translation.override(language):
-            try:
-                identifier_normalize(scheme=scheme, value=value)
-            except InvalidIdentifier as exc:
-                if exc.code == code:
-                    return str(exc.message)
-        return reason
+        # An identifier's message depends on its scheme and on which check failed, which the stored text
+        # already tells: lines that differ only in their value share one validation (a file of a million
+        # mistyped ISBNs validates one of them per distinct reason, not each).
+        key = (code, reason, scheme, language)
+        said = _IDENTIFIER_REASONS.get(key)
+        if said is None:
+            said = _identifier_reason(code=code, reason=reason, scheme=scheme, value=value, language=language)
+            if len(_IDENTIFIER_REASONS) >= 4096:
+                _IDENTIFIER_REASONS.clear()
+            _IDENTIFIER_REASONS[key] = said
+        return said
+    return _template_reason(code=code, reason=reason, language=language)
+
+
+_IDENTIFIER_REASONS: dict[tuple[str, str, str, str], str] = {}
+
+
+def _identifier_reason(*, code: str, reason: str, scheme: str, value: str, language: str) -> str:
+    with translation.override(language):
+        try:
+            identifier_normalize(scheme=scheme, value=value)
+        except InvalidIdentifier as exc:
+            if exc.code == code:
+                return str(exc.message)
+    return reason
+
+
+@lru_cache(maxsize=4096)
+def _template_reason(*, code: str, reason: str, language: str) -> str:
     messages = _LINE_REASONS.get(code, ())
     for index, message in enumerate(messages):
         for known, _name in settings.LANGUAGES:
