@@ -29,8 +29,11 @@ def formula_like(text: str) -> bool:
     break, or with an operator after blanks (spreadsheets skip leading spaces, including the full-width one)."""
     if not text:
         return False
-    if text[0] in _FORMULA_STARTS:
+    first = text[0]
+    if first in _FORMULA_STARTS:
         return True
+    if not first.isspace():
+        return False
     rest = text.lstrip()
     return bool(rest) and rest[0] in _OPERATORS
 
@@ -59,6 +62,12 @@ class _Numeral:
 
 def csv_field(value: Any) -> Any:
     """One CSV field: numbers as numbers (unquoted), dates in ISO 8601, everything else as neutralised text."""
+    # Text and ints first: they are nearly every cell of a large file.
+    kind = type(value)
+    if kind is str:
+        return "'" + value if formula_like(value) else value
+    if kind is int:
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
