@@ -9,13 +9,18 @@ settlements and market-share distributions (bulk imports: tests/registry/test_im
 
 from __future__ import annotations
 
+import contextlib
+import io
+import socket
+import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Count
 from django.test import Client
 from django.utils import timezone
@@ -398,3 +403,130 @@ def test_a_failed_distribution_leaves_nothing_behind_and_staff_retry_it(
     with django_capture_on_commit_callbacks(execute=True):
         assert staff_api.post(f"/api/v1/distributions/{body['id']}/retry").status_code == 202
     assert MarketShareDistribution.objects.get(pk=body["id"]).status == "done"
+
+
+# --- A broker outage, with a Redis of the test's own and a real worker -------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _redis_start(port: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            if conn.recv(16).startswith(b"+PONG"):
+                return server
+        time.sleep(0.05)
+    server.kill()
+    raise AssertionError(f"redis-server on port {port} did not start")
+
+
+def _redis_stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    server.wait(timeout=20)
+
+
+@contextlib.contextmanager
+def _broker_at(url: str) -> Iterator[None]:
+    """Point this process's Celery app (which publishes the tasks) at ``url``, then back."""
+    from config.celery import app
+
+    def reset(*, close: bool) -> None:
+        # kombu keeps one pool per broker URL for the whole process: only this test's own is closed.
+        if close and app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    before = app.conf.broker_url
+    app.conf.broker_url = url
+    reset(close=False)
+    try:
+        yield
+    finally:
+        reset(close=True)
+        app.conf.broker_url = before
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_uploads_accepted_while_the_broker_is_down_keep_their_files_and_are_processed_once_it_is_back(
+    lab_api, holder_api, settings, monkeypatch, tmp_path
+):
+    from registry import imports as imports_module
+    from tests.compensation.test_manifest_api import csv_bytes
+    from tests.registry.test_imports_service import csv_rows, isbn
+    from tests.workers import CeleryWorkers
+
+    port = _free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    server = _redis_start(port)
+    try:
+        with _broker_at(url):
+            # Redis stops in the middle of the manifest's upload, after its file is read and before it is stored.
+            real_hash = usage_module.content_hash
+
+            def broker_dies(*args: Any) -> str:
+                if server.poll() is None:
+                    _redis_stop(server)
+                return real_hash(*args)
+
+            monkeypatch.setattr(usage_module, "content_hash", broker_dies)
+            from config.celery import app
+
+            app.conf.task_always_eager = False
+            rows = [
+                [line_["scheme"], line_["value"], line_["units"], line_["unit"], line_["used_at"]] for line_ in [line()]
+            ]
+            upload = io.BytesIO(csv_bytes(rows))
+            upload.name = "run.csv"
+            fields = {"manifest_id": "outage-1", "model": "hangul-7b", "file": upload}
+            response = lab_api.post(MANIFESTS, fields, format="multipart")
+            assert server.poll() is not None  # the broker was down when the manifest was queued
+            # Accepted, with its file; the publish that failed is the sweep's to do again.
+            assert response.status_code == 202, response.content
+            stored = UsageManifest.objects.get(pk=response.json()["id"])
+            assert (stored.status, stored.enqueued_at) == (ManifestStatus.RECEIVED, None)
+            assert stored.file.storage.exists(stored.file.name)
+            upload.seek(0)
+            again = lab_api.post(MANIFESTS, fields, format="multipart")
+            assert (again.status_code, again.json()["id"]) == (200, stored.pk)
+            assert stored.file.storage.exists(stored.file.name)
+            # A bulk import while it is still down: the same.
+            works = SimpleUploadedFile("works.csv", csv_rows(f"Outage,text,isbn:{isbn(77)}"))
+            response = holder_api.post("/api/v1/works/bulk", {"file": works}, format="multipart")
+            assert response.status_code == 202, response.content
+            work_import = imports_module.WorkImport.objects.get(pk=response.json()["id"])
+            assert work_import.enqueued_at is None
+            assert work_import.file.storage.exists(work_import.file.name)
+
+            # The broker comes back (empty: it kept nothing), a worker starts, and the sweep publishes both.
+            server = _redis_start(port)
+            with CeleryWorkers(tmp_path, REDIS_URL=url) as workers:
+                workers.start("worker")
+                assert jobs_sweep(now=timezone.now() + timedelta(minutes=1)) == 2
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    stored.refresh_from_db()
+                    work_import.refresh_from_db()
+                    if stored.status == ManifestStatus.PROCESSED and work_import.status == "processed":
+                        break
+                    time.sleep(0.2)
+                assert (stored.status, work_import.status) == ("processed", "processed"), workers.log()
+            assert stored.enqueued_at is not None
+            assert ManifestLine.objects.filter(manifest=stored).count() == 1
+            assert work_import.rows_registered == 1
+    finally:
+        if server.poll() is None:
+            _redis_stop(server)
