@@ -138,9 +138,10 @@ def test_with_redis_down_lookups_keep_answering_with_signed_answers(own_redis, b
 
 @pytest.mark.django_db
 def test_with_redis_down_lookup_rate_limits_hold_per_process(own_redis, book, monkeypatch):
-    from rest_framework.throttling import SimpleRateThrottle
+    from optout.api.throttles import LookupAnonymousThrottle, LookupPrincipalThrottle
 
-    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"lookup": "100/min", "lookup_anonymous": "2/min"})
+    for throttle in (LookupAnonymousThrottle, LookupPrincipalThrottle):
+        monkeypatch.setattr(throttle, "THROTTLE_RATES", {"lookup": "100/min", "lookup_anonymous": "2/min"})
     own_redis.stop()
     anonymous = APIClient()
 

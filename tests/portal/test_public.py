@@ -63,21 +63,16 @@ def test_an_invalid_identifier_says_why_and_keeps_the_query():
     assert 'aria-invalid="true"' in body
 
 
-def test_public_search_is_rate_limited_per_address(settings):
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {"lookup": "100/min", "lookup_anonymous": "2/min"},
-    }
+def test_public_search_is_rate_limited_per_address(monkeypatch):
     from optout.api import throttles
 
-    throttles.LookupAnonymousThrottle.THROTTLE_RATES = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
-    try:
-        client = Client()
-        statuses = [client.get("/search", {"q": "9788936434021"}).status_code for _ in range(3)]
-    finally:
-        from rest_framework.settings import api_settings
-
-        throttles.LookupAnonymousThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    # monkeypatch removes the class attribute afterwards; assigning the old value back would shadow
+    # SimpleRateThrottle's rates (which other tests patch) for every later test.
+    monkeypatch.setattr(
+        throttles.LookupAnonymousThrottle, "THROTTLE_RATES", {"lookup": "100/min", "lookup_anonymous": "2/min"}
+    )
+    client = Client()
+    statuses = [client.get("/search", {"q": "9788936434021"}).status_code for _ in range(3)]
     assert statuses[-1] == 429
 
 
