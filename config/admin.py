@@ -21,6 +21,9 @@ from django_otp.forms import OTPAuthenticationFormMixin
 
 from portal import ratelimit
 
+# django-otp's answers to a right password that came without a token or a device: the next step, not a guess.
+_OTP_STEPS = {"token_required", "device_required"}
+
 
 class _LimitedLogin:
     """Refuses sign-in while the account or the client address is locked out, and counts failures."""
@@ -41,10 +44,16 @@ class _LimitedLogin:
             )
         try:
             cleaned: dict[str, Any] = super().clean()  # type: ignore[misc]
-        except forms.ValidationError:
+        except forms.ValidationError as exc:
             user = self.user_cache
-            # A wrong password, or with a second factor a wrong, missing or throttled token: both are guesses.
-            second_factor_failed = isinstance(self, OTPAuthenticationFormMixin) and user is not None and user.is_staff
+            # A wrong password, or with a second factor a wrong or throttled token: both are guesses. The right
+            # password without a token yet is the login's first step (django-otp then lists the devices).
+            second_factor_failed = (
+                isinstance(self, OTPAuthenticationFormMixin)
+                and user is not None
+                and user.is_staff
+                and getattr(exc, "code", None) not in _OTP_STEPS
+            )
             if user is None or second_factor_failed:
                 ratelimit.login_failed(username=username, address=address)
             raise

@@ -121,6 +121,22 @@ def test_with_otp_required_staff_reach_the_admin_with_a_device_token(staff, otp_
     assert AuditEvent.objects.filter(code="registry.staff.totp_added").count() == 1
 
 
+def test_with_otp_required_the_password_step_alone_is_not_a_failure(staff, otp_required, settings):
+    settings.LOGIN_MAX_FAILURES = 2
+    device = _device_for(staff)
+    token = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift).token()
+    for _attempt in range(3):
+        asked_for_a_token = _admin_login(Client(), staff.username, PASSWORD)
+        assert "otp_token" in asked_for_a_token.content.decode()
+    client = Client()
+
+    response = _admin_login(
+        client, staff.username, PASSWORD, otp_device=device.persistent_id, otp_token=f"{token:0{device.digits}d}"
+    )
+
+    assert response.status_code == 302
+
+
 def test_with_otp_required_wrong_tokens_count_toward_the_lockout(staff, otp_required, settings):
     settings.LOGIN_MAX_FAILURES = 3
     device = _device_for(staff)
