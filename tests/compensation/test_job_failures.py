@@ -530,3 +530,41 @@ def test_uploads_accepted_while_the_broker_is_down_keep_their_files_and_are_proc
     finally:
         if server.poll() is None:
             _redis_stop(server)
+
+
+def test_a_settlement_and_an_export_asked_for_while_the_broker_is_down_are_run_once_it_is_back(
+    clock, world, report, staff_api, holder, holder_api, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from compensation import tasks
+
+    settings.SETTLEMENT_PAYOUT_THRESHOLD_KRW = 1
+    settings.EXPORT_SYNC_MAX_LINES = 0
+    clock(seoul(2026, 9, 10, 12))
+    report((BOOK, "5000001"))
+    clock(seoul(2026, 10, 3, 9))
+
+    def broker_down(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionRefusedError("broker down")
+
+    monkeypatch.setattr(tasks.settlement_run, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_api.post("/api/v1/settlements", {"period_start": "2026-09-01", "period_end": "2026-09-30"})
+    assert response.status_code == 202, response.content
+    settlement = Settlement.objects.get(pk=response.json()["id"])
+    assert (settlement.status, settlement.enqueued_at) == ("pending", None)
+
+    monkeypatch.undo()
+    assert jobs_sweep(now=timezone.now() + timedelta(minutes=1)) == 1
+    settlement.refresh_from_db()
+    assert settlement.status == "settled"
+
+    statement = Statement.objects.get(settlement=settlement, holder=holder)
+    monkeypatch.setattr(tasks.export_run, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = holder_api.get(f"/api/v1/statements/{statement.pk}/export?format=csv")
+    assert response.status_code == 202, response.content
+    assert holder_api.get(response["Location"]).json()["status"] == "pending"
+
+    monkeypatch.undo()
+    assert jobs_sweep(now=timezone.now() + timedelta(minutes=1)) == 1
+    assert holder_api.get(response["Location"]).json()["status"] == "done"
