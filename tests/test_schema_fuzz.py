@@ -80,6 +80,29 @@ def fuzz_examples(config: pytest.Config) -> int:
     return int(option if option is not None else os.environ.get("FUZZ_EXAMPLES", "10"))
 
 
+class InTestWSGIHandler(WSGIHandler):
+    """Django's WSGI application, except that a request leaves the database connection open, as Django's test
+    client does: closing it would end the test's transaction (and, on PostgreSQL, the connection under it)."""
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        request_started.disconnect(close_old_connections)
+        try:
+            response = super().__call__(environ, start_response)
+        finally:
+            request_started.connect(close_old_connections)
+        close = response.close
+
+        def close_keeping_the_connection() -> None:
+            request_finished.disconnect(close_old_connections)
+            try:
+                close()
+            finally:
+                request_finished.connect(close_old_connections)
+
+        response.close = close_keeping_the_connection
+        return response
+
+
 @dataclass
 class World:
     """The seeded objects: the callers' Authorization headers and, per path or body name, real ids."""
@@ -227,17 +250,10 @@ def fuzz_world(
 
 
 @pytest.fixture
-def api_schema(request: pytest.FixtureRequest) -> Iterator[Any]:
+def api_schema(request: pytest.FixtureRequest) -> Any:
     """The schema as the application serves it, with the WSGI application as its transport."""
     config = SchemathesisConfig.from_dict({"generation": {"database": "none"}})
-    # Django's test client detaches these so that a request does not close the test's transaction; so must we.
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    try:
-        yield schemathesis.openapi.from_wsgi("/api/v1/schema/", WSGIHandler(), config=config)
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
+    return schemathesis.openapi.from_wsgi("/api/v1/schema/", InTestWSGIHandler(), config=config)
 
 
 @pytest.fixture
