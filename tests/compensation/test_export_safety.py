@@ -187,10 +187,10 @@ def test_negative_amounts_stay_numbers_while_text_is_neutralised():
     content = exports.render_bytes(_Sample(), "csv").decode("utf-8-sig")
     assert content.splitlines() == [
         '"Memo","Amount","Lines","Day"',
-        "\"'-1000 refund\",-1000,-5,\"2026-12-01\"",
-        "\"'\u3000@attack\",-0.000001,0,\"\"",
+        '"\'-1000 refund",-1000,-5,"2026-12-01"',
+        '"\'\u3000@attack",-0.000001,0,""',
         '"#N/A",2500.0005,3,""',
-        "\"'\t=1+1\",1000,1,\"\"",
+        '"\'\t=1+1",1000,1,""',
     ]
     cells = xlsx_cells(exports.render_bytes(_Sample(), "xlsx"))
     values = {cell.coordinate: cell for cell in cells}

@@ -1,4 +1,4 @@
-"""The portal shows a settlement's period as the days it covers: a December 1–4 settlement ends on the 4th.
+"""The portal shows a settlement's period as the days it covers: a December 1-4 settlement ends on the 4th.
 
 A settlement stores its period as ``[period_start, period_end)``, the end being midnight after the last day;
 shown as a date, that instant is the day after the period.
@@ -13,7 +13,7 @@ from tests.portal.conftest import signed_in
 
 pytestmark = pytest.mark.django_db
 
-PERIOD = "Dec. 1, 2026 – Dec. 4, 2026"
+PERIOD = "Dec. 1, 2026 \u2013 Dec. 4, 2026"  # an en dash, as the template writes
 ONE_DAY_TOO_LONG = "Dec. 5, 2026"
 
 
