@@ -15,11 +15,13 @@ from django.conf import settings
 from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.http import HttpRequest
+from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 from django_otp.admin import OTPAdminAuthenticationForm
 from django_otp.forms import OTPAuthenticationFormMixin
 
 from portal import ratelimit
+from registry.selectors import registry_name
 
 # django-otp's answers to a right password that came without a token or a device: the next step, not a guess.
 _OTP_STEPS = {"token_required", "device_required"}
@@ -70,6 +72,10 @@ class StaffOTPLoginForm(_LimitedLogin, OTPAdminAuthenticationForm):
 
 
 class RegistryAdminSite(AdminSite):
+    # The registry's own name in the reader's language, not "Django administration".
+    site_header = lazy(registry_name, str)()
+    site_title = lazy(registry_name, str)()
+
     @property
     def login_form(self) -> type[AdminAuthenticationForm]:  # type: ignore[override]
         return StaffOTPLoginForm if settings.STAFF_OTP_REQUIRED else StaffLoginForm

@@ -91,6 +91,18 @@ def test_with_otp_required_staff_without_a_device_cannot_reach_the_admin(staff, 
     assert client.get("/admin/compensation/reports/").status_code == 302
 
 
+def test_with_otp_required_the_admin_sign_in_asks_for_the_code_in_korean(staff, otp_required, settings):
+    client = Client(HTTP_ACCEPT_LANGUAGE="ko")
+
+    page = client.get("/admin/login/").content.decode()
+    asked = client.post("/admin/login/", {"username": staff.username, "password": PASSWORD}).content.decode()
+
+    assert "OTP 코드:" in page
+    assert f"<title>로그인 | {settings.REGISTRY_NAME_KO}</title>" in page
+    assert "OTP Token" not in page
+    assert "OTP 코드를 입력해 주세요." in asked
+
+
 def test_with_otp_required_a_password_session_from_the_portal_does_not_reach_the_admin(staff, otp_required):
     client = Client()
     client.post("/accounts/login/", {"username": staff.username, "password": PASSWORD})
