@@ -3,9 +3,10 @@
 Ledger acceptance test: "a worker killed at any point and restarted (or a task delivered twice) ends with
 exactly the same ledger as one clean run". A manifest is uploaded through the API and Redis to a worker
 process that is sent SIGKILL half-way through a chunk. Its message stays unacknowledged, so the task is
-delivered again, twice, to a second worker that runs both deliveries at once in its two pool processes. Meanwhile the
-same lines, under another ``manifest_id``, are processed cleanly in the test process. Both manifests must
-end with the same outcome for every line and the same ledger entries, chunk by chunk and account by account.
+delivered again, twice, to a second worker whose two pool processes take both deliveries at once: one finishes
+the manifest, the other finds it held by a live worker (its heartbeat fresh) and leaves it. Meanwhile the same
+lines, under another ``manifest_id``, are processed cleanly in the test process. Both manifests must end with the
+same outcome for every line and the same ledger entries, chunk by chunk and account by account.
 """
 
 from __future__ import annotations
@@ -325,7 +326,7 @@ def test_worker_killed_mid_manifest_and_task_delivered_twice_leaves_the_ledger_o
         assert set(ledger_of(crashed)["postings"]) == chunks_of(cursor)
 
         # Its message stays unacknowledged (the visibility timeout is an hour): deliver the task again,
-        # twice, to the second worker, which now takes the first one's place and runs both at once.
+        # twice, to the second worker, which now takes the first one's place and receives both at once.
         workers.consume("second")
         assert usage_manifests_resume_stalled(older_than_minutes=0) == 1
         usage_manifest_run.delay(crashed_pk)
