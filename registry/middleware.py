@@ -12,6 +12,8 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.utils.translation import gettext as _
 
+from config.errors import API_PREFIX, JSON_PATHS
+
 
 class NulQueryMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -26,7 +28,8 @@ class NulQueryMiddleware:
 
 def _refused(request: HttpRequest, name: str) -> HttpResponse:
     message = _("The parameter “%(name)s” holds a NUL character (U+0000), which text may not hold.") % {"name": name}
-    if request.path.startswith("/api/"):
+    # JSON wherever the API answers, /status included (config.errors draws the same line for error pages).
+    if request.path.startswith((API_PREFIX, *JSON_PATHS)):
         error = {"code": "nul_character", "message": message, "field": name}
         return JsonResponse({"error": error}, status=400)
     return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")

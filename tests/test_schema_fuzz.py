@@ -274,6 +274,9 @@ def _no_network(*, method: str, origin: str, host: str, token: str, resolver: An
     raise DomainCheckFailed("fuzzing: no network", code="fetch_failed")
 
 
+# Each operation is a Hypothesis test of its own, run inside this one pytest test over one seeded database:
+# seeding per operation would cost a minute, and Schemathesis' lazy pytest loader (from_fixture) fails under
+# pytest 9.2 (it sets Function._nodeid). Failures are collected per operation and reported together.
 def test_api_answers_as_documented(
     request: pytest.FixtureRequest,
     api_schema: Any,

@@ -225,3 +225,11 @@ def test_an_error_is_json_whatever_file_format_was_asked_for(holder_api: APIClie
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_nul_in_the_public_status_checks_query_is_a_json_error() -> None:
+    # Found by the schema fuzzer: /status is an API operation outside /api/, and answered this 400 as plain text.
+    response = APIClient().get("/status", {"url": "https://example.kr/\x00"})
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "nul_character"
