@@ -7,7 +7,8 @@ class adds to every operation the error statuses it can answer, each with that s
 - 401 and 403 when it authenticates callers (a wrong or revoked key, a missing scope, another party's object);
 - 404 when its path names an object, or it pages through a list (a page past the last);
 - 409 when it changes state (a conflict with the object's current state);
-- 413 when it reads a body (body, upload or batch over the limits);
+- 413 and 415 when it reads a body (body, upload or batch over the limits; a media type it does not read, or a
+  multipart body it cannot split);
 - 429 when it is rate limited, with ``Retry-After``;
 - 503 always: the database could not be reached, nothing was read or written (``Retry-After``).
 """
@@ -46,6 +47,7 @@ _ERRORS: dict[str, Any] = {
     "404": _("No such object, or not one the caller may see (or no such page of a list)."),
     "409": _("Not possible in the object's current state, or it conflicts with an existing one."),
     "413": _("The body, upload or batch is larger than the registry accepts."),
+    "415": _("The body's media type is not one the operation reads, or the body does not match it."),
     "429": _("Too many requests: wait for Retry-After seconds."),
     "503": _("The registry is temporarily unavailable; nothing was read or changed. Retry after Retry-After."),
 }
@@ -106,7 +108,7 @@ class RegistryAutoSchema(AutoSchema):
         if self.method in _UNSAFE_METHODS and authenticates:
             codes.append("409")
         if reads_body:
-            codes.append("413")
+            codes += ["413", "415"]
         if getattr(self.view, "throttle_classes", ()):
             codes.append("429")
         codes.append("503")

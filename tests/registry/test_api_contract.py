@@ -94,7 +94,7 @@ def test_every_operation_documents_its_errors_in_the_one_error_shape(schema: dic
         if "{" in path:
             expected.add("404")
         if "requestBody" in operation:
-            expected |= {"400", "413"}
+            expected |= {"400", "413", "415"}
         if path in ("/api/v1/lookup", "/status"):
             expected.add("429")
         assert expected <= set(responses), f"{method.upper()} {path}: {sorted(responses)}"
@@ -233,3 +233,14 @@ def test_a_nul_in_the_public_status_checks_query_is_a_json_error() -> None:
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"]["code"] == "nul_character"
+
+
+@pytest.mark.parametrize("content_type", ["application/xml", ""])
+def test_a_body_in_a_media_type_the_operation_does_not_read_is_a_documented_415(
+    staff_api: APIClient, schema: dict[str, Any], content_type: str
+) -> None:
+    # Found by the schema fuzzer: a body whose Content-Type did not arrive answered an undocumented 415.
+    response = staff_api.generic("POST", "/api/v1/settlements", b"<period/>", content_type=content_type)
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert "415" in schema["paths"]["/api/v1/settlements"]["post"]["responses"]
