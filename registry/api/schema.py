@@ -59,9 +59,11 @@ _RETRY_AFTER = {
 }
 
 
-def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+def error_responses(*codes: int) -> dict[tuple[int, str], OpenApiResponse]:
     """Error statuses an operation answers beyond the ones its shape implies (say, a 404 for an id in the body)."""
-    return {code: OpenApiResponse(ErrorOutput, description=str(_ERRORS[str(code)])) for code in codes}
+    return {
+        (code, "application/json"): OpenApiResponse(ErrorOutput, description=str(_ERRORS[str(code)])) for code in codes
+    }
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
