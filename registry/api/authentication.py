@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
@@ -15,6 +16,7 @@ from registry.selectors import party_for_user
 from registry.services import API_KEY_PREFIX, apikey_authenticate
 
 KEYWORD = "Api-Key"
+PARTY_ID = re.compile(r"[0-9]{1,18}")
 # Spawning's clients (datadiligence, img2dataset) send "Authorization: API <key>"; the compat endpoint serves them.
 KEYWORDS = {KEYWORD.lower(), "api"}
 # Schemes clients reach for when they hold an API key. Other schemes (Basic, Digest, ...) may be a proxy's in
@@ -59,5 +61,10 @@ def actor_from_request(request: Request) -> Actor:
     if not user.is_authenticated:
         return Actor()
     party_header = request.headers.get("X-Party-Id")
-    party_id = int(party_header) if party_header and party_header.isdigit() else None
-    return Actor(user=user, party=party_for_user(user_id=int(user.pk), party_id=party_id))
+    if party_header is None:
+        return Actor(user=user, party=party_for_user(user_id=int(user.pk)))
+    # A header that cannot be a party id ("²" passes str.isdigit, 20 digits overflow the database) names no party
+    # of the person's, like the id of a party they do not belong to.
+    if not PARTY_ID.fullmatch(party_header.strip()):
+        return Actor(user=user, party=None)
+    return Actor(user=user, party=party_for_user(user_id=int(user.pk), party_id=int(party_header)))

@@ -250,3 +250,15 @@ def test_a_body_in_a_media_type_the_operation_does_not_read_is_a_documented_415(
 def test_the_schema_generates_without_warnings_and_validates(tmp_path: Any) -> None:
     # A view whose answers drf-spectacular cannot work out is documented wrongly: fail here, not in a client.
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+
+
+@pytest.mark.parametrize("party_header", ["²", "99999999999999999999", "-1", "abc"])
+def test_an_x_party_id_that_names_no_party_is_a_403_not_a_500(session_api: APIClient, party_header: str) -> None:
+    response = session_api.get("/api/v1/works", HTTP_X_PARTY_ID=party_header)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "no_party"
+
+
+def test_an_x_party_id_of_ones_own_party_acts_for_it(session_api: APIClient, holder: Any) -> None:
+    assert session_api.get("/api/v1/works", HTTP_X_PARTY_ID=str(holder.pk)).status_code == 200
+    assert session_api.get("/api/v1/works").status_code == 200
