@@ -61,7 +61,8 @@ from registry.models import (
 from registry.signals import identifiers_registered, work_owners_changed
 
 API_KEY_PREFIX = "orr"
-API_KEY_ID = re.compile(r"[0-9a-f]{8}")
+# What a key's prefix may be: letters and digits, as long as the column (apikey_create makes 8 hex digits).
+API_KEY_ID = re.compile(r"[0-9A-Za-z]{1,16}")
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
 
@@ -233,8 +234,7 @@ def apikey_create(
 def apikey_authenticate(*, raw_key: str) -> ApiKey | None:
     """The active key for a presented secret, or None. Updates ``last_used_at`` at most once a minute."""
     parts = raw_key.split("_")
-    # The prefix is the 8 hex digits apikey_create made: anything else names no key (and a NUL in it would be
-    # refused by PostgreSQL as a 500).
+    # Any other prefix names no key, and is not looked up: a NUL in it would be refused by PostgreSQL (a 500).
     if len(parts) < 3 or parts[0] != API_KEY_PREFIX or not API_KEY_ID.fullmatch(parts[1]):
         return None
     key = ApiKey.objects.select_related("party", "user").filter(prefix=parts[1], revoked_at__isnull=True).first()
