@@ -234,7 +234,7 @@ def apikey_create(
 def apikey_authenticate(*, raw_key: str) -> ApiKey | None:
     """The active key for a presented secret, or None. Updates ``last_used_at`` at most once a minute."""
     parts = raw_key.split("_")
-    # Any other prefix names no key, and is not looked up: a NUL in it would be refused by PostgreSQL (a 500).
+    # A prefix of other characters names no key and is not looked up: PostgreSQL would refuse a NUL (a 500).
     if len(parts) < 3 or parts[0] != API_KEY_PREFIX or not API_KEY_ID.fullmatch(parts[1]):
         return None
     key = ApiKey.objects.select_related("party", "user").filter(prefix=parts[1], revoked_at__isnull=True).first()
