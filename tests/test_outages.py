@@ -225,7 +225,7 @@ def _assert_api_unavailable(response: httpx.Response) -> None:
 
 
 def test_with_the_database_down_api_key_requests_answer_503_json(server_without_database):
-    key = {"Authorization": "Api-Key orr_abcdefgh_unknownbutwellformed"}
+    key = {"Authorization": "Api-Key orr_abcdef01_unknownbutwellformed"}
     with httpx.Client(base_url=server_without_database, timeout=30) as http:
         _assert_api_unavailable(http.post("/api/v1/lookup", json={"items": [ISBN]}, headers=key))
         _assert_api_unavailable(http.get("/api/v1/works", headers=key))
