@@ -19,6 +19,7 @@ from registry import selectors, services, spreadsheets
 from registry.api.authentication import actor_from_request
 from registry.api.fastjson import JSONParser
 from registry.api.permissions import IsAuthenticatedPrincipal
+from registry.api.schema import error_responses
 from registry.api.serializers import (
     ApiKeyCreateInput,
     ApiKeyOutput,
@@ -81,6 +82,15 @@ class RegistryAPIView(APIView):
                 _("Authentication credentials were not provided: send “Authorization: Api-Key <key>”, or sign in.")
             )
         super().permission_denied(request, message=message, code=code)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Errors are JSON whatever format the body was asked in: the CSV and JSON Lines renderers only let
+        # ``?format=`` through to views that stream the file themselves, and would render an error as nothing.
+        renderer = getattr(self.request, "accepted_renderer", None)
+        if renderer is not None and renderer.media_type != "application/json":
+            self.request.accepted_renderer = renderers.JSONRenderer()
+            self.request.accepted_media_type = "application/json"
+        return super().handle_exception(exc)
 
     def paginate(self, queryset: Any, serializer_class: Any) -> Response:
         paginator = (self.pagination_class or PageNumberPagination)()
@@ -204,7 +214,11 @@ class ClaimListCreateView(RegistryAPIView):
         )
         return self.paginate(claims, ClaimOutput)
 
-    @extend_schema(request=ClaimCreateInput, responses={201: ClaimOutput}, summary="Claim a share of a work")
+    @extend_schema(
+        request=ClaimCreateInput,
+        responses={201: ClaimOutput, **error_responses(404)},
+        summary="Claim a share of a work",
+    )
     def post(self, request: Request) -> Response:
         actor = self.actor()
         holder = acting_party(actor)
