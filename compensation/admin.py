@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -61,6 +62,8 @@ class _ServiceAddForm(forms.ModelForm[Any]):
     actor: Actor
     # The service's name for a field, where the form calls it differently.
     service_fields: dict[str, str] = {}
+    # Each form calls its service with the cleaned data: the saved object and whether it was created.
+    service: Callable[[dict[str, Any]], tuple[Any, bool]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -69,10 +72,6 @@ class _ServiceAddForm(forms.ModelForm[Any]):
         for form_field in self.fields.values():
             if isinstance(form_field, forms.DateField | forms.DateTimeField | forms.SplitDateTimeField):
                 form_field.validators.append(validate_date_in_range)
-
-    def service(self, data: dict[str, Any]) -> tuple[Any, bool]:
-        """Call the service with the cleaned data; return the saved object and whether it was created."""
-        raise NotImplementedError
 
     def full_clean(self) -> None:
         super().full_clean()

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, AnyStr
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -143,6 +143,34 @@ def nul_refused(line: int) -> InvalidInput:
     )
 
 
+def _bounded(
+    readline: Callable[[int], AnyStr],
+    *,
+    line_end: AnyStr,
+    nul_marks: tuple[AnyStr, ...],
+    limits: UploadLimits,
+    budget: _Budget | None,
+    first_line: int,
+    refuse_nul: bool,
+) -> Iterator[tuple[int, AnyStr]]:
+    """The lines ``readline`` gives, numbered, counted and bounded: what both readers below share."""
+    limit = limits.max_line_bytes
+    count = 0
+    # Two more than the limit: a line of exactly the limit comes whole with its CR LF.
+    while line := readline(limit + 2):
+        number = first_line + count
+        count += 1
+        if count > limits.max_lines:
+            raise _too_many_lines(limits)
+        if len(line) > limit and len(line.rstrip(line_end)) > limit:
+            raise _too_long(limits, number)
+        if refuse_nul and any(mark in line for mark in nul_marks):
+            raise nul_refused(number)
+        if budget is not None and count % _CLOCK_EVERY == 0:
+            budget.clock()
+        yield number, line
+
+
 def bounded_lines(
     binary: IO[bytes],
     *,
@@ -156,21 +184,15 @@ def bounded_lines(
     ``first_line`` is the number of the file's first line (0 when a header line goes unnumbered). With
     ``refuse_nul``, a line holding a NUL byte, or JSON's escape for one, is refused.
     """
-    limit = limits.max_line_bytes
-    count = 0
-    # Two more than the limit: a line of exactly the limit comes whole with its CR LF.
-    while raw := binary.readline(limit + 2):
-        number = first_line + count
-        count += 1
-        if count > limits.max_lines:
-            raise _too_many_lines(limits)
-        if len(raw) > limit and len(raw.rstrip(b"\r\n")) > limit:
-            raise _too_long(limits, number)
-        if refuse_nul and (b"\x00" in raw or b"\\u0000" in raw):
-            raise nul_refused(number)
-        if budget is not None and count % _CLOCK_EVERY == 0:
-            budget.clock()
-        yield number, raw
+    return _bounded(
+        binary.readline,
+        line_end=b"\r\n",
+        nul_marks=(b"\x00", b"\\u0000"),
+        limits=limits,
+        budget=budget,
+        first_line=first_line,
+        refuse_nul=refuse_nul,
+    )
 
 
 def bounded_text_lines(
@@ -186,20 +208,16 @@ def bounded_text_lines(
     Reading through ``readline`` with a size keeps universal newlines (a bare CR ends a line, as ``newline=""``
     does) and never holds more than the limit.
     """
-    limit = limits.max_line_bytes
-    count = 0
-    while line := text.readline(limit + 2):
-        number = first_line + count
-        count += 1
-        if count > limits.max_lines:
-            raise _too_many_lines(limits)
-        if len(line) > limit and len(line.rstrip("\r\n")) > limit:
-            raise _too_long(limits, number)
-        if refuse_nul and "\x00" in line:
-            raise nul_refused(number)
-        if budget is not None and count % _CLOCK_EVERY == 0:
-            budget.clock()
-        yield line
+    numbered = _bounded(
+        text.readline,
+        line_end="\r\n",
+        nul_marks=("\x00",),
+        limits=limits,
+        budget=budget,
+        first_line=first_line,
+        refuse_nul=refuse_nul,
+    )
+    return (line for _number, line in numbered)
 
 
 class UploadCeilingHandler(FileUploadHandler):

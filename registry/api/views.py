@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from django.db import connection
@@ -44,7 +45,7 @@ from registry.fingerprints import fingerprint_file
 from registry.identifiers import Scheme
 from registry.imports import work_import_create
 from registry.jobs import job_retry
-from registry.models import WORK_IMPORT_JOB, Party
+from registry.models import WORK_IMPORT_JOB, OwnershipClaim, Party
 
 
 def acting_party(actor: Actor) -> Party:
@@ -235,18 +236,25 @@ class ClaimListCreateView(RegistryAPIView):
         return Response(ClaimOutput(claim).data, status=status.HTTP_201_CREATED)
 
 
-class ClaimVerifyView(RegistryAPIView):
-    @extend_schema(request=ClaimDecisionInput, responses=ClaimOutput, summary="Verify a claim (staff)")
-    def post(self, request: Request, claim_id: int) -> Response:
+class _ClaimDecisionView(RegistryAPIView):
+    """A staff decision on one claim, with its reason: each view names the service that makes it."""
+
+    def decide(self, request: Request, claim_id: int, decision: Callable[..., OwnershipClaim]) -> Response:
         actor = self.actor()
         data = ClaimDecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
         claim = selectors.claim_get_for_actor(actor=actor, claim_id=claim_id)
-        claim = services.claim_verify(actor=actor, claim=claim, reason=data.validated_data["reason"])
+        claim = decision(actor=actor, claim=claim, reason=data.validated_data["reason"])
         return Response(ClaimOutput(claim).data)
 
 
-class ClaimAcceptForReviewView(RegistryAPIView):
+class ClaimVerifyView(_ClaimDecisionView):
+    @extend_schema(request=ClaimDecisionInput, responses=ClaimOutput, summary="Verify a claim (staff)")
+    def post(self, request: Request, claim_id: int) -> Response:
+        return self.decide(request, claim_id, services.claim_verify)
+
+
+class ClaimAcceptForReviewView(_ClaimDecisionView):
     @extend_schema(
         request=ClaimDecisionInput,
         responses=ClaimOutput,
@@ -258,23 +266,13 @@ class ClaimAcceptForReviewView(RegistryAPIView):
         ),
     )
     def post(self, request: Request, claim_id: int) -> Response:
-        actor = self.actor()
-        data = ClaimDecisionInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        claim = selectors.claim_get_for_actor(actor=actor, claim_id=claim_id)
-        claim = services.claim_accept_for_review(actor=actor, claim=claim, reason=data.validated_data["reason"])
-        return Response(ClaimOutput(claim).data)
+        return self.decide(request, claim_id, services.claim_accept_for_review)
 
 
-class ClaimRejectView(RegistryAPIView):
+class ClaimRejectView(_ClaimDecisionView):
     @extend_schema(request=ClaimDecisionInput, responses=ClaimOutput, summary="Reject a claim (staff)")
     def post(self, request: Request, claim_id: int) -> Response:
-        actor = self.actor()
-        data = ClaimDecisionInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        claim = selectors.claim_get_for_actor(actor=actor, claim_id=claim_id)
-        claim = services.claim_reject(actor=actor, claim=claim, reason=data.validated_data["reason"])
-        return Response(ClaimOutput(claim).data)
+        return self.decide(request, claim_id, services.claim_reject)
 
 
 class DomainListCreateView(RegistryAPIView):
