@@ -211,8 +211,8 @@ def setup(args: argparse.Namespace) -> Setup:
 
     from compensation.models import Tariff
     from compensation.services import tariff_set
+    from core.actors import Actor
     from optout.models import KindRegime, Refusal
-    from registry.audit import Actor
     from registry.models import ApiScope, OwnershipClaim
     from registry.services import apikey_create
 
@@ -1144,7 +1144,7 @@ def inprocess_manifest(state: Setup, path: Path, manifest_id: str) -> int:
     from django.core.files import File
 
     from compensation import usage
-    from registry.audit import Actor
+    from core.actors import Actor
 
     actor = Actor(party=state.lab, api_key=state.key)
     with path.open("rb") as handle, mock.patch.object(usage, "_enqueue"):
@@ -1443,7 +1443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     file_mb = path.stat().st_size / 1e6
     print(f"manifest: {args.lines:,} lines, {file_mb:.1f} MB, written in {time.perf_counter() - started:.1f} s: {path}")
-    from registry.audit import Actor
+    from core.actors import Actor
 
     try:
         scratch_create(url)

@@ -169,7 +169,7 @@ def django_setup() -> None:
 
 
 def parties_ensure() -> tuple[Party, Party]:
-    from registry.audit import Actor
+    from core.actors import Actor
     from registry.models import Party, PartyKind
     from registry.services import party_create
 
@@ -271,7 +271,7 @@ def load_check(works: int) -> None:
 
 
 def apikey_make(lab: Party) -> tuple[ApiKey, str]:
-    from registry.audit import Actor
+    from core.actors import Actor
     from registry.models import ApiScope
     from registry.services import apikey_create
 
@@ -279,7 +279,7 @@ def apikey_make(lab: Party) -> tuple[ApiKey, str]:
 
 
 def apikey_drop(key: ApiKey) -> None:
-    from registry.audit import Actor
+    from core.actors import Actor
     from registry.services import apikey_revoke
 
     with contextlib.suppress(Exception):
@@ -646,8 +646,8 @@ def phases_measure(load: Workload, key: ApiKey, raw_key: str, *, repeat: int, pr
     from django.utils import timezone
     from rest_framework.renderers import JSONRenderer
 
+    from core.actors import Actor
     from optout.selectors import lookup_answer_signed, lookup_batch
-    from registry.audit import Actor
     from registry.identifiers import identifier_normalize
 
     numbers = load.batches[0]

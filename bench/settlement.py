@@ -165,7 +165,7 @@ def _settle() -> None:
 
     from compensation.models import Invoice, LedgerLine, Settlement, Statement
     from compensation.settlements import period_bounds, settlement_create, settlement_run
-    from registry.audit import Actor
+    from core.actors import Actor
 
     start, end = period_bounds(first_day=MONTH, last_day=date(2026, 10, 31))
     in_period = LedgerLine.objects.filter(entry__effective_at__gte=start, entry__effective_at__lt=end).count()

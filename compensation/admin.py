@@ -33,21 +33,10 @@ from compensation.models import (
 )
 from compensation.services import tariff_set
 from compensation.settlements import settlement_create
-from registry.audit import Actor
-from registry.dates import validate_date_in_range
-from registry.errors import RegistryError
-from registry.job_admin import JOB_FIELDS, JobAdminMixin
-
-
-class _ReadOnly:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from core.actors import Actor
+from core.admin import JOB_FIELDS, JobAdminMixin, ReadOnlyAdminMixin
+from core.dates import validate_date_in_range
+from core.errors import RegistryError
 
 
 class _ServiceAddForm(forms.ModelForm[Any]):
@@ -110,7 +99,7 @@ class _ServiceAddAdmin(admin.ModelAdmin[Any]):
     not_created_message: Any = ""
 
 
-class LedgerLineInline(_ReadOnly, admin.TabularInline[LedgerLine, LedgerEntry]):
+class LedgerLineInline(ReadOnlyAdminMixin, admin.TabularInline[LedgerLine, LedgerEntry]):
     model = LedgerLine
     extra = 0
     max_num = 0
@@ -119,7 +108,7 @@ class LedgerLineInline(_ReadOnly, admin.TabularInline[LedgerLine, LedgerEntry]):
 
 
 @admin.register(Account)
-class AccountAdmin(_ReadOnly, admin.ModelAdmin[Account]):
+class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Account]):
     list_display = ["id", "kind", "party", "escrow_key", "created_at"]
     list_filter = ["kind"]
     search_fields = ["party__name", "escrow_key"]
@@ -127,7 +116,7 @@ class AccountAdmin(_ReadOnly, admin.ModelAdmin[Account]):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(_ReadOnly, admin.ModelAdmin[LedgerEntry]):
+class LedgerEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[LedgerEntry]):
     list_display = ["id", "kind", "idempotency_key", "effective_at", "created_at", "reverses"]
     list_filter = ["kind"]
     search_fields = ["idempotency_key", "memo"]
@@ -169,7 +158,7 @@ class TariffAdmin(_ServiceAddAdmin):
 
 
 @admin.register(UsageManifest)
-class UsageManifestAdmin(JobAdminMixin, _ReadOnly, admin.ModelAdmin[UsageManifest]):
+class UsageManifestAdmin(JobAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin[UsageManifest]):
     job_kind = MANIFEST_JOB
     list_display = [
         "id",
@@ -188,7 +177,7 @@ class UsageManifestAdmin(JobAdminMixin, _ReadOnly, admin.ModelAdmin[UsageManifes
 
 
 @admin.register(ManifestLine)
-class ManifestLineAdmin(_ReadOnly, admin.ModelAdmin[ManifestLine]):
+class ManifestLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[ManifestLine]):
     list_display = ["manifest", "line_no", "key", "outcome", "work_id", "amount_micro", "used_at"]
     list_filter = ["outcome"]
     # Exact lookups only: the table holds millions of lines.
@@ -199,7 +188,7 @@ class ManifestLineAdmin(_ReadOnly, admin.ModelAdmin[ManifestLine]):
 
 
 @admin.register(EscrowRelease)
-class EscrowReleaseAdmin(_ReadOnly, admin.ModelAdmin[EscrowRelease]):
+class EscrowReleaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[EscrowRelease]):
     list_display = ["id", "work", "amount_micro", "lines", "created_at"]
     readonly_fields = [f.name for f in EscrowRelease._meta.fields]
 
@@ -230,7 +219,7 @@ class SettlementForm(_ServiceAddForm):
         return settlement_create(actor=self.actor, first_day=data["first_day"], last_day=data["last_day"])
 
 
-class StatementLineInline(_ReadOnly, admin.TabularInline[StatementLine, Statement]):
+class StatementLineInline(ReadOnlyAdminMixin, admin.TabularInline[StatementLine, Statement]):
     model = StatementLine
     extra = 0
     max_num = 0
@@ -238,7 +227,7 @@ class StatementLineInline(_ReadOnly, admin.TabularInline[StatementLine, Statemen
     readonly_fields = ["kind", "work", "lab", "manifest", "entry", "lines", "amount_micro"]
 
 
-class InvoiceLineInline(_ReadOnly, admin.TabularInline[InvoiceLine, Invoice]):
+class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline[InvoiceLine, Invoice]):
     model = InvoiceLine
     extra = 0
     max_num = 0
@@ -294,7 +283,7 @@ class SettlementAdmin(JobAdminMixin, _ServiceAddAdmin):
 
 
 @admin.register(Statement)
-class StatementAdmin(_ReadOnly, admin.ModelAdmin[Statement]):
+class StatementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Statement]):
     list_display = ["id", "settlement", "holder", "due_micro", "payout_micro", "carried_forward_micro"]
     list_filter = ["settlement"]
     search_fields = ["holder__name"]
@@ -303,7 +292,7 @@ class StatementAdmin(_ReadOnly, admin.ModelAdmin[Statement]):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(_ReadOnly, admin.ModelAdmin[Invoice]):
+class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Invoice]):
     list_display = ["number", "settlement", "lab", "total_micro", "violations_micro", "amount_due_won"]
     list_filter = ["settlement"]
     search_fields = ["number", "lab__name"]
@@ -395,7 +384,7 @@ admin.site.get_app_list = _with_reports_app(admin.site.get_app_list)  # type: ig
 
 
 @admin.register(Export)
-class ExportAdmin(JobAdminMixin, _ReadOnly, admin.ModelAdmin[Export]):
+class ExportAdmin(JobAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin[Export]):
     """Queued exports of large statements and invoices; a failed one can be retried."""
 
     job_kind = EXPORT_JOB

@@ -35,10 +35,10 @@ from compensation.models import (
     MarketShareDistribution,
     UsageManifest,
 )
-from registry.audit import Actor, audit_record
-from registry.errors import InvalidInput
-from registry.jobs import job_publish_on_commit, job_retry, job_run
-from registry.services import require_staff
+from core.actors import Actor, require_staff
+from core.errors import InvalidInput
+from core.jobs import job_publish_on_commit, job_retry, job_run
+from registry.audit import audit_record
 
 
 def hold_month_bounds(*, month: date) -> tuple[datetime, datetime]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
-from registry.errors import RegistryError
+from core.errors import RegistryError
 
 
 class LedgerError(RegistryError):

@@ -15,14 +15,16 @@ import hashlib
 from collections import defaultdict
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from compensation.allocation import allocate_largest_remainder
 from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
 from compensation.models import AccountKind, EntryKind, EscrowRelease, ManifestLine, UsageManifest
-from registry.audit import Actor, audit_record
+from core.actors import Actor
+from core.locks import advisory_lock
+from registry.audit import audit_record
 from registry.models import ClaimStatus, Identifier, OwnershipClaim, Work, WorkStatus
 
 _BATCH = 5_000
@@ -36,11 +38,7 @@ def escrow_lock(*, exclusive: bool) -> None:
     in between would start a release that cannot see those holds yet. The release waits here for chunks in
     flight, and chunks that start after it see the verified claim and pay the owner directly.
     """
-    if connection.vendor != "postgresql":
-        return  # SQLite runs one writing transaction at a time
-    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {function}(hashtext(%s))", [_LOCK])
+    advisory_lock(_LOCK, shared=not exclusive)
 
 
 def _release_key(work_id: int, line_ids: list[int], claim_ids: list[int]) -> str:

@@ -44,15 +44,15 @@ from compensation.models import (
     StatementLine,
     StatementLineKind,
 )
-from registry import spreadsheets
-from registry.audit import Actor
-from registry.errors import InvalidInput, NotFound
-from registry.jobs import job_publish_on_commit, job_run
+from core import spreadsheets
+from core.actors import Actor
+from core.errors import InvalidInput, NotFound
+from core.jobs import job_publish_on_commit, job_run
+from core.money import MICRO
 from registry.selectors import registry_name
 
 logger = logging.getLogger(__name__)
 
-MICRO = 1_000_000
 
 Cell = str | int | Decimal | date | None
 
@@ -317,7 +317,7 @@ CONTENT_TYPES = {
 def render_csv(rows: Iterable[Row], out: IO[bytes]) -> None:
     """UTF-8 with a byte-order mark, so that Excel opens Korean text correctly. Numbers are plain (no
     separators) so that spreadsheets and scripts read them as numbers; text that other parties chose (titles,
-    manifest ids, model names) is quoted and never read as a formula (``registry.spreadsheets``)."""
+    manifest ids, model names) is quoted and never read as a formula (``core.spreadsheets``)."""
     text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="", write_through=True)
     writer = spreadsheets.csv_writer(text)
     for row in rows:

@@ -30,10 +30,10 @@ from compensation.models import (
     LedgerLine,
 )
 from compensation.periods import books_closed, period_lock
-from registry.audit import Actor, audit_record
-from registry.errors import InvalidInput
+from core.actors import Actor, require_staff
+from core.errors import InvalidInput
+from registry.audit import audit_record
 from registry.models import Party
-from registry.services import require_staff
 
 _BIGINT_MAX = 2**63 - 1
 # Bounds the parameters of one IN (...) list; ingestion chunks are smaller than this anyway.

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from compensation.models import ESCROW_ACCOUNT_KINDS, AccountKind, EntryKind
+from core.money import MICRO
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -338,7 +339,7 @@ def _checks() -> list[Check]:
                 OR st.closing_micro - st.opening_micro <> -COALESCE(p.during, 0)
                 OR COALESCE(ln.amount, 0)
                    <> st.accrued_micro + st.released_micro + st.distributed_micro + st.adjustments_micro
-                OR st.payout_micro % 1000000 <> 0 OR st.withheld_micro % 1000000 <> 0
+                OR st.payout_micro % {MICRO} <> 0 OR st.withheld_micro % {MICRO} <> 0
                 OR ((st.payout_micro > 0 OR st.withheld_micro > 0) AND st.payout_entry_id IS NULL)
             """,  # noqa: S608  (constants only)
         ),

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from registry.jobs import JobFields, JobKind, job_kind_register
+from core.jobs import JobFields, JobKind, job_kind_register
 from registry.models import Party, WorkKind
 
 
@@ -256,7 +256,7 @@ def _manifest_upload_to(instance: UsageManifest, filename: str) -> str:
 class UsageManifest(JobFields):
     """A lab's report of what one training run used. The lines are kept as uploaded (``file``); each
     line's outcome is a ``ManifestLine``. ``lines_done`` is the resume cursor of processing; the lifecycle
-    (queueing, heartbeat, failure, retry) is ``registry.jobs``'s.
+    (queueing, heartbeat, failure, retry) is ``core.jobs``'s.
     """
 
     lab = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="usage_manifests", verbose_name=_("lab"))

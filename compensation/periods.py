@@ -17,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
 from django.db.models import Q
 
 from compensation.models import Settlement, SettlementStatus
+from core.locks import advisory_lock
 
 _LOCK = "compensation.periods"
 CLOSED_STATUSES = (SettlementStatus.RUNNING.value, SettlementStatus.SETTLED.value)
@@ -28,11 +28,7 @@ CLOSED_STATUSES = (SettlementStatus.RUNNING.value, SettlementStatus.SETTLED.valu
 
 def period_lock(*, exclusive: bool) -> None:
     """Hold the period lock until the end of this transaction (PostgreSQL; SQLite has one writer)."""
-    if connection.vendor != "postgresql":
-        return
-    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {function}(hashtext(%s))", [_LOCK])
+    advisory_lock(_LOCK, shared=not exclusive)
 
 
 @dataclass(frozen=True)

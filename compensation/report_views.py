@@ -18,8 +18,8 @@ from django.utils.translation import gettext_lazy as _
 
 from compensation import exports, reports
 from compensation.models import Settlement
-from registry.dates import date_in_range
-from registry.errors import RegistryError
+from core.dates import date_in_range
+from core.errors import RegistryError
 
 
 def _period(request: HttpRequest) -> tuple[datetime, datetime, dict[str, str]]:

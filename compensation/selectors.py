@@ -34,10 +34,9 @@ from compensation.models import (
     Tariff,
     UsageManifest,
 )
-from registry.audit import Actor
-from registry.errors import NotFound
+from core.actors import Actor, require_staff
+from core.errors import NotFound
 from registry.models import ClaimStatus, OwnershipClaim, Party, PartyKind
-from registry.services import require_staff
 
 
 def account_balance(*, account: Account, until: datetime | None = None) -> int:

@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from compensation.models import Tariff, UsageUnit
+from core.actors import Actor, require_staff
+from core.errors import InvalidInput, InvalidState
+from core.locks import advisory_lock
 from optout.services import CLOCK_SKEW
-from registry.audit import Actor, audit_record
-from registry.errors import InvalidInput, InvalidState
+from registry.audit import audit_record
 from registry.models import WorkKind
-from registry.services import require_staff
 
 # DECIMAL(24, 12): twelve digits before the point, twelve after.
 _RATE_MAX = Decimal(10) ** 12
@@ -71,9 +72,7 @@ def tariff_set(
     try:
         with transaction.atomic():
             # Serialises changes to one kind and unit, so two backdated tariffs cannot both claim one gap.
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"tariff:{kind}:{unit}"])
+            advisory_lock(f"tariff:{kind}:{unit}")
             starts = _starts_at(effective_from, kind=kind, unit=unit)
             tariff = Tariff.objects.create(
                 kind=kind,

@@ -12,7 +12,7 @@ retried task continues after the last finished step:
 3. **invoices**: per lab, the receivable's movement by manifest and outcome, violations apart.
 4. **payouts**: one payout entry per paid holder, dated inside the period, and the status ``settled``.
 
-Any failure marks the settlement ``failed`` with a code (the shared job lifecycle, ``registry.jobs``). Before
+Any failure marks the settlement ``failed`` with a code (the shared job lifecycle, ``core.jobs``). Before
 step 2 commits that reopens the period; after it, the period stays closed, because the statements already
 stand for its frozen entries. Staff retry a failed settlement (or ask for the same period again): the run
 continues after the last finished step.
@@ -57,14 +57,14 @@ from compensation.models import (
     UsageManifest,
 )
 from compensation.periods import period_lock
-from registry.audit import Actor, audit_record
-from registry.errors import InvalidInput
-from registry.jobs import job_publish_on_commit, job_retry, job_run
-from registry.services import require_staff
+from core.actors import Actor, require_staff
+from core.errors import InvalidInput
+from core.jobs import job_publish_on_commit, job_retry, job_run
+from core.money import MICRO
+from registry.audit import audit_record
 
 logger = logging.getLogger(__name__)
 
-MICRO = 1_000_000
 _BATCH = 5_000
 # What a holder's payable moved by, per entry kind, as the statement names it.
 _HOLDER_COLUMNS: dict[str, str] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from compensation import distribution, escrow, settlements, usage
-from registry.tasks import TRANSIENT_ERRORS
+from core.tasks import TRANSIENT_ERRORS
 
 
 @shared_task(

@@ -65,18 +65,19 @@ from compensation.models import (
     Tariff,
     UsageManifest,
 )
-from compensation.money import price_micro_scaled, rate_in_pico_won, units_in_micro
 from compensation.prefetch import ProducerFailed, prefetched, prefetched_in_process
 from compensation.selectors import manifest_outcome_summary
 from compensation.usage_sql import SCHEME_KIND, StagedChunk, chunk_settle_sql, stage_line
+from core.actors import Actor
+from core.errors import InvalidInput, NotPermitted, RegistryError
+from core.jobs import job_fail, job_publish, job_run, jobs_sweep
+from core.money import price_micro_scaled, rate_in_pico_won, units_in_micro
+from core.uploads import upload_size_check
 from optout.models import Regime
 from optout.selectors import UsageContext, usage_context_load
-from registry.audit import Actor, audit_record
-from registry.errors import InvalidInput, NotPermitted, RegistryError
+from registry.audit import audit_record
 from registry.identifiers import IdentifierKey
-from registry.jobs import job_fail, job_publish, job_run, jobs_sweep
 from registry.models import ApiScope, PartyKind, WorkKind, WorkStatus
-from registry.uploads import upload_size_check
 
 FULL_SHARE_BP = 10_000
 
@@ -500,7 +501,7 @@ def _seen_earlier(manifest_pk: int, dedupes: Iterable[Any]) -> set[Any]:
         return set()
     earlier = ManifestLine.objects.filter(manifest_id=manifest_pk).exclude(outcome=Outcome.DUPLICATE)
     if connection.vendor == "postgresql":
-        # One array literal rather than a parameter per key (see registry/lookups.py).
+        # One array literal rather than a parameter per key (see core/lookups.py).
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT dedupe FROM compensation_manifestline"

@@ -30,6 +30,7 @@ from django.db import DatabaseError, connection, transaction
 from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
 from compensation.manifests import ParsedLine
 from compensation.models import AccountKind, EntryKind, UsageManifest
+from core.money import MICRO
 from optout.selectors import purposes_refusing
 from registry.identifiers import Scheme
 from registry.models import WorkKind
@@ -222,7 +223,7 @@ c AS (
                 THEN floor(px.exact)::bigint + 1
                 ELSE floor(px.exact)::bigint END AS amount
       FROM t
-      CROSS JOIN LATERAL (SELECT t.units * t.rate_krw * 1000000 AS exact) px
+      CROSS JOIN LATERAL (SELECT t.units * t.rate_krw * {MICRO} AS exact) px
 )
 SELECT c.*,
        CASE WHEN c.pre_outcome <> '' THEN c.pre_outcome

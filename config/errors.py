@@ -16,8 +16,8 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from django.views import defaults
 
-from registry.api.errors import DATABASE_DOWN_ERRORS, RETRY_AFTER_SECONDS
-from registry.errors import NotFound, NotPermitted, RegistryError, RequestTooLarge, ServerError, ServiceUnavailable
+from core.api.errors import DATABASE_DOWN_ERRORS, RETRY_AFTER_SECONDS
+from core.errors import NotFound, NotPermitted, RegistryError, RequestTooLarge, ServerError, ServiceUnavailable
 from registry.selectors import registry_name
 
 API_PREFIX = "/api/"

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "core",
     "registry",
     "optout",
     "compensation",
@@ -57,7 +58,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
-    "registry.middleware.NulQueryMiddleware",
+    "core.middleware.NulQueryMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -228,7 +229,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "registry.tasks.domains_recheck_pending",
         "schedule": timedelta(minutes=env.integer("DOMAIN_RECHECK_MINUTES", 15, minimum=1)),
     },
-    # Publishes jobs the broker never took, and queues again those whose worker died (registry/jobs.py).
+    # Publishes jobs the broker never took, and queues again those whose worker died (core/jobs.py).
     "jobs-sweep": {
         "task": "registry.tasks.jobs_sweep",
         "schedule": timedelta(minutes=1),
@@ -254,13 +255,13 @@ if JOB_STALE_SECONDS < 3 * JOB_HEARTBEAT_SECONDS:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "registry.api.authentication.ApiKeyAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "registry.api.authentication.PartySessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "registry.api.schema.RegistryAutoSchema",
-    "EXCEPTION_HANDLER": "registry.api.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "core.api.schema.RegistryAutoSchema",
+    "EXCEPTION_HANDLER": "core.api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_THROTTLE_RATES": {
         "lookup": env.string("LOOKUP_RATE", "1200/min"),
@@ -268,9 +269,9 @@ REST_FRAMEWORK = {
     },
     # Behind a proxy the client's address is the first X-Forwarded-For hop the proxy added.
     "NUM_PROXIES": env.integer("NUM_PROXIES", 0, minimum=0),
-    # JSON bodies are held to a nesting depth and refuse NUL characters (registry/api/fastjson.py).
+    # JSON bodies are held to a nesting depth and refuse NUL characters (core/api/fastjson.py).
     "DEFAULT_PARSER_CLASSES": [
-        "registry.api.fastjson.JSONParser",
+        "core.api.fastjson.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -314,7 +315,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # The API-key scheme and the error answers are declared once, in registry.api.schema.
+    # The API-key scheme and the error answers are declared once, in core.api.schema.
     # Choice sets that share a field name get names of their own instead of hashed ones (StatusE86Enum).
     "ENUM_NAME_OVERRIDES": {
         "ClaimStatusEnum": "registry.models.ClaimStatus",
@@ -332,7 +333,7 @@ REGISTRY_NAME_KO = env.string("REGISTRY_NAME_KO", "AI 학습 거부 등록부") 
 WORK_IMPORT_MAX_ROWS = env.integer("WORK_IMPORT_MAX_ROWS", 100_000, minimum=1)
 WORK_IMPORT_CHUNK_ROWS = env.integer("WORK_IMPORT_CHUNK_ROWS", 1_000, minimum=1)
 # What an import file may hold beyond its rows: bytes as sent, bytes once inflated (an XLSX is a zip), the longest
-# line, and how long checking it at upload may take (registry/uploads.py). 100,000 rows fit well within these.
+# line, and how long checking it at upload may take (core/uploads.py). 100,000 rows fit well within these.
 WORK_IMPORT_MAX_UPLOAD_BYTES = env.integer("WORK_IMPORT_MAX_UPLOAD_BYTES", 64 * 1024 * 1024, minimum=1024)
 WORK_IMPORT_MAX_INFLATED_BYTES = env.integer("WORK_IMPORT_MAX_INFLATED_BYTES", 256 * 1024 * 1024, minimum=1024)
 WORK_IMPORT_MAX_LINE_BYTES = env.integer("WORK_IMPORT_MAX_LINE_BYTES", 64 * 1024, minimum=256)
@@ -357,7 +358,7 @@ USAGE_MANIFEST_INSPECT_SECONDS = env.number("USAGE_MANIFEST_INSPECT_SECONDS", 12
 # bigger body is refused while it streams in, not spooled to disk whole first.
 UPLOAD_CEILING_BYTES = max(USAGE_MANIFEST_MAX_UPLOAD_BYTES, WORK_IMPORT_MAX_UPLOAD_BYTES) + 1024 * 1024
 FILE_UPLOAD_HANDLERS = [
-    "registry.uploads.UploadCeilingHandler",
+    "core.uploads.UploadCeilingHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]

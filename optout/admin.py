@@ -7,10 +7,11 @@ from typing import Any
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
+from core.actors import Actor
+from core.admin import ReadOnlyAdminMixin
+from core.errors import RegistryError
 from optout.models import KindRegime, Refusal, RefusalEvent
 from optout.services import regime_set
-from registry.audit import Actor
-from registry.errors import RegistryError
 
 
 class RefusalEventInline(admin.TabularInline[RefusalEvent, Refusal]):
@@ -22,37 +23,19 @@ class RefusalEventInline(admin.TabularInline[RefusalEvent, Refusal]):
 
 
 @admin.register(Refusal)
-class RefusalAdmin(admin.ModelAdmin[Refusal]):
+class RefusalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Refusal]):
     list_display = ["id", "holder", "scope", "purpose", "work", "url_prefix", "effective_from", "filed_at"]
     list_filter = ["scope", "purpose"]
     search_fields = ["holder__name", "url_prefix", "work__title"]
     readonly_fields = [f.name for f in Refusal._meta.fields]
     inlines = [RefusalEventInline]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(RefusalEvent)
-class RefusalEventAdmin(admin.ModelAdmin[RefusalEvent]):
+class RefusalEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[RefusalEvent]):
     list_display = ["id", "refusal", "kind", "effective_at", "recorded_at"]
     list_filter = ["kind"]
     readonly_fields = [f.name for f in RefusalEvent._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(KindRegime)

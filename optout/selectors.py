@@ -26,12 +26,13 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from core.actors import Actor
+from core.dates import rfc3339
+from core.errors import NotFound
+from core.lookups import array_literal
 from optout.models import KindRegime, Purpose, Refusal, RefusalEvent, RefusalEventKind, RefusalScope, Regime
-from registry.audit import Actor
-from registry.dates import rfc3339
-from registry.errors import InvalidIdentifier, NotFound
+from registry.errors import InvalidIdentifier
 from registry.identifiers import IdentifierKey, Scheme, identifier_normalize
-from registry.lookups import array_literal
 from registry.models import ClaimStatus, Identifier, OwnershipClaim, WorkKind, WorkStatus
 
 USE_FIRST = Regime.USE_FIRST.value

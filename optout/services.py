@@ -10,12 +10,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core.actors import Actor, require_staff
+from core.errors import InvalidInput, InvalidState, NotPermitted
 from optout.models import KindRegime, Purpose, Refusal, RefusalEvent, RefusalEventKind, RefusalScope, Regime
-from registry.audit import Actor, audit_record
-from registry.errors import InvalidIdentifier, InvalidInput, InvalidState, NotPermitted
+from registry.audit import audit_record
+from registry.errors import InvalidIdentifier
 from registry.identifiers import Scheme, identifier_normalize
 from registry.models import ClaimStatus, OwnershipClaim, Party, VerifiedDomain, Work, WorkKind
-from registry.services import require_holder_actor, require_staff
+from registry.services import require_holder_actor
 
 # Clients' clocks drift: "now" sent by a client a moment ago is still now, not the past.
 CLOCK_SKEW = timedelta(seconds=60)

@@ -24,13 +24,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.errors import InvalidInput
 from optout.api.compat import FirstRendererNegotiation
 from optout.api.throttles import LookupAnonymousThrottle, LookupPrincipalThrottle
 from optout.errors import LookupUnavailable
 from optout.models import Purpose, RefusalScope, Regime
 from optout.selectors import LookupStatus
 from optout.signals import signal_status
-from registry.errors import InvalidIdentifier, InvalidInput
+from registry.errors import InvalidIdentifier
 from registry.identifiers import Scheme, identifier_normalize
 from registry.models import Work
 from registry.selectors import registry_name

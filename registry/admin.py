@@ -10,10 +10,11 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from core.actors import Actor
+from core.admin import JOB_FIELDS, JobAdminMixin, ReadOnlyAdminMixin
+from core.errors import RegistryError
 from registry import services
-from registry.audit import Actor, audit_record
-from registry.errors import RegistryError
-from registry.job_admin import JOB_FIELDS, JobAdminMixin
+from registry.audit import audit_record
 from registry.models import (
     WORK_IMPORT_JOB,
     ApiKey,
@@ -313,7 +314,7 @@ class WorkImportRowErrorAdmin(admin.ModelAdmin[WorkImportRowError]):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[AuditEvent]):
     """Read-only: the log is append-only."""
 
     list_display = ["created_at", "code", "actor_user", "actor_party", "object_type", "object_id"]
@@ -321,12 +322,3 @@ class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
     search_fields = ["code", "object_id"]
     readonly_fields = [f.name for f in AuditEvent._meta.fields]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

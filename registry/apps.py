@@ -7,4 +7,4 @@ class RegistryConfig(AppConfig):
     verbose_name = _("Works registry")
 
     def ready(self) -> None:
-        from registry import lookups  # noqa: F401  (registers the any_of lookup)
+        from registry.api import schema_extensions  # noqa: F401  (registers the OpenAPI security schemes)

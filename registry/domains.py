@@ -21,7 +21,8 @@ import idna
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from registry.errors import DomainCheckFailed, InvalidInput
+from core.errors import InvalidInput
+from registry.errors import DomainCheckFailed
 from registry.identifiers import Scheme, identifier_normalize
 from registry.models import DomainMethod
 

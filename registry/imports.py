@@ -33,11 +33,21 @@ from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
+from core.actors import Actor
+from core.errors import InvalidInput, RegistryError
+from core.jobs import job_fail, job_publish_on_commit, job_run, jobs_sweep
+from core.uploads import (
+    UploadLimits,
+    UploadTooLarge,
+    bounded_binary,
+    bounded_lines,
+    bounded_text_lines,
+    upload_size_check,
+)
 from registry import services
-from registry.audit import Actor, audit_record
-from registry.errors import IdentifierTaken, InvalidInput, RegistryError
+from registry.audit import audit_record
+from registry.errors import IdentifierTaken
 from registry.identifiers import Scheme
-from registry.jobs import job_fail, job_publish_on_commit, job_run, jobs_sweep
 from registry.models import (
     WORK_IMPORT_JOB,
     ImportFormat,
@@ -47,14 +57,6 @@ from registry.models import (
     Work,
     WorkImport,
     WorkImportRowError,
-)
-from registry.uploads import (
-    UploadLimits,
-    UploadTooLarge,
-    bounded_binary,
-    bounded_lines,
-    bounded_text_lines,
-    upload_size_check,
 )
 
 IMPORT_COLUMNS = ("title", "kind", "identifiers", "creators", "language", "creation_year", "share_bp")

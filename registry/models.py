@@ -9,8 +9,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from core.actors import STAFF_SCOPE
+from core.jobs import JobFields, JobKind, job_kind_register
 from registry.identifiers import Scheme
-from registry.jobs import JobFields, JobKind, job_kind_register
 
 MAX_SHARE_BP = 10_000
 
@@ -82,7 +83,7 @@ class ApiScope(models.TextChoices):
     LOOKUP = "lookup", _("Look up works")
     USAGE_WRITE = "usage:write", _("Submit usage manifests")
     WORKS_WRITE = "works:write", _("Register works and claims")
-    STAFF = "staff", _("Staff API")
+    STAFF = STAFF_SCOPE, _("Staff API")
 
 
 class ApiKey(models.Model):
@@ -358,7 +359,7 @@ def _import_upload_to(instance: WorkImport, filename: str) -> str:
 class WorkImport(JobFields):
     """A bulk registration file, processed by a worker in chunks; ``rows_done`` is the resume cursor.
 
-    Its lifecycle (queueing, heartbeat, failure, retry) is ``registry.jobs``'s.
+    Its lifecycle (queueing, heartbeat, failure, retry) is ``core.jobs``'s.
     """
 
     holder = models.ForeignKey(Party, on_delete=models.CASCADE, related_name="imports", verbose_name=_("holder"))

@@ -8,8 +8,9 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils.translation import get_language
 
-from registry.audit import Actor
-from registry.errors import InvalidIdentifier, NotFound
+from core.actors import Actor
+from core.errors import NotFound
+from registry.errors import InvalidIdentifier
 from registry.identifiers import identifier_normalize
 from registry.models import (
     ApiKey,

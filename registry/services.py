@@ -26,17 +26,11 @@ from stdnum import isni as stdnum_isni
 from stdnum.exceptions import ValidationError as StdnumValidationError
 from stdnum.kr import brn as stdnum_brn
 
-from registry.audit import Actor, audit_record
+from core.actors import Actor, require_staff
+from core.errors import InvalidInput, InvalidState, NotPermitted
+from registry.audit import audit_record
 from registry.domains import TxtResolver, domain_proof_check, origin_normalize
-from registry.errors import (
-    DomainCheckFailed,
-    IdentifierTaken,
-    InvalidIdentifier,
-    InvalidInput,
-    InvalidState,
-    NotPermitted,
-    Overclaim,
-)
+from registry.errors import DomainCheckFailed, IdentifierTaken, InvalidIdentifier, Overclaim
 from registry.identifiers import IdentifierKey, Scheme, identifier_normalize
 from registry.models import (
     MAX_SHARE_BP,
@@ -67,11 +61,6 @@ _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
 
 # --- Authorisation helpers ----------------------------------------------------------
-
-
-def require_staff(actor: Actor) -> None:
-    if not actor.is_staff:
-        raise NotPermitted(_("Only registry staff may do this."))
 
 
 def require_holder_actor(actor: Actor, holder: Party, *, scope: str = ApiScope.WORKS_WRITE) -> None:

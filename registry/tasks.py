@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from core.jobs import jobs_sweep as jobs_sweep_run
+from core.tasks import TRANSIENT_ERRORS
 from registry import services
 from registry.imports import work_import_process, work_imports_resume_stalled
-from registry.jobs import TRANSIENT_ERRORS
-from registry.jobs import jobs_sweep as jobs_sweep_run
 
 __all__ = ["TRANSIENT_ERRORS"]
 

@@ -106,14 +106,14 @@ def _user(username: str, *, staff: bool = False) -> Any:
 
 
 def _party(kind: str, name: str, owner: Any) -> Any:
-    from registry.audit import Actor
+    from core.actors import Actor
     from registry.services import party_create
 
     return party_create(actor=Actor.system(), kind=kind, name=name, owner=owner)
 
 
 def _key(party: Any, scopes: list[str]) -> str:
-    from registry.audit import Actor
+    from core.actors import Actor
     from registry.services import apikey_create
 
     _key_obj, raw = apikey_create(actor=Actor.system(), party=party, scopes=scopes)
@@ -178,7 +178,7 @@ def staff(db: Any) -> Any:
 
 @pytest.fixture
 def staff_api(staff: Any) -> APIClient:
-    from registry.audit import Actor
+    from core.actors import Actor
     from registry.services import apikey_create
 
     _key_obj, raw = apikey_create(actor=Actor.system(), staff_user=staff, scopes=["staff"])

@@ -42,7 +42,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from registry.audit import Actor
+from core.actors import Actor
 from registry.errors import DomainCheckFailed
 from registry.models import ApiKey
 

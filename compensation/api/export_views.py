@@ -15,9 +15,9 @@ from rest_framework.response import Response
 
 from compensation import exports
 from compensation.models import EXPORT_JOB, Export, ExportStatus
-from registry.api.serializers import failure_reason_field
-from registry.api.views import RegistryAPIView
-from registry.jobs import job_retry
+from core.api.fields import failure_reason_field
+from core.api.views import RegistryAPIView
+from core.jobs import job_retry
 
 
 class ExportOutput(serializers.ModelSerializer[Export]):

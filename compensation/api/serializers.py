@@ -21,9 +21,8 @@ from compensation.models import (
     UsageUnit,
 )
 from compensation.selectors import manifest_summary
+from core.api.fields import RegistryDateField, RegistryDateTimeField, failure_reason_field
 from optout.models import Purpose
-from registry.api.fields import RegistryDateField, RegistryDateTimeField
-from registry.api.serializers import failure_reason_field
 from registry.models import WorkKind
 
 

@@ -36,14 +36,14 @@ from compensation.api.serializers import (
     ViolationOutput,
 )
 from compensation.models import DISTRIBUTION_JOB, MANIFEST_JOB, SETTLEMENT_JOB
-from registry import spreadsheets
-from registry.api.fastjson import OrjsonParser
-from registry.api.schema import error_responses
-from registry.api.serializers import ID_MAX
-from registry.api.views import CSVRenderer, RegistryAPIView, acting_party
-from registry.errors import InvalidInput, NotFound, NotPermitted
-from registry.i18n import requested_language
-from registry.jobs import job_retry
+from core import spreadsheets
+from core.api.fastjson import OrjsonParser
+from core.api.fields import ID_MAX
+from core.api.schema import error_responses
+from core.api.views import CSVRenderer, RegistryAPIView, acting_party
+from core.errors import InvalidInput, NotFound, NotPermitted
+from core.i18n import requested_language
+from core.jobs import job_retry
 from registry.models import Party
 
 

@@ -25,14 +25,14 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api.views import RegistryAPIView
+from core.errors import NotPermitted
 from optout.api.serializers import MAX_LOOKUP_ITEMS
 from optout.api.throttles import LookupPrincipalThrottle
 from optout.errors import LookupUnavailable, TooManyItems
 from optout.models import Purpose
 from optout.selectors import LookupStatus, lookup_batch
 from optout.signals import domain_rules_in_force, robots_txt, tdmrep_json
-from registry.api.views import RegistryAPIView
-from registry.errors import NotPermitted
 from registry.identifiers import Scheme
 from registry.models import ApiScope
 from registry.selectors import domain_get_for_actor

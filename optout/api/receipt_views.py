@@ -14,9 +14,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.fastjson import JSONParser
+from core.errors import InvalidInput
 from optout.receipts import public_keys, receipt_verify
-from registry.api.fastjson import JSONParser
-from registry.errors import InvalidInput
 
 
 @require_safe

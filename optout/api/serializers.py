@@ -5,9 +5,8 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from core.api.fields import ID_MAX, RegistryDateTimeField
 from optout.models import Purpose, Refusal, RefusalScope, Regime
-from registry.api.fields import RegistryDateTimeField
-from registry.api.serializers import ID_MAX
 from registry.models import WorkKind
 
 MAX_LOOKUP_ITEMS = 10_000

@@ -7,15 +7,15 @@ from typing import Any
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
-from registry.models import ApiKey
+from core.actors import Actor
 
 
 class LookupPrincipalThrottle(SimpleRateThrottle):
     scope = "lookup"
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
-        if isinstance(request.auth, ApiKey):
-            ident = f"key:{request.auth.pk}"
+        if isinstance(request.auth, Actor) and request.auth.api_key is not None:
+            ident = f"key:{request.auth.api_key.pk}"
         elif request.user and request.user.is_authenticated:
             ident = f"user:{request.user.pk}"
         else:
@@ -27,6 +27,6 @@ class LookupAnonymousThrottle(SimpleRateThrottle):
     scope = "lookup_anonymous"
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
-        if isinstance(request.auth, ApiKey) or (request.user and request.user.is_authenticated):
+        if isinstance(request.auth, Actor) or (request.user and request.user.is_authenticated):
             return None
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

@@ -12,6 +12,10 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api.fastjson import OrjsonParser, OrjsonRenderer
+from core.api.schema import error_responses
+from core.api.views import RegistryAPIView, acting_party
+from core.errors import NotPermitted
 from optout import selectors, services
 from optout.api.serializers import (
     MAX_LOOKUP_ITEMS,
@@ -25,10 +29,6 @@ from optout.api.serializers import (
 )
 from optout.api.throttles import LookupAnonymousThrottle, LookupPrincipalThrottle
 from optout.errors import LookupUnavailable, TooManyItems
-from registry.api.fastjson import OrjsonParser, OrjsonRenderer
-from registry.api.schema import error_responses
-from registry.api.views import RegistryAPIView, acting_party
-from registry.errors import NotPermitted
 from registry.models import ApiScope
 from registry.selectors import work_get
 

@@ -1,4 +1,7 @@
-"""API authentication: ``Authorization: Api-Key <key>`` (or ``API <key>``), or the portal's session."""
+"""API authentication: ``Authorization: Api-Key <key>`` (or ``API <key>``), or the portal's session.
+
+Both authenticators put the service-layer ``Actor`` in ``request.auth``, so that the API base view
+(``core.api.views.RegistryAPIView``) hands it to services without knowing about keys or parties."""
 
 from __future__ import annotations
 
@@ -8,10 +11,10 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 
-from registry.audit import Actor
-from registry.models import ApiKey
+from core.actors import Actor
 from registry.selectors import party_for_user
 from registry.services import API_KEY_PREFIX, apikey_authenticate
 
@@ -25,7 +28,7 @@ KEY_SCHEMES = {"bearer", "token", "apikey", "api_key", "x-api-key", "key"}
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
+    def authenticate(self, request: Request) -> tuple[Any, Actor] | None:
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
@@ -46,20 +49,25 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(_("Unknown or revoked API key."))
         # Staff keys act as their staff user; party keys act for the party alone.
         user = key.user if key.party_id is None and key.user is not None else AnonymousUser()
-        return user, key
+        return user, Actor(user=key.user if key.party_id is None else None, party=key.party, api_key=key)
 
     def authenticate_header(self, request: Request) -> str:
         return KEYWORD
 
 
-def actor_from_request(request: Request) -> Actor:
-    """The service-layer actor for an authenticated request."""
-    if isinstance(request.auth, ApiKey):
-        key = request.auth
-        return Actor(user=key.user if key.party_id is None else None, party=key.party, api_key=key)
-    user = request.user
-    if not user.is_authenticated:
-        return Actor()
+class PartySessionAuthentication(SessionAuthentication):
+    """The portal's session (with Django's CSRF check), acting for the person's party."""
+
+    def authenticate(self, request: Request) -> tuple[Any, Actor] | None:
+        authenticated = super().authenticate(request)
+        if authenticated is None:
+            return None
+        user = authenticated[0]
+        return user, session_actor(request, user)
+
+
+def session_actor(request: Request, user: Any) -> Actor:
+    """A signed-in person acts for their party, or for the one ``X-Party-Id`` names when they belong to several."""
     party_header = request.headers.get("X-Party-Id")
     if party_header is None:
         return Actor(user=user, party=party_for_user(user_id=int(user.pk)))

@@ -8,7 +8,7 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from registry.api.fields import RegistryDateField
+from core.api.fields import ID_MAX, RegistryDateField, failure_reason_field
 from registry.domains import dns_record_name, dns_record_value, file_url
 from registry.identifiers import Scheme
 from registry.models import (
@@ -28,21 +28,6 @@ from registry.models import (
 )
 
 # --- inputs ---------------------------------------------------------------------------
-
-# Ids are 64-bit: a larger one names nothing, and a database cannot even compare a foreign key with it.
-ID_MAX = 2**63 - 1
-
-
-def failure_reason_field() -> serializers.CharField:
-    """A background job's failure as its owner reads it: in the request's language where its ``failure_code``
-    has a message of its own (``registry.jobs``), else as the job's language wrote it."""
-    return serializers.CharField(
-        source="failure_message",
-        read_only=True,
-        help_text=_(
-            "Why the job failed, for its owner; empty unless status is failed. failure_code says it for programs."
-        ),
-    )
 
 
 class IdentifierInput(serializers.Serializer):

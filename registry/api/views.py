@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NoReturn
 
 from django.db import connection
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
-from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, renderers, status
-from rest_framework.pagination import PageNumberPagination
+from rest_framework import renderers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from registry import selectors, services, spreadsheets
-from registry.api.authentication import actor_from_request
-from registry.api.fastjson import JSONParser
-from registry.api.permissions import IsAuthenticatedPrincipal
-from registry.api.schema import error_responses
+from core import spreadsheets
+from core.api.fastjson import JSONParser
+from core.api.schema import error_responses
+from core.api.views import CSVRenderer, RegistryAPIView, acting_party
+from core.jobs import job_retry
+from registry import selectors, services
 from registry.api.serializers import (
     ApiKeyCreateInput,
     ApiKeyOutput,
@@ -39,64 +36,10 @@ from registry.api.serializers import (
     WorkListFilter,
     WorkOutput,
 )
-from registry.audit import Actor
-from registry.errors import NotPermitted
 from registry.fingerprints import fingerprint_file
 from registry.identifiers import Scheme
 from registry.imports import work_import_create
-from registry.jobs import job_retry
-from registry.models import WORK_IMPORT_JOB, OwnershipClaim, Party
-
-
-def acting_party(actor: Actor) -> Party:
-    if actor.party is None:
-        raise NotPermitted(
-            _("Act for a party: use a party API key, or send X-Party-Id when you belong to several."),
-            code="no_party",
-        )
-    return actor.party
-
-
-class CSVRenderer(renderers.BaseRenderer):
-    """Lets content negotiation accept ``?format=csv``; the views stream the CSV body themselves."""
-
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
-        return b""
-
-
-class RegistryAPIView(APIView):
-    permission_classes = [IsAuthenticatedPrincipal]
-    # The lists page through ``paginate``; drf-spectacular reads the class from here to document the pages
-    # ({count, next, previous, results}) and the ``page`` parameter instead of a bare array.
-    pagination_class: type[PageNumberPagination] | None = PageNumberPagination
-
-    def actor(self) -> Actor:
-        return actor_from_request(self.request)
-
-    def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> NoReturn:
-        if request.authenticators and not request.successful_authenticator:
-            raise exceptions.NotAuthenticated(
-                _("Authentication credentials were not provided: send “Authorization: Api-Key <key>”, or sign in.")
-            )
-        super().permission_denied(request, message=message, code=code)
-
-    def handle_exception(self, exc: Exception) -> Response:
-        # Errors are JSON whatever format the body was asked in: the CSV and JSON Lines renderers only let
-        # ``?format=`` through to views that stream the file themselves, and would render an error as nothing.
-        renderer = getattr(self.request, "accepted_renderer", None)
-        if renderer is not None and renderer.media_type != "application/json":
-            self.request.accepted_renderer = renderers.JSONRenderer()
-            self.request.accepted_media_type = "application/json"
-        return super().handle_exception(exc)
-
-    def paginate(self, queryset: Any, serializer_class: Any) -> Response:
-        paginator = (self.pagination_class or PageNumberPagination)()
-        page: list[Any] | None = paginator.paginate_queryset(queryset, self.request, view=self)
-        return paginator.get_paginated_response(serializer_class(page, many=True).data)
+from registry.models import WORK_IMPORT_JOB, OwnershipClaim
 
 
 class MeView(RegistryAPIView):

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
-from registry.audit import Actor
+from core.actors import Actor
 from registry.services import party_create
 from tests.browser.conftest import PASSWORD, new_page, screenshot, sign_in
 

@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from playwright.sync_api import expect
 
-from registry.audit import Actor
+from core.actors import Actor
 from registry.models import Identifier, Party, Work
 from registry.services import party_create
 from tests.browser.conftest import PASSWORD, screenshot, sign_in

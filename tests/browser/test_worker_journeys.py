@@ -11,7 +11,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from compensation.services import tariff_set
-from registry.audit import Actor
+from core.actors import Actor
 from registry.models import Party, Work, WorkImport
 from registry.services import party_create
 from tests.browser.conftest import PASSWORD, screenshot, sign_in

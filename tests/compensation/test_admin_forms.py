@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from compensation.models import MarketShareDistribution, Settlement, Tariff
 from compensation.services import tariff_set
-from registry.audit import Actor
+from core.actors import Actor
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post, ledger_post_many
 from compensation.models import AccountKind, EntryKind, LedgerEntry, LedgerLine, Tariff
 from compensation.services import tariff_set
-from registry.audit import Actor
+from core.actors import Actor
 from tests.compensation.conftest import at, deferred_guards_check
 
 pytestmark = pytest.mark.postgres

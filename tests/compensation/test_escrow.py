@@ -34,8 +34,8 @@ from compensation.models import (
 )
 from compensation.selectors import account_balance
 from compensation.services import tariff_set
-from registry.audit import Actor
-from registry.errors import InvalidState, NotPermitted
+from core.actors import Actor
+from core.errors import InvalidState, NotPermitted
 from registry.models import AuditEvent, OwnershipClaim, Party, Work, WorkStatus
 from registry.services import claim_accept_for_review, claim_file, claim_reject, claim_verify
 from tests.compensation.test_manifests import manifest_body, used

@@ -22,9 +22,9 @@ from openpyxl import load_workbook
 from compensation import exports
 from compensation.exports import Row, RowKind
 from compensation.models import Export, ExportStatus, Invoice, Statement
+from core import spreadsheets
+from core.actors import Actor
 from optout.services import refusal_file
-from registry import spreadsheets
-from registry.audit import Actor
 from registry.models import Work
 from tests.compensation import test_settlements as settlement_fixtures
 from tests.compensation.test_manifests import manifest_body

@@ -15,8 +15,8 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from compensation.models import Export, ExportStatus, Invoice, Statement
+from core.actors import Actor
 from optout.services import refusal_file
-from registry.audit import Actor
 from tests.compensation import test_settlements as settlement_fixtures
 from tests.compensation.test_settlements import BOOK, CO_OWNED, UNREGISTERED, seoul
 from tests.optout.conftest import register, verify_claims

@@ -279,7 +279,7 @@ def test_the_worker_reports_a_stored_line_with_a_nul_character_as_invalid(
 @pytest.fixture
 def tariffs_for_text(staff: Any) -> None:
     from compensation.services import tariff_set
-    from registry.audit import Actor
+    from core.actors import Actor
 
     tariff_set(
         actor=Actor(user=staff),

@@ -1,4 +1,4 @@
-"""Background jobs fail visibly and are never lost (registry/jobs.py), for usage manifests, exports,
+"""Background jobs fail visibly and are never lost (core/jobs.py), for usage manifests, exports,
 settlements and market-share distributions (bulk imports: tests/registry/test_import_failures.py).
 
 - An exception in a job marks it ``failed`` with a ``failure_code`` and a message its owner reads in the API,
@@ -40,7 +40,7 @@ from compensation.models import (
 )
 from compensation.periods import books_closed
 from compensation.tasks import usage_manifest_run
-from registry.jobs import jobs_sweep
+from core.jobs import jobs_sweep
 from registry.models import AuditEvent
 from tests.compensation import test_exports as export_fixtures
 from tests.compensation.test_manifest_api import MANIFESTS, assert_conserved, line, manifest

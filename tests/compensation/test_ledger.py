@@ -21,8 +21,8 @@ from compensation.ledger import (
 )
 from compensation.models import Account, AccountKind, EntryKind, LedgerEntry, LedgerLine
 from compensation.selectors import account_balance
-from registry.audit import Actor
-from registry.errors import InvalidInput, NotPermitted
+from core.actors import Actor
+from core.errors import InvalidInput, NotPermitted
 from registry.models import AuditEvent
 from tests.compensation.conftest import at, deferred_guards_check
 

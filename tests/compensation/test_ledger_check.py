@@ -29,7 +29,7 @@ from compensation.models import (
 )
 from compensation.services import tariff_set
 from compensation.usage import usage_manifest_submit_json
-from registry.audit import Actor
+from core.actors import Actor
 from registry.models import OwnershipClaim
 from registry.services import claim_file, claim_verify
 from tests.compensation.conftest import at, deferred_guards_check

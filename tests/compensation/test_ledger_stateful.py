@@ -21,7 +21,7 @@ from compensation.errors import LedgerError
 from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post, ledger_post_many, ledger_reverse
 from compensation.models import Account, AccountKind, EntryKind, LedgerEntry, LedgerLine
 from compensation.selectors import account_balance
-from registry.audit import Actor
+from core.actors import Actor
 from registry.models import Party, PartyKind
 from tests.compensation.conftest import at, deferred_guards_check
 

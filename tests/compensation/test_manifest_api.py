@@ -28,10 +28,10 @@ from compensation.models import Account, AccountKind, LedgerEntry, ManifestLine,
 from compensation.selectors import OUTCOME_COLUMNS, account_balance
 from compensation.services import tariff_set
 from compensation.usage import usage_manifest_process, usage_reprice
+from core.actors import Actor
+from core.errors import InvalidInput
 from optout.models import KindRegime
 from optout.services import regime_set
-from registry.audit import Actor
-from registry.errors import InvalidInput
 from registry.models import AuditEvent, WorkStatus
 from registry.services import claim_accept_for_review, claim_file, domain_add, domain_check
 from tests.conftest import _key, _party, _user, key_client

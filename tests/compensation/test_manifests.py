@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from compensation.models import AccountKind, LedgerEntry, ManifestLine, UsageManifest
 from compensation.services import tariff_set
-from registry.audit import Actor
+from core.actors import Actor
 from tests.optout.conftest import register, verify_claims
 
 pytestmark = pytest.mark.django_db

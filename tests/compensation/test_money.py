@@ -6,19 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compensation.money import (
-    MICRO_WON,
-    micro_to_won,
-    price_micro,
-    price_micro_scaled,
-    rate_in_pico_won,
-    units_in_micro,
-)
+from core.money import MICRO, micro_to_won, price_micro, price_micro_scaled, rate_in_pico_won, units_in_micro
 
 
 def test_a_token_at_half_a_thousandth_of_a_won_is_500_micro_won() -> None:
     assert price_micro(units=1, rate=Decimal("0.0005")) == 500
-    assert price_micro(units=1_000_000, rate=Decimal("0.0005")) == 500 * MICRO_WON
+    assert price_micro(units=1_000_000, rate=Decimal("0.0005")) == 500 * MICRO
 
 
 def test_rounding_is_half_even_at_the_micro_won() -> None:
@@ -47,7 +40,7 @@ def test_price_is_within_half_a_micro_won_of_exact(units: int, rate: Decimal) ->
     price = price_micro(units=units, rate=rate)
     with localcontext() as ctx:
         ctx.prec = 60
-        exact = Decimal(units) * rate * MICRO_WON
+        exact = Decimal(units) * rate * MICRO
     assert abs(Decimal(price) - exact) <= Decimal("0.5")
     assert price_micro(units=-units, rate=rate) == -price
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from compensation.models import ManifestLine, Outcome
 from compensation.services import tariff_set
-from registry.audit import Actor
+from core.actors import Actor
 from tests.compensation.test_manifests import manifest_body
 from tests.optout.conftest import register
 

@@ -34,7 +34,7 @@ from compensation.models import (
     StatementLineKind,
 )
 from compensation.services import tariff_set
-from registry.audit import Actor
+from core.actors import Actor
 from registry.models import OwnershipClaim
 from registry.services import claim_file, claim_verify
 from tests.compensation.test_manifests import manifest_body

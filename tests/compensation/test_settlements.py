@@ -35,7 +35,7 @@ from compensation.models import (
     StatementLineKind,
 )
 from compensation.services import tariff_set
-from registry.audit import Actor
+from core.actors import Actor
 from registry.services import claim_file
 from tests.compensation.test_manifests import manifest_body
 from tests.optout.conftest import register, verify_claims

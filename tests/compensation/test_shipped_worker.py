@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from compensation.models import LedgerLine, ManifestLine, ManifestStatus, Outcome, UsageManifest
 from compensation.services import tariff_set
-from registry.audit import Actor
+from core.actors import Actor
 from tests.compensation.test_worker_manifest import eager, isbn
 from tests.optout.conftest import register, verify_claims
 from tests.shipped import procfile_command

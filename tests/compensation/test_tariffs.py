@@ -11,8 +11,8 @@ from django.utils import timezone
 from compensation.models import Tariff
 from compensation.selectors import tariff_schedule, tariffs_in_force
 from compensation.services import tariff_set
-from registry.audit import Actor
-from registry.errors import InvalidInput, InvalidState, NotPermitted
+from core.actors import Actor
+from core.errors import InvalidInput, InvalidState, NotPermitted
 from registry.models import AuditEvent
 
 pytestmark = pytest.mark.django_db

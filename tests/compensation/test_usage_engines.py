@@ -21,8 +21,8 @@ from django.utils import timezone
 
 from compensation.models import LedgerLine, ManifestLine, Tariff, UsageManifest
 from compensation.usage import usage_manifest_process, usage_manifest_submit_json
+from core.actors import Actor
 from optout.models import KindRegime, Refusal, RefusalEvent
-from registry.audit import Actor
 from registry.models import Identifier, OwnershipClaim, Party, PartyKind, VerifiedDomain, Work
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]

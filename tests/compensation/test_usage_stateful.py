@@ -52,12 +52,13 @@ from compensation.models import (
     Outcome,
     UsageManifest,
 )
-from compensation.money import price_micro
 from compensation.services import tariff_set
+from core.actors import Actor
+from core.errors import InvalidInput, InvalidState, NotPermitted
+from core.money import price_micro
 from optout.models import Refusal
 from optout.services import refusal_file, refusal_withdraw
-from registry.audit import Actor
-from registry.errors import InvalidInput, InvalidState, NotPermitted, Overclaim
+from registry.errors import Overclaim
 from registry.models import OwnershipClaim, Party, PartyKind, Work
 from registry.services import claim_accept_for_review, claim_file, claim_reject, claim_verify
 from tests.compensation.conftest import deferred_guards_check

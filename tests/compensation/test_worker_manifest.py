@@ -44,7 +44,7 @@ from compensation.services import tariff_set
 from compensation.tasks import usage_manifest_run
 from compensation.usage import usage_manifests_resume_stalled
 from config.celery import app as celery_app
-from registry.audit import Actor
+from core.actors import Actor
 from tests.optout.conftest import register, verify_claims
 from tests.workers import CeleryWorkers
 

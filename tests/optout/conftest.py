@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 
-from registry.audit import Actor
+from core.actors import Actor
 from registry.services import claim_verify, work_draft_build, work_register
 
 

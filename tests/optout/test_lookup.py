@@ -10,8 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from core.actors import Actor
 from optout.models import RefusalEvent
-from registry.audit import Actor
 from tests.optout.conftest import register, verify_claims
 
 pytestmark = pytest.mark.django_db

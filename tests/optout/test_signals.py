@@ -7,8 +7,8 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from core.actors import Actor
 from optout.signals import PathRule, refusal_headers, robots_txt, tdmrep_json
-from registry.audit import Actor
 from tests.conftest import _key, key_client
 from tests.optout.conftest import register, verify_claims
 

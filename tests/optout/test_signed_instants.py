@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from core.actors import Actor
 from optout import services as optout_services
 from optout.receipts import receipt_sign
 from optout.services import refusal_file
-from registry.audit import Actor
 from registry.models import OwnershipClaim
 
 pytestmark = pytest.mark.django_db

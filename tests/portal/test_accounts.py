@@ -168,7 +168,7 @@ def test_an_invitation_cannot_be_used_by_another_account(
 
 
 def test_a_plain_member_cannot_invite_or_change_roles(holder, outsider, owner):
-    from registry.audit import Actor
+    from core.actors import Actor
     from registry.services import membership_add
 
     membership_add(actor=Actor.system(), party=holder, user=outsider, role="member", _skip_check=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from registry.audit import Actor
+from core.actors import Actor
 from registry.models import ClaimStatus, OwnershipClaim, Work, WorkStatus
 from registry.services import claim_accept_for_review
 

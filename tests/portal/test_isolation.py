@@ -6,9 +6,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
+from core.actors import Actor
 from optout.models import RefusalEvent, RefusalScope
 from optout.services import refusal_file
-from registry.audit import Actor
 from registry.imports import work_import_create
 from registry.models import ApiKey, Membership, VerifiedDomain
 from registry.services import apikey_create, domain_add

@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from compensation.models import ManifestStatus, UsageManifest
 from compensation.services import tariff_set
+from core.actors import Actor
 from optout.models import RefusalScope
 from optout.services import refusal_file
-from registry.audit import Actor
 from registry.models import ApiKey
 from registry.services import apikey_authenticate
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from django.test import Client
 
+from core.actors import Actor
 from optout.models import RefusalScope
 from optout.services import refusal_file
-from registry.audit import Actor
 from tests.optout.conftest import register, verify_claims
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from registry.audit import Actor
+from core.actors import Actor
 from registry.models import Identifier
 from registry.services import work_draft_build, work_register
 

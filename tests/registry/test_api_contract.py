@@ -12,7 +12,7 @@ from django.contrib.staticfiles import finders
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from registry.audit import Actor
+from core.actors import Actor
 from registry.services import apikey_create
 
 pytestmark = pytest.mark.django_db

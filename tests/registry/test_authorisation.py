@@ -124,7 +124,7 @@ def test_a_revoked_key_stops_working(holder):
     key = ApiKey.objects.get(party=holder)
     assert client.get("/api/v1/works").status_code == 200
 
-    from registry.audit import Actor
+    from core.actors import Actor
     from registry.services import apikey_revoke
 
     apikey_revoke(actor=Actor.system(), api_key=key)
@@ -137,7 +137,7 @@ def test_a_revoked_key_stops_working(holder):
 def test_a_party_member_without_admin_role_cannot_create_keys(holder):
     from django.contrib.auth import get_user_model
 
-    from registry.audit import Actor
+    from core.actors import Actor
     from registry.services import membership_add
 
     member = get_user_model().objects.create_user(username="m@h.example", email="m@h.example", password="x-y-z-123")

@@ -7,7 +7,7 @@ import threading
 import pytest
 from django.db import connection
 
-from registry.audit import Actor
+from core.actors import Actor
 from registry.errors import Overclaim
 from registry.models import ClaimStatus, OwnershipClaim
 from registry.services import claim_file, claim_verify, work_draft_build, work_register

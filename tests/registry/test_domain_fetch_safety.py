@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from registry.audit import Actor
+from core.actors import Actor
 from registry.domains import address_is_public
 from registry.models import DomainStatus
 from registry.services import domain_add, domain_check

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.audit import Actor
+from core.actors import Actor
 from registry.models import AuditEvent, ClaimStatus, DomainStatus, OwnershipClaim, VerifiedDomain, Work, WorkStatus
 from registry.services import domain_add, domain_check
 
@@ -157,7 +157,7 @@ def test_an_origin_verified_by_one_holder_cannot_be_verified_by_another(holder, 
         actor=Actor(party=holder), domain=mine, resolver=lambda n: [f"optout-registry-verification={mine.token}"]
     )
 
-    from registry.errors import InvalidState
+    from core.errors import InvalidState
 
     with pytest.raises(InvalidState) as refused:
         domain_check(

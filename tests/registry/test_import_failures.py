@@ -1,5 +1,5 @@
 """A bulk import fails visibly, is retried by staff, and is found by its heartbeat, not its upload time
-(the shared job lifecycle, registry/jobs.py)."""
+(the shared job lifecycle, core/jobs.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from django.test import Client
 from django.utils import timezone
 from django.utils.html import escape
 
+from core.jobs import jobs_sweep
 from registry import services
 from registry.imports import work_imports_resume_stalled
-from registry.jobs import jobs_sweep
 from registry.models import AuditEvent, ImportStatus, Work, WorkImport
 from registry.tasks import work_import_run
 from tests.registry.test_imports_service import bad_isbn, csv_rows, isbn

@@ -10,9 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploaded
 from openpyxl import Workbook
 from stdnum import ean
 
+from core.actors import Actor
+from core.errors import InvalidInput, NotPermitted
 from registry import services
-from registry.audit import Actor
-from registry.errors import InvalidInput, NotPermitted
 from registry.imports import (
     import_format_detect,
     work_import_create,

@@ -155,7 +155,7 @@ def test_a_holder_cannot_claim_the_same_work_twice(holder_api):
 
 
 def test_the_database_refuses_verified_shares_above_100_percent(holder, other_holder):
-    from registry.audit import Actor
+    from core.actors import Actor
     from registry.services import work_draft_build, work_register
 
     draft = work_draft_build(title="W", kind="text", identifiers=[{"scheme": "isbn", "value": "9780306406157"}])

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from registry.audit import Actor
-from registry.errors import RegistryError
+from core.actors import Actor
+from core.errors import RegistryError
 from registry.models import ApiScope, Party
 from registry.services import apikey_create, staff_user_ensure
 

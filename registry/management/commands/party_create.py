@@ -5,8 +5,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from registry.audit import Actor
-from registry.errors import RegistryError
+from core.actors import Actor
+from core.errors import RegistryError
 from registry.models import HolderType, PartyKind
 from registry.services import party_create
 

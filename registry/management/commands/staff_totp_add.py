@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from registry.audit import Actor
-from registry.errors import RegistryError
+from core.actors import Actor
+from core.errors import RegistryError
 from registry.services import staff_totp_device_add, staff_user_ensure
 
 

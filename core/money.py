@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 # Accruals are kept in micro-won (1 won = 1,000,000 µ₩): a token priced at 0.0005 KRW is 500 µ₩, exactly.
-MICRO_WON = 1_000_000
+MICRO = 1_000_000
 
 # Rates are stored as DECIMAL(24, 12); products of units and rates get enough digits that nothing is
 # rounded before the one rounding we mean (28 significant digits, Python's default, is not enough).
@@ -26,7 +26,7 @@ def price_micro(*, units: Decimal | int, rate: Decimal) -> int:
         raise TypeError("rate must be a Decimal")
     with localcontext() as ctx:
         ctx.prec = _PRECISION
-        exact = Decimal(units) * rate * MICRO_WON
+        exact = Decimal(units) * rate * MICRO
         if not exact.is_finite():
             raise ValueError("units and rate must be finite")
         return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))

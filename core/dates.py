@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from registry.errors import InvalidInput
+from core.errors import InvalidInput
 
 EARLIEST = date(1900, 1, 1)
 LATEST = date(2199, 12, 31)

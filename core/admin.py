@@ -11,9 +11,9 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from registry.audit import Actor
-from registry.errors import RegistryError
-from registry.jobs import JobKind, job_retry
+from core.actors import Actor
+from core.errors import RegistryError
+from core.jobs import JobKind, job_retry
 
 # Shown on a job's page, after its own fields.
 JOB_FIELDS = [
@@ -69,3 +69,17 @@ class JobAdminMixin:
                 % {"count": skipped},
                 messages.WARNING,
             )
+
+
+class ReadOnlyAdminMixin:
+    """Put before ``admin.ModelAdmin`` (or an inline) for rows only services write, such as ledger lines, audit
+    events and refusal events: staff read them in the admin and cannot add, change or delete one there."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

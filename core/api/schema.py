@@ -1,6 +1,6 @@
 """The OpenAPI schema's shared parts, declared once: the API-key scheme and the error answers.
 
-Every API error has one shape (``registry.api.errors``); rather than repeat it on each view, the schema
+Every API error has one shape (``core.api.errors``); rather than repeat it on each view, the schema
 class adds to every operation the error statuses it can answer, each with that shape:
 
 - 400 when the operation reads a body or query parameters;
@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
@@ -64,19 +63,6 @@ def error_responses(*codes: int) -> dict[tuple[int, str], OpenApiResponse]:
     return {
         (code, "application/json"): OpenApiResponse(ErrorOutput, description=str(_ERRORS[str(code)])) for code in codes
     }
-
-
-class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "registry.api.authentication.ApiKeyAuthentication"
-    name = "ApiKey"
-
-    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
-        return {
-            "type": "apiKey",
-            "in": "header",
-            "name": "Authorization",
-            "description": "Authorization: Api-Key <key> (the key is shown once, when it is created).",
-        }
 
 
 class RegistryAutoSchema(AutoSchema):

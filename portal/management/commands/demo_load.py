@@ -9,9 +9,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from core.actors import Actor
 from optout.models import Refusal
 from optout.services import refusal_file
-from registry.audit import Actor
 from registry.models import ApiKey, ClaimStatus, Party, PartyKind, Work
 from registry.services import (
     apikey_create,

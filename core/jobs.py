@@ -36,20 +36,17 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
-from registry.errors import InvalidState, NotFound, RegistryError
+from core.errors import InvalidState, NotFound, RegistryError
+from core.tasks import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
-
-# A lost database connection is worth retrying (Celery does, with backoff); anything else is a bug or bad
-# data, recorded on the job.
-TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 
 class JobFailure:
@@ -315,7 +312,8 @@ def _fail_locked(
     detail: str,
     audit_data: dict[str, Any] | None = None,
 ) -> None:
-    from registry.audit import Actor, audit_record
+    from core.actors import Actor
+    from registry.audit import audit_record
 
     job.status = kind.failed
     job.failure_code = code[:64]
@@ -345,8 +343,8 @@ def job_retry(*, actor: Any, kind: JobKind, job_id: int) -> Any:
 
     The attempts start again from zero. Refused (``invalid_state``) unless the job has failed.
     """
+    from core.actors import require_staff
     from registry.audit import audit_record
-    from registry.services import require_staff
 
     require_staff(actor)
     with transaction.atomic():

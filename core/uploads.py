@@ -20,7 +20,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadhandler import FileUploadHandler
 from django.utils.translation import gettext_lazy as _
 
-from registry.errors import InvalidInput
+from core.errors import InvalidInput
 
 # How many lines are read between two looks at the clock: often enough for the deadline, rarely enough to be free.
 _CLOCK_EVERY = 1024

@@ -11,7 +11,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from registry.errors import RegistryError, RequestTooLarge, ServiceUnavailable
+from core.errors import RegistryError, RequestTooLarge, ServiceUnavailable
 
 # Seconds a client is asked to wait before retrying when the database cannot be reached.
 RETRY_AFTER_SECONDS = 30
@@ -57,7 +57,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     body: dict[str, Any]
     if isinstance(exc, exceptions.ValidationError):
         field, code, message = _first_error(exc.detail)
-        # DRF's own name for a NUL in a form field; JSON bodies and files say nul_character (registry/uploads.py).
+        # DRF's own name for a NUL in a form field; JSON bodies and files say nul_character (core/uploads.py).
         code = "nul_character" if code == "null_characters_not_allowed" else code
         body = {"code": "invalid" if code in ("invalid", "") else code, "message": message}
         if field:
