@@ -19,7 +19,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.utils.translation import gettext_lazy as _
 
-from registry.audit import Actor
+from core.actors import Actor
 from registry.models import MemberRole, Membership, Party, PartyKind
 from registry.selectors import membership_list_for_user
 

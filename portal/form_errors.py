@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from django import forms
 
-from registry.errors import RegistryError
+from core.errors import RegistryError
 
 
 def error_to_form(form: forms.BaseForm, error: RegistryError, *, fields: Mapping[str, str] | None = None) -> None:

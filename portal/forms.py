@@ -12,9 +12,9 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from core.dates import validate_date_in_range
 from optout.models import Purpose, RefusalScope
 from portal import ratelimit
-from registry.dates import validate_date_in_range
 from registry.identifiers import Scheme
 from registry.models import ApiScope, DomainMethod, HolderType, MemberRole, PartyKind, WorkKind
 

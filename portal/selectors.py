@@ -13,9 +13,10 @@ from django.utils.translation import gettext_lazy as _
 
 from compensation.models import AccountKind
 from compensation.selectors import party_balances, violation_list_for_actor
+from core.actors import Actor
+from core.money import MICRO
 from optout.models import Purpose, Refusal, RefusalEventKind, RefusalScope
 from optout.selectors import LookupStatus, lookup_batch, refusal_history, refusal_list_for_actor
-from registry.audit import Actor
 from registry.errors import InvalidIdentifier
 from registry.identifiers import IdentifierKey, Scheme, identifier_normalize
 from registry.models import ClaimStatus, OwnershipClaim, Party, Work
@@ -222,7 +223,7 @@ def work_status_now(*, work: Work) -> dict[str, Any]:
 def holder_payable_won(*, party: Party) -> int:
     """What the registry owes the holder now, in whole won (rounded down: payouts are whole won)."""
     balance = party_balances(party=party)["by_kind"].get(AccountKind.HOLDER_PAYABLE.value, 0)
-    return int(-balance // 1_000_000)
+    return int(-balance // MICRO)
 
 
 def holder_dashboard(*, actor: Actor, party: Party) -> dict[str, Any]:
@@ -250,9 +251,7 @@ def lab_dashboard(*, actor: Actor, party: Party) -> dict[str, Any]:
         "keys_active": apikey_list_for_actor(actor=actor).filter(revoked_at__isnull=True).count(),
         "manifests_count": manifest_list_for_actor(actor=actor).count(),
         "violations_count": violation_list_for_actor(actor=actor).count(),
-        "receivable_won": int(
-            party_balances(party=party)["by_kind"].get(AccountKind.LAB_RECEIVABLE.value, 0) // 1_000_000
-        ),
+        "receivable_won": int(party_balances(party=party)["by_kind"].get(AccountKind.LAB_RECEIVABLE.value, 0) // MICRO),
         "activity": audit_events_for_party(party=party, limit=15),
     }
 

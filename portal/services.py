@@ -23,11 +23,12 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext_lazy as _
 
+from core.actors import Actor
+from core.errors import InvalidInput, InvalidState, NotPermitted
 from optout.models import Refusal, RefusalScope
 from optout.services import refusal_file
 from portal.tokens import email_verification_token, invitation_read, invitation_token
-from registry.audit import Actor, audit_record
-from registry.errors import InvalidInput, InvalidState, NotPermitted
+from registry.audit import audit_record
 from registry.models import MemberRole, Membership, Party, Work
 from registry.selectors import registry_name
 from registry.services import membership_add

@@ -10,6 +10,7 @@ from django.contrib.humanize.templatetags.humanize import intcomma
 from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
 
+from core.money import MICRO
 from registry.models import Work
 from registry.selectors import work_ids_claimable
 
@@ -49,7 +50,7 @@ def won(amount: int | None) -> str:
 def micro_won(amount: int | None) -> str:
     """Micro-won as whole won, rounded down towards zero as payouts are."""
     value = int(amount or 0)
-    return won(int(value / 1_000_000))
+    return won(int(value / MICRO))
 
 
 @register.filter

@@ -18,14 +18,14 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_de
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.actors import Actor
+from core.errors import RegistryError
 from portal import ratelimit, services
 from portal.access import Portal, party_choose, portal_view
 from portal.form_errors import error_to_form
 from portal.forms import InviteForm, LoginForm, PartyForm, RoleForm, SignupForm
 from portal.views.common import base_url
 from registry import services as registry_services
-from registry.audit import Actor
-from registry.errors import RegistryError
 from registry.models import Membership
 from registry.selectors import membership_list_for_party
 

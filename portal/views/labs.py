@@ -17,14 +17,15 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from compensation import selectors as compensation_selectors
 from compensation.models import ManifestStatus, Outcome, UsageManifest
 from compensation.usage import usage_manifest_submit_file
+from core import spreadsheets
+from core.errors import NotFound, RegistryError
+from core.i18n import requested_language
 from optout.selectors import lookup_answer_signed
 from portal.access import Portal, holder_view, lab_view, portal_view
 from portal.form_errors import error_to_form
 from portal.forms import ApiKeyForm, LookupForm, ManifestForm
 from portal.views.common import paginate
-from registry import selectors, services, spreadsheets
-from registry.errors import NotFound, RegistryError
-from registry.i18n import requested_language
+from registry import selectors, services
 
 LOOKUP_MAX_ITEMS = 1000
 
@@ -157,7 +158,7 @@ def _manifest_state(manifest: UsageManifest) -> dict[str, Any]:
         "lines_total": manifest.lines_total,
         "lines_done": manifest.lines_done,
         "percent": percent,
-        # In the reader's language where the failure's code has a message of its own (registry.jobs).
+        # In the reader's language where the failure's code has a message of its own (core.jobs).
         "failure_reason": manifest.failure_message,
         "failure_code": manifest.failure_code,
     }

@@ -14,11 +14,11 @@ from django.views.decorators.http import require_http_methods, require_safe
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from core.api.errors import RETRY_AFTER_SECONDS
 from optout.api.throttles import LookupAnonymousThrottle
 from optout.receipts import receipt_verify
 from portal.forms import ReceiptForm
 from portal.selectors import public_search, search_key_parse
-from registry.api.errors import RETRY_AFTER_SECONDS
 from registry.errors import InvalidIdentifier
 from registry.selectors import registry_figures
 

@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from core.errors import NotFound, RegistryError
 from optout import services as optout_services
 from optout.models import RefusalScope
 from optout.selectors import refusal_get_for_actor
@@ -24,7 +25,6 @@ from portal.selectors import refusal_row, refusal_rows_for_actor, works_selected
 from portal.services import refusals_file_for_works
 from registry import selectors, services
 from registry.domains import dns_record_name, dns_record_value, file_url
-from registry.errors import NotFound, RegistryError
 from registry.models import DomainMethod, DomainStatus, VerifiedDomain
 
 WORK_CHOICES_MAX = 500

@@ -17,9 +17,9 @@ from django.views.decorators.http import require_safe
 from compensation import exports
 from compensation import selectors as compensation_selectors
 from compensation.models import Export, ExportStatus, Invoice, Statement
+from core.errors import InvalidInput, NotFound
 from portal.access import Portal, holder_view, lab_view, portal_view
 from portal.views.common import paginate
-from registry.errors import InvalidInput, NotFound
 
 FORMATS = ("pdf", "xlsx", "csv")
 
@@ -105,7 +105,7 @@ def _export_state(export: Export) -> dict[str, Any]:
         "status_label": str(export.get_status_display()),
         "finished": finished,
         "percent": 100 if finished else (50 if export.status == ExportStatus.RUNNING else 0),
-        # In the reader's language where the failure's code has a message of its own (registry.jobs).
+        # In the reader's language where the failure's code has a message of its own (core.jobs).
         "failure_reason": export.failure_message,
         "failure_code": export.failure_code,
     }

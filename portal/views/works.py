@@ -13,13 +13,15 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from core import spreadsheets
+from core.errors import NotFound, RegistryError
 from portal.access import Portal, holder_view, portal_parties, portal_view
 from portal.form_errors import error_to_form
 from portal.forms import ClaimForm, IdentifierAddForm, IdentifierFormSet, ImportForm, WorkForm
 from portal.selectors import holder_dashboard, lab_dashboard, refusal_rows_for_work, work_status_now
 from portal.views.common import paginate, query_without_page
-from registry import selectors, services, spreadsheets
-from registry.errors import IdentifierTaken, InvalidIdentifier, NotFound, RegistryError
+from registry import selectors, services
+from registry.errors import IdentifierTaken, InvalidIdentifier
 from registry.identifiers import identifier_normalize
 from registry.imports import work_import_create, work_import_rows
 from registry.models import Identifier, ImportStatus, PartyKind, WorkImport
@@ -241,7 +243,7 @@ def _import_status(work_import: WorkImport) -> dict[str, Any]:
         "rows_registered": work_import.rows_registered,
         "rows_failed": work_import.rows_failed,
         "percent": percent,
-        # In the reader's language where the failure's code has a message of its own (registry.jobs).
+        # In the reader's language where the failure's code has a message of its own (core.jobs).
         "failure_reason": work_import.failure_message,
         "failure_code": work_import.failure_code,
         "errors": errors,
