@@ -20,7 +20,7 @@ SKIP_DIRS := .venv var .git node_modules build
 help:
 	@echo "make run    set up everything and start web, worker and beat at http://127.0.0.1:$(PORT)/"
 	@echo "make test   run the whole test suite (PYTEST_ARGS=... is passed to pytest)"
-	@echo "make lint   ruff check, ruff format --check, mypy"
+	@echo "make lint   ruff check, ruff format --check, mypy, lint-imports (the layers of the apps)"
 	@echo "make venv   create .venv with the project and its test tools (make test and make lint do this too)"
 
 $(PY):
@@ -76,3 +76,4 @@ lint: $(STAMP_TEST)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports

@@ -18,11 +18,8 @@ from django.views import defaults
 
 from core.api.errors import DATABASE_DOWN_ERRORS, RETRY_AFTER_SECONDS
 from core.errors import NotFound, NotPermitted, RegistryError, RequestTooLarge, ServerError, ServiceUnavailable
+from core.middleware import API_PREFIX, JSON_PATHS
 from registry.selectors import registry_name
-
-API_PREFIX = "/api/"
-# JSON endpoints outside /api/: the public status check and the receipt keys.
-JSON_PATHS = ("/status", "/.well-known/")
 
 
 class BadRequest(RegistryError):

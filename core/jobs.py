@@ -43,7 +43,9 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
+from core.actors import Actor, require_staff
 from core.errors import InvalidState, NotFound, RegistryError
+from core.signals import audit_requested
 from core.tasks import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -312,9 +314,6 @@ def _fail_locked(
     detail: str,
     audit_data: dict[str, Any] | None = None,
 ) -> None:
-    from core.actors import Actor
-    from registry.audit import audit_record
-
     job.status = kind.failed
     job.failure_code = code[:64]
     job.failure_reason = message or str(FAILURE_MESSAGES.get(code, ""))
@@ -324,7 +323,8 @@ def _fail_locked(
     job.save(
         update_fields=["status", "failure_code", "failure_reason", "failure_detail", "finished_at", "heartbeat_at"]
     )
-    audit_record(
+    audit_requested.send(
+        sender=type(job),
         code=f"{kind.audit_prefix}.failed",
         actor=Actor.system(),
         target=job,
@@ -343,9 +343,6 @@ def job_retry(*, actor: Any, kind: JobKind, job_id: int) -> Any:
 
     The attempts start again from zero. Refused (``invalid_state``) unless the job has failed.
     """
-    from core.actors import require_staff
-    from registry.audit import audit_record
-
     require_staff(actor)
     with transaction.atomic():
         job = kind.objects().select_for_update().filter(pk=job_id).first()
@@ -370,7 +367,9 @@ def job_retry(*, actor: Any, kind: JobKind, job_id: int) -> Any:
                 "attempts",
             ]
         )
-        audit_record(code=f"{kind.audit_prefix}.retried", actor=actor, target=job, data={"previous": previous})
+        audit_requested.send(
+            sender=type(job), code=f"{kind.audit_prefix}.retried", actor=actor, target=job, data={"previous": previous}
+        )
         job_publish_on_commit(kind=kind, job_id=job.pk)
     return job
 

@@ -12,7 +12,10 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.utils.translation import gettext as _
 
-from config.errors import API_PREFIX, JSON_PATHS
+# Where answers are JSON rather than HTML pages: the API, the public status check and the receipt keys
+# (also read by the site's error pages, config/errors.py).
+API_PREFIX = "/api/"
+JSON_PATHS = ("/status", "/.well-known/")
 
 
 class NulQueryMiddleware:

@@ -31,7 +31,6 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
-from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
 from core.actors import Actor
 from core.errors import InvalidInput, RegistryError
@@ -325,7 +324,7 @@ def _xlsx_records(binary: IO[bytes]) -> Iterator[list[str]]:
             raise _invalid_header(_("The workbook has no sheet."))
         sheet = workbook.worksheets[0]
         # Some programs write a wrong size into the sheet; without it openpyxl reads what is really there.
-        if isinstance(sheet, ReadOnlyWorksheet):
+        if hasattr(sheet, "reset_dimensions"):  # openpyxl's read-only sheet (a class it does not export)
             sheet.reset_dimensions()
         rows = sheet.iter_rows(values_only=True)
         while True:
