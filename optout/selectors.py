@@ -11,29 +11,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import connection, transaction
-from django.db.models import (
-    BooleanField,
-    Case,
-    ExpressionWrapper,
-    F,
-    FilteredRelation,
-    Max,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    When,
-)
+from django.db.models import Max, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from core.actors import Actor
 from core.dates import rfc3339
 from core.errors import NotFound
-from core.lookups import array_literal
+from optout.lookup_engines import LookupEngine, lookup_engine_for
 from optout.models import KindRegime, Purpose, Refusal, RefusalEvent, RefusalEventKind, RefusalScope, Regime
 from registry.errors import InvalidIdentifier
 from registry.identifiers import IdentifierKey, Scheme, identifier_normalize
-from registry.models import ClaimStatus, Identifier, OwnershipClaim, WorkKind, WorkStatus
+from registry.models import ClaimStatus, OwnershipClaim, WorkKind, WorkStatus
 
 USE_FIRST = Regime.USE_FIRST.value
 LICENSE_REQUIRED = Regime.LICENSE_REQUIRED.value
@@ -100,12 +88,16 @@ def _regime_at(rows: Sequence[tuple[str, str, datetime]], kind: str, at: datetim
     return max(in_force)[1] if in_force else Regime.USE_FIRST
 
 
-def lookup_batch(*, items: Sequence[Mapping[str, Any]], purpose: str, as_of: datetime) -> LookupAnswer:
+def lookup_batch(
+    *, items: Sequence[Mapping[str, Any]], purpose: str, as_of: datetime, engine: LookupEngine | None = None
+) -> LookupAnswer:
     """Answer each item's status for ``purpose`` at ``as_of``, in input order.
 
     Five queries whatever the batch size, read from one snapshot so the answer matches the
-    ``last_refusal_event_id`` it reports.
+    ``last_refusal_event_id`` it reports. ``engine`` fetches the rows (``optout.lookup_engines``; by default
+    the database's own).
     """
+    engine = engine or lookup_engine_for()
     keys: list[IdentifierKey | InvalidIdentifier] = []
     for item in items:
         try:
@@ -117,12 +109,11 @@ def lookup_batch(*, items: Sequence[Mapping[str, Any]], purpose: str, as_of: dat
 
     outermost = not connection.in_atomic_block
     with transaction.atomic():
-        if outermost and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        if outermost:
+            engine.snapshot_begin()
         last_event_id = RefusalEvent.objects.aggregate(last=Max("id"))["last"] or 0
-        works_by_key, works = _works_for(valid, as_of)
-        refusals = _refusals_for(works.values(), url_hosts, purpose, as_of)
+        works_by_key, works = _works_for(valid, as_of, engine)
+        refusals = _refusals_for(works.values(), url_hosts, purpose, as_of, engine)
         regimes = list(KindRegime.objects.values_list("kind", "regime", "effective_from"))
     regime_by_kind = {kind: str(_regime_at(regimes, kind, as_of)) for kind in WorkKind.values}
 
@@ -205,44 +196,20 @@ def lookup_batch(*, items: Sequence[Mapping[str, Any]], purpose: str, as_of: dat
     return LookupAnswer(results=results, last_refusal_event_id=last_event_id)
 
 
-def _works_for(keys: Sequence[IdentifierKey], as_of: datetime) -> tuple[dict[str, _Work], dict[int, _Work]]:
+def _works_for(
+    keys: Sequence[IdentifierKey], as_of: datetime, engine: LookupEngine
+) -> tuple[dict[str, _Work], dict[int, _Work]]:
     """Works by identifier key text (``scheme:value``) and by id, with their live claims."""
     if not keys:
         return {}, {}
     values_by_scheme: dict[str, set[str]] = defaultdict(set)
     for key in keys:
         values_by_scheme[key.scheme].add(key.value)
-    condition = Q()
-    for scheme, values in values_by_scheme.items():
-        condition |= Q(scheme=scheme, value__any_of=frozenset(values))
     works: dict[int, _Work] = {}
     works_by_key: dict[str, _Work] = {}
     # One row per identifier and live claim (LEFT JOIN: a work may have none). Whether a claim was
     # verified by ``as_of`` is computed by the database: parsing a timestamp per claim costs more.
-    rows: Iterable[tuple[Any, ...]] = (
-        _pg_rows(_WORKS_SQL, values_by_scheme, as_of)
-        if connection.vendor == "postgresql"
-        else Identifier.objects.filter(condition)
-        .annotate(
-            live_claim=FilteredRelation("work__claims", condition=~Q(work__claims__status=ClaimStatus.REJECTED)),
-            verified_then=ExpressionWrapper(
-                Q(live_claim__status=ClaimStatus.VERIFIED, live_claim__decided_at__lte=as_of),
-                output_field=BooleanField(),
-            ),
-        )
-        .order_by()
-        .values_list(
-            "scheme",
-            "value",
-            "work_id",
-            "work__title",
-            "work__kind",
-            "work__status",
-            "live_claim__holder_id",
-            "verified_then",
-        )
-    )
-    for scheme, value, work_id, title, kind, status, holder_id, verified_then in rows:
+    for scheme, value, work_id, title, kind, status, holder_id, verified_then in engine.works(values_by_scheme, as_of):
         work = works.get(work_id)
         if work is None:
             work = works[work_id] = _Work(id=work_id, title=title, kind=kind, status=status)
@@ -252,111 +219,16 @@ def _works_for(keys: Sequence[IdentifierKey], as_of: datetime) -> tuple[dict[str
     return works_by_key, works
 
 
-# The two queries of every lookup, written out for PostgreSQL: the same statements the ORM builds for the
-# other databases (below), without building them anew for each request, which cost more than running them
-# for a single lookup. Only constant fragments are joined; every value is a parameter.
-_WORKS_SQL = """
-    SELECT i.scheme, i.value, i.work_id, w.title, w.kind, w.status, c.holder_id,
-           (c.decided_at <= %s AND c.status = 'verified') AS verified_then
-      FROM registry_identifier i
-      JOIN registry_work w ON w.id = i.work_id
-      LEFT JOIN registry_ownershipclaim c ON c.work_id = w.id AND c.status <> 'rejected'
-     WHERE {identifiers}
-"""
-_REFUSALS_SQL = """
-    SELECT r.id, r.holder_id, r.scope, r.purpose, r.work_id, r.url_prefix, r.url_host, r.effective_from,
-           (SELECT e.effective_at FROM optout_refusalevent e
-             WHERE e.kind = 'withdrawn' AND e.refusal_id = r.id ORDER BY e.id LIMIT 1) AS withdrawn_at,
-           (d.status = 'verified' AND d.verified_at <= %s) AS domain_verified,
-           CASE WHEN d.status = 'verified' THEN d.verified_at END AS domain_verified_at
-      FROM optout_refusal r
-      LEFT JOIN registry_verifieddomain d ON d.id = r.domain_id
-     WHERE ({scopes}) AND r.purpose = ANY(%s::text[])
-"""
-
-
-def _pg_array(values: Iterable[Any]) -> str:
-    literal, _array_type = array_literal(sorted(values))
-    return literal
-
-
-def _pg_fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())
-
-
-def _pg_rows(sql: str, values_by_scheme: Mapping[str, set[str]], as_of: datetime) -> list[tuple[Any, ...]]:
-    schemes = sorted(values_by_scheme)
-    identifiers = " OR ".join("(i.scheme = %s AND i.value = ANY(%s::text[]))" for _scheme in schemes)
-    params: list[Any] = [as_of]
-    for scheme in schemes:
-        params += [scheme, _pg_array(values_by_scheme[scheme])]
-    return _pg_fetch(sql.format(identifiers=identifiers), params)
-
-
-def _pg_refusal_rows(
-    work_ids: Sequence[int], holder_ids: set[int], url_hosts: set[str], purpose: str, as_of: datetime
-) -> list[tuple[Any, ...]]:
-    scopes: list[str] = []
-    params: list[Any] = [as_of]
-    for scope, column, values, cast in (
-        (RefusalScope.WORK, "work_id", work_ids, "bigint"),
-        (RefusalScope.CATALOGUE, "holder_id", holder_ids, "bigint"),
-        (RefusalScope.URL_PREFIX, "url_host", url_hosts, "text"),
-    ):
-        if values:
-            scopes.append(f"(r.scope = %s AND r.{column} = ANY(%s::{cast}[]))")
-            params += [scope.value, _pg_array(values)]
-    params.append(_pg_array(purposes_refusing(purpose)))
-    return _pg_fetch(_REFUSALS_SQL.format(scopes=" OR ".join(scopes)), params)
-
-
-def _verified_by(as_of: datetime) -> Q:
-    return Q(status=ClaimStatus.VERIFIED, decided_at__lte=as_of)
-
-
-def _refusals_for(works: Iterable[_Work], url_hosts: set[str], purpose: str, as_of: datetime) -> list[_Refusal]:
+def _refusals_for(
+    works: Iterable[_Work], url_hosts: set[str], purpose: str, as_of: datetime, engine: LookupEngine | None = None
+) -> list[_Refusal]:
     works = list(works)
     work_ids = [w.id for w in works]
     holder_ids = {h for w in works for h in w.claims}
-    condition = Q(pk__in=[])
-    if work_ids:
-        condition |= Q(scope=RefusalScope.WORK, work__id__any_of=frozenset(work_ids))
-    if holder_ids:
-        condition |= Q(scope=RefusalScope.CATALOGUE, holder__id__any_of=frozenset(holder_ids))
-    if url_hosts:
-        condition |= Q(scope=RefusalScope.URL_PREFIX, url_host__any_of=frozenset(url_hosts))
     if not (work_ids or holder_ids or url_hosts):
         return []
-    withdrawn = RefusalEvent.objects.filter(refusal=OuterRef("pk"), kind=RefusalEventKind.WITHDRAWN).values(
-        "effective_at"
-    )[:1]
-    rows: Iterable[tuple[Any, ...]] = (
-        _pg_refusal_rows(work_ids, holder_ids, url_hosts, purpose, as_of)
-        if connection.vendor == "postgresql"
-        else Refusal.objects.filter(condition, purpose__in=purposes_refusing(purpose))
-        .annotate(
-            withdrawn_at=Subquery(withdrawn),
-            domain_verified=ExpressionWrapper(
-                Q(domain__status="verified", domain__verified_at__lte=as_of), output_field=BooleanField()
-            ),
-            domain_verified_at=Case(When(domain__status="verified", then=F("domain__verified_at"))),
-        )
-        .order_by()
-        .values_list(
-            "id",
-            "holder_id",
-            "scope",
-            "purpose",
-            "work_id",
-            "url_prefix",
-            "url_host",
-            "effective_from",
-            "withdrawn_at",
-            "domain_verified",
-            "domain_verified_at",
-        )
+    rows = (engine or lookup_engine_for()).refusals(
+        work_ids=work_ids, holder_ids=holder_ids, url_hosts=url_hosts, purposes=purposes_refusing(purpose), as_of=as_of
     )
     return [
         _Refusal(
@@ -511,12 +383,19 @@ class UsageContext:
         return UseDecision(work=work, refusal_id=deciding.id if deciding is not None else None, regime=regime)
 
 
-def _usage_rows_collect(
-    rows: Iterable[tuple[Any, ...]], works: dict[int, UsageWork], works_by_key: dict[str, UsageWork]
-) -> None:
-    """Works by key from rows of (scheme, value, work, kind, status, claim, holder, share, claim status, decided)."""
+def usage_context_load(
+    *, keys: Iterable[IdentifierKey], purpose: str, engine: LookupEngine | None = None
+) -> UsageContext:
+    """The works, live claims, refusals for ``purpose`` and regimes behind ``keys``: four queries."""
+    engine = engine or lookup_engine_for()
+    values_by_scheme: dict[str, set[str]] = defaultdict(set)
+    for key in keys:
+        values_by_scheme[key.scheme].add(key.value)
+    works: dict[int, UsageWork] = {}
+    works_by_key: dict[str, UsageWork] = {}
     seen_claims: set[int] = set()
     verified = ClaimStatus.VERIFIED.value
+    rows = engine.usage_works(values_by_scheme) if values_by_scheme else ()
     for scheme, value, work_id, kind, status, claim_id, holder_id, share_bp, claim_status, decided_at in rows:
         work = works.get(work_id)
         if work is None:
@@ -525,67 +404,13 @@ def _usage_rows_collect(
         if claim_id is not None and claim_id not in seen_claims:
             seen_claims.add(claim_id)
             verified_at = decided_at if claim_status == verified else None
-            if isinstance(verified_at, datetime):  # the ORM path (SQLite) loads datetimes
-                verified_at = verified_at.timestamp()
             work.claims.append(OwnerClaim(claim_id, holder_id, share_bp, verified_at))
-
-
-def usage_context_load(*, keys: Iterable[IdentifierKey], purpose: str) -> UsageContext:
-    """The works, live claims, refusals for ``purpose`` and regimes behind ``keys``: four queries."""
-    values_by_scheme: dict[str, set[str]] = defaultdict(set)
-    for key in keys:
-        values_by_scheme[key.scheme].add(key.value)
-    works: dict[int, UsageWork] = {}
-    works_by_key: dict[str, UsageWork] = {}
-    if values_by_scheme and connection.vendor == "postgresql":
-        # Raw SQL: a chunk asks for tens of thousands of keys, and the ORM's row handling costs more than
-        # the index lookups. The keys travel as two arrays, joined to the unique (scheme, value) index.
-        schemes = [scheme for scheme, values in values_by_scheme.items() for _value in values]
-        values_list = [value for values in values_by_scheme.values() for value in values]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                SELECT i.scheme, i.value, w.id, w.kind, w.status, c.id, c.holder_id, c.share_bp, c.status,
-                       EXTRACT(EPOCH FROM c.decided_at)::float8
-                  FROM unnest(%s::text[], %s::text[]) AS k(scheme, value)
-                  JOIN registry_identifier i ON i.scheme = k.scheme AND i.value = k.value
-                  JOIN registry_work w ON w.id = i.work_id
-                  LEFT JOIN registry_ownershipclaim c ON c.work_id = w.id AND c.status <> %s
-                """,
-                [schemes, values_list, ClaimStatus.REJECTED.value],
-            )
-            rows: Iterable[tuple[Any, ...]] = cursor.fetchall()
-        _usage_rows_collect(rows, works, works_by_key)
-    elif values_by_scheme:
-        condition = Q()
-        for scheme, values in values_by_scheme.items():
-            condition |= Q(scheme=scheme, value__any_of=frozenset(values))
-        orm_rows = (
-            Identifier.objects.filter(condition)
-            .annotate(
-                live_claim=FilteredRelation("work__claims", condition=~Q(work__claims__status=ClaimStatus.REJECTED))
-            )
-            .order_by()
-            .values_list(
-                "scheme",
-                "value",
-                "work_id",
-                "work__kind",
-                "work__status",
-                "live_claim__id",
-                "live_claim__holder_id",
-                "live_claim__share_bp",
-                "live_claim__status",
-                "live_claim__decided_at",
-            )
-        )
-        _usage_rows_collect(orm_rows, works, works_by_key)
     url_hosts = {urlsplit(value).hostname or "" for value in values_by_scheme.get(Scheme.URL, ())}
     lookup_works = [
         _Work(id=w.id, title="", kind=w.kind, status=w.status, claims={c.holder_id: False for c in w.claims})
         for w in works.values()
     ]
-    refusals = _refusals_for(lookup_works, url_hosts, purpose, timezone.now())
+    refusals = _refusals_for(lookup_works, url_hosts, purpose, timezone.now(), engine)
     regimes = list(KindRegime.objects.values_list("kind", "regime", "effective_from"))
     return UsageContext(works_by_key=works_by_key, refusals=refusals, regimes=regimes)
 

@@ -1,0 +1,297 @@
+"""Where the lookup reads its rows: the seam between PostgreSQL and SQLite for refusal lookups.
+
+The lookup's rules are Python and the same on every database (``optout.selectors``: which refusal decides, the
+longest URL prefix, the regime in force, what a use is owed). What the databases do differently is only how the
+rows those rules read are fetched, so that is all an engine does, with the same columns and meanings on both:
+
+``works(values_by_scheme, as_of)``
+    One row per identifier asked about and live (not rejected) claim on its work, or one row with a NULL claim:
+    ``(scheme, value, work_id, title, kind, status, holder_id, verified_then)``, where ``verified_then`` is
+    whether that claim was verified by ``as_of``.
+``refusals(work_ids, holder_ids, url_hosts, purposes, as_of)``
+    The refusals for one of ``purposes`` on those works (scope ``work``), by those holders (``catalogue``) or on
+    those hosts (``url_prefix``): ``(id, holder_id, scope, purpose, work_id, url_prefix, url_host,
+    effective_from, withdrawn_at, domain_verified, domain_verified_at)``; ``withdrawn_at`` is the first
+    withdrawal's instant, ``domain_verified`` whether the prefix's domain was verified by ``as_of``.
+``usage_works(values_by_scheme)``
+    For usage manifests: ``(scheme, value, work_id, kind, status, claim_id, holder_id, share_bp, claim_status,
+    decided_at)`` per identifier and live claim, ``decided_at`` in seconds since the epoch (a million lines
+    compare floats faster than datetimes).
+``snapshot_begin()``
+    Called first in a lookup's outermost transaction, so that its reads and the event id it reports agree.
+
+``OrmLookupEngine`` builds the reads with the ORM and runs on any database (SQLite's engine).
+``PostgresLookupEngine`` runs the same reads as SQL written out once: building the ORM's statements anew for each
+request cost more than running them for a single lookup. ``lookup_engine_for(connection)`` is the one place that
+chooses; ``tests/optout/test_lookup_engines.py`` holds both engines to one table of cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from django.db import connection as default_connection
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import BooleanField, Case, ExpressionWrapper, F, FilteredRelation, OuterRef, Q, Subquery, When
+
+from core.lookups import array_literal
+from core.sql import sql_literal
+from optout.models import Refusal, RefusalEvent, RefusalEventKind, RefusalScope
+from registry.models import ClaimStatus, DomainStatus, Identifier
+
+Row = tuple[Any, ...]
+
+
+class LookupEngine(Protocol):
+    """Fetches the rows the lookup's rules read (see the module docstring for their columns)."""
+
+    name: str
+
+    def snapshot_begin(self) -> None: ...
+
+    def works(self, values_by_scheme: Mapping[str, set[str]], as_of: datetime) -> Iterable[Row]: ...
+
+    def refusals(
+        self,
+        *,
+        work_ids: Sequence[int],
+        holder_ids: set[int],
+        url_hosts: set[str],
+        purposes: Sequence[str],
+        as_of: datetime,
+    ) -> Iterable[Row]: ...
+
+    def usage_works(self, values_by_scheme: Mapping[str, set[str]]) -> Iterable[Row]: ...
+
+
+def _identifiers(values_by_scheme: Mapping[str, set[str]]) -> Q:
+    condition = Q()
+    for scheme, values in values_by_scheme.items():
+        condition |= Q(scheme=scheme, value__any_of=frozenset(values))
+    return condition
+
+
+# A claim counts (for whose refusals decide, and who is paid) unless it was rejected.
+_LIVE_CLAIM = ~Q(work__claims__status=ClaimStatus.REJECTED)
+
+
+class OrmLookupEngine:
+    """The reads built by the ORM: every database, and SQLite's engine."""
+
+    name = "orm"
+
+    def snapshot_begin(self) -> None:
+        # SQLite's transactions already read one snapshot (one writer at a time, the database locked for it).
+        return None
+
+    def works(self, values_by_scheme: Mapping[str, set[str]], as_of: datetime) -> Iterable[Row]:
+        return (
+            Identifier.objects.filter(_identifiers(values_by_scheme))
+            .annotate(
+                live_claim=FilteredRelation("work__claims", condition=_LIVE_CLAIM),
+                verified_then=ExpressionWrapper(
+                    Q(live_claim__status=ClaimStatus.VERIFIED, live_claim__decided_at__lte=as_of),
+                    output_field=BooleanField(),
+                ),
+            )
+            .order_by()
+            .values_list(
+                "scheme",
+                "value",
+                "work_id",
+                "work__title",
+                "work__kind",
+                "work__status",
+                "live_claim__holder_id",
+                "verified_then",
+            )
+        )
+
+    def refusals(
+        self,
+        *,
+        work_ids: Sequence[int],
+        holder_ids: set[int],
+        url_hosts: set[str],
+        purposes: Sequence[str],
+        as_of: datetime,
+    ) -> Iterable[Row]:
+        condition = Q(pk__in=[])
+        if work_ids:
+            condition |= Q(scope=RefusalScope.WORK, work__id__any_of=frozenset(work_ids))
+        if holder_ids:
+            condition |= Q(scope=RefusalScope.CATALOGUE, holder__id__any_of=frozenset(holder_ids))
+        if url_hosts:
+            condition |= Q(scope=RefusalScope.URL_PREFIX, url_host__any_of=frozenset(url_hosts))
+        first_withdrawal = (
+            RefusalEvent.objects.filter(refusal=OuterRef("pk"), kind=RefusalEventKind.WITHDRAWN)
+            .order_by("pk")
+            .values("effective_at")[:1]
+        )
+        return (
+            Refusal.objects.filter(condition, purpose__in=purposes)
+            .annotate(
+                withdrawn_at=Subquery(first_withdrawal),
+                domain_verified=ExpressionWrapper(
+                    Q(domain__status=DomainStatus.VERIFIED, domain__verified_at__lte=as_of),
+                    output_field=BooleanField(),
+                ),
+                domain_verified_at=Case(When(domain__status=DomainStatus.VERIFIED, then=F("domain__verified_at"))),
+            )
+            .order_by()
+            .values_list(
+                "id",
+                "holder_id",
+                "scope",
+                "purpose",
+                "work_id",
+                "url_prefix",
+                "url_host",
+                "effective_from",
+                "withdrawn_at",
+                "domain_verified",
+                "domain_verified_at",
+            )
+        )
+
+    def usage_works(self, values_by_scheme: Mapping[str, set[str]]) -> Iterable[Row]:
+        rows = (
+            Identifier.objects.filter(_identifiers(values_by_scheme))
+            .annotate(live_claim=FilteredRelation("work__claims", condition=_LIVE_CLAIM))
+            .order_by()
+            .values_list(
+                "scheme",
+                "value",
+                "work_id",
+                "work__kind",
+                "work__status",
+                "live_claim__id",
+                "live_claim__holder_id",
+                "live_claim__share_bp",
+                "live_claim__status",
+                "live_claim__decided_at",
+            )
+        )
+        for *head, decided_at in rows:
+            yield (*head, decided_at.timestamp() if decided_at is not None else None)
+
+
+# The same reads for PostgreSQL. Only constant fragments are formatted in; every value is a parameter, the sets
+# as one array literal each (see core/lookups.py).
+_VERIFIED = sql_literal(ClaimStatus.VERIFIED)
+_REJECTED = sql_literal(ClaimStatus.REJECTED)
+_WITHDRAWN = sql_literal(RefusalEventKind.WITHDRAWN)
+_DOMAIN_VERIFIED = sql_literal(DomainStatus.VERIFIED)
+
+_WORKS_SQL = f"""
+    SELECT identifier.scheme, identifier.value, identifier.work_id, work.title, work.kind, work.status,
+           live_claim.holder_id,
+           (live_claim.decided_at <= %s AND live_claim.status = {_VERIFIED}) AS verified_then
+      FROM registry_identifier identifier
+      JOIN registry_work work ON work.id = identifier.work_id
+      LEFT JOIN registry_ownershipclaim live_claim
+             ON live_claim.work_id = work.id AND live_claim.status <> {_REJECTED}
+     WHERE {{identifiers}}
+"""  # noqa: S608
+_REFUSALS_SQL = f"""
+    SELECT refusal.id, refusal.holder_id, refusal.scope, refusal.purpose, refusal.work_id, refusal.url_prefix,
+           refusal.url_host, refusal.effective_from,
+           (SELECT withdrawal.effective_at FROM optout_refusalevent withdrawal
+             WHERE withdrawal.kind = {_WITHDRAWN} AND withdrawal.refusal_id = refusal.id
+             ORDER BY withdrawal.id LIMIT 1) AS withdrawn_at,
+           (domain.status = {_DOMAIN_VERIFIED} AND domain.verified_at <= %s) AS domain_verified,
+           CASE WHEN domain.status = {_DOMAIN_VERIFIED} THEN domain.verified_at END AS domain_verified_at
+      FROM optout_refusal refusal
+      LEFT JOIN registry_verifieddomain domain ON domain.id = refusal.domain_id
+     WHERE ({{scopes}}) AND refusal.purpose = ANY(%s::text[])
+"""  # noqa: S608
+# A chunk asks for tens of thousands of keys, and the ORM's row handling costs more than the index lookups: the
+# keys travel as two arrays, joined to the unique (scheme, value) index.
+_USAGE_WORKS_SQL = f"""
+    SELECT identifier.scheme, identifier.value, work.id, work.kind, work.status, live_claim.id,
+           live_claim.holder_id, live_claim.share_bp, live_claim.status,
+           EXTRACT(EPOCH FROM live_claim.decided_at)::float8
+      FROM unnest(%s::text[], %s::text[]) AS asked(scheme, value)
+      JOIN registry_identifier identifier ON identifier.scheme = asked.scheme AND identifier.value = asked.value
+      JOIN registry_work work ON work.id = identifier.work_id
+      LEFT JOIN registry_ownershipclaim live_claim
+             ON live_claim.work_id = work.id AND live_claim.status <> {_REJECTED}
+"""  # noqa: S608
+
+
+def _pg_array(values: Iterable[Any]) -> str:
+    literal, _array_type = array_literal(sorted(values))
+    return literal
+
+
+class PostgresLookupEngine:
+    """The reads as SQL written out once, for PostgreSQL."""
+
+    name = "postgresql"
+
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        self.connection = connection
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+
+    def snapshot_begin(self) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def works(self, values_by_scheme: Mapping[str, set[str]], as_of: datetime) -> Iterable[Row]:
+        schemes = sorted(values_by_scheme)
+        identifiers = " OR ".join(
+            "(identifier.scheme = %s AND identifier.value = ANY(%s::text[]))" for _scheme in schemes
+        )
+        params: list[Any] = [as_of]
+        for scheme in schemes:
+            params += [scheme, _pg_array(values_by_scheme[scheme])]
+        return self._fetch(_WORKS_SQL.format(identifiers=identifiers), params)
+
+    def refusals(
+        self,
+        *,
+        work_ids: Sequence[int],
+        holder_ids: set[int],
+        url_hosts: set[str],
+        purposes: Sequence[str],
+        as_of: datetime,
+    ) -> Iterable[Row]:
+        scopes: list[str] = []
+        params: list[Any] = [as_of]
+        for scope, column, values, cast in (
+            (RefusalScope.WORK, "work_id", work_ids, "bigint"),
+            (RefusalScope.CATALOGUE, "holder_id", holder_ids, "bigint"),
+            (RefusalScope.URL_PREFIX, "url_host", url_hosts, "text"),
+        ):
+            if values:
+                scopes.append(f"(refusal.scope = %s AND refusal.{column} = ANY(%s::{cast}[]))")
+                params += [scope.value, _pg_array(values)]
+        params.append(_pg_array(purposes))
+        return self._fetch(_REFUSALS_SQL.format(scopes=" OR ".join(scopes)), params)
+
+    def usage_works(self, values_by_scheme: Mapping[str, set[str]]) -> Iterable[Row]:
+        schemes = [scheme for scheme, values in values_by_scheme.items() for _value in values]
+        values = [value for values in values_by_scheme.values() for value in values]
+        return self._fetch(_USAGE_WORKS_SQL, [schemes, values])
+
+
+_ORM = OrmLookupEngine()
+
+
+def lookup_engine_for(connection: BaseDatabaseWrapper = default_connection) -> LookupEngine:
+    """The engine for ``connection``'s database: the one place the lookup asks which database it runs on."""
+    if connection.vendor == "postgresql":
+        return PostgresLookupEngine(connection)
+    return _ORM
+
+
+def lookup_engines(connection: BaseDatabaseWrapper = default_connection) -> list[LookupEngine]:
+    """Every engine that runs on ``connection``'s database: the ORM's everywhere, and its own where it has one."""
+    own = lookup_engine_for(connection)
+    return [_ORM] if own is _ORM else [_ORM, own]
