@@ -11,6 +11,11 @@ source of truth:
   thread while a long one runs (``JOB_HEARTBEAT_SECONDS``). A running job whose heartbeat is older than
   ``JOB_STALE_SECONDS`` lost its worker; the sweep (every minute) queues it again. Its time of upload says
   nothing about that: a long import that is still beating is left alone.
+- **Chunks under a cursor.** A long job (an import's rows, a manifest's lines, a settlement's steps) commits
+  its work a chunk at a time together with its cursor (``JobKind.cursor``), under a lock and a check that the
+  cursor is still where this worker read it (``job_chunk_commit``, ``job_chunks_process``): of two workers
+  holding one job, one applies each chunk and the other stops, and a restarted job resumes at the committed
+  cursor. ``job_finish`` marks it done; ``job_fail`` (or any exception) failed with a reason.
 - **Attempts.** Each claim counts; a job started ``JOB_MAX_ATTEMPTS`` times without finishing (a worker
   killed each time, e.g. out of memory on the same chunk) is failed with ``too_many_attempts`` instead of
   looping forever.
@@ -28,11 +33,12 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -116,6 +122,9 @@ class JobKind:
     done: str
     failed: str
     audit_prefix: str  # e.g. "compensation.manifest": events are <prefix>.failed and <prefix>.retried
+    # The field that says how far a resumable job has come (``job_chunk_commit``): lines or rows done, or the
+    # last finished step. Empty for a job done in one piece.
+    cursor: str = ""
 
     @property
     def name(self) -> str:
@@ -372,6 +381,71 @@ def job_retry(*, actor: Any, kind: JobKind, job_id: int) -> Any:
         )
         job_publish_on_commit(kind=kind, job_id=job.pk)
     return job
+
+
+# --- Resumable work: chunks under a cursor -----------------------------------------------------------
+
+Chunk = TypeVar("Chunk")
+
+
+def job_chunk_commit(
+    *,
+    kind: JobKind,
+    job_id: int,
+    cursor: Any,
+    advance_to: Any,
+    apply: Callable[[], Mapping[str, Any] | None],
+) -> bool:
+    """Apply one chunk and move the job's cursor (``kind.cursor``) from ``cursor`` to ``advance_to``, in one
+    transaction; False, with nothing applied, when the job is no longer running at ``cursor``.
+
+    The row is locked and its cursor checked first: of two workers holding the same job (a redelivered message,
+    a worker taken for dead that was only slow), only the one that read the cursor where it still is applies the
+    chunk; the other finds it moved and stops. ``apply`` writes the chunk's effects and returns more of the job's
+    fields to write with the cursor (counts; ``heartbeat_at=None`` with a finishing status). The committed cursor
+    is where a restarted job resumes, so no chunk is applied twice or skipped.
+    """
+    with transaction.atomic():
+        current = kind.objects().select_for_update().filter(pk=job_id).values_list("status", kind.cursor).first()
+        if current != (kind.running, cursor):
+            return False
+        fields = apply() or {}
+        kind.objects().filter(pk=job_id).update(**{kind.cursor: advance_to, "heartbeat_at": timezone.now(), **fields})
+    return True
+
+
+def job_chunks_process(
+    *,
+    kind: JobKind,
+    job: Any,
+    chunks: Iterable[Chunk],
+    size: Callable[[Chunk], int],
+    apply: Callable[[int, Chunk], Mapping[str, Any] | None],
+) -> bool:
+    """Commit ``chunks`` one at a time (``job_chunk_commit``) from the job's committed cursor on; False as soon as
+    another worker has taken the job over.
+
+    ``chunks`` starts at that cursor (the caller cuts its input there: the lines or rows after the first
+    ``cursor``), ``size(chunk)`` is how far each moves the cursor, and ``apply(cursor, chunk)`` writes one.
+    The work per chunk is one locked read and one update: per line there is none.
+    """
+    cursor: int = getattr(job, kind.cursor)
+    for chunk in chunks:
+        advance_to = cursor + size(chunk)
+        if not job_chunk_commit(
+            kind=kind, job_id=job.pk, cursor=cursor, advance_to=advance_to, apply=partial(apply, cursor, chunk)
+        ):
+            return False
+        cursor = advance_to
+    return True
+
+
+def job_finish(*, kind: JobKind, job_id: int, **fields: Any) -> bool:
+    """Mark a running job done, writing ``fields`` (its results) with it; False, writing nothing, when it is not
+    running (another worker finished it, or it was failed meanwhile). Call it inside the transaction that
+    records what finishing means (its audit event), so that both or neither are written."""
+    finished = kind.objects().filter(pk=job_id, status=kind.running)
+    return bool(finished.update(status=kind.done, finished_at=timezone.now(), heartbeat_at=None, **fields))
 
 
 # --- The sweep -----------------------------------------------------------------------------------------

@@ -18,15 +18,16 @@ import zipfile
 import zlib
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, suppress
+from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import IO
+from typing import IO, Any
 from xml.etree.ElementTree import ParseError
 
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from openpyxl import load_workbook
@@ -34,7 +35,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 
 from core.actors import Actor
 from core.errors import InvalidInput, RegistryError
-from core.jobs import job_fail, job_publish_on_commit, job_run, jobs_sweep
+from core.jobs import job_chunks_process, job_fail, job_finish, job_publish_on_commit, job_run, jobs_sweep
 from core.uploads import (
     UploadLimits,
     UploadTooLarge,
@@ -705,57 +706,56 @@ def _rows_count(work_import: WorkImport) -> int:
 
 def _import_chunks(work_import: WorkImport, actor: Actor) -> bool:
     """Register the rows after the cursor; False when another worker has taken the import over."""
-    cursor = work_import.rows_done
-    size = settings.WORK_IMPORT_CHUNK_ROWS
     with _stored_file(work_import) as binary, closing(_stored_rows(work_import, binary)) as rows:
-        remaining = itertools.islice(rows, cursor, None)
-        while chunk := list(itertools.islice(remaining, size)):
-            if not _chunk_commit(work_import, actor, cursor, chunk):
-                return False
-            cursor += len(chunk)
-    return True
+        return job_chunks_process(
+            kind=WORK_IMPORT_JOB,
+            job=work_import,
+            chunks=_drafted_chunks(work_import, itertools.islice(rows, work_import.rows_done, None)),
+            size=lambda chunk: chunk.rows,
+            apply=lambda _cursor, chunk: _chunk_register(work_import, actor, chunk),
+        )
 
 
-def _chunk_commit(work_import: WorkImport, actor: Actor, cursor: int, chunk: Sequence[ImportRow]) -> bool:
-    errors: list[WorkImportRowError] = []
-    drafts: list[tuple[int, services.WorkDraft]] = []
-    for number, values in chunk:
-        try:
-            if isinstance(values, InvalidInput):
-                raise values
-            drafts.append((number, _row_draft(values)))
-        except RegistryError as exc:
-            errors.append(_row_error(work_import, number, exc))
-    with transaction.atomic():
-        # The lock and the cursor check make each chunk commit once, even if two workers hold the task.
-        current = (
-            WorkImport.objects.select_for_update().filter(pk=work_import.pk).values_list("status", "rows_done").first()
+@dataclass
+class _DraftedChunk:
+    rows: int
+    drafts: list[tuple[int, services.WorkDraft]]
+    errors: list[WorkImportRowError]  # the rows refused before registration; the chunk's lock is not held for them
+
+
+def _drafted_chunks(work_import: WorkImport, rows: Iterator[ImportRow]) -> Iterator[_DraftedChunk]:
+    size = settings.WORK_IMPORT_CHUNK_ROWS
+    while chunk := list(itertools.islice(rows, size)):
+        drafted = _DraftedChunk(rows=len(chunk), drafts=[], errors=[])
+        for number, values in chunk:
+            try:
+                if isinstance(values, InvalidInput):
+                    raise values
+                drafted.drafts.append((number, _row_draft(values)))
+            except RegistryError as exc:
+                drafted.errors.append(_row_error(work_import, number, exc))
+        yield drafted
+
+
+def _chunk_register(work_import: WorkImport, actor: Actor, chunk: _DraftedChunk) -> dict[str, Any]:
+    # Runs under the import's lock, once its cursor is checked (job_chunk_commit).
+    errors, registered = list(chunk.errors), 0
+    if chunk.drafts:
+        registrations = services.works_register(
+            actor=actor, holder=work_import.holder, drafts=[draft for _number, draft in chunk.drafts]
         )
-        if current != (ImportStatus.PROCESSING, cursor):
-            return False
-        registered = 0
-        if drafts:
-            registrations = services.works_register(
-                actor=actor, holder=work_import.holder, drafts=[draft for _number, draft in drafts]
-            )
-            # Which row of this chunk first registered each identifier, for refusals of later copies.
-            first: dict[str, tuple[int, int]] = {}
-            for (number, draft), registration in zip(drafts, registrations, strict=True):
-                if registration.work is not None:
-                    registered += 1
-                    for key in draft.identifiers:
-                        first.setdefault(str(key), (number, registration.work.pk))
-                else:
-                    errors.append(_registration_error(work_import, number, registration.error, first))
-        errors.sort(key=lambda error: error.row)
-        WorkImportRowError.objects.bulk_create(errors)
-        WorkImport.objects.filter(pk=work_import.pk).update(
-            rows_done=F("rows_done") + len(chunk),
-            rows_registered=F("rows_registered") + registered,
-            rows_failed=F("rows_failed") + len(errors),
-            heartbeat_at=timezone.now(),
-        )
-    return True
+        # Which row of this chunk first registered each identifier, for refusals of later copies.
+        first: dict[str, tuple[int, int]] = {}
+        for (number, draft), registration in zip(chunk.drafts, registrations, strict=True):
+            if registration.work is not None:
+                registered += 1
+                for key in draft.identifiers:
+                    first.setdefault(str(key), (number, registration.work.pk))
+            else:
+                errors.append(_registration_error(work_import, number, registration.error, first))
+    errors.sort(key=lambda error: error.row)
+    WorkImportRowError.objects.bulk_create(errors)
+    return {"rows_registered": F("rows_registered") + registered, "rows_failed": F("rows_failed") + len(errors)}
 
 
 def _row_error(
@@ -802,10 +802,7 @@ def _import_end(work_import: WorkImport, actor: Actor, *, status: str, code: str
         job_fail(kind=WORK_IMPORT_JOB, job_id=work_import.pk, code=code, message=reason, audit_data=counts)
         return
     with transaction.atomic():
-        changed = WorkImport.objects.filter(pk=work_import.pk, status=ImportStatus.PROCESSING).update(
-            status=status, finished_at=timezone.now(), heartbeat_at=None
-        )
-        if not changed:
+        if not job_finish(kind=WORK_IMPORT_JOB, job_id=work_import.pk):
             return
         audit_record(code="registry.import.processed", actor=actor, target=work_import, data=counts)
 

@@ -400,6 +400,7 @@ WORK_IMPORT_JOB = JobKind(
     done=ImportStatus.PROCESSED,
     failed=ImportStatus.FAILED,
     audit_prefix="registry.import",
+    cursor="rows_done",
 )
 job_kind_register(WORK_IMPORT_JOB)
 

@@ -17,7 +17,8 @@ from core.jobs import jobs_sweep
 from registry import services
 from registry.imports import work_imports_resume_stalled
 from registry.models import AuditEvent, ImportStatus, Work, WorkImport
-from registry.tasks import work_import_run
+from registry.tasks import jobs_sweep as registry_jobs_sweep
+from registry.tasks import work_import_run, work_imports_resume
 from tests.registry.test_imports_service import bad_isbn, csv_rows, isbn
 
 pytestmark = pytest.mark.django_db
@@ -164,3 +165,55 @@ def test_an_import_the_broker_did_not_take_keeps_its_file_and_is_published_by_th
     assert jobs_sweep(now=timezone.now() + timedelta(minutes=1)) == 1
     work_import.refresh_from_db()
     assert (work_import.status, work_import.rows_registered) == (ImportStatus.PROCESSED, 2)
+
+
+def test_the_beat_task_leaves_an_import_uploaded_long_ago_to_the_worker_that_still_beats(
+    holder_api, settings, django_capture_on_commit_callbacks
+):
+    # The bug of the upload-time resume (issue 13): a day-old import, a third done, whose worker beat 10 s ago.
+    settings.JOB_STALE_SECONDS = 180
+    work_import = post_import(holder_api, django_capture_on_commit_callbacks, execute=False)
+    long_ago = timezone.now() - timedelta(days=1)
+    running = {
+        "status": ImportStatus.PROCESSING,
+        "created_at": long_ago,
+        "started_at": long_ago,
+        "enqueued_at": long_ago,
+        "heartbeat_at": timezone.now() - timedelta(seconds=10),
+        "claimed_by": "worker@elsewhere:1:1",
+        "attempts": 1,
+        "rows_total": 3,
+        "rows_done": 1,
+        "rows_registered": 1,
+    }
+    WorkImport.objects.filter(pk=work_import.pk).update(**running)
+
+    assert work_imports_resume.delay().get() == 0
+    assert registry_jobs_sweep.delay().get() == 0
+
+    work_import.refresh_from_db()
+    assert {name: getattr(work_import, name) for name in running} == running
+    assert not AuditEvent.objects.filter(code__in=["registry.import.failed", "registry.import.processed"]).exists()
+
+
+def test_a_chunk_whose_cursor_another_worker_moved_is_not_registered_and_the_worker_stops(
+    holder_api, monkeypatch, django_capture_on_commit_callbacks
+):
+    work_import = post_import(holder_api, django_capture_on_commit_callbacks, execute=False)
+    real = services.work_draft_build
+    moved = []
+
+    def other_worker_commits_first(**kwargs: Any) -> Any:
+        # While this worker drafts its first chunk (outside the lock), another one commits the rows.
+        if not moved:
+            moved.append(WorkImport.objects.filter(pk=work_import.pk).update(rows_done=3))
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "work_draft_build", other_worker_commits_first)
+    work_import_run.delay(work_import.pk)
+
+    work_import.refresh_from_db()
+    assert moved == [1]
+    assert (work_import.status, work_import.rows_done, work_import.rows_registered) == (ImportStatus.PROCESSING, 3, 0)
+    assert not Work.objects.exists()
+    assert not work_import.row_errors.exists()
