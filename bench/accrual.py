@@ -76,7 +76,8 @@ from lookup import (
 )
 from psycopg import sql as pgsql
 
-from tests.shipped import procfile_command
+from core.tasks import QUEUE_LONG
+from tests.shipped import procfile_command, procfile_worker
 
 if TYPE_CHECKING:
     from registry.models import ApiKey, Party
@@ -384,8 +385,10 @@ def gunicorn_workers() -> list[int]:
 
 @contextlib.contextmanager
 def celery_worker(log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """The Procfile's worker command (docker-compose's too) with this process's settings; stopped on exit."""
-    command = procfile_command("worker")
+    """The Procfile's worker of the long queue, which runs manifests (docker-compose's command too), with this
+    process's settings; stopped on exit.
+    """
+    command = procfile_command(procfile_worker(QUEUE_LONG))
     print("worker: " + " ".join([Path(command[0]).name, *command[1:]]))
     env = {**os.environ, "CELERY_TASK_ALWAYS_EAGER": "0"}
     with log_path.open("w") as log:

@@ -14,6 +14,7 @@ import django_stubs_ext
 from django.utils.translation import gettext_lazy as _
 
 from config.env import Env
+from core.tasks import QUEUE_SHORT, TASK_QUEUES
 
 # Lets admin and generic classes be subscripted at runtime, as the type stubs expect.
 django_stubs_ext.monkeypatch()
@@ -214,6 +215,10 @@ else:
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env.boolean("CELERY_TASK_ALWAYS_EAGER", False)
+# The short and the long queue, each consumed by a worker of its own (core/tasks.py, Procfile); a task declared
+# without a preset, which names its queue, goes to the short one.
+CELERY_TASK_QUEUES = TASK_QUEUES
+CELERY_TASK_DEFAULT_QUEUE = QUEUE_SHORT
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

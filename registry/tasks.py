@@ -2,47 +2,36 @@
 
 from __future__ import annotations
 
-from celery import shared_task
-
 from core.jobs import jobs_sweep as jobs_sweep_run
-from core.tasks import TRANSIENT_ERRORS
+from core.tasks import long_task, periodic_task, short_task
 from registry import services
 from registry.imports import work_import_process, work_imports_resume_stalled
 
-__all__ = ["TRANSIENT_ERRORS"]
 
-
-@shared_task(
-    acks_late=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=True,
-    max_retries=5,
-    soft_time_limit=3600,
-    time_limit=3900,
-)
+@long_task(soft_time_limit=3600, time_limit=3900)
 def work_import_run(import_id: int) -> None:
     # Resumable: the import's row cursor advances with each committed chunk, so a retried
     # or redelivered task continues where the last one stopped.
     work_import_process(import_id=import_id)
 
 
-@shared_task(acks_late=True, max_retries=0, soft_time_limit=120, time_limit=180)
+@periodic_task(soft_time_limit=120, time_limit=180)
 def work_imports_resume() -> int:
     # Kept for beat schedules of earlier releases; jobs_sweep does this for every kind of job.
     return work_imports_resume_stalled()
 
 
-@shared_task(acks_late=True, max_retries=0, soft_time_limit=50, time_limit=55)
+@periodic_task(soft_time_limit=50, time_limit=55)
 def jobs_sweep() -> int:
     # Every minute: publish jobs the broker never took, queue again those whose worker died.
     return jobs_sweep_run()
 
 
-@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, max_retries=5)
+@short_task()
 def domain_claims_verify(domain_id: int) -> int:
     return services.domain_claims_verify(domain_id=domain_id)
 
 
-@shared_task(acks_late=True, max_retries=0, soft_time_limit=600, time_limit=660)
+@periodic_task(soft_time_limit=600, time_limit=660)
 def domains_recheck_pending() -> int:
     return services.domains_recheck_pending()

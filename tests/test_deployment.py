@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from tests.settings_runs import settings_runs_for
+from tests.shipped import option_value
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -86,6 +87,27 @@ def _procfile() -> dict[str, str]:
             name, command = line.split(":", 1)
             processes[name.strip()] = command.strip()
     return processes
+
+
+def _compose_argv(name: str) -> list[str]:
+    command = SERVICES[name].get("command", _dockerfile_cmd())
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+def _is_celery_worker(argv: list[str]) -> bool:
+    return argv[:1] == ["celery"] and "worker" in argv
+
+
+def _compose_workers() -> dict[str, list[str]]:
+    """docker-compose's Celery worker services and their commands."""
+    built = {name: _compose_argv(name) for name, service in SERVICES.items() if "build" in service}
+    return {name: argv for name, argv in built.items() if _is_celery_worker(argv)}
+
+
+def _procfile_workers() -> dict[str, list[str]]:
+    """The Procfile's Celery worker processes and their commands."""
+    argvs = {name: shlex.split(_expand_shell(command, PROCFILE_ENV)) for name, command in _procfile().items()}
+    return {name: argv for name, argv in argvs.items() if _is_celery_worker(argv)}
 
 
 def _commands() -> Iterator[Any]:
@@ -228,7 +250,7 @@ def test_services_wait_for_what_they_need() -> None:
             else:
                 assert rule["condition"] == "service_completed_successfully"
                 assert _one_shot(dependency)
-    for name in ("web", "worker"):
+    for name in ("web", *_compose_workers()):
         assert set(SERVICES[name]["depends_on"]) >= {"postgres", "redis", "migrate"}
 
 
@@ -239,7 +261,8 @@ def test_production_services_bring_their_own_secret_and_no_debug() -> None:
             assert environment["DEBUG"] == "0", name
             assert environment["SECRET_KEY"].startswith("${SECRET_KEY:?"), f"{name} must require SECRET_KEY"
             assert "REGISTRY_TESTING" not in environment
-    assert any("media" in volume for volume in SERVICES["worker"]["volumes"]), "the worker reads uploaded files"
+    for name in _compose_workers():
+        assert any("media" in volume for volume in SERVICES[name]["volumes"]), f"{name} reads uploaded files"
 
 
 def test_healthcheck_urls_resolve() -> None:
@@ -280,17 +303,30 @@ def test_image_runs_as_an_unprivileged_user() -> None:
     assert {".venv", "var", ".env", ".git"} <= set(ignored)
 
 
-def test_procfile_runs_web_worker_and_beat() -> None:
+def test_procfile_runs_web_the_workers_and_beat() -> None:
     processes = _procfile()
     assert next(iter(processes)) == "web", "honcho gives the first process the base PORT"
     assert "$PORT" in processes["web"]
-    assert {"web", "worker", "beat"} <= set(processes)
+    assert {"web", "worker", "worker_long", "beat"} <= set(processes)
 
 
-def test_procfile_and_compose_ship_one_worker_command() -> None:
-    # The worker tests start the Procfile's command (tests/workers.py): that is docker-compose's too.
-    compose = SERVICES["worker"]["command"]
-    assert shlex.split(_procfile()["worker"]) == (shlex.split(compose) if isinstance(compose, str) else compose)
+def test_procfile_and_compose_ship_the_same_worker_commands() -> None:
+    # The worker tests and the accrual benchmark start the Procfile's commands (tests/shipped.py): they are
+    # docker-compose's too, worker for worker.
+    assert _procfile_workers() == _compose_workers()
+    assert len(_compose_workers()) >= 2
+
+
+def test_each_worker_has_a_node_name_of_its_own_and_compose_pings_it() -> None:
+    # Two workers on one host (make run) must not both be celery@host; compose's health check pings by name.
+    names = {name: option_value(argv, "--hostname") for name, argv in _compose_workers().items()}
+    assert len(set(names.values())) == len(names), names
+    for name, node in names.items():
+        assert node is not None, f"{name} has no --hostname"
+        assert node.endswith("@%h"), node
+        ping = _healthcheck_argv(SERVICES[name]["healthcheck"]["test"])
+        # $$ is compose's escape: the container's shell sees $HOSTNAME, the host name Celery's %h stands for.
+        assert option_value(ping, "--destination") == node.replace("%h", "$$HOSTNAME"), ping
 
 
 def test_readme_opens_with_the_make_commands() -> None:

@@ -1,4 +1,5 @@
-"""Real Celery worker processes for tests: ``celery -A config worker`` against the test database and Redis.
+"""Real Celery worker processes for tests: the Procfile's worker of a queue (``core.tasks.QUEUE_LONG`` for jobs,
+``QUEUE_SHORT`` for the rest) against the test database and Redis.
 
 Only for tests marked ``redis`` and ``django_db(transaction=True)``: the worker is another process, so it
 sees only what the test has committed. Messages go through the broker, so the test process must not run
@@ -19,7 +20,7 @@ from types import TracebackType
 from django.db import connection
 
 from config.celery import app as celery_app
-from tests.shipped import procfile_command
+from tests.shipped import option_replaced, procfile_command, procfile_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,19 +87,20 @@ class CeleryWorkers:
                 os.killpg(worker.pid, signal.SIGKILL)
         broker_clear()
 
-    def start(self, name: str = "worker", *, queues: str = "", **env: str) -> subprocess.Popen[bytes]:
-        """Start a worker named ``name`` with the command the Procfile ships, consuming ``queues``
-        (comma-separated; Celery's default queue if empty).
+    def start(self, name: str = "worker", *, queue: str, queues: str = "", **env: str) -> subprocess.Popen[bytes]:
+        """Start a worker named ``name`` with the command the Procfile ships for the worker of ``queue``
+        (``core.tasks.QUEUE_LONG`` runs manifests, imports, settlements, distributions and exports), consuming
+        ``queues`` instead of its own if given (comma-separated, e.g. a stand-by queue nothing is sent to).
 
-        Only ``--hostname`` (so that several workers on one machine are told apart) and ``--queues`` are added
-        to the shipped command. The worker leads a process group of its own: ``kill`` ends it with its pool
+        Only ``--hostname`` (so that several workers on one machine are told apart) and ``--queues`` are replaced
+        in the shipped command. The worker leads a process group of its own: ``kill`` ends it with its pool
         processes and whatever they started, as a crash of its machine or container would.
         """
         log_path = self.data_dir / f"{name}.log"
         self._logs.append(log_path)
-        command = [*procfile_command("worker"), f"--hostname={self.hostname(name)}"]
+        command = option_replaced(procfile_command(procfile_worker(queue)), "--hostname", self.hostname(name))
         if queues:
-            command.append(f"--queues={queues}")
+            command = option_replaced(command, "--queues", queues)
         with log_path.open("wb") as log:
             worker = subprocess.Popen(
                 command,
@@ -122,7 +124,7 @@ class CeleryWorkers:
     def hostname(name: str) -> str:
         return f"{name}@{socket.gethostname()}"
 
-    def consume(self, name: str, queue: str = "celery", *, timeout: float = 60) -> None:
+    def consume(self, name: str, queue: str, *, timeout: float = 60) -> None:
         """Make the running worker ``name`` consume ``queue`` as well (a remote-control command), e.g. to
         put a worker started earlier on stand-by in the place of one that died.
         """

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from core.tasks import QUEUE_LONG
 from registry.models import ImportStatus, Work, WorkImport
 from tests.workers import CeleryWorkers
 
@@ -15,9 +16,9 @@ pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(tra
 
 @pytest.fixture
 def real_worker(tmp_path):
-    """Start ``celery -A config worker`` against the test database and Redis; stop it afterwards."""
+    """Start the Procfile's worker of the long queue against the test database and Redis; stop it afterwards."""
     with CeleryWorkers(tmp_path) as workers:
-        yield workers.start()
+        yield workers.start(queue=QUEUE_LONG)
 
 
 def test_bulk_import_is_processed_by_a_real_worker(real_worker, holder_api, tmp_path):
