@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 import tests.compensation.pg_guards  # noqa: F401  (lets transactional tests flush the append-only ledger)
+from tests.compensation.helpers import BOOK, CO_OWNED, MANIFESTS, manifest_body
+from tests.factories import (
+    ApiKeyFactory,
+    ClaimFactory,
+    HolderFactory,
+    LabFactory,
+    StaffUserFactory,
+    TariffFactory,
+    UserFactory,
+    WorkFactory,
+    verify_claims,
+)
+from tests.helpers import key_client, seoul
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -95,94 +111,66 @@ def on_postgres() -> bool:
 
 
 # --- Named actors ----------------------------------------------------------------------
+# Made by the factories (tests/factories.py), through the services, with names the tests and pages show.
 
 
-def _user(username: str, *, staff: bool = False) -> Any:
-    from django.contrib.auth import get_user_model
-
-    return get_user_model().objects.create_user(
-        username=username, email=username, password="correct-horse-battery", is_staff=staff
-    )
-
-
-def _party(kind: str, name: str, owner: Any) -> Any:
-    from core.actors import Actor
-    from registry.services import party_create
-
-    return party_create(actor=Actor.system(), kind=kind, name=name, owner=owner)
-
-
-def _key(party: Any, scopes: list[str]) -> str:
-    from core.actors import Actor
-    from registry.services import apikey_create
-
-    _key_obj, raw = apikey_create(actor=Actor.system(), party=party, scopes=scopes)
-    return raw
-
-
-def key_client(raw_key: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
-    return client
+def _party_key(party: Any, scopes: list[str]) -> APIClient:
+    return key_client(ApiKeyFactory(party=party, scopes=scopes).raw)
 
 
 @pytest.fixture
 def owner(db: Any) -> Any:
-    return _user("owner@holder.example")
+    return UserFactory(username="owner@holder.example")
 
 
 @pytest.fixture
 def holder(owner: Any) -> Any:
-    return _party("holder", "Hangang Press", owner)
+    return HolderFactory(name="Hangang Press", owner=owner)
 
 
 @pytest.fixture
 def holder_api(holder: Any) -> APIClient:
-    return key_client(_key(holder, ["works:write", "lookup"]))
+    return _party_key(holder, ["works:write", "lookup"])
 
 
 @pytest.fixture
 def co_owner(db: Any) -> Any:
-    return _user("co@other.example")
+    return UserFactory(username="co@other.example")
 
 
 @pytest.fixture
 def other_holder(co_owner: Any) -> Any:
-    return _party("holder", "Other Records", co_owner)
+    return HolderFactory(name="Other Records", owner=co_owner)
 
 
 @pytest.fixture
 def other_holder_api(other_holder: Any) -> APIClient:
-    return key_client(_key(other_holder, ["works:write", "lookup"]))
+    return _party_key(other_holder, ["works:write", "lookup"])
 
 
 @pytest.fixture
 def outsider(db: Any) -> Any:
-    return _user("outsider@nowhere.example")
+    return UserFactory(username="outsider@nowhere.example")
 
 
 @pytest.fixture
 def lab(db: Any) -> Any:
-    return _party("lab", "Seoul AI Lab", _user("ml@lab.example"))
+    return LabFactory(name="Seoul AI Lab", owner=UserFactory(username="ml@lab.example"))
 
 
 @pytest.fixture
 def lab_api(lab: Any) -> APIClient:
-    return key_client(_key(lab, ["lookup", "usage:write"]))
+    return _party_key(lab, ["lookup", "usage:write"])
 
 
 @pytest.fixture
 def staff(db: Any) -> Any:
-    return _user("staff@registry.example", staff=True)
+    return StaffUserFactory(username="staff@registry.example")
 
 
 @pytest.fixture
 def staff_api(staff: Any) -> APIClient:
-    from core.actors import Actor
-    from registry.services import apikey_create
-
-    _key_obj, raw = apikey_create(actor=Actor.system(), staff_user=staff, scopes=["staff"])
-    return key_client(raw)
+    return key_client(ApiKeyFactory(staff_user=staff, scopes=["staff"]).raw)
 
 
 @pytest.fixture
@@ -190,3 +178,68 @@ def session_api(owner: Any, holder: Any) -> APIClient:
     client = APIClient()
     client.force_login(owner)
     return client
+
+
+@pytest.fixture
+def book(holder: Any, staff: Any) -> Any:
+    """A registered book (ISBN 9788936434021) with a verified owner, ``holder``."""
+    return WorkFactory(holder=holder, identifiers=[("isbn", "9788936434021")], verified_by=staff)
+
+
+# --- A settlement world (compensation and portal tests) --------------------------------------------
+
+
+@pytest.fixture
+def clock(time_machine: Any) -> Any:
+    """``clock(moment)`` stops time at ``moment``; it starts at 2026-01-05 09:00 in Seoul."""
+
+    def move(moment: datetime) -> None:
+        time_machine.move_to(moment, tick=False)
+
+    move(seoul(2026, 1, 5, 9))
+    return move
+
+
+@pytest.fixture
+def world(clock: Any, staff: Any, holder: Any, other_holder: Any) -> dict[str, Any]:
+    """Tariffs and three books: one owned by ``holder``, one co-owned 60/40, one nobody registered."""
+    TariffFactory(kind="text", unit="token", rate_krw=Decimal("0.0005"), effective_from=timezone.now(), set_by=staff)
+    book = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)], verified_by=staff)
+    co_owned = WorkFactory(holder=holder, identifiers=[("isbn", CO_OWNED)], share_bp=6000)
+    ClaimFactory(work=co_owned, holder=other_holder, share_bp=4000)
+    verify_claims(co_owned, staff)
+    return {"book": book, "co_owned": co_owned}
+
+
+@pytest.fixture
+def report(lab_api: APIClient, django_capture_on_commit_callbacks: Any) -> Any:
+    """The lab reports ``(isbn, tokens)`` uses, now, through the API; the worker runs eagerly."""
+    count = 0
+
+    def submit(*uses: tuple[str, str]) -> int:
+        nonlocal count
+        count += 1
+        used_at = (timezone.now() - timedelta(hours=1)).isoformat()
+        lines = [{"scheme": "isbn", "value": v, "units": u, "unit": "token", "used_at": used_at} for v, u in uses]
+        with django_capture_on_commit_callbacks(execute=True):
+            response = lab_api.post(MANIFESTS, manifest_body(lines, manifest_id=f"run-{count}"), format="json")
+        assert response.status_code == 202, response.content
+        assert lab_api.get(response.json()["url"]).json()["status"] == "processed"
+        return int(response.json()["id"])
+
+    return submit
+
+
+@pytest.fixture
+def settle(staff_api: APIClient, django_capture_on_commit_callbacks: Any) -> Any:
+    """``settle(first_day, last_day)`` asks for a settlement through the API and returns its detail."""
+
+    def run(first: str, last: str, expect: int = 202) -> dict[str, Any]:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = staff_api.post("/api/v1/settlements", {"period_start": first, "period_end": last}, format="json")
+        assert response.status_code == expect, response.content
+        if expect in (200, 202):
+            return dict(staff_api.get(response["Location"]).json())
+        return dict(response.json())
+
+    return run

@@ -25,7 +25,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 import config.cache
-from tests.optout.conftest import register, verify_claims
+from tests.factories import WorkFactory
 
 ROOT = Path(__file__).resolve().parents[1]
 ISBN = {"scheme": "isbn", "value": "978-89-364-3402-1"}
@@ -103,8 +103,7 @@ def own_redis(settings: Any) -> Iterator[OwnRedis]:
 
 @pytest.fixture
 def book(holder: Any, staff: Any) -> Any:
-    work = register(holder, ("isbn", "9788936434021"))
-    verify_claims(work, staff)
+    work = WorkFactory(holder=holder, identifiers=[("isbn", "9788936434021")], verified_by=staff)
     return work
 
 

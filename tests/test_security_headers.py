@@ -15,6 +15,8 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from tests.factories import WorkFactory
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Templates of the API documentation pages have their own policy (CONTENT_SECURITY_POLICY_API_DOCS).
@@ -103,9 +105,8 @@ def test_pages_carry_a_strict_content_security_policy(path):
 
 @pytest.mark.django_db
 def test_a_works_public_page_needs_nothing_inline(holder):
-    from tests.optout.conftest import register
 
-    work = register(holder, ("isbn", "9788936434021"))
+    work = WorkFactory(holder=holder, identifiers=[("isbn", "9788936434021")])
 
     response = Client().get(f"/works/{work.pk}")
 

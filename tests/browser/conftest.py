@@ -14,16 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.cache import cache
-from django.test import Client
+
+from tests.browser.helpers import CSP_VIOLATIONS, new_page
+from tests.factories import HolderFactory, UserFactory
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOTS = Path(django_settings.BASE_DIR) / "var" / "screenshots"
-PASSWORD = "correct-horse-battery"
-
 if not Path(CHROMIUM).exists():
     pytest.skip(f"Chromium is not installed at {CHROMIUM}: apt-get install chromium", allow_module_level=True)
 
@@ -57,7 +55,6 @@ def _browser_settings(settings: Any) -> None:
 
 
 # What the browser refused under the Content-Security-Policy during a test (Chromium logs each refusal).
-CSP_VIOLATIONS: list[str] = []
 
 
 @pytest.fixture(autouse=True)
@@ -67,21 +64,6 @@ def _no_csp_violations() -> Iterator[None]:
     assert CSP_VIOLATIONS == [], "the page needed something the Content-Security-Policy refuses"
 
 
-def _record_csp_violation(message: Any) -> None:
-    if "Content Security Policy" in message.text:
-        CSP_VIOLATIONS.append(f"{message.location.get('url', '')}: {message.text}")
-
-
-def new_page(browser: Any, live_server: Any, *, locale: str = "en-US", viewport: dict[str, int] | None = None) -> Any:
-    context = browser.new_context(
-        base_url=live_server.url, locale=locale, viewport=viewport or {"width": 1280, "height": 900}
-    )
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    page.on("console", _record_csp_violation)
-    return page
-
-
 @pytest.fixture
 def page(browser: Any, live_server: Any) -> Iterator[Any]:
     page = new_page(browser, live_server)
@@ -89,14 +71,9 @@ def page(browser: Any, live_server: Any) -> Iterator[Any]:
     page.context.close()
 
 
-def sign_in(page: Any, live_server: Any, user: Any) -> None:
-    """Give the browser a session of ``user`` (the sign-in form itself is tested on its own)."""
-    client = Client()
-    client.force_login(user)
-    cookie = client.cookies[django_settings.SESSION_COOKIE_NAME]
-    page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
-
-
-def screenshot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+@pytest.fixture
+def holder_person(transactional_db: Any) -> Any:
+    """writer@example.kr, who signs in with ``PASSWORD`` and owns Hangang Press."""
+    user = UserFactory(username="writer@example.kr")
+    HolderFactory(name="Hangang Press", owner=user)
+    return user

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
-from core.actors import Actor
-from registry.services import party_create
-from tests.browser.conftest import PASSWORD, new_page, screenshot, sign_in
+from tests.browser.helpers import PASSWORD, new_page, screenshot, sign_in
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def holder_person(transactional_db):
-    user = get_user_model().objects.create_user(
-        username="writer@example.kr", email="writer@example.kr", password=PASSWORD
-    )
-    party_create(actor=Actor.system(), kind="holder", name="Hangang Press", owner=user)
-    return user
 
 
 def test_korean_from_the_browser_then_english_and_back_with_the_switcher(browser, live_server):

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import CSP_VIOLATIONS
+from tests.browser.helpers import CSP_VIOLATIONS
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

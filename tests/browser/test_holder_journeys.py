@@ -14,22 +14,11 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from playwright.sync_api import expect
 
-from core.actors import Actor
 from registry.models import Identifier, Party, Work
-from registry.services import party_create
-from tests.browser.conftest import PASSWORD, screenshot, sign_in
-from tests.optout.conftest import register, verify_claims
+from tests.browser.helpers import screenshot, sign_in
+from tests.factories import WorkFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def holder_person(transactional_db):
-    user = get_user_model().objects.create_user(
-        username="writer@example.kr", email="writer@example.kr", password=PASSWORD
-    )
-    party_create(actor=Actor.system(), kind="holder", name="Hangang Press", owner=user)
-    return user
 
 
 def test_sign_up_verify_the_address_and_create_a_rights_holder(page, live_server):
@@ -83,8 +72,7 @@ def test_register_a_work_with_identifiers_checked_as_you_type_and_a_file_fingerp
 def test_file_a_refusal_for_selected_works_and_withdraw_it(page, live_server, holder_person, transactional_db):
     holder = Party.objects.get(name="Hangang Press")
     staff = get_user_model().objects.create_user(username="staff@r.kr", email="staff@r.kr", is_staff=True)
-    work = register(holder, ("isbn", "9788936434021"))
-    verify_claims(work, staff)
+    work = WorkFactory(holder=holder, identifiers=[("isbn", "9788936434021")], verified_by=staff)
     sign_in(page, live_server, holder_person)
     page.goto("/dashboard/works/")
     page.get_by_label(f"Select {work.title}").check()

@@ -12,10 +12,11 @@ from playwright.sync_api import expect
 
 from compensation.services import tariff_set
 from core.actors import Actor
+from core.tasks import QUEUE_LONG
 from registry.models import Party, Work, WorkImport
 from registry.services import party_create
-from tests.browser.conftest import PASSWORD, screenshot, sign_in
-from tests.optout.conftest import register, verify_claims
+from tests.browser.helpers import PASSWORD, screenshot, sign_in
+from tests.factories import WorkFactory
 from tests.workers import CeleryWorkers
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -37,7 +38,7 @@ def test_bulk_import_with_one_bad_row_shows_progress_until_it_finishes(page, liv
     upload.write_text("\r\n".join(rows) + "\r\n", encoding="utf-8")
     sign_in(page, live_server, holder)
     with CeleryWorkers(tmp_path, WORK_IMPORT_CHUNK_ROWS="10") as workers:
-        workers.start()
+        workers.start(queue=QUEUE_LONG)
         page.goto("/dashboard/imports/new/")
         page.get_by_label("File").set_input_files(str(upload))
         # The first rows are shown before anything is uploaded.
@@ -62,8 +63,7 @@ def test_a_lab_creates_a_key_looks_up_uploads_a_manifest_and_sees_its_outcomes(p
     staff = get_user_model().objects.create_user(username="staff@r.kr", email="staff@r.kr", is_staff=True)
     holder_user = _person("writer@example.kr", "holder", "Hangang Press")
     holder = Party.objects.get(name="Hangang Press")
-    book = register(holder, ("isbn", "9788936434021"))
-    verify_claims(book, staff)
+    WorkFactory(holder=holder, identifiers=[("isbn", "9788936434021")], verified_by=staff)
     tariff_set(
         actor=Actor(user=staff),
         kind="text",
@@ -98,7 +98,7 @@ def test_a_lab_creates_a_key_looks_up_uploads_a_manifest_and_sees_its_outcomes(p
         f"isbn,9788936434022,1,token,{used_at}\r\n"
     )
     with CeleryWorkers(tmp_path) as workers:
-        workers.start()
+        workers.start(queue=QUEUE_LONG)
         page.goto("/dashboard/manifests/")
         page.get_by_label("Manifest id").fill("run-2026-11")
         page.get_by_label("Model", exact=True).fill("hangul-7b")

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from compensation.ledger import ledger_post
 from compensation.models import EntryKind, LedgerEntry, Tariff
 from registry.models import AuditEvent
-from tests.compensation.conftest import at
+from tests.helpers import at
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ import pytest
 
 from compensation.ledger import ledger_post
 from compensation.models import EntryKind
-from tests.compensation.conftest import at
+from tests.helpers import at
 
 pytestmark = pytest.mark.django_db
 

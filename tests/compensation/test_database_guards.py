@@ -16,37 +16,18 @@ from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_pos
 from compensation.models import AccountKind, EntryKind, LedgerEntry, LedgerLine, Tariff
 from compensation.services import tariff_set
 from core.actors import Actor
-from tests.compensation.conftest import at, deferred_guards_check
+from tests.compensation.helpers import INSERT_LINE, deferred_guards_check, raw_entry, sql_run
+from tests.helpers import at
 
 pytestmark = pytest.mark.postgres
 
 MARCH = at("2026-03-15T12:00:00+09:00")
 
-INSERT_ENTRY = """
-    INSERT INTO compensation_ledgerentry (idempotency_key, kind, effective_at, created_at, memo, source)
-    VALUES (%s, 'accrual', now(), now(), '', '{}') RETURNING id
-"""
-INSERT_LINE = "INSERT INTO compensation_ledgerline (entry_id, account_id, amount_micro) VALUES (%s, %s, %s)"
-
-
-def _raw_entry(cursor: Any, key: str, lines: list[tuple[int, int]]) -> int:
-    cursor.execute(INSERT_ENTRY, [key])
-    entry_id = int(cursor.fetchone()[0])
-    for account_id, amount in lines:
-        cursor.execute(INSERT_LINE, [entry_id, account_id, amount])
-    return entry_id
-
 
 def _commit_raw_entry(key: str, lines: list[tuple[int, int]]) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
-        _raw_entry(cursor, key, lines)
+        raw_entry(cursor, key, lines)
         # Every statement succeeded: only COMMIT, on leaving the block, checks the balance.
-
-
-def _execute(*statements: str) -> None:
-    with transaction.atomic(), connection.cursor() as cursor:
-        for statement in statements:
-            cursor.execute(statement)
 
 
 # --- Balanced at COMMIT (transactional tests: the deferred trigger fires only on a real commit) ------
@@ -89,9 +70,7 @@ def test_a_line_added_later_to_a_committed_entry_fails_at_commit(accounts):
 @pytest.mark.django_db(transaction=True)
 def test_balanced_raw_sql_and_every_service_commit(accounts):
     with transaction.atomic(), connection.cursor() as cursor:
-        _raw_entry(
-            cursor, "raw", [(accounts["lab"].pk, 100), (accounts["holder"].pk, -60), (accounts["other"].pk, -40)]
-        )
+        raw_entry(cursor, "raw", [(accounts["lab"].pk, 100), (accounts["holder"].pk, -60), (accounts["other"].pk, -40)])
     with transaction.atomic():
         ledger_post_many(
             postings=[
@@ -139,7 +118,7 @@ def test_update_and_delete_are_refused(posted, statement):
     tariff_set(actor=Actor.system(), kind="text", unit="token", rate_krw="0.0005")
 
     with pytest.raises(DatabaseError, match="append-only"):
-        _execute(statement)
+        sql_run(statement)
 
     assert LedgerLine.objects.filter(entry=posted, amount_micro=100).exists()
     assert LedgerEntry.objects.filter(pk=posted.pk, memo="").exists()
@@ -152,7 +131,7 @@ def test_truncate_is_refused(posted, table):
     deferred_guards_check()  # PostgreSQL will not truncate a table with trigger events still pending
     with pytest.raises(DatabaseError, match="append-only"):
         # Test connections may truncate (tests/compensation/pg_guards.py); an ordinary session may not.
-        _execute("SET LOCAL compensation.allow_truncate = 'off'", f"TRUNCATE {table} CASCADE")
+        sql_run("SET LOCAL compensation.allow_truncate = 'off'", f"TRUNCATE {table} CASCADE")
 
     assert LedgerLine.objects.filter(entry=posted).count() == 2
 
@@ -164,7 +143,7 @@ def test_an_ordinary_session_may_not_truncate(posted):
         cursor.execute("SELECT current_setting('compensation.allow_truncate', true)")
         assert cursor.fetchone()[0] == "on"  # what the test suite's connections carry
     with pytest.raises(DatabaseError, match="TRUNCATE refused"):
-        _execute(
+        sql_run(
             "RESET compensation.allow_truncate",
             "TRUNCATE compensation_ledgerline, compensation_ledgerentry CASCADE",
         )

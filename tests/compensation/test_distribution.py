@@ -30,9 +30,9 @@ from compensation.services import tariff_set
 from core.actors import Actor
 from registry.models import OwnershipClaim
 from registry.services import claim_verify
-from tests.compensation.test_manifests import manifest_body
-from tests.conftest import _key, _party, _user, key_client
-from tests.optout.conftest import register, verify_claims
+from tests.compensation.helpers import manifest_body
+from tests.factories import ApiKeyFactory, LabFactory, UserFactory, WorkFactory
+from tests.helpers import key_client
 
 pytestmark = pytest.mark.django_db
 
@@ -87,11 +87,11 @@ def test_a_hold_month_is_distributed_once_by_market_share_and_the_reserve_waits_
     tariff_set(
         actor=Actor(user=staff), kind="text", unit="token", rate_krw=Decimal("0.0005"), effective_from=timezone.now()
     )
-    verify_claims(register(holder, ("isbn", BOOK)), staff)
-    verify_claims(register(other_holder, ("isbn", OTHER_BOOK)), staff)
+    WorkFactory(holder=holder, identifiers=[("isbn", BOOK)], verified_by=staff)
+    WorkFactory(holder=other_holder, identifiers=[("isbn", OTHER_BOOK)], verified_by=staff)
     # Another lab that paid nobody in March: its holds cannot be distributed by its market share.
-    lonely_lab = _party("lab", "Lonely Lab", _user("lonely"))
-    lonely_api = key_client(_key(lonely_lab, ["lookup", "usage:write"]))
+    lonely_lab = LabFactory(name="Lonely Lab", owner=UserFactory(username="lonely"))
+    lonely_api = key_client(ApiKeyFactory(party=lonely_lab, scopes=["lookup", "usage:write"]).raw)
 
     clock(seoul(2023, 3, 15, 12))
     # 3,000 KRW to one holder, 1,000 KRW to the other, 1,000 KRW held for an ISBN nobody registered.
@@ -132,7 +132,7 @@ def test_a_hold_month_is_distributed_once_by_market_share_and_the_reserve_waits_
     assert LedgerEntry.objects.count() == entries
 
     # A late claimant gets what is left: the reserve of March, and all of April.
-    late = register(holder, ("isbn", UNCLAIMED))
+    late = WorkFactory(holder=holder, identifiers=[("isbn", UNCLAIMED)])
     with capture(execute=True):
         claim_verify(actor=Actor(user=staff), claim=OwnershipClaim.objects.get(work=late))
     march_hold.refresh_from_db()

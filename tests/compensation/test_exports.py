@@ -14,40 +14,10 @@ import pytest
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
-from compensation.models import Export, ExportStatus, Invoice, Statement
-from core.actors import Actor
-from optout.services import refusal_file
-from tests.compensation import test_settlements as settlement_fixtures
-from tests.compensation.test_settlements import BOOK, CO_OWNED, UNREGISTERED, seoul
-from tests.optout.conftest import register, verify_claims
+from compensation.models import Export, ExportStatus
+from tests.compensation.helpers import BOOK, CO_OWNED, REFUSED
 
 pytestmark = pytest.mark.django_db
-
-# The settlement tests' fixtures: a clock, tariffs and books, a lab reporting uses, staff settling.
-clock = settlement_fixtures.clock
-world = settlement_fixtures.world
-report = settlement_fixtures.report
-settle = settlement_fixtures.settle
-
-REFUSED = "9791162540121"
-
-
-@pytest.fixture
-def settled(clock, world, report, settle, holder, staff, settings) -> dict[str, Any]:
-    """September: the holder's two books used with sub-won amounts, an unregistered book, and a refused one."""
-    settings.SETTLEMENT_PAYOUT_THRESHOLD_KRW = 1_000
-    refused = register(holder, ("isbn", REFUSED))
-    verify_claims(refused, staff)
-    refusal_file(actor=Actor(party=holder), holder=holder, scope="work", purposes=["train-ai"], work=refused)
-    clock(seoul(2026, 9, 10, 12))
-    report((BOOK, "5000001"), (CO_OWNED, "5000001"), (UNREGISTERED, "1000"), (REFUSED, "2000000"))
-    clock(seoul(2026, 10, 3, 9))
-    body = settle("2026-09-01", "2026-09-30")
-    assert body["status"] == "settled"
-    return {
-        "statement": Statement.objects.get(settlement_id=body["id"], holder=holder),
-        "invoice": Invoice.objects.get(settlement_id=body["id"]),
-    }
 
 
 def won(micro: int) -> Decimal:

@@ -41,20 +41,13 @@ from compensation.models import (
 from compensation.periods import books_closed
 from compensation.tasks import usage_manifest_run
 from core.jobs import jobs_sweep
+from core.tasks import QUEUE_LONG
 from registry.models import AuditEvent
-from tests.compensation import test_exports as export_fixtures
-from tests.compensation.test_manifest_api import MANIFESTS, assert_conserved, line, manifest
-from tests.compensation.test_manifest_api import tariffs as tariffs
-from tests.compensation.test_settlements import BOOK, seoul
+from tests.compensation.helpers import BOOK, MANIFESTS, assert_conserved, csv_bytes, line, manifest
+from tests.helpers import seoul
+from tests.registry.helpers import csv_rows, isbn
 
 pytestmark = pytest.mark.django_db
-
-# The settlement tests' fixtures: a clock, tariffs and books, a lab reporting uses, staff settling.
-clock = export_fixtures.clock
-world = export_fixtures.world
-report = export_fixtures.report
-settle = export_fixtures.settle
-settled = export_fixtures.settled
 
 INTERNAL = "An unexpected error stopped this job. The registry's staff have been told and can retry it."
 INTERNAL_KO = "예상하지 못한 오류로 작업이 멈췄습니다."
@@ -465,8 +458,6 @@ def test_uploads_accepted_while_the_broker_is_down_keep_their_files_and_are_proc
     lab_api, holder_api, settings, monkeypatch, tmp_path
 ):
     from registry import imports as imports_module
-    from tests.compensation.test_manifest_api import csv_bytes
-    from tests.registry.test_imports_service import csv_rows, isbn
     from tests.workers import CeleryWorkers
 
     port = _free_port()
@@ -514,7 +505,7 @@ def test_uploads_accepted_while_the_broker_is_down_keep_their_files_and_are_proc
             # The broker comes back (empty: it kept nothing), a worker starts, and the sweep publishes both.
             server = _redis_start(port)
             with CeleryWorkers(tmp_path, REDIS_URL=url) as workers:
-                workers.start("worker")
+                workers.start("worker", queue=QUEUE_LONG)
                 assert jobs_sweep(now=timezone.now() + timedelta(minutes=1)) == 2
                 deadline = time.monotonic() + 120
                 while time.monotonic() < deadline:

@@ -24,7 +24,8 @@ from compensation.selectors import account_balance
 from core.actors import Actor
 from core.errors import InvalidInput, NotPermitted
 from registry.models import AuditEvent
-from tests.compensation.conftest import at, deferred_guards_check
+from tests.compensation.helpers import deferred_guards_check
+from tests.helpers import at
 
 pytestmark = pytest.mark.django_db
 

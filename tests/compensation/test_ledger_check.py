@@ -32,8 +32,9 @@ from compensation.usage import usage_manifest_submit_json
 from core.actors import Actor
 from registry.models import OwnershipClaim
 from registry.services import claim_file, claim_verify
-from tests.compensation.conftest import at, deferred_guards_check
-from tests.optout.conftest import register, verify_claims
+from tests.compensation.helpers import deferred_guards_check
+from tests.factories import WorkFactory
+from tests.helpers import at
 
 MARCH = at("2026-03-15T12:00:00+09:00")
 
@@ -230,8 +231,7 @@ def _refetch(processed: Processed) -> Processed:
 def processed(lab, holder, other_holder, staff, django_capture_on_commit_callbacks) -> Processed:
     start = timezone.now() - timedelta(days=400)
     tariff_set(actor=Actor(user=staff), kind="text", unit="token", rate_krw=Decimal("0.0005"), effective_from=start)
-    book = register(holder, ("isbn", BOOK), share_bp=6000)
-    verify_claims(book, staff)
+    book = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)], share_bp=6000, verified_by=staff)
     claim_file(actor=Actor(party=other_holder), holder=other_holder, work=book, share_bp=2000)
     used_at = (timezone.now() - timedelta(days=1)).isoformat()
     body = {

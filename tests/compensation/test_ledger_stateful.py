@@ -23,7 +23,8 @@ from compensation.models import Account, AccountKind, EntryKind, LedgerEntry, Le
 from compensation.selectors import account_balance
 from core.actors import Actor
 from registry.models import Party, PartyKind
-from tests.compensation.conftest import at, deferred_guards_check
+from tests.compensation.helpers import deferred_guards_check
+from tests.helpers import at
 
 pytestmark = pytest.mark.django_db
 

@@ -24,8 +24,8 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.test import APIClient
 
 from compensation import usage as usage_module
-from compensation.models import Account, AccountKind, LedgerEntry, ManifestLine, Outcome, Tariff, UsageManifest
-from compensation.selectors import OUTCOME_COLUMNS, account_balance
+from compensation.models import AccountKind, LedgerEntry, ManifestLine, Outcome, Tariff, UsageManifest
+from compensation.selectors import OUTCOME_COLUMNS
 from compensation.services import tariff_set
 from compensation.usage import usage_manifest_process, usage_reprice
 from core.actors import Actor
@@ -34,51 +34,31 @@ from optout.models import KindRegime
 from optout.services import regime_set
 from registry.models import AuditEvent, WorkStatus
 from registry.services import claim_accept_for_review, claim_file, domain_add, domain_check
-from tests.conftest import _key, _party, _user, key_client
-from tests.optout.conftest import register, verify_claims
+from tests.compensation.helpers import (
+    BOOK,
+    COLUMNS,
+    MANIFESTS,
+    OTHER_BOOK,
+    ago,
+    assert_conserved,
+    balance,
+    csv_bytes,
+    line,
+    manifest,
+)
+from tests.factories import ApiKeyFactory, LabFactory, UserFactory, WorkFactory, verify_claims
+from tests.helpers import key_client
 
 pytestmark = pytest.mark.django_db
 
-MANIFESTS = "/api/v1/usage-manifests"
-BOOK = "9788936434021"
-OTHER_BOOK = "9780306406157"
 SONG = "KRA401900001"
 OTHER_SONG = "KRA401900002"
-COLUMNS = ["scheme", "value", "units", "unit", "used_at"]
-
 # A rate of 0.0005 KRW per token: 1,000 tokens are 0.5 won, 500,000 micro-won.
-TOKEN_RATE = Decimal("0.0005")
 # Anything identified by URL is priced as "other" per item.
-ITEM_RATE = Decimal("3")
-
 Capture = Callable[..., AbstractContextManager[list[Callable[[], Any]]]]
 
 
 # --- Helpers --------------------------------------------------------------------------------------
-
-
-def ago(**delta: float) -> str:
-    return (timezone.now() - timedelta(**delta)).isoformat()
-
-
-def line(
-    value: str = OTHER_BOOK, *, scheme: str = "isbn", units: Any = 1000, unit: str = "token", **extra: Any
-) -> dict[str, Any]:
-    return {"scheme": scheme, "value": value, "units": units, "unit": unit, "used_at": ago(days=1), **extra}
-
-
-def manifest(lines: Any, /, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"manifest_id": "run-1", "model": "hangul-7b", "model_version": "1", "lines": lines}
-    body.update(overrides)
-    return {name: value for name, value in body.items() if value is not None}
-
-
-def csv_bytes(rows: list[list[Any]], *, header: list[str] = COLUMNS) -> bytes:
-    text = io.StringIO()
-    writer = csv.writer(text)  # "\r\n" line ends, as spreadsheets write them
-    writer.writerow(header)
-    writer.writerows(rows)
-    return text.getvalue().encode()
 
 
 def jsonl_bytes(objects: list[Any]) -> bytes:
@@ -104,20 +84,6 @@ def acknowledgement(client: APIClient, manifest_pk: int) -> list[dict[str, Any]]
     return [orjson.loads(raw) for raw in b"".join(response.streaming_content).splitlines()]
 
 
-def balance(kind: str, *, party: Any = None, key: str = "") -> int:
-    account = Account.objects.filter(kind=kind, party=party, escrow_key=key).first()
-    return account_balance(account=account) if account is not None else 0
-
-
-def assert_conserved(lab: Any) -> None:
-    """Ledger invariant 4, seen from the lab: what its lines cost is exactly what it owes."""
-    lines = ManifestLine.objects.filter(manifest__lab=lab, amount_micro__isnull=False)
-    total = sum(row.amount_micro or 0 for row in lines)
-    assert balance(AccountKind.LAB_RECEIVABLE, party=lab) == total
-    for row in lines:
-        assert row.amount_micro == row.paid_micro + row.held_micro + row.violation_micro
-
-
 def assert_nothing_created(media_root: Any) -> None:
     assert not UsageManifest.objects.exists()
     assert not ManifestLine.objects.exists()
@@ -127,18 +93,6 @@ def assert_nothing_created(media_root: Any) -> None:
 
 
 # --- Fixtures -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def tariffs(staff: Any) -> dict[str, Tariff]:
-    # Backdated before the first tariff of each kind and unit, which is allowed. No audio tariff: audio
-    # uses stay unpriced until a test adds one.
-    actor = Actor(user=staff)
-    start = timezone.now() - timedelta(days=400)
-    return {
-        "text": tariff_set(actor=actor, kind="text", unit="token", rate_krw=TOKEN_RATE, effective_from=start),
-        "other": tariff_set(actor=actor, kind="other", unit="item", rate_krw=ITEM_RATE, effective_from=start),
-    }
 
 
 @pytest.fixture
@@ -168,8 +122,8 @@ def upload(lab_api: APIClient, django_capture_on_commit_callbacks: Capture) -> C
 
 @pytest.fixture
 def other_lab_api(db: Any) -> APIClient:
-    other_lab = _party("lab", "Busan Models", _user("ml@busan.example"))
-    return key_client(_key(other_lab, ["lookup", "usage:write"]))
+    other_lab = LabFactory(name="Busan Models", owner=UserFactory(username="ml@busan.example"))
+    return key_client(ApiKeyFactory(party=other_lab, scopes=["lookup", "usage:write"]).raw)
 
 
 @pytest.fixture
@@ -318,7 +272,7 @@ def test_a_multipart_request_without_a_file_is_refused(lab_api, settings):
 
 
 def test_a_rights_holders_key_is_not_a_labs_even_with_the_usage_scope(holder, staff_api, settings):
-    holder_with_usage_scope = key_client(_key(holder, ["usage:write", "works:write"]))
+    holder_with_usage_scope = key_client(ApiKeyFactory(party=holder, scopes=["usage:write", "works:write"]).raw)
 
     response = holder_with_usage_scope.post(MANIFESTS, manifest([line()]), format="json")
     from_staff = staff_api.post(MANIFESTS, manifest([line()]), format="json")
@@ -329,7 +283,7 @@ def test_a_rights_holders_key_is_not_a_labs_even_with_the_usage_scope(holder, st
 
 
 def test_a_lab_key_without_the_usage_scope_cannot_submit(lab, settings):
-    lookup_only = key_client(_key(lab, ["lookup"]))
+    lookup_only = key_client(ApiKeyFactory(party=lab, scopes=["lookup"]).raw)
     file = io.BytesIO(csv_bytes([["isbn", OTHER_BOOK, 1, "token", ago(days=1)]]))
     file.name = "run.csv"
 
@@ -532,8 +486,7 @@ def test_a_json_lines_file_may_start_with_a_byte_order_mark(upload, lab_api, tar
 
 
 def test_a_partly_verified_work_pays_the_verified_share_and_holds_the_rest(send, lab, lab_api, holder, staff, tariffs):
-    work = register(holder, ("isbn", BOOK), share_bp=6000)
-    verify_claims(work, staff)
+    work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)], share_bp=6000, verified_by=staff)
     claim = work.claims.get()
 
     response = send(manifest([line(BOOK, units=1000), line(BOOK, units=7, used_at=ago(days=2))]))
@@ -573,7 +526,7 @@ def test_a_partly_verified_work_pays_the_verified_share_and_holds_the_rest(send,
 
 
 def test_a_registered_work_nobody_has_verified_is_held_as_an_unclaimed_share(send, lab, holder, tariffs):
-    work = register(holder, ("isbn", BOOK))  # the claim stays pending
+    work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)])  # the claim stays pending
 
     response = send(manifest([line(BOOK)]))
 
@@ -587,8 +540,7 @@ def test_a_registered_work_nobody_has_verified_is_held_as_an_unclaimed_share(sen
 
 
 def test_a_work_claimed_beyond_100_percent_is_disputed_and_held(send, lab, holder, other_holder, staff, tariffs):
-    work = register(holder, ("isbn", BOOK))
-    verify_claims(work, staff)
+    work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)], verified_by=staff)
     rival = claim_file(actor=Actor(party=other_holder, is_system=True), holder=other_holder, work=work, share_bp=5000)
     # The overclaim disputes the work once staff accept it for review (filed, it changes nothing).
     claim_accept_for_review(actor=Actor(user=staff), claim=rival)
@@ -607,8 +559,7 @@ def test_a_work_claimed_beyond_100_percent_is_disputed_and_held(send, lab, holde
 
 
 def test_a_kind_under_licensing_is_license_required_from_when_the_regime_starts(send, lab, holder, staff, tariffs):
-    song = register(holder, ("isrc", SONG), kind="audio")
-    verify_claims(song, staff)
+    song = WorkFactory(holder=holder, identifiers=[("isrc", SONG)], kind="audio", verified_by=staff)
     tariff_set(
         actor=Actor(user=staff),
         kind="audio",
@@ -643,8 +594,7 @@ def test_a_kind_under_licensing_is_license_required_from_when_the_regime_starts(
 
 
 def test_a_use_without_a_tariff_is_unpriced_and_posts_nothing(send, lab_api, holder, staff, tariffs):
-    work = register(holder, ("isbn", BOOK))
-    verify_claims(work, staff)
+    work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)], verified_by=staff)
 
     response = send(manifest([line(BOOK, units=30, unit="second")]))
 
@@ -697,8 +647,8 @@ def test_a_url_under_a_refused_prefix_on_a_verified_domain_is_a_violation(
 def test_a_refusal_for_generative_training_only_does_not_refuse_a_train_ai_manifest(
     send, lab, holder, holder_api, staff, tariffs
 ):
-    genai_only = register(holder, ("isbn", BOOK))
-    any_ai = register(holder, ("isbn", OTHER_BOOK))
+    genai_only = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)])
+    any_ai = WorkFactory(holder=holder, identifiers=[("isbn", OTHER_BOOK)])
     verify_claims(genai_only, staff)
     verify_claims(any_ai, staff)
     genai_refusal = refuse(holder_api, scope="work", work=genai_only.pk, purposes=["train-genai"])
@@ -729,8 +679,7 @@ def test_a_refusal_for_generative_training_only_does_not_refuse_a_train_ai_manif
 def test_unpriced_uses_are_priced_when_staff_backdate_the_first_tariff(
     send, lab, lab_api, holder, holder_api, staff, staff_api, tariffs, django_capture_on_commit_callbacks
 ):
-    song = register(holder, ("isrc", SONG), kind="audio")
-    verify_claims(song, staff)
+    song = WorkFactory(holder=holder, identifiers=[("isrc", SONG)], kind="audio", verified_by=staff)
     refuse(holder_api, scope="work", work=song.pk)
     now = timezone.now().isoformat()
     response = send(
@@ -905,8 +854,7 @@ def test_the_first_chunks_grow_and_a_resumed_task_cuts_where_a_clean_run_would(
 def test_the_detail_reports_progress_and_the_summary_per_outcome(
     lab_api, lab, holder, staff, tariffs, django_capture_on_commit_callbacks
 ):
-    work = register(holder, ("isbn", BOOK))
-    verify_claims(work, staff)
+    WorkFactory(holder=holder, identifiers=[("isbn", BOOK)], verified_by=staff)
     matched = line(BOOK, units=1000)  # 500,000
     lines = [
         matched,

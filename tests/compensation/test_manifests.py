@@ -16,7 +16,8 @@ from django.utils import timezone
 from compensation.models import AccountKind, LedgerEntry, ManifestLine, UsageManifest
 from compensation.services import tariff_set
 from core.actors import Actor
-from tests.optout.conftest import register, verify_claims
+from tests.compensation.helpers import manifest_body, used
+from tests.factories import WorkFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -33,17 +34,6 @@ def tariffs(staff: Any) -> None:
     tariff_set(actor=actor, kind="image", unit="image", rate_krw=Decimal("2"), effective_from=start)
 
 
-def manifest_body(lines: list[dict[str, Any]], **overrides: Any) -> dict[str, Any]:
-    body = {"manifest_id": "run-1", "model": "hangul-7b", "model_version": "1", "purpose": "train-genai"}
-    body.update(overrides)
-    body["lines"] = lines
-    return body
-
-
-def used(days_ago: int = 1) -> str:
-    return (timezone.now() - timedelta(days=days_ago)).isoformat()
-
-
 def submit(client: Any, body: dict[str, Any], capture: Any) -> Any:
     with capture(execute=True):
         return client.post("/api/v1/usage-manifests", body, format="json")
@@ -52,8 +42,7 @@ def submit(client: Any, body: dict[str, Any], capture: Any) -> Any:
 def test_json_manifest_is_processed_into_outcomes_and_one_balanced_entry(
     lab_api, lab, holder, staff, tariffs, django_capture_on_commit_callbacks
 ):
-    work = register(holder, ("isbn", BOOK))
-    verify_claims(work, staff)
+    work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)], verified_by=staff)
     twice = used(2)
     lines = [
         {"scheme": "isbn", "value": BOOK, "units": 1000, "unit": "token", "used_at": used()},
@@ -110,8 +99,7 @@ def test_same_manifest_twice_answers_the_first_and_other_content_is_a_conflict(
 def test_refused_work_is_a_violation_never_paid(
     lab_api, lab, holder, holder_api, staff, tariffs, django_capture_on_commit_callbacks
 ):
-    work = register(holder, ("isbn", BOOK))
-    verify_claims(work, staff)
+    work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)], verified_by=staff)
     assert (
         holder_api.post(
             "/api/v1/refusals", {"scope": "work", "work": work.pk, "purposes": ["train-ai"]}, format="json"
@@ -221,8 +209,7 @@ def test_violations_are_visible_to_the_lab_the_owner_and_staff_only(
     admin_client,
     django_capture_on_commit_callbacks,
 ):
-    work = register(holder, ("isbn", BOOK))
-    verify_claims(work, staff)
+    work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)], verified_by=staff)
     refusal = holder_api.post(
         "/api/v1/refusals", {"scope": "work", "work": work.pk, "purposes": ["train-ai"]}, format="json"
     ).json()

@@ -18,7 +18,7 @@ from django.test import Client
 
 from compensation.manifests import line_reason
 from compensation.models import ManifestLine, UsageManifest, UsageUnit
-from tests.compensation.test_manifests import manifest_body
+from tests.compensation.helpers import manifest_body
 
 pytestmark = pytest.mark.django_db
 

@@ -18,15 +18,12 @@ from pypdf import PdfReader
 
 from core.actors import Actor
 from optout.services import refusal_file
-from tests.compensation import test_settlements as settlement_fixtures
-from tests.compensation.test_settlements import BOOK, CO_OWNED, UNREGISTERED, seoul
-from tests.optout.conftest import register, verify_claims
+from tests.compensation.helpers import BOOK, CO_OWNED, UNREGISTERED
+from tests.factories import WorkFactory
+from tests.helpers import seoul
 
 pytestmark = pytest.mark.django_db
 
-clock = settlement_fixtures.clock
-world = settlement_fixtures.world
-report = settlement_fixtures.report
 
 PARTIAL = "9788990000019"  # the holder claims 60%; 40% nobody has claimed
 UNCLAIMED = "9788990000026"  # registered, its claim not verified
@@ -37,11 +34,9 @@ SEPTEMBER = "first=2026-09-01&last=2026-09-30"
 
 @pytest.fixture
 def used(clock, world, report, holder, staff) -> dict[str, Any]:
-    partial = register(holder, ("isbn", PARTIAL), share_bp=6000)
-    verify_claims(partial, staff)
-    register(holder, ("isbn", UNCLAIMED))
-    refused = register(holder, ("isbn", REFUSED))
-    verify_claims(refused, staff)
+    partial = WorkFactory(holder=holder, identifiers=[("isbn", PARTIAL)], share_bp=6000, verified_by=staff)
+    WorkFactory(holder=holder, identifiers=[("isbn", UNCLAIMED)])
+    refused = WorkFactory(holder=holder, identifiers=[("isbn", REFUSED)], verified_by=staff)
     refusal_file(actor=Actor(party=holder), holder=holder, scope="work", purposes=["train-ai"], work=refused)
     clock(seoul(2026, 2, 10, 12))
     report((EARLY, "1000000"))  # 500 KRW held

@@ -13,8 +13,8 @@ from django.utils import timezone
 from compensation.models import ManifestLine, Outcome
 from compensation.services import tariff_set
 from core.actors import Actor
-from tests.compensation.test_manifests import manifest_body
-from tests.optout.conftest import register
+from tests.compensation.helpers import manifest_body
+from tests.factories import WorkFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +51,7 @@ def test_a_registration_prices_the_uses_its_identifier_had_unpriced(
     assert (line.outcome, line.kind, line.tariff_id) == (Outcome.UNPRICED, "text", None)
 
     with capture(execute=True):
-        work = register(holder, ("isbn", ISBN), kind="image")
+        work = WorkFactory(holder=holder, identifiers=[("isbn", ISBN)], kind="image")
     line.refresh_from_db()
     assert (line.work_id, line.kind, line.outcome) == (work.pk, "image", Outcome.SHARE_UNCLAIMED)
     assert line.amount_micro == 20_000_000
@@ -64,7 +64,7 @@ def test_a_registration_without_a_tariff_of_its_kind_leaves_the_use_waiting_as_t
     capture = django_capture_on_commit_callbacks
     line = _report(lab_api, capture, "no-tariff-yet")
     with capture(execute=True):
-        work = register(holder, ("isbn", ISBN), kind="image")
+        work = WorkFactory(holder=holder, identifiers=[("isbn", ISBN)], kind="image")
     line.refresh_from_db()
     assert (line.work_id, line.kind, line.outcome, line.amount_micro) == (work.pk, "image", Outcome.UNPRICED, None)
 

@@ -37,9 +37,9 @@ from compensation.services import tariff_set
 from core.actors import Actor
 from registry.models import OwnershipClaim
 from registry.services import claim_file, claim_verify
-from tests.compensation.test_manifests import manifest_body
-from tests.conftest import _key, _party, _user, key_client
-from tests.optout.conftest import register, verify_claims
+from tests.compensation.helpers import manifest_body
+from tests.factories import ApiKeyFactory, HolderFactory, LabFactory, UserFactory, WorkFactory, verify_claims
+from tests.helpers import key_client
 
 pytestmark = pytest.mark.django_db
 
@@ -79,18 +79,23 @@ def test_settlements_of_generated_months_reconcile(
     tariff_set(
         actor=Actor(user=staff), kind="text", unit="token", rate_krw=Decimal("0.0005"), effective_from=timezone.now()
     )
-    holders = [_party("holder", f"Holder {seed}-{i}", _user(f"h{seed}-{i}@example.org")) for i in range(4)]
-    labs = [_party("lab", f"Lab {seed}-{i}", _user(f"l{seed}-{i}@example.org")) for i in range(2)]
-    lab_clients = [key_client(_key(lab, ["lookup", "usage:write"])) for lab in labs]
+    holders = [
+        HolderFactory(name=f"Holder {seed}-{i}", owner=UserFactory(username=f"h{seed}-{i}@example.org"))
+        for i in range(4)
+    ]
+    labs = [
+        LabFactory(name=f"Lab {seed}-{i}", owner=UserFactory(username=f"l{seed}-{i}@example.org")) for i in range(2)
+    ]
+    lab_clients = [key_client(ApiKeyFactory(party=lab, scopes=["lookup", "usage:write"]).raw) for lab in labs]
     works = []
     for index, isbn in enumerate(ISBNS[:6]):
         owner = holders[index % len(holders)]
         if index % 3 == 0:  # co-owned: the owner 70%, the next holder 30%
-            work = register(owner, ("isbn", isbn), share_bp=7000)
+            work = WorkFactory(holder=owner, identifiers=[("isbn", isbn)], share_bp=7000)
             partner = holders[(index + 1) % len(holders)]
             claim_file(actor=Actor(party=partner, is_system=True), work=work, holder=partner, share_bp=3000)
         else:
-            work = register(owner, ("isbn", isbn))
+            work = WorkFactory(holder=owner, identifiers=[("isbn", isbn)])
         verify_claims(work, staff)
         works.append(work)
 
@@ -117,7 +122,7 @@ def test_settlements_of_generated_months_reconcile(
             assert response.status_code == 202, response.content
         if month_index == 1:
             # A late owner registers an ISBN that was used unregistered: its escrow is released to them.
-            late = register(holders[0], ("isbn", ISBNS[6]))
+            late = WorkFactory(holder=holders[0], identifiers=[("isbn", ISBNS[6])])
             with capture(execute=True):
                 claim_verify(actor=Actor(user=staff), claim=OwnershipClaim.objects.get(work=late))
             # A correction: the registry credits a holder 1,234.5 KRW charged to a lab.

@@ -7,10 +7,8 @@ and later postings land in the open period.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal
 from io import StringIO
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -34,80 +32,12 @@ from compensation.models import (
     StatementLine,
     StatementLineKind,
 )
-from compensation.services import tariff_set
-from core.actors import Actor
-from registry.services import claim_file
-from tests.compensation.test_manifests import manifest_body
-from tests.optout.conftest import register, verify_claims
+from tests.compensation.helpers import BOOK, CO_OWNED, UNREGISTERED
+from tests.helpers import seoul
 
 pytestmark = pytest.mark.django_db
 
-SEOUL = ZoneInfo("Asia/Seoul")
-BOOK = "9788936434021"
-CO_OWNED = "9780306406157"
-UNREGISTERED = "9780262033848"
 MICRO = 1_000_000
-
-
-def seoul(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SEOUL)
-
-
-@pytest.fixture
-def clock(time_machine: Any) -> Any:
-    def move(moment: datetime) -> None:
-        time_machine.move_to(moment, tick=False)
-
-    move(seoul(2026, 1, 5, 9))
-    return move
-
-
-@pytest.fixture
-def world(clock, staff, holder, other_holder) -> dict[str, Any]:
-    """Tariffs and three books: one owned by ``holder``, one co-owned 60/40, one nobody registered."""
-    tariff_set(
-        actor=Actor(user=staff), kind="text", unit="token", rate_krw=Decimal("0.0005"), effective_from=timezone.now()
-    )
-    book = register(holder, ("isbn", BOOK))
-    verify_claims(book, staff)
-    co_owned = register(holder, ("isbn", CO_OWNED), share_bp=6000)
-    claim_file(actor=Actor(party=other_holder, is_system=True), work=co_owned, holder=other_holder, share_bp=4000)
-    verify_claims(co_owned, staff)
-    return {"book": book, "co_owned": co_owned}
-
-
-@pytest.fixture
-def report(lab_api, django_capture_on_commit_callbacks) -> Any:
-    """The lab reports ``(isbn, tokens)`` uses, now, through the API; the worker runs eagerly."""
-    count = 0
-
-    def submit(*uses: tuple[str, str]) -> int:
-        nonlocal count
-        count += 1
-        used_at = (timezone.now() - timedelta(hours=1)).isoformat()
-        lines = [{"scheme": "isbn", "value": v, "units": u, "unit": "token", "used_at": used_at} for v, u in uses]
-        with django_capture_on_commit_callbacks(execute=True):
-            response = lab_api.post(
-                "/api/v1/usage-manifests", manifest_body(lines, manifest_id=f"run-{count}"), format="json"
-            )
-        assert response.status_code == 202, response.content
-        assert lab_api.get(response.json()["url"]).json()["status"] == "processed"
-        return int(response.json()["id"])
-
-    return submit
-
-
-@pytest.fixture
-def settle(staff_api, django_capture_on_commit_callbacks) -> Any:
-    def run(first: str, last: str, expect: int = 202) -> dict[str, Any]:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = staff_api.post("/api/v1/settlements", {"period_start": first, "period_end": last}, format="json")
-        assert response.status_code == expect, response.content
-        if expect in (200, 202):
-            return staff_api.get(response["Location"]).json()
-        return response.json()
-
-    return run
 
 
 def _payable(party: Any) -> int:

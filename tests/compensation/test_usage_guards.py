@@ -15,8 +15,8 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from compensation.ledger import ledger_post
 from compensation.models import EntryKind, LedgerLine, ManifestLine, UsageManifest
 from compensation.selectors import account_balance
-from tests.compensation.conftest import at, deferred_guards_check
-from tests.compensation.test_database_guards import INSERT_LINE, _execute, _raw_entry
+from tests.compensation.helpers import INSERT_LINE, deferred_guards_check, raw_entry, sql_run
+from tests.helpers import at
 
 pytestmark = pytest.mark.postgres
 
@@ -39,7 +39,7 @@ def held(accounts: dict[str, Any]) -> dict[str, Any]:
 def _release(accounts: dict[str, Any], key: str, amount: int) -> None:
     """Move ``amount`` from the escrow account to the holder by raw SQL, and commit."""
     with transaction.atomic(), connection.cursor() as cursor:
-        _raw_entry(cursor, key, [(accounts["unmatched"].pk, amount), (accounts["holder"].pk, -amount)])
+        raw_entry(cursor, key, [(accounts["unmatched"].pk, amount), (accounts["holder"].pk, -amount)])
 
 
 # --- Escrow never goes into debit ------------------------------------------------------------------
@@ -70,8 +70,8 @@ def test_escrow_released_in_parts_stops_at_what_it_holds(held):
 def test_escrow_is_checked_at_commit_not_per_statement(held):
     # A debit beyond the balance, then a credit that covers it, in one transaction: fine at COMMIT.
     with transaction.atomic(), connection.cursor() as cursor:
-        _raw_entry(cursor, "out", [(held["unmatched"].pk, HELD + 5), (held["holder"].pk, -(HELD + 5))])
-        _raw_entry(cursor, "in", [(held["lab"].pk, 5), (held["unmatched"].pk, -5)])
+        raw_entry(cursor, "out", [(held["unmatched"].pk, HELD + 5), (held["holder"].pk, -(HELD + 5))])
+        raw_entry(cursor, "in", [(held["lab"].pk, 5), (held["unmatched"].pk, -5)])
 
     assert account_balance(account=held["unmatched"]) == 0
 
@@ -88,7 +88,7 @@ def test_an_escrow_account_that_never_held_anything_cannot_be_debited(accounts):
 def test_other_accounts_may_go_into_debit(accounts):
     # Only escrow is guarded: a holder's payable turns into a debit when a payout exceeds it, for instance.
     with transaction.atomic(), connection.cursor() as cursor:
-        _raw_entry(cursor, "payout", [(accounts["holder"].pk, 7), (accounts["rounding"].pk, -7)])
+        raw_entry(cursor, "payout", [(accounts["holder"].pk, 7), (accounts["rounding"].pk, -7)])
 
     assert account_balance(account=accounts["holder"]) == 7
 
@@ -122,7 +122,7 @@ def manifest_line(lab: Any) -> ManifestLine:
 )
 def test_deleting_manifest_lines_is_refused(manifest_line, statement):
     with pytest.raises(DatabaseError, match="keeps every row: DELETE refused"):
-        _execute(statement)
+        sql_run(statement)
 
     assert ManifestLine.objects.filter(pk=manifest_line.pk).exists()
 
@@ -140,7 +140,7 @@ def test_truncating_manifest_lines_is_refused(manifest_line):
     deferred_guards_check()  # PostgreSQL will not truncate a table with trigger events still pending
     with pytest.raises(DatabaseError, match="keeps every row: TRUNCATE refused"):
         # Test connections may truncate (tests/compensation/pg_guards.py); an ordinary session may not.
-        _execute("SET LOCAL compensation.allow_truncate = 'off'", "TRUNCATE compensation_manifestline")
+        sql_run("SET LOCAL compensation.allow_truncate = 'off'", "TRUNCATE compensation_manifestline")
 
     assert ManifestLine.objects.filter(pk=manifest_line.pk).exists()
 
@@ -157,7 +157,7 @@ def _commit_lines(entry_id: int | None, statements: list[list[tuple[Any, int]]])
     """Commit lines to ``entry_id`` (a new entry if None), one INSERT per list of ``(account, amount)``."""
     with transaction.atomic(), connection.cursor() as cursor:
         if entry_id is None:
-            entry_id = _raw_entry(cursor, "raw", [])
+            entry_id = raw_entry(cursor, "raw", [])
         for lines in statements:
             if len(lines) == 1:
                 cursor.execute(INSERT_LINE, [entry_id, lines[0][0].pk, lines[0][1]])

@@ -61,8 +61,8 @@ from optout.services import refusal_file, refusal_withdraw
 from registry.errors import Overclaim
 from registry.models import OwnershipClaim, Party, PartyKind, Work
 from registry.services import claim_accept_for_review, claim_file, claim_reject, claim_verify
-from tests.compensation.conftest import deferred_guards_check
-from tests.optout.conftest import register
+from tests.compensation.helpers import deferred_guards_check
+from tests.factories import WorkFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -400,7 +400,7 @@ class UsageMachine(RuleBasedStateMachine):
         return model
 
     def _register(self, holder: Party, isbns: list[str], share: int, kind: str) -> int:
-        work = register(holder, *(("isbn", isbn) for isbn in isbns), kind=kind, share_bp=share)
+        work = WorkFactory(holder=holder, identifiers=[*(("isbn", isbn) for isbn in isbns)], kind=kind, share_bp=share)
         model = WorkM(work.pk, kind, tuple(f"isbn:{isbn}" for isbn in isbns))
         self.works[work.pk] = model
         for key in model.keys:

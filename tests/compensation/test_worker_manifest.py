@@ -19,8 +19,6 @@ import re
 import subprocess
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -43,9 +41,10 @@ from compensation.models import (
 from compensation.services import tariff_set
 from compensation.tasks import usage_manifest_run
 from compensation.usage import usage_manifests_resume_stalled
-from config.celery import app as celery_app
 from core.actors import Actor
-from tests.optout.conftest import register, verify_claims
+from core.tasks import QUEUE_LONG
+from tests.compensation.helpers import eager
+from tests.factories import WorkFactory, isbn, verify_claims
 from tests.workers import CeleryWorkers
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -77,13 +76,6 @@ LINE_FIELDS = (
     "allocation",
     "entry_id",
 )
-
-
-def isbn(n: int) -> str:
-    """A valid ISBN-13 in the Korean group (978-89), numbered ``n``."""
-    body = f"97889{n:07d}"
-    total = sum(int(digit) * (3 if index % 2 else 1) for index, digit in enumerate(body))
-    return body + str((10 - total % 10) % 10)
 
 
 def manifest_content(
@@ -262,16 +254,6 @@ def wait_processed(manifest_pk: int, workers: CeleryWorkers, name: str, deliveri
     raise AssertionError("the manifest was not finished:\n" + workers.log())
 
 
-@contextmanager
-def eager() -> Iterator[None]:
-    """Run tasks in this process, as the rest of the suite does, until the block ends."""
-    celery_app.conf.task_always_eager = True
-    try:
-        yield
-    finally:
-        celery_app.conf.task_always_eager = False
-
-
 def works_and_manifest(holder: Any, holder_api: Any, other_holder: Any, staff: Any) -> bytes:
     """Tariffs, works with every kind of ownership and a refusal; a manifest that uses them all."""
     actor = Actor(user=staff)
@@ -280,11 +262,11 @@ def works_and_manifest(holder: Any, holder_api: Any, other_holder: Any, staff: A
     tariff_set(actor=actor, kind="image", unit="image", rate_krw=Decimal("2.5"), effective_from=start)
     matched = [isbn(n) for n in range(1, 6)]
     for number in matched:
-        verify_claims(register(holder, ("isbn", number)), staff)
-    verify_claims(register(holder, ("isbn", partial := isbn(10)), share_bp=6000), staff)
-    verify_claims(register(other_holder, ("doi", image := "10.5555/plate.1"), kind="image"), staff)
-    register(holder, ("isbn", unverified := isbn(20)))
-    refused_work = register(holder, ("isbn", refused := isbn(30)))
+        WorkFactory(holder=holder, identifiers=[("isbn", number)], verified_by=staff)
+    WorkFactory(holder=holder, identifiers=[("isbn", partial := isbn(10))], share_bp=6000, verified_by=staff)
+    WorkFactory(holder=other_holder, identifiers=[("doi", image := "10.5555/plate.1")], kind="image", verified_by=staff)
+    WorkFactory(holder=holder, identifiers=[("isbn", unverified := isbn(20))])
+    refused_work = WorkFactory(holder=holder, identifiers=[("isbn", refused := isbn(30))])
     verify_claims(refused_work, staff)
     refusal = holder_api.post(
         "/api/v1/refusals", {"scope": "work", "work": refused_work.pk, "purposes": ["train-ai"]}, format="json"
@@ -309,8 +291,8 @@ def test_worker_killed_mid_manifest_and_task_delivered_twice_leaves_the_ledger_o
     settings.USAGE_CHUNK_LINES = CHUNK
     with CeleryWorkers(tmp_path, USAGE_CHUNK_LINES=str(CHUNK)) as workers:
         # Both start up while the works are registered; the second waits on a queue nothing is sent to.
-        first = workers.start("first")
-        workers.start("second", queues="standby")
+        first = workers.start("first", queue=QUEUE_LONG)
+        workers.start("second", queue=QUEUE_LONG, queues="standby")
         with eager():
             content = works_and_manifest(holder, holder_api, other_holder, staff)
 
@@ -327,7 +309,7 @@ def test_worker_killed_mid_manifest_and_task_delivered_twice_leaves_the_ledger_o
 
         # Its message stays unacknowledged (the visibility timeout is an hour): deliver the task again,
         # twice, to the second worker, which now takes the first one's place and receives both at once.
-        workers.consume("second")
+        workers.consume("second", QUEUE_LONG)
         assert usage_manifests_resume_stalled(older_than_minutes=0) == 1
         usage_manifest_run.delay(crashed_pk)
 

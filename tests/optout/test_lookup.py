@@ -12,7 +12,8 @@ from rest_framework.test import APIClient
 
 from core.actors import Actor
 from optout.models import RefusalEvent
-from tests.optout.conftest import register, verify_claims
+from tests.factories import ApiKeyFactory, WorkFactory, verify_claims
+from tests.helpers import key_client
 
 pytestmark = pytest.mark.django_db
 
@@ -48,8 +49,8 @@ def test_a_refused_work_is_refused_with_the_deciding_refusal(book, holder_api, l
 
 
 def test_every_status_in_one_batch_in_input_order(book, holder, holder_api, lab_api, staff_api):
-    picture = register(holder, ("sha256", "ab" * 32), kind="image")
-    song = register(holder, ("isrc", "KRA401900001"), kind="audio")
+    picture = WorkFactory(holder=holder, identifiers=[("sha256", "ab" * 32)], kind="image")
+    song = WorkFactory(holder=holder, identifiers=[("isrc", "KRA401900001")], kind="audio")
     staff_api.post("/api/v1/regimes", {"kind": "audio", "regime": "license_required"}, format="json")
     refuse(holder_api, scope="work", work=book.pk)
 
@@ -94,7 +95,7 @@ def test_a_verified_owner_gets_the_compensation(book, lab_api):
 
 
 def test_a_refusal_before_ownership_is_verified_is_pending_and_changes_nothing(holder, holder_api, lab_api, staff):
-    work = register(holder, ("isbn", "9788936434021"))
+    work = WorkFactory(holder=holder, identifiers=[("isbn", "9788936434021")])
     refuse(holder_api, scope="work", work=work.pk)
 
     (pending,) = lookup(lab_api, [ISBN])["results"]
@@ -155,8 +156,7 @@ def test_a_refusal_is_withdrawn_only_once(book, holder_api):
 
 def test_a_catalogue_refusal_covers_present_and_future_works(book, holder, holder_api, lab_api, staff):
     refuse(holder_api, scope="catalogue")
-    future = register(holder, ("doi", "10.1000/later"))
-    verify_claims(future, staff)
+    WorkFactory(holder=holder, identifiers=[("doi", "10.1000/later")], verified_by=staff)
 
     results = lookup(lab_api, [ISBN, {"scheme": "doi", "value": "https://doi.org/10.1000/LATER"}])["results"]
 
@@ -219,7 +219,7 @@ def test_a_url_prefix_outside_the_holders_domains_is_refused(holder_api):
 def test_one_verified_co_owners_refusal_refuses_a_joint_work(holder, other_holder, other_holder_api, lab_api, staff):
     from registry.services import claim_file
 
-    work = register(holder, ("isbn", "9788936434021"), share_bp=5000)
+    work = WorkFactory(holder=holder, identifiers=[("isbn", "9788936434021")], share_bp=5000)
     claim_file(actor=Actor(party=other_holder), holder=other_holder, work=work, share_bp=5000)
     verify_claims(work, staff)
     refuse(other_holder_api, scope="work", work=work.pk)
@@ -310,9 +310,8 @@ def test_a_batch_costs_the_same_queries_for_one_and_ten_thousand_items(book, hol
 
 
 def test_keys_without_the_lookup_scope_cannot_look_up(holder):
-    from tests.conftest import _key, key_client
 
-    client = key_client(_key(holder, ["works:write"]))
+    client = key_client(ApiKeyFactory(party=holder, scopes=["works:write"]).raw)
 
     response = client.post("/api/v1/lookup", {"items": [ISBN]}, format="json")
 

@@ -9,8 +9,8 @@ from rest_framework.test import APIClient
 
 from core.actors import Actor
 from optout.signals import PathRule, refusal_headers, robots_txt, tdmrep_json
-from tests.conftest import _key, key_client
-from tests.optout.conftest import register, verify_claims
+from tests.factories import ApiKeyFactory, WorkFactory
+from tests.helpers import key_client
 
 pytestmark = pytest.mark.django_db
 
@@ -155,8 +155,9 @@ def test_the_work_page_needs_no_account_and_is_read_only(book):
 
 def test_a_url_identifier_under_a_refused_prefix_refuses_the_work(holder, holder_api, staff):
     verified_domain(holder)
-    work = register(holder, ("url", "https://news.example.kr/2026/opinion/column-1"))
-    verify_claims(work, staff)
+    work = WorkFactory(
+        holder=holder, identifiers=[("url", "https://news.example.kr/2026/opinion/column-1")], verified_by=staff
+    )
     refuse(holder_api, scope="url_prefix", url_prefix="https://news.example.kr/2026/opinion/")
 
     response = page(work.pk)
@@ -327,8 +328,7 @@ def test_a_root_prefix_is_the_whole_site_and_covers_narrower_paths():
 def mixed_registry(holder, holder_api, staff):
     verified_domain(holder)
     refuse(holder_api, scope="url_prefix", url_prefix="https://news.example.kr/2026/opinion/")
-    work = register(holder, ("url", "https://blog.example.kr/post/1"))
-    verify_claims(work, staff)
+    work = WorkFactory(holder=holder, identifiers=[("url", "https://blog.example.kr/post/1")], verified_by=staff)
     refuse(holder_api, scope="work", work=work.pk, purposes=["train-genai"])
 
 
@@ -351,7 +351,7 @@ def spawning_client(raw_key):
 @pytest.mark.parametrize("header", ["API", "Api-Key", "api"])
 def test_the_bulk_check_answers_each_url_in_order(mixed_registry, lab, header):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"{header} {_key(lab, ['lookup'])}")
+    client.credentials(HTTP_AUTHORIZATION=f"{header} {ApiKeyFactory(party=lab, scopes=['lookup']).raw}")
 
     response = client.post("/api/v1/compat/urls", MIXED_BODY, content_type="text/plain")
 
@@ -367,11 +367,12 @@ def test_the_bulk_check_answers_each_url_in_order(mixed_registry, lab, header):
 
 
 def test_the_bulk_check_opts_out_works_that_need_a_licence(book, lab, holder, staff, staff_api):
-    work = register(holder, ("url", "https://music.example.kr/song/1"), kind="audio")
-    verify_claims(work, staff)
+    WorkFactory(
+        holder=holder, identifiers=[("url", "https://music.example.kr/song/1")], kind="audio", verified_by=staff
+    )
     staff_api.post("/api/v1/regimes", {"kind": "audio", "regime": "license_required"}, format="json")
 
-    response = spawning_client(_key(lab, ["lookup"])).post(
+    response = spawning_client(ApiKeyFactory(party=lab, scopes=["lookup"]).raw).post(
         "/api/v1/compat/urls", "https://music.example.kr/song/1\n", content_type="text/plain"
     )
 
@@ -382,7 +383,7 @@ def test_the_bulk_check_is_one_lookup_whatever_its_size(mixed_registry, lab):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    client = spawning_client(_key(lab, ["lookup"]))
+    client = spawning_client(ApiKeyFactory(party=lab, scopes=["lookup"]).raw)
     many = "\n".join(f"https://news.example.kr/2026/opinion/{n}" for n in range(2_000))
     client.post("/api/v1/compat/urls", "https://news.example.kr/", content_type="text/plain")  # the key's first use
 
@@ -399,7 +400,9 @@ def test_the_bulk_check_is_one_lookup_whatever_its_size(mixed_registry, lab):
 def test_more_than_ten_thousand_urls_is_a_413(lab):
     body = "\n".join(f"https://site.example.kr/{n}" for n in range(10_001))
 
-    response = spawning_client(_key(lab, ["lookup"])).post("/api/v1/compat/urls", body, content_type="text/plain")
+    response = spawning_client(ApiKeyFactory(party=lab, scopes=["lookup"]).raw).post(
+        "/api/v1/compat/urls", body, content_type="text/plain"
+    )
 
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "too_many_items"
@@ -408,7 +411,9 @@ def test_more_than_ten_thousand_urls_is_a_413(lab):
 def test_ten_thousand_urls_and_blank_lines_are_accepted(lab):
     body = "\n".join(f"https://site.example.kr/{n}" for n in range(10_000)) + "\n\n\n"
 
-    response = spawning_client(_key(lab, ["lookup"])).post("/api/v1/compat/urls", body, content_type="text/plain")
+    response = spawning_client(ApiKeyFactory(party=lab, scopes=["lookup"]).raw).post(
+        "/api/v1/compat/urls", body, content_type="text/plain"
+    )
 
     assert response.status_code == 200
     assert len(response.json()["urls"]) == 10_000
@@ -421,7 +426,7 @@ def test_the_bulk_check_needs_a_key(db):
 
 
 def test_the_bulk_check_needs_the_lookup_scope(holder):
-    response = spawning_client(_key(holder, ["works:write"])).post(
+    response = spawning_client(ApiKeyFactory(party=holder, scopes=["works:write"]).raw).post(
         "/api/v1/compat/urls", "https://a.example.kr/", content_type="text/plain"
     )
 
@@ -437,7 +442,7 @@ def test_an_unknown_key_in_spawnings_form_is_refused(db):
 
 
 def test_the_bulk_check_takes_only_plain_text(lab):
-    response = key_client(_key(lab, ["lookup"])).post(
+    response = key_client(ApiKeyFactory(party=lab, scopes=["lookup"]).raw).post(
         "/api/v1/compat/urls", {"urls": ["https://a.example.kr/"]}, format="json"
     )
 
@@ -456,7 +461,7 @@ def test_the_work_page_is_rate_limited_per_address(book, monkeypatch):
 
 
 def test_a_body_that_is_not_utf8_is_a_400(lab):
-    response = spawning_client(_key(lab, ["lookup"])).post(
+    response = spawning_client(ApiKeyFactory(party=lab, scopes=["lookup"]).raw).post(
         "/api/v1/compat/urls", "https://a.example.kr/é".encode("latin-1"), content_type="text/plain"
     )
 
@@ -464,6 +469,8 @@ def test_a_body_that_is_not_utf8_is_a_400(lab):
 
 
 def test_an_empty_body_has_no_answers(lab):
-    response = spawning_client(_key(lab, ["lookup"])).post("/api/v1/compat/urls", "\r\n\n", content_type="text/plain")
+    response = spawning_client(ApiKeyFactory(party=lab, scopes=["lookup"]).raw).post(
+        "/api/v1/compat/urls", "\r\n\n", content_type="text/plain"
+    )
 
     assert (response.status_code, response.json()) == (200, {"urls": []})

@@ -8,19 +8,13 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from tests.optout.conftest import book  # noqa: F401  (a registered book with a verified owner)
+from tests.helpers import signed_in
 
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
     # Sign-in failure counters and lookup throttles live in the cache; each test starts clean.
     cache.clear()
-
-
-def signed_in(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from django.core import mail
 from django.test import Client
 
 from registry.models import AuditEvent, MemberRole, Membership, Party
-from tests.portal.conftest import signed_in
+from tests.helpers import signed_in
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "a-long-Passphrase-42"

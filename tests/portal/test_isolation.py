@@ -12,7 +12,7 @@ from optout.services import refusal_file
 from registry.imports import work_import_create
 from registry.models import ApiKey, Membership, VerifiedDomain
 from registry.services import apikey_create, domain_add
-from tests.optout.conftest import register
+from tests.factories import WorkFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def theirs(other_holder, lab):
     system = Actor(party=other_holder, is_system=True)
-    work = register(other_holder, ("isbn", "9780306406157"))
+    work = WorkFactory(holder=other_holder, identifiers=[("isbn", "9780306406157")])
     refusal = refusal_file(actor=system, holder=other_holder, scope=RefusalScope.WORK, purposes=["train-ai"], work=work)
     domain = domain_add(actor=system, holder=other_holder, origin="https://other.example.kr", method="dns")
     work_import = work_import_create(

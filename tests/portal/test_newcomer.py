@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from optout.models import Refusal
 from registry.models import OwnershipClaim, WorkImport
-from tests.optout.conftest import register
+from tests.factories import WorkFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ THEIR_ISBN = "9780306406157"
 @pytest.fixture
 def theirs(other_holder: Any) -> Any:
     """A work another rights holder registered."""
-    return register(other_holder, ("isbn", THEIR_ISBN))
+    return WorkFactory(holder=other_holder, identifiers=[("isbn", THEIR_ISBN)])
 
 
 def _claim_href(work: Any) -> str:
@@ -150,7 +150,7 @@ def test_a_refusal_in_force_took_effect_and_a_scheduled_withdrawal_is_to_come(ow
 
 
 def test_a_refusal_awaiting_verification_shows_the_start_asked_for(owner_client, holder):
-    work = register(holder, ("isbn", THEIR_ISBN))  # its claim is pending
+    work = WorkFactory(holder=holder, identifiers=[("isbn", THEIR_ISBN)])  # its claim is pending
     starts = (timezone.localtime() + timedelta(days=5)).replace(second=0, microsecond=0)
     owner_client.post(
         "/dashboard/refusals/new/",

@@ -10,7 +10,7 @@ from django.test import Client
 from core.actors import Actor
 from optout.models import RefusalScope
 from optout.services import refusal_file
-from tests.optout.conftest import register, verify_claims
+from tests.factories import WorkFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -48,8 +48,7 @@ def test_search_by_url_of_an_unregistered_page_says_so():
 
 
 def test_search_of_a_registered_permitted_work(holder, staff):
-    work = register(holder, ("doi", "10.1000/xyz123"))
-    verify_claims(work, staff)
+    WorkFactory(holder=holder, identifiers=[("doi", "10.1000/xyz123")], verified_by=staff)
     body = Client().get("/search", {"q": "doi:10.1000/XYZ123"}).content.decode()
     assert "Permitted" in body
 

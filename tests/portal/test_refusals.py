@@ -14,13 +14,13 @@ from django.utils import timezone
 
 from optout.models import Refusal, RefusalEvent
 from registry.models import DomainStatus, VerifiedDomain
-from tests.optout.conftest import register
+from tests.factories import WorkFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def test_refusing_selected_works_files_one_refusal_each(owner_client, holder, book):
-    other = register(holder, ("isbn", "9780306406157"))
+    other = WorkFactory(holder=holder, identifiers=[("isbn", "9780306406157")])
     page = owner_client.get("/dashboard/refusals/new/", {"works": [book.pk]}).content.decode()
     assert re.search(rf'value="{book.pk}"[^>]*checked', page)
     response = owner_client.post(
@@ -35,7 +35,7 @@ def test_refusing_selected_works_files_one_refusal_each(owner_client, holder, bo
 
 
 def test_refusing_a_work_of_someone_else_is_impossible(owner_client, other_holder):
-    theirs = register(other_holder, ("isbn", "9780306406157"))
+    theirs = WorkFactory(holder=other_holder, identifiers=[("isbn", "9780306406157")])
     response = owner_client.post(
         "/dashboard/refusals/new/", {"scope": "work", "works": [theirs.pk], "purpose": "train-ai", "start": "now"}
     )

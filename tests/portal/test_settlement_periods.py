@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.compensation.test_settlements import BOOK, clock, report, seoul, settle, world  # noqa: F401
-from tests.portal.conftest import signed_in
+from tests.compensation.helpers import BOOK
+from tests.helpers import seoul, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ ONE_DAY_TOO_LONG = "Dec. 5, 2026"
 
 
 @pytest.fixture
-def settled(clock, world, report, settle):  # noqa: F811
+def settled(clock, world, report, settle):
     clock(seoul(2026, 12, 2, 12))
     report((BOOK, "50000000"))
     clock(seoul(2026, 12, 7, 9))

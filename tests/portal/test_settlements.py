@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from tests.compensation.test_settlements import BOOK, CO_OWNED, clock, report, seoul, settle, world  # noqa: F401
-from tests.portal.conftest import signed_in
+from tests.compensation.helpers import BOOK, CO_OWNED
+from tests.helpers import seoul, signed_in
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def settled(clock, world, report, settle):  # noqa: F811
+def settled(clock, world, report, settle):
     clock(seoul(2026, 9, 10, 12))
     report((BOOK, "50000000"), (CO_OWNED, "50000000"))
     clock(seoul(2026, 10, 3, 9))
     return settle("2026-09-01", "2026-09-30")
 
 
-def test_a_holder_reads_its_statement_and_downloads_it(settled, owner, holder, world):  # noqa: F811
+def test_a_holder_reads_its_statement_and_downloads_it(settled, owner, holder, world):
     client = signed_in(owner)
     listing = client.get("/dashboard/statements/").content.decode()
     assert "₩40,000" in listing  # 25,000 + 15,000 won due
@@ -62,7 +62,7 @@ def test_a_large_statement_is_prepared_in_the_background(
     assert file_response.status_code == 200
 
 
-def test_earnings_show_the_holders_own_share_per_work_and_what_was_paid_out(settled, owner, world):  # noqa: F811
+def test_earnings_show_the_holders_own_share_per_work_and_what_was_paid_out(settled, owner, world):
     from django.utils import translation
 
     with translation.override("en"):

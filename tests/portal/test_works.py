@@ -8,6 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from registry.models import AuditEvent, Identifier, OwnershipClaim, Work, WorkImport
+from tests.factories import WorkFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -66,9 +67,8 @@ def test_a_wrong_identifier_is_shown_on_its_row_with_the_reason_and_nothing_type
 
 
 def test_an_identifier_of_another_work_points_to_that_work(owner_client, other_holder):
-    from tests.optout.conftest import register
 
-    existing = register(other_holder, ("isbn", "9788936434021"))
+    existing = WorkFactory(holder=other_holder, identifiers=[("isbn", "9788936434021")])
     response = owner_client.post("/dashboard/works/new/", _work_post())
     assert response.status_code == 200
     assert f'href="/works/{existing.pk}"' in response.content.decode()
@@ -88,10 +88,9 @@ def test_identifier_check_answers_as_you_type(owner_client, book):
 
 
 def test_work_list_searches_titles_and_identifiers_and_paginates(owner_client, holder):
-    from tests.optout.conftest import register
 
     for n in range(30):
-        register(holder, ("url", f"https://books.example.kr/{n}"))
+        WorkFactory(holder=holder, identifiers=[("url", f"https://books.example.kr/{n}")])
     body = owner_client.get("/dashboard/works/").content.decode()
     assert "30 works" in body
     assert "Page 1 of 2" in body
@@ -152,9 +151,8 @@ def test_a_files_sha256_is_attached_to_a_work(owner_client, book):
 
 
 def test_the_dashboard_counts_what_the_holder_has(owner_client, book, holder):
-    from tests.optout.conftest import register
 
-    register(holder, ("isbn", "9780306406157"))
+    WorkFactory(holder=holder, identifiers=[("isbn", "9780306406157")])
     body = owner_client.get("/dashboard/").content.decode()
     assert "works registered" in body
     assert "Work registered" in body  # recent activity
@@ -162,9 +160,8 @@ def test_the_dashboard_counts_what_the_holder_has(owner_client, book, holder):
 
 
 def test_a_taken_identifier_leads_to_claiming_a_share_of_that_work(owner_client, holder, other_holder):
-    from tests.optout.conftest import register
 
-    existing = register(other_holder, ("isbn", "9788936434021"), share_bp=6000)
+    existing = WorkFactory(holder=other_holder, identifiers=[("isbn", "9788936434021")], share_bp=6000)
     page = owner_client.post("/dashboard/works/new/", _work_post()).content.decode()
     assert f'href="/dashboard/works/{existing.pk}/claim/"' in page
     response = owner_client.post(f"/dashboard/works/{existing.pk}/claim/", {"share_percent": "40"})

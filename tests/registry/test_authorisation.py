@@ -8,6 +8,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from registry.models import ApiKey, ClaimStatus, OwnershipClaim, VerifiedDomain
+from tests.factories import ApiKeyFactory
+from tests.helpers import key_client
 
 pytestmark = pytest.mark.django_db
 
@@ -118,9 +120,8 @@ def test_anonymous_callers_are_told_to_authenticate(victim):
 
 
 def test_a_revoked_key_stops_working(holder):
-    from tests.conftest import _key, key_client
 
-    client = key_client(_key(holder, ["works:write"]))
+    client = key_client(ApiKeyFactory(party=holder, scopes=["works:write"]).raw)
     key = ApiKey.objects.get(party=holder)
     assert client.get("/api/v1/works").status_code == 200
 

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from django.utils import timezone
 from django.utils.html import escape
 
@@ -19,18 +18,13 @@ from registry.imports import work_imports_resume_stalled
 from registry.models import AuditEvent, ImportStatus, Work, WorkImport
 from registry.tasks import jobs_sweep as registry_jobs_sweep
 from registry.tasks import work_import_run, work_imports_resume
-from tests.registry.test_imports_service import bad_isbn, csv_rows, isbn
+from tests.helpers import signed_in
+from tests.registry.helpers import bad_isbn, csv_rows, isbn
 
 pytestmark = pytest.mark.django_db
 
 BULK = "/api/v1/works/bulk"
 INTERNAL = "An unexpected error stopped this job. The registry's staff have been told and can retry it."
-
-
-def signed_in(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def works_file(first: int = 1) -> SimpleUploadedFile:

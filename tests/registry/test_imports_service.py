@@ -8,7 +8,6 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
 from openpyxl import Workbook
-from stdnum import ean
 
 from core.actors import Actor
 from core.errors import InvalidInput, NotPermitted
@@ -31,28 +30,13 @@ from registry.models import (
     WorkImport,
     WorkImportRowError,
 )
+from tests.registry.helpers import HEADER, bad_isbn, csv_rows, isbn
 
 pytestmark = pytest.mark.django_db
-
-HEADER = "title,kind,identifiers,creators,language,creation_year,share_bp\n"
-
-
-def isbn(n: int) -> str:
-    body = f"978{n:09d}"
-    return body + ean.calc_check_digit(body)
-
-
-def bad_isbn(n: int) -> str:
-    good = isbn(n)
-    return good[:-1] + str((int(good[-1]) + 1) % 10)
 
 
 def upload(name: str, content: bytes, content_type: str = "") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, content, content_type=content_type)
-
-
-def csv_rows(*rows: str, header: str = HEADER) -> bytes:
-    return (header + "".join(f"{row}\n" for row in rows)).encode()
 
 
 @pytest.fixture

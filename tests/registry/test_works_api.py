@@ -8,6 +8,8 @@ import io
 import pytest
 
 from registry.models import AuditEvent, ClaimStatus, Identifier, OwnershipClaim, Work, WorkStatus
+from tests.factories import ApiKeyFactory
+from tests.helpers import key_client
 
 pytestmark = pytest.mark.django_db
 
@@ -191,9 +193,8 @@ def test_session_user_registers_for_their_party(session_api, holder):
 
 
 def test_key_without_works_write_scope_cannot_register(holder):
-    from tests.conftest import _key, key_client
 
-    lookup_only = key_client(_key(holder, ["lookup"]))
+    lookup_only = key_client(ApiKeyFactory(party=holder, scopes=["lookup"]).raw)
     response = lookup_only.post("/api/v1/works", BOOK, format="json")
 
     assert response.status_code == 403
@@ -202,9 +203,8 @@ def test_key_without_works_write_scope_cannot_register(holder):
 
 
 def test_lab_cannot_register_works_even_with_the_works_write_scope(lab):
-    from tests.conftest import _key, key_client
 
-    lab_with_write = key_client(_key(lab, ["works:write"]))
+    lab_with_write = key_client(ApiKeyFactory(party=lab, scopes=["works:write"]).raw)
 
     response = lab_with_write.post("/api/v1/works", BOOK, format="json")
 
