@@ -23,9 +23,10 @@ from django.utils import timezone
 from compensation.models import LedgerLine, ManifestLine, ManifestStatus, Outcome, UsageManifest
 from compensation.services import tariff_set
 from core.actors import Actor
-from tests.compensation.test_worker_manifest import eager, isbn
-from tests.optout.conftest import register, verify_claims
-from tests.shipped import procfile_command
+from core.tasks import QUEUE_LONG
+from tests.compensation.helpers import eager
+from tests.factories import WorkFactory, isbn
+from tests.shipped import procfile_command, procfile_worker
 from tests.workers import CeleryWorkers
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -48,7 +49,8 @@ def manifest(*, matched: list[str], unmatched_from: int) -> bytes:
 def test_the_shipped_worker_processes_a_quarter_million_line_manifest(
     lab_api: Any, holder: Any, staff: Any, tmp_path: Path
 ) -> None:
-    assert "--pool" not in " ".join(procfile_command("worker")), "this test is about Celery's default pool"
+    shipped = procfile_command(procfile_worker(QUEUE_LONG))
+    assert "--pool" not in " ".join(shipped), "this test is about Celery's default pool"
     with eager():
         tariff_set(
             actor=Actor(user=staff),
@@ -59,11 +61,11 @@ def test_the_shipped_worker_processes_a_quarter_million_line_manifest(
         )
         matched = [isbn(n) for n in range(1, 11)]
         for number in matched:
-            verify_claims(register(holder, ("isbn", number)), staff)
+            WorkFactory(holder=holder, identifiers=[("isbn", number)], verified_by=staff)
     content = manifest(matched=matched, unmatched_from=700_000)
 
     with CeleryWorkers(tmp_path) as workers:
-        worker = workers.start()
+        worker = workers.start(queue=QUEUE_LONG)
         file = io.BytesIO(content)
         file.name = "quarter-million.csv.gz"
         accepted = lab_api.post(
