@@ -18,7 +18,7 @@ SKIP_DIRS := .venv var .git node_modules build
 .PHONY: help run test lint venv
 
 help:
-	@echo "make run    set up everything and start web, worker and beat at http://127.0.0.1:$(PORT)/"
+	@echo "make run    set up everything and start web, the workers and beat at http://127.0.0.1:$(PORT)/"
 	@echo "make test   run the whole test suite (PYTEST_ARGS=... is passed to pytest)"
 	@echo "make lint   ruff check, ruff format --check, mypy, lint-imports (the layers of the apps)"
 	@echo "make venv   create .venv with the project and its test tools (make test and make lint do this too)"
@@ -60,7 +60,7 @@ run: $(STAMP_RUN)
 	$(MANAGE) collectstatic --noinput -v 0
 	$(MANAGE) demo_load
 	@echo
-	@echo "==> Registry running at http://127.0.0.1:$(PORT)/  (web, worker and beat; Ctrl-C stops all)"
+	@echo "==> Registry running at http://127.0.0.1:$(PORT)/  (web, worker, worker_long and beat; Ctrl-C stops all)"
 	@echo
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile --port $(PORT)
 
