@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from django.db import connection
 
@@ -49,7 +50,7 @@ def broker_clear() -> None:
     """
     celery_app.control.purge()
     with celery_app.connection_for_write() as conn:
-        channel = conn.default_channel
+        channel: Any = conn.default_channel  # kombu's Redis channel has a client and the unacked keys
         client = getattr(channel, "client", None)
         if client is not None and hasattr(channel, "unacked_key"):
             client.delete(channel.unacked_key, channel.unacked_index_key)
