@@ -45,7 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _on_postgres() -> bool:
-    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    return str(settings.DATABASES["default"]["ENGINE"]).endswith("postgresql")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

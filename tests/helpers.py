@@ -26,6 +26,11 @@ def signed_in(user: Any) -> Client:
     return client
 
 
+def streamed(response: Any) -> bytes:
+    """The body of a streaming response (a download), read to the end; fails if the response is not streamed."""
+    return b"".join(response.streaming_content)
+
+
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
 

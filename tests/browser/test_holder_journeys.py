@@ -30,8 +30,9 @@ def test_sign_up_verify_the_address_and_create_a_rights_holder(page, live_server
     page.get_by_role("button", name="Create account").click()
     expect(page.get_by_role("heading", name="Check your e-mail")).to_be_visible()
     assert len(mail.outbox) == 1
-    link = re.search(r"https?://\S+", mail.outbox[0].body).group(0)
-    page.goto(link)
+    link = re.search(r"https?://\S+", str(mail.outbox[0].body))
+    assert link, mail.outbox[0].body
+    page.goto(link.group(0))
     expect(page.get_by_role("heading", name="Create a rights holder or AI lab")).to_be_visible()
     page.get_by_label("Rights holder").check()
     page.get_by_label("Name", exact=True).fill("New Press")

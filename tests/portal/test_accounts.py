@@ -17,7 +17,7 @@ PASSWORD = "a-long-Passphrase-42"
 
 
 def _link(message: mail.EmailMessage) -> str:
-    match = re.search(r"https?://[^/\s]+(/\S+)", message.body)
+    match = re.search(r"https?://[^/\s]+(/\S+)", str(message.body))
     assert match, message.body
     return match.group(1)
 

@@ -29,6 +29,7 @@ def victim(holder_api, holder):
     upload.name = "works.csv"
     work_import = holder_api.post("/api/v1/works/bulk", {"file": upload}, format="multipart").json()
     key = ApiKey.objects.filter(party=holder).first()
+    assert key is not None
     return {
         "work": work["id"],
         "claim": work["claim"]["id"],

@@ -256,7 +256,7 @@ def _certificate_authority(tmp_path: Path, name: str) -> tuple[ssl.SSLContext, P
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(chain)
     sni: list[str] = []
-    server_context.sni_callback = lambda _sock, server_name, _ctx: sni.append(server_name or "")  # type: ignore[assignment,misc,func-returns-value]
+    server_context.sni_callback = lambda _sock, server_name, _ctx: sni.append(server_name or "")
     return server_context, bundle, sni
 
 

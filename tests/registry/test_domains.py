@@ -52,7 +52,7 @@ def _register_url_work(client, url: str) -> dict:
         format="json",
     )
     assert response.status_code == 201, response.content
-    return response.json()
+    return dict(response.json())
 
 
 def test_file_method_verifies_the_domain_and_the_claims_on_its_urls(

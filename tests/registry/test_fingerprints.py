@@ -14,8 +14,10 @@ from registry import fingerprints
 from registry.errors import InvalidIdentifier
 from registry.fingerprints import Fingerprints, fingerprint_file
 
-WORDS = ("the", "registry", "holds", "works", "and", "authors", "refuse", "training", "while", "labs", "read")
-WORDS += ("answers", "from", "seoul", "at", "night", "music", "books", "images", "news", "songs", "rivers", "light")
+WORDS = tuple(
+    "the registry holds works and authors refuse training while labs read "
+    "answers from seoul at night music books images news songs rivers light".split()
+)
 
 
 def prose(seed: int, words: int = 400) -> str:

@@ -153,6 +153,7 @@ def test_an_import_the_broker_did_not_take_keeps_its_file_and_is_published_by_th
     monkeypatch.setattr(work_import_run, "delay", broker_down)
     work_import = post_import(holder_api, django_capture_on_commit_callbacks)
     assert (work_import.status, work_import.enqueued_at) == (ImportStatus.RECEIVED, None)
+    assert work_import.file.name
     assert work_import.file.storage.exists(work_import.file.name)
 
     monkeypatch.undo()
@@ -195,7 +196,7 @@ def test_a_chunk_whose_cursor_another_worker_moved_is_not_registered_and_the_wor
 ):
     work_import = post_import(holder_api, django_capture_on_commit_callbacks, execute=False)
     real = services.work_draft_build
-    moved = []
+    moved: list[int] = []
 
     def other_worker_commits_first(**kwargs: Any) -> Any:
         # While this worker drafts its first chunk (outside the lock), another one commits the rows.

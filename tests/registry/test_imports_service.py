@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
@@ -201,7 +203,7 @@ def test_the_same_identifier_twice_in_a_file_refuses_the_second_row(actor, holde
 # --- XLSX and JSON Lines ------------------------------------------------------------
 
 
-def xlsx(rows: list[list[object]]) -> bytes:
+def xlsx(rows: Sequence[list[Any]]) -> bytes:
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None
@@ -380,7 +382,7 @@ def test_too_many_rows_fails_the_import_before_registering_anything(actor, holde
     settings.WORK_IMPORT_MAX_ROWS = 3
     # A CSV or JSON Lines file is refused at upload (tests/registry/test_hostile_input.py); a workbook's rows
     # are counted by the worker.
-    content = xlsx([["title", "kind", "identifiers"], *([f"W{n}", "text", f"isbn:{isbn(n)}"] for n in range(4))])
+    content = xlsx([["title", "kind", "identifiers"], *[[f"W{n}", "text", f"isbn:{isbn(n)}"] for n in range(4)]])
 
     work_import = run_import(actor, holder, "works.xlsx", content)
 
