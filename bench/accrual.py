@@ -211,7 +211,7 @@ def setup(args: argparse.Namespace) -> Setup:
     from django.db.models import Max
 
     from compensation.models import Tariff
-    from compensation.services import tariff_set
+    from compensation.usage.tariffs import tariff_set
     from core.actors import Actor
     from optout.models import KindRegime, Refusal
     from registry.models import ApiScope, OwnershipClaim
@@ -1125,9 +1125,9 @@ def accounts_count(url: str) -> int:
 # --- In-process: where the worker's time goes -----------------------------------------------------------
 
 # Modules whose functions are timed per call (whatever they are named today: the code is being optimized),
-# and the per-line parser from compensation.manifests. Generators are left alone (a call only creates one).
-TIMED_MODULES = ("compensation.usage", "compensation.usage_sql")
-TIMED_EXTRA = (("compensation.manifests", "line_parse"),)
+# and the per-line parser from compensation.usage.manifests. Generators are left alone (a call only creates one).
+TIMED_MODULES = ("compensation.usage.services", "compensation.usage.sql")
+TIMED_EXTRA = (("compensation.usage.manifests", "line_parse"),)
 
 
 @dataclass
@@ -1146,7 +1146,7 @@ def inprocess_manifest(state: Setup, path: Path, manifest_id: str) -> int:
     """Submit a manifest in this process, without queueing its task (processed here instead)."""
     from django.core.files import File
 
-    from compensation import usage
+    from compensation.usage import services as usage
     from core.actors import Actor
 
     actor = Actor(party=state.lab, api_key=state.key)
@@ -1203,7 +1203,7 @@ def _timing_patches(totals: dict[str, float], calls: Counter[str]) -> list[Any]:
 
 def inprocess_profile(state: Setup, path: Path, lines: int, run_id: str) -> Profile:
     """Process two manifests of ``path`` here: one with its functions timed, one under cProfile."""
-    from compensation import usage
+    from compensation.usage import services as usage
 
     totals: dict[str, float] = defaultdict(float)
     calls: Counter[str] = Counter()

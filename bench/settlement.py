@@ -164,7 +164,7 @@ def _settle() -> None:
     from django.db.models import Sum
 
     from compensation.models import Invoice, LedgerLine, Settlement, Statement
-    from compensation.settlements import period_bounds, settlement_create, settlement_run
+    from compensation.settlement.services import period_bounds, settlement_create, settlement_run
     from core.actors import Actor
 
     start, end = period_bounds(first_day=MONTH, last_day=date(2026, 10, 31))

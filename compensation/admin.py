@@ -10,7 +10,6 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from compensation.distribution import distribution_start
 from compensation.models import (
     DISTRIBUTION_JOB,
     EXPORT_JOB,
@@ -31,8 +30,9 @@ from compensation.models import (
     Tariff,
     UsageManifest,
 )
-from compensation.services import tariff_set
-from compensation.settlements import settlement_create
+from compensation.settlement.distribution import distribution_start
+from compensation.settlement.services import settlement_create
+from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from core.admin import JOB_FIELDS, JobAdminMixin, ReadOnlyAdminMixin
 from core.dates import validate_date_in_range
@@ -351,12 +351,12 @@ class MarketShareDistributionAdmin(JobAdminMixin, _ServiceAddAdmin):
         return False
 
 
-# --- Staff reports: pages on this admin site, under /admin/compensation/reports/ (report_views) ---------
+# --- Staff reports: pages on this admin site, under /admin/compensation/reports/ (documents/views.py) -
 
 
 def _with_report_urls(get_urls: Any) -> Any:
     def urls() -> list[Any]:
-        from compensation.report_views import report_urls
+        from compensation.documents.views import report_urls
 
         return [*report_urls(), *get_urls()]
 
@@ -367,7 +367,7 @@ def _with_reports_app(get_app_list: Any) -> Any:
     def app_list(request: HttpRequest, app_label: str | None = None) -> list[Any]:
         apps = list(get_app_list(request, app_label))
         if app_label is None and admin.site.has_permission(request):
-            from compensation.report_views import reports_app_entry
+            from compensation.documents.views import reports_app_entry
 
             # Right after the compensation app, whose data they report on.
             labels = [app["app_label"] for app in apps]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from compensation import distribution, escrow, settlements, usage
+from compensation.ledger import escrow
+from compensation.settlement import distribution
+from compensation.settlement import services as settlements
+from compensation.usage import services as usage
 from core.tasks import long_task, periodic_task, short_task
 
 
@@ -51,7 +54,7 @@ def distribution_execute(distribution_id: int) -> int:
 @long_task(soft_time_limit=1800, time_limit=1800 + 120, max_retries=3)
 def export_run(export_id: int) -> str | None:
     # A finished export is left as it is: redelivery is harmless.
-    from compensation import exports
+    from compensation.documents import exports
 
     export = exports.export_execute(export_id=export_id)
     return export.status if export is not None else None

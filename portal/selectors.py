@@ -11,8 +11,9 @@ from typing import Any
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from compensation.ledger.selectors import party_balances
 from compensation.models import AccountKind
-from compensation.selectors import party_balances, violation_list_for_actor
+from compensation.usage.selectors import violation_list_for_actor
 from core.actors import Actor
 from core.money import MICRO
 from optout.models import Purpose, Refusal, RefusalEventKind, RefusalScope
@@ -245,7 +246,7 @@ def holder_dashboard(*, actor: Actor, party: Party) -> dict[str, Any]:
 
 
 def lab_dashboard(*, actor: Actor, party: Party) -> dict[str, Any]:
-    from compensation.selectors import manifest_list_for_actor
+    from compensation.usage.selectors import manifest_list_for_actor
 
     return {
         "keys_active": apikey_list_for_actor(actor=actor).filter(revoked_at__isnull=True).count(),

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from compensation.models import Tariff
-from compensation.services import tariff_set
+from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from optout.models import Refusal
 from optout.services import refusal_file

@@ -135,10 +135,10 @@ def fuzz_world(
     django_capture_on_commit_callbacks: Any,
 ) -> World:
     """Works, claims, refusals, a domain, an import, a processed manifest, a settled month and an export."""
-    from compensation.exports import ExportDocument, export_request
+    from compensation.documents.exports import ExportDocument, export_request
     from compensation.models import Export, Invoice, Statement
-    from compensation.services import tariff_set
-    from compensation.settlements import settlement_create
+    from compensation.settlement.services import settlement_create
+    from compensation.usage.tariffs import tariff_set
     from optout.services import refusal_file, refusal_withdraw
     from registry.imports import work_import_create
     from registry.services import apikey_create, claim_file, claim_verify, domain_add, work_draft_build, work_register

@@ -13,7 +13,7 @@ from rest_framework import renderers, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from compensation import exports
+from compensation.documents import exports
 from compensation.models import EXPORT_JOB, Export, ExportStatus
 from core.api.fields import failure_reason_field
 from core.api.views import RegistryAPIView

@@ -20,7 +20,7 @@ from compensation.models import (
     UsageManifest,
     UsageUnit,
 )
-from compensation.selectors import manifest_summary
+from compensation.usage.selectors import manifest_summary
 from core.api.fields import RegistryDateField, RegistryDateTimeField, failure_reason_field
 from optout.models import Purpose
 from registry.models import WorkKind

@@ -14,7 +14,6 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from compensation import distribution, selectors, services, settlements, usage
 from compensation.api.serializers import (
     BalanceFilter,
     BalanceOutput,
@@ -35,7 +34,14 @@ from compensation.api.serializers import (
     TariffOutput,
     ViolationOutput,
 )
+from compensation.ledger import selectors as ledger_selectors
 from compensation.models import DISTRIBUTION_JOB, MANIFEST_JOB, SETTLEMENT_JOB
+from compensation.settlement import distribution
+from compensation.settlement import selectors as settlement_selectors
+from compensation.settlement import services as settlement_services
+from compensation.usage import selectors as usage_selectors
+from compensation.usage import services as usage_services
+from compensation.usage import tariffs
 from core import spreadsheets
 from core.api.fastjson import OrjsonParser
 from core.api.fields import ID_MAX
@@ -52,13 +58,13 @@ class TariffListCreateView(RegistryAPIView):
     def get(self, request: Request) -> Response:
         filters = TariffListFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        return self.paginate(selectors.tariff_list(**filters.validated_data), TariffOutput)
+        return self.paginate(usage_selectors.tariff_list(**filters.validated_data), TariffOutput)
 
     @extend_schema(request=TariffInput, responses={201: TariffOutput}, summary="Set a tariff from now or later (staff)")
     def post(self, request: Request) -> Response:
         data = TariffInput(data=request.data)
         data.is_valid(raise_exception=True)
-        tariff = services.tariff_set(actor=self.actor(), **data.validated_data)
+        tariff = tariffs.tariff_set(actor=self.actor(), **data.validated_data)
         return Response(TariffOutput(tariff).data, status=status.HTTP_201_CREATED)
 
 
@@ -84,7 +90,7 @@ class BalanceView(RegistryAPIView):
             party = actor.party
         else:
             raise NotPermitted(_("Only staff may read another party's balance."))
-        balances = selectors.party_balances(
+        balances = ledger_selectors.party_balances(
             party=party,
             period_start=filters.validated_data["period_start"],
             period_end=filters.validated_data["period_end"],
@@ -111,7 +117,7 @@ class ManifestListCreateView(RegistryAPIView):
 
     @extend_schema(responses=ManifestOutput(many=True), summary="The lab's usage manifests")
     def get(self, request: Request) -> Response:
-        return self.paginate(selectors.manifest_list_for_actor(actor=self.actor()), ManifestOutput)
+        return self.paginate(usage_selectors.manifest_list_for_actor(actor=self.actor()), ManifestOutput)
 
     @extend_schema(
         request={"application/json": ManifestInput, "multipart/form-data": ManifestUploadInput},
@@ -124,14 +130,14 @@ class ManifestListCreateView(RegistryAPIView):
         if upload is not None:
             form: Any = request.data
             fields = {name: form.get(name) for name in _UPLOAD_FIELDS}
-            manifest, created = usage.usage_manifest_submit_file(
+            manifest, created = usage_services.usage_manifest_submit_file(
                 actor=actor, fields=fields, file=upload, filename=upload.name or ""
             )
         else:
             if request.content_type.startswith("multipart/"):
                 raise InvalidInput(_("Attach the manifest as the file field."), code="required", field="file")
             data = request.data if isinstance(request.data, dict) else {}
-            manifest, created = usage.usage_manifest_submit_json(actor=actor, data=data)
+            manifest, created = usage_services.usage_manifest_submit_json(actor=actor, data=data)
         body = ManifestOutput(manifest).data
         response = Response(body, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
         response["Location"] = body["url"]
@@ -141,7 +147,7 @@ class ManifestListCreateView(RegistryAPIView):
 class ManifestDetailView(RegistryAPIView):
     @extend_schema(responses=ManifestOutput, summary="A manifest's status, progress and outcomes")
     def get(self, request: Request, manifest_pk: int) -> Response:
-        manifest = selectors.manifest_get_for_actor(actor=self.actor(), manifest_pk=manifest_pk)
+        manifest = usage_selectors.manifest_get_for_actor(actor=self.actor(), manifest_pk=manifest_pk)
         return Response(ManifestOutput(manifest, context={"with_summary": True}).data)
 
 
@@ -165,18 +171,20 @@ class ManifestOutcomesView(RegistryAPIView):
         summary="The acknowledgement file: one row per line with its outcome, work, amount and destination",
     )
     def get(self, request: Request, manifest_pk: int) -> StreamingHttpResponse | Response:
-        manifest = selectors.manifest_get_for_actor(actor=self.actor(), manifest_pk=manifest_pk)
+        manifest = usage_selectors.manifest_get_for_actor(actor=self.actor(), manifest_pk=manifest_pk)
         # Reasons in the language asked for now, else in the one the manifest was uploaded in.
-        language = selectors.manifest_outcome_language(manifest=manifest, asked=requested_language(request))
+        language = usage_selectors.manifest_outcome_language(manifest=manifest, asked=requested_language(request))
         if request.accepted_renderer.format == "json":
             # JSON (the default): pages of rows, like every other list; ?format=csv|jsonl for the whole file.
             paginator = (self.pagination_class or PageNumberPagination)()
-            page = paginator.paginate_queryset(selectors.manifest_outcome_lines(manifest=manifest), request, view=self)
-            json_rows = [selectors.outcome_row(values, language=language) for values in page or []]
+            page = paginator.paginate_queryset(
+                usage_selectors.manifest_outcome_lines(manifest=manifest), request, view=self
+            )
+            json_rows = [usage_selectors.outcome_row(values, language=language) for values in page or []]
             paged = paginator.get_paginated_response(json_rows)
             paged["Content-Language"] = language
             return paged
-        rows = selectors.manifest_outcome_rows(manifest=manifest, language=language)
+        rows = usage_selectors.manifest_outcome_rows(manifest=manifest, language=language)
         if request.accepted_renderer.format == "jsonl":
             response = StreamingHttpResponse(
                 (orjson.dumps(row) + b"\n" for row in rows), content_type="application/x-ndjson"
@@ -184,7 +192,7 @@ class ManifestOutcomesView(RegistryAPIView):
             extension = "jsonl"
         else:
             response = StreamingHttpResponse(
-                spreadsheets.csv_stream(selectors.outcome_csv_rows(rows)), content_type="text/csv; charset=utf-8"
+                spreadsheets.csv_stream(usage_selectors.outcome_csv_rows(rows)), content_type="text/csv; charset=utf-8"
             )
             extension = "csv"
         filename = f"manifest-{manifest.pk}-outcomes.{extension}"
@@ -199,7 +207,7 @@ class ViolationListView(RegistryAPIView):
         summary="Uses of refused works: a lab's own, those of a holder's works, or all (staff)",
     )
     def get(self, request: Request) -> Response:
-        return self.paginate(selectors.violation_list_for_actor(actor=self.actor()), ViolationOutput)
+        return self.paginate(usage_selectors.violation_list_for_actor(actor=self.actor()), ViolationOutput)
 
 
 # --- Settlements, statements and invoices ---------------------------------------------------------
@@ -208,7 +216,7 @@ class ViolationListView(RegistryAPIView):
 class SettlementListCreateView(RegistryAPIView):
     @extend_schema(responses=SettlementOutput(many=True), summary="Settlement runs (staff)")
     def get(self, request: Request) -> Response:
-        return self.paginate(selectors.settlement_list(actor=self.actor()), SettlementOutput)
+        return self.paginate(settlement_selectors.settlement_list(actor=self.actor()), SettlementOutput)
 
     @extend_schema(
         request=SettlementInput,
@@ -218,7 +226,7 @@ class SettlementListCreateView(RegistryAPIView):
     def post(self, request: Request) -> Response:
         data = SettlementInput(data=request.data)
         data.is_valid(raise_exception=True)
-        settlement, created = settlements.settlement_create(
+        settlement, created = settlement_services.settlement_create(
             actor=self.actor(),
             first_day=data.validated_data["period_start"],
             last_day=data.validated_data["period_end"],
@@ -234,7 +242,7 @@ class SettlementListCreateView(RegistryAPIView):
 class SettlementDetailView(RegistryAPIView):
     @extend_schema(responses=SettlementOutput, summary="A settlement's status, progress and totals (staff)")
     def get(self, request: Request, settlement_pk: int) -> Response:
-        settlement = selectors.settlement_get(actor=self.actor(), settlement_pk=settlement_pk)
+        settlement = settlement_selectors.settlement_get(actor=self.actor(), settlement_pk=settlement_pk)
         return Response(SettlementOutput(settlement).data)
 
 
@@ -263,22 +271,22 @@ class StatementListView(RegistryAPIView):
     def get(self, request: Request) -> Response:
         settlement = _int_param(request, "settlement")
         return self.paginate(
-            selectors.statement_list_for_actor(actor=self.actor(), settlement_pk=settlement), StatementOutput
+            settlement_selectors.statement_list_for_actor(actor=self.actor(), settlement_pk=settlement), StatementOutput
         )
 
 
 class StatementDetailView(RegistryAPIView):
     @extend_schema(responses=StatementOutput, summary="A statement's balances, payout and what is carried forward")
     def get(self, request: Request, statement_pk: int) -> Response:
-        statement = selectors.statement_get_for_actor(actor=self.actor(), statement_pk=statement_pk)
+        statement = settlement_selectors.statement_get_for_actor(actor=self.actor(), statement_pk=statement_pk)
         return Response(StatementOutput(statement).data)
 
 
 class StatementLinesView(RegistryAPIView):
     @extend_schema(responses=StatementLineOutput(many=True), summary="A statement's lines: by work, lab and manifest")
     def get(self, request: Request, statement_pk: int) -> Response:
-        statement = selectors.statement_get_for_actor(actor=self.actor(), statement_pk=statement_pk)
-        return self.paginate(selectors.statement_lines(statement=statement), StatementLineOutput)
+        statement = settlement_selectors.statement_get_for_actor(actor=self.actor(), statement_pk=statement_pk)
+        return self.paginate(settlement_selectors.statement_lines(statement=statement), StatementLineOutput)
 
 
 class InvoiceListView(RegistryAPIView):
@@ -290,14 +298,14 @@ class InvoiceListView(RegistryAPIView):
     def get(self, request: Request) -> Response:
         settlement = _int_param(request, "settlement")
         return self.paginate(
-            selectors.invoice_list_for_actor(actor=self.actor(), settlement_pk=settlement), InvoiceOutput
+            settlement_selectors.invoice_list_for_actor(actor=self.actor(), settlement_pk=settlement), InvoiceOutput
         )
 
 
 class InvoiceDetailView(RegistryAPIView):
     @extend_schema(responses=InvoiceOutput, summary="An invoice's totals")
     def get(self, request: Request, invoice_pk: int) -> Response:
-        invoice = selectors.invoice_get_for_actor(actor=self.actor(), invoice_pk=invoice_pk)
+        invoice = settlement_selectors.invoice_get_for_actor(actor=self.actor(), invoice_pk=invoice_pk)
         return Response(InvoiceOutput(invoice).data)
 
 
@@ -307,14 +315,14 @@ class InvoiceLinesView(RegistryAPIView):
         summary="An invoice's lines: usage by manifest and outcome, violations by work, adjustments",
     )
     def get(self, request: Request, invoice_pk: int) -> Response:
-        invoice = selectors.invoice_get_for_actor(actor=self.actor(), invoice_pk=invoice_pk)
-        return self.paginate(selectors.invoice_lines(invoice=invoice), InvoiceLineOutput)
+        invoice = settlement_selectors.invoice_get_for_actor(actor=self.actor(), invoice_pk=invoice_pk)
+        return self.paginate(settlement_selectors.invoice_lines(invoice=invoice), InvoiceLineOutput)
 
 
 class DistributionListCreateView(RegistryAPIView):
     @extend_schema(responses=DistributionOutput(many=True), summary="Market-share distributions (staff)")
     def get(self, request: Request) -> Response:
-        return self.paginate(selectors.distribution_list(actor=self.actor()), DistributionOutput)
+        return self.paginate(settlement_selectors.distribution_list(actor=self.actor()), DistributionOutput)
 
     @extend_schema(
         request=DistributionInput,

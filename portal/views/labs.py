@@ -14,9 +14,10 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from compensation import selectors as compensation_selectors
 from compensation.models import ManifestStatus, Outcome, UsageManifest
-from compensation.usage import usage_manifest_submit_file
+from compensation.settlement import selectors as settlement_selectors
+from compensation.usage import selectors as usage_selectors
+from compensation.usage.services import usage_manifest_submit_file
 from core import spreadsheets
 from core.errors import NotFound, RegistryError
 from core.i18n import requested_language
@@ -136,13 +137,13 @@ def manifest_list(request: HttpRequest, portal: Portal) -> HttpResponse:
             if not created:
                 messages.info(request, _("This manifest was submitted before; nothing changed."))
             return redirect("portal:manifest", manifest_pk=manifest.pk)
-    manifests = compensation_selectors.manifest_list_for_actor(actor=portal.actor)
+    manifests = usage_selectors.manifest_list_for_actor(actor=portal.actor)
     return render(request, "portal/labs/manifests.html", {"form": form, "page": paginate(request, manifests)})
 
 
 def _manifest(portal: Portal, manifest_pk: int) -> UsageManifest:
     try:
-        return compensation_selectors.manifest_get_for_actor(actor=portal.actor, manifest_pk=manifest_pk)
+        return usage_selectors.manifest_get_for_actor(actor=portal.actor, manifest_pk=manifest_pk)
     except NotFound:
         raise Http404() from None
 
@@ -168,7 +169,7 @@ def _manifest_state(manifest: UsageManifest) -> dict[str, Any]:
 @require_safe
 def manifest_detail(request: HttpRequest, portal: Portal, manifest_pk: int) -> HttpResponse:
     manifest = _manifest(portal, manifest_pk)
-    summary = compensation_selectors.manifest_summary(manifest=manifest)
+    summary = usage_selectors.manifest_summary(manifest=manifest)
     outcomes = []
     if summary is not None:
         outcomes = [
@@ -198,15 +199,15 @@ def manifest_outcomes(request: HttpRequest, portal: Portal, manifest_pk: int) ->
     """The acknowledgement file, as the API serves it: CSV (default) or JSON Lines."""
     manifest = _manifest(portal, manifest_pk)
     # Reasons in the language the page is read in, else in the one the manifest was uploaded in.
-    language = compensation_selectors.manifest_outcome_language(manifest=manifest, asked=requested_language(request))
-    rows = compensation_selectors.manifest_outcome_rows(manifest=manifest, language=language)
+    language = usage_selectors.manifest_outcome_language(manifest=manifest, asked=requested_language(request))
+    rows = usage_selectors.manifest_outcome_rows(manifest=manifest, language=language)
     if request.GET.get("format") == "jsonl":
         body: Iterator[str] = (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         response = StreamingHttpResponse(body, content_type="application/x-ndjson")
         extension = "jsonl"
     else:
         response = StreamingHttpResponse(
-            spreadsheets.csv_stream(compensation_selectors.outcome_csv_rows(rows)),
+            spreadsheets.csv_stream(usage_selectors.outcome_csv_rows(rows)),
             content_type="text/csv; charset=utf-8",
         )
         extension = "csv"
@@ -218,11 +219,11 @@ def manifest_outcomes(request: HttpRequest, portal: Portal, manifest_pk: int) ->
 @portal_view()
 @require_safe
 def violation_list(request: HttpRequest, portal: Portal) -> HttpResponse:
-    violations = compensation_selectors.violation_list_for_actor(actor=portal.actor)
+    violations = usage_selectors.violation_list_for_actor(actor=portal.actor)
     return render(request, "portal/labs/violations.html", {"page": paginate(request, violations)})
 
 
 @holder_view
 @require_safe
 def earnings(request: HttpRequest, portal: Portal) -> HttpResponse:
-    return render(request, "portal/works/earnings.html", compensation_selectors.holder_earnings(party=portal.party))
+    return render(request, "portal/works/earnings.html", settlement_selectors.holder_earnings(party=portal.party))

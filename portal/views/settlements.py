@@ -14,9 +14,9 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_safe
 
-from compensation import exports
-from compensation import selectors as compensation_selectors
+from compensation.documents import exports
 from compensation.models import Export, ExportStatus, Invoice, Statement
+from compensation.settlement import selectors as settlement_selectors
 from core.errors import InvalidInput, NotFound
 from portal.access import Portal, holder_view, lab_view, portal_view
 from portal.views.common import paginate
@@ -27,13 +27,13 @@ FORMATS = ("pdf", "xlsx", "csv")
 @holder_view
 @require_safe
 def statement_list(request: HttpRequest, portal: Portal) -> HttpResponse:
-    statements = compensation_selectors.statement_list_for_actor(actor=portal.actor)
+    statements = settlement_selectors.statement_list_for_actor(actor=portal.actor)
     return render(request, "portal/settlements/statements.html", {"page": paginate(request, statements)})
 
 
 def _statement(portal: Portal, statement_pk: int) -> Statement:
     try:
-        return compensation_selectors.statement_get_for_actor(actor=portal.actor, statement_pk=statement_pk)
+        return settlement_selectors.statement_get_for_actor(actor=portal.actor, statement_pk=statement_pk)
     except NotFound:
         raise Http404() from None
 
@@ -42,7 +42,7 @@ def _statement(portal: Portal, statement_pk: int) -> Statement:
 @require_safe
 def statement_detail(request: HttpRequest, portal: Portal, statement_pk: int) -> HttpResponse:
     statement = _statement(portal, statement_pk)
-    lines = compensation_selectors.statement_lines(statement=statement).order_by("kind", "-amount_micro", "pk")
+    lines = settlement_selectors.statement_lines(statement=statement).order_by("kind", "-amount_micro", "pk")
     context = {"statement": statement, "page": paginate(request, lines, per_page=50), "formats": FORMATS}
     return render(request, "portal/settlements/statement.html", context)
 
@@ -50,13 +50,13 @@ def statement_detail(request: HttpRequest, portal: Portal, statement_pk: int) ->
 @lab_view
 @require_safe
 def invoice_list(request: HttpRequest, portal: Portal) -> HttpResponse:
-    invoices = compensation_selectors.invoice_list_for_actor(actor=portal.actor)
+    invoices = settlement_selectors.invoice_list_for_actor(actor=portal.actor)
     return render(request, "portal/settlements/invoices.html", {"page": paginate(request, invoices)})
 
 
 def _invoice(portal: Portal, invoice_pk: int) -> Invoice:
     try:
-        return compensation_selectors.invoice_get_for_actor(actor=portal.actor, invoice_pk=invoice_pk)
+        return settlement_selectors.invoice_get_for_actor(actor=portal.actor, invoice_pk=invoice_pk)
     except NotFound:
         raise Http404() from None
 
@@ -65,7 +65,7 @@ def _invoice(portal: Portal, invoice_pk: int) -> Invoice:
 @require_safe
 def invoice_detail(request: HttpRequest, portal: Portal, invoice_pk: int) -> HttpResponse:
     invoice = _invoice(portal, invoice_pk)
-    lines = compensation_selectors.invoice_lines(invoice=invoice).order_by("section", "-amount_micro", "pk")
+    lines = settlement_selectors.invoice_lines(invoice=invoice).order_by("section", "-amount_micro", "pk")
     context = {"invoice": invoice, "page": paginate(request, lines, per_page=50), "formats": FORMATS}
     return render(request, "portal/settlements/invoice.html", context)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from compensation.ledger import AccountKey, accounts_ensure
+from compensation.ledger.services import AccountKey, accounts_ensure
 from compensation.models import Account, AccountKind, Invoice, Statement, Tariff
 from tests.compensation.helpers import BOOK, CO_OWNED, ITEM_RATE, REFUSED, TOKEN_RATE, UNREGISTERED
 from tests.factories import RefusalFactory, TariffFactory, WorkFactory

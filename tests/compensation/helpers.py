@@ -13,8 +13,8 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from compensation.ledger.selectors import account_balance
 from compensation.models import Account, AccountKind, ManifestLine
-from compensation.selectors import account_balance
 from config.celery import app as celery_app
 
 MANIFESTS = "/api/v1/usage-manifests"

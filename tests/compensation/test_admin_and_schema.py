@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from compensation.ledger import ledger_post
+from compensation.ledger.services import ledger_post
 from compensation.models import EntryKind, LedgerEntry, Tariff
 from registry.models import AuditEvent
 from tests.helpers import at

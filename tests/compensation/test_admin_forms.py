@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from compensation.models import MarketShareDistribution, Settlement, Tariff
-from compensation.services import tariff_set
+from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 
 pytestmark = pytest.mark.django_db

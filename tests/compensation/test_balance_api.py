@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compensation.ledger import ledger_post
+from compensation.ledger.services import ledger_post
 from compensation.models import EntryKind
 from tests.helpers import at
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
-from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post, ledger_post_many
+from compensation.ledger.services import AccountKey, Posting, accounts_ensure, ledger_post, ledger_post_many
 from compensation.models import AccountKind, EntryKind, LedgerEntry, LedgerLine, Tariff
-from compensation.services import tariff_set
+from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from tests.compensation.helpers import INSERT_LINE, deferred_guards_check, raw_entry, sql_run
 from tests.helpers import at

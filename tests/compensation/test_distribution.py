@@ -26,7 +26,7 @@ from compensation.models import (
     StatementLine,
     StatementLineKind,
 )
-from compensation.services import tariff_set
+from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from registry.models import OwnershipClaim
 from registry.services import claim_verify

@@ -19,9 +19,9 @@ from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone, translation
 
-from compensation import usage
-from compensation.allocation import allocate_largest_remainder
-from compensation.escrow import escrow_release_for_work
+from compensation.ledger.allocation import allocate_largest_remainder
+from compensation.ledger.escrow import escrow_release_for_work
+from compensation.ledger.selectors import account_balance
 from compensation.models import (
     Account,
     AccountKind,
@@ -32,8 +32,8 @@ from compensation.models import (
     ManifestLine,
     Outcome,
 )
-from compensation.selectors import account_balance
-from compensation.services import tariff_set
+from compensation.usage import services as usage
+from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from core.errors import InvalidState, NotPermitted
 from registry.models import AuditEvent, OwnershipClaim, Party, Work, WorkStatus
@@ -448,7 +448,7 @@ def test_conservation_after_uses_releases_and_violations(
 @pytest.mark.django_db(transaction=True)
 def test_a_hold_committed_after_the_release_ran_is_still_released(lab, holder, staff, tariffs, monkeypatch):
     work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)])
-    monkeypatch.setattr("compensation.usage._enqueue", lambda manifest_pk: None)  # processed below, by hand
+    monkeypatch.setattr("compensation.usage.services._enqueue", lambda manifest_pk: None)  # processed below, by hand
     used_at = used()
     body = manifest_body([{"scheme": "isbn", "value": BOOK, "units": ODD_TOKENS, "unit": "token", "used_at": used_at}])
     manifest, _created = usage.usage_manifest_submit_json(actor=Actor(party=lab), data=body)
@@ -460,7 +460,7 @@ def test_a_hold_committed_after_the_release_ran_is_still_released(lab, holder, s
         assert go.wait(timeout=30)
         return post(**kwargs)
 
-    monkeypatch.setattr("compensation.usage.ledger_post_entries", post_when_told)
+    monkeypatch.setattr("compensation.usage.services.ledger_post_entries", post_when_told)
 
     def process() -> None:
         try:

@@ -19,8 +19,8 @@ from django.core.files.storage import default_storage
 from django.test import Client
 from openpyxl import load_workbook
 
-from compensation import exports
-from compensation.exports import Row, RowKind
+from compensation.documents import exports
+from compensation.documents.exports import Row, RowKind
 from compensation.models import Export, ExportStatus, Invoice, Statement
 from core import spreadsheets
 from core.actors import Actor

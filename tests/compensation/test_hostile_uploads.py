@@ -21,7 +21,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from compensation.models import LedgerEntry, ManifestLine, ManifestStatus, UsageManifest
-from compensation.usage import usage_manifest_process
+from compensation.usage.services import usage_manifest_process
 from registry.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -278,7 +278,7 @@ def test_the_worker_reports_a_stored_line_with_a_nul_character_as_invalid(
 
 @pytest.fixture
 def tariffs_for_text(staff: Any) -> None:
-    from compensation.services import tariff_set
+    from compensation.usage.tariffs import tariff_set
     from core.actors import Actor
 
     tariff_set(

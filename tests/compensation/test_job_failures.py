@@ -26,7 +26,6 @@ from django.test import Client
 from django.utils import timezone
 from django.utils.html import escape
 
-from compensation import usage as usage_module
 from compensation.models import (
     Export,
     ExportStatus,
@@ -38,8 +37,9 @@ from compensation.models import (
     Statement,
     UsageManifest,
 )
-from compensation.periods import books_closed
+from compensation.settlement.periods import books_closed
 from compensation.tasks import usage_manifest_run
+from compensation.usage import services as usage_module
 from core.jobs import jobs_sweep
 from core.tasks import QUEUE_LONG
 from registry.models import AuditEvent
@@ -297,7 +297,7 @@ def test_a_long_chunk_keeps_the_heartbeat_fresh_from_a_thread(lab_api, tariffs, 
 def test_a_failed_export_says_why_to_its_reader_and_staff_retry_it(
     settled, holder, holder_api, staff_api, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from compensation import exports
+    from compensation.documents import exports
 
     settings.EXPORT_SYNC_MAX_LINES = 1
     statement = settled["statement"]
@@ -333,7 +333,7 @@ def test_a_failed_export_says_why_to_its_reader_and_staff_retry_it(
 def test_a_settlement_that_fails_after_its_statements_keeps_its_period_closed_and_a_retry_finishes_it(
     clock, world, report, settle, staff_api, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from compensation import settlements
+    from compensation.settlement import services as settlements
 
     settings.SETTLEMENT_PAYOUT_THRESHOLD_KRW = 1
     clock(seoul(2026, 9, 10, 12))
@@ -361,7 +361,7 @@ def test_a_settlement_that_fails_after_its_statements_keeps_its_period_closed_an
 
 
 def test_a_settlement_that_fails_before_its_statements_reopens_its_period(clock, world, report, settle, monkeypatch):
-    from compensation import settlements
+    from compensation.settlement import services as settlements
 
     clock(seoul(2026, 9, 10, 12))
     report((BOOK, "5000001"))
@@ -380,7 +380,7 @@ def test_a_settlement_that_fails_before_its_statements_reopens_its_period(clock,
 def test_a_failed_distribution_leaves_nothing_behind_and_staff_retry_it(
     staff_api, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from compensation import distribution
+    from compensation.settlement import distribution
 
     mend = breaking(monkeypatch, distribution, "_distribute")
     with django_capture_on_commit_callbacks(execute=True):

@@ -10,7 +10,8 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from compensation.errors import LedgerError
-from compensation.ledger import (
+from compensation.ledger.selectors import account_balance
+from compensation.ledger.services import (
     AccountKey,
     Posting,
     account_get_or_create,
@@ -20,7 +21,6 @@ from compensation.ledger import (
     ledger_reverse,
 )
 from compensation.models import Account, AccountKind, EntryKind, LedgerEntry, LedgerLine
-from compensation.selectors import account_balance
 from core.actors import Actor
 from core.errors import InvalidInput, NotPermitted
 from registry.models import AuditEvent

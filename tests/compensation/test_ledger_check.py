@@ -16,7 +16,7 @@ from django.db import connection
 from django.utils import timezone, translation
 
 from compensation.errors import LedgerError
-from compensation.ledger import account_get_or_create, ledger_post, ledger_reverse
+from compensation.ledger.services import account_get_or_create, ledger_post, ledger_reverse
 from compensation.models import (
     Account,
     AccountKind,
@@ -27,8 +27,8 @@ from compensation.models import (
     ManifestLine,
     UsageManifest,
 )
-from compensation.services import tariff_set
-from compensation.usage import usage_manifest_submit_json
+from compensation.usage.services import usage_manifest_submit_json
+from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from registry.models import OwnershipClaim
 from registry.services import claim_file, claim_verify

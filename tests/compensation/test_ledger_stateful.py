@@ -18,9 +18,16 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from compensation.errors import LedgerError
-from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post, ledger_post_many, ledger_reverse
+from compensation.ledger.selectors import account_balance
+from compensation.ledger.services import (
+    AccountKey,
+    Posting,
+    accounts_ensure,
+    ledger_post,
+    ledger_post_many,
+    ledger_reverse,
+)
 from compensation.models import Account, AccountKind, EntryKind, LedgerEntry, LedgerLine
-from compensation.selectors import account_balance
 from core.actors import Actor
 from registry.models import Party, PartyKind
 from tests.compensation.helpers import deferred_guards_check

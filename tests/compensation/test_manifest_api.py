@@ -23,11 +23,11 @@ from django.utils import timezone
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.test import APIClient
 
-from compensation import usage as usage_module
 from compensation.models import AccountKind, LedgerEntry, ManifestLine, Outcome, Tariff, UsageManifest
-from compensation.selectors import OUTCOME_COLUMNS
-from compensation.services import tariff_set
-from compensation.usage import usage_manifest_process, usage_reprice
+from compensation.usage import services as usage_module
+from compensation.usage.selectors import OUTCOME_COLUMNS
+from compensation.usage.services import usage_manifest_process, usage_reprice
+from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from core.errors import InvalidInput
 from optout.models import KindRegime

@@ -14,7 +14,7 @@ import pytest
 from django.utils import timezone
 
 from compensation.models import AccountKind, LedgerEntry, ManifestLine, UsageManifest
-from compensation.services import tariff_set
+from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from tests.compensation.helpers import manifest_body, used
 from tests.factories import WorkFactory

@@ -16,8 +16,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from compensation.manifests import line_reason
 from compensation.models import ManifestLine, UsageManifest, UsageUnit
+from compensation.usage.manifests import line_reason
 from tests.compensation.helpers import manifest_body
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from compensation.models import ManifestLine, Outcome
-from compensation.services import tariff_set
+from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from tests.compensation.helpers import manifest_body
 from tests.factories import WorkFactory

@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.db.models import Sum
 from django.utils import timezone, translation
 
-from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
+from compensation.ledger.services import AccountKey, Posting, accounts_ensure, ledger_post_entries
 from compensation.models import (
     AccountKind,
     EntryKind,
@@ -33,7 +33,7 @@ from compensation.models import (
     StatementLine,
     StatementLineKind,
 )
-from compensation.services import tariff_set
+from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from registry.models import OwnershipClaim
 from registry.services import claim_file, claim_verify

@@ -16,7 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone, translation
 
-from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
+from compensation.ledger.services import AccountKey, Posting, accounts_ensure, ledger_post_entries
 from compensation.models import (
     AccountKind,
     EntryKind,

@@ -21,7 +21,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from compensation.models import LedgerLine, ManifestLine, ManifestStatus, Outcome, UsageManifest
-from compensation.services import tariff_set
+from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from core.tasks import QUEUE_LONG
 from tests.compensation.helpers import eager

@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from compensation.models import Tariff
-from compensation.selectors import tariff_schedule, tariffs_in_force
-from compensation.services import tariff_set
+from compensation.usage.selectors import tariff_schedule, tariffs_in_force
+from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from core.errors import InvalidInput, InvalidState, NotPermitted
 from registry.models import AuditEvent

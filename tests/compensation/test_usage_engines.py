@@ -20,7 +20,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from compensation.models import LedgerLine, ManifestLine, Tariff, UsageManifest
-from compensation.usage import usage_manifest_process, usage_manifest_submit_json
+from compensation.usage.services import usage_manifest_process, usage_manifest_submit_json
 from core.actors import Actor
 from optout.models import KindRegime, Refusal, RefusalEvent
 from registry.models import Identifier, OwnershipClaim, Party, PartyKind, VerifiedDomain, Work

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
-from compensation.ledger import ledger_post
+from compensation.ledger.selectors import account_balance
+from compensation.ledger.services import ledger_post
 from compensation.models import EntryKind, LedgerLine, ManifestLine, UsageManifest
-from compensation.selectors import account_balance
 from tests.compensation.helpers import INSERT_LINE, deferred_guards_check, raw_entry, sql_run
 from tests.helpers import at
 

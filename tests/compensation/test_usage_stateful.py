@@ -37,11 +37,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from compensation import ledger, usage
-from compensation.allocation import allocate_largest_remainder
 from compensation.errors import ManifestConflict
-from compensation.escrow import escrow_release_for_work
-from compensation.manifests import Record, line_parse
+from compensation.ledger import services as ledger
+from compensation.ledger.allocation import allocate_largest_remainder
+from compensation.ledger.escrow import escrow_release_for_work
 from compensation.models import (
     ESCROW_ACCOUNT_KINDS,
     AccountKind,
@@ -52,7 +51,9 @@ from compensation.models import (
     Outcome,
     UsageManifest,
 )
-from compensation.services import tariff_set
+from compensation.usage import services as usage
+from compensation.usage.manifests import Record, line_parse
+from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from core.errors import InvalidInput, InvalidState, NotPermitted
 from core.money import price_micro
@@ -1041,7 +1042,7 @@ def _crashing(where: str, k: int) -> Iterator[None]:
                 raise Crash
             return chunk_commit(*args, **kwargs)
 
-        with mock.patch("compensation.usage._chunk_commit", new=before):
+        with mock.patch("compensation.usage.services._chunk_commit", new=before):
             yield
         return
     post = ledger.ledger_post_entries
@@ -1054,7 +1055,7 @@ def _crashing(where: str, k: int) -> Iterator[None]:
 
     with contextlib.ExitStack() as stack:
         # Every module that posts a chunk imported the function by name.
-        for module in ("compensation.usage", "compensation.usage_sql"):
+        for module in ("compensation.usage.services", "compensation.usage.sql"):
             with contextlib.suppress(ImportError):
                 if hasattr(importlib.import_module(module), "ledger_post_entries"):
                     stack.enter_context(mock.patch(f"{module}.ledger_post_entries", new=posted))

@@ -38,9 +38,9 @@ from compensation.models import (
     Outcome,
     UsageManifest,
 )
-from compensation.services import tariff_set
 from compensation.tasks import usage_manifest_run
-from compensation.usage import usage_manifests_resume_stalled
+from compensation.usage.services import usage_manifests_resume_stalled
+from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from core.tasks import QUEUE_LONG
 from tests.compensation.helpers import eager

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from compensation.models import ManifestStatus, UsageManifest
-from compensation.services import tariff_set
+from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from optout.models import RefusalScope
 from optout.services import refusal_file

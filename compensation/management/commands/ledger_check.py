@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Sum
 from django.utils.translation import gettext as _
 
-from compensation.ledger_checks import check_offenders, ledger_checks, subject_count
+from compensation.ledger.checks import check_offenders, ledger_checks, subject_count
 from compensation.models import Account, LedgerEntry, LedgerLine
 
 SHOWN = 50

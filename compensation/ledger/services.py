@@ -29,7 +29,7 @@ from compensation.models import (
     LedgerEntry,
     LedgerLine,
 )
-from compensation.periods import books_closed, period_lock
+from compensation.settlement.periods import books_closed, period_lock
 from core.actors import Actor, require_staff
 from core.errors import InvalidInput
 from registry.audit import audit_record
@@ -222,7 +222,7 @@ class _Stored(NamedTuple):
     kind: str
     effective_at: datetime
     reverses_id: int | None
-    # Where a closed period moved the entry from (periods.py), as the caller asked for it.
+    # Where a closed period moved the entry from (settlement/periods.py), as the caller asked for it.
     moved_from: str | None
 
 
@@ -349,7 +349,7 @@ def _check_earlier(batch: dict[str, _Checked], keys: list[str]) -> dict[str, int
 
 
 def _move_out_of_closed_periods(ordered: list[_Checked]) -> list[_Checked]:
-    """Date now what would land before where the books are closed, saying so in the source (periods.py).
+    """Date now what would land before where the books are closed, saying so in the source (settlement/periods.py).
 
     A running settlement's own payouts stay in its period; the database checks that too.
     """

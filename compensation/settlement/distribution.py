@@ -21,9 +21,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from compensation.allocation import allocate_largest_remainder
-from compensation.escrow import escrow_lock
-from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
+from compensation.ledger.allocation import allocate_largest_remainder
+from compensation.ledger.escrow import escrow_lock
+from compensation.ledger.services import AccountKey, Posting, accounts_ensure, ledger_post_entries
 from compensation.models import (
     DISTRIBUTION_JOB,
     AccountKind,

@@ -19,8 +19,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from compensation.allocation import allocate_largest_remainder
-from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
+from compensation.ledger.allocation import allocate_largest_remainder
+from compensation.ledger.services import AccountKey, Posting, accounts_ensure, ledger_post_entries
 from compensation.models import AccountKind, EntryKind, EscrowRelease, ManifestLine, UsageManifest
 from core.actors import Actor
 from core.locks import advisory_lock

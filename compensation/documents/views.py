@@ -16,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext_lazy as _
 
-from compensation import exports, reports
+from compensation.documents import exports, reports
 from compensation.models import Settlement
 from core.dates import date_in_range
 from core.errors import RegistryError

@@ -4,7 +4,7 @@ A run has four steps, each committed on its own so that its progress can be read
 retried task continues after the last finished step:
 
 1. **close**: the period closes (status ``running``); from here the ledger moves postings dated inside it
-   to the open period (periods.py), so every later step reads the same frozen set of entries.
+   to the open period (settlement/periods.py), so every later step reads the same frozen set of entries.
 2. **statements**: per holder, the payable's opening balance, its movement in the period by kind, each
    traced to the manifest lines (allocations), distributions and adjustments behind it; the payout in
    whole won, never more than the holder is due (the sub-won rest stays on its payable), withholding, and
@@ -36,7 +36,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from compensation.errors import SettlementError
-from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
+from compensation.ledger.services import AccountKey, Posting, accounts_ensure, ledger_post_entries
 from compensation.models import (
     SETTLEMENT_JOB,
     AccountKind,
@@ -56,7 +56,7 @@ from compensation.models import (
     StatementLineKind,
     UsageManifest,
 )
-from compensation.periods import period_lock
+from compensation.settlement.periods import period_lock
 from core.actors import Actor, require_staff
 from core.errors import InvalidInput
 from core.jobs import job_publish_on_commit, job_retry, job_run

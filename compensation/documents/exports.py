@@ -30,7 +30,6 @@ from django.db.models import Sum
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
-from compensation import selectors
 from compensation.models import (
     EXPORT_JOB,
     Export,
@@ -44,6 +43,7 @@ from compensation.models import (
     StatementLine,
     StatementLineKind,
 )
+from compensation.settlement import selectors as settlement_selectors
 from core import spreadsheets
 from core.actors import Actor
 from core.errors import InvalidInput, NotFound
@@ -165,7 +165,7 @@ class StatementExporter(Exporter):
         )
         kinds = dict(StatementLineKind.choices)
         count = total = 0
-        lines = selectors.statement_lines(statement=statement).order_by(
+        lines = settlement_selectors.statement_lines(statement=statement).order_by(
             "kind", "work_id", "lab_id", "manifest_id", "pk"
         )
         for line in lines.iterator(chunk_size=2_000):
@@ -213,7 +213,7 @@ class InvoiceExporter(Exporter):
         invoice = self.invoice
         settlement = invoice.settlement
         outcomes = dict(Outcome.choices)
-        lines = selectors.invoice_lines(invoice=invoice)
+        lines = settlement_selectors.invoice_lines(invoice=invoice)
         yield from self.header(
             _("Invoice"),
             self.meta(_("Invoice number"), invoice.number),
@@ -571,9 +571,11 @@ def export_format_parse(value: str | None) -> str:
 def document_exporter(*, actor: Actor, document: str, object_id: int) -> Exporter:
     """The exporter of a statement or invoice the actor may read (the selectors decide; otherwise 404)."""
     if document == ExportDocument.STATEMENT:
-        return StatementExporter(statement=selectors.statement_get_for_actor(actor=actor, statement_pk=object_id))
+        return StatementExporter(
+            statement=settlement_selectors.statement_get_for_actor(actor=actor, statement_pk=object_id)
+        )
     if document == ExportDocument.INVOICE:
-        return InvoiceExporter(invoice=selectors.invoice_get_for_actor(actor=actor, invoice_pk=object_id))
+        return InvoiceExporter(invoice=settlement_selectors.invoice_get_for_actor(actor=actor, invoice_pk=object_id))
     raise NotFound(_("No such document."))
 
 

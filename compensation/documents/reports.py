@@ -21,9 +21,9 @@ from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from compensation.distribution import distributable_before
-from compensation.exports import Cell, Exporter, Row, RowKind, won
+from compensation.documents.exports import Cell, Exporter, Row, RowKind, won
 from compensation.models import AccountKind, EntryKind, LedgerLine, ManifestLine, Outcome
+from compensation.settlement.distribution import distributable_before
 from registry.models import WorkKind
 
 # Outcomes whose value went to owners or into escrow: the base of the match rate.

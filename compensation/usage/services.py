@@ -6,7 +6,7 @@ transaction: the identifiers are matched to works, each line is decided by the r
 ``used_at`` for the manifest's purpose, priced with the tariff in force then, split among the verified
 owners by share (largest remainder, so the parts sum exactly), its outcome row is written, and one balanced
 ledger entry is posted for the whole chunk, its lines summed per account. On PostgreSQL the deciding is
-set-based SQL over a staging table (``usage_sql``); ``_line_decide`` below is the same rules in Python, for
+set-based SQL over a staging table (``compensation.usage.sql``); ``_line_decide`` below is the same rules in Python, for
 SQLite and re-pricing, and the reference the SQL is tested against. The entry's idempotency key is
 derived from the manifest and the chunk's line numbers, and the manifest's cursor (``lines_done``)
 advances in the same transaction, under a lock: a worker killed anywhere, or a task delivered twice, ends
@@ -36,11 +36,22 @@ from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
-from compensation.allocation import allocate_largest_remainder
 from compensation.errors import ManifestConflict
-from compensation.escrow import escrow_lock
-from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
-from compensation.manifests import (
+from compensation.ledger.allocation import allocate_largest_remainder
+from compensation.ledger.escrow import escrow_lock
+from compensation.ledger.services import AccountKey, Posting, accounts_ensure, ledger_post_entries
+from compensation.models import (
+    MANIFEST_JOB,
+    AccountKind,
+    EntryKind,
+    ManifestFormat,
+    ManifestLine,
+    ManifestStatus,
+    Outcome,
+    Tariff,
+    UsageManifest,
+)
+from compensation.usage.manifests import (
     ManifestMeta,
     ParsedLine,
     Record,
@@ -54,20 +65,9 @@ from compensation.manifests import (
     records_read,
     upload_inspect,
 )
-from compensation.models import (
-    MANIFEST_JOB,
-    AccountKind,
-    EntryKind,
-    ManifestFormat,
-    ManifestLine,
-    ManifestStatus,
-    Outcome,
-    Tariff,
-    UsageManifest,
-)
-from compensation.prefetch import ProducerFailed, prefetched, prefetched_in_process
-from compensation.selectors import manifest_outcome_summary
-from compensation.usage_sql import SCHEME_KIND, StagedChunk, chunk_settle_sql, stage_line
+from compensation.usage.prefetch import ProducerFailed, prefetched, prefetched_in_process
+from compensation.usage.selectors import manifest_outcome_summary
+from compensation.usage.sql import SCHEME_KIND, StagedChunk, chunk_settle_sql, stage_line
 from core.actors import Actor
 from core.errors import InvalidInput, NotPermitted, RegistryError
 from core.jobs import job_fail, job_publish, job_run, jobs_sweep
@@ -365,7 +365,7 @@ def _pre_outcomes(lines: Sequence[ParsedLine], seen: set[Any]) -> list[str]:
 
 
 def _lines_decide(manifest: UsageManifest, lines: Sequence[ParsedLine], seen: set[Any]) -> _Decided:
-    """Outcomes for ``lines`` decided in Python (SQLite, and re-pricing); ``usage_sql`` does the same in SQL."""
+    """Outcomes for ``lines`` decided in Python (SQLite, and re-pricing); ``compensation.usage.sql`` does the same in SQL."""
     pre = _pre_outcomes(lines, seen)
     keys = {line.key for line, outcome in zip(lines, pre, strict=True) if not outcome and line.key is not None}
     context = usage_context_load(keys=keys, purpose=manifest.purpose)

@@ -27,9 +27,9 @@ from urllib.parse import urlsplit
 
 from django.db import DatabaseError, connection, transaction
 
-from compensation.ledger import AccountKey, Posting, accounts_ensure, ledger_post_entries
-from compensation.manifests import ParsedLine
+from compensation.ledger.services import AccountKey, Posting, accounts_ensure, ledger_post_entries
 from compensation.models import AccountKind, EntryKind, UsageManifest
+from compensation.usage.manifests import ParsedLine
 from core.money import MICRO
 from optout.selectors import purposes_refusing
 from registry.identifiers import Scheme
