@@ -45,6 +45,7 @@ class _LimitedLogin:
                 params={"minutes": wait},
             )
         try:
+            # A mixin: clean() is the form's that follows in the MRO, which mypy cannot see from here.
             cleaned: dict[str, Any] = super().clean()  # type: ignore[misc]
         except forms.ValidationError as exc:
             user = self.user_cache
@@ -76,6 +77,8 @@ class RegistryAdminSite(AdminSite):
     site_header = lazy(registry_name, str)()
     site_title = lazy(registry_name, str)()
 
+    # AdminSite declares these two as class attributes; Django reads them per request, so properties that
+    # follow the setting work, but mypy refuses a property over an attribute.
     @property
     def login_form(self) -> type[AdminAuthenticationForm]:  # type: ignore[override]
         return StaffOTPLoginForm if settings.STAFF_OTP_REQUIRED else StaffLoginForm
@@ -87,5 +90,6 @@ class RegistryAdminSite(AdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         if not super().has_permission(request):
             return False
-        # OTPMiddleware sets is_verified(): true only once this session passed a device's token.
+        # OTPMiddleware sets is_verified(): true only once this session passed a device's token. Django's user
+        # types do not declare it.
         return not settings.STAFF_OTP_REQUIRED or bool(request.user.is_verified())  # type: ignore[union-attr]

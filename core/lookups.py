@@ -28,6 +28,7 @@ class AnyOf(Lookup[Any]):
     lookup_name = "any_of"
     prepare_rhs = False
 
+    # The stubs' params are a tuple of str and int; Django passes any list of values the driver adapts (dates too).
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:  # type: ignore[override]
         lhs, lhs_params = self.process_lhs(compiler, connection)
         values = list(self.rhs)

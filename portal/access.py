@@ -56,7 +56,8 @@ def portal_parties(request: HttpRequest) -> tuple[list[Membership], Membership |
     chosen = request.session.get(SESSION_PARTY)
     active = next((m for m in memberships if m.party_id == chosen), memberships[0] if memberships else None)
     result = (memberships, active)
-    request._portal_parties = result  # type: ignore[attr-defined]
+    # In the request's __dict__, where party_choose drops it: HttpRequest declares no such attribute.
+    request.__dict__["_portal_parties"] = result
     return result
 
 
@@ -90,7 +91,9 @@ def portal_view(
                 return redirect("portal:party-create")
             if kind is not None and active.party.kind != kind:
                 raise Http404()
-            portal = Portal(user=request.user, membership=active)  # type: ignore[arg-type]
+            # login_required let only a signed-in person through.
+            assert isinstance(request.user, User)
+            portal = Portal(user=request.user, membership=active)
             if admin and not portal.is_admin:
                 raise Http404()
             return view(request, portal, *args, **kwargs)

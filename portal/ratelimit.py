@@ -17,7 +17,8 @@ from rest_framework.throttling import BaseThrottle
 
 
 def client_address(request: HttpRequest) -> str:
-    # The API's throttles and this limit read the client's address the same way (NUM_PROXIES).
+    # The API's throttles and this limit read the client's address the same way (NUM_PROXIES). The stubs ask
+    # for DRF's Request, but get_ident reads only request.META, which a Django HttpRequest has.
     return str(BaseThrottle().get_ident(request))  # type: ignore[arg-type]
 
 

@@ -67,7 +67,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         detail = exc.detail
         code = detail.code if isinstance(detail, exceptions.ErrorDetail) and detail.code else exc.default_code
         body = {"code": code, "message": str(detail)}
-        if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS and getattr(exc, "wait", None):
-            body["retry_after"] = exc.wait  # type: ignore[attr-defined]
+        wait = getattr(exc, "wait", None)
+        if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS and wait:
+            body["retry_after"] = wait
     response.data = {"error": body}
     return response

@@ -25,7 +25,7 @@ from rest_framework import serializers
 _UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-class ErrorDetailOutput(serializers.Serializer):
+class ErrorDetailOutput(serializers.Serializer[dict[str, Any]]):
     code = serializers.CharField(help_text=_("Stable and machine-readable, e.g. invalid_checksum or not_found."))
     message = serializers.CharField(help_text=_("For people, in the language asked for (Accept-Language)."))
     field = serializers.CharField(required=False, help_text=_("The input field at fault, as a dotted path."))
@@ -35,7 +35,7 @@ class ErrorDetailOutput(serializers.Serializer):
     retry_after = serializers.FloatField(required=False, help_text=_("Seconds to wait before trying again."))
 
 
-class ErrorOutput(serializers.Serializer):
+class ErrorOutput(serializers.Serializer[dict[str, Any]]):
     error = ErrorDetailOutput()
 
 
@@ -74,7 +74,9 @@ class RegistryAutoSchema(AutoSchema):
         for code in self._error_statuses(operation):
             if code in responses:
                 continue
-            response = self._get_response_for_code(
+            # drf-spectacular leaves this method unannotated, and untyped_calls_exclude cannot name it: mypy names
+            # the call after this subclass.
+            response = self._get_response_for_code(  # type: ignore[no-untyped-call]
                 OpenApiResponse(ErrorOutput, description=str(_ERRORS[code])), code, ["application/json"]
             )
             if code in ("429", "503"):

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from core.api.fastjson import JSONParser
 from core.errors import InvalidInput
-from optout.receipts import public_keys, receipt_verify
+from optout.receipts import ReceiptCheck, public_keys, receipt_verify
 
 
 @require_safe
@@ -36,7 +36,7 @@ class ReceiptJSONParser(JSONParser):
     refuse_nul = False
 
 
-class ReceiptVerifyInput(serializers.Serializer):
+class ReceiptVerifyInput(serializers.Serializer[dict[str, Any]]):
     payload = serializers.DictField(
         help_text="The signed payload: the lookup response without its receipt key "
         "(request, results, issued_at, caller, last_refusal_event_id)."
@@ -44,7 +44,7 @@ class ReceiptVerifyInput(serializers.Serializer):
     receipt = serializers.DictField(help_text="The receipt as issued: alg, key_id, signature, canonicalization.")
 
 
-class ReceiptCheckOutput(serializers.Serializer):
+class ReceiptCheckOutput(serializers.Serializer[ReceiptCheck]):
     valid = serializers.BooleanField()
     key_id = serializers.CharField(allow_null=True)
     reason = serializers.ChoiceField(choices=["ok", "unknown_key", "bad_signature", "malformed"])

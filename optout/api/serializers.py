@@ -12,7 +12,7 @@ from registry.models import WorkKind
 MAX_LOOKUP_ITEMS = 10_000
 
 
-class RefusalCreateInput(serializers.Serializer):
+class RefusalCreateInput(serializers.Serializer[dict[str, Any]]):
     scope = serializers.ChoiceField(choices=RefusalScope.choices)
     purposes = serializers.ListField(child=serializers.CharField(max_length=32), min_length=1)
     work = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1, max_value=ID_MAX)
@@ -20,11 +20,11 @@ class RefusalCreateInput(serializers.Serializer):
     effective_from = RegistryDateTimeField(required=False, allow_null=True, default=None)
 
 
-class RefusalWithdrawInput(serializers.Serializer):
+class RefusalWithdrawInput(serializers.Serializer[dict[str, Any]]):
     effective_at = RegistryDateTimeField(required=False, allow_null=True, default=None)
 
 
-class RefusalOutput(serializers.ModelSerializer):
+class RefusalOutput(serializers.ModelSerializer[Refusal]):
     purposes = serializers.SerializerMethodField()
     history = serializers.SerializerMethodField()
     work = serializers.SerializerMethodField()
@@ -52,7 +52,7 @@ class RefusalOutput(serializers.ModelSerializer):
         ]
 
 
-class RegimeInput(serializers.Serializer):
+class RegimeInput(serializers.Serializer[dict[str, Any]]):
     kind = serializers.ChoiceField(choices=WorkKind.choices)
     regime = serializers.ChoiceField(choices=Regime.choices)
     effective_from = RegistryDateTimeField(required=False, allow_null=True, default=None)
@@ -76,20 +76,20 @@ class LookupItemsField(serializers.ListField):
         ]
 
 
-class LookupInput(serializers.Serializer):
+class LookupInput(serializers.Serializer[dict[str, Any]]):
     purpose = serializers.ChoiceField(choices=Purpose.choices, default=Purpose.TRAIN_GENAI)
     as_of = RegistryDateTimeField(required=False, allow_null=True, default=None)
     items = LookupItemsField(min_length=1, allow_empty=False)
 
 
-class LookupSingleInput(serializers.Serializer):
+class LookupSingleInput(serializers.Serializer[dict[str, Any]]):
     scheme = serializers.CharField(max_length=64)
     value = serializers.CharField(max_length=4000)
     purpose = serializers.ChoiceField(choices=Purpose.choices, default=Purpose.TRAIN_GENAI)
     as_of = RegistryDateTimeField(required=False, allow_null=True, default=None)
 
 
-class LookupResponse(serializers.Serializer):
+class LookupResponse(serializers.Serializer[dict[str, Any]]):
     request = serializers.DictField()
     results = serializers.ListField(child=serializers.DictField())
     issued_at = serializers.CharField()

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeVar
 
 from django.core.paginator import Page, Paginator
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
+
+_M = TypeVar("_M", bound=Model)
 
 
 def base_url(request: HttpRequest) -> str:
@@ -11,7 +14,7 @@ def base_url(request: HttpRequest) -> str:
     return request.build_absolute_uri("/").rstrip("/")
 
 
-def paginate(request: HttpRequest, items: Any, *, per_page: int = 25) -> Page:
+def paginate(request: HttpRequest, items: QuerySet[_M], *, per_page: int = 25) -> Page[_M]:
     return Paginator(items, per_page).get_page(request.GET.get("page"))
 
 

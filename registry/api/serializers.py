@@ -30,7 +30,7 @@ from registry.models import (
 # --- inputs ---------------------------------------------------------------------------
 
 
-class IdentifierInput(serializers.Serializer):
+class IdentifierInput(serializers.Serializer[dict[str, Any]]):
     scheme = serializers.CharField(max_length=16, help_text=", ".join(Scheme.values))
     value = serializers.CharField(max_length=2000, trim_whitespace=True)
 
@@ -77,7 +77,7 @@ class IdentifierListField(serializers.ListField):
         return super().get_value(dictionary)
 
 
-class WorkCreateInput(serializers.Serializer):
+class WorkCreateInput(serializers.Serializer[dict[str, Any]]):
     title = serializers.CharField(max_length=500)
     kind = serializers.ChoiceField(choices=WorkKind.choices)
     identifiers = IdentifierListField(required=False, default=list)
@@ -93,37 +93,37 @@ class WorkCreateInput(serializers.Serializer):
     )
 
 
-class WorkListFilter(serializers.Serializer):
+class WorkListFilter(serializers.Serializer[dict[str, Any]]):
     kind = serializers.ChoiceField(choices=WorkKind.choices, required=False)
     status = serializers.ChoiceField(choices=WorkStatus.choices, required=False)
     identifier = serializers.CharField(required=False, help_text=_("scheme:value, e.g. isbn:9788937460449"))
 
 
-class BulkImportInput(serializers.Serializer):
+class BulkImportInput(serializers.Serializer[dict[str, Any]]):
     file = serializers.FileField(help_text=_("CSV, XLSX or JSON Lines; up to 100,000 works."))
 
 
-class ClaimCreateInput(serializers.Serializer):
+class ClaimCreateInput(serializers.Serializer[dict[str, Any]]):
     work = serializers.IntegerField(min_value=1, max_value=ID_MAX, help_text=_("The id of the work to claim."))
     share_bp = serializers.IntegerField(min_value=1, max_value=10000, default=10000)
     valid_from = RegistryDateField(required=False, allow_null=True, default=None)
 
 
-class ClaimListFilter(serializers.Serializer):
+class ClaimListFilter(serializers.Serializer[dict[str, Any]]):
     status = serializers.ChoiceField(choices=ClaimStatus.choices, required=False)
     work = serializers.IntegerField(required=False, min_value=1, max_value=ID_MAX)
 
 
-class ClaimDecisionInput(serializers.Serializer):
+class ClaimDecisionInput(serializers.Serializer[dict[str, Any]]):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
-class DomainCreateInput(serializers.Serializer):
+class DomainCreateInput(serializers.Serializer[dict[str, Any]]):
     origin = serializers.CharField(max_length=300)
     method = serializers.ChoiceField(choices=DomainMethod.choices)
 
 
-class ApiKeyCreateInput(serializers.Serializer):
+class ApiKeyCreateInput(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     scopes = serializers.ListField(child=serializers.ChoiceField(choices=ApiScope.choices), min_length=1)
 
@@ -131,19 +131,19 @@ class ApiKeyCreateInput(serializers.Serializer):
 # --- outputs --------------------------------------------------------------------------
 
 
-class PartyBriefOutput(serializers.ModelSerializer):
+class PartyBriefOutput(serializers.ModelSerializer[Party]):
     class Meta:
         model = Party
         fields = ["id", "kind", "name"]
 
 
-class IdentifierOutput(serializers.ModelSerializer):
+class IdentifierOutput(serializers.ModelSerializer[Identifier]):
     class Meta:
         model = Identifier
         fields = ["scheme", "value"]
 
 
-class ClaimOutput(serializers.ModelSerializer):
+class ClaimOutput(serializers.ModelSerializer[OwnershipClaim]):
     holder = PartyBriefOutput()
     work = serializers.SerializerMethodField()
 
@@ -166,7 +166,7 @@ class ClaimOutput(serializers.ModelSerializer):
         return {"id": claim.work_id, "title": claim.work.title, "kind": claim.work.kind, "status": claim.work.status}
 
 
-class WorkClaimOutput(serializers.ModelSerializer):
+class WorkClaimOutput(serializers.ModelSerializer[OwnershipClaim]):
     holder = PartyBriefOutput()
 
     class Meta:
@@ -174,7 +174,7 @@ class WorkClaimOutput(serializers.ModelSerializer):
         fields = ["id", "holder", "share_bp", "valid_from", "status", "created_at"]
 
 
-class WorkOutput(serializers.ModelSerializer):
+class WorkOutput(serializers.ModelSerializer[Work]):
     identifiers = IdentifierOutput(many=True)
     claims = WorkClaimOutput(many=True)
 
@@ -194,7 +194,7 @@ class WorkOutput(serializers.ModelSerializer):
         ]
 
 
-class DomainOutput(serializers.ModelSerializer):
+class DomainOutput(serializers.ModelSerializer[VerifiedDomain]):
     instructions = serializers.SerializerMethodField()
 
     class Meta:
@@ -219,7 +219,7 @@ class DomainOutput(serializers.ModelSerializer):
         return {"url": file_url(domain.origin), "content": domain.token}
 
 
-class ImportOutput(serializers.ModelSerializer):
+class ImportOutput(serializers.ModelSerializer[WorkImport]):
     progress = serializers.SerializerMethodField()
     failure_reason = failure_reason_field()
     row_errors = serializers.SerializerMethodField()
@@ -259,19 +259,19 @@ class ImportOutput(serializers.ModelSerializer):
         return f"/api/v1/imports/{work_import.pk}/errors"
 
 
-class ImportRowErrorOutput(serializers.ModelSerializer):
+class ImportRowErrorOutput(serializers.ModelSerializer[WorkImportRowError]):
     class Meta:
         model = WorkImportRowError
         fields = ["row", "field", "code", "message", "existing_work"]
 
 
-class ApiKeyOutput(serializers.ModelSerializer):
+class ApiKeyOutput(serializers.ModelSerializer[ApiKey]):
     class Meta:
         model = ApiKey
         fields = ["id", "name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
 
 
-class MeOutput(serializers.Serializer):
+class MeOutput(serializers.Serializer[dict[str, Any]]):
     user = serializers.DictField(allow_null=True)
     party = PartyBriefOutput(allow_null=True)
     scopes = serializers.ListField(child=serializers.CharField())
