@@ -4,6 +4,9 @@ Every posting carries an idempotency key. Posting the same key again returns the
 there and writes nothing, however often a task runs or crashes (ledger invariant 3); posting it with
 other lines is an error. The database backs the rules up: on PostgreSQL a deferred trigger refuses an
 unbalanced entry at commit and others refuse UPDATE, DELETE and TRUNCATE (migration 0002).
+
+Posting is checked in Python, the same on every database; only the inserts differ, behind one seam: a
+``LedgerWriter`` (the ORM's, or PostgreSQL's set-based one), chosen by ``ledger_writer_for``.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
-from django.db import connection, transaction
+from django.db import connection as default_connection
+from django.db import transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -234,14 +239,74 @@ def _conflict(key: str) -> LedgerError:
     )
 
 
+# --- The writers: the seam between the databases -------------------------------------------------------------
+
+
+class LedgerWriter(Protocol):
+    """Inserts checked entries and their lines: what the ledger does differently on each database.
+
+    ``entries_insert`` inserts the entries whose idempotency keys are new, skipping any that breaks a unique rule
+    (an earlier key, a second reversal of one entry), and answers ``{key: id}`` of those it inserted;
+    ``lines_insert`` inserts ``(entry id, account id, amount)`` rows. Everything else (checking, idempotency,
+    closed periods) is ``_post``'s, the same on every database. ``ledger_writer_for`` chooses the database's own;
+    ``ledger_writers`` lists every writer that runs on it, which ``tests/compensation/test_ledger_writers.py``
+    holds to one table of cases.
+    """
+
+    name: str
+
+    def entries_insert(self, ordered: list[_Checked]) -> dict[str, int]: ...
+
+    def lines_insert(self, lines: list[tuple[int, int, int]]) -> None: ...
+
+
+class OrmLedgerWriter:
+    """The ORM's bulk inserts: every database, and SQLite's writer."""
+
+    name = "orm"
+
+    def entries_insert(self, ordered: list[_Checked]) -> dict[str, int]:
+        # INSERT OR IGNORE (ON CONFLICT DO NOTHING), then tell ours apart. Lines are written in the same
+        # transaction as their entry, so an entry still without lines is one this call inserted.
+        LedgerEntry.objects.bulk_create(
+            [
+                LedgerEntry(
+                    idempotency_key=c.key,
+                    kind=c.kind,
+                    effective_at=c.effective_at,
+                    memo=c.memo,
+                    source=c.source,
+                    reverses_id=c.reverses_id,
+                )
+                for c in ordered
+            ],
+            ignore_conflicts=True,
+        )
+        has_lines = Exists(LedgerLine.objects.filter(entry=OuterRef("pk")))
+        inserted: dict[str, int] = {}
+        for chunk in _chunks([c.key for c in ordered]):
+            rows = LedgerEntry.objects.alias(has_lines=has_lines).filter(idempotency_key__in=chunk, has_lines=False)
+            inserted.update(rows.order_by().values_list("idempotency_key", "id"))
+        return inserted
+
+    def lines_insert(self, lines: list[tuple[int, int, int]]) -> None:
+        if lines:
+            LedgerLine.objects.bulk_create(
+                [
+                    LedgerLine(entry_id=entry_id, account_id=account_id, amount_micro=amount)
+                    for entry_id, account_id, amount in lines
+                ]
+            )
+
+
 # PostgreSQL: one statement for any number of entries, reporting exactly the rows it inserted. ON CONFLICT
 # DO NOTHING skips a key posted before, or posted by a concurrent worker (it waits for that one's commit).
 _PG_INSERT_ENTRIES = """
     INSERT INTO compensation_ledgerentry (idempotency_key, kind, effective_at, created_at, memo, source, reverses_id)
-    SELECT k, kind, effective_at, %s, memo, source::jsonb, reverses_id
+    SELECT posted.key, posted.kind, posted.effective_at, %s, posted.memo, posted.source::jsonb, posted.reverses_id
       FROM unnest(%s::varchar[], %s::varchar[], %s::timestamptz[], %s::text[], %s::text[], %s::bigint[])
-           WITH ORDINALITY AS t(k, kind, effective_at, memo, source, reverses_id, position)
-     ORDER BY position
+           WITH ORDINALITY AS posted(key, kind, effective_at, memo, source, reverses_id, position)
+     ORDER BY posted.position
         ON CONFLICT DO NOTHING
     RETURNING idempotency_key, id
 """
@@ -251,10 +316,16 @@ _PG_INSERT_LINES = """
 """
 
 
-def _insert_entries(ordered: list[_Checked]) -> dict[str, int]:
-    """Insert the entries whose keys are new; ``{key: id}`` of those this call inserted."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+class PostgresLedgerWriter:
+    """One ``INSERT ... SELECT unnest(...)`` per table, whatever the number of entries: PostgreSQL's writer."""
+
+    name = "postgresql"
+
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        self.connection = connection
+
+    def entries_insert(self, ordered: list[_Checked]) -> dict[str, int]:
+        with self.connection.cursor() as cursor:
             cursor.execute(
                 _PG_INSERT_ENTRIES,
                 [
@@ -268,44 +339,29 @@ def _insert_entries(ordered: list[_Checked]) -> dict[str, int]:
                 ],
             )
             return {key: int(entry_id) for key, entry_id in cursor.fetchall()}
-    # Elsewhere (SQLite): INSERT OR IGNORE, then tell ours apart. Lines are written in the same
-    # transaction as their entry, so an entry still without lines is one this call inserted.
-    LedgerEntry.objects.bulk_create(
-        [
-            LedgerEntry(
-                idempotency_key=c.key,
-                kind=c.kind,
-                effective_at=c.effective_at,
-                memo=c.memo,
-                source=c.source,
-                reverses_id=c.reverses_id,
-            )
-            for c in ordered
-        ],
-        ignore_conflicts=True,
-    )
-    has_lines = Exists(LedgerLine.objects.filter(entry=OuterRef("pk")))
-    inserted: dict[str, int] = {}
-    for chunk in _chunks([c.key for c in ordered]):
-        rows = LedgerEntry.objects.alias(has_lines=has_lines).filter(idempotency_key__in=chunk, has_lines=False)
-        inserted.update(rows.order_by().values_list("idempotency_key", "id"))
-    return inserted
 
-
-def _insert_lines(lines: list[tuple[int, int, int]]) -> None:
-    if not lines:
-        return
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+    def lines_insert(self, lines: list[tuple[int, int, int]]) -> None:
+        if not lines:
+            return
+        with self.connection.cursor() as cursor:
             entry_ids, account_ids, amounts = (list(column) for column in zip(*lines, strict=True))
             cursor.execute(_PG_INSERT_LINES, [entry_ids, account_ids, amounts])
-        return
-    LedgerLine.objects.bulk_create(
-        [
-            LedgerLine(entry_id=entry_id, account_id=account_id, amount_micro=amount)
-            for entry_id, account_id, amount in lines
-        ]
-    )
+
+
+_ORM_WRITER = OrmLedgerWriter()
+
+
+def ledger_writer_for(connection: BaseDatabaseWrapper = default_connection) -> LedgerWriter:
+    """The writer for ``connection``'s database: the one place the ledger asks which database it runs on."""
+    if connection.vendor == "postgresql":
+        return PostgresLedgerWriter(connection)
+    return _ORM_WRITER
+
+
+def ledger_writers(connection: BaseDatabaseWrapper = default_connection) -> list[LedgerWriter]:
+    """Every writer that runs on ``connection``'s database: the ORM's everywhere, and its own where it has one."""
+    own = ledger_writer_for(connection)
+    return [_ORM_WRITER] if own is _ORM_WRITER else [_ORM_WRITER, own]
 
 
 def _check_earlier(batch: dict[str, _Checked], keys: list[str]) -> dict[str, int]:
@@ -374,8 +430,9 @@ def _move_out_of_closed_periods(ordered: list[_Checked]) -> list[_Checked]:
     return moved
 
 
-def _post(postings: Sequence[Posting]) -> dict[str, tuple[int, bool]]:
+def _post(postings: Sequence[Posting], writer: LedgerWriter | None = None) -> dict[str, tuple[int, bool]]:
     """Post set-based; returns ``{key: (entry id, created)}``. A constant number of queries per call."""
+    writer = writer or ledger_writer_for()
     batch: dict[str, _Checked] = {}
     for posting in postings:
         checked = _check(posting)
@@ -396,9 +453,9 @@ def _post(postings: Sequence[Posting]) -> dict[str, tuple[int, bool]]:
     with transaction.atomic():
         ordered = _move_out_of_closed_periods(ordered)
         batch = {c.key: c for c in ordered}
-        inserted = _insert_entries(ordered)
+        inserted = writer.entries_insert(ordered)
         earlier = _check_earlier(batch, [c.key for c in ordered if c.key not in inserted])
-        _insert_lines(
+        writer.lines_insert(
             [
                 (inserted[c.key], account_id, amount)
                 for c in ordered
@@ -449,9 +506,10 @@ def ledger_post_many(*, postings: Sequence[Posting]) -> int:
     return sum(created for _entry_id, created in _post(postings).values())
 
 
-def ledger_post_entries(*, postings: Sequence[Posting]) -> dict[str, int]:
-    """``ledger_post_many`` that answers the entry id behind each idempotency key (new or earlier)."""
-    return {key: entry_id for key, (entry_id, _created) in _post(postings).items()}
+def ledger_post_entries(*, postings: Sequence[Posting], writer: LedgerWriter | None = None) -> dict[str, int]:
+    """``ledger_post_many`` that answers the entry id behind each idempotency key (new or earlier); ``writer``
+    inserts them (by default the database's own)."""
+    return {key: entry_id for key, (entry_id, _created) in _post(postings, writer).items()}
 
 
 def ledger_reverse(
