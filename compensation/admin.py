@@ -269,6 +269,8 @@ class SettlementAdmin(JobAdminMixin, _ServiceAddAdmin):
         *JOB_FIELDS,
     ]
 
+    # The stubs return a union of invariant lists of field groups that no list[str] matches; Django reads
+    # any sequence of names.
     def get_fields(self, request: HttpRequest, obj: Settlement | None = None) -> list[str]:  # type: ignore[override]
         return ["first_day", "last_day"] if obj is None else list(self.readonly_fields)
 
@@ -341,6 +343,8 @@ class MarketShareDistributionAdmin(JobAdminMixin, _ServiceAddAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [] if obj is None else ["hold_month", *self.readonly_fields]
 
+    # The stubs return a union of invariant lists of field groups that no list[str] matches; Django reads
+    # any sequence of names.
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
         return ["hold_month"] if obj is None else ["hold_month", *self.readonly_fields]
 
@@ -378,6 +382,7 @@ def _with_reports_app(get_app_list: Any) -> Any:
     return app_list
 
 
+# The report pages wrap the admin site instance's own methods on purpose; mypy refuses any assignment to a method.
 admin.site.get_urls = _with_report_urls(admin.site.get_urls)  # type: ignore[method-assign]
 # The index and the navigation list the report pages as one more application ("Reports").
 admin.site.get_app_list = _with_reports_app(admin.site.get_app_list)  # type: ignore[method-assign]

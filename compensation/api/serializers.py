@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -26,12 +27,12 @@ from optout.models import Purpose
 from registry.models import WorkKind
 
 
-class TariffListFilter(serializers.Serializer):
+class TariffListFilter(serializers.Serializer[dict[str, Any]]):
     kind = serializers.ChoiceField(choices=WorkKind.choices, required=False)
     unit = serializers.ChoiceField(choices=UsageUnit.choices, required=False)
 
 
-class TariffInput(serializers.Serializer):
+class TariffInput(serializers.Serializer[dict[str, Any]]):
     kind = serializers.ChoiceField(choices=WorkKind.choices)
     unit = serializers.ChoiceField(choices=UsageUnit.choices)
     rate_krw = serializers.DecimalField(
@@ -43,7 +44,7 @@ class TariffInput(serializers.Serializer):
     effective_from = RegistryDateTimeField(required=False, allow_null=True, default=None)
 
 
-class TariffOutput(serializers.ModelSerializer):
+class TariffOutput(serializers.ModelSerializer[Tariff]):
     rate_krw = serializers.DecimalField(max_digits=24, decimal_places=12, normalize_output=True)
 
     class Meta:
@@ -51,24 +52,25 @@ class TariffOutput(serializers.ModelSerializer):
         fields = ["id", "kind", "unit", "rate_krw", "effective_from", "created_at"]
 
 
-class BalanceFilter(serializers.Serializer):
+class BalanceFilter(serializers.Serializer[dict[str, Any]]):
     party = serializers.IntegerField(required=False, help_text=_("Staff only: another party's balance."))
     period_start = RegistryDateTimeField(required=False, allow_null=True, default=None)
     period_end = RegistryDateTimeField(required=False, allow_null=True, default=None)
 
-    def validate(self, attrs: dict[str, object]) -> dict[str, object]:
-        start, end = attrs.get("period_start"), attrs.get("period_end")
-        if start is not None and end is not None and end <= start:  # type: ignore[operator]
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start: datetime | None = attrs.get("period_start")
+        end: datetime | None = attrs.get("period_end")
+        if start is not None and end is not None and end <= start:
             raise serializers.ValidationError({"period_end": _("The period ends after it starts.")})
         return attrs
 
 
-class BalanceMonthOutput(serializers.Serializer):
+class BalanceMonthOutput(serializers.Serializer[dict[str, Any]]):
     month = serializers.CharField(help_text=_("YYYY-MM, in Korean time."))
     by_kind = serializers.DictField(child=serializers.IntegerField())
 
 
-class BalanceOutput(serializers.Serializer):
+class BalanceOutput(serializers.Serializer[dict[str, Any]]):
     party = serializers.IntegerField()
     party_name = serializers.CharField()
     period_start = serializers.DateTimeField(allow_null=True)
@@ -80,7 +82,7 @@ class BalanceOutput(serializers.Serializer):
     by_month = BalanceMonthOutput(many=True)
 
 
-class ManifestLineInput(serializers.Serializer):
+class ManifestLineInput(serializers.Serializer[dict[str, Any]]):
     """Documents a line of a JSON manifest; lines are validated one by one by the worker, so that one bad
     line gets the outcome ``invalid`` instead of failing the manifest."""
 
@@ -91,7 +93,7 @@ class ManifestLineInput(serializers.Serializer):
     used_at = RegistryDateTimeField()
 
 
-class ManifestInput(serializers.Serializer):
+class ManifestInput(serializers.Serializer[dict[str, Any]]):
     manifest_id = serializers.CharField(max_length=200, help_text=_("Unique per lab, forever."))
     model = serializers.CharField(max_length=200)
     model_version = serializers.CharField(max_length=200, required=False)
@@ -101,7 +103,7 @@ class ManifestInput(serializers.Serializer):
     lines = ManifestLineInput(many=True)
 
 
-class ManifestUploadInput(serializers.Serializer):
+class ManifestUploadInput(serializers.Serializer[dict[str, Any]]):
     file = serializers.FileField(
         help_text=_("CSV (header scheme,value,units,unit,used_at) or JSON Lines; gzip allowed.")
     )
@@ -114,7 +116,7 @@ class ManifestUploadInput(serializers.Serializer):
     format = serializers.ChoiceField(choices=["csv", "jsonl"], required=False)
 
 
-class ManifestOutput(serializers.ModelSerializer):
+class ManifestOutput(serializers.ModelSerializer[UsageManifest]):
     lab = serializers.IntegerField(source="lab_id")
     progress = serializers.SerializerMethodField()
     failure_reason = failure_reason_field()
@@ -169,7 +171,7 @@ class ManifestOutput(serializers.ModelSerializer):
         return manifest_summary(manifest=manifest)
 
 
-class ViolationOutput(serializers.ModelSerializer):
+class ViolationOutput(serializers.ModelSerializer[ManifestLine]):
     manifest = serializers.IntegerField(source="manifest_id")
     manifest_ref = serializers.CharField(source="manifest.manifest_id")
     lab = serializers.IntegerField(source="manifest.lab_id")
@@ -202,12 +204,12 @@ class ViolationOutput(serializers.ModelSerializer):
 # --- Settlements ---------------------------------------------------------------------------------
 
 
-class SettlementInput(serializers.Serializer):
+class SettlementInput(serializers.Serializer[dict[str, Any]]):
     period_start = RegistryDateField(help_text=_("The first day of the period (registry time zone)."))
     period_end = RegistryDateField(help_text=_("The last day of the period, inclusive."))
 
 
-class SettlementOutput(serializers.ModelSerializer):
+class SettlementOutput(serializers.ModelSerializer[Settlement]):
     first_day = serializers.DateField(read_only=True)
     last_day = serializers.DateField(read_only=True)
     failure_reason = failure_reason_field()
@@ -250,7 +252,7 @@ _STATEMENT_AMOUNTS = [
 ]
 
 
-class StatementOutput(serializers.ModelSerializer):
+class StatementOutput(serializers.ModelSerializer[Statement]):
     settlement = serializers.IntegerField(source="settlement_id")
     first_day = serializers.DateField(source="settlement.first_day")
     last_day = serializers.DateField(source="settlement.last_day")
@@ -272,7 +274,7 @@ class StatementOutput(serializers.ModelSerializer):
         ]
 
 
-class StatementLineOutput(serializers.ModelSerializer):
+class StatementLineOutput(serializers.ModelSerializer[StatementLine]):
     work = serializers.IntegerField(source="work_id", allow_null=True)
     work_title = serializers.CharField(source="work.title", default=None, allow_null=True)
     lab = serializers.IntegerField(source="lab_id", allow_null=True)
@@ -297,7 +299,7 @@ class StatementLineOutput(serializers.ModelSerializer):
         ]
 
 
-class InvoiceOutput(serializers.ModelSerializer):
+class InvoiceOutput(serializers.ModelSerializer[Invoice]):
     settlement = serializers.IntegerField(source="settlement_id")
     first_day = serializers.DateField(source="settlement.first_day")
     last_day = serializers.DateField(source="settlement.last_day")
@@ -324,7 +326,7 @@ class InvoiceOutput(serializers.ModelSerializer):
         ]
 
 
-class InvoiceLineOutput(serializers.ModelSerializer):
+class InvoiceLineOutput(serializers.ModelSerializer[InvoiceLine]):
     manifest = serializers.IntegerField(source="manifest_id", allow_null=True)
     manifest_ref = serializers.CharField(source="manifest.manifest_id", default=None, allow_null=True)
     work = serializers.IntegerField(source="work_id", allow_null=True)
@@ -350,7 +352,7 @@ class InvoiceLineOutput(serializers.ModelSerializer):
         ]
 
 
-class DistributionInput(serializers.Serializer):
+class DistributionInput(serializers.Serializer[dict[str, Any]]):
     hold_month = RegistryDateField(
         input_formats=["%Y-%m", "iso-8601"], help_text=_("The month whose holds to distribute: YYYY-MM.")
     )
@@ -361,7 +363,7 @@ class MonthField(serializers.DateField):
     """A month, written YYYY-MM (a date field whose format names the month only)."""
 
 
-class DistributionOutput(serializers.ModelSerializer):
+class DistributionOutput(serializers.ModelSerializer[MarketShareDistribution]):
     hold_month = MonthField(format="%Y-%m")
     failure_reason = failure_reason_field()
 
@@ -384,14 +386,14 @@ class DistributionOutput(serializers.ModelSerializer):
         ]
 
 
-class OutcomeOwnerOutput(serializers.Serializer):
+class OutcomeOwnerOutput(serializers.Serializer[dict[str, Any]]):
     holder = serializers.IntegerField()
     claim = serializers.IntegerField(allow_null=True)
     amount_micro = serializers.IntegerField()
     entry_id = serializers.IntegerField(allow_null=True)
 
 
-class OutcomeRowOutput(serializers.Serializer):
+class OutcomeRowOutput(serializers.Serializer[dict[str, Any]]):
     """One row of a manifest's acknowledgement file (``selectors.outcome_row``), as its JSON pages carry it."""
 
     line = serializers.IntegerField()

@@ -47,9 +47,10 @@ def _period(request: HttpRequest) -> tuple[datetime, datetime, dict[str, str]]:
 
 
 def _cell(value: exports.Cell) -> dict[str, object]:
-    numeric = isinstance(value, Decimal | int) and not isinstance(value, bool)
-    text = exports.format_krw(value) if numeric else value.isoformat() if isinstance(value, date) else value  # type: ignore[arg-type]
-    return {"text": "" if text is None else text, "numeric": numeric}
+    if isinstance(value, Decimal | int) and not isinstance(value, bool):
+        return {"text": exports.format_krw(value), "numeric": True}
+    text = value.isoformat() if isinstance(value, date) else value
+    return {"text": "" if text is None else text, "numeric": False}
 
 
 def _display(report: reports.Report) -> list[dict[str, object]]:

@@ -282,6 +282,7 @@ def is_gzip(binary: IO[bytes]) -> bool:
 
 def decompressed(binary: IO[bytes], *, compressed: bool) -> IO[bytes]:
     if compressed:
+        # typeshed makes GzipFile an io.BufferedIOBase, which it keeps apart from typing.IO; it reads as one.
         return gzip.GzipFile(fileobj=binary, mode="rb")  # type: ignore[return-value]
     return binary
 

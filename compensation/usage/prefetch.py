@@ -12,14 +12,19 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
-_DONE = object()
+
+class _Done:
+    """The producer's last word: nothing follows."""
 
 
-class _Failure(Generic[T]):
+_DONE = _Done()
+
+
+class _Failure:
     def __init__(self, error: BaseException) -> None:
         self.error = error
 
@@ -32,10 +37,10 @@ def prefetched(items: Iterator[T], *, depth: int = 1) -> Iterator[Iterator[T]]:
     GIL) take turns on the CPU. An exception in the producer is raised in the caller at the item where it
     happened; leaving the block early stops the producer. ``items`` must not share state with the caller.
     """
-    handoff: queue.Queue[object] = queue.Queue(maxsize=depth)
+    handoff: queue.Queue[T | _Failure | _Done] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
-    def put(item: object) -> bool:
+    def put(item: T | _Failure | _Done) -> bool:
         while not stop.is_set():
             try:
                 handoff.put(item, timeout=0.1)
@@ -57,11 +62,11 @@ def prefetched(items: Iterator[T], *, depth: int = 1) -> Iterator[Iterator[T]]:
     def consume() -> Iterator[T]:
         while True:
             item = handoff.get()
-            if item is _DONE:
+            if isinstance(item, _Done):
                 return
             if isinstance(item, _Failure):
                 raise item.error
-            yield item  # type: ignore[misc]
+            yield item
 
     thread = threading.Thread(target=produce, name="prefetch", daemon=True)
     thread.start()
