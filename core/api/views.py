@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+from django.db.models import Model, QuerySet
 from django.utils.translation import gettext_lazy as _
-from rest_framework import exceptions, renderers
+from rest_framework import exceptions, renderers, serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,6 +18,8 @@ from core.errors import NotPermitted
 
 if TYPE_CHECKING:
     from registry.models import Party
+
+_M = TypeVar("_M", bound=Model)
 
 
 def acting_party(actor: Actor) -> Party:
@@ -66,7 +69,7 @@ class RegistryAPIView(APIView):
             self.request.accepted_media_type = "application/json"
         return super().handle_exception(exc)
 
-    def paginate(self, queryset: Any, serializer_class: Any) -> Response:
+    def paginate(self, queryset: QuerySet[_M], serializer_class: type[serializers.ModelSerializer[_M]]) -> Response:
         paginator = (self.pagination_class or PageNumberPagination)()
-        page: list[Any] | None = paginator.paginate_queryset(queryset, self.request, view=self)
+        page: list[_M] | None = paginator.paginate_queryset(queryset, self.request, view=self)
         return paginator.get_paginated_response(serializer_class(page, many=True).data)
