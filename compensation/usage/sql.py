@@ -1,9 +1,11 @@
-"""Deciding a chunk of manifest lines set-based, in PostgreSQL.
+"""The SQL engine: deciding a chunk of manifest lines set-based, in PostgreSQL.
 
-The same rules as ``compensation.usage._line_decide`` (which serves SQLite and re-pricing, and which
-``tests/compensation/test_usage_engines.py`` holds this module to, line by line), written as a few
-statements over a staging table, so a million-line manifest costs a few joins per chunk instead of a
-million Python decisions:
+It decides by the usage decision table (``compensation.usage.decisions``, whose docstring is the table), as the
+Python engine (``compensation.usage.services._line_decide``) does line by line: its outcome CASE, whether a line
+seeks a tariff, and which outcomes hold money in which escrow account are generated from that table. It is
+written as a few statements over a staging table, so a million-line manifest costs a few joins per chunk instead
+of a million Python decisions (``tests/compensation/test_usage_decisions.py`` holds both engines to one table of
+cases, ``tests/compensation/test_usage_engines.py`` to each other over random lines):
 
 1. the worker COPYs the chunk's parsed lines into the session's staging table;
 2. one statement matches identifiers to works and decides each line as at its ``used_at``: the refusal
@@ -19,7 +21,6 @@ million Python decisions:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,12 +29,24 @@ from urllib.parse import urlsplit
 from django.db import DatabaseError, connection, transaction
 
 from compensation.ledger.services import AccountKey, Posting, accounts_ensure, ledger_post_entries
-from compensation.models import AccountKind, EntryKind, UsageManifest
+from compensation.models import AccountKind, EntryKind, Outcome, UsageManifest
+from compensation.usage.decisions import (
+    FULL_SHARE_BP,
+    HELD_OUTCOMES_SQL,
+    HELD_PER_IDENTIFIER_SQL,
+    SCHEME_KIND,
+    SPLIT_OUTCOME_SQL,
+    VIOLATION_OUTCOMES_SQL,
+    held_in_case_sql,
+    outcome_case_sql,
+    tariff_sought_sql,
+)
 from compensation.usage.manifests import ParsedLine
 from core.money import MICRO
+from core.sql import sql_literal
+from optout.models import RefusalEventKind, RefusalScope, Regime
 from optout.selectors import purposes_refusing
-from registry.identifiers import Scheme
-from registry.models import WorkKind
+from registry.models import ClaimStatus, DomainStatus, WorkKind
 
 _STAGE_COLUMNS = (
     "line_no",
@@ -69,21 +82,22 @@ CREATE TEMP TABLE IF NOT EXISTS compensation_stage (
 )
 """
 
-# The tariff of a line whose identifier matches no work is that of the kind its scheme names; schemes that
-# name no kind (a URL, a hash, a content code) are priced as "other".
-SCHEME_KIND: Mapping[str, str] = {
-    Scheme.ISBN: WorkKind.TEXT,
-    Scheme.ISSN: WorkKind.TEXT,
-    Scheme.DOI: WorkKind.TEXT,
-    Scheme.ISMN: WorkKind.AUDIO,
-    Scheme.ISRC: WorkKind.AUDIO,
-    Scheme.ISWC: WorkKind.AUDIO,
-    Scheme.ISAN: WorkKind.VIDEO,
-}
+# Status and outcome values as SQL literals, from the TextChoices (``core.sql``); formatted into the constant SQL
+# below once, at import.
+_UNDECIDED = "''"  # a staged line's pre_outcome when it is neither invalid nor a duplicate: the table decides it
+_DUPLICATE = sql_literal(Outcome.DUPLICATE)
+_CLAIM_VERIFIED = sql_literal(ClaimStatus.VERIFIED)
+_DOMAIN_VERIFIED = sql_literal(DomainStatus.VERIFIED)
+_WITHDRAWN = sql_literal(RefusalEventKind.WITHDRAWN)
+_SCOPE_WORK = sql_literal(RefusalScope.WORK)
+_SCOPE_CATALOGUE = sql_literal(RefusalScope.CATALOGUE)
+_SCOPE_URL_PREFIX = sql_literal(RefusalScope.URL_PREFIX)
+_USE_FIRST = sql_literal(Regime.USE_FIRST)
+# The kind of an unmatched line's identifier (``SCHEME_KIND``), for the line aliased ``line``.
 _SCHEME_KIND_SQL = (
-    "CASE m.key_scheme "
-    + " ".join(f"WHEN '{scheme.value}' THEN '{kind.value}'" for scheme, kind in SCHEME_KIND.items())  # type: ignore[attr-defined]
-    + f" ELSE '{WorkKind.OTHER.value}' END"
+    "CASE line.key_scheme "
+    + " ".join(f"WHEN {sql_literal(scheme)} THEN {sql_literal(kind)}" for scheme, kind in SCHEME_KIND.items())
+    + f" ELSE {sql_literal(WorkKind.OTHER)} END"
 )
 
 # The lines seen by earlier chunks of the manifest this session is processing, for "the same use reported
@@ -94,208 +108,224 @@ _SEEN_CREATE = (
     "CREATE TEMP TABLE IF NOT EXISTS compensation_seen (dedupe uuid PRIMARY KEY)",
     "CREATE TEMP TABLE IF NOT EXISTS compensation_seen_upto (manifest_id bigint NOT NULL, lines_done bigint NOT NULL)",
 )
-_SEEN_REBUILD = """
+_SEEN_REBUILD = f"""
 INSERT INTO compensation_seen
 SELECT DISTINCT dedupe FROM compensation_manifestline
- WHERE manifest_id = %(manifest)s AND dedupe IS NOT NULL AND outcome <> 'duplicate'
-"""
-_SEEN_ADD = """
-INSERT INTO compensation_seen SELECT dedupe FROM compensation_matched WHERE pre_outcome = '' AND dedupe IS NOT NULL
-"""
+ WHERE manifest_id = %(manifest)s AND dedupe IS NOT NULL AND outcome <> {_DUPLICATE}
+"""  # noqa: S608
+_SEEN_ADD = f"""
+INSERT INTO compensation_seen
+SELECT dedupe FROM compensation_matched WHERE pre_outcome = {_UNDECIDED} AND dedupe IS NOT NULL
+"""  # noqa: S608
 
 # The chunk's lines with the duplicates of earlier chunks marked (the producer marks those within the chunk)
 # and the work each identifier names; the text only written back (scheme, value, reason) stays in the staging
 # table. The producer stages the lines in identifier order, so that the index
 # probes walk the identifiers, and then the works, in order: a chunk reads each page once rather than once per
 # line (sorting here costs more: text sorts slowly in PostgreSQL).
-_MATCH = """
+_MATCH = f"""
 CREATE TEMP TABLE compensation_matched ON COMMIT DROP AS
-SELECT s.line_no, s.key_scheme, s.key_value, s.units, s.unit, s.used_at, s.dedupe, s.pre_outcome,
-       CASE WHEN s.pre_outcome = '' THEN s.url_host ELSE '' END AS url_host,
-       i.work_id, w.kind AS work_kind, w.status AS work_status
+SELECT staged.line_no, staged.key_scheme, staged.key_value, staged.units, staged.unit, staged.used_at, staged.dedupe,
+       staged.pre_outcome,
+       CASE WHEN staged.pre_outcome = {_UNDECIDED} THEN staged.url_host ELSE '' END AS url_host,
+       identifier.work_id, work.kind AS work_kind, work.status AS work_status
   FROM (
-      SELECT s.line_no, s.key_scheme, s.key_value, s.units, s.unit, s.used_at, s.dedupe,
-             CASE WHEN s.pre_outcome <> '' THEN s.pre_outcome WHEN e.dedupe IS NOT NULL THEN 'duplicate'
-                  ELSE '' END AS pre_outcome,
-             s.url_host
-        FROM compensation_stage s
-        LEFT JOIN compensation_seen e ON e.dedupe = s.dedupe
+      SELECT stage.line_no, stage.key_scheme, stage.key_value, stage.units, stage.unit, stage.used_at, stage.dedupe,
+             CASE WHEN stage.pre_outcome <> {_UNDECIDED} THEN stage.pre_outcome
+                  WHEN seen.dedupe IS NOT NULL THEN {_DUPLICATE}
+                  ELSE {_UNDECIDED} END AS pre_outcome,
+             stage.url_host
+        FROM compensation_stage stage
+        LEFT JOIN compensation_seen seen ON seen.dedupe = stage.dedupe
       OFFSET 0  -- decided once per line, not once per use of pre_outcome above
-  ) s
-  LEFT JOIN registry_identifier i ON s.pre_outcome = '' AND i.scheme = s.key_scheme AND i.value = s.key_value
-  LEFT JOIN registry_work w ON w.id = i.work_id
-"""
+  ) staged
+  LEFT JOIN registry_identifier identifier
+         ON staged.pre_outcome = {_UNDECIDED}
+        AND identifier.scheme = staged.key_scheme AND identifier.value = staged.key_value
+  LEFT JOIN registry_work work ON work.id = identifier.work_id
+"""  # noqa: S608
 
 # The verified claims on those works: who is paid, and whose refusals count.
-_CLAIMS = """
+_CLAIMS = f"""
 CREATE TEMP TABLE compensation_claims ON COMMIT DROP AS
-SELECT oc.work_id, oc.id, oc.holder_id, oc.share_bp, oc.decided_at
-  FROM (SELECT DISTINCT work_id FROM compensation_matched WHERE work_id IS NOT NULL ORDER BY work_id) m
-  JOIN registry_ownershipclaim oc ON oc.work_id = m.work_id
- WHERE oc.status = 'verified'
-"""
+SELECT claim.work_id, claim.id, claim.holder_id, claim.share_bp, claim.decided_at
+  FROM (SELECT DISTINCT work_id FROM compensation_matched WHERE work_id IS NOT NULL ORDER BY work_id) chunk_works
+  JOIN registry_ownershipclaim claim ON claim.work_id = chunk_works.work_id
+ WHERE claim.status = {_CLAIM_VERIFIED}
+"""  # noqa: S608
 
-# Constant SQL: the only interpolation is the scheme-to-kind CASE built above from constants.
+# The decision table of ``compensation.usage.decisions``, set-based: which refusal decides each line (rows 1), its
+# regime (2), its tariff (3) and price, its work's verified shares (4-7); the outcome and whether a tariff is
+# sought are the CASEs generated from the table. Only constants are formatted in.
 _DECIDE = f"""
 CREATE TEMP TABLE compensation_decided ON COMMIT DROP AS
-WITH refusals AS MATERIALIZED (
+WITH candidate_refusals AS MATERIALIZED (
     -- Every refusal for the purpose that could concern a line of the chunk, with its withdrawal instant.
-    SELECT r.id, r.scope, r.holder_id, r.work_id, r.url_prefix, r.url_host, r.domain_id, r.effective_from,
-           e.effective_at AS withdrawn_at
-      FROM optout_refusal r
-      LEFT JOIN optout_refusalevent e ON e.refusal_id = r.id AND e.kind = 'withdrawn'
-     WHERE r.purpose = ANY(%(purposes)s)
-       AND ((r.scope = 'work' AND r.work_id IN (SELECT work_id FROM compensation_claims))
-            OR (r.scope = 'catalogue' AND r.holder_id IN (SELECT holder_id FROM compensation_claims))
-            OR (r.scope = 'url_prefix'
-                AND r.url_host IN (SELECT url_host FROM compensation_stage WHERE url_host <> '')))
+    SELECT refusal.id, refusal.scope, refusal.holder_id, refusal.work_id, refusal.url_prefix, refusal.url_host,
+           refusal.domain_id, refusal.effective_from, withdrawal.effective_at AS withdrawn_at
+      FROM optout_refusal refusal
+      LEFT JOIN optout_refusalevent withdrawal
+             ON withdrawal.refusal_id = refusal.id AND withdrawal.kind = {_WITHDRAWN}
+     WHERE refusal.purpose = ANY(%(purposes)s)
+       AND ((refusal.scope = {_SCOPE_WORK} AND refusal.work_id IN (SELECT work_id FROM compensation_claims))
+            OR (refusal.scope = {_SCOPE_CATALOGUE}
+                AND refusal.holder_id IN (SELECT holder_id FROM compensation_claims))
+            OR (refusal.scope = {_SCOPE_URL_PREFIX}
+                AND refusal.url_host IN (SELECT url_host FROM compensation_stage WHERE url_host <> '')))
 ),
-hits AS (
+refusals_in_force AS (
     -- A work's own refusal, by an owner verified by the time of use.
-    SELECT m.line_no, r.id, r.effective_from
-      FROM compensation_matched m
-      JOIN refusals r ON r.scope = 'work' AND r.work_id = m.work_id
-      JOIN compensation_claims c ON c.work_id = m.work_id AND c.holder_id = r.holder_id AND c.decided_at <= m.used_at
-     WHERE r.effective_from <= m.used_at AND (r.withdrawn_at IS NULL OR r.withdrawn_at > m.used_at)
+    SELECT line.line_no, refusal.id, refusal.effective_from
+      FROM compensation_matched line
+      JOIN candidate_refusals refusal ON refusal.scope = {_SCOPE_WORK} AND refusal.work_id = line.work_id
+      JOIN compensation_claims claim
+        ON claim.work_id = line.work_id AND claim.holder_id = refusal.holder_id AND claim.decided_at <= line.used_at
+     WHERE refusal.effective_from <= line.used_at
+       AND (refusal.withdrawn_at IS NULL OR refusal.withdrawn_at > line.used_at)
     UNION ALL
     -- A catalogue refusal of a co-owner verified by then.
-    SELECT m.line_no, r.id, r.effective_from
-      FROM compensation_matched m
-      JOIN compensation_claims c ON c.work_id = m.work_id AND c.decided_at <= m.used_at
-      JOIN refusals r ON r.scope = 'catalogue' AND r.holder_id = c.holder_id
-     WHERE r.effective_from <= m.used_at AND (r.withdrawn_at IS NULL OR r.withdrawn_at > m.used_at)
+    SELECT line.line_no, refusal.id, refusal.effective_from
+      FROM compensation_matched line
+      JOIN compensation_claims claim ON claim.work_id = line.work_id AND claim.decided_at <= line.used_at
+      JOIN candidate_refusals refusal ON refusal.scope = {_SCOPE_CATALOGUE} AND refusal.holder_id = claim.holder_id
+     WHERE refusal.effective_from <= line.used_at
+       AND (refusal.withdrawn_at IS NULL OR refusal.withdrawn_at > line.used_at)
     UNION ALL
     -- The longest URL prefix in force, if its domain was verified by then.
-    SELECT p.line_no, p.id, p.effective_from FROM (
-        SELECT DISTINCT ON (m.line_no) m.line_no, r.id, r.effective_from, r.domain_id, m.used_at
-          FROM compensation_matched m
-          JOIN refusals r
-            ON r.scope = 'url_prefix' AND r.url_host = m.url_host AND starts_with(m.key_value, r.url_prefix)
-         WHERE m.url_host <> '' AND r.effective_from <= m.used_at
-           AND (r.withdrawn_at IS NULL OR r.withdrawn_at > m.used_at)
-         ORDER BY m.line_no, length(r.url_prefix) DESC, r.id
-    ) p
-    JOIN registry_verifieddomain d ON d.id = p.domain_id AND d.status = 'verified' AND d.verified_at <= p.used_at
+    SELECT longest_prefix.line_no, longest_prefix.id, longest_prefix.effective_from FROM (
+        SELECT DISTINCT ON (line.line_no)
+               line.line_no, refusal.id, refusal.effective_from, refusal.domain_id, line.used_at
+          FROM compensation_matched line
+          JOIN candidate_refusals refusal
+            ON refusal.scope = {_SCOPE_URL_PREFIX} AND refusal.url_host = line.url_host
+           AND starts_with(line.key_value, refusal.url_prefix)
+         WHERE line.url_host <> '' AND refusal.effective_from <= line.used_at
+           AND (refusal.withdrawn_at IS NULL OR refusal.withdrawn_at > line.used_at)
+         ORDER BY line.line_no, length(refusal.url_prefix) DESC, refusal.id
+    ) longest_prefix
+    JOIN registry_verifieddomain domain
+      ON domain.id = longest_prefix.domain_id AND domain.status = {_DOMAIN_VERIFIED}
+     AND domain.verified_at <= longest_prefix.used_at
 ),
-deciding AS (
-    SELECT DISTINCT ON (line_no) line_no, id FROM hits ORDER BY line_no, effective_from, id
+deciding_refusals AS (
+    SELECT DISTINCT ON (line_no) line_no, id FROM refusals_in_force ORDER BY line_no, effective_from, id
 ),
-regimes AS (
+regime_periods AS (
     SELECT kind, regime, effective_from,
            lead(effective_from) OVER (PARTITION BY kind ORDER BY effective_from) AS until
       FROM optout_kindregime
 ),
-tariffs AS (
+tariff_periods AS (
     SELECT id, kind, unit, rate_krw, effective_from,
            lead(effective_from) OVER (PARTITION BY kind, unit ORDER BY effective_from, id) AS until
       FROM compensation_tariff
 ),
-covered AS (
-    SELECT work_id, sum(share_bp)::integer AS covered FROM compensation_claims GROUP BY work_id
+verified_shares AS (
+    SELECT work_id, sum(share_bp)::integer AS covered_bp FROM compensation_claims GROUP BY work_id
 ),
-r AS (
-    SELECT m.*,
-           dc.id AS refusal_id,
-           CASE WHEN m.pre_outcome <> '' THEN '' WHEN m.work_id IS NULL THEN 'use_first'
-                ELSE COALESCE(rg.regime, 'use_first') END AS regime,
-           CASE WHEN m.pre_outcome <> '' THEN '' ELSE COALESCE(m.work_kind, {_SCHEME_KIND_SQL}) END AS kind,
-           COALESCE(cv.covered, 0) AS covered
-      FROM compensation_matched m
-      LEFT JOIN deciding dc ON dc.line_no = m.line_no
-      LEFT JOIN regimes rg
-             ON m.work_id IS NOT NULL AND rg.kind = m.work_kind
-            AND rg.effective_from <= m.used_at AND (rg.until IS NULL OR rg.until > m.used_at)
-      LEFT JOIN covered cv ON cv.work_id = m.work_id
+lines_with_regime AS (
+    SELECT line.*,
+           deciding.id AS refusal_id,
+           CASE WHEN line.pre_outcome <> {_UNDECIDED} THEN '' WHEN line.work_id IS NULL THEN {_USE_FIRST}
+                ELSE COALESCE(regime_then.regime, {_USE_FIRST}) END AS regime,
+           CASE WHEN line.pre_outcome <> {_UNDECIDED} THEN ''
+                ELSE COALESCE(line.work_kind, {_SCHEME_KIND_SQL}) END AS kind,
+           COALESCE(shares.covered_bp, 0) AS covered_bp
+      FROM compensation_matched line
+      LEFT JOIN deciding_refusals deciding ON deciding.line_no = line.line_no
+      LEFT JOIN regime_periods regime_then
+             ON line.work_id IS NOT NULL AND regime_then.kind = line.work_kind
+            AND regime_then.effective_from <= line.used_at
+            AND (regime_then.until IS NULL OR regime_then.until > line.used_at)
+      LEFT JOIN verified_shares shares ON shares.work_id = line.work_id
 ),
-t AS (
-    SELECT r.*, tf.id AS tariff_id, tf.rate_krw
-      FROM r
-      LEFT JOIN tariffs tf
-             ON r.pre_outcome = '' AND (r.refusal_id IS NOT NULL OR r.regime <> 'license_required')
-            AND tf.kind = r.kind AND tf.unit = r.unit
-            AND tf.effective_from <= r.used_at AND (tf.until IS NULL OR tf.until > r.used_at)
+lines_with_tariff AS (
+    SELECT line.*, tariff.id AS tariff_id, tariff.rate_krw
+      FROM lines_with_regime line
+      LEFT JOIN tariff_periods tariff
+             ON line.pre_outcome = {_UNDECIDED} AND {tariff_sought_sql("line")}
+            AND tariff.kind = line.kind AND tariff.unit = line.unit
+            AND tariff.effective_from <= line.used_at AND (tariff.until IS NULL OR tariff.until > line.used_at)
 ),
-c AS (
-    SELECT t.*,
-           CASE WHEN t.tariff_id IS NULL THEN NULL
-                WHEN px.exact - floor(px.exact) > 0.5
-                  OR (px.exact - floor(px.exact) = 0.5 AND mod(floor(px.exact), 2) = 1)
-                THEN floor(px.exact)::bigint + 1
-                ELSE floor(px.exact)::bigint END AS amount
-      FROM t
-      CROSS JOIN LATERAL (SELECT t.units * t.rate_krw * {MICRO} AS exact) px
+priced_lines AS (
+    SELECT line.*,
+           CASE WHEN line.tariff_id IS NULL THEN NULL
+                WHEN price.exact - floor(price.exact) > 0.5
+                  OR (price.exact - floor(price.exact) = 0.5 AND mod(floor(price.exact), 2) = 1)
+                THEN floor(price.exact)::bigint + 1
+                ELSE floor(price.exact)::bigint END AS amount
+      FROM lines_with_tariff line
+      CROSS JOIN LATERAL (SELECT line.units * line.rate_krw * {MICRO} AS exact) price
 )
-SELECT c.*,
-       CASE WHEN c.pre_outcome <> '' THEN c.pre_outcome
-            WHEN c.refusal_id IS NOT NULL THEN 'refused_at_use'
-            WHEN c.regime = 'license_required' THEN 'license_required'
-            WHEN c.tariff_id IS NULL THEN 'unpriced'
-            WHEN c.work_id IS NULL THEN 'unmatched_held'
-            WHEN c.work_status = 'disputed' THEN 'disputed_held'
-            WHEN c.covered = 0 THEN 'share_unclaimed'
-            ELSE 'matched' END AS outcome
-  FROM c
+SELECT line.*,
+       CASE WHEN line.pre_outcome <> {_UNDECIDED} THEN line.pre_outcome
+            ELSE {outcome_case_sql("line")} END AS outcome
+  FROM priced_lines line
 """  # noqa: S608
 
 # Largest remainder per matched line, the weights being the verified shares in claim order and then the
 # share nobody has verified; the leftover micro-won go to the largest remainders, ties to the lower index.
-_SPLIT = """
+_SPLIT = f"""
 CREATE TEMP TABLE compensation_parts ON COMMIT DROP AS
-WITH w AS (
-    SELECT d.line_no, d.amount, oc.id AS claim_id, oc.holder_id, oc.share_bp::bigint AS weight
-      FROM compensation_decided d
-      JOIN compensation_claims oc ON oc.work_id = d.work_id
-     WHERE d.outcome = 'matched'
+WITH weights AS (
+    SELECT decided.line_no, decided.amount, claim.id AS claim_id, claim.holder_id, claim.share_bp::bigint AS weight
+      FROM compensation_decided decided
+      JOIN compensation_claims claim ON claim.work_id = decided.work_id
+     WHERE decided.outcome = {SPLIT_OUTCOME_SQL}
     UNION ALL
-    SELECT d.line_no, d.amount, NULL, NULL, (10000 - d.covered)::bigint
-      FROM compensation_decided d
-     WHERE d.outcome = 'matched' AND d.covered < 10000
+    SELECT decided.line_no, decided.amount, NULL, NULL, ({FULL_SHARE_BP} - decided.covered_bp)::bigint
+      FROM compensation_decided decided
+     WHERE decided.outcome = {SPLIT_OUTCOME_SQL} AND decided.covered_bp < {FULL_SHARE_BP}
 ),
-v AS (
+weights_with_totals AS (
     -- sum() of bigint is numeric in PostgreSQL; the split is in integers, as in Python.
-    SELECT w.*, (sum(w.weight) OVER (PARTITION BY w.line_no))::bigint AS total_weight,
-           count(w.claim_id) OVER (PARTITION BY w.line_no) AS owners
-      FROM w
+    SELECT weights.*, (sum(weights.weight) OVER (PARTITION BY weights.line_no))::bigint AS total_weight,
+           count(weights.claim_id) OVER (PARTITION BY weights.line_no) AS owners
+      FROM weights
 ),
-f AS (
-    SELECT v.*, (v.amount * v.weight) / v.total_weight AS floor_part,
-           mod(v.amount * v.weight, v.total_weight) AS remainder
-      FROM v
+floor_parts AS (
+    SELECT weighted.*, (weighted.amount * weighted.weight) / weighted.total_weight AS floor_part,
+           mod(weighted.amount * weighted.weight, weighted.total_weight) AS remainder
+      FROM weights_with_totals weighted
 ),
-g AS (
-    SELECT f.*,
-           f.amount - (sum(f.floor_part) OVER (PARTITION BY f.line_no))::bigint AS leftover,
-           row_number() OVER (PARTITION BY f.line_no ORDER BY f.remainder DESC, f.claim_id NULLS LAST) AS place
-      FROM f
+ranked_parts AS (
+    SELECT part.*,
+           part.amount - (sum(part.floor_part) OVER (PARTITION BY part.line_no))::bigint AS leftover,
+           row_number() OVER (PARTITION BY part.line_no ORDER BY part.remainder DESC, part.claim_id NULLS LAST)
+               AS place
+      FROM floor_parts part
 )
 SELECT line_no, claim_id, holder_id, floor_part + CASE WHEN place <= leftover THEN 1 ELSE 0 END AS part, owners
-  FROM g
-"""
+  FROM ranked_parts
+"""  # noqa: S608
 
 # What each line holds, and in which escrow account (kind, key): its id when the account exists, found by one
 # index probe per hold whatever the statistics say of the accounts table (a hash of every escrow account, which
-# the planner picks when they are stale, costs more than the chunk's holds).
-_HOLDS = """
+# the planner picks when they are stale, costs more than the chunk's holds). Which outcomes hold, in which kind of
+# account and keyed by what, is the decision table's.
+_HOLDS = f"""
 CREATE TEMP TABLE compensation_holds ON COMMIT DROP AS
 SELECT holds.*, (
-    SELECT a.id FROM compensation_account a
-     WHERE a.kind = holds.account_kind AND a.escrow_key = holds.escrow_key AND a.party_id IS NULL
+    SELECT account.id FROM compensation_account account
+     WHERE account.kind = holds.account_kind AND account.escrow_key = holds.escrow_key AND account.party_id IS NULL
 ) AS account_id
 FROM (
-    SELECT d.line_no,
-           CASE WHEN d.outcome = 'matched' THEN COALESCE(u.part, 0) ELSE d.amount END AS held,
-           CASE d.outcome WHEN 'unmatched_held' THEN 'escrow_unmatched'
-                          WHEN 'disputed_held' THEN 'escrow_disputed'
-                          ELSE 'escrow_unclaimed' END AS account_kind,
-           CASE WHEN d.outcome = 'unmatched_held' THEN d.key_scheme || ':' || d.key_value
-                ELSE 'work:' || d.work_id END AS escrow_key,
-           CASE WHEN d.outcome = 'matched' THEN 10000 - d.covered ELSE 10000 END AS open_bp
-      FROM compensation_decided d
-      LEFT JOIN compensation_parts u ON u.line_no = d.line_no AND u.claim_id IS NULL
-     WHERE d.outcome IN ('matched', 'unmatched_held', 'disputed_held', 'share_unclaimed')
+    SELECT decided.line_no,
+           CASE WHEN decided.outcome = {SPLIT_OUTCOME_SQL} THEN COALESCE(unclaimed_part.part, 0)
+                ELSE decided.amount END AS held,
+           {held_in_case_sql("decided.outcome")} AS account_kind,
+           CASE WHEN decided.outcome IN ({HELD_PER_IDENTIFIER_SQL})
+                THEN decided.key_scheme || ':' || decided.key_value
+                ELSE 'work:' || decided.work_id END AS escrow_key,
+           CASE WHEN decided.outcome = {SPLIT_OUTCOME_SQL} THEN {FULL_SHARE_BP} - decided.covered_bp
+                ELSE {FULL_SHARE_BP} END AS open_bp
+      FROM compensation_decided decided
+      LEFT JOIN compensation_parts unclaimed_part
+             ON unclaimed_part.line_no = decided.line_no AND unclaimed_part.claim_id IS NULL
+     WHERE decided.outcome IN ({HELD_OUTCOMES_SQL})
 ) holds
 WHERE held > 0
-"""
+"""  # noqa: S608
 
 # The escrow accounts still missing (an identifier or work held for the first time), then their ids.
 _ESCROW_ACCOUNTS = """
@@ -305,12 +335,13 @@ ORDER BY 1, 3
 ON CONFLICT (kind, escrow_key) WHERE party_id IS NULL DO NOTHING
 """
 _ESCROW_ACCOUNT_IDS = """
-UPDATE compensation_holds h
+UPDATE compensation_holds line_hold
    SET account_id = (
-       SELECT a.id FROM compensation_account a
-        WHERE a.kind = h.account_kind AND a.escrow_key = h.escrow_key AND a.party_id IS NULL
+       SELECT account.id FROM compensation_account account
+        WHERE account.kind = line_hold.account_kind AND account.escrow_key = line_hold.escrow_key
+          AND account.party_id IS NULL
    )
- WHERE h.account_id IS NULL
+ WHERE line_hold.account_id IS NULL
 """
 
 _CREDITS = """
@@ -321,45 +352,46 @@ _OWNER_CREDITS = """
 SELECT holder_id, -sum(part) FROM compensation_parts WHERE claim_id IS NOT NULL AND part > 0 GROUP BY holder_id
 """
 
-_VIOLATIONS = "SELECT COALESCE(sum(amount), 0) FROM compensation_decided WHERE outcome = 'refused_at_use'"
+_VIOLATIONS = f"SELECT COALESCE(sum(amount), 0) FROM compensation_decided WHERE outcome IN ({VIOLATION_OUTCOMES_SQL})"  # noqa: S608
 
-_INSERT_LINES = """
+_INSERT_LINES = f"""
 INSERT INTO compensation_manifestline (
     manifest_id, line_no, scheme, value, key, units, unit, used_at, dedupe, outcome, reason_code, reason,
     work_id, kind, refusal_id, tariff_id, amount_micro, paid_micro, held_micro, violation_micro,
     released_micro, held_account_id, open_bp, hold_open, allocation, entry_id, processed_at
 )
-SELECT %(manifest)s, d.line_no, s.scheme, s.value,
-       CASE WHEN d.key_scheme = '' THEN '' ELSE d.key_scheme || ':' || d.key_value END,
-       d.units, d.unit, d.used_at, d.dedupe, d.outcome, s.reason_code, s.reason,
-       d.work_id, d.kind, d.refusal_id, d.tariff_id, d.amount,
-       COALESCE(one.part, many.total, 0),
-       COALESCE(h.held, 0),
-       CASE WHEN d.outcome = 'refused_at_use' THEN COALESCE(d.amount, 0) ELSE 0 END,
+SELECT %(manifest)s, decided.line_no, staged.scheme, staged.value,
+       CASE WHEN decided.key_scheme = '' THEN '' ELSE decided.key_scheme || ':' || decided.key_value END,
+       decided.units, decided.unit, decided.used_at, decided.dedupe, decided.outcome, staged.reason_code,
+       staged.reason, decided.work_id, decided.kind, decided.refusal_id, decided.tariff_id, decided.amount,
+       COALESCE(sole_owner.part, several_owners.total, 0),
+       COALESCE(line_hold.held, 0),
+       CASE WHEN decided.outcome IN ({VIOLATION_OUTCOMES_SQL}) THEN COALESCE(decided.amount, 0) ELSE 0 END,
        0,
-       h.account_id,
-       COALESCE(h.open_bp, 0),
-       COALESCE(h.held, 0) > 0,
-       CASE WHEN one.line_no IS NOT NULL
-            THEN ('[[' || one.holder_id || ',' || one.claim_id || ',' || one.part || ','
+       line_hold.account_id,
+       COALESCE(line_hold.open_bp, 0),
+       COALESCE(line_hold.held, 0) > 0,
+       CASE WHEN sole_owner.line_no IS NOT NULL
+            THEN ('[[' || sole_owner.holder_id || ',' || sole_owner.claim_id || ',' || sole_owner.part || ','
                   || COALESCE(%(entry)s::bigint::text, 'null') || ']]')::jsonb
-            ELSE COALESCE(many.allocation, '[]'::jsonb) END,
-       CASE WHEN d.amount IS NULL THEN NULL ELSE %(entry)s::bigint END,
+            ELSE COALESCE(several_owners.allocation, '[]'::jsonb) END,
+       CASE WHEN decided.amount IS NULL THEN NULL ELSE %(entry)s::bigint END,
        %(now)s
-  FROM compensation_decided d
-  JOIN compensation_stage s ON s.line_no = d.line_no
-  LEFT JOIN compensation_holds h ON h.line_no = d.line_no
+  FROM compensation_decided decided
+  JOIN compensation_stage staged ON staged.line_no = decided.line_no
+  LEFT JOIN compensation_holds line_hold ON line_hold.line_no = decided.line_no
   -- A line paid to one owner (the common case) is written as it is; the others are aggregated (the same JSON).
-  LEFT JOIN compensation_parts one ON one.line_no = d.line_no AND one.claim_id IS NOT NULL AND one.owners = 1
+  LEFT JOIN compensation_parts sole_owner
+         ON sole_owner.line_no = decided.line_no AND sole_owner.claim_id IS NOT NULL AND sole_owner.owners = 1
   LEFT JOIN (
       SELECT line_no, sum(part) AS total,
              jsonb_agg(jsonb_build_array(holder_id, claim_id, part, %(entry)s::bigint) ORDER BY claim_id) AS allocation
         FROM compensation_parts
        WHERE claim_id IS NOT NULL AND owners > 1
        GROUP BY line_no
-  ) many ON many.line_no = d.line_no
- ORDER BY d.line_no
-"""
+  ) several_owners ON several_owners.line_no = decided.line_no
+ ORDER BY decided.line_no
+"""  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -389,7 +421,7 @@ def stage_line(line: ParsedLine, *, duplicate: bool = False) -> str:
     """
     key = line.key
     valid = line.valid
-    pre_outcome = "duplicate" if duplicate else "" if valid else "invalid"
+    pre_outcome = Outcome.DUPLICATE.value if duplicate else "" if valid else Outcome.INVALID.value
     host = ""
     if not pre_outcome and key is not None and key.scheme == "url":
         host = urlsplit(key.value).hostname or ""
