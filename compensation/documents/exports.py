@@ -47,7 +47,7 @@ from compensation.settlement import selectors as settlement_selectors
 from core import spreadsheets
 from core.actors import Actor
 from core.errors import InvalidInput, NotFound
-from core.jobs import job_publish_on_commit, job_run
+from core.jobs import job_finish, job_publish_on_commit, job_run
 from core.money import MICRO
 from registry.selectors import registry_name
 
@@ -657,8 +657,5 @@ def _export_render(export: Export) -> None:
         render(exporter, export.format, spool)
         spool.seek(0)
         name = default_storage.save(f"exports/{export.pk}/{exporter.filename(export.format)}", File(spool))
-    finished = Export.objects.filter(pk=export.pk, status=ExportStatus.RUNNING).update(
-        status=ExportStatus.DONE, file=name, lines=exporter.line_count(), finished_at=timezone.now(), heartbeat_at=None
-    )
-    if not finished:
+    if not job_finish(kind=EXPORT_JOB, job_id=export.pk, file=name, lines=exporter.line_count()):
         default_storage.delete(name)

@@ -84,6 +84,7 @@ SETTLEMENT_JOB = JobKind(
     done=SettlementStatus.SETTLED,
     failed=SettlementStatus.FAILED,
     audit_prefix="compensation.settlement",
+    cursor="step",
 )
 job_kind_register(SETTLEMENT_JOB)
 

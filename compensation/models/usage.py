@@ -165,6 +165,7 @@ MANIFEST_JOB = JobKind(
     done=ManifestStatus.PROCESSED,
     failed=ManifestStatus.FAILED,
     audit_prefix="compensation.manifest",
+    cursor="lines_done",
 )
 job_kind_register(MANIFEST_JOB)
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 from time import monotonic
 from typing import Any
 
@@ -59,7 +60,7 @@ from compensation.models import (
 from compensation.settlement.periods import period_lock
 from core.actors import Actor, require_staff
 from core.errors import InvalidInput
-from core.jobs import job_publish_on_commit, job_retry, job_run
+from core.jobs import job_chunk_commit, job_publish_on_commit, job_retry, job_run
 from core.money import MICRO
 from registry.audit import audit_record
 
@@ -177,28 +178,34 @@ def _close(settlement: Settlement) -> None:
 
 
 def _step(settlement_id: int, after: str, name: str, build: Callable[[Settlement], dict[str, Any]]) -> None:
-    with transaction.atomic():
-        settlement = Settlement.objects.select_for_update().get(pk=settlement_id)
-        if settlement.status != SettlementStatus.RUNNING or settlement.step != after:
-            return  # done by an earlier or concurrent run
-        began = monotonic()
-        progress = build(settlement)
-        settlement.step = name
-        seconds = {**settlement.progress.get("seconds", {}), name: round(monotonic() - began, 1)}
-        settlement.progress = {**settlement.progress, **progress, "step": name, "seconds": seconds}
-        fields = ["step", "progress"]
-        if name == "payouts":
-            settlement.status = SettlementStatus.SETTLED
-            settlement.settled_at = timezone.now()
-            settlement.totals = settlement_totals(settlement=settlement)
-            fields += ["status", "settled_at", "totals"]
-            audit_record(
-                code="compensation.settlement.settled",
-                actor=Actor.system(),
-                target=settlement,
-                data=settlement.totals,
-            )
-        settlement.save(update_fields=fields)
+    # The step is the settlement's cursor: each one commits with it, and one done by an earlier or concurrent
+    # run (the cursor has moved past ``after``) is skipped.
+    step = partial(_step_build, settlement_id, name, build)
+    job_chunk_commit(kind=SETTLEMENT_JOB, job_id=settlement_id, cursor=after, advance_to=name, apply=step)
+
+
+def _step_build(settlement_id: int, name: str, build: Callable[[Settlement], dict[str, Any]]) -> dict[str, Any]:
+    settlement = Settlement.objects.get(pk=settlement_id)  # locked by job_chunk_commit
+    began = monotonic()
+    progress = build(settlement)
+    settlement.step = name
+    seconds = {**settlement.progress.get("seconds", {}), name: round(monotonic() - began, 1)}
+    settlement.progress = {**settlement.progress, **progress, "step": name, "seconds": seconds}
+    if name != "payouts":
+        return {"progress": settlement.progress}
+    settlement.status = SettlementStatus.SETTLED
+    settlement.settled_at = timezone.now()
+    settlement.totals = settlement_totals(settlement=settlement)
+    audit_record(
+        code="compensation.settlement.settled", actor=Actor.system(), target=settlement, data=settlement.totals
+    )
+    return {
+        "progress": settlement.progress,
+        "status": settlement.status,
+        "settled_at": settlement.settled_at,
+        "totals": settlement.totals,
+        "heartbeat_at": None,
+    }
 
 
 def _period_entries(settlement: Settlement) -> dict[int, str]:
