@@ -15,8 +15,9 @@ from django.db import connection
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from compensation.models import ESCROW_ACCOUNT_KINDS, AccountKind, EntryKind
+from compensation.models import ESCROW_ACCOUNT_KINDS, AccountKind, EntryKind, InvoiceSection, SettlementStatus
 from core.money import MICRO
+from core.sql import json_array_elements, sql_literal, sql_literals
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -29,17 +30,23 @@ SETTLEMENTS = "settlements"
 STATEMENTS = "statements"
 INVOICES = "invoices"
 
-_ESCROW_KINDS = ", ".join(f"'{kind}'" for kind in ESCROW_ACCOUNT_KINDS)
-_ACCRUAL = f"'{EntryKind.ACCRUAL.value}'"
-_RELEASE = f"'{EntryKind.RELEASE.value}'"
-_RECEIVABLE = f"'{AccountKind.LAB_RECEIVABLE.value}'"
-_PAYABLE = f"'{AccountKind.HOLDER_PAYABLE.value}'"
+# Kinds and statuses as SQL literals, from the TextChoices (``core.sql``).
+_ESCROW_KINDS = sql_literals(ESCROW_ACCOUNT_KINDS)
+_ACCRUAL = sql_literal(EntryKind.ACCRUAL)
+_RELEASE = sql_literal(EntryKind.RELEASE)
+_REVERSAL = sql_literal(EntryKind.REVERSAL)
+_RECEIVABLE = sql_literal(AccountKind.LAB_RECEIVABLE)
+_PAYABLE = sql_literal(AccountKind.HOLDER_PAYABLE)
+_PAYOUTS_ACCOUNT = sql_literal(AccountKind.PAYOUTS)
+_WITHHOLDING_ACCOUNT = sql_literal(AccountKind.WITHHOLDING)
 # The manifest an entry was posted for, as text on both databases (SQLite's ->> answers a number).
 _MANIFEST_OF = "CAST(e.source ->> 'manifest' AS TEXT)"
 _SETTLEMENT_OF = "CAST(e.source ->> 'settlement' AS TEXT)"
-_DISTRIBUTION = f"'{EntryKind.DISTRIBUTION.value}'"
-_PAYOUT = f"'{EntryKind.PAYOUT.value}'"
-_CLOSED = "('running', 'settled')"
+_DISTRIBUTION = sql_literal(EntryKind.DISTRIBUTION)
+_PAYOUT = sql_literal(EntryKind.PAYOUT)
+_SETTLED = sql_literal(SettlementStatus.SETTLED)
+_CLOSED = f"({sql_literals([SettlementStatus.RUNNING, SettlementStatus.SETTLED])})"
+_USAGE_SECTION = sql_literal(InvoiceSection.USAGE)
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,7 @@ class Check:
 
 def _checks() -> list[Check]:
     # The one function of JSON arrays that differs by database: each element of a line's allocation.
-    elements = "jsonb_array_elements" if connection.vendor == "postgresql" else "json_each"
+    elements = json_array_elements(connection)
     return [
         Check(
             "balanced",
@@ -75,10 +82,10 @@ def _checks() -> list[Check]:
             "reversal_kind",
             _("reversals, and only reversals, name the entry they reverse"),
             ENTRIES,
-            """
+            f"""
             SELECT id FROM compensation_ledgerentry
-             WHERE (kind = 'reversal' AND reverses_id IS NULL) OR (kind <> 'reversal' AND reverses_id IS NOT NULL)
-            """,
+             WHERE (kind = {_REVERSAL} AND reverses_id IS NULL) OR (kind <> {_REVERSAL} AND reverses_id IS NOT NULL)
+            """,  # noqa: S608  (constants only)
         ),
         Check(
             "reversals_net_to_zero",
@@ -325,7 +332,7 @@ def _checks() -> list[Check]:
                   LEFT JOIN compensation_account a ON a.kind = {_PAYABLE} AND a.party_id = st.holder_id
                   LEFT JOIN compensation_ledgerline l ON l.account_id = a.id
                   LEFT JOIN compensation_ledgerentry e ON e.id = l.entry_id
-                 WHERE s.status = 'settled'
+                 WHERE s.status = {_SETTLED}
                  GROUP BY st.id
             ), lines AS (
                 SELECT statement_id AS id, SUM(amount_micro) AS amount
@@ -357,8 +364,8 @@ def _checks() -> list[Check]:
                   FROM compensation_statement GROUP BY settlement_id
             ), posted AS (
                 SELECT {_SETTLEMENT_OF} AS id,
-                       SUM(CASE WHEN a.kind = 'payouts' THEN -l.amount_micro ELSE 0 END) AS payout,
-                       SUM(CASE WHEN a.kind = 'withholding' THEN -l.amount_micro ELSE 0 END) AS withheld,
+                       SUM(CASE WHEN a.kind = {_PAYOUTS_ACCOUNT} THEN -l.amount_micro ELSE 0 END) AS payout,
+                       SUM(CASE WHEN a.kind = {_WITHHOLDING_ACCOUNT} THEN -l.amount_micro ELSE 0 END) AS withheld,
                        SUM(CASE WHEN a.kind = {_PAYABLE} THEN l.amount_micro ELSE 0 END) AS cleared
                   FROM compensation_ledgerentry e
                   JOIN compensation_ledgerline l ON l.entry_id = e.id
@@ -370,7 +377,7 @@ def _checks() -> list[Check]:
               FROM compensation_settlement s
               LEFT JOIN stated st ON st.id = s.id
               LEFT JOIN posted p ON p.id = CAST(s.id AS TEXT)
-             WHERE s.status = 'settled'
+             WHERE s.status = {_SETTLED}
                AND (COALESCE(st.payout, 0) <> COALESCE(p.payout, 0)
                     OR COALESCE(st.withheld, 0) <> COALESCE(p.withheld, 0)
                     OR COALESCE(st.cleared, 0) <> COALESCE(p.cleared, 0))
@@ -424,11 +431,11 @@ def _checks() -> list[Check]:
                   LEFT JOIN compensation_account a ON a.kind = {_RECEIVABLE} AND a.party_id = i.lab_id
                   LEFT JOIN compensation_ledgerline l ON l.account_id = a.id
                   LEFT JOIN compensation_ledgerentry e ON e.id = l.entry_id
-                 WHERE s.status = 'settled'
+                 WHERE s.status = {_SETTLED}
                  GROUP BY i.id
             ), usage AS (
                 SELECT invoice_id AS id, SUM(amount_micro) AS amount
-                  FROM compensation_invoiceline WHERE section = 'usage' GROUP BY invoice_id
+                  FROM compensation_invoiceline WHERE section = {_USAGE_SECTION} GROUP BY invoice_id
             )
             SELECT i.id
               FROM compensation_invoice i
