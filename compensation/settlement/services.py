@@ -62,6 +62,7 @@ from core.actors import Actor, require_staff
 from core.errors import InvalidInput
 from core.jobs import job_chunk_commit, job_publish_on_commit, job_retry, job_run
 from core.money import MICRO
+from core.sql import json_array_elements, sql_literal, sql_literals
 from registry.audit import audit_record
 
 logger = logging.getLogger(__name__)
@@ -303,32 +304,33 @@ def _statements_build(settlement: Settlement) -> dict[str, Any]:
 # Accruals and releases per holder, work, lab and manifest, from the manifest lines' allocations
 # (``[holder, claim, micro-won, entry]``): every part whose entry is an accrual or a release of the period.
 # One statement for any number of lines; the same SQL on PostgreSQL and SQLite but for the JSON function.
-_ALLOCATION_LINES = """
+_ACCRUAL = sql_literal(EntryKind.ACCRUAL)
+_TRACED_KINDS = sql_literals([EntryKind.ACCRUAL, EntryKind.RELEASE])
+_ALLOCATION_LINES = f"""
     INSERT INTO compensation_statementline
            (statement_id, kind, work_id, lab_id, manifest_id, entry_id, lines, amount_micro)
-    SELECT st.id, e.kind, ml.work_id, m.lab_id, ml.manifest_id, NULL, COUNT(*),
+    SELECT statement.id, entry.kind, line.work_id, manifest.lab_id, line.manifest_id, NULL, COUNT(*),
            SUM(CAST(part.value ->> 2 AS BIGINT))
-      FROM compensation_manifestline ml
-     CROSS JOIN {elements}(ml.allocation) AS part
-      JOIN compensation_ledgerentry e ON e.id = CAST(part.value ->> 3 AS BIGINT)
-      JOIN compensation_usagemanifest m ON m.id = ml.manifest_id
-      JOIN compensation_statement st
-        ON st.settlement_id = %(settlement)s AND st.holder_id = CAST(part.value ->> 0 AS BIGINT)
-     WHERE (ml.released_micro > 0 OR ml.manifest_id IN (
+      FROM compensation_manifestline line
+     CROSS JOIN {{elements}}(line.allocation) AS part
+      JOIN compensation_ledgerentry entry ON entry.id = CAST(part.value ->> 3 AS BIGINT)
+      JOIN compensation_usagemanifest manifest ON manifest.id = line.manifest_id
+      JOIN compensation_statement statement
+        ON statement.settlement_id = %(settlement)s AND statement.holder_id = CAST(part.value ->> 0 AS BIGINT)
+     WHERE (line.released_micro > 0 OR line.manifest_id IN (
                 SELECT CAST(accrual.source ->> 'manifest' AS BIGINT)
                   FROM compensation_ledgerentry accrual
-                 WHERE accrual.kind = 'accrual'
+                 WHERE accrual.kind = {_ACCRUAL}
                    AND accrual.effective_at >= %(start)s AND accrual.effective_at < %(end)s))
-       AND e.kind IN ('accrual', 'release') AND e.effective_at >= %(start)s AND e.effective_at < %(end)s
-     GROUP BY st.id, e.kind, ml.work_id, m.lab_id, ml.manifest_id
-"""
+       AND entry.kind IN ({_TRACED_KINDS}) AND entry.effective_at >= %(start)s AND entry.effective_at < %(end)s
+     GROUP BY statement.id, entry.kind, line.work_id, manifest.lab_id, line.manifest_id
+"""  # noqa: S608  (constants only)
 
 
 def _allocation_lines_insert(settlement: Settlement) -> int:
-    elements = "jsonb_array_elements" if connection.vendor == "postgresql" else "json_each"
     with connection.cursor() as cursor:
         cursor.execute(
-            _ALLOCATION_LINES.format(elements=elements),
+            _ALLOCATION_LINES.format(elements=json_array_elements(connection)),
             {"settlement": settlement.pk, "start": settlement.period_start, "end": settlement.period_end},
         )
         return int(cursor.rowcount)
