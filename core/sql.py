@@ -1,9 +1,15 @@
 """What hand-written SQL shares across the apps: constants taken from the ``TextChoices``, and the one SQL
 function whose name differs between PostgreSQL and SQLite.
 
-The database seams of the hot paths (``optout.lookup_engines``, ``compensation.usage.engines``,
-``compensation.ledger.engines``) and ``core.locks`` and ``core.lookups`` are where the code asks which
-database it runs on; nothing else does.
+Where the code asks which database it runs on (``connection.vendor``), and nowhere else:
+
+- the seams of the hot paths, each chosen once per connection and held to one table of cases by a differential
+  test: the lookup's ``lookup_engine_for`` (``optout.lookup_engines``), the usage manifests'
+  ``usage_engine_for`` (``compensation.usage.services``, deciding by ``compensation.usage.decisions``) and the
+  ledger's ``ledger_writer_for`` (``compensation.ledger.services``);
+- what those seams are built on: ``core.locks.advisory_lock`` (PostgreSQL's advisory locks; SQLite has one writer
+  at a time), ``core.lookups.AnyOf`` (one array literal instead of a placeholder per value) and
+  ``json_array_elements`` below.
 """
 
 from __future__ import annotations
