@@ -99,7 +99,8 @@ class ApiKeyFactory(factory.Factory):
     @classmethod
     def _create(cls, model_class: Any, *, party: Party | None, staff_user: Any, scopes: Sequence[str]) -> ApiKey:
         key, raw = apikey_create(actor=Actor.system(), party=party, staff_user=staff_user, scopes=list(scopes))
-        key.raw = raw  # type: ignore[attr-defined]  (shown once by the service; the test needs it to sign in)
+        # The service shows the raw secret once; the test needs it to present the key.
+        key.raw = raw  # type: ignore[attr-defined]
         return key
 
 
@@ -157,7 +158,7 @@ class ClaimFactory(factory.Factory):
 
     @classmethod
     def _create(cls, model_class: Any, *, work: Work, holder: Party, share_bp: int, verified_by: Any) -> OwnershipClaim:
-        claim = claim_file(actor=Actor(party=holder, is_system=True), work=work, holder=holder, share_bp=share_bp)
+        claim = claim_file(actor=Actor(party=holder), work=work, holder=holder, share_bp=share_bp)
         if verified_by is not None:
             claim = claim_verify(actor=Actor(user=verified_by), claim=claim)
         return claim

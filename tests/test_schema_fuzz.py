@@ -99,7 +99,7 @@ class InTestWSGIHandler(WSGIHandler):
             finally:
                 request_finished.connect(close_old_connections)
 
-        response.close = close_keeping_the_connection
+        response.close = close_keeping_the_connection  # type: ignore[method-assign]
         return response
 
 

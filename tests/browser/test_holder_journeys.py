@@ -10,13 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core import mail
 from playwright.sync_api import expect
 
 from registry.models import Identifier, Party, Work
 from tests.browser.helpers import screenshot, sign_in
-from tests.factories import WorkFactory
+from tests.factories import StaffUserFactory, WorkFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -72,7 +71,7 @@ def test_register_a_work_with_identifiers_checked_as_you_type_and_a_file_fingerp
 
 def test_file_a_refusal_for_selected_works_and_withdraw_it(page, live_server, holder_person, transactional_db):
     holder = Party.objects.get(name="Hangang Press")
-    staff = get_user_model().objects.create_user(username="staff@r.kr", email="staff@r.kr", is_staff=True)
+    staff = StaffUserFactory(username="staff@r.kr")
     work = WorkFactory(holder=holder, identifiers=[("isbn", "9788936434021")], verified_by=staff)
     sign_in(page, live_server, holder_person)
     page.goto("/dashboard/works/")

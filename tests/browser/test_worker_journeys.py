@@ -6,7 +6,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -14,17 +13,16 @@ from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from core.tasks import QUEUE_LONG
 from registry.models import Party, Work, WorkImport
-from registry.services import party_create
-from tests.browser.helpers import PASSWORD, screenshot, sign_in
-from tests.factories import WorkFactory
+from tests.browser.helpers import screenshot, sign_in
+from tests.factories import PartyFactory, StaffUserFactory, UserFactory, WorkFactory
 from tests.workers import CeleryWorkers
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def _person(email: str, kind: str, name: str):
-    user = get_user_model().objects.create_user(username=email, email=email, password=PASSWORD)
-    party_create(actor=Actor.system(), kind=kind, name=name, owner=user)
+    user = UserFactory(username=email)
+    PartyFactory(kind=kind, name=name, owner=user)
     return user
 
 
@@ -60,7 +58,7 @@ def test_bulk_import_with_one_bad_row_shows_progress_until_it_finishes(page, liv
 
 
 def test_a_lab_creates_a_key_looks_up_uploads_a_manifest_and_sees_its_outcomes(page, live_server, tmp_path):
-    staff = get_user_model().objects.create_user(username="staff@r.kr", email="staff@r.kr", is_staff=True)
+    staff = StaffUserFactory(username="staff@r.kr")
     holder_user = _person("writer@example.kr", "holder", "Hangang Press")
     holder = Party.objects.get(name="Hangang Press")
     WorkFactory(holder=holder, identifiers=[("isbn", "9788936434021")], verified_by=staff)

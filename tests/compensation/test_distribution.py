@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
@@ -32,20 +31,15 @@ from registry.models import OwnershipClaim
 from registry.services import claim_verify
 from tests.compensation.helpers import manifest_body
 from tests.factories import ApiKeyFactory, LabFactory, UserFactory, WorkFactory
-from tests.helpers import key_client
+from tests.helpers import key_client, seoul
 
 pytestmark = pytest.mark.django_db
 
-SEOUL = ZoneInfo("Asia/Seoul")
 MICRO = 1_000_000
 BOOK = "9788936434021"
 OTHER_BOOK = "9780306406157"
 UNCLAIMED = "9780262033848"
 ORPHAN = "9791162540640"
-
-
-def seoul(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SEOUL)
 
 
 @pytest.fixture
@@ -75,7 +69,7 @@ def _distribute(staff_api: Any, capture: Any, month: str, expect: int) -> dict[s
     with capture(execute=True):
         response = staff_api.post("/api/v1/distributions", {"hold_month": month}, format="json")
     assert response.status_code == expect, response.content
-    return response.json()
+    return dict(response.json())
 
 
 def test_a_hold_month_is_distributed_once_by_market_share_and_the_reserve_waits_for_a_late_claimant(

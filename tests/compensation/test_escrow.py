@@ -22,6 +22,7 @@ from django.utils import timezone, translation
 from compensation.ledger.allocation import allocate_largest_remainder
 from compensation.ledger.escrow import escrow_release_for_work
 from compensation.ledger.selectors import account_balance
+from compensation.ledger.services import ledger_post_entries
 from compensation.models import (
     Account,
     AccountKind,
@@ -37,9 +38,9 @@ from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from core.errors import InvalidState, NotPermitted
 from registry.models import AuditEvent, OwnershipClaim, Party, Work, WorkStatus
-from registry.services import claim_accept_for_review, claim_file, claim_reject, claim_verify
+from registry.services import claim_accept_for_review, claim_reject, claim_verify
 from tests.compensation.helpers import manifest_body, used
-from tests.factories import WorkFactory
+from tests.factories import ClaimFactory, WorkFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -164,7 +165,7 @@ def test_co_owners_verified_at_different_times_are_paid_their_shares_to_the_micr
     (line,) = report((OTHER_BOOK, ODD_TOKENS))
     escrow = _escrow(AccountKind.ESCROW_UNMATCHED, f"isbn:{OTHER_BOOK}")
     work = WorkFactory(holder=holder, identifiers=[("isbn", OTHER_BOOK)], share_bp=6000)
-    claim_file(actor=Actor(party=other_holder), holder=other_holder, work=work, share_bp=4000)
+    ClaimFactory(work=work, holder=other_holder, share_bp=4000)
 
     verify(_claim(work, holder))
 
@@ -226,7 +227,7 @@ def test_the_unclaimed_part_of_a_matched_line_goes_to_the_co_owner_verified_late
     assert (line.paid_micro, line.held_micro, line.open_bp) == (600_001, 400_000, 4000)
     assert _payable(holder) == -600_001
 
-    claim_file(actor=Actor(party=other_holder), holder=other_holder, work=work, share_bp=4000)
+    ClaimFactory(work=work, holder=other_holder, share_bp=4000)
     verify(_claim(work, other_holder))
 
     assert _payable(other_holder) == -400_000
@@ -247,7 +248,7 @@ def test_an_owner_whose_part_at_use_rounded_to_nothing_is_not_paid_again_on_rele
     (line,) = report((BOOK, "0.2"))  # 100 µ₩: the owner's 0.4% is 0.4 µ₩, which rounds to nothing
     assert (line.outcome, line.amount_micro, line.paid_micro, line.held_micro) == (Outcome.MATCHED, 100, 0, 100)
     assert line.open_bp == 9960
-    claim_file(actor=Actor(party=other_holder), holder=other_holder, work=work, share_bp=4000)
+    ClaimFactory(work=work, holder=other_holder, share_bp=4000)
 
     verify(_claim(work, other_holder))
 
@@ -263,7 +264,7 @@ def test_a_disputed_work_is_released_only_when_the_dispute_is_resolved(
 ):
     work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)])
     verify(_claim(work, holder))
-    overclaim = claim_file(actor=Actor(party=other_holder), holder=other_holder, work=work, share_bp=10_000)
+    overclaim = ClaimFactory(work=work, holder=other_holder, share_bp=10_000)
     claim_accept_for_review(actor=Actor(user=staff), claim=overclaim)
     assert Work.objects.get(pk=work.pk).status == WorkStatus.DISPUTED
     (line,) = report((BOOK, ODD_TOKENS))
@@ -377,7 +378,7 @@ def test_after_staff_accept_a_claim_for_review_uses_are_held_until_they_resolve_
 
 def test_only_staff_accept_a_claim_for_review_and_only_a_pending_one(holder, other_holder, staff):
     work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)])
-    rival = claim_file(actor=Actor(party=other_holder), holder=other_holder, work=work, share_bp=10_000)
+    rival = ClaimFactory(work=work, holder=other_holder, share_bp=10_000)
 
     with pytest.raises(NotPermitted):
         claim_accept_for_review(actor=Actor(party=other_holder), claim=rival)
@@ -412,7 +413,7 @@ def test_conservation_after_uses_releases_and_violations(
 
     other = WorkFactory(holder=other_holder, identifiers=[("isbn", OTHER_BOOK)], share_bp=7000)
     verify(_claim(other, other_holder))  # 70% of the unmatched hold released, 30% still held
-    claim_file(actor=Actor(party=other_holder), holder=other_holder, work=book, share_bp=4000)
+    ClaimFactory(work=book, holder=other_holder, share_bp=4000)
     second = report((BOOK, "3.001"), (OTHER_BOOK, "7"))  # after 70% verified: matched, 30% held
     verify(_claim(book, other_holder))  # the book's 40% of both its lines released
 
@@ -453,7 +454,7 @@ def test_a_hold_committed_after_the_release_ran_is_still_released(lab, holder, s
     body = manifest_body([{"scheme": "isbn", "value": BOOK, "units": ODD_TOKENS, "unit": "token", "used_at": used_at}])
     manifest, _created = usage.usage_manifest_submit_json(actor=Actor(party=lab), data=body)
     decided, go = threading.Event(), threading.Event()
-    post = usage.ledger_post_entries
+    post = ledger_post_entries  # the real one, which usage's chunk calls by the name it imported
 
     def post_when_told(**kwargs: Any) -> dict[str, int]:
         decided.set()  # the chunk has read the claims (none verified) and decided: held

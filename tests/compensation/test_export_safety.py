@@ -23,12 +23,10 @@ from compensation.documents import exports
 from compensation.documents.exports import Row, RowKind
 from compensation.models import Export, ExportStatus, Invoice, Statement
 from core import spreadsheets
-from core.actors import Actor
-from optout.services import refusal_file
 from registry.models import Work
 from tests.compensation.helpers import BOOK, REFUSED, manifest_body
-from tests.factories import WorkFactory
-from tests.helpers import seoul
+from tests.factories import RefusalFactory, WorkFactory
+from tests.helpers import seoul, streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -78,7 +76,7 @@ def hostile(clock, world, settle, lab_api, holder, staff, django_capture_on_comm
     it a formula-like title, one of them refused (so the title is on the lab's invoice); October: settled."""
     refused = WorkFactory(holder=holder, identifiers=[("isbn", REFUSED)], verified_by=staff)
     Work.objects.filter(pk__in=[refused.pk, world["book"].pk]).update(title=TITLE)
-    refusal_file(actor=Actor(party=holder), holder=holder, scope="work", purposes=["train-ai"], work=refused)
+    RefusalFactory(work=refused)
     clock(seoul(2026, 9, 10, 12))
     used_at = seoul(2026, 9, 10, 11).isoformat()
     lines = [
@@ -161,7 +159,7 @@ def test_identifiers_are_inert_text_in_outcome_files_from_the_api_and_the_portal
     lab_client = Client()
     lab_client.force_login(lab.memberships.get().user)
     from_portal = lab_client.get(f"/dashboard/manifests/{response.json()['id']}/outcomes")
-    assert b"".join(from_portal.streaming_content) == content
+    assert streamed(from_portal) == content
     # The line numbers are numbers, unquoted.
     assert "\r\n1," in content.decode()
 
@@ -226,6 +224,7 @@ def test_formula_like_text_follows_owasp(text, risky):
 
 
 def _lose_the_file(export: Export) -> None:
+    assert export.file.name
     default_storage.delete(export.file.name)
     assert not default_storage.exists(export.file.name)
 
@@ -286,4 +285,4 @@ def test_the_portal_prepares_a_lost_file_again_and_leads_to_it(
     assert export.status == ExportStatus.DONE
     file_response = client.get(f"/dashboard/exports/{export.pk}/file")
     assert file_response.status_code == 200
-    assert_inert_xlsx(b"".join(file_response.streaming_content), MANIFEST_ID)
+    assert_inert_xlsx(streamed(file_response), MANIFEST_ID)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from openpyxl import load_workbook
@@ -192,7 +192,7 @@ def test_a_large_statement_is_exported_by_a_task_and_polled(
         "ko",
     )
     assert export.status == ExportStatus.DONE
-    assert export.file.name.endswith(".xlsx")
+    assert (export.file.name or "").endswith(".xlsx")
 
     polled = holder_api.get(response["Location"])
     assert polled.status_code == 200
@@ -222,7 +222,7 @@ def test_without_the_font_file_the_pdf_uses_the_built_in_korean_font(settled, ho
     fonts = {
         str(font["/BaseFont"])
         for page in PdfReader(io.BytesIO(content)).pages
-        for font in page["/Resources"]["/Font"].values()
+        for font in cast(Any, page["/Resources"])["/Font"].values()
     }
     assert "/HYSMyeongJo-Medium" in fonts
     settings.PDF_FONT_PATH = "/usr/share/fonts/truetype/nanum/NanumGothic.ttf"

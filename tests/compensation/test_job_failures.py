@@ -40,9 +40,11 @@ from compensation.models import (
 from compensation.settlement.periods import books_closed
 from compensation.tasks import usage_manifest_run
 from compensation.usage import services as usage_module
+from compensation.usage.manifests import content_hash
+from core import jobs as jobs_module
 from core.jobs import jobs_sweep
 from core.tasks import QUEUE_LONG
-from registry.models import AuditEvent
+from registry.models import AuditEvent, WorkImport
 from tests.compensation.helpers import BOOK, MANIFESTS, assert_conserved, csv_bytes, line, manifest
 from tests.helpers import seoul
 from tests.registry.helpers import csv_rows, isbn
@@ -86,7 +88,7 @@ def failed_manifest(
 ) -> tuple[UsageManifest, Callable[[], None]]:
     """Six lines in chunks of two; the task raises at the second chunk, after the first committed."""
     settings.USAGE_CHUNK_LINES = settings.USAGE_FIRST_CHUNK_LINES = 2
-    mend = breaking(monkeypatch, usage_module, "_chunk_commit", at_call=2)
+    mend = breaking(monkeypatch, usage_module, "_chunk_settle", at_call=2)
     with django_capture_on_commit_callbacks(execute=True):
         response = lab_api.post(MANIFESTS, manifest([line(units=1000 + n) for n in range(6)]), format="json")
     assert response.status_code == 202, response.content
@@ -100,7 +102,7 @@ def test_a_manifest_whose_task_raises_is_failed_with_a_code_and_a_message_its_la
 
     stored.refresh_from_db()
     assert (stored.status, stored.failure_code, stored.lines_done) == (ManifestStatus.FAILED, "internal_error", 2)
-    assert stored.failure_detail == "RuntimeError: _chunk_commit broke"
+    assert stored.failure_detail == "RuntimeError: _chunk_settle broke"
     assert stored.finished_at is not None
 
     # The API, in the reader's language; the error behind it is for staff only.
@@ -120,10 +122,10 @@ def test_a_manifest_whose_task_raises_is_failed_with_a_code_and_a_message_its_la
     admin_page = signed_in(staff, superuser=True).get(f"/admin/compensation/usagemanifest/{stored.pk}/change/")
     assert admin_page.status_code == 200
     assert "internal_error" in admin_page.content.decode()
-    assert "RuntimeError: _chunk_commit broke" in admin_page.content.decode()
+    assert "RuntimeError: _chunk_settle broke" in admin_page.content.decode()
 
     failed = AuditEvent.objects.get(code="compensation.manifest.failed")
-    assert (failed.data["code"], failed.data["detail"]) == ("internal_error", "RuntimeError: _chunk_commit broke")
+    assert (failed.data["code"], failed.data["detail"]) == ("internal_error", "RuntimeError: _chunk_settle broke")
 
 
 def test_staff_retry_a_failed_manifest_and_it_finishes_without_posting_a_chunk_twice(
@@ -156,6 +158,7 @@ def test_a_manifest_whose_stored_file_is_gone_fails_saying_so(lab_api, tariffs, 
     with django_capture_on_commit_callbacks(execute=False):
         response = lab_api.post(MANIFESTS, manifest([line()]), format="json")
     stored = UsageManifest.objects.get(pk=response.json()["id"])
+    assert stored.file.name
     stored.file.storage.delete(stored.file.name)
 
     usage_manifest_run.delay(stored.pk)
@@ -249,6 +252,7 @@ def test_a_manifest_the_broker_never_took_is_published_by_the_sweep(
     assert response.status_code == 202, response.content
     stored = UsageManifest.objects.get(pk=response.json()["id"])
     assert (stored.status, stored.enqueued_at) == (ManifestStatus.RECEIVED, None)
+    assert stored.file.name
     assert stored.file.storage.exists(stored.file.name)
     # The same upload again answers with it, file and all.
     with django_capture_on_commit_callbacks(execute=True):
@@ -267,21 +271,21 @@ def test_a_manifest_the_broker_never_took_is_published_by_the_sweep(
 @pytest.mark.django_db(transaction=True)
 def test_a_long_chunk_keeps_the_heartbeat_fresh_from_a_thread(lab_api, tariffs, settings, monkeypatch):
     settings.JOB_HEARTBEAT_SECONDS = 0.05
-    commit = usage_module._chunk_commit
+    commit = jobs_module.job_chunk_commit
     beats: list[Any] = []
 
-    def slow_chunk(manifest: UsageManifest, *args: Any) -> bool:
+    def slow_chunk(**kwargs: Any) -> bool:
         # The chunk waits (outside its transaction) until the heartbeat thread has refreshed the row twice.
-        first = UsageManifest.objects.get(pk=manifest.pk).heartbeat_at
+        first = UsageManifest.objects.get(pk=kwargs["job_id"]).heartbeat_at
         deadline = time.monotonic() + 30
         while len(beats) < 2 and time.monotonic() < deadline:
-            beat = UsageManifest.objects.get(pk=manifest.pk).heartbeat_at
+            beat = UsageManifest.objects.get(pk=kwargs["job_id"]).heartbeat_at
             if beat != first and beat not in beats:
                 beats.append(beat)
             time.sleep(0.02)
-        return commit(manifest, *args)
+        return commit(**kwargs)
 
-    monkeypatch.setattr(usage_module, "_chunk_commit", slow_chunk)
+    monkeypatch.setattr(jobs_module, "job_chunk_commit", slow_chunk)
     # Without a test transaction around it, the upload's commit runs the task (eagerly) at once.
     response = lab_api.post(MANIFESTS, manifest([line()]), format="json")
 
@@ -432,7 +436,10 @@ def _redis_stop(server: subprocess.Popen[bytes]) -> None:
 @contextlib.contextmanager
 def _broker_at(url: str) -> Iterator[None]:
     """Point this process's Celery app (which publishes the tasks) at ``url``, then back."""
-    from config.celery import app
+    from config.celery import app as celery_app
+
+    # kombu's pools are not in Celery's types.
+    app: Any = celery_app
 
     def reset(*, close: bool) -> None:
         # kombu keeps one pool per broker URL for the whole process: only this test's own is closed.
@@ -457,7 +464,6 @@ def _broker_at(url: str) -> Iterator[None]:
 def test_uploads_accepted_while_the_broker_is_down_keep_their_files_and_are_processed_once_it_is_back(
     lab_api, holder_api, settings, monkeypatch, tmp_path
 ):
-    from registry import imports as imports_module
     from tests.workers import CeleryWorkers
 
     port = _free_port()
@@ -466,7 +472,7 @@ def test_uploads_accepted_while_the_broker_is_down_keep_their_files_and_are_proc
     try:
         with _broker_at(url):
             # Redis stops in the middle of the manifest's upload, after its file is read and before it is stored.
-            real_hash = usage_module.content_hash
+            real_hash = content_hash  # the real one, which usage calls by the name it imported
 
             def broker_dies(*args: Any) -> str:
                 if server.poll() is None:
@@ -489,6 +495,7 @@ def test_uploads_accepted_while_the_broker_is_down_keep_their_files_and_are_proc
             assert response.status_code == 202, response.content
             stored = UsageManifest.objects.get(pk=response.json()["id"])
             assert (stored.status, stored.enqueued_at) == (ManifestStatus.RECEIVED, None)
+            assert stored.file.name
             assert stored.file.storage.exists(stored.file.name)
             upload.seek(0)
             again = lab_api.post(MANIFESTS, fields, format="multipart")
@@ -498,8 +505,9 @@ def test_uploads_accepted_while_the_broker_is_down_keep_their_files_and_are_proc
             works = SimpleUploadedFile("works.csv", csv_rows(f"Outage,text,isbn:{isbn(77)}"))
             response = holder_api.post("/api/v1/works/bulk", {"file": works}, format="multipart")
             assert response.status_code == 202, response.content
-            work_import = imports_module.WorkImport.objects.get(pk=response.json()["id"])
+            work_import = WorkImport.objects.get(pk=response.json()["id"])
             assert work_import.enqueued_at is None
+            assert work_import.file.name
             assert work_import.file.storage.exists(work_import.file.name)
 
             # The broker comes back (empty: it kept nothing), a worker starts, and the sweep publishes both.

@@ -31,9 +31,9 @@ from compensation.usage.services import usage_manifest_submit_json
 from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from registry.models import OwnershipClaim
-from registry.services import claim_file, claim_verify
+from registry.services import claim_verify
 from tests.compensation.helpers import deferred_guards_check
-from tests.factories import WorkFactory
+from tests.factories import ClaimFactory, TariffFactory, WorkFactory
 from tests.helpers import at
 
 MARCH = at("2026-03-15T12:00:00+09:00")
@@ -229,10 +229,9 @@ def _refetch(processed: Processed) -> Processed:
 
 @pytest.fixture
 def processed(lab, holder, other_holder, staff, django_capture_on_commit_callbacks) -> Processed:
-    start = timezone.now() - timedelta(days=400)
-    tariff_set(actor=Actor(user=staff), kind="text", unit="token", rate_krw=Decimal("0.0005"), effective_from=start)
+    TariffFactory(kind="text", unit="token", rate_krw=Decimal("0.0005"), set_by=staff)
     book = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)], share_bp=6000, verified_by=staff)
-    claim_file(actor=Actor(party=other_holder), holder=other_holder, work=book, share_bp=2000)
+    ClaimFactory(work=book, holder=other_holder, share_bp=2000)
     used_at = (timezone.now() - timedelta(days=1)).isoformat()
     body = {
         "manifest_id": "run-1",

@@ -33,7 +33,7 @@ from core.errors import InvalidInput
 from optout.models import KindRegime
 from optout.services import regime_set
 from registry.models import AuditEvent, WorkStatus
-from registry.services import claim_accept_for_review, claim_file, domain_add, domain_check
+from registry.services import claim_accept_for_review, domain_add, domain_check
 from tests.compensation.helpers import (
     BOOK,
     COLUMNS,
@@ -46,8 +46,8 @@ from tests.compensation.helpers import (
     line,
     manifest,
 )
-from tests.factories import ApiKeyFactory, LabFactory, UserFactory, WorkFactory, verify_claims
-from tests.helpers import key_client
+from tests.factories import ApiKeyFactory, ClaimFactory, LabFactory, UserFactory, WorkFactory, verify_claims
+from tests.helpers import key_client, streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -81,7 +81,7 @@ def acknowledgement(client: APIClient, manifest_pk: int) -> list[dict[str, Any]]
     response = client.get(f"{MANIFESTS}/{manifest_pk}/outcomes?format=jsonl")
     assert response.status_code == 200
     assert response["Content-Type"] == "application/x-ndjson"
-    return [orjson.loads(raw) for raw in b"".join(response.streaming_content).splitlines()]
+    return [orjson.loads(raw) for raw in streamed(response).splitlines()]
 
 
 def assert_nothing_created(media_root: Any) -> None:
@@ -496,6 +496,7 @@ def test_a_partly_verified_work_pays_the_verified_share_and_holds_the_rest(send,
     assert rows[1].outcome == Outcome.MATCHED
     assert (rows[1].amount_micro, rows[1].paid_micro, rows[1].held_micro) == (500_000, 300_000, 200_000)
     assert rows[1].open_bp == 4000
+    assert rows[1].held_account is not None
     assert rows[1].held_account.kind == AccountKind.ESCROW_UNCLAIMED
     assert rows[1].held_account.escrow_key == f"work:{work.pk}"
     # 7 tokens are 3,500 micro-won: 2,100 to the owner, 1,400 held.
@@ -534,6 +535,7 @@ def test_a_registered_work_nobody_has_verified_is_held_as_an_unclaimed_share(sen
     assert row.outcome == Outcome.SHARE_UNCLAIMED
     assert row.work_id == work.pk
     assert (row.amount_micro, row.paid_micro, row.held_micro, row.open_bp) == (500_000, 0, 500_000, 10_000)
+    assert row.held_account is not None
     assert (row.held_account.kind, row.held_account.escrow_key) == (AccountKind.ESCROW_UNCLAIMED, f"work:{work.pk}")
     assert balance(AccountKind.HOLDER_PAYABLE, party=holder) == 0
     assert_conserved(lab)
@@ -541,7 +543,7 @@ def test_a_registered_work_nobody_has_verified_is_held_as_an_unclaimed_share(sen
 
 def test_a_work_claimed_beyond_100_percent_is_disputed_and_held(send, lab, holder, other_holder, staff, tariffs):
     work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)], verified_by=staff)
-    rival = claim_file(actor=Actor(party=other_holder, is_system=True), holder=other_holder, work=work, share_bp=5000)
+    rival = ClaimFactory(work=work, holder=other_holder, share_bp=5000)
     # The overclaim disputes the work once staff accept it for review (filed, it changes nothing).
     claim_accept_for_review(actor=Actor(user=staff), claim=rival)
     work.refresh_from_db()
@@ -552,6 +554,7 @@ def test_a_work_claimed_beyond_100_percent_is_disputed_and_held(send, lab, holde
     row = rows_of(response.json()["id"])[1]
     assert row.outcome == Outcome.DISPUTED_HELD
     assert (row.paid_micro, row.held_micro) == (0, 500_000)
+    assert row.held_account is not None
     assert (row.held_account.kind, row.held_account.escrow_key) == (AccountKind.ESCROW_DISPUTED, f"work:{work.pk}")
     assert balance(AccountKind.HOLDER_PAYABLE, party=holder) == 0
     assert balance(AccountKind.HOLDER_PAYABLE, party=other_holder) == 0
@@ -724,6 +727,7 @@ def test_unpriced_uses_are_priced_when_staff_backdate_the_first_tariff(
     ]
     assert rows[1].tariff_id == rows[2].tariff_id == rows[5].tariff_id == first_tariff.json()["id"]
     assert (rows[1].amount_micro, rows[1].paid_micro) == (5_000_000, 5_000_000)
+    assert rows[2].held_account is not None
     assert (rows[2].amount_micro, rows[2].held_account.escrow_key) == (10_000_000, f"isrc:{OTHER_SONG}")
     assert (rows[5].amount_micro, rows[5].violation_micro) == (2_000_000, 2_000_000)
     assert rows[3].amount_micro is None
@@ -823,21 +827,21 @@ def test_the_first_chunks_grow_and_a_resumed_task_cuts_where_a_clean_run_would(
     manifest_pk = response.json()["id"]
 
     # The worker dies at the fourth chunk (lines 9-16), after three committed.
-    commit = usage_module._chunk_commit
+    settle = usage_module._chunk_settle
     calls = 0
 
-    def dying(*args: Any) -> bool:
+    def dying(*args: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 4:
             raise WorkerKilled  # nothing catches a kill; an exception would fail the manifest
-        return commit(*args)
+        return settle(*args)
 
-    monkeypatch.setattr(usage_module, "_chunk_commit", dying)
+    monkeypatch.setattr(usage_module, "_chunk_settle", dying)
     with pytest.raises(WorkerKilled):
         usage_manifest_process(manifest_id=manifest_pk)
     assert UsageManifest.objects.get(pk=manifest_pk).lines_done == 8
-    monkeypatch.setattr(usage_module, "_chunk_commit", commit)
+    monkeypatch.setattr(usage_module, "_chunk_settle", settle)
 
     usage_manifest_process(manifest_id=manifest_pk)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,10 +14,8 @@ import pytest
 from django.utils import timezone
 
 from compensation.models import AccountKind, LedgerEntry, ManifestLine, UsageManifest
-from compensation.usage.tariffs import tariff_set
-from core.actors import Actor
 from tests.compensation.helpers import manifest_body, used
-from tests.factories import WorkFactory
+from tests.factories import TariffFactory, WorkFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -27,11 +25,9 @@ OTHER_BOOK = "9780306406157"
 
 @pytest.fixture
 def tariffs(staff: Any) -> None:
-    actor = Actor(user=staff)
-    start = timezone.now() - timedelta(days=400)
-    # Backdated: before the first tariff of its kind and unit, so allowed.
-    tariff_set(actor=actor, kind="text", unit="token", rate_krw=Decimal("0.0005"), effective_from=start)
-    tariff_set(actor=actor, kind="image", unit="image", rate_krw=Decimal("2"), effective_from=start)
+    # Backdated (the factory's default): before the first tariff of its kind and unit, so allowed.
+    TariffFactory(kind="text", unit="token", rate_krw=Decimal("0.0005"), set_by=staff)
+    TariffFactory(kind="image", unit="image", rate_krw=Decimal("2"), set_by=staff)
 
 
 def submit(client: Any, body: dict[str, Any], capture: Any) -> Any:
@@ -44,7 +40,7 @@ def test_json_manifest_is_processed_into_outcomes_and_one_balanced_entry(
 ):
     work = WorkFactory(holder=holder, identifiers=[("isbn", BOOK)], verified_by=staff)
     twice = used(2)
-    lines = [
+    lines: list[dict[str, Any]] = [
         {"scheme": "isbn", "value": BOOK, "units": 1000, "unit": "token", "used_at": used()},
         {"scheme": "isbn", "value": OTHER_BOOK, "units": "2000", "unit": "token", "used_at": used()},
         {"scheme": "isbn", "value": "123", "units": 1, "unit": "token", "used_at": used()},
@@ -73,6 +69,7 @@ def test_json_manifest_is_processed_into_outcomes_and_one_balanced_entry(
     assert rows[1].paid_micro == 500_000
     assert rows[1].work_id == work.pk
     assert rows[2].outcome == "unmatched_held"
+    assert rows[2].held_account is not None
     assert rows[2].held_account.kind == AccountKind.ESCROW_UNMATCHED
     assert rows[2].held_account.escrow_key == f"isbn:{OTHER_BOOK}"
     assert rows[3].outcome == "invalid"
@@ -155,7 +152,7 @@ def test_a_date_only_period_end_includes_that_day_and_the_same_instant_in_utc_is
     lab_api, tariffs, django_capture_on_commit_callbacks
 ):
     today = timezone.localdate()
-    noon = timezone.make_aware(timezone.datetime(today.year, today.month, today.day, 0, 0)) - timedelta(hours=12)
+    noon = timezone.make_aware(datetime(today.year, today.month, today.day, 0, 0)) - timedelta(hours=12)
     start = noon - timedelta(days=3)
     lines = [{"scheme": "isbn", "value": OTHER_BOOK, "units": 10, "unit": "token", "used_at": noon.isoformat()}]
     body = manifest_body(lines, period_start=start.isoformat(), period_end=(noon.date()).isoformat(), manifest_id="day")

@@ -19,6 +19,7 @@ from django.test import Client
 from compensation.models import ManifestLine, UsageManifest, UsageUnit
 from compensation.usage.manifests import line_reason
 from tests.compensation.helpers import manifest_body
+from tests.helpers import streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -96,7 +97,7 @@ def test_without_a_language_asked_the_file_is_in_the_uploaders(invalid_manifest,
     url = f"/api/v1/usage-manifests/{invalid_manifest.pk}/outcomes?format=csv"
     response = lab_api.get(url)
     assert response["Content-Language"] == "en"
-    assert reasons_of_csv(b"".join(response.streaming_content)) == ENGLISH
+    assert reasons_of_csv(streamed(response)) == ENGLISH
 
 
 def test_the_portal_download_follows_the_language_chosen_there(invalid_manifest, lab, settings):
@@ -105,11 +106,9 @@ def test_the_portal_download_follows_the_language_chosen_there(invalid_manifest,
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
     response = client.get(f"/dashboard/manifests/{invalid_manifest.pk}/outcomes")
     assert response.status_code == 200
-    assert reasons_of_csv(b"".join(response.streaming_content)) == ENGLISH
+    assert reasons_of_csv(streamed(response)) == ENGLISH
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "ko"
-    korean = reasons_of_csv(
-        b"".join(client.get(f"/dashboard/manifests/{invalid_manifest.pk}/outcomes").streaming_content)
-    )
+    korean = reasons_of_csv(streamed(client.get(f"/dashboard/manifests/{invalid_manifest.pk}/outcomes")))
     assert korean[1] != ENGLISH[1]
 
 

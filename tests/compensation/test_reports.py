@@ -16,10 +16,8 @@ from django.test import Client
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
-from core.actors import Actor
-from optout.services import refusal_file
 from tests.compensation.helpers import BOOK, CO_OWNED, UNREGISTERED
-from tests.factories import WorkFactory
+from tests.factories import RefusalFactory, WorkFactory
 from tests.helpers import seoul
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +35,7 @@ def used(clock, world, report, holder, staff) -> dict[str, Any]:
     partial = WorkFactory(holder=holder, identifiers=[("isbn", PARTIAL)], share_bp=6000, verified_by=staff)
     WorkFactory(holder=holder, identifiers=[("isbn", UNCLAIMED)])
     refused = WorkFactory(holder=holder, identifiers=[("isbn", REFUSED)], verified_by=staff)
-    refusal_file(actor=Actor(party=holder), holder=holder, scope="work", purposes=["train-ai"], work=refused)
+    RefusalFactory(work=refused)
     clock(seoul(2026, 2, 10, 12))
     report((EARLY, "1000000"))  # 500 KRW held
     clock(seoul(2026, 9, 10, 12))

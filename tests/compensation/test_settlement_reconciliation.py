@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
@@ -39,11 +38,10 @@ from registry.models import OwnershipClaim
 from registry.services import claim_file, claim_verify
 from tests.compensation.helpers import manifest_body
 from tests.factories import ApiKeyFactory, HolderFactory, LabFactory, UserFactory, WorkFactory, verify_claims
-from tests.helpers import key_client
+from tests.helpers import key_client, seoul
 
 pytestmark = pytest.mark.django_db
 
-SEOUL = ZoneInfo("Asia/Seoul")
 MICRO = 1_000_000
 # Valid ISBN-13s: the first six are registered, the last two only later or never.
 ISBNS = [
@@ -57,10 +55,6 @@ ISBNS = [
     "9781491950357",
 ]
 MONTHS = [(2026, 7), (2026, 8), (2026, 9)]
-
-
-def seoul(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SEOUL)
 
 
 def _sum(lines: Any) -> int:

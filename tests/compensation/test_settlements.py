@@ -89,6 +89,7 @@ def test_a_month_is_settled_into_statements_invoices_and_whole_won_payouts_that_
         assert statement.closing_micro - statement.opening_micro == movement
         assert _payable(statement.holder) == -statement.closing_micro
         entry = statement.payout_entry
+        assert entry is not None
         assert entry.kind == EntryKind.PAYOUT
         assert entry.effective_at == seoul(2026, 10, 1) - timedelta(microseconds=1)
     assert (mine.closing_micro, theirs.closing_micro) == (800, 200)

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from unittest import mock
 
@@ -43,6 +44,7 @@ from compensation.ledger.allocation import allocate_largest_remainder
 from compensation.ledger.escrow import escrow_release_for_work
 from compensation.models import (
     ESCROW_ACCOUNT_KINDS,
+    MANIFEST_JOB,
     AccountKind,
     EntryKind,
     LedgerEntry,
@@ -56,6 +58,7 @@ from compensation.usage.manifests import Record, line_parse
 from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from core.errors import InvalidInput, InvalidState, NotPermitted
+from core.jobs import job_chunk_commit
 from core.money import price_micro
 from optout.models import Refusal
 from optout.services import refusal_file, refusal_withdraw
@@ -214,6 +217,11 @@ SELECT manifest_id, line_no, key, unit, used_at, outcome, kind, work_id, refusal
 """
 
 
+def _coin(data: Any) -> bool:
+    """A drawn coin toss (as ``data.draw(st.booleans())``, typed for use inside a condition)."""
+    return bool(data.draw(st.booleans()))
+
+
 def _rows() -> list[Row]:
     """Every outcome row, in the order of ``Row``'s fields. Raw SQL: the invariants read them after every
     step, and building the query with the ORM costs more than running it."""
@@ -222,7 +230,8 @@ def _rows() -> list[Row]:
         allocation = values[18]
         if isinstance(allocation, str):  # jsonb comes back as text, for the ORM to decode
             allocation = json.loads(allocation)
-        rows.append(Row(*values[:4], _aware(values[4]), *values[5:18], allocation, values[19]))
+        fields = [*values[:4], _aware(values[4]), *values[5:18], allocation, values[19]]
+        rows.append(Row(*fields))
     return rows
 
 
@@ -523,18 +532,17 @@ class UsageMachine(RuleBasedStateMachine):
         fields = {"scheme": "isbn", "value": value, "units": units, "unit": unit, "used_at": used_at.isoformat()}
         if what == "invalid":
             broken = data.draw(st.sampled_from(["isbn", "negative", "zero", "unit", "future", "date", "places"]))
-            fields.update(
-                {
-                    "isbn": {"value": BAD_ISBN},
-                    "negative": {"units": -5},
-                    "zero": {"units": "0"},
-                    "unit": {"unit": "page"},
-                    # After the manifest was received (on the real clock, ahead of ours).
-                    "future": {"used_at": (datetime.now(tz=UTC) + timedelta(days=2)).isoformat()},
-                    "date": {"used_at": "yesterday"},
-                    "places": {"units": "0.0000001"},
-                }[broken]
-            )
+            breakage: dict[str, dict[str, Any]] = {
+                "isbn": {"value": BAD_ISBN},
+                "negative": {"units": -5},
+                "zero": {"units": "0"},
+                "unit": {"unit": "page"},
+                # After the manifest was received (on the real clock, ahead of ours).
+                "future": {"used_at": (datetime.now(tz=UTC) + timedelta(days=2)).isoformat()},
+                "date": {"used_at": "yesterday"},
+                "places": {"units": "0.0000001"},
+            }
+            fields.update(breakage[broken])
             return fields, LineM(line_no, None, None, "", None)
         return fields, LineM(line_no, f"isbn:{isbn}", Decimal(str(units)), unit, used_at)
 
@@ -698,7 +706,7 @@ class UsageMachine(RuleBasedStateMachine):
         late = sorted(
             pk for pk, c in self.claims.items() if c.status in ("pending", "in_review") and c.holder in refusing
         )
-        if late and data.draw(st.booleans()):
+        if late and _coin(data):
             # The owner of a refusal filed before they were verified: it decides from now, not before.
             claim = self.claims[data.draw(st.sampled_from(late))]
         if claim.status not in ("pending", "in_review"):
@@ -804,7 +812,7 @@ class UsageMachine(RuleBasedStateMachine):
                 if kind
             }
         )
-        if wanted and data.draw(st.booleans()):
+        if wanted and _coin(data):
             kind, unit = data.draw(st.sampled_from(wanted))
         else:
             kind = data.draw(st.sampled_from(["text", "text", "image"]))
@@ -832,7 +840,7 @@ class UsageMachine(RuleBasedStateMachine):
         assert tariff.starts == (starts or self.now)
         # What re-pricing takes: lines recorded without a tariff, of this kind and unit, used since it starts;
         # each is decided again now, as at its used_at.
-        expected = 0
+        repriced = 0
         for manifest in self.manifests:
             for line in manifest.lines:
                 old = manifest.expected.get(line.line_no)
@@ -848,9 +856,9 @@ class UsageMachine(RuleBasedStateMachine):
                 new = self._decide(line, manifest.purpose)
                 if new.amount is not None:
                     manifest.expected[line.line_no] = new
-                    expected += 1
+                    repriced += 1
         batch = data.draw(st.sampled_from([1, 2, 5000]))
-        assert usage.usage_reprice(tariff_id=tariff.pk, batch=batch) == expected
+        assert usage.usage_reprice(tariff_id=tariff.pk, batch=batch) == repriced
         if data.draw(st.booleans()):
             assert usage.usage_reprice(tariff_id=tariff.pk, batch=batch) == 0
 
@@ -964,6 +972,7 @@ class UsageMachine(RuleBasedStateMachine):
                 # Recorded unpriced, re-priced when a tariff covers it, never dropped: re-pricing ran after
                 # every tariff, so none is in force for the use (for the kind of the work it names now).
                 work = self.work_by_key.get(row.key)
+                assert row.used_at is not None, row  # a line without a date is invalid, not unpriced
                 tariff = self._tariff_at(work.kind if work else row.kind, row.unit, row.used_at)
                 assert tariff is None, (row, tariff)
 
@@ -1035,14 +1044,14 @@ def _crashing(where: str, k: int) -> Iterator[None]:
     right after posting and before the chunk commits (so its transaction rolls back)."""
     calls = itertools.count(1)
     if where == "before_chunk":
-        chunk_commit = usage._chunk_commit
+        chunk_settle = usage._chunk_settle
 
-        def before(*args: Any, **kwargs: Any) -> bool:
+        def before(*args: Any, **kwargs: Any) -> Any:
             if next(calls) == k:
                 raise Crash
-            return chunk_commit(*args, **kwargs)
+            return chunk_settle(*args, **kwargs)
 
-        with mock.patch("compensation.usage.services._chunk_commit", new=before):
+        with mock.patch("compensation.usage.services._chunk_settle", new=before):
             yield
         return
     post = ledger.ledger_post_entries
@@ -1064,20 +1073,19 @@ def _crashing(where: str, k: int) -> Iterator[None]:
 
 def _stale_chunk_commit(manifest: UsageManifest, fields: dict[str, Any]) -> bool:
     """A worker that read the cursor at 0 tries to commit the first chunk again: it must commit nothing."""
-    parameters = inspect.signature(usage._chunk_commit).parameters
-    record = Record(1, fields)
-    chunk: list[Any] = [record]
-    if "records" not in parameters:  # the chunk is handed over parsed
-        chunk = [
-            line_parse(
-                record,
-                period_start=manifest.period_start,
-                period_end=manifest.period_end,
-                received_at=manifest.created_at,
-            )
-        ]
-    extra = {"engine": "python"} if "engine" in parameters else {}
-    return bool(usage._chunk_commit(manifest, 0, chunk, **extra))
+    parsed = line_parse(
+        Record(1, fields),
+        period_start=manifest.period_start,
+        period_end=manifest.period_end,
+        received_at=manifest.created_at,
+    )
+    return job_chunk_commit(
+        kind=MANIFEST_JOB,
+        job_id=manifest.pk,
+        cursor=0,
+        advance_to=1,
+        apply=partial(usage._chunk_settle, manifest, 0, [parsed]),
+    )
 
 
 def test_usage_manifests_keep_the_ledger_invariants(db: Any) -> None:

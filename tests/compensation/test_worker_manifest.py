@@ -40,11 +40,9 @@ from compensation.models import (
 )
 from compensation.tasks import usage_manifest_run
 from compensation.usage.services import usage_manifests_resume_stalled
-from compensation.usage.tariffs import tariff_set
-from core.actors import Actor
 from core.tasks import QUEUE_LONG
 from tests.compensation.helpers import eager
-from tests.factories import WorkFactory, isbn, verify_claims
+from tests.factories import TariffFactory, WorkFactory, isbn, verify_claims
 from tests.workers import CeleryWorkers
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -137,7 +135,7 @@ def upload(client: Any, content: bytes, manifest_id: str) -> dict[str, Any]:
         format="multipart",
     )
     assert response.status_code == 202, response.content
-    return response.json()
+    return dict(response.json())
 
 
 # --- What "the same ledger" means ---------------------------------------------------------------
@@ -256,10 +254,8 @@ def wait_processed(manifest_pk: int, workers: CeleryWorkers, name: str, deliveri
 
 def works_and_manifest(holder: Any, holder_api: Any, other_holder: Any, staff: Any) -> bytes:
     """Tariffs, works with every kind of ownership and a refusal; a manifest that uses them all."""
-    actor = Actor(user=staff)
-    start = timezone.now() - timedelta(days=400)
-    tariff_set(actor=actor, kind="text", unit="token", rate_krw=Decimal("0.0005"), effective_from=start)
-    tariff_set(actor=actor, kind="image", unit="image", rate_krw=Decimal("2.5"), effective_from=start)
+    TariffFactory(kind="text", unit="token", rate_krw=Decimal("0.0005"), set_by=staff)
+    TariffFactory(kind="image", unit="image", rate_krw=Decimal("2.5"), set_by=staff)
     matched = [isbn(n) for n in range(1, 6)]
     for number in matched:
         WorkFactory(holder=holder, identifiers=[("isbn", number)], verified_by=staff)

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from core.actors import Actor
 from optout.models import RefusalEvent
-from tests.factories import ApiKeyFactory, WorkFactory, verify_claims
+from tests.factories import ApiKeyFactory, ClaimFactory, WorkFactory, verify_claims
 from tests.helpers import key_client
 
 pytestmark = pytest.mark.django_db
@@ -217,10 +217,9 @@ def test_a_url_prefix_outside_the_holders_domains_is_refused(holder_api):
 
 
 def test_one_verified_co_owners_refusal_refuses_a_joint_work(holder, other_holder, other_holder_api, lab_api, staff):
-    from registry.services import claim_file
 
     work = WorkFactory(holder=holder, identifiers=[("isbn", "9788936434021")], share_bp=5000)
-    claim_file(actor=Actor(party=other_holder), holder=other_holder, work=work, share_bp=5000)
+    ClaimFactory(work=work, holder=other_holder, share_bp=5000)
     verify_claims(work, staff)
     refuse(other_holder_api, scope="work", work=work.pk)
 

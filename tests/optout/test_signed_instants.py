@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from core.actors import Actor
 from optout import services as optout_services
 from optout.receipts import receipt_sign
-from optout.services import refusal_file
 from registry.models import OwnershipClaim
+from tests.factories import RefusalFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -40,14 +39,7 @@ def test_a_lookup_as_of_before_1908_signs_rfc_3339_instants_that_verify(
     # service refuses a start in the past, and refusals are append-only, so the clock check is set aside.
     since = datetime(1899, 1, 1, tzinfo=UTC)
     monkeypatch.setattr(optout_services, "_not_in_the_past", lambda value, *, field: value)
-    refusal_file(
-        actor=Actor(party=holder, is_system=True),
-        holder=holder,
-        scope="work",
-        purposes=["train-genai"],
-        work=book,
-        effective_from=since,
-    )
+    RefusalFactory(work=book, purposes=["train-genai"], effective_from=since)
     OwnershipClaim.objects.filter(work=book).update(decided_at=since)
 
     response = lab_api.post(

@@ -10,12 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from compensation.models import ManifestStatus, UsageManifest
-from compensation.usage.tariffs import tariff_set
-from core.actors import Actor
-from optout.models import RefusalScope
-from optout.services import refusal_file
 from registry.models import ApiKey
 from registry.services import apikey_authenticate
+from tests.factories import RefusalFactory, TariffFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -36,13 +33,7 @@ def test_a_key_is_shown_once_works_and_can_be_revoked(lab_client, lab):
 
 
 def test_a_lab_looks_up_and_gets_a_verifiable_signed_answer(lab_client, book, holder):
-    refusal_file(
-        actor=Actor(party=holder, is_system=True),
-        holder=holder,
-        scope=RefusalScope.WORK,
-        purposes=["train-ai"],
-        work=book,
-    )
+    RefusalFactory(work=book)
     response = lab_client.post(
         "/dashboard/lookup/",
         {"purpose": "train-genai", "items": "isbn:978-89-364-3402-1\nhttps://x.example.kr/a\nisbn:123"},
@@ -60,12 +51,12 @@ def test_a_lab_looks_up_and_gets_a_verifiable_signed_answer(lab_client, book, ho
 def test_a_manifest_is_uploaded_processed_and_its_outcomes_downloaded(
     lab_client, lab, book, staff, django_capture_on_commit_callbacks
 ):
-    tariff_set(
-        actor=Actor(user=staff),
+    TariffFactory(
         kind="text",
         unit="token",
         rate_krw=Decimal("0.5"),
         effective_from=timezone.now() - timedelta(days=30),
+        set_by=staff,
     )
     used_at = (timezone.now() - timedelta(days=1)).isoformat()
     body = (

@@ -7,10 +7,7 @@ import json
 import pytest
 from django.test import Client
 
-from core.actors import Actor
-from optout.models import RefusalScope
-from optout.services import refusal_file
-from tests.factories import WorkFactory
+from tests.factories import RefusalFactory, WorkFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,13 +21,7 @@ def test_home_has_the_public_search_and_figures(book):
 
 
 def test_search_by_isbn_in_any_spelling_finds_a_refused_work(book, holder):
-    refusal_file(
-        actor=Actor(party=holder, is_system=True),
-        holder=holder,
-        scope=RefusalScope.WORK,
-        purposes=["train-ai"],
-        work=book,
-    )
+    RefusalFactory(work=book)
     response = Client().get("/search", {"q": "978-89-364-3402-1"})
     assert response.status_code == 200
     body = response.content.decode()
@@ -97,13 +88,7 @@ def test_receipt_checker_explains_bad_json():
 
 
 def test_the_public_work_page_keeps_its_refusal_headers(book, holder):
-    refusal_file(
-        actor=Actor(party=holder, is_system=True),
-        holder=holder,
-        scope=RefusalScope.WORK,
-        purposes=["train-ai"],
-        work=book,
-    )
+    RefusalFactory(work=book)
     response = Client().get(f"/works/{book.pk}")
     assert response.status_code == 200
     assert response["tdm-reservation"] == "1"

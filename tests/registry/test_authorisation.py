@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from registry.models import ApiKey, ClaimStatus, OwnershipClaim, VerifiedDomain
-from tests.factories import ApiKeyFactory
+from tests.factories import ApiKeyFactory, UserFactory
 from tests.helpers import key_client
 
 pytestmark = pytest.mark.django_db
@@ -137,12 +137,10 @@ def test_a_revoked_key_stops_working(holder):
 
 
 def test_a_party_member_without_admin_role_cannot_create_keys(holder):
-    from django.contrib.auth import get_user_model
-
     from core.actors import Actor
     from registry.services import membership_add
 
-    member = get_user_model().objects.create_user(username="m@h.example", email="m@h.example", password="x-y-z-123")
+    member = UserFactory(username="m@h.example")
     membership_add(actor=Actor.system(), party=holder, user=member, role="member")
     client = APIClient()
     client.force_login(member)

@@ -6,6 +6,7 @@ import http.server
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,7 @@ def allow_local(settings):
     settings.DOMAIN_CHECK_TIMEOUT = 2.0
 
 
-def _register_url_work(client, url: str) -> dict:
+def _register_url_work(client, url: str) -> dict[str, Any]:
     response = client.post(
         "/api/v1/works",
         {"title": url, "kind": "text", "identifiers": [{"scheme": "url", "value": url}]},
