@@ -69,6 +69,15 @@ CASES = [
     Case("owner verified after as_of: pending", "isbn", _isbn(3), "permitted", "escrow", pending=True, days_ago=20),
     Case("owner verified by as_of: refused", "isbn", _isbn(3), "refused", refusal="late_owner_refusal"),
     Case("co-owner's catalogue refusal", "isbn", _isbn(4), "refused", refusal="catalogue_refusal"),
+    Case(
+        "catalogue refusal, co-owner verified after as_of",
+        "isbn",
+        _isbn(11),
+        "permitted",
+        "owners",
+        pending=True,
+        days_ago=20,
+    ),
     Case("catalogue refusal of a rejected claimant", "isbn", _isbn(5), "permitted", "owners"),
     Case("train-genai refusal, train-ai asked", "isbn", _isbn(6), "permitted", "owners"),
     Case("train-genai refusal, train-genai asked", "isbn", _isbn(6), "refused", refusal="genai_refusal", purpose=GENAI),
@@ -151,6 +160,10 @@ def refusals() -> dict[str, int]:
     _claim(joint, a, verified_days_ago=60, share=5_000)
     _claim(joint, c, verified_days_ago=60, share=5_000)
     named["catalogue_refusal"] = _refusal(c, 30, scope=RefusalScope.CATALOGUE)
+
+    late_co_owner = _work(11, a)
+    _claim(late_co_owner, a, verified_days_ago=60, share=5_000)
+    _claim(late_co_owner, c, verified_days_ago=10, share=5_000)
 
     rejected = _work(5, a)
     _claim(rejected, a, verified_days_ago=60, share=5_000)
