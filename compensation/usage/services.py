@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import IO, Any
 
 import orjson
@@ -32,7 +33,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
@@ -70,7 +71,7 @@ from compensation.usage.selectors import manifest_outcome_summary
 from compensation.usage.sql import SCHEME_KIND, StagedChunk, chunk_settle_sql, stage_line
 from core.actors import Actor
 from core.errors import InvalidInput, NotPermitted, RegistryError
-from core.jobs import job_fail, job_publish, job_run, jobs_sweep
+from core.jobs import job_chunks_process, job_fail, job_finish, job_publish, job_run, jobs_sweep
 from core.money import price_micro_scaled, rate_in_pico_won, units_in_micro
 from core.uploads import upload_size_check
 from optout.models import Regime
@@ -547,16 +548,14 @@ def _manifest_process(manifest: UsageManifest, engine: str | None) -> None:
             many = manifest.lines_total - cursor > sizes.at(cursor)
             prefetch = prefetched_in_process if many else _prefetched_call
             with prefetch(lambda: _staged_chunks(manifest, cursor, sizes)) as staged:
-                for chunk in staged:
-                    if not _chunk_commit(manifest, cursor, chunk):
-                        return
-                    cursor += chunk.count
+                settle = partial(_chunk_settle, manifest)
+                if not job_chunks_process(kind=MANIFEST_JOB, job=manifest, chunks=staged, size=_count, apply=settle):
+                    return  # another worker has taken the manifest over
         else:
             with prefetched(_parsed_chunks(manifest, cursor, sizes)) as parsed:
-                for lines in parsed:
-                    if not _chunk_commit(manifest, cursor, lines):
-                        return
-                    cursor += len(lines)
+                settle = partial(_chunk_settle, manifest)
+                if not job_chunks_process(kind=MANIFEST_JOB, job=manifest, chunks=parsed, size=len, apply=settle):
+                    return
     except InvalidInput as exc:
         # The file was readable when it was accepted; if it no longer is, say so on the manifest.
         _manifest_end(manifest, status=ManifestStatus.FAILED, code=exc.code, reason=str(exc.message))
@@ -657,43 +656,39 @@ def _staged_chunks(manifest: UsageManifest, start: int, sizes: _ChunkSizes) -> I
         yield StagedChunk(first=first, last=last, count=len(texts), payload=payload)
 
 
-def _chunk_commit(manifest: UsageManifest, cursor: int, chunk: StagedChunk | Sequence[ParsedLine]) -> bool:
+def _count(chunk: StagedChunk) -> int:
+    return chunk.count
+
+
+def _chunk_settle(manifest: UsageManifest, cursor: int, chunk: StagedChunk | Sequence[ParsedLine]) -> dict[str, Any]:
+    """Post one chunk and write its outcome rows, under the manifest's lock once its cursor is checked
+    (``job_chunk_commit``, which commits the cursor with them); returns the progress to record."""
     if isinstance(chunk, StagedChunk):
-        first, last, count = chunk.first, chunk.last, chunk.count
+        first, last = chunk.first, chunk.last
     else:
-        first, last, count = chunk[0].line_no, chunk[-1].line_no, len(chunk)
-    with transaction.atomic():
-        # The lock and the cursor check make each chunk commit once, even if two workers hold the task.
-        current = (
-            UsageManifest.objects.select_for_update().filter(pk=manifest.pk).values_list("status", "lines_done").first()
+        first, last = chunk[0].line_no, chunk[-1].line_no
+    escrow_lock(exclusive=False)
+    key, memo, now = f"usage:{manifest.pk}:lines:{first}-{last}", f"lines {first}-{last}", timezone.now()
+    if isinstance(chunk, StagedChunk):
+        chunk_settle_sql(
+            manifest=manifest,
+            chunk=chunk,
+            lines_done=cursor,
+            idempotency_key=key,
+            effective_at=manifest.created_at,
+            memo=memo,
+            now=now,
         )
-        if current != (ManifestStatus.PROCESSING, cursor):
-            return False
-        escrow_lock(exclusive=False)
-        key, memo, now = f"usage:{manifest.pk}:lines:{first}-{last}", f"lines {first}-{last}", timezone.now()
-        if isinstance(chunk, StagedChunk):
-            chunk_settle_sql(
-                manifest=manifest,
-                chunk=chunk,
-                lines_done=cursor,
-                idempotency_key=key,
-                effective_at=manifest.created_at,
-                memo=memo,
-                now=now,
-            )
-        else:
-            seen = _seen_earlier(manifest.pk, (line.dedupe for line in chunk)) if cursor else set()
-            decided = _lines_decide(manifest, chunk, seen)
-            posting, account_ids = _posting_for(manifest, decided, key, manifest.created_at, memo)
-            entry_id = None
-            if posting is not None:
-                entry_id = ledger_post_entries(postings=[posting])[posting.idempotency_key]
-            _lines_insert([_line_values(manifest.pk, row, account_ids, entry_id, now) for row in decided.rows])
-        now = timezone.now()
-        UsageManifest.objects.filter(pk=manifest.pk).update(
-            lines_done=F("lines_done") + count, progressed_at=now, heartbeat_at=now
-        )
-    return True
+    else:
+        seen = _seen_earlier(manifest.pk, (line.dedupe for line in chunk)) if cursor else set()
+        decided = _lines_decide(manifest, chunk, seen)
+        posting, account_ids = _posting_for(manifest, decided, key, manifest.created_at, memo)
+        entry_id = None
+        if posting is not None:
+            entry_id = ledger_post_entries(postings=[posting])[posting.idempotency_key]
+        _lines_insert([_line_values(manifest.pk, row, account_ids, entry_id, now) for row in decided.rows])
+    now = timezone.now()
+    return {"progressed_at": now, "heartbeat_at": now}
 
 
 def _manifest_end(manifest: UsageManifest, *, status: str, code: str = "", reason: str = "") -> None:
@@ -702,10 +697,7 @@ def _manifest_end(manifest: UsageManifest, *, status: str, code: str = "", reaso
         job_fail(kind=MANIFEST_JOB, job_id=manifest.pk, code=code, message=reason, audit_data=dict(progress or {}))
         return
     with transaction.atomic():
-        changed = UsageManifest.objects.filter(pk=manifest.pk, status=ManifestStatus.PROCESSING).update(
-            status=status, finished_at=timezone.now(), heartbeat_at=None
-        )
-        if not changed:
+        if not job_finish(kind=MANIFEST_JOB, job_id=manifest.pk):
             return
         UsageManifest.objects.filter(pk=manifest.pk).update(summary=manifest_outcome_summary(manifest=manifest))
         manifest.refresh_from_db()
