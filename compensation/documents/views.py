@@ -1,5 +1,5 @@
 """Staff report pages on the admin site: the dashboard, match rate, escrow aging, violations, top works and
-holders. Each page reads one ``Report`` from ``compensation.reports``; ``?format=csv|xlsx|pdf`` downloads it
+holders. Each page reads one ``Report`` from ``compensation.documents.reports``; ``?format=csv|xlsx|pdf`` downloads it
 through the same exporter classes as statements and invoices.
 """
 

@@ -1,4 +1,8 @@
-"""Writes for tariffs. (Ledger postings have their own module, ``compensation.ledger``.)"""
+"""Setting tariffs: the rate in KRW per unit of a work kind's use, from an instant on. A tariff starts in the
+past only where none was in force; it then prices the lines recorded without one
+(``compensation.usage.services.usage_reprice``, queued on commit). The tariffs in force are read by
+``compensation.usage.selectors``.
+"""
 
 from __future__ import annotations
 
