@@ -1,4 +1,7 @@
-"""Tariff and balance API views: translate HTTP to services and selectors."""
+"""The compensation API: tariffs and balances, usage manifests with their outcomes and violations, settlements with
+their statements and invoices, and market-share distributions. Each view translates HTTP to the services and
+selectors of one part (``compensation.ledger``, ``usage`` or ``settlement``); exports are ``export_views``.
+"""
 
 from __future__ import annotations
 
