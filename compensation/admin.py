@@ -355,7 +355,7 @@ class MarketShareDistributionAdmin(JobAdminMixin, _ServiceAddAdmin):
         return False
 
 
-# --- Staff reports: pages on this admin site, under /admin/compensation/reports/ (documents/views.py) -
+# --- Staff reports: pages on this admin site, under /admin/compensation/reports/ (documents/views.py) ---------
 
 
 def _with_report_urls(get_urls: Any) -> Any:
