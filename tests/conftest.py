@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -27,7 +31,7 @@ from tests.factories import (
     WorkFactory,
     verify_claims,
 )
-from tests.helpers import key_client, seoul
+from tests.helpers import key_client, seoul, signed_in
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -243,3 +247,35 @@ def settle(staff_api: APIClient, django_capture_on_commit_callbacks: Any) -> Any
         return dict(response.json())
 
     return run
+
+
+@pytest.fixture
+def web_root(tmp_path: Path, settings: Any) -> Iterator[tuple[str, Path]]:
+    """A web server on 127.0.0.1 serving ``root`` (with an empty ``.well-known/``): ``(its URL, root)``."""
+    settings.DOMAIN_CHECK_ALLOW_PRIVATE = True
+    settings.DOMAIN_CHECK_TIMEOUT = 2.0
+    root = tmp_path / "site"
+    (root / ".well-known").mkdir(parents=True)
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", root
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def staff_client(staff: Any) -> Client:
+    """``staff``, made a superuser, signed in to the admin (Django's test client)."""
+    staff.is_superuser = True
+    staff.save()
+    return signed_in(staff)

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import re
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -96,29 +92,6 @@ def test_file_a_refusal_for_selected_works_and_withdraw_it(page, live_server, ho
     page.get_by_role("button", name="Withdraw the refusal").click()
     expect(page.get_by_text("The refusal is withdrawn.")).to_be_visible()
     expect(page.locator(".badge.withdrawn")).to_have_text("Withdrawn")
-
-
-@pytest.fixture
-def web_root(tmp_path: Path, settings) -> Iterator[tuple[str, Path]]:
-    settings.DOMAIN_CHECK_ALLOW_PRIVATE = True
-    settings.DOMAIN_CHECK_TIMEOUT = 2.0
-    root = tmp_path / "site"
-    (root / ".well-known").mkdir(parents=True)
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_verify_a_domain_by_its_well_known_file(page, live_server, holder_person, web_root):

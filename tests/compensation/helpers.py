@@ -8,14 +8,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from compensation.ledger.selectors import account_balance
-from compensation.models import Account, AccountKind, ManifestLine
+from compensation.models import Account, AccountKind, LedgerEntry, ManifestLine, UsageManifest
 from config.celery import app as celery_app
+from registry.models import AuditEvent
 
 MANIFESTS = "/api/v1/usage-manifests"
 # Three books of the settlement tests: one owned by ``holder``, one co-owned 60/40, one nobody registered.
@@ -88,6 +90,15 @@ def assert_conserved(lab: Any) -> None:
     assert balance(AccountKind.LAB_RECEIVABLE, party=lab) == total
     for row in lines:
         assert row.amount_micro == row.paid_micro + row.held_micro + row.violation_micro
+
+
+def assert_nothing_created(media_root: Any) -> None:
+    """No manifest, line, ledger entry, manifest audit event or stored file: a refused upload left no trace."""
+    assert not UsageManifest.objects.exists()
+    assert not ManifestLine.objects.exists()
+    assert not LedgerEntry.objects.exists()
+    assert not AuditEvent.objects.filter(code__startswith="compensation.manifest").exists()
+    assert not [path for path in Path(media_root).rglob("*") if path.is_file()]
 
 
 def deferred_guards_check() -> None:

@@ -20,15 +20,6 @@ from core.actors import Actor
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff_client(staff: Any) -> Client:
-    staff.is_superuser = True
-    staff.save()
-    client = Client()
-    client.force_login(staff)
-    return client
-
-
 def said(response: Any) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
 

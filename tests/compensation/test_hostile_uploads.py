@@ -12,7 +12,6 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,7 +21,7 @@ from rest_framework.test import APIClient
 
 from compensation.models import LedgerEntry, ManifestLine, ManifestStatus, UsageManifest
 from compensation.usage.services import usage_manifest_process
-from registry.models import AuditEvent
+from tests.compensation.helpers import assert_nothing_created
 
 pytestmark = pytest.mark.django_db
 
@@ -64,14 +63,6 @@ def error_of(response: Any) -> dict[str, Any]:
     return {"status": response.status_code, **error}
 
 
-def assert_nothing_written(media_root: Any) -> None:
-    assert not UsageManifest.objects.exists()
-    assert not ManifestLine.objects.exists()
-    assert not LedgerEntry.objects.exists()
-    assert not AuditEvent.objects.filter(code__startswith="compensation.manifest").exists()
-    assert not [path for path in Path(media_root).rglob("*") if path.is_file()]
-
-
 @pytest.fixture
 def upload(lab_api: APIClient, django_capture_on_commit_callbacks: Capture) -> Callable[..., Any]:
     def _upload(content: bytes, name: str, **fields: str) -> Any:
@@ -106,7 +97,7 @@ def test_a_gzip_of_one_endless_line_is_refused_at_its_line_without_reading_it_wh
     error = error_of(upload(bomb, name))
 
     assert (error["status"], error["code"], error["field"], error["line"]) == (400, "line_too_long", "file", line)
-    assert_nothing_written(small_limits.MEDIA_ROOT)
+    assert_nothing_created(small_limits.MEDIA_ROOT)
 
 
 def test_a_gzip_of_blank_lines_is_refused_because_blank_lines_count(upload, small_limits):
@@ -116,7 +107,7 @@ def test_a_gzip_of_blank_lines_is_refused_because_blank_lines_count(upload, smal
     error = error_of(upload(bomb, "blank.jsonl.gz"))
 
     assert (error["status"], error["code"], error["field"]) == (413, "too_many_lines", "file")
-    assert_nothing_written(small_limits.MEDIA_ROOT)
+    assert_nothing_created(small_limits.MEDIA_ROOT)
 
 
 def test_a_gzip_inflating_past_the_byte_limit_is_refused(upload, small_limits):
@@ -127,7 +118,7 @@ def test_a_gzip_inflating_past_the_byte_limit_is_refused(upload, small_limits):
     error = error_of(upload(bomb, "big.jsonl.gz"))
 
     assert (error["status"], error["code"], error["field"]) == (413, "inflated_too_large", "file")
-    assert_nothing_written(small_limits.MEDIA_ROOT)
+    assert_nothing_created(small_limits.MEDIA_ROOT)
 
 
 @pytest.mark.parametrize("name", ["big.csv", "big.csv.gz"])
@@ -139,7 +130,7 @@ def test_a_file_over_the_upload_byte_limit_is_refused_before_it_is_read(upload, 
     error = error_of(upload(content, name))
 
     assert (error["status"], error["code"], error["field"]) == (413, "file_too_large", "file")
-    assert_nothing_written(settings.MEDIA_ROOT)
+    assert_nothing_created(settings.MEDIA_ROOT)
 
 
 def test_reading_longer_than_the_inspection_deadline_is_refused(upload, settings):
@@ -150,7 +141,7 @@ def test_reading_longer_than_the_inspection_deadline_is_refused(upload, settings
     error = error_of(upload(content, "slow.jsonl"))
 
     assert (error["status"], error["code"], error["field"]) == (413, "inspection_timeout", "file")
-    assert_nothing_written(settings.MEDIA_ROOT)
+    assert_nothing_created(settings.MEDIA_ROOT)
 
 
 def test_a_line_at_the_limit_is_accepted(upload, settings):
@@ -195,7 +186,7 @@ def test_a_nul_character_in_a_line_is_refused_naming_the_line(upload, settings, 
     error = error_of(upload(content, name))
 
     assert (error["status"], error["code"], error["field"], error["line"]) == (400, "nul_character", "file", line)
-    assert_nothing_written(settings.MEDIA_ROOT)
+    assert_nothing_created(settings.MEDIA_ROOT)
 
 
 @pytest.mark.parametrize("field", ["manifest_id", "model", "model_version"])
@@ -206,7 +197,7 @@ def test_a_nul_character_in_a_manifest_field_is_a_400_naming_it(upload, lab_api,
 
     assert (as_file["status"], as_file["code"], as_file["field"]) == (400, "nul_character", field)
     assert (as_json["status"], as_json["code"], as_json["field"]) == (400, "nul_character", field)
-    assert_nothing_written(settings.MEDIA_ROOT)
+    assert_nothing_created(settings.MEDIA_ROOT)
 
 
 def test_a_nul_character_in_a_json_manifest_line_names_the_line_and_field(lab_api, settings):
@@ -216,7 +207,7 @@ def test_a_nul_character_in_a_json_manifest_line_names_the_line_and_field(lab_ap
     error = error_of(lab_api.post(MANIFESTS, body, format="json"))
 
     assert (error["status"], error["code"], error["field"]) == (400, "nul_character", "lines[1].value")
-    assert_nothing_written(settings.MEDIA_ROOT)
+    assert_nothing_created(settings.MEDIA_ROOT)
 
 
 # --- The worker's side ----------------------------------------------------------------------------
@@ -304,7 +295,7 @@ def test_a_manifest_period_out_of_range_is_a_400_naming_the_field(upload, lab_ap
 
     assert (as_file["status"], as_file["code"], as_file["field"]) == (400, "date_out_of_range", field)
     assert (as_json["status"], as_json["code"], as_json["field"]) == (400, "date_out_of_range", field)
-    assert_nothing_written(settings.MEDIA_ROOT)
+    assert_nothing_created(settings.MEDIA_ROOT)
 
 
 @pytest.mark.parametrize("used_at", ["0001-01-01", "0001-01-01T00:00:00+09:00", "9999-12-31T23:59:59-09:00"])
@@ -374,4 +365,4 @@ def test_a_body_past_the_upload_ceiling_is_refused_while_it_streams_in(upload, s
     error = error_of(upload(content, "big.jsonl"))
 
     assert (error["status"], error["code"]) == (413, "request_too_large")
-    assert_nothing_written(settings.MEDIA_ROOT)
+    assert_nothing_created(settings.MEDIA_ROOT)

@@ -41,6 +41,7 @@ from tests.compensation.helpers import (
     OTHER_BOOK,
     ago,
     assert_conserved,
+    assert_nothing_created,
     balance,
     csv_bytes,
     line,
@@ -82,14 +83,6 @@ def acknowledgement(client: APIClient, manifest_pk: int) -> list[dict[str, Any]]
     assert response.status_code == 200
     assert response["Content-Type"] == "application/x-ndjson"
     return [orjson.loads(raw) for raw in streamed(response).splitlines()]
-
-
-def assert_nothing_created(media_root: Any) -> None:
-    assert not UsageManifest.objects.exists()
-    assert not ManifestLine.objects.exists()
-    assert not LedgerEntry.objects.exists()
-    assert not AuditEvent.objects.filter(code__startswith="compensation.manifest").exists()
-    assert not [path for path in Path(media_root).rglob("*") if path.is_file()]
 
 
 # --- Fixtures -------------------------------------------------------------------------------------

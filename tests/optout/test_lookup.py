@@ -14,6 +14,7 @@ from core.actors import Actor
 from optout.models import RefusalEvent
 from tests.factories import ApiKeyFactory, ClaimFactory, WorkFactory, verify_claims
 from tests.helpers import key_client
+from tests.optout.helpers import refuse
 
 pytestmark = pytest.mark.django_db
 
@@ -23,12 +24,6 @@ ISBN = {"scheme": "isbn", "value": "978-89-364-3402-1"}
 def lookup(client, items, **extra):
     response = client.post("/api/v1/lookup", {"items": items, **extra}, format="json")
     assert response.status_code == 200, response.content
-    return response.json()
-
-
-def refuse(client, **body):
-    response = client.post("/api/v1/refusals", {"purposes": ["train-ai"], **body}, format="json")
-    assert response.status_code == 201, response.content
     return response.json()
 
 

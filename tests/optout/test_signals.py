@@ -11,16 +11,11 @@ from core.actors import Actor
 from optout.signals import PathRule, refusal_headers, robots_txt, tdmrep_json
 from tests.factories import ApiKeyFactory, WorkFactory
 from tests.helpers import key_client
+from tests.optout.helpers import refuse
 
 pytestmark = pytest.mark.django_db
 
 SIGNAL_HEADERS = ("tdm-reservation", "X-Robots-Tag", "Content-Usage")
-
-
-def refuse(client, **body):
-    response = client.post("/api/v1/refusals", {"purposes": ["train-ai"], **body}, format="json")
-    assert response.status_code == 201, response.content
-    return response.json()
 
 
 def withdraw(client, refusal):

@@ -8,22 +8,12 @@ from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
 from compensation.models import MarketShareDistribution, Settlement, Tariff, UsageManifest
 
 pytestmark = pytest.mark.django_db
 
 CSV = b"scheme,value,units,unit,used_at\r\nisbn,9788936434021,5,token,2026-01-01\r\n"
-
-
-@pytest.fixture
-def staff_client(staff: Any) -> Client:
-    staff.is_superuser = True
-    staff.save()
-    client = Client()
-    client.force_login(staff)
-    return client
 
 
 def errors_of(response: Any) -> str:

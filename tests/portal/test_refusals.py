@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import http.server
 import re
-import threading
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -92,29 +88,6 @@ def test_withdrawing_says_what_changes_and_needs_confirmation(owner_client, hold
     work_page = owner_client.get(f"/dashboard/works/{book.pk}/").content.decode()
     assert "Withdrawn" in work_page
     assert "Took effect" in work_page
-
-
-@pytest.fixture
-def web_root(tmp_path: Path, settings) -> Iterator[tuple[str, Path]]:
-    settings.DOMAIN_CHECK_ALLOW_PRIVATE = True
-    settings.DOMAIN_CHECK_TIMEOUT = 2.0
-    root = tmp_path / "site"
-    (root / ".well-known").mkdir(parents=True)
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_domain_is_verified_by_its_well_known_file_and_then_offers_its_signal_files(owner_client, holder, web_root):
