@@ -14,10 +14,12 @@ from registry import fingerprints
 from registry.errors import InvalidIdentifier
 from registry.fingerprints import Fingerprints, fingerprint_file
 
-WORDS = tuple(
-    "the registry holds works and authors refuse training while labs read "
-    "answers from seoul at night music books images news songs rivers light".split()
+# fmt: off
+WORDS: tuple[str, ...] = (
+    "the", "registry", "holds", "works", "and", "authors", "refuse", "training", "while", "labs", "read",
+    "answers", "from", "seoul", "at", "night", "music", "books", "images", "news", "songs", "rivers", "light",
 )
+# fmt: on
 
 
 def prose(seed: int, words: int = 400) -> str:
