@@ -22,17 +22,17 @@ import itertools
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import IO, Any
+from typing import IO, Any, ClassVar, Protocol, TypeVar
 
-import orjson
 from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
@@ -52,6 +52,7 @@ from compensation.models import (
     Tariff,
     UsageManifest,
 )
+from compensation.usage.decisions import FULL_SHARE_BP, LineFacts, kind_for_unmatched, rule_for, tariff_sought
 from compensation.usage.manifests import (
     ManifestMeta,
     ParsedLine,
@@ -68,7 +69,7 @@ from compensation.usage.manifests import (
 )
 from compensation.usage.prefetch import ProducerFailed, prefetched, prefetched_in_process
 from compensation.usage.selectors import manifest_outcome_summary
-from compensation.usage.sql import SCHEME_KIND, StagedChunk, chunk_settle_sql, stage_line
+from compensation.usage.sql import StagedChunk, chunk_settle_sql, stage_line
 from core.actors import Actor
 from core.errors import InvalidInput, NotPermitted, RegistryError
 from core.jobs import job_chunks_process, job_fail, job_finish, job_publish, job_run, jobs_sweep
@@ -78,14 +79,7 @@ from optout.models import Regime
 from optout.selectors import UsageContext, usage_context_load
 from registry.audit import audit_record
 from registry.identifiers import IdentifierKey
-from registry.models import ApiScope, PartyKind, WorkKind, WorkStatus
-
-FULL_SHARE_BP = 10_000
-
-
-def _kind_for_unmatched(scheme: str) -> str:
-    return str(SCHEME_KIND.get(scheme, WorkKind.OTHER))
-
+from registry.models import ApiScope, PartyKind, WorkStatus
 
 # --- Submission ---------------------------------------------------------------------------------
 
@@ -277,63 +271,54 @@ class _Row:
 def _line_decide(
     line: ParsedLine, *, lab_id: int, context: UsageContext, tariffs: _Tariffs, priced_lab: dict[AccountKey, int]
 ) -> _Row:
+    """One line, decided by the usage decision table (``compensation.usage.decisions``), in Python."""
     assert line.key is not None
     assert line.used_at is not None
     assert line.units is not None
     decision = context.decide(line.key, line.used_at)
     work = decision.work
-    kind = work.kind if work is not None else _kind_for_unmatched(line.key.scheme)
+    kind = work.kind if work is not None else kind_for_unmatched(line.key.scheme)
     row = _Row(line=line, outcome=Outcome.UNPRICED, work_id=work.id if work else None, kind=kind)
     row.refusal_id = decision.refusal_id
-    if decision.refusal_id is None and decision.regime == Regime.LICENSE_REQUIRED:
-        row.outcome = Outcome.LICENSE_REQUIRED
-        return row
-    tariff = tariffs.at(kind, line.unit, line.used_at)
-    if decision.refusal_id is not None:
-        row.outcome = Outcome.REFUSED_AT_USE
+    refused = decision.refusal_id is not None
+    license_only = decision.regime == Regime.LICENSE_REQUIRED
+    tariff = (
+        tariffs.at(kind, line.unit, line.used_at) if tariff_sought(refused=refused, license_only=license_only) else None
+    )
+    owners = work.verified_claims() if work is not None else []
+    covered = sum(claim.share_bp for claim in owners)
+    disputed = work is not None and work.status == WorkStatus.DISPUTED
+    rule = rule_for(LineFacts(refused, license_only, tariff is not None, work is not None, disputed, covered))
+    row.outcome = rule.outcome
     if tariff is None:
         return row
     row.tariff_id, rate_pico = tariff
     amount = price_micro_scaled(units_micro=units_in_micro(line.units), rate_pico=rate_pico)
     row.amount = amount
-    if decision.refusal_id is not None:
+    if rule.violation:
         row.violation = amount
         _add(priced_lab, AccountKey(AccountKind.VIOLATIONS, lab_id), -amount)
         return row
-    if work is None:
-        row.outcome = Outcome.UNMATCHED_HELD
-        held, open_bp = amount, FULL_SHARE_BP
-        held_key = AccountKey(AccountKind.ESCROW_UNMATCHED, None, str(line.key))
-    elif work.status == WorkStatus.DISPUTED:
-        row.outcome = Outcome.DISPUTED_HELD
-        held, open_bp = amount, FULL_SHARE_BP
-        held_key = AccountKey(AccountKind.ESCROW_DISPUTED, None, f"work:{work.id}")
-    else:
-        owners = work.verified_claims()
-        covered = sum(claim.share_bp for claim in owners)
-        held_key = AccountKey(AccountKind.ESCROW_UNCLAIMED, None, f"work:{work.id}")
-        if covered == 0:
-            row.outcome = Outcome.SHARE_UNCLAIMED
-            held, open_bp = amount, FULL_SHARE_BP
-        else:
-            row.outcome = Outcome.MATCHED
-            weights = [claim.share_bp for claim in owners]
-            if covered < FULL_SHARE_BP:
-                weights.append(FULL_SHARE_BP - covered)
-            # One owner of the whole work is the common case: its part is the amount.
-            parts = [amount] if len(weights) == 1 else allocate_largest_remainder(total=amount, weights=weights)
-            for claim, part in zip(owners, parts, strict=False):
-                # A part that rounds to nothing is recorded too: that owner has had its share of this line,
-                # and a later release must not pay it again.
-                row.paid.append((claim.holder_id, claim.id, part))
-                if part:
-                    _add(priced_lab, AccountKey(AccountKind.HOLDER_PAYABLE, claim.holder_id), -part)
-            held = parts[-1] if covered < FULL_SHARE_BP else 0
-            open_bp = FULL_SHARE_BP - covered
+    held, open_bp = amount, FULL_SHARE_BP
+    if rule.split:
+        weights = [claim.share_bp for claim in owners]
+        if covered < FULL_SHARE_BP:
+            weights.append(FULL_SHARE_BP - covered)
+        # One owner of the whole work is the common case: its part is the amount.
+        parts = [amount] if len(weights) == 1 else allocate_largest_remainder(total=amount, weights=weights)
+        for claim, part in zip(owners, parts, strict=False):
+            # A part that rounds to nothing is recorded too: that owner has had its share of this line,
+            # and a later release must not pay it again.
+            row.paid.append((claim.holder_id, claim.id, part))
+            if part:
+                _add(priced_lab, AccountKey(AccountKind.HOLDER_PAYABLE, claim.holder_id), -part)
+        held = parts[-1] if covered < FULL_SHARE_BP else 0
+        open_bp = FULL_SHARE_BP - covered
     # A hold exists only for money actually held: a part that rounds to nothing holds nothing.
     if held > 0:
-        row.held, row.open_bp, row.held_key = held, open_bp, held_key
-        _add(priced_lab, held_key, -held)
+        held_for = str(line.key) if rule.held_per == "identifier" else f"work:{row.work_id}"
+        row.held, row.open_bp, row.held_key = held, open_bp, AccountKey(rule.held_in, None, held_for)
+        _add(priced_lab, row.held_key, -held)
     return row
 
 
@@ -366,7 +351,7 @@ def _pre_outcomes(lines: Sequence[ParsedLine], seen: set[Any]) -> list[str]:
 
 
 def _lines_decide(manifest: UsageManifest, lines: Sequence[ParsedLine], seen: set[Any]) -> _Decided:
-    """Outcomes for ``lines`` decided in Python (SQLite, and re-pricing); ``compensation.usage.sql`` does the same in SQL."""
+    """Outcomes for ``lines`` decided in Python (the Python engine, and re-pricing); the SQL engine decides alike."""
     pre = _pre_outcomes(lines, seen)
     keys = {line.key for line, outcome in zip(lines, pre, strict=True) if not outcome and line.key is not None}
     context = usage_context_load(keys=keys, purpose=manifest.purpose)
@@ -478,21 +463,10 @@ def _line_values(
 
 
 def _lines_insert(values: list[tuple[Any, ...]]) -> None:
-    if not values:
-        return
-    if connection.vendor == "postgresql":
-        allocation_index = _LINE_COLUMNS.index("allocation")
-        with connection.cursor() as cursor:
-            raw = cursor.cursor
-            with raw.copy(f"COPY compensation_manifestline ({', '.join(_LINE_COLUMNS)}) FROM STDIN") as copy:
-                for row in values:
-                    as_list = list(row)
-                    as_list[allocation_index] = orjson.dumps(as_list[allocation_index]).decode()
-                    copy.write_row(as_list)
-        return
-    ManifestLine.objects.bulk_create(
-        [ManifestLine(**dict(zip(_LINE_COLUMNS, row, strict=True))) for row in values], batch_size=500
-    )
+    if values:
+        ManifestLine.objects.bulk_create(
+            [ManifestLine(**dict(zip(_LINE_COLUMNS, row, strict=True))) for row in values], batch_size=500
+        )
 
 
 def _seen_earlier(manifest_pk: int, dedupes: Iterable[Any]) -> set[Any]:
@@ -501,15 +475,6 @@ def _seen_earlier(manifest_pk: int, dedupes: Iterable[Any]) -> set[Any]:
     if not wanted:
         return set()
     earlier = ManifestLine.objects.filter(manifest_id=manifest_pk).exclude(outcome=Outcome.DUPLICATE)
-    if connection.vendor == "postgresql":
-        # One array literal rather than a parameter per key (see core/lookups.py).
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT dedupe FROM compensation_manifestline"
-                " WHERE manifest_id = %s AND dedupe = ANY(%s::uuid[]) AND outcome <> %s",
-                [manifest_pk, "{" + ",".join(map(str, wanted)) + "}", Outcome.DUPLICATE],
-            )
-            return {row[0] for row in cursor.fetchall()}
     found: set[Any] = set()
     ordered = sorted(wanted)
     for start in range(0, len(ordered), 500):
@@ -537,25 +502,13 @@ def usage_manifest_process(*, manifest_id: int, engine: str | None = None) -> No
 
 
 def _manifest_process(manifest: UsageManifest, engine: str | None) -> None:
-    if engine is None:
-        engine = "sql" if connection.vendor == "postgresql" else "python"
+    chosen = usage_engine_for(connection) if engine is None else USAGE_ENGINES[engine]
     sizes = _ChunkSizes(settings.USAGE_CHUNK_LINES, settings.USAGE_FIRST_CHUNK_LINES)
-    cursor = manifest.lines_done
     try:
-        if engine == "sql":
-            # Parsing (Python) takes about half as long as the database takes for a chunk: for more than a chunk,
-            # it runs in a process of its own, on the other core, one chunk ahead; a small manifest is not worth one.
-            many = manifest.lines_total - cursor > sizes.at(cursor)
-            prefetch = prefetched_in_process if many else _prefetched_call
-            with prefetch(lambda: _staged_chunks(manifest, cursor, sizes)) as staged:
-                settle = partial(_chunk_settle, manifest)
-                if not job_chunks_process(kind=MANIFEST_JOB, job=manifest, chunks=staged, size=_count, apply=settle):
-                    return  # another worker has taken the manifest over
-        else:
-            with prefetched(_parsed_chunks(manifest, cursor, sizes)) as parsed:
-                settle = partial(_chunk_settle, manifest)
-                if not job_chunks_process(kind=MANIFEST_JOB, job=manifest, chunks=parsed, size=len, apply=settle):
-                    return
+        with chosen.chunks(manifest, manifest.lines_done, sizes) as chunks:
+            settle = partial(_chunk_settle, manifest)
+            if not job_chunks_process(kind=MANIFEST_JOB, job=manifest, chunks=chunks, size=_count, apply=settle):
+                return  # another worker has taken the manifest over
     except InvalidInput as exc:
         # The file was readable when it was accepted; if it no longer is, say so on the manifest.
         _manifest_end(manifest, status=ManifestStatus.FAILED, code=exc.code, reason=str(exc.message))
@@ -617,10 +570,30 @@ class _ChunkSizes:
         return min(self.size, max(self.first, cursor))
 
 
-def _parsed_chunks(manifest: UsageManifest, start: int, sizes: _ChunkSizes) -> Iterator[list[ParsedLine]]:
+@dataclass(frozen=True)
+class _ParsedChunk:
+    """A chunk of parsed lines, for the Python engine."""
+
+    engine: ClassVar[str] = "python"
+    lines: list[ParsedLine]
+
+    @property
+    def first(self) -> int:
+        return self.lines[0].line_no
+
+    @property
+    def last(self) -> int:
+        return self.lines[-1].line_no
+
+    @property
+    def count(self) -> int:
+        return len(self.lines)
+
+
+def _parsed_chunks(manifest: UsageManifest, start: int, sizes: _ChunkSizes) -> Iterator[_ParsedChunk]:
     lines = _parsed_lines(manifest, start)
     while chunk := list(itertools.islice(lines, sizes.at(start))):
-        yield chunk
+        yield _ParsedChunk(chunk)
         start += len(chunk)
 
 
@@ -656,37 +629,143 @@ def _staged_chunks(manifest: UsageManifest, start: int, sizes: _ChunkSizes) -> I
         yield StagedChunk(first=first, last=last, count=len(texts), payload=payload)
 
 
-def _count(chunk: StagedChunk) -> int:
-    return chunk.count
+# --- The engines: the seam between the databases --------------------------------------------------------------
 
 
-def _chunk_settle(manifest: UsageManifest, cursor: int, chunk: StagedChunk | Sequence[ParsedLine]) -> dict[str, Any]:
-    """Post one chunk and write its outcome rows, under the manifest's lock once its cursor is checked
-    (``job_chunk_commit``, which commits the cursor with them); returns the progress to record."""
-    if isinstance(chunk, StagedChunk):
-        first, last = chunk.first, chunk.last
-    else:
-        first, last = chunk[0].line_no, chunk[-1].line_no
-    escrow_lock(exclusive=False)
-    key, memo, now = f"usage:{manifest.pk}:lines:{first}-{last}", f"lines {first}-{last}", timezone.now()
-    if isinstance(chunk, StagedChunk):
-        chunk_settle_sql(
-            manifest=manifest,
-            chunk=chunk,
-            lines_done=cursor,
-            idempotency_key=key,
-            effective_at=manifest.created_at,
-            memo=memo,
-            now=now,
-        )
-    else:
-        seen = _seen_earlier(manifest.pk, (line.dedupe for line in chunk)) if cursor else set()
-        decided = _lines_decide(manifest, chunk, seen)
-        posting, account_ids = _posting_for(manifest, decided, key, manifest.created_at, memo)
+class UsageChunk(Protocol):
+    """A chunk of a manifest's lines: its first and last line numbers, how many lines it has, and the name of the
+    engine that made it (and settles it)."""
+
+    engine: ClassVar[str]
+
+    @property
+    def first(self) -> int: ...
+
+    @property
+    def last(self) -> int: ...
+
+    @property
+    def count(self) -> int: ...
+
+
+ChunkT = TypeVar("ChunkT", bound=UsageChunk)
+
+
+class UsageEngine(Protocol[ChunkT]):
+    """Processes a manifest by the usage decision table (``compensation.usage.decisions``); the one seam between
+    PostgreSQL and SQLite for manifests.
+
+    ``chunks`` gives the chunks after the first ``cursor`` lines (produced ahead of the caller); ``chunk_settle``
+    decides one chunk, posts its ledger entry under ``idempotency_key`` and writes its outcome rows, inside the
+    caller's transaction, which holds the manifest's lock and has checked that its first ``lines_done`` lines are
+    those before the chunk. ``usage_engine_for`` chooses the database's own; ``usage_engines`` lists every engine
+    that runs on it, which ``tests/compensation/test_usage_decisions.py`` holds to one table of cases.
+    """
+
+    name: str
+
+    def chunks(
+        self, manifest: UsageManifest, cursor: int, sizes: _ChunkSizes
+    ) -> AbstractContextManager[Iterator[ChunkT]]: ...
+
+    def chunk_settle(
+        self, manifest: UsageManifest, chunk: ChunkT, *, lines_done: int, idempotency_key: str, memo: str, now: datetime
+    ) -> None: ...
+
+
+class PythonUsageEngine:
+    """Line by line in Python (``_line_decide``), reading and writing through the ORM: every database, and
+    SQLite's engine. Re-pricing decides by the same function."""
+
+    name = "python"
+
+    def chunks(
+        self, manifest: UsageManifest, cursor: int, sizes: _ChunkSizes
+    ) -> AbstractContextManager[Iterator[_ParsedChunk]]:
+        return prefetched(_parsed_chunks(manifest, cursor, sizes))
+
+    def chunk_settle(
+        self,
+        manifest: UsageManifest,
+        chunk: _ParsedChunk,
+        *,
+        lines_done: int,
+        idempotency_key: str,
+        memo: str,
+        now: datetime,
+    ) -> None:
+        seen = _seen_earlier(manifest.pk, (line.dedupe for line in chunk.lines)) if lines_done else set()
+        decided = _lines_decide(manifest, chunk.lines, seen)
+        posting, account_ids = _posting_for(manifest, decided, idempotency_key, manifest.created_at, memo)
         entry_id = None
         if posting is not None:
             entry_id = ledger_post_entries(postings=[posting])[posting.idempotency_key]
         _lines_insert([_line_values(manifest.pk, row, account_ids, entry_id, now) for row in decided.rows])
+
+
+class SqlUsageEngine:
+    """Set-based SQL over a staging table (``compensation.usage.sql``): PostgreSQL's engine."""
+
+    name = "sql"
+
+    def chunks(
+        self, manifest: UsageManifest, cursor: int, sizes: _ChunkSizes
+    ) -> AbstractContextManager[Iterator[StagedChunk]]:
+        # Parsing (Python) takes about half as long as the database takes for a chunk: for more than a chunk,
+        # it runs in a process of its own, on the other core, one chunk ahead; a small manifest is not worth one.
+        many = manifest.lines_total - cursor > sizes.at(cursor)
+        prefetch = prefetched_in_process if many else _prefetched_call
+        return prefetch(lambda: _staged_chunks(manifest, cursor, sizes))
+
+    def chunk_settle(
+        self,
+        manifest: UsageManifest,
+        chunk: StagedChunk,
+        *,
+        lines_done: int,
+        idempotency_key: str,
+        memo: str,
+        now: datetime,
+    ) -> None:
+        chunk_settle_sql(
+            manifest=manifest,
+            chunk=chunk,
+            lines_done=lines_done,
+            idempotency_key=idempotency_key,
+            effective_at=manifest.created_at,
+            memo=memo,
+            now=now,
+        )
+
+
+USAGE_ENGINES: dict[str, UsageEngine[Any]] = {"python": PythonUsageEngine(), "sql": SqlUsageEngine()}
+
+
+def usage_engine_for(connection: BaseDatabaseWrapper) -> UsageEngine[Any]:
+    """The engine for ``connection``'s database: the one place manifests ask which database they run on."""
+    return USAGE_ENGINES["sql" if connection.vendor == "postgresql" else "python"]
+
+
+def usage_engines(connection: BaseDatabaseWrapper) -> list[UsageEngine[Any]]:
+    """Every engine that runs on ``connection``'s database: the Python engine everywhere, the SQL one on its own."""
+    own = usage_engine_for(connection)
+    return [USAGE_ENGINES["python"]] if own.name == "python" else [USAGE_ENGINES["python"], own]
+
+
+def _count(chunk: UsageChunk) -> int:
+    return chunk.count
+
+
+def _chunk_settle(manifest: UsageManifest, cursor: int, chunk: UsageChunk) -> dict[str, Any]:
+    """Post one chunk and write its outcome rows, under the manifest's lock once its cursor is checked
+    (``job_chunk_commit``, which commits the cursor with them); returns the progress to record. The engine that
+    made the chunk settles it."""
+    first, last = chunk.first, chunk.last
+    escrow_lock(exclusive=False)
+    key, memo, now = f"usage:{manifest.pk}:lines:{first}-{last}", f"lines {first}-{last}", timezone.now()
+    USAGE_ENGINES[chunk.engine].chunk_settle(
+        manifest, chunk, lines_done=cursor, idempotency_key=key, memo=memo, now=now
+    )
     now = timezone.now()
     return {"progressed_at": now, "heartbeat_at": now}
 

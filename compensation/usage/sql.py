@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from django.db import DatabaseError, connection, transaction
@@ -399,6 +399,7 @@ class StagedChunk:
     """A chunk of parsed lines as the staging table's ``COPY`` text, made where the parsing ran (see
     ``compensation.usage``): compact to hand from process to process, and ready to send."""
 
+    engine: ClassVar[str] = "sql"
     first: int
     last: int
     count: int
