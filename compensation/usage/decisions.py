@@ -1,8 +1,9 @@
 """The usage decision table: what becomes of a manifest line, and where its money goes.
 
-Written once, here, and read by both engines (``compensation.usage.services``): the Python engine walks
-``DECISION_TABLE`` line by line (``rule_for``), and the SQL engine's CASE expressions are generated from it
-(``outcome_case_sql``, ``held_in_case_sql`` and the constants below). ``tests/compensation/test_usage_decisions.py``
+Written once, here, and read by both engines (``usage_engine_for`` in ``compensation.usage.services``): the Python
+engine (``_line_decide``) walks ``DECISION_TABLE`` line by line (``rule_for``), and the SQL engine's CASE
+expressions (``compensation.usage.sql``) are generated from it (``outcome_case_sql``, ``tariff_sought_sql``,
+``held_in_case_sql`` and the constants below). ``tests/compensation/test_usage_decisions.py``
 holds every engine to one table of cases.
 
 Before the table, a line that does not parse is ``invalid`` and a repeat of a use the manifest already reported
@@ -29,10 +30,12 @@ row    condition (at ``used_at``)             outcome             priced   its a
                                                                            ``escrow_unclaimed``, per work
 =====  =====================================  ==================  =======  =====================================
 
-The lab's ``lab_receivable`` is debited what the lines credit. A price is ``units * rate`` in micro-won, rounded
-half-even once per line; a matched line is split by the largest-remainder method over the verified shares in claim
-order and then the unverified share (ties to the lower claim id, the unverified share last), so its parts sum
-exactly. A part that rounds to nothing is still recorded for its owner; a hold exists only for money held.
+Who the owners are (rows 6 and 7, and the split) is decided when the line is processed: the claims verified
+then, whoever was verified at ``used_at``. The lab's ``lab_receivable`` is debited what the lines credit. A price
+is ``units * rate`` in micro-won, rounded half-even once per line; a matched line is split by the
+largest-remainder method over the verified shares in claim order and then the unverified share (ties to the lower
+claim id, the unverified share last), so its parts sum exactly. A part that rounds to nothing is still recorded
+for its owner; a hold exists only for money held.
 """
 
 from __future__ import annotations
