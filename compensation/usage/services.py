@@ -5,9 +5,10 @@ manifest has more than a chunk left, otherwise in a thread). Per chunk, in one
 transaction: the identifiers are matched to works, each line is decided by the refusal status at its
 ``used_at`` for the manifest's purpose, priced with the tariff in force then, split among the verified
 owners by share (largest remainder, so the parts sum exactly), its outcome row is written, and one balanced
-ledger entry is posted for the whole chunk, its lines summed per account. On PostgreSQL the deciding is
-set-based SQL over a staging table (``compensation.usage.sql``); ``_line_decide`` below is the same rules in Python, for
-SQLite and re-pricing, and the reference the SQL is tested against. The entry's idempotency key is
+ledger entry is posted for the whole chunk, its lines summed per account. Each line is decided by the usage
+decision table (``compensation.usage.decisions``), by one of two engines behind one seam (``UsageEngine``, chosen
+by ``usage_engine_for``): on PostgreSQL set-based SQL over a staging table (``compensation.usage.sql``),
+elsewhere ``_line_decide`` below, line by line in Python, which re-pricing also uses. The entry's idempotency key is
 derived from the manifest and the chunk's line numbers, and the manifest's cursor (``lines_done``)
 advances in the same transaction, under a lock: a worker killed anywhere, or a task delivered twice, ends
 with the ledger of one clean run.
