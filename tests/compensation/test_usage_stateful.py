@@ -1084,7 +1084,7 @@ def _stale_chunk_commit(manifest: UsageManifest, fields: dict[str, Any]) -> bool
         job_id=manifest.pk,
         cursor=0,
         advance_to=1,
-        apply=partial(usage._chunk_settle, manifest, 0, [parsed]),
+        apply=partial(usage._chunk_settle, manifest, 0, usage._ParsedChunk([parsed])),
     )
 
 
