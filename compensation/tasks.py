@@ -54,7 +54,7 @@ def distribution_execute(distribution_id: int) -> int:
 @long_task(soft_time_limit=1800, time_limit=1800 + 120, max_retries=3)
 def export_run(export_id: int) -> str | None:
     # A finished export is left as it is: redelivery is harmless.
-    from compensation.documents import exports
+    from compensation.documents import services as documents_services
 
-    export = exports.export_execute(export_id=export_id)
+    export = documents_services.export_execute(export_id=export_id)
     return export.status if export is not None else None

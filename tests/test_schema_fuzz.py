@@ -135,7 +135,8 @@ def fuzz_world(
     django_capture_on_commit_callbacks: Any,
 ) -> World:
     """Works, claims, refusals, a domain, an import, a processed manifest, a settled month and an export."""
-    from compensation.documents.exports import ExportDocument, export_request
+    from compensation.documents.exports import ExportDocument
+    from compensation.documents.services import export_request
     from compensation.models import Export, Invoice, Statement
     from compensation.settlement.services import settlement_create
     from compensation.usage.tariffs import tariff_set

@@ -14,6 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from compensation.documents import exports
+from compensation.documents import selectors as documents_selectors
+from compensation.documents import services as documents_services
 from compensation.models import EXPORT_JOB, Export, ExportStatus
 from core.api.fields import failure_reason_field
 from core.api.views import RegistryAPIView
@@ -67,10 +69,10 @@ class _DocumentExportView(RegistryAPIView):
     def export(self, request: Request, object_id: int) -> HttpResponse | Response:
         actor = self.actor()
         fmt = exports.export_format_parse(request.query_params.get("format"))
-        exporter = exports.document_exporter(actor=actor, document=self.document, object_id=object_id)
+        exporter = documents_selectors.document_exporter(actor=actor, document=self.document, object_id=object_id)
         if exporter.line_count() <= settings.EXPORT_SYNC_MAX_LINES:
             return _attachment(exports.render_bytes(exporter, fmt), fmt=fmt, filename=exporter.filename(fmt))
-        export = exports.export_request(
+        export = documents_services.export_request(
             actor=actor,
             document=self.document,
             object_id=object_id,
@@ -117,7 +119,7 @@ class InvoiceExportView(_DocumentExportView):
 class ExportDetailView(RegistryAPIView):
     @extend_schema(responses=ExportOutput, summary="A queued export's status, and its download once done")
     def get(self, request: Request, export_pk: int) -> Response:
-        export = exports.export_get_for_actor(actor=self.actor(), export_pk=export_pk)
+        export = documents_selectors.export_get_for_actor(actor=self.actor(), export_pk=export_pk)
         return Response(ExportOutput(export).data)
 
 
@@ -134,9 +136,9 @@ class ExportFileView(RegistryAPIView):
         summary="A finished export's file; if storage lost it, the export is made again (202, poll it)",
     )
     def get(self, request: Request, export_pk: int) -> FileResponse | Response:
-        export = exports.export_get_for_actor(actor=self.actor(), export_pk=export_pk)
+        export = documents_selectors.export_get_for_actor(actor=self.actor(), export_pk=export_pk)
         name = export.file.name or ""
-        handle = exports.export_file_open(export=export)
+        handle = documents_services.export_file_open(export=export)
         if handle is None:
             response = Response(ExportOutput(export).data, status=status.HTTP_202_ACCEPTED)
             response["Location"] = f"/api/v1/exports/{export.pk}"

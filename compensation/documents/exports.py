@@ -3,15 +3,15 @@
 An exporter yields ``Row``s (a title, a header block, sections of columns, data and totals, and a summary);
 the three renderers lay the same rows out, so the CSV, XLSX and PDF of one document carry the same figures.
 Amounts are micro-won in the database and exact KRW ``Decimal``s here (up to six decimals, only where a
-sub-won part exists). Small documents are rendered in the request; large ones by a task (``export_execute``)
-into default storage, which the API answers with 202 and an ``Export`` to poll.
+sub-won part exists). Small documents are rendered in the request; large ones by a task (``export_execute`` in
+``compensation.documents.services``) into default storage, which the API answers with 202 and an ``Export`` to
+poll. Which documents an actor may read is ``compensation.documents.selectors``'.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,18 +23,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.core.files import File
-from django.core.files.storage import default_storage
-from django.db import transaction
 from django.db.models import Sum
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from compensation.models import (
-    EXPORT_JOB,
-    Export,
     ExportFormat,
-    ExportStatus,
     Invoice,
     InvoiceLine,
     InvoiceSection,
@@ -45,9 +39,7 @@ from compensation.models import (
 )
 from compensation.settlement import selectors as settlement_selectors
 from core import spreadsheets
-from core.actors import Actor
-from core.errors import InvalidInput, NotFound
-from core.jobs import job_finish, job_publish_on_commit, job_run
+from core.errors import InvalidInput
 from core.money import MICRO
 from registry.selectors import registry_name
 
@@ -553,7 +545,7 @@ def render_bytes(exporter: Exporter, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-# --- Documents, permissions and queued exports ---------------------------------------------------------
+# --- Documents and formats ------------------------------------------------------------------------------
 
 
 class ExportDocument(StrEnum):
@@ -566,96 +558,3 @@ def export_format_parse(value: str | None) -> str:
     if fmt not in ExportFormat.values:
         raise InvalidInput(_("Choose csv, xlsx or pdf."), code="invalid_format", field="format")
     return fmt
-
-
-def document_exporter(*, actor: Actor, document: str, object_id: int) -> Exporter:
-    """The exporter of a statement or invoice the actor may read (the selectors decide; otherwise 404)."""
-    if document == ExportDocument.STATEMENT:
-        return StatementExporter(
-            statement=settlement_selectors.statement_get_for_actor(actor=actor, statement_pk=object_id)
-        )
-    if document == ExportDocument.INVOICE:
-        return InvoiceExporter(invoice=settlement_selectors.invoice_get_for_actor(actor=actor, invoice_pk=object_id))
-    raise NotFound(_("No such document."))
-
-
-def export_request(*, actor: Actor, document: str, object_id: int, fmt: str, language: str) -> Export:
-    """Queue the export of a document the actor may read; the same request while one is queued or done
-    answers with that one (statements and invoices never change once written)."""
-    document_exporter(actor=actor, document=document, object_id=object_id)
-    with transaction.atomic():
-        existing = (
-            Export.objects.filter(document=document, object_id=object_id, format=fmt, language=language)
-            .exclude(status=ExportStatus.FAILED)
-            .order_by("-pk")
-            .first()
-        )
-        if existing is not None:
-            return existing
-        export = Export.objects.create(
-            document=document, object_id=object_id, format=fmt, language=language, requested_by=actor.person
-        )
-        # The outbox: published after commit; if the broker is down, the sweep publishes it later.
-        job_publish_on_commit(kind=EXPORT_JOB, job_id=export.pk)
-    return export
-
-
-def export_get_for_actor(*, actor: Actor, export_pk: int) -> Export:
-    """An export whose document the actor may read."""
-    export = Export.objects.filter(pk=export_pk).first()
-    if export is None or export.object_id is None:
-        raise NotFound(_("No such export."))
-    document_exporter(actor=actor, document=export.document, object_id=export.object_id)
-    return export
-
-
-def export_file_open(*, export: Export) -> IO[bytes] | None:
-    """A finished export's file, open for reading; ``None`` when storage has lost it, and then the export is
-    queued again (``export`` is refreshed: it is waiting), so the reader follows it as the first time.
-
-    Rendering again rather than answering 404: statements and invoices never change once written and their
-    rows stay in the database, so the same document can always be made again, and a reader who was told
-    the file is ready expects the file, not an error they cannot act on. Raises ``NotFound`` until it is done.
-    """
-    name = export.file.name if export.file else ""
-    if export.status != ExportStatus.DONE or not name:
-        raise NotFound(_("The export is not ready yet."), code="export_not_ready")
-    try:
-        return default_storage.open(name, "rb")
-    except FileNotFoundError:
-        logger.warning("Export %s: its file %s is missing from storage; rendering it again.", export.pk, name)
-    with transaction.atomic():
-        # Conditional on the lost file: of two readers finding it missing at once, one queues the export.
-        queued = Export.objects.filter(pk=export.pk, status=ExportStatus.DONE, file=name).update(
-            status=ExportStatus.PENDING,
-            file="",
-            started_at=None,
-            finished_at=None,
-            heartbeat_at=None,
-            enqueued_at=None,
-            attempts=0,
-        )
-        if queued:
-            job_publish_on_commit(kind=EXPORT_JOB, job_id=export.pk)
-    export.refresh_from_db()
-    return None
-
-
-def export_execute(*, export_id: int) -> Export | None:
-    """Render a queued export into default storage. Runs again harmlessly: a finished export is left as it
-    is, and when two runs race the second one's file is dropped. A failure is recorded on the export, with
-    its code (the shared job lifecycle)."""
-    job_run(kind=EXPORT_JOB, job_id=export_id, work=_export_render)
-    return Export.objects.filter(pk=export_id).first()
-
-
-def _export_render(export: Export) -> None:
-    if export.object_id is None:
-        raise NotFound(_("The exported document no longer exists."), code="document_missing")
-    exporter = document_exporter(actor=Actor.system(), document=export.document, object_id=export.object_id)
-    with translation.override(export.language), tempfile.TemporaryFile() as spool:
-        render(exporter, export.format, spool)
-        spool.seek(0)
-        name = default_storage.save(f"exports/{export.pk}/{exporter.filename(export.format)}", File(spool))
-    if not job_finish(kind=EXPORT_JOB, job_id=export.pk, file=name, lines=exporter.line_count()):
-        default_storage.delete(name)

@@ -15,6 +15,8 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_safe
 
 from compensation.documents import exports
+from compensation.documents import selectors as documents_selectors
+from compensation.documents import services as documents_services
 from compensation.models import Export, ExportStatus, Invoice, Statement
 from compensation.settlement import selectors as settlement_selectors
 from core.errors import InvalidInput, NotFound
@@ -76,7 +78,7 @@ def document_download(request: HttpRequest, portal: Portal, document: str, objec
     """A statement or invoice file in the reader's language: rendered now if small, else queued and followed."""
     try:
         fmt = exports.export_format_parse(request.GET.get("format"))
-        exporter = exports.document_exporter(actor=portal.actor, document=document, object_id=object_id)
+        exporter = documents_selectors.document_exporter(actor=portal.actor, document=document, object_id=object_id)
     except (NotFound, InvalidInput):
         raise Http404() from None
     language = get_language() or settings.LANGUAGE_CODE
@@ -85,7 +87,7 @@ def document_download(request: HttpRequest, portal: Portal, document: str, objec
         response["Content-Disposition"] = f'attachment; filename="{exporter.filename(fmt)}"'
         response["Content-Language"] = language
         return response
-    export = exports.export_request(
+    export = documents_services.export_request(
         actor=portal.actor, document=document, object_id=object_id, fmt=fmt, language=language
     )
     return redirect("portal:export", export_pk=export.pk)
@@ -93,7 +95,7 @@ def document_download(request: HttpRequest, portal: Portal, document: str, objec
 
 def _export(portal: Portal, export_pk: int) -> Export:
     try:
-        return exports.export_get_for_actor(actor=portal.actor, export_pk=export_pk)
+        return documents_selectors.export_get_for_actor(actor=portal.actor, export_pk=export_pk)
     except NotFound:
         raise Http404() from None
 
@@ -135,7 +137,7 @@ def export_file(request: HttpRequest, portal: Portal, export_pk: int) -> HttpRes
     export = _export(portal, export_pk)
     name = export.file.name or ""
     try:
-        handle = exports.export_file_open(export=export)
+        handle = documents_services.export_file_open(export=export)
     except NotFound:
         raise Http404() from None
     if handle is None:
