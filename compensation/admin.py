@@ -34,7 +34,7 @@ from compensation.settlement.distribution import distribution_start
 from compensation.settlement.services import settlement_create
 from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
-from core.admin import JOB_FIELDS, JobAdminMixin, ReadOnlyAdminMixin
+from core.admin import JOB_FIELDS, AddOnlyAdminMixin, JobAdminMixin, ReadOnlyAdminMixin
 from core.dates import validate_date_in_range
 from core.errors import RegistryError
 
@@ -142,19 +142,13 @@ class TariffForm(_ServiceAddForm):
 
 
 @admin.register(Tariff)
-class TariffAdmin(_ServiceAddAdmin):
+class TariffAdmin(AddOnlyAdminMixin, _ServiceAddAdmin):
     """New tariffs are added here; past ones stay as history."""
 
     form = TariffForm
     list_display = ["kind", "unit", "rate_krw", "effective_from", "created_by", "created_at"]
     list_filter = ["kind", "unit"]
     fields = ["kind", "unit", "rate_krw", "effective_from"]
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return obj is None
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(UsageManifest)

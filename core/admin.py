@@ -83,3 +83,15 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class AddOnlyAdminMixin:
+    """Put before ``admin.ModelAdmin`` for history staff add to but never rewrite (tariffs, licence regimes): the
+    add form works, a row once added opens read-only and none is deleted; a change is a new row."""
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Asked with no object for the add form and the list; with one, for that row's change form.
+        return obj is None
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

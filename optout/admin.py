@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from core.actors import Actor
-from core.admin import ReadOnlyAdminMixin
+from core.admin import AddOnlyAdminMixin, ReadOnlyAdminMixin
 from core.errors import RegistryError
 from optout.models import KindRegime, Refusal, RefusalEvent
 from optout.services import regime_set
@@ -39,18 +39,12 @@ class RefusalEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[RefusalEvent]):
 
 
 @admin.register(KindRegime)
-class KindRegimeAdmin(admin.ModelAdmin[KindRegime]):
+class KindRegimeAdmin(AddOnlyAdminMixin, admin.ModelAdmin[KindRegime]):
     """New regimes are added here; past ones stay as history."""
 
     list_display = ["kind", "regime", "effective_from", "created_by", "created_at"]
     list_filter = ["kind", "regime"]
     fields = ["kind", "regime", "effective_from"]
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return obj is None
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def save_model(self, request: HttpRequest, obj: KindRegime, form: Any, change: bool) -> None:
         try:
