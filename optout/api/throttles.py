@@ -1,16 +1,19 @@
-"""Rate limits on lookups: per API key or person, and per address for anonymous callers."""
+"""Rate limits on lookups: per API key or person, and per address for anonymous callers.
+
+Counted in fixed windows of the rate's period (core/api/throttles.py): one counter per caller and window.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rest_framework.request import Request
-from rest_framework.throttling import SimpleRateThrottle
 
 from core.actors import Actor
+from core.api.throttles import FixedWindowRateThrottle
 
 
-class LookupPrincipalThrottle(SimpleRateThrottle):
+class LookupPrincipalThrottle(FixedWindowRateThrottle):
     scope = "lookup"
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
@@ -23,7 +26,7 @@ class LookupPrincipalThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
-class LookupAnonymousThrottle(SimpleRateThrottle):
+class LookupAnonymousThrottle(FixedWindowRateThrottle):
     scope = "lookup_anonymous"
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
