@@ -38,16 +38,22 @@ class FixedWindowRateThrottle(SimpleRateThrottle):
         window = int(self.now // self.duration)
         self.window_end = float((window + 1) * self.duration)
         key = f"{ident}:{window}"
-        # The window's number is in the key, so a count never outlives its window; the expiry only clears
-        # the key away. add() sets a missing key only, so the first request of a window is one call.
-        if self.cache.add(key, 1, timeout=self.duration):
-            count = 1
-        else:
-            try:
-                count = int(self.cache.incr(key))
-            except ValueError:  # expired between add() and incr()
-                self.cache.set(key, 1, timeout=self.duration)
+        # The window's number is in the key, so a count never outlives its window. The key is kept a window
+        # longer than that: Django's Redis incr() is EXISTS then INCRBY, and an INCRBY on a key that expired in
+        # between would create one without expiry. Most requests find the key: incr() first, add() only for
+        # a window's first request (add() sets a missing key only, so of two first requests one counts 1).
+        timeout = 2 * self.duration
+        try:
+            count = int(self.cache.incr(key))
+        except ValueError:
+            if self.cache.add(key, 1, timeout=timeout):
                 count = 1
+            else:
+                try:
+                    count = int(self.cache.incr(key))
+                except ValueError:  # cleared in between
+                    self.cache.set(key, 1, timeout=timeout)
+                    count = 1
         return count <= self.num_requests
 
     def wait(self) -> float:
