@@ -15,6 +15,13 @@ gunicorn (2 sync workers, production settings) unless ``--base-url`` is given, a
 then prints HTTP against SQL with PASS/FAIL against the goals (batch >= 50% of the raw-SQL rate, single p99
 < 20 ms) and a breakdown of where a batch's time goes in-process. Every answer is checked against the
 known truth (refused / permitted / unregistered), so a fast wrong answer fails the run.
+
+With ``--wrk``, instead: keyed single lookups (``GET /api/v1/lookup`` with the lab's API key) under wrk at
+``--wrk-connections`` (8) against ``GET /bench/plain``, a JSON view that reads nothing, on the same gunicorn
+(``bench/server_settings.py``: the shipped settings plus that URL), once with the lookup throttle as it was
+(DRF's ``SimpleRateThrottle``) and once with the fixed-window counter that ships, ``--wrk-repeat`` times each;
+then the throttle alone per request, in this process. PASS/FAIL against issue 14's goal (>= 40% of the plain
+view's rate, p99 < 20 ms).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import base64
 import contextlib
 import cProfile
 import http.client
+import importlib
 import io
 import json
 import math
@@ -32,10 +40,12 @@ import os
 import pstats
 import queue
 import random
+import re
 import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -296,10 +306,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(base_url: str | None, workers: int, extra_args: Sequence[str] = ()) -> Iterator[str]:
+def server(
+    base_url: str | None, workers: int, extra_args: Sequence[str] = (), environment: dict[str, str] | None = None
+) -> Iterator[str]:
     """The base URL of the service: ``base_url`` as given, or gunicorn started here and stopped on exit.
 
-    ``extra_args`` go to gunicorn as they are (e.g. ``--timeout 900`` for a long upload).
+    ``extra_args`` go to gunicorn as they are (e.g. ``--timeout 900`` for a long upload); ``environment`` is
+    added to this process's for gunicorn only.
     """
     if base_url:
         yield base_url.rstrip("/")
@@ -309,7 +322,7 @@ def server(base_url: str | None, workers: int, extra_args: Sequence[str] = ()) -
     # docker-compose's web command on a loopback port; gunicorn reads its worker count from WEB_CONCURRENCY.
     command = [*compose_command("web", bind=f"127.0.0.1:{port}"), "--error-logfile", str(log_path), *extra_args]
     print("server: " + " ".join(Path(command[0]).name if index == 0 else arg for index, arg in enumerate(command)))
-    env = {**os.environ, "WEB_CONCURRENCY": str(workers)}
+    env = {**os.environ, **(environment or {}), "WEB_CONCURRENCY": str(workers)}
     with log_path.open("w") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -797,6 +810,191 @@ def cpu_busy(seconds: float = 2.0) -> float:
     return 1 - (idle_2 - idle_1) / max(1, total_2 - total_1)
 
 
+# --- Single lookups with an API key under wrk, against a plain JSON view --------------------------------
+
+# The goal of issue 14: keyed single lookups at >= 40% of the plain view's rate in the same run, p99 < 20 ms.
+GOAL_WRK_RATIO = 0.40
+WRK_PLAIN_PATH = "/bench/plain"
+# The lookup throttle each server is started with: DRF's list of request times per caller (the code before
+# core/api/throttles.py, see bench/server_urls.py), then the fixed-window counter that ships.
+WRK_THROTTLES = {"timestamps": "DRF SimpleRateThrottle (list of times)", "window": "fixed-window counter"}
+_WRK_TIME = re.compile(r"^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$", re.MULTILINE)
+_WRK_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+@dataclass(frozen=True)
+class WrkFigures:
+    rate: float  # requests per second
+    p99_ms: float
+    requests: int
+    errors: str  # non-2xx answers and socket errors as wrk counts them, empty if none
+
+
+def wrk_script(folder: Path, load: Workload, raw_key: str) -> Path:
+    """A wrk Lua script that sends keyed single lookups of the workload's singles in turn."""
+    paths = [
+        "/api/v1/lookup?" + urlencode({"scheme": "isbn", "value": isbn_for(n), "purpose": load.purpose})
+        for n in load.singles
+    ]
+    script = folder / "singles.lua"
+    script.write_text(
+        f'wrk.headers["Authorization"] = "Api-Key {raw_key}"\n'
+        "local paths = {" + ",".join(json.dumps(p) for p in paths) + "}\n"
+        "local i = 0\n"
+        "request = function()\n"
+        "  i = i % #paths + 1\n"
+        "  return wrk.format(nil, paths[i])\n"
+        "end\n"
+    )
+    return script
+
+
+def wrk_run(url: str, *, connections: int, seconds: int, script: Path | None = None) -> WrkFigures:
+    """One wrk run (one thread: the load generator should take as little of the 2 cores as it can)."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        command += ["-s", str(script)]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    rate = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
+    total = re.search(r"^\s*(\d+) requests in", output, re.MULTILINE)
+    p99 = _WRK_TIME.search(output)
+    if rate is None or total is None or p99 is None:
+        raise RuntimeError(f"cannot read wrk's output:\n{output}")
+    errors = [line.strip() for line in output.splitlines() if "Non-2xx" in line or "Socket errors" in line]
+    return WrkFigures(
+        rate=float(rate.group(1)),
+        p99_ms=float(p99.group(1)) * _WRK_UNITS_MS[p99.group(2)],
+        requests=int(total.group(1)),
+        errors="; ".join(errors),
+    )
+
+
+def wrk_singles_check(url: str, load: Workload, raw_key: str) -> None:
+    """The keyed single lookups wrk sends answer right (wrk counts status codes only)."""
+    headers = {"Authorization": f"Api-Key {raw_key}"}
+    for number in load.singles[:50]:
+        params = urlencode({"scheme": "isbn", "value": isbn_for(number), "purpose": load.purpose})
+        answer = json.loads(raw_request("GET", f"{url}/api/v1/lookup?{params}", headers=headers))
+        if answer.get("caller") == "anonymous":
+            raise Mismatch("wrk's single lookups: the API key was not recognised")
+        check_results([number], answer["results"], load.works, "HTTP keyed single")
+    if json.loads(raw_request("GET", f"{url}{WRK_PLAIN_PATH}")) != {"status": "ok"}:
+        raise Mismatch(f"{WRK_PLAIN_PATH} did not answer as expected")
+
+
+WrkPairs = list[tuple[WrkFigures, WrkFigures]]
+
+
+def wrk_compare(args: argparse.Namespace, load: Workload, raw_key: str) -> dict[str, WrkPairs]:
+    """Per throttle, ``--wrk-repeat`` pairs of (plain view, keyed single lookups), each after a warm-up."""
+    if shutil.which("wrk") is None:
+        sys.exit("--wrk needs wrk on the PATH (Debian: apt-get install wrk).")
+    results: dict[str, WrkPairs] = {}
+    with tempfile.TemporaryDirectory(prefix="registry-wrk-") as folder:
+        script = wrk_script(Path(folder), load, raw_key)
+        for throttle, label in WRK_THROTTLES.items():
+            environment = {"DJANGO_SETTINGS_MODULE": "bench.server_settings", "BENCH_LOOKUP_THROTTLE": throttle}
+            with server(None, args.workers, environment=environment) as url:
+                wrk_singles_check(url, load, raw_key)
+                print(f"wrk: {label}, settings bench.server_settings: {args.wrk_repeat} x "
+                      f"({args.wrk_seconds} s plain view, {args.wrk_seconds} s "
+                      f"keyed single lookups) at {args.wrk_connections} connections")  # fmt: skip
+                for path, use in ((WRK_PLAIN_PATH, None), ("/", script)):
+                    wrk_run(url + path, connections=args.wrk_connections, seconds=2, script=use)  # warm-up
+                pairs = []
+                for _ in range(args.wrk_repeat):
+                    plain = wrk_run(url + WRK_PLAIN_PATH, connections=args.wrk_connections, seconds=args.wrk_seconds)
+                    singles = wrk_run(
+                        url + "/", connections=args.wrk_connections, seconds=args.wrk_seconds, script=script
+                    )
+                    for figures in (plain, singles):
+                        if figures.errors:
+                            raise Mismatch(f"wrk ({label}): {figures.errors}")
+                    print(f"  plain {plain.rate:8,.0f}/s p99 {plain.p99_ms:6.2f} ms   "
+                          f"lookups {singles.rate:8,.0f}/s p99 {singles.p99_ms:6.2f} ms   "
+                          f"ratio {singles.rate / plain.rate:6.1%}")  # fmt: skip
+                    pairs.append((plain, singles))
+                results[throttle] = pairs
+    return results
+
+
+def throttle_cost(key: ApiKey, *, calls: int = 2000) -> list[tuple[str, float]]:
+    """Microseconds per ``allow_request`` of the keyed lookup throttle, in this process, on the bench's cache.
+
+    DRF's list of times costs with the list's length: the requests of the last period (up to the rate; the
+    list is filled to a length first). The fixed-window counter costs the same at any count.
+    """
+    from types import SimpleNamespace
+
+    from django.core.cache import cache
+
+    from core.actors import Actor
+    from optout.api.throttles import LookupPrincipalThrottle
+
+    # The throttle the servers run with BENCH_LOOKUP_THROTTLE=timestamps (imported by name: bench/ is no package).
+    timestamps_throttle: Any = importlib.import_module("bench.server_urls").TimestampPrincipalThrottle
+    request: Any = SimpleNamespace(auth=Actor(party=key.party, api_key=key))
+
+    def per_call(throttle: Any) -> float:
+        for _ in range(50):
+            throttle.allow_request(request, None)
+        started = time.perf_counter()
+        for _ in range(calls):
+            if not throttle.allow_request(request, None):
+                raise Mismatch("throttle_cost: refused; LOOKUP_RATE must be raised for the bench")
+        return (time.perf_counter() - started) / calls * 1_000_000
+
+    rows = [("fixed-window counter", per_call(LookupPrincipalThrottle()))]
+    for length in (1_200, 20_000):
+        old = timestamps_throttle()
+        ident = old.get_cache_key(request, None)
+        cache.set(ident, [time.time()] * length, old.duration)
+        rows.append((f"DRF list of times, {length:,} in the period", per_call(old)))
+        cache.delete(ident)
+    return rows
+
+
+def cache_name() -> str:
+    from django.conf import settings
+
+    backend = str(settings.CACHES["default"]["BACKEND"]).rsplit(".", 1)[-1]
+    return f"{backend} {settings.CACHES['default'].get('LOCATION', '')}".strip()
+
+
+def wrk_report(results: dict[str, WrkPairs], costs: list[tuple[str, float]], args: argparse.Namespace) -> bool:
+    """Ranges (min-max, median) over the repeats, per throttle; PASS/FAIL of the shipped one against the goal."""
+
+    def spread(values: list[float], form: str) -> str:
+        return f"{min(values):{form}}-{max(values):{form}} (median {statistics.median(values):{form}})"
+
+    print()
+    print(f"keyed single lookups (GET /api/v1/lookup, Api-Key) against GET {WRK_PLAIN_PATH} (a JSON view reading "
+          f"nothing), gunicorn {args.workers} workers, wrk -t1 -c{args.wrk_connections} -d{args.wrk_seconds}s, "
+          f"{args.wrk_repeat} repeats:")  # fmt: skip
+    ok = True
+    for throttle, pairs in results.items():
+        ratios = [singles.rate / plain.rate for plain, singles in pairs]
+        p99s = [singles.p99_ms for _plain, singles in pairs]
+        print(f"  {WRK_THROTTLES[throttle]}:")
+        print(f"    plain view      req/s {spread([p.rate for p, _s in pairs], ',.0f')}, "
+              f"p99 ms {spread([p.p99_ms for p, _s in pairs], '.2f')}")  # fmt: skip
+        print(f"    keyed lookups   req/s {spread([s.rate for _p, s in pairs], ',.0f')}, p99 ms {spread(p99s, '.2f')}")
+        print(f"    ratio           {spread([r * 100 for r in ratios], '.1f')} %")
+        if throttle == "window":
+            ratio_ok = statistics.median(ratios) >= GOAL_WRK_RATIO
+            p99_ok = statistics.median(p99s) < GOAL_SINGLE_P99_MS
+            print(f"    goal: ratio >= {GOAL_WRK_RATIO:.0%} {'PASS' if ratio_ok else 'FAIL'}, "
+                  f"p99 < {GOAL_SINGLE_P99_MS:.0f} ms {'PASS' if p99_ok else 'FAIL'} (medians)")  # fmt: skip
+            ok = ratio_ok and p99_ok
+    print()
+    print(f"the keyed lookup throttle alone, in this process on the same cache ({cache_name()}), per request:")
+    for label, micros in costs:
+        print(f"  {label:<44}{micros:>9,.0f} us")
+    print()
+    print(f"RESULT: {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
 # --- Main ---------------------------------------------------------------------------------------------
 
 
@@ -819,9 +1017,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=5, help="repeats per in-process phase timing (default 5)")
     parser.add_argument("--profile", action="store_true", help="also print cProfile of in-process requests")
     parser.add_argument("--no-phases", action="store_true", help="skip the in-process phase timing")
+    parser.add_argument(
+        "--wrk",
+        action="store_true",
+        help="instead of the above: keyed single lookups under wrk against a plain JSON view, old and new throttle",
+    )
+    parser.add_argument("--wrk-connections", type=int, default=8, help="wrk connections (default 8)")
+    parser.add_argument("--wrk-seconds", type=int, default=10, help="seconds per wrk run (default 10)")
+    parser.add_argument("--wrk-repeat", type=int, default=3, help="wrk runs per view and throttle (default 3)")
     args = parser.parse_args(argv)
     if args.works < 10 or min(args.rounds, args.batch, args.singles, args.clients) < 1:
         parser.error("--works must be >= 10; --rounds, --batch, --singles and --clients >= 1")
+    if args.wrk and args.base_url:
+        parser.error("--wrk starts its own servers (one per throttle); it cannot measure --base-url")
     return args
 
 
@@ -844,6 +1052,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"CPU busy before measuring: {busy:.0%} of {os.cpu_count()} CPUs")
     if busy > 0.2:
         print("  warning: the machine is busy with other work; the figures will be noisy (run again when idle)")
+    if args.wrk:
+        try:
+            results = wrk_compare(args, load, raw_key)
+            return 0 if wrk_report(results, throttle_cost(key), args) else 1
+        except Mismatch as exc:
+            print(f"WRONG ANSWER: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            apikey_drop(key)
     try:
         with (
             server(args.base_url, args.workers) as base_url,
