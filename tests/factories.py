@@ -21,7 +21,7 @@ from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from optout.models import Refusal
 from optout.services import refusal_file
-from registry.models import MAX_SHARE_BP, ApiKey, OwnershipClaim, Party, Work
+from registry.models import MAX_SHARE_BP, ApiKey, ClaimStatus, OwnershipClaim, Party, Work
 from registry.services import apikey_create, claim_file, claim_verify, party_create, work_draft_build, work_register
 
 PASSWORD = "correct-horse-battery"
@@ -36,7 +36,7 @@ def isbn(n: int) -> str:
 
 def verify_claims(work: Work, staff: Any) -> None:
     """Staff verify every pending claim on ``work``."""
-    for claim in work.claims.filter(status="pending"):
+    for claim in work.claims.filter(status=ClaimStatus.PENDING):
         claim_verify(actor=Actor(user=staff), claim=claim)
 
 
