@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from registry.normalization_vectors import VECTORS_PATH, normalization_vectors, normalization_vectors_json
+
+
+class Command(BaseCommand):
+    help = (
+        "Write the identifier normalization conformance vectors (every scheme, valid and refused inputs, with the "
+        "server's answers) that the lab-side client's tests check."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--out", default=VECTORS_PATH, help=f"file to write (default {VECTORS_PATH}); - for stdout")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        text = normalization_vectors_json()
+        if options["out"] == "-":
+            self.stdout.write(text, ending="")
+            return
+        path = Path(options["out"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        self.stdout.write(f"wrote {len(normalization_vectors())} vectors to {path}")
