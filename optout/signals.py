@@ -1,7 +1,8 @@
 """Refusals as the signals crawlers and training pipelines read on the web.
 
 - W3C TDMRep: the ``tdm-reservation: 1`` header and the ``/.well-known/tdmrep.json`` file.
-- IETF aipref (draft-ietf-aipref-attach): the ``Content-Usage`` header and robots.txt rule.
+- IETF aipref (draft-ietf-aipref-attach, vocabulary draft-ietf-aipref-vocab-08): the ``Content-Usage`` header and
+  robots.txt rule.
 - ``X-Robots-Tag: noai, noimageai``, read by Spawning's datadiligence and img2dataset.
 
 The formatting functions are pure; the two reads answer from the registry's own rules
@@ -20,6 +21,12 @@ from optout.models import Purpose
 from optout.selectors import LookupStatus, _refusals_for, lookup_batch
 from registry.models import VerifiedDomain
 
+# The aipref vocabulary this maps to. From -05 to -08 it has two labels only, ``train-ai`` (training a model that
+# generates content) and ``search``; ``train-genai`` is no longer a label and parsers ignore unknown labels, so
+# either of the registry's refusal purposes is said as ``train-ai=n``.
+AIPREF_VOCABULARY = "draft-ietf-aipref-vocab-08"
+AIPREF_LABELS: Mapping[str, str] = {Purpose.TRAIN_AI: "train-ai", Purpose.TRAIN_GENAI: "train-ai"}
+
 # When several answers are combined (a work reachable by several identifiers), the strictest wins:
 # an item that could not be checked is never reported as permitted.
 _STRICTNESS = [
@@ -34,12 +41,11 @@ _STRICTNESS = [
 def refusal_headers(*, refused_train_ai: bool, refused_train_genai: bool) -> dict[str, str]:
     """The response headers that carry a refusal; none when nothing is refused.
 
-    Refusing ``train-ai`` refuses ``train-genai`` too, so ``Content-Usage`` names the broader
-    purpose when it is refused and ``train-genai`` only when that alone is refused.
+    ``Content-Usage`` says either refusal purpose with aipref's one training label (``AIPREF_LABELS``).
     """
     if not (refused_train_ai or refused_train_genai):
         return {}
-    usage = Purpose.TRAIN_AI.value if refused_train_ai else Purpose.TRAIN_GENAI.value
+    usage = AIPREF_LABELS[Purpose.TRAIN_AI if refused_train_ai else Purpose.TRAIN_GENAI]
     return {
         "tdm-reservation": "1",
         "X-Robots-Tag": "noai, noimageai",
@@ -166,6 +172,6 @@ def robots_txt(*, rules: Sequence[PathRule], origin: str) -> str:
     lines.append("User-Agent: *")
     for path in sorted(refused):
         purposes = {p for other, ps in refused.items() if path.startswith(other) for p in ps}
-        usage = Purpose.TRAIN_AI.value if Purpose.TRAIN_AI in purposes else Purpose.TRAIN_GENAI.value
-        lines.append(f"Content-Usage: {path} {usage}=n")
+        labels = sorted({AIPREF_LABELS[purpose] for purpose in purposes})
+        lines.append(f"Content-Usage: {path} {', '.join(f'{label}=n' for label in labels)}")
     return "\n".join(lines) + "\n"

@@ -43,13 +43,15 @@ def status_of(url, client=None):
 # --- Headers ------------------------------------------------------------------------------------
 
 
-def test_refusal_headers_name_the_broader_purpose_refused():
+def test_refusal_headers_say_either_purpose_with_aiprefs_one_training_label():
     assert refusal_headers(refused_train_ai=True, refused_train_genai=True) == {
         "tdm-reservation": "1",
         "X-Robots-Tag": "noai, noimageai",
         "Content-Usage": "train-ai=n",
     }
-    assert refusal_headers(refused_train_ai=False, refused_train_genai=True)["Content-Usage"] == "train-genai=n"
+    # aipref's vocabulary (-05 to -08) has no train-genai label, and parsers ignore unknown labels: a generative-only
+    # refusal must still read as a refusal to a conforming crawler.
+    assert refusal_headers(refused_train_ai=False, refused_train_genai=True)["Content-Usage"] == "train-ai=n"
     assert refusal_headers(refused_train_ai=False, refused_train_genai=False) == {}
 
 
@@ -68,13 +70,13 @@ def test_a_work_refused_for_all_ai_training_sends_every_refusal_header(book, hol
     assert "One work" in html
 
 
-def test_a_work_refused_only_for_generative_training_says_train_genai(book, holder_api):
+def test_a_work_refused_only_for_generative_training_says_train_ai_to_crawlers(book, holder_api):
     refuse(holder_api, scope="work", work=book.pk, purposes=["train-genai"])
 
     response = page(book.pk)
 
     assert response.status_code == 200
-    assert response["Content-Usage"] == "train-genai=n"
+    assert response["Content-Usage"] == "train-ai=n"
     assert response["tdm-reservation"] == "1"
     assert response["X-Robots-Tag"] == "noai, noimageai"
     assert "Generative AI model training" in response.content.decode()
@@ -193,7 +195,7 @@ def test_the_status_of_a_url_refused_only_for_generative_training(holder, holder
     body = response.json()
     assert (body["status"], body["may_train"]) == ("refused", False)
     assert (body["train_ai"], body["train_genai"]) == (False, True)
-    assert response["Content-Usage"] == "train-genai=n"
+    assert response["Content-Usage"] == "train-ai=n"
 
 
 def test_the_status_of_an_unrefused_url_has_no_refusal_header(db):
@@ -277,7 +279,7 @@ def test_the_robots_txt_lines_carry_aipref_content_usage_rules(news_domain, hold
     assert rules == [
         "User-Agent: *",
         "Content-Usage: /2026/opinion/ train-ai=n",
-        "Content-Usage: /photos/ train-genai=n",
+        "Content-Usage: /photos/ train-ai=n",
     ]
 
 
