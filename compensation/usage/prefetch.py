@@ -100,8 +100,9 @@ def prefetched_in_process(produce: Callable[[], Iterator[T]]) -> Iterator[Iterat
     # A bare fork, not multiprocessing.Process: Celery's prefork pool runs tasks in daemonic processes, and
     # multiprocessing (and billiard) refuse to start a child from one ("daemonic processes are not allowed to
     # have children"). The child here is ours alone: killed and reaped below, whatever happens.
-    # The child's collections skip what the parent had (the frozen generation), so they do not write to (and so
-    # copy) every page of the parent's objects the child shares; the parent collects them again at once.
+    # What the parent had is frozen (a generation collections skip) in both processes until the child has ended:
+    # a collection writes to every object it visits, and each page written in either process is copied, so the
+    # pages the two share would otherwise soon be held twice.
     gc.freeze()
     try:
         pid = os.fork()
@@ -113,7 +114,6 @@ def prefetched_in_process(produce: Callable[[], Iterator[T]]) -> Iterator[Iterat
             _produce_into(produce, receiver, sender)
         finally:
             os._exit(0)
-    gc.unfreeze()
     exit_codes: list[int] = []
 
     def reap(*, kill: bool) -> int:
@@ -128,9 +128,6 @@ def prefetched_in_process(produce: Callable[[], Iterator[T]]) -> Iterator[Iterat
                 exit_codes.append(-1)
         return exit_codes[0]
 
-    # The parent's copy of the writing end: closed, so the child's death reads as end of file here.
-    sender.close()
-
     def consume() -> Iterator[T]:
         while True:
             try:
@@ -144,10 +141,13 @@ def prefetched_in_process(produce: Callable[[], Iterator[T]]) -> Iterator[Iterat
             yield payload
 
     try:
+        # The parent's copy of the writing end: closed, so the child's death reads as end of file here.
+        sender.close()
         yield consume()
     finally:
         receiver.close()
         reap(kill=True)
+        gc.unfreeze()
 
 
 def _produce_into(
