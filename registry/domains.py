@@ -11,6 +11,8 @@ import os
 import socket
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import certifi
@@ -108,7 +110,7 @@ def address_is_public(address: IPAddress) -> bool:
     return True
 
 
-def _resolve_for_fetch(host: str, port: int) -> str:
+def address_for_fetch(host: str, port: int) -> str:
     """The one address the fetch connects to, resolved once here and checked (server-side request forgery).
 
     Every address the name resolves to must be public: a name with one private address among public ones
@@ -129,7 +131,7 @@ def _resolve_for_fetch(host: str, port: int) -> str:
     return str(addresses[0])
 
 
-def _tls_context() -> ssl.SSLContext:
+def tls_context() -> ssl.SSLContext:
     # The certificate is verified for the origin's host name (sent as SNI), whatever address is connected
     # to. SSL_CERT_FILE names another bundle of roots, as it does for httpx; certifi's otherwise.
     return ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE") or certifi.where())
@@ -145,30 +147,50 @@ def check_dns(*, host: str, token: str, resolver: TxtResolver | None = None) -> 
         )
 
 
-def check_file(*, origin: str, host: str, token: str) -> None:
-    url = file_url(origin)
+@dataclass(frozen=True)
+class PinnedTarget:
+    """Where a fetch of an http(s) URL connects: the URL with the checked address in place of its host, the
+    ``Host`` header, and over TLS the name sent as SNI and verified in the certificate (httpx's extensions).
+    """
+
+    url: str
+    headers: dict[str, str]
+    extensions: dict[str, Any]
+
+
+def pinned_target(url: str) -> PinnedTarget:
+    """Resolve ``url``'s host once, refuse it unless every address is public (``address_for_fetch``), and
+    aim the request at that address, so that a second resolution cannot send it elsewhere.
+    """
     parts = urlsplit(url)
+    host = parts.hostname or ""
     try:
         ascii_host = idna.encode(host, uts46=True).decode("ascii") if not _is_ip_literal(host) else host
     except idna.IDNAError:
         raise DomainCheckFailed(_("The host name does not resolve."), code="host_unresolvable") from None
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    address = _resolve_for_fetch(ascii_host, port)
+    address = address_for_fetch(ascii_host, port)
     # Connect to the checked address; the Host header and, over TLS, the SNI name and the certificate's
-    # verification are for the origin's name.
+    # verification are for the URL's own name.
     connect_host = f"[{address}]" if ":" in address else address
     pinned_url = parts._replace(netloc=f"{connect_host}:{port}").geturl()
     host_header = f"[{ascii_host}]" if ":" in ascii_host else ascii_host
     if parts.port is not None:
         host_header = f"{host_header}:{parts.port}"
-    extensions = {"sni_hostname": ascii_host} if parts.scheme == "https" else {}
+    extensions: dict[str, Any] = {"sni_hostname": ascii_host} if parts.scheme == "https" else {}
+    return PinnedTarget(url=pinned_url, headers={"Host": host_header}, extensions=extensions)
+
+
+def check_file(*, origin: str, host: str, token: str) -> None:
+    url = file_url(origin)
+    target = pinned_target(url)
     try:
         # No redirects: the proof must be served by the origin itself. No proxies from the environment:
         # a proxy would resolve the name again.
         with (
-            httpx.Client(verify=_tls_context(), trust_env=False, timeout=settings.DOMAIN_CHECK_TIMEOUT) as client,
+            httpx.Client(verify=tls_context(), trust_env=False, timeout=settings.DOMAIN_CHECK_TIMEOUT) as client,
             client.stream(
-                "GET", pinned_url, headers={"Host": host_header}, extensions=extensions, follow_redirects=False
+                "GET", target.url, headers=target.headers, extensions=target.extensions, follow_redirects=False
             ) as response,
         ):
             if response.status_code != 200:
