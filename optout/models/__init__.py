@@ -10,10 +10,12 @@ from optout.models.refusals import (
     RefusalScope,
     Regime,
 )
+from optout.models.snapshots import SNAPSHOT_JOB, Snapshot, SnapshotStatus, SnapshotTrigger
 from optout.models.status import NOT_PERMITTED, StatusChange, StatusSegment, SubjectStatus, SubjectType
 
 __all__ = [
     "NOT_PERMITTED",
+    "SNAPSHOT_JOB",
     "KindRegime",
     "Purpose",
     "Refusal",
@@ -21,6 +23,9 @@ __all__ = [
     "RefusalEventKind",
     "RefusalScope",
     "Regime",
+    "Snapshot",
+    "SnapshotStatus",
+    "SnapshotTrigger",
     "StatusChange",
     "StatusSegment",
     "SubjectStatus",
