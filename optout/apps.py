@@ -5,3 +5,6 @@ from django.utils.translation import gettext_lazy as _
 class OptoutConfig(AppConfig):
     name = "optout"
     verbose_name = _("Refusals and lookups")
+
+    def ready(self) -> None:
+        from optout import receivers  # noqa: F401  (keeps the status projection current)

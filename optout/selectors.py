@@ -490,10 +490,16 @@ def lookup_answer_signed(
 ) -> dict[str, Any]:
     """The lookup response: the request, one result per item, and the registry's receipt over both."""
     from optout.receipts import receipt_sign
+    from optout.status.selectors import lookup_batch_current
 
     now = timezone.now()
     at = as_of or now
-    answer = lookup_batch(items=items, purpose=purpose, as_of=at)
+    # Without as_of the maintained projection answers (one row per key); an instant asked for keeps the exact
+    # event path, which any instant can be replayed on.
+    if as_of is None:
+        answer = lookup_batch_current(items=items, purpose=purpose, at=at)
+    else:
+        answer = lookup_batch(items=items, purpose=purpose, as_of=at)
     body: dict[str, Any] = {
         # Each result echoes its input, so the request is signed through them; repeating the items here
         # would double what is encoded, signed and sent.

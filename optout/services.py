@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from core.actors import Actor, require_staff
 from core.errors import InvalidInput, InvalidState, NotPermitted
 from optout.models import KindRegime, Purpose, Refusal, RefusalEvent, RefusalEventKind, RefusalScope, Regime
+from optout.status.services import status_refresh_for_kind, status_refresh_for_refusal
 from registry.audit import audit_record
 from registry.errors import InvalidIdentifier
 from registry.identifiers import Scheme, identifier_normalize
@@ -109,7 +110,7 @@ def refusal_file(
             effective_at=starts,
             actor=actor.person,
         )
-        audit_record(
+        event = audit_record(
             code="optout.refusal.filed",
             actor=actor,
             target=refusal,
@@ -121,6 +122,7 @@ def refusal_file(
                 "effective_from": starts.isoformat(),
             },
         )
+        status_refresh_for_refusal(refusal=refusal, cause=event)
     return refusal
 
 
@@ -136,9 +138,10 @@ def refusal_withdraw(*, actor: Actor, refusal: Refusal, effective_at: datetime |
                 effective_at=at,
                 actor=actor.person,
             )
-            audit_record(
+            audit = audit_record(
                 code="optout.refusal.withdrawn", actor=actor, target=refusal, data={"effective_at": at.isoformat()}
             )
+            status_refresh_for_refusal(refusal=refusal, cause=audit)
     except IntegrityError:
         raise InvalidState(_("This refusal is already withdrawn."), code="already_withdrawn") from None
     return event
@@ -159,10 +162,11 @@ def regime_set(*, actor: Actor, kind: str, regime: str, effective_from: datetime
             effective_from=starts,
             created_by=actor.person,
         )
-        audit_record(
+        event = audit_record(
             code="optout.regime.set",
             actor=actor,
             target=row,
             data={"kind": kind, "regime": regime, "effective_from": starts.isoformat()},
         )
+        status_refresh_for_kind(kind=kind, cause=event)
     return row

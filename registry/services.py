@@ -52,7 +52,7 @@ from registry.models import (
     WorkKind,
     WorkStatus,
 )
-from registry.signals import identifiers_registered, work_owners_changed
+from registry.signals import identifiers_registered, status_inputs_changed, work_owners_changed
 
 API_KEY_PREFIX = "orr"
 # What a key's prefix may be: letters and digits, as long as the column (apikey_create makes 8 hex digits).
@@ -450,7 +450,7 @@ def _works_register_once(*, actor: Actor, holder: Party, drafts: Sequence[WorkDr
             for work, r in zip(works, accepted, strict=True)
         ]
     )
-    AuditEvent.objects.bulk_create(
+    events = AuditEvent.objects.bulk_create(
         [
             AuditEvent(
                 code="registry.work.registered",
@@ -469,6 +469,12 @@ def _works_register_once(*, actor: Actor, holder: Party, drafts: Sequence[WorkDr
             )
             for work, claim, r in zip(works, claims, accepted, strict=True)
         ]
+    )
+    status_inputs_changed.send(
+        sender=Work,
+        work_ids=[work.pk for work in works],
+        cause=None,
+        cause_by_work={work.pk: event for work, event in zip(works, events, strict=True)},
     )
     for work, claim, r in zip(works, claims, accepted, strict=True):
         r.work, r.claim = work, claim
@@ -547,13 +553,14 @@ def claim_file(
         claim = OwnershipClaim.objects.create(
             work=work, holder=holder, share_bp=share_bp, valid_from=valid_from or timezone.localdate()
         )
-        audit_record(
+        event = audit_record(
             code="registry.claim.filed",
             actor=actor,
             target=claim,
             data={"work": work.pk, "holder": holder.pk, "share_bp": share_bp},
         )
         _work_status_refresh(actor=actor, work=work)
+        status_inputs_changed.send(sender=OwnershipClaim, work_ids=[work.pk], cause=event)
     return claim
 
 
@@ -593,7 +600,7 @@ def claim_verify(
         except IntegrityError:
             # The share-cap trigger caught what the check above could not see (a concurrent writer).
             raise Overclaim(extra={"work_id": work.pk}) from None
-        audit_record(
+        event = audit_record(
             code="registry.claim.verified",
             actor=actor,
             target=claim,
@@ -606,6 +613,7 @@ def claim_verify(
             },
         )
         _work_status_refresh(actor=actor, work=work)
+        status_inputs_changed.send(sender=OwnershipClaim, work_ids=[work.pk], cause=event)
         _owners_changed_on_commit(work.pk)
     return claim
 
@@ -638,13 +646,14 @@ def claim_accept_for_review(*, actor: Actor, claim: OwnershipClaim, reason: str 
                 _("Only pending claims can be accepted for review; this one is %(status)s.")
                 % {"status": claim.get_status_display()}
             )
-        audit_record(
+        event = audit_record(
             code="registry.claim.accepted_for_review",
             actor=actor,
             target=claim,
             data={"work": work.pk, "holder": claim.holder_id, "share_bp": claim.share_bp, "reason": reason},
         )
         _work_status_refresh(actor=actor, work=work)
+        status_inputs_changed.send(sender=OwnershipClaim, work_ids=[work.pk], cause=event)
     return claim
 
 
@@ -666,13 +675,14 @@ def claim_reject(*, actor: Actor, claim: OwnershipClaim, reason: str) -> Ownersh
         if not changed:
             raise InvalidState(_("This claim is already rejected."))
         claim.refresh_from_db()
-        audit_record(
+        event = audit_record(
             code="registry.claim.rejected",
             actor=actor,
             target=claim,
             data={"work": work.pk, "holder": claim.holder_id, "reason": reason},
         )
         _work_status_refresh(actor=actor, work=work)
+        status_inputs_changed.send(sender=OwnershipClaim, work_ids=[work.pk], cause=event)
         _owners_changed_on_commit(work.pk)
     return claim
 
@@ -782,12 +792,13 @@ def domain_verify(
         domain.verified_at = domain.last_checked_at = timezone.now()
         domain.last_error = ""
         domain.save(update_fields=["status", "verified_at", "last_checked_at", "last_error"])
-        audit_record(
+        event = audit_record(
             code="registry.domain.verified",
             actor=actor,
             target=domain,
             data={"origin": domain.origin, "method": method_used, "reason": reason},
         )
+        status_inputs_changed.send(sender=VerifiedDomain, domain_id=domain.pk, cause=event)
         transaction.on_commit(lambda: _enqueue_domain_claims(domain.pk))
     return domain
 
@@ -875,12 +886,13 @@ def work_identifier_add(*, actor: Actor, holder: Party, work: Work, scheme: str,
         with transaction.atomic():
             identifier = Identifier.objects.create(work=work, scheme=key.scheme, value=key.value)
             _identifiers_registered_on_commit([str(key)])
-            audit_record(
+            event = audit_record(
                 code="registry.work.identifier_added",
                 actor=actor,
                 target=work,
                 data={"holder": holder.pk, "identifier": str(key)},
             )
+            status_inputs_changed.send(sender=Identifier, work_ids=[work.pk], cause=event)
             _owners_changed_on_commit(work.pk)
     except IntegrityError:
         # Registered by someone else between the check and the insert.

@@ -11,3 +11,10 @@ work_owners_changed = Signal()
 # Sent with ``keys`` (``scheme:value`` texts) when identifiers were registered to works: uses recorded
 # unpriced for them may now be priced as the work's kind. Compensation re-prices them on it.
 identifiers_registered = Signal()
+
+# Sent inside the transaction of a change that may change what lookups answer (claims filed, verified, accepted
+# for review or rejected; works registered; identifiers added; domains verified), with ``cause`` (the change's
+# AuditEvent) and ``work_ids`` or ``domain_id``; a batch of registrations names a cause per work in
+# ``cause_by_work``. The opt-out app keeps its status projection and change feed current on it, in the same
+# transaction, so a receiver's failure rolls the change back.
+status_inputs_changed = Signal()

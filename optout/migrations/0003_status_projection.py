@@ -22,6 +22,17 @@ def append_only_undo(apps, schema_editor):
         schema_editor.execute(PG_BACKWARD, params=None)
 
 
+def projection_build(apps, schema_editor):
+    # A registry that already has works needs its projection before lookups read it. This runs today's code,
+    # not historical models: the projection is derived state and ``status_check`` verifies it. A database
+    # with no works (every new one, every test database) has nothing to build.
+    if not apps.get_model("registry", "Work").objects.exists():
+        return
+    from optout.status.services import status_rebuild
+
+    status_rebuild()
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("optout", "0002_append_only"),
@@ -98,6 +109,7 @@ class Migration(migrations.Migration):
             options={
                 "verbose_name": "status change",
                 "verbose_name_plural": "status changes",
+                "indexes": [models.Index(fields=["subject", "purpose"], name="change_subject_idx")],
                 "ordering": ["id"],
                 "constraints": [
                     models.CheckConstraint(
@@ -218,4 +230,5 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunPython(append_only, append_only_undo),
+        migrations.RunPython(projection_build, migrations.RunPython.noop),
     ]

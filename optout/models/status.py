@@ -120,6 +120,8 @@ class StatusChange(models.Model):
             models.CheckConstraint(condition=Q(subject_type__in=SubjectType.values), name="change_subject_type_valid"),
             models.CheckConstraint(condition=~Q(old_status=models.F("new_status")), name="change_changes_status"),
         ]
+        # Refreshing a subject reads its pending and latest changes, so the feed it writes composes with them.
+        indexes = [models.Index(fields=["subject", "purpose"], name="change_subject_idx")]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.subject} {self.purpose}: {self.old_status} -> {self.new_status}"
