@@ -391,6 +391,23 @@ EXPORT_SYNC_MAX_LINES = env.integer("EXPORT_SYNC_MAX_LINES", 5_000, minimum=0)
 # PDFs use reportlab's built-in Korean CID font, which is not embedded.
 PDF_FONT_PATH = env.string("PDF_FONT_PATH", "/usr/share/fonts/truetype/nanum/NanumGothic.ttf") or ""
 
+# --- Snapshots --------------------------------------------------------------
+# What is not permitted at an instant, as signed files labs filter with (optout/snapshots/): built by beat every
+# SNAPSHOT_SCHEDULE_MINUTES (daily; 0: only on demand), stored through the STORAGES alias SNAPSHOT_STORAGE
+# (shared by web and workers), the newest SNAPSHOT_KEEP ready ones kept (the newest is never removed).
+SNAPSHOT_SCHEDULE_MINUTES = env.integer("SNAPSHOT_SCHEDULE_MINUTES", 24 * 60, minimum=0)
+SNAPSHOT_KEEP = env.integer("SNAPSHOT_KEEP", 7, minimum=1)
+SNAPSHOT_STORAGE = env.string("SNAPSHOT_STORAGE", "default") or "default"
+if SNAPSHOT_STORAGE not in STORAGES:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"SNAPSHOT_STORAGE={SNAPSHOT_STORAGE!r} names no STORAGES alias: {', '.join(STORAGES)}.")
+if SNAPSHOT_SCHEDULE_MINUTES:
+    CELERY_BEAT_SCHEDULE["snapshot-scheduled"] = {
+        "task": "optout.tasks.snapshot_scheduled",
+        "schedule": timedelta(minutes=SNAPSHOT_SCHEDULE_MINUTES),
+    }
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from optout.api import receipt_views, views
+from optout.api import receipt_views, snapshot_views, views
 
 urlpatterns = [
     path("refusals", views.RefusalListCreateView.as_view(), name="refusals"),
@@ -8,4 +8,10 @@ urlpatterns = [
     path("regimes", views.RegimeCreateView.as_view(), name="regimes"),
     path("lookup", views.LookupView.as_view(), name="lookup"),
     path("receipts/verify", receipt_views.ReceiptVerifyView.as_view(), name="receipt-verify"),
+    path("snapshots", snapshot_views.SnapshotListCreateView.as_view(), name="snapshots"),
+    path("snapshots/latest", snapshot_views.SnapshotLatestView.as_view(), name="snapshot-latest"),
+    path("snapshots/<slug:snapshot_id>", snapshot_views.SnapshotDetailView.as_view(), name="snapshot"),
+    path(
+        "snapshots/<slug:snapshot_id>/files/<str:name>", snapshot_views.SnapshotFileView.as_view(), name="snapshot-file"
+    ),
 ]
