@@ -29,6 +29,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path(".well-known/optout-registry/keys.json", well_known_keys, name="receipt-keys"),
     path("", include("optout.urls_signals")),
+    path("", include("compensation.terms.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("", include("portal.urls")),

@@ -13,6 +13,7 @@ from typing import Any
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_safe
@@ -30,7 +31,8 @@ from optout.api.throttles import LookupAnonymousThrottle, LookupPrincipalThrottl
 from optout.errors import LookupUnavailable
 from optout.models import Purpose, RefusalScope, Regime
 from optout.selectors import LookupStatus
-from optout.signals import signal_status
+from optout.signals import SignalStatus, signal_status
+from optout.vocabularies import meta_tags_for
 from registry.errors import InvalidIdentifier
 from registry.identifiers import Scheme, identifier_normalize
 from registry.models import Work
@@ -52,6 +54,16 @@ _STATUS_EXPLANATIONS = {
 }
 _UNCHECKED_LABEL = _("Not checked")
 _UNCHECKED_EXPLANATION = _("The registry could not check this work. Do not treat it as permitted.")
+
+
+def _signal_links(request: HttpRequest, signal: SignalStatus) -> tuple[str | None, str | None]:
+    """The absolute URLs of the TDMRep policy (for a licence-required kind) and of the RSL licence of the work
+    that decided ``signal``, when there is one."""
+    work = (signal.result or {}).get("work")
+    if signal.stance is None or not work:
+        return None, None
+    policy = request.build_absolute_uri(reverse("terms-policy", kwargs={"kind": work["kind"]}))
+    return policy, request.build_absolute_uri(reverse("work-license", kwargs={"work_id": work["id"]}))
 
 
 @require_safe
@@ -85,7 +97,11 @@ def work_public(request: HttpRequest, work_id: int) -> HttpResponse:
         refused_purposes.append(Purpose.TRAIN_AI.label)
     elif signal.refused_train_genai:
         refused_purposes.append(Purpose.TRAIN_GENAI.label)
+    tdm_policy_url, license_url = _signal_links(request, signal)
+    stance = signal.stance
     context: dict[str, Any] = {
+        "meta_tags": meta_tags_for(stance=stance, tdm_policy_url=tdm_policy_url) if stance else [],
+        "license_url": license_url,
         "registry_name": registry_name(),
         "work": work,
         "identifiers": identifiers,
@@ -101,7 +117,7 @@ def work_public(request: HttpRequest, work_id: int) -> HttpResponse:
         "checked_at": checked_at,
     }
     response = render(request, "optout/work_public.html", context)
-    for name, value in signal.headers().items():
+    for name, value in signal.headers(tdm_policy_url=tdm_policy_url, license_url=license_url).items():
         response[name] = value
     return response
 
@@ -155,4 +171,5 @@ class StatusView(APIView):
             "train_ai": signal.refused_train_ai,
             "train_genai": signal.refused_train_genai,
         }
-        return Response(body, headers=signal.headers())
+        tdm_policy_url, license_url = _signal_links(request, signal)
+        return Response(body, headers=signal.headers(tdm_policy_url=tdm_policy_url, license_url=license_url))

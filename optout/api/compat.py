@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from django.db import DatabaseError
 from django.http import HttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
@@ -110,8 +111,10 @@ class DomainRobotsTxtView(RegistryAPIView):
     def get(self, request: Request, domain_id: int) -> HttpResponse:
         domain = domain_get_for_actor(actor=self.actor(), domain_id=domain_id)
         rules = domain_rules_in_force(domain=domain, at=timezone.now())
+        # RSL's global License: line, to the domain's public licence (served by compensation.terms).
+        license_url = request.build_absolute_uri(reverse("domain-license", kwargs={"domain_id": domain.pk}))
         return _download(
-            robots_txt(rules=rules, origin=domain.origin),
+            robots_txt(rules=rules, origin=domain.origin, license_url=license_url),
             content_type="text/plain; charset=utf-8",
             filename="robots.txt",
         )

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -149,7 +150,7 @@ def domain_detail(request: HttpRequest, portal: Portal, domain_id: int) -> HttpR
         context["file_url"] = file_url(domain.origin)
     if domain.status == DomainStatus.VERIFIED:
         rules = domain_rules_in_force(domain=domain, at=timezone.now())
-        context["robots_txt"] = robots_txt(rules=rules, origin=domain.origin)
+        context["robots_txt"] = robots_txt(rules=rules, origin=domain.origin, license_url=_license_url(request, domain))
         context["rules"] = rules
     return render(request, "portal/domains/detail.html", context)
 
@@ -174,6 +175,10 @@ def domain_proof_file(request: HttpRequest, portal: Portal, domain_id: int) -> H
     return response
 
 
+def _license_url(request: HttpRequest, domain: VerifiedDomain) -> str:
+    return request.build_absolute_uri(reverse("domain-license", kwargs={"domain_id": domain.pk}))
+
+
 @holder_view
 @require_safe
 def domain_tdmrep(request: HttpRequest, portal: Portal, domain_id: int) -> HttpResponse:
@@ -193,6 +198,9 @@ def domain_robots(request: HttpRequest, portal: Portal, domain_id: int) -> HttpR
     if domain.status != DomainStatus.VERIFIED:
         raise Http404()
     rules = domain_rules_in_force(domain=domain, at=timezone.now())
-    response = HttpResponse(robots_txt(rules=rules, origin=domain.origin), content_type="text/plain; charset=utf-8")
+    response = HttpResponse(
+        robots_txt(rules=rules, origin=domain.origin, license_url=_license_url(request, domain)),
+        content_type="text/plain; charset=utf-8",
+    )
     response["Content-Disposition"] = 'attachment; filename="robots-ai.txt"'
     return response

@@ -275,11 +275,12 @@ def test_the_robots_txt_lines_carry_aipref_content_usage_rules(news_domain, hold
 
     assert response.status_code == 200
     assert response["Content-Type"] == "text/plain; charset=utf-8"
-    rules = [line for line in response.content.decode().splitlines() if not line.startswith("#")]
+    rules = [line for line in response.content.decode().splitlines() if line and not line.startswith("#")]
     assert rules == [
         "User-Agent: *",
         "Content-Usage: /2026/opinion/ train-ai=n",
         "Content-Usage: /photos/ train-ai=n",
+        f"License: http://testserver/domains/{news_domain.pk}/license.xml",
     ]
 
 
@@ -313,9 +314,14 @@ def test_a_root_prefix_is_the_whole_site_and_covers_narrower_paths():
         {"location": "/*", "tdm-reservation": 1},
         {"location": "/2026/*", "tdm-reservation": 1},
     ]
-    # Crawlers apply the longest matching path: /2026/ must repeat the refusal of everything.
+    # Crawlers apply the longest matching path: /2026/ must repeat the refusal of everything. The whole site is
+    # refused, so the group also carries Content Signals' (pathless) ai-train=no.
     lines = robots_txt(rules=rules, origin="https://news.example.kr").splitlines()
-    assert lines[-2:] == ["Content-Usage: / train-ai=n", "Content-Usage: /2026/ train-ai=n"]
+    assert lines[-3:] == [
+        "Content-Usage: / train-ai=n",
+        "Content-Usage: /2026/ train-ai=n",
+        "Content-Signal: ai-train=no",
+    ]
 
 
 # --- Spawning-compatible bulk check -------------------------------------------------------------
