@@ -239,6 +239,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "registry.tasks.jobs_sweep",
         "schedule": timedelta(minutes=1),
     },
+    # Publishes webhook deliveries due for a try, and gives endpoints behind the change feed their next batch.
+    "webhooks-sweep": {
+        "task": "optout.tasks.webhooks_sweep",
+        "schedule": timedelta(minutes=1),
+    },
 }
 # Background jobs (manifests, imports, exports, settlements, distributions): a running job refreshes its
 # heartbeat every JOB_HEARTBEAT_SECONDS; one silent for JOB_STALE_SECONDS lost its worker and is queued again,
@@ -327,6 +332,7 @@ SPECTACULAR_SETTINGS = {
         "WorkKindEnum": "registry.models.WorkKind",
         "ProcessingStatusEnum": "compensation.models.ManifestStatus",
         "RunStatusEnum": "compensation.models.ExportStatus",
+        "SubjectStatusEnum": "optout.models.SubjectStatus",
     },
 }
 
@@ -348,6 +354,19 @@ DOMAIN_CHECK_TIMEOUT = env.number("DOMAIN_CHECK_TIMEOUT", 5.0, minimum=0.1)
 # Fetching private or loopback addresses is refused in production (server-side request forgery).
 DOMAIN_CHECK_ALLOW_PRIVATE = env.boolean("DOMAIN_CHECK_ALLOW_PRIVATE", DEBUG)
 DOMAIN_VERIFICATION_TTL_DAYS = env.integer("DOMAIN_VERIFICATION_TTL_DAYS", 7, minimum=1)
+
+# --- Webhooks ---------------------------------------------------------------
+# The change feed POSTed to labs' endpoints (optout/webhooks/): changes per POST, the HTTP timeout, tries per
+# delivery (the waits between them double from WEBHOOK_RETRY_BASE_SECONDS up to WEBHOOK_RETRY_MAX_SECONDS), the
+# bytes of a response kept in the delivery log, and the endpoints a party may have. Endpoints on private or
+# loopback addresses are refused unless DOMAIN_CHECK_ALLOW_PRIVATE allows them.
+WEBHOOK_BATCH_SIZE = env.integer("WEBHOOK_BATCH_SIZE", 500, minimum=1)
+WEBHOOK_TIMEOUT = env.number("WEBHOOK_TIMEOUT", 10.0, minimum=0.1)
+WEBHOOK_MAX_ATTEMPTS = env.integer("WEBHOOK_MAX_ATTEMPTS", 12, minimum=1)
+WEBHOOK_RETRY_BASE_SECONDS = env.integer("WEBHOOK_RETRY_BASE_SECONDS", 30, minimum=1)
+WEBHOOK_RETRY_MAX_SECONDS = env.integer("WEBHOOK_RETRY_MAX_SECONDS", 6 * 3600, minimum=1)
+WEBHOOK_RESPONSE_LOG_BYTES = env.integer("WEBHOOK_RESPONSE_LOG_BYTES", 1024, minimum=0)
+WEBHOOK_MAX_ENDPOINTS = env.integer("WEBHOOK_MAX_ENDPOINTS", 10, minimum=1)
 
 # --- Usage manifests --------------------------------------------------------
 # Lines a JSON manifest body may hold, and lines an uploaded manifest file may hold.

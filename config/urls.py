@@ -20,6 +20,7 @@ api_v1: list[URLPattern | URLResolver] = [
     ),
     path("", include("registry.api.urls")),
     path("", include("optout.api.urls")),
+    path("", include("optout.api.urls_feed")),
     path("", include("optout.api.urls_signals")),
     path("", include("compensation.api.urls")),
 ]

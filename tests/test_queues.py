@@ -37,6 +37,9 @@ TASKS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "registry.tasks.domains_recheck_pending": (QUEUE_SHORT, ()),
     "registry.tasks.work_imports_resume": (QUEUE_SHORT, ()),
     "compensation.tasks.usage_manifests_resume": (QUEUE_SHORT, ()),
+    "optout.tasks.webhook_delivery_send": (QUEUE_SHORT, (1,)),
+    "optout.tasks.webhook_endpoints_advance": (QUEUE_SHORT, ()),
+    "optout.tasks.webhooks_sweep": (QUEUE_SHORT, ()),
 }
 
 

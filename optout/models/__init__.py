@@ -12,10 +12,12 @@ from optout.models.refusals import (
 )
 from optout.models.snapshots import SNAPSHOT_JOB, Snapshot, SnapshotStatus, SnapshotTrigger
 from optout.models.status import NOT_PERMITTED, StatusChange, StatusSegment, SubjectStatus, SubjectType
+from optout.models.webhooks import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "NOT_PERMITTED",
     "SNAPSHOT_JOB",
+    "DeliveryStatus",
     "KindRegime",
     "Purpose",
     "Refusal",
@@ -30,4 +32,7 @@ __all__ = [
     "StatusSegment",
     "SubjectStatus",
     "SubjectType",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

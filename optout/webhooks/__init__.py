@@ -1,0 +1,1 @@
+"""Webhooks: the change feed POSTed to a party's endpoints, signed per Standard Webhooks."""
