@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from core.actors import Actor
 from core.admin import AddOnlyAdminMixin, ReadOnlyAdminMixin
 from core.errors import RegistryError
-from optout.models import KindRegime, Refusal, RefusalEvent
+from optout.models import KindRegime, Refusal, RefusalEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from optout.services import regime_set
 
 
@@ -55,3 +55,25 @@ class KindRegimeAdmin(AddOnlyAdminMixin, admin.ModelAdmin[KindRegime]):
             self.message_user(request, str(exc.message), level=messages.ERROR)
             return
         obj.pk = saved.pk
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[WebhookEndpoint]):
+    # Never the secret: it was shown to the lab once, and signs what the registry sends in its name.
+    fields = ["party", "url", "description", "cursor", "created_at", "disabled_at"]
+    list_display = ["id", "party", "url", "cursor", "created_at", "disabled_at"]
+    list_filter = [("disabled_at", admin.EmptyFieldListFilter)]
+    search_fields = ["url", "party__name"]
+
+
+class WebhookAttemptInline(ReadOnlyAdminMixin, admin.TabularInline[WebhookAttempt, WebhookDelivery]):
+    model = WebhookAttempt
+    extra = 0
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[WebhookDelivery]):
+    list_display = ["id", "endpoint", "status", "cursor_from", "cursor_to", "attempts", "next_attempt_at"]
+    list_filter = ["status"]
+    search_fields = ["message_id", "endpoint__url"]
+    inlines = [WebhookAttemptInline]

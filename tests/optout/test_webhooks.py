@@ -591,6 +591,23 @@ def test_the_schema_documents_the_webhook_operations(lab_api):
     assert "202" in paths["/api/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}/replay"]["post"]["responses"]
 
 
+def test_staff_read_endpoints_and_deliveries_in_the_admin_but_never_the_secret(
+    receiver, register, commit, staff_client
+):
+    endpoint = register(receiver.url)
+    commit(1)
+    delivery = WebhookDelivery.objects.get()
+
+    listing = staff_client.get("/admin/optout/webhookendpoint/")
+    detail = staff_client.get(f"/admin/optout/webhookendpoint/{endpoint['id']}/change/")
+    log = staff_client.get(f"/admin/optout/webhookdelivery/{delivery.pk}/change/")
+
+    assert (listing.status_code, detail.status_code, log.status_code) == (200, 200, 200)
+    assert receiver.url in listing.content.decode()
+    assert endpoint["secret"] not in listing.content.decode() + detail.content.decode()
+    assert delivery.message_id in log.content.decode()
+
+
 # --- Through the shipped worker ------------------------------------------------------------------------------
 
 
