@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 from standardwebhooks import Webhook
@@ -31,7 +32,8 @@ from config.celery import app as celery_app
 from core.tasks import QUEUE_SHORT
 from optout.feed.selectors import change_as_json
 from optout.models import DeliveryStatus, StatusChange, WebhookDelivery, WebhookEndpoint
-from optout.webhooks.services import webhook_deliveries_enqueue, webhook_retry_delay
+from optout.webhooks.delivery import webhook_secret_generate
+from optout.webhooks.services import webhook_deliveries_enqueue, webhook_endpoint_advance, webhook_retry_delay
 from registry.models import AuditEvent
 from tests.factories import ApiKeyFactory
 from tests.helpers import key_client
@@ -606,6 +608,32 @@ def test_staff_read_endpoints_and_deliveries_in_the_admin_but_never_the_secret(
     assert receiver.url in listing.content.decode()
     assert endpoint["secret"] not in listing.content.decode() + detail.content.decode()
     assert delivery.message_id in log.content.decode()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_advances_of_one_endpoint_at_once_make_one_batch(receiver, lab):
+    endpoint = WebhookEndpoint.objects.create(party=lab, url=receiver.url, secret=webhook_secret_generate())
+    change_add()
+    start = threading.Barrier(2)
+    made: list[WebhookDelivery | None] = []
+
+    def advance() -> None:
+        start.wait()
+        try:
+            made.append(webhook_endpoint_advance(endpoint_id=endpoint.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=advance) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert sum(delivery is not None for delivery in made) == 1
+    assert WebhookDelivery.objects.count() == 1
+    assert len(receiver.received) == 1
 
 
 # --- Through the shipped worker ------------------------------------------------------------------------------
