@@ -110,7 +110,17 @@ def _future_instants_for_keys(keys: Sequence[str], now: datetime) -> list[dateti
         | Q(scope=RefusalScope.CATALOGUE, holder_id__in=holders)
         | Q(scope=RefusalScope.URL_PREFIX, url_host__in=hosts)
     )
-    return _future_instants(refusal_filter, set(works.values()), now)
+    instants = set(_future_instants(refusal_filter, set(works.values()), now))
+    # Verifying a claim stamps the verifier's clock, which may run ahead of the instant the projection is
+    # computed at (the database's): the verification then takes effect at its own instant.
+    instants.update(
+        at
+        for at in OwnershipClaim.objects.filter(work_id__in=list(works), decided_at__gt=now).values_list(
+            "decided_at", flat=True
+        )
+        if at is not None
+    )
+    return sorted(instants)
 
 
 def _future_instants(refusal_filter: Q, kinds: set[str], now: datetime) -> list[datetime]:
