@@ -368,6 +368,18 @@ WEBHOOK_RETRY_MAX_SECONDS = env.integer("WEBHOOK_RETRY_MAX_SECONDS", 6 * 3600, m
 WEBHOOK_RESPONSE_LOG_BYTES = env.integer("WEBHOOK_RESPONSE_LOG_BYTES", 1024, minimum=0)
 WEBHOOK_MAX_ENDPOINTS = env.integer("WEBHOOK_MAX_ENDPOINTS", 10, minimum=1)
 
+# --- Site signals -----------------------------------------------------------
+# What verified domains' own robots.txt, tdmrep.json, ai.txt and URL headers say is fetched (through the domain
+# check's guarded fetcher and DOMAIN_CHECK_TIMEOUT) and recorded: by beat every SIGNAL_RECHECK_MINUTES per domain
+# (beat looks every 5 minutes, so a newly verified domain is observed within minutes), and on demand. At most
+# SIGNAL_MAX_BYTES of each file are read and kept.
+SIGNAL_RECHECK_MINUTES = env.integer("SIGNAL_RECHECK_MINUTES", 24 * 60, minimum=1)
+SIGNAL_MAX_BYTES = env.integer("SIGNAL_MAX_BYTES", 512 * 1024, minimum=1024)
+CELERY_BEAT_SCHEDULE["domain-signals-recheck"] = {
+    "task": "optout.tasks.domain_signals_recheck",
+    "schedule": timedelta(minutes=5),
+}
+
 # --- Usage manifests --------------------------------------------------------
 # Lines a JSON manifest body may hold, and lines an uploaded manifest file may hold.
 USAGE_MANIFEST_MAX_JSON_LINES = env.integer("USAGE_MANIFEST_MAX_JSON_LINES", 10_000, minimum=1)

@@ -45,3 +45,30 @@ def webhooks_sweep() -> int:
     from optout.webhooks import services as webhooks
 
     return webhooks.webhook_deliveries_sweep()
+
+
+@short_task()
+def domain_signals_observe(domain_id: int, trigger: str) -> int:
+    # Fetch and record what a verified domain's own signals say (optout.observations); gone or unverified: nothing.
+    from optout.observations import domain_observe
+    from registry.models import VerifiedDomain
+
+    domain = VerifiedDomain.objects.filter(pk=domain_id).first()
+    if domain is None:
+        return 0
+    return len(domain_observe(domain=domain, trigger=trigger))
+
+
+@periodic_task(soft_time_limit=120, time_limit=180)
+def domain_signals_recheck() -> int:
+    # Beat: queue an observation of each verified domain never observed (just verified) or last observed
+    # SIGNAL_RECHECK_MINUTES ago. Two beats at once queue a domain twice: two observations, nothing wrong.
+    from optout.models.observations import ObservationTrigger
+    from optout.observations import domains_due_for_observation, domains_never_observed
+
+    never = set(domains_never_observed())
+    due = domains_due_for_observation()
+    for domain_id in due:
+        trigger = ObservationTrigger.VERIFIED if domain_id in never else ObservationTrigger.SCHEDULED
+        domain_signals_observe.delay(domain_id, trigger)
+    return len(due)

@@ -1,6 +1,7 @@
 """The opt-out app's models, one module per part: refusals and regimes, the maintained status projection and its
-change feed, snapshots, webhooks."""
+change feed, snapshots, webhooks, and the observations of sites' own signals."""
 
+from optout.models.observations import ObservationTrigger, SignalObservation, SignalSource
 from optout.models.refusals import (
     KindRegime,
     Purpose,
@@ -19,12 +20,15 @@ __all__ = [
     "SNAPSHOT_JOB",
     "DeliveryStatus",
     "KindRegime",
+    "ObservationTrigger",
     "Purpose",
     "Refusal",
     "RefusalEvent",
     "RefusalEventKind",
     "RefusalScope",
     "Regime",
+    "SignalObservation",
+    "SignalSource",
     "Snapshot",
     "SnapshotStatus",
     "SnapshotTrigger",
