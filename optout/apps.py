@@ -8,3 +8,4 @@ class OptoutConfig(AppConfig):
 
     def ready(self) -> None:
         from optout import receivers  # noqa: F401  (keeps the status projection current)
+        from optout.feed import receivers as feed_receivers  # noqa: F401  (webhooks after changes commit)

@@ -331,6 +331,26 @@ def test_a_delivery_is_signed_as_the_standard_webhooks_reference_implementation_
     ]
 
 
+def test_a_refusal_filed_reaches_the_lab_as_a_signed_batch(
+    receiver, register, book, holder_api, lab_api, django_capture_on_commit_callbacks
+):
+    endpoint = register(receiver.url)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = holder_api.post(
+            "/api/v1/refusals", {"scope": "work", "work": book.pk, "purposes": ["train-ai"]}, format="json"
+        )
+    assert response.status_code == 201, response.content
+
+    (payload,) = receiver.verified(endpoint["secret"])
+    assert {(c["subject"], c["purpose"], c["old_status"], c["new_status"]) for c in payload["changes"]} == {
+        ("isbn:9788936434021", "train-ai", "permitted", "refused"),
+        ("isbn:9788936434021", "train-genai", "permitted", "refused"),
+    }
+    assert {c["cause"]["code"] for c in payload["changes"]} == {"optout.refusal.filed"}
+    assert payload["changes"] == lab_api.get("/api/v1/changes", {"after": payload["cursor_from"]}).json()["changes"]
+
+
 def test_a_tampered_body_or_another_secret_fails_verification(receiver, register, commit):
     endpoint = register(receiver.url)
     other = register(receiver.url)
