@@ -247,6 +247,14 @@ def observation_list_for_actor(*, actor: Actor, domain_id: int) -> QuerySet[Sign
     return SignalObservation.objects.filter(domain=domain).defer("body").order_by("-observed_at", "-id")
 
 
+def observations_latest(*, domain: VerifiedDomain) -> list[SignalObservation]:
+    """The last observation of each of ``domain``'s files and URLs (one query, the newest batch's rows first)."""
+    latest: dict[str, SignalObservation] = {}
+    for observation in SignalObservation.objects.filter(domain=domain).defer("body")[:200]:
+        latest.setdefault(observation.url, observation)
+    return sorted(latest.values(), key=lambda o: (o.source != SignalSource.ROBOTS_TXT, o.source, o.url))
+
+
 @dataclass(frozen=True)
 class Disagreement:
     """A path where the registry's refusals and the site's own signals (as last observed) say different things."""

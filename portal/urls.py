@@ -69,6 +69,7 @@ urlpatterns = [
     path("dashboard/domains/", refusals.domain_list, name="domains"),
     path("dashboard/domains/<int:domain_id>/", refusals.domain_detail, name="domain"),
     path("dashboard/domains/<int:domain_id>/check/", refusals.domain_check, name="domain-check"),
+    path("dashboard/domains/<int:domain_id>/observe/", refusals.domain_observe, name="domain-observe"),
     path("dashboard/domains/<int:domain_id>/optout-registry.txt", refusals.domain_proof_file, name="domain-proof"),
     path("dashboard/domains/<int:domain_id>/tdmrep.json", refusals.domain_tdmrep, name="domain-tdmrep"),
     path("dashboard/domains/<int:domain_id>/robots.txt", refusals.domain_robots, name="domain-robots"),

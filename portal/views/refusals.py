@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -16,9 +17,11 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from core.errors import NotFound, RegistryError
 from optout import services as optout_services
-from optout.models import RefusalScope
+from optout.models import ObservationTrigger, Purpose, RefusalScope, SignalObservation, SignalSource
+from optout.observations import Disagreement, domain_disagreements, domain_observe_for_actor, observations_latest
 from optout.selectors import refusal_get_for_actor
 from optout.signals import domain_rules_in_force, robots_txt, tdmrep_json
+from optout.tasks import domain_signals_observe
 from portal.access import Portal, holder_view
 from portal.form_errors import error_to_form
 from portal.forms import DomainForm, RefusalForm, StartChoice, WithdrawForm
@@ -152,7 +155,51 @@ def domain_detail(request: HttpRequest, portal: Portal, domain_id: int) -> HttpR
         rules = domain_rules_in_force(domain=domain, at=timezone.now())
         context["robots_txt"] = robots_txt(rules=rules, origin=domain.origin, license_url=_license_url(request, domain))
         context["rules"] = rules
+        context["license_url"] = _license_url(request, domain)
+        context["observations"] = [(o, _observation_verdict(o)) for o in observations_latest(domain=domain)]
+        context["disagreements"] = [_disagreement_text(d) for d in domain_disagreements(domain=domain)]
     return render(request, "portal/domains/detail.html", context)
+
+
+def _observation_verdict(observation: SignalObservation) -> str:
+    if observation.error:
+        return str(_("Not fetched (%(error)s)") % {"error": observation.error})
+    if observation.source != SignalSource.HEADERS and observation.http_status != 200:
+        return str(_("Not published (HTTP %(status)s)") % {"status": observation.http_status})
+    if observation.said.get(Purpose.TRAIN_AI):
+        return str(_("Refuses AI training"))
+    if observation.said.get(Purpose.TRAIN_GENAI):
+        return str(_("Refuses generative AI training"))
+    return str(_("Says nothing about AI training"))
+
+
+def _disagreement_text(disagreement: Disagreement) -> str:
+    if disagreement.registry_refuses:
+        return str(
+            _(
+                "You refuse %(path)s in the registry, but your site's files do not say so: crawlers that read only "
+                "the site see no refusal. Publish the lines above."
+            )
+            % {"path": disagreement.path}
+        )
+    return str(
+        _(
+            "Your site refuses %(path)s (%(sources)s), but no refusal is filed in the registry: labs that check the "
+            "registry see it as permitted. File a refusal for this prefix."
+        )
+        % {"path": disagreement.path, "sources": ", ".join(disagreement.sources)}
+    )
+
+
+@holder_view
+@require_POST
+def domain_observe(request: HttpRequest, portal: Portal, domain_id: int) -> HttpResponse:
+    domain = domain_observe_for_actor(actor=portal.actor, domain_id=_domain(portal, domain_id).pk)
+    transaction.on_commit(lambda: domain_signals_observe.delay(domain.pk, ObservationTrigger.ON_DEMAND))
+    messages.success(
+        request, _("The registry is reading your site's signals now. Reload this page in a minute to see them.")
+    )
+    return redirect("portal:domain", domain_id=domain.pk)
 
 
 @holder_view

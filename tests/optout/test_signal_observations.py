@@ -218,3 +218,35 @@ def test_disagreements_between_the_registry_and_the_site(site, domain, holder_ap
     observe(holder_api, domain.pk)
 
     assert domain_disagreements(domain=domain) == []
+
+
+def test_the_dashboard_shows_what_the_site_said_and_where_it_disagrees(
+    site, domain, holder_api, owner, django_capture_on_commit_callbacks
+):
+    from tests.portal.conftest import signed_in
+
+    refuse(holder_api, scope="url_prefix", url_prefix=f"{site.origin}/opinion/")
+    site.serve("/robots.txt", ROBOTS_BEFORE)
+    browser = signed_in(owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = browser.post(f"/dashboard/domains/{domain.pk}/observe/")
+    assert response.status_code == 302
+
+    english = browser.get(f"/dashboard/domains/{domain.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    korean = browser.get(f"/dashboard/domains/{domain.pk}/", HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+
+    assert "What your site says" in english
+    assert f"{site.origin}/robots.txt" in english
+    assert "Says nothing about AI training" in english
+    assert "Not published (HTTP 404)" in english
+    assert "You refuse /opinion/ in the registry, but your site&#x27;s files do not say so" in english
+    assert f"http://testserver/domains/{domain.pk}/license.xml" in english
+    assert "사이트가 밝힌 내용" in korean
+    assert "레지스트리에서 /opinion/" in korean
+
+
+def test_someone_elses_domain_cannot_be_observed_from_the_dashboard(domain, co_owner, other_holder):
+    from tests.portal.conftest import signed_in
+
+    assert signed_in(co_owner).post(f"/dashboard/domains/{domain.pk}/observe/").status_code == 404
+    assert not SignalObservation.objects.exists()
