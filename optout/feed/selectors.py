@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from core.dates import rfc3339
@@ -20,20 +20,45 @@ DEFAULT_LIMIT: Final = 1000
 MAX_LIMIT: Final = 10_000
 
 
+# The columns of a change, in the order ``_row_as_json`` reads them: pages are read as tuples, not models.
+_COLUMNS: Final = (
+    "id",
+    "subject_type",
+    "subject",
+    "host",
+    "purpose",
+    "old_status",
+    "new_status",
+    "effective_at",
+    "recorded_at",
+    "cause_id",
+    "cause_code",
+)
+
+
+def _row_as_json(row: tuple[Any, ...]) -> dict[str, Any]:
+    cursor, subject_type, subject, host, purpose, old, new, effective_at, recorded_at, cause_id, cause_code = row
+    return {
+        "cursor": cursor,
+        "subject_type": subject_type,
+        "subject": subject,
+        "host": host,
+        "purpose": purpose,
+        "old_status": old,
+        "new_status": new,
+        "effective_at": rfc3339(effective_at),
+        "recorded_at": rfc3339(recorded_at),
+        "cause": {"event_id": cause_id, "code": cause_code},
+    }
+
+
 def change_as_json(change: StatusChange) -> dict[str, Any]:
     """One change as the feed, webhooks and a snapshot's ``scheduled`` file give it (the shared spec's form)."""
-    return {
-        "cursor": change.pk,
-        "subject_type": change.subject_type,
-        "subject": change.subject,
-        "host": change.host,
-        "purpose": change.purpose,
-        "old_status": change.old_status,
-        "new_status": change.new_status,
-        "effective_at": rfc3339(change.effective_at),
-        "recorded_at": rfc3339(change.recorded_at),
-        "cause": {"event_id": change.cause_id, "code": change.cause_code},
-    }
+    return _row_as_json(tuple(getattr(change, column) for column in _COLUMNS))
+
+
+def _rows(*, after: int) -> QuerySet[StatusChange, tuple[Any, ...]]:
+    return StatusChange.objects.filter(id__gt=after).order_by("id").values_list(*_COLUMNS)
 
 
 def change_cursor_latest() -> int:
@@ -44,8 +69,7 @@ def change_cursor_latest() -> int:
 
 def changes_between(*, after: int, to: int) -> list[dict[str, Any]]:
     """The changes ``(after, to]`` in cursor order, as JSON."""
-    rows = StatusChange.objects.filter(id__gt=after, id__lte=to).order_by("id")
-    return [change_as_json(change) for change in rows]
+    return [_row_as_json(row) for row in _rows(after=after).filter(id__lte=to)]
 
 
 def change_ids_after(*, after: int, limit: int) -> list[int]:
@@ -69,7 +93,7 @@ def changes_after(*, after: int, limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
             code="invalid_limit",
             field="limit",
         )
-    rows = list(StatusChange.objects.filter(id__gt=after).order_by("id")[: limit + 1])
+    rows = list(_rows(after=after)[: limit + 1])
     if not rows and after > change_cursor_latest():
         raise InvalidInput(
             _(
@@ -82,7 +106,7 @@ def changes_after(*, after: int, limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
         )
     page = rows[:limit]
     return {
-        "changes": [change_as_json(change) for change in page],
-        "next_cursor": page[-1].pk if page else after,
+        "changes": [_row_as_json(row) for row in page],
+        "next_cursor": page[-1][0] if page else after,
         "has_more": len(rows) > limit,
     }
