@@ -80,5 +80,4 @@ def rsl_document(*, contents: Sequence[Content], links: TermsLinks) -> bytes:
         if content.terms:
             ET.SubElement(element, "terms").text = content.terms
     ET.indent(root)
-    body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return body + b"\n"
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode").encode() + b"\n"
