@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -34,6 +35,7 @@ from optout.site_signals import (
     RobotsGroup,
     aipref_parse,
     content_usage_for_path,
+    path_matches,
     purposes_refused,
     robots_parse,
     tdmrep_for_path,
@@ -310,3 +312,78 @@ def domain_disagreements(*, domain: VerifiedDomain) -> list[Disagreement]:
         if not any(path.startswith(prefix) for prefix in registry_paths):
             found.append(Disagreement(path=path, registry_refuses=False, site_refuses=True, sources=site_refuses(path)))
     return found
+
+
+# --- Site signals in lookups ------------------------------------------------------------------------------
+
+
+def site_signals_attach(*, results: list[dict[str, Any]], at: datetime) -> None:
+    """Add to each URL result on a verified domain the site's own signals as last observed at or before ``at``:
+    ``site_signals`` = ``{"observed_at", "said": {purpose: refused}, "read": [...], "observations": [ids]}``.
+
+    Results on hosts the registry has not observed get no key. Two queries for the whole batch; the lookup's
+    receipt then signs them with the rest of the answer.
+    """
+    wanted: list[tuple[dict[str, Any], str, str]] = []
+    for result in results:
+        key = result.get("key") or ""
+        if not key.startswith("url:"):
+            continue
+        url = key.removeprefix("url:")
+        parts = urlsplit(url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        wanted.append((result, parts.hostname or "", path))
+    if not wanted:
+        return
+    hosts = {host for _result, host, _path in wanted}
+    observed = SignalObservation.objects.filter(domain__host__in=hosts, observed_at__lte=at)
+    lasts = observed.values("domain_id", "url").annotate(last=Max("observed_at"))
+    if not lasts:
+        return
+    keep = {(row["url"], row["last"]) for row in lasts}
+    rows = observed.filter(url__in={url for url, _last in keep}, observed_at__in={last for _url, last in keep})
+    by_host: dict[str, dict[str, SignalObservation]] = {}
+    by_url: dict[str, SignalObservation] = {}
+    for row in rows.defer("body").select_related("domain").order_by("-id"):
+        if (row.url, row.observed_at) not in keep:
+            continue
+        if row.source == SignalSource.HEADERS:
+            by_url.setdefault(row.url, row)
+        else:
+            by_host.setdefault(row.domain.host, {}).setdefault(row.source, row)
+    for result, host, path in wanted:
+        files = by_host.get(host, {})
+        used: list[SignalObservation] = []
+        read: list[str] = []
+        robots = files.get(SignalSource.ROBOTS_TXT)
+        if robots is not None:
+            used.append(robots)
+            group = RobotsGroup(
+                agents=["*"], content_usage=[(p, dict(q)) for p, q in robots.signals.get("content_usage", [])]
+            )
+            if content_usage_for_path(group, path).get("train-ai") is False:
+                read.append("aipref:train-ai=n")
+            if robots.signals.get("content_signal", {}).get("ai-train") is False:
+                read.append("content-signal:ai-train=no")
+        tdmrep = files.get(SignalSource.TDMREP)
+        if tdmrep is not None:
+            used.append(tdmrep)
+            if tdmrep_for_path(tdmrep.signals.get("rules", []), path) == 1:
+                read.append("tdm-reservation:1")
+        ai_txt = files.get(SignalSource.AI_TXT)
+        if ai_txt is not None:
+            used.append(ai_txt)
+            if any(path_matches(rule, path) for rule in ai_txt.signals.get("disallow", [])):
+                read.append("ai.txt:disallow")
+        headers = by_url.get(str(result["key"]).removeprefix("url:"))
+        if headers is not None:
+            used.append(headers)
+            read.extend(key for key in headers.signals.get("read", []) if key not in read)
+        if not used:
+            continue
+        result["site_signals"] = {
+            "observed_at": max(o.observed_at for o in used).isoformat(),
+            "said": purposes_refused(read),
+            "read": read,
+            "observations": sorted(o.pk for o in used),
+        }

@@ -500,6 +500,10 @@ def lookup_answer_signed(
         answer = lookup_batch_current(items=items, purpose=purpose, at=at)
     else:
         answer = lookup_batch(items=items, purpose=purpose, as_of=at)
+    # A URL on a verified domain also carries the site's own signals as last observed by then (signed with the rest).
+    from optout.observations import site_signals_attach
+
+    site_signals_attach(results=answer.results, at=at)
     body: dict[str, Any] = {
         # Each result echoes its input, so the request is signed through them; repeating the items here
         # would double what is encoded, signed and sent.

@@ -162,12 +162,13 @@ def content_usage_for_path(group: RobotsGroup, path: str) -> dict[str, bool]:
     """The aipref preferences for ``path``: the rule with the longest matching path (draft-ietf-aipref-attach)."""
     best: tuple[int, dict[str, bool]] | None = None
     for rule_path, prefs in group.content_usage:
-        if _robots_match(rule_path, path) and (best is None or len(rule_path) >= best[0]):
+        if path_matches(rule_path, path) and (best is None or len(rule_path) >= best[0]):
             best = (len(rule_path), prefs)
     return best[1] if best else {}
 
 
-def _robots_match(pattern: str, path: str) -> bool:
+def path_matches(pattern: str, path: str) -> bool:
+    """Whether an RFC 9309 path pattern (``*`` any characters, a final ``$`` the end) matches ``path``."""
     regex = "".join(".*" if c == "*" else re.escape(c) for c in pattern.rstrip("$"))
     return re.match(regex + ("$" if pattern.endswith("$") else ""), path) is not None
 
@@ -186,7 +187,7 @@ def tdmrep_parse(body: bytes) -> list[dict[str, Any]] | None:
 def tdmrep_for_path(rules: list[dict[str, Any]], path: str) -> int | None:
     """The ``tdm-reservation`` of the first rule whose location matches ``path`` (TDMRep's order)."""
     for rule in rules:
-        if _robots_match(str(rule["location"]), path):
+        if path_matches(str(rule["location"]), path):
             value = rule.get("tdm-reservation")
             return int(value) if value in (0, 1, "0", "1") else None
     return None

@@ -250,3 +250,36 @@ def test_someone_elses_domain_cannot_be_observed_from_the_dashboard(domain, co_o
 
     assert signed_in(co_owner).post(f"/dashboard/domains/{domain.pk}/observe/").status_code == 404
     assert not SignalObservation.objects.exists()
+
+
+def test_a_url_lookup_shows_the_sites_own_signals_as_last_observed_and_signs_them(
+    site, domain, holder, staff, lab_api, observe, holder_api, time_machine
+):
+    from django.utils import timezone as tz
+
+    WorkFactory(holder=holder, identifiers=[("url", f"{site.origin}/news/1")], verified_by=staff)
+    site.serve("/robots.txt", "User-Agent: *\nContent-Usage: /news/ train-ai=n\n")
+    site.serve("/news/1", "<p>news</p>", X_Robots_Tag="noai")
+    time_machine.move_to(tz.now(), tick=True)
+    before = tz.now()
+    time_machine.shift(60)
+    observe(holder_api, domain.pk)
+
+    items = [{"scheme": "url", "value": f"{site.origin}/news/1"}, {"scheme": "url", "value": f"{site.origin}/sports/2"}]
+    response = lab_api.post("/api/v1/lookup", {"purpose": "train-ai", "items": items}, format="json")
+
+    assert response.status_code == 200, response.content
+    news, sports = response.json()["results"]
+    assert news["status"] == "permitted"  # the registry's own status: the site's signals do not change it
+    assert news["site_signals"]["read"] == ["aipref:train-ai=n", "x-robots-tag:noai"]
+    assert news["site_signals"]["said"] == {"train-ai": True, "train-genai": True}
+    assert sports["site_signals"]["read"] == []
+    assert sports["site_signals"]["said"] == {"train-ai": False, "train-genai": False}
+    verified = APIClient().post("/api/v1/receipts/verify", response.json(), format="json")
+    assert verified.status_code == 200
+    assert verified.json()["valid"] is True
+    # As of an instant before the first observation, the registry knew nothing of the site's signals.
+    earlier = lab_api.post(
+        "/api/v1/lookup", {"purpose": "train-ai", "items": items, "as_of": before.isoformat()}, format="json"
+    )
+    assert all("site_signals" not in result for result in earlier.json()["results"])
