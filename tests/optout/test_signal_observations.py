@@ -223,7 +223,7 @@ def test_disagreements_between_the_registry_and_the_site(site, domain, holder_ap
 def test_the_dashboard_shows_what_the_site_said_and_where_it_disagrees(
     site, domain, holder_api, owner, django_capture_on_commit_callbacks
 ):
-    from tests.portal.conftest import signed_in
+    from tests.helpers import signed_in
 
     refuse(holder_api, scope="url_prefix", url_prefix=f"{site.origin}/opinion/")
     site.serve("/robots.txt", ROBOTS_BEFORE)
@@ -246,7 +246,7 @@ def test_the_dashboard_shows_what_the_site_said_and_where_it_disagrees(
 
 
 def test_someone_elses_domain_cannot_be_observed_from_the_dashboard(domain, co_owner, other_holder):
-    from tests.portal.conftest import signed_in
+    from tests.helpers import signed_in
 
     assert signed_in(co_owner).post(f"/dashboard/domains/{domain.pk}/observe/").status_code == 404
     assert not SignalObservation.objects.exists()
