@@ -14,6 +14,7 @@ which also publishes the retries that wait longer than a countdown should and an
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -279,9 +280,19 @@ def _publish_on_commit(publish: Callable[[], object]) -> None:
     transaction.on_commit(publish)
 
 
+# Tasks run eagerly (CELERY_TASK_ALWAYS_EAGER, tests) run inside the call that publishes them, so an endpoint's
+# batches would chain one call deeper each; past this depth the rest is left to the sweep.
+_EAGER_CHAIN_MAX: Final = 25
+_eager = threading.local()
+
+
 def _publish_send(delivery_id: int, *, countdown: float | None = None) -> bool:
     from optout.tasks import webhook_delivery_send as task
 
+    depth: int = getattr(_eager, "depth", 0)
+    if task.app.conf.task_always_eager and depth >= _EAGER_CHAIN_MAX:
+        return False
+    _eager.depth = depth + 1
     try:
         if countdown is None:
             task.delay(delivery_id)
@@ -291,6 +302,8 @@ def _publish_send(delivery_id: int, *, countdown: float | None = None) -> bool:
         # The delivery row is committed and due: the sweep publishes it within a minute.
         logger.warning("could not queue webhook delivery %s; the sweep will", delivery_id, exc_info=True)
         return False
+    finally:
+        _eager.depth = depth
     return True
 
 

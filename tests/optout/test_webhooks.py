@@ -22,18 +22,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from config.celery import app as celery_app
+from core.actors import Actor
 from core.tasks import QUEUE_SHORT
 from optout.feed.selectors import change_as_json
 from optout.models import DeliveryStatus, StatusChange, WebhookDelivery, WebhookEndpoint
 from optout.webhooks.delivery import webhook_secret_generate
-from optout.webhooks.services import webhook_deliveries_enqueue, webhook_endpoint_advance, webhook_retry_delay
+from optout.webhooks.services import (
+    webhook_deliveries_enqueue,
+    webhook_endpoint_advance,
+    webhook_endpoint_create,
+    webhook_retry_delay,
+)
 from registry.models import AuditEvent
 from tests.factories import ApiKeyFactory
 from tests.helpers import key_client
@@ -591,6 +597,25 @@ def test_the_sweep_delivers_what_a_missed_trigger_left_behind(
 
     (payload,) = receiver.verified(endpoint["secret"])
     assert [c["cursor"] for c in payload["changes"]] == [change.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_backlog_run_eagerly_is_finished_by_the_sweep_in_order(receiver, lab, settings):
+    # Run eagerly after a real commit, each batch is sent inside the call that made the one before: the chain
+    # stops at a bounded depth instead of exhausting the stack, and the sweep sends the rest.
+    settings.WEBHOOK_BATCH_SIZE = 1
+    endpoint = webhook_endpoint_create(actor=Actor.system(), party=lab, url=receiver.url)
+    with transaction.atomic():
+        changes = [change_add(index) for index in range(40)]
+        webhook_deliveries_enqueue()
+    assert 0 < len(receiver.received) < 40
+
+    sweep = celery_app.tasks["optout.tasks.webhooks_sweep"]
+    while sweep.delay().get():
+        pass
+
+    payloads = receiver.verified(endpoint.secret)
+    assert [p["changes"][0]["cursor"] for p in payloads] == [c.pk for c in changes]
 
 
 def test_writing_changes_without_endpoints_publishes_nothing(db, django_capture_on_commit_callbacks, monkeypatch):
