@@ -6,7 +6,8 @@ feed get their next deliveries. Imported by the app's ``ready``.
 from __future__ import annotations
 
 from optout.status.services import changes_committed_hooks
-from optout.webhooks.services import webhook_deliveries_enqueue
+from optout.webhooks.services import webhook_changes_committed
 
-if webhook_deliveries_enqueue not in changes_committed_hooks:
-    changes_committed_hooks.append(webhook_deliveries_enqueue)
+# The hooks run on commit already: this one publishes at once.
+if webhook_changes_committed not in changes_committed_hooks:
+    changes_committed_hooks.append(webhook_changes_committed)

@@ -191,6 +191,13 @@ def webhook_deliveries_enqueue() -> None:
     _publish_on_commit(_publish_advance)
 
 
+def webhook_changes_committed() -> None:
+    """The same, for a caller that runs once the transaction has committed (``optout.status``'s
+    ``changes_committed_hooks``): publishes at once, without waiting for another commit.
+    """
+    _publish_advance()
+
+
 # --- Trying a delivery -----------------------------------------------------------------------------------------
 
 

@@ -297,8 +297,8 @@ def test_create_stores_the_file_records_it_and_queues_processing_on_commit(
         )
 
     # The import's task, queued on commit; running eagerly, it registers a work, whose identifiers are in
-    # turn queued for re-pricing on commit.
-    assert len(callbacks) == 2
+    # turn queued for re-pricing on commit, and whose keys' new statuses are offered to webhooks on commit.
+    assert len(callbacks) == 3
     work_import.refresh_from_db()
     assert (work_import.holder, work_import.created_by) == (holder, owner)
     assert work_import.original_name == "내 작품.csv"
