@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import CharField, Q, QuerySet
+from django.db.models.functions import Cast
 from django.utils.translation import gettext_lazy as _
 
 from core.actors import Actor
@@ -29,13 +30,28 @@ def _not_permitted(subject_type: str, at: datetime) -> QuerySet[StatusSegment]:
     return StatusSegment.objects.filter(_in_force(at), subject_type=subject_type, status__in=NOT_PERMITTED)
 
 
-def snapshot_key_rows(*, at: datetime) -> Iterator[tuple[str, str, str, int | None, int | None, datetime]]:
-    """``(key, purpose, status, work_id, refusal_id, valid_from)`` of every key not permitted at ``at``, streamed
-    through a server-side cursor on PostgreSQL, in no particular order. Call it inside the consistent read."""
-    rows = _not_permitted(SubjectType.KEY, at).values_list(
-        "subject", "purpose", "status", "work_id", "refusal_id", "valid_from"
+def snapshot_key_rows(*, at: datetime) -> Iterator[tuple[str, str, str, int | None, int | None, str]]:
+    """``(key, purpose, status, work_id, refusal_id, since)`` of every key not permitted at ``at``, streamed through a
+    server-side cursor on PostgreSQL, in no particular order; ``since`` is the segment's start in RFC 3339 (as
+    ``core.dates.rfc3339`` writes it). Call it inside the consistent read."""
+    rows = (
+        _not_permitted(SubjectType.KEY, at)
+        # As text: psycopg takes about 3.5 us to make each timestamptz a datetime, most of a million-key build.
+        .annotate(since=Cast("valid_from", output_field=CharField()))
+        .values_list("subject", "purpose", "status", "work_id", "refusal_id", "since")
+        .order_by()
+        .iterator(chunk_size=CHUNK_ROWS)
     )
-    return rows.order_by().iterator(chunk_size=CHUNK_ROWS)
+    for key, purpose, status, work_id, refusal_id, since in rows:
+        yield key, purpose, status, work_id, refusal_id, _rfc3339_text(since)
+
+
+def _rfc3339_text(text: str) -> str:
+    """A UTC instant as the database writes it as text (PostgreSQL ``2026-12-05 09:00:00.5+00``, SQLite
+    ``2026-12-05 09:00:00.500000``) in ``core.dates.rfc3339``'s form, ``2026-12-05T09:00:00.500000Z``."""
+    text = text.removesuffix("+00").removesuffix("+00:00")
+    whole, dot, fraction = text.partition(".")
+    return f"{whole.replace(' ', 'T', 1)}{dot}{fraction.ljust(6, '0') if dot else ''}Z"
 
 
 def snapshot_prefix_rows(*, at: datetime) -> Iterator[tuple[str, str, str, int | None]]:
@@ -54,8 +70,12 @@ def snapshot_kind_rows(*, at: datetime) -> Iterator[tuple[str, str]]:
 def snapshot_scheduled_changes(*, at: datetime, cursor: int) -> Iterator[dict[str, Any]]:
     """The changes a snapshot at ``at`` and ``cursor`` carries as scheduled: recorded up to the cursor, taking
     effect after ``at``, in cursor order, each in the change feed's JSON form (``change_as_json``)."""
-    rows = StatusChange.objects.filter(id__lte=cursor, effective_at__gt=at).order_by("id").iterator(chunk_size=2000)
-    return (change_as_json(change) for change in rows)
+    # Their ids first, in one plain query: few changes are still to come, but finding them scans the feed, which a
+    # server-side cursor (planned for the first rows) walks in id order, ten times slower than a parallel scan.
+    ids = sorted(StatusChange.objects.filter(id__lte=cursor, effective_at__gt=at).values_list("id", flat=True))
+    for start in range(0, len(ids), CHUNK_ROWS):
+        chunk = StatusChange.objects.filter(id__in=ids[start : start + CHUNK_ROWS]).order_by("id")
+        yield from (change_as_json(change) for change in chunk)
 
 
 # --- Who reads snapshots ----------------------------------------------------------------------------------

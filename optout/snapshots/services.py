@@ -165,7 +165,7 @@ def _rows_write(
     key_counts = dict.fromkeys(files.PURPOSES, 0)
     listing = files.JsonLinesWriter(directory / files.KEYS_LISTING)
     try:
-        for key, purpose, status, work_id, refusal_id, valid_from in selectors.snapshot_key_rows(at=as_of):
+        for key, purpose, status, work_id, refusal_id, since in selectors.snapshot_key_rows(at=as_of):
             memberships[purpose].add(key)
             key_counts[purpose] += 1
             listing.add(
@@ -175,7 +175,7 @@ def _rows_write(
                     "status": status,
                     "work_id": work_id,
                     "refusal_id": refusal_id,
-                    "since": valid_from,
+                    "since": since,
                 }
             )
     finally:

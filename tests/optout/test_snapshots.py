@@ -74,12 +74,14 @@ def change(subject: str, purpose: str, old: str, new: str, *, at: Any, **fields:
 def registry_state() -> dict[str, Any]:
     """A projection with every case a snapshot must tell apart, and the change feed that led to it."""
     now = timezone.now()
-    week_ago, yesterday, tomorrow = now - timedelta(days=7), now - timedelta(days=1), now + timedelta(days=1)
+    # Half a second past: PostgreSQL writes the fraction as ".5", the snapshot as rfc3339 does (".500000").
+    week_ago = now.replace(microsecond=500_000) - timedelta(days=7)
+    yesterday, tomorrow = now - timedelta(days=1), now + timedelta(days=1)
     for key in REFUSED_BOTH:
         for purpose in ("train-ai", "train-genai"):
             segment(key, purpose, "refused", since=week_ago)
     segment(GENAI_ONLY, "train-ai", "permitted", since=week_ago)
-    segment(GENAI_ONLY, "train-genai", "refused", since=week_ago)
+    segment(GENAI_ONLY, "train-genai", "refused", since=week_ago.replace(microsecond=0))
     for purpose in ("train-ai", "train-genai"):
         segment(LICENSED, purpose, "license_required", since=week_ago)
         segment(PERMITTED, purpose, "permitted", since=week_ago)
@@ -99,7 +101,7 @@ def registry_state() -> dict[str, Any]:
         segment("text", purpose, "permitted", since=week_ago, subject_type="kind")
     past = change(REFUSED_BOTH[0], "train-ai", "permitted", "refused", at=week_ago)
     scheduled = change(LATER, "train-ai", "permitted", "refused", at=tomorrow)
-    return {"past": past, "scheduled": scheduled, "tomorrow": tomorrow}
+    return {"past": past, "scheduled": scheduled, "tomorrow": tomorrow, "week_ago": week_ago}
 
 
 def build(staff_api: Any) -> dict[str, Any]:
@@ -168,7 +170,10 @@ def test_staff_build_lists_what_is_not_permitted_now(staff_api, lab_api, registr
         + [(LICENSED, p, "license_required") for p in ("train-ai", "train-genai")]
     )
     assert set(listing[0]) == {"key", "purpose", "status", "work_id", "refusal_id", "since"}
-    assert all(row["since"].endswith("Z") for row in listing)
+    assert {row["since"] for row in listing if row["key"] != GENAI_ONLY} == {rfc3339(registry_state["week_ago"])}
+    assert [row["since"] for row in listing if row["key"] == GENAI_ONLY] == [
+        rfc3339(registry_state["week_ago"].replace(microsecond=0))
+    ]
     assert jsonl(files["url-prefixes.jsonl.gz"]) == [
         {"purpose": p, "host": "news.example.kr", "prefix": "https://news.example.kr/opinion/", "refusal_id": None}
         for p in ("train-ai", "train-genai")
