@@ -30,6 +30,7 @@ TASKS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "compensation.tasks.distribution_execute": (QUEUE_LONG, (1,)),
     "compensation.tasks.export_run": (QUEUE_LONG, (1,)),
     "compensation.tasks.usage_reprice": (QUEUE_LONG, (1,)),
+    "optout.tasks.snapshot_build": (QUEUE_LONG, (1,)),
     "registry.tasks.domain_claims_verify": (QUEUE_SHORT, (1,)),
     "compensation.tasks.escrow_release": (QUEUE_SHORT, (1,)),
     "compensation.tasks.usage_reprice_keys": (QUEUE_SHORT, (["isbn:9788936434021"],)),
@@ -40,6 +41,7 @@ TASKS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "optout.tasks.webhook_delivery_send": (QUEUE_SHORT, (1,)),
     "optout.tasks.webhook_endpoints_advance": (QUEUE_SHORT, ()),
     "optout.tasks.webhooks_sweep": (QUEUE_SHORT, ()),
+    "optout.tasks.snapshot_scheduled": (QUEUE_SHORT, ()),
 }
 
 
@@ -82,6 +84,7 @@ def test_every_kind_of_job_is_published_to_the_long_queue(published: mock.MagicM
         "compensation.settlement",
         "compensation.marketsharedistribution",
         "compensation.export",
+        "optout.snapshot",
     }
 
 
