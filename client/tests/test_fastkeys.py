@@ -138,3 +138,24 @@ def test_unknown_scheme_makes_every_item_invalid() -> None:
 def test_other_schemes_batch_equals_scalar(scheme: str) -> None:
     values = [v["input"] for v in VECTORS if v["scheme"].strip().lower() == scheme]
     assert _batch_answers(scheme, values) == [_full(scheme, value) for value in values]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.sampled_from(["", "ISBN ", "isbn-13: ", "ISBN10:", "ISBN-13 ", " ", "ISBN:"]),
+    st.lists(st.sampled_from(list("0123456789") * 4 + ["-", " ", "X", "x", "--"]), min_size=8, max_size=18),
+    st.sampled_from(["", " ", "\t"]),
+)
+def test_decorated_isbns_fast_path_equals_the_normalizer(prefix: str, body: list[str], suffix: str) -> None:
+    value = prefix + "".join(body) + suffix
+    fast = fast_value("isbn", value)
+    key, code = _full("isbn", value)
+    if fast is not None:
+        assert key == f"isbn:{fast}", value
+    assert _batch_answers("isbn", [value]) == [(key, code)]
+
+
+def test_decorated_isbns_that_are_valid_take_the_fast_path() -> None:
+    assert fast_value("isbn", "ISBN 978-0-306-40615-7") == "9780306406157"
+    assert fast_value("isbn", "ISBN-10: 0-306-40615-2") == "9780306406157"
+    assert fast_value("url", "HTTPS://WWW.Example.COM/a/B?x=1#top") == "https://www.example.com/a/B?x=1"

@@ -7,8 +7,6 @@ receipts of ``--verify-online``. Both are held to the same answers by the tests.
 
 from __future__ import annotations
 
-import hashlib
-
 __all__ = ["ed25519_verify"]
 
 
@@ -98,6 +96,8 @@ _G: _Point = (_GX, _GY, 1, _GX * _GY % _P)
 
 
 def _verify_pure(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    import hashlib
+
     a = _decompress(public_key)
     r = _decompress(signature[:32])
     if a is None or r is None:

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from optout_client.normalize import (
+    _ISBN_PREFIX,
     MAX_VALUE_LENGTH,
     SCHEMES,
     InvalidIdentifier,
@@ -45,6 +46,7 @@ class KeyBatch:
 
 _ISBN13 = re.compile(r"97[89][0-9]{10}")
 _ISBN10 = re.compile(r"[0-9]{9}[0-9X]")
+_ISBN_DECORATED = re.compile(r"[0-9][0-9 -]*[0-9X]")
 _DOI = re.compile(r"10\.[0-9]+(?:\.[0-9]+)*/[!-~]+")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -56,8 +58,9 @@ def _ean_ok(digits: str) -> bool:
 
 def _fast_isbn(value: str) -> str | None:
     if len(value) == 13:
-        return value if _ISBN13.fullmatch(value) and _ean_ok(value) else None
-    if len(value) == 10 and _ISBN10.fullmatch(value):
+        if _ISBN13.fullmatch(value) and _ean_ok(value):
+            return value
+    elif len(value) == 10 and _ISBN10.fullmatch(value):
         # stdnum: an ISBN-10 is valid when Σ (i+1)·dᵢ ≡ check (mod 11), X standing for 10; it becomes 978 + its
         # first nine digits + the EAN-13 check digit.
         check = sum((position + 1) * int(digit) for position, digit in enumerate(value[:9])) % 11
@@ -66,6 +69,13 @@ def _fast_isbn(value: str) -> str | None:
         body = "978" + value[:9]
         total = sum(map(int, body[0::2])) + 3 * sum(map(int, body[1::2]))
         return body + str((10 - total % 10) % 10)
+    # "ISBN 978-89-374-6088-3", "ISBN-13: 978 89 ...": the server strips the prefix (its own pattern), then stdnum
+    # removes spaces and hyphens; when only ASCII digits remain, the rules above decide.
+    rest = _ISBN_PREFIX.sub("", value.strip(), count=1).strip()
+    if _ISBN_DECORATED.fullmatch(rest):
+        compact = rest.replace("-", "").replace(" ", "")
+        if compact != value and len(compact) in (10, 13):
+            return _fast_isbn(compact)
     return None
 
 
@@ -96,17 +106,19 @@ _QUERY_SAFE = _UNRESERVED | frozenset("~:/?[]@!$'()*+,;")
 _QUERY_LITERAL = "A-Za-z0-9\\-._~!$'()*+,;:@/?\\[\\]"
 _QUERY_ESCAPES = _escapes([c for c in range(128) if chr(c) not in _QUERY_SAFE or chr(c) == "+"])
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_QCHAR = rf"(?:[{_QUERY_LITERAL}]|%(?:{_QUERY_ESCAPES[1:]}))"
-_PARAM = rf"(?:{_QCHAR}+(?:={_QCHAR}*)?|={_QCHAR}*)"
+# Written as "literals, then (escape, literals)*" so that the common case, no escape, is one character-class run.
+_QTEXT = rf"[{_QUERY_LITERAL}]*(?:%(?:{_QUERY_ESCAPES[1:]})[{_QUERY_LITERAL}]*)*"
+_PARAM = rf"(?=[^&\n])(?:{_QTEXT})(?:={_QTEXT})?"
 _FAST_URL = re.compile(
     rf"https?://(?P<host>{_LABEL}(?:\.{_LABEL})*)"
-    rf"(?P<path>/(?:[{_PATH_LITERAL}]|%(?:{_PATH_ESCAPES[1:]}))*)"
+    rf"(?P<path>/[{_PATH_LITERAL}]*(?:%(?:{_PATH_ESCAPES[1:]})[{_PATH_LITERAL}]*)*)"
     rf"(?:\?{_PARAM}(?:&{_PARAM})*)?"
 )
 
 
 def _fast_url(value: str) -> str | None:
-    """``value`` itself when it is already a normalized URL of the common shape, else None (not decided here).
+    """The normalized URL when ``value`` is one of the common shape (or becomes one by cutting its fragment and
+    lower-casing its scheme and host), else None (not decided here).
 
     The shape: lower-case http(s) scheme and ASCII host (no port, no user, no trailing dot, no "--" that IDNA would
     read), a path without empty, "." or ".." segments, a query without empty parameters, no fragment, and only the
@@ -114,15 +126,30 @@ def _fast_url(value: str) -> str | None:
     """
     if len(value) > MAX_VALUE_LENGTH:
         return None
+    if _url_is_normal(value):
+        return value
+    # Two departures the server's normalizer undoes without touching the rest: a fragment (cut before anything
+    # else) and an upper-case ASCII scheme or host (lower-cased, and an ASCII lower-case host is its own IDNA form).
+    # When what remains is normal, it is the key.
+    cut = value.partition("#")[0]
+    head, separator, rest = cut.partition("://")
+    authority, slash, tail = rest.partition("/")
+    if not separator or not (head + authority).isascii():
+        return None
+    candidate = f"{head.lower()}://{authority.lower()}{slash}{tail}"
+    if candidate != value and _url_is_normal(candidate):
+        return candidate
+    return None
+
+
+def _url_is_normal(value: str) -> bool:
     match = _FAST_URL.fullmatch(value)
     if match is None:
-        return None
+        return False
     path = match.group("path")
     if "//" in path or "/./" in path or "/../" in path or path.endswith(("/.", "/..")):
-        return None
-    if "--" in match.group("host"):
-        return None
-    return value
+        return False
+    return "--" not in match.group("host")
 
 
 _FAST: dict[str, Callable[[str], str | None]] = {

@@ -107,7 +107,7 @@ def filter_file(
     purpose: str = "train-ai",
     keep_invalid: bool = False,
     file_format: str | None = None,
-    batch_size: int = 100_000,
+    batch_size: int = 20_000,
     report_path: Path | None = None,
     online: HttpClient | None = None,
     online_batch: int = 1_000,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any
+
+# urllib.request is imported on first use: it brings in ssl and OpenSSL's libraries (several MB), which a process
+# that only filters offline does not need.
 
 __all__ = ["HttpClient", "RegistryHTTPError"]
 
@@ -33,7 +34,6 @@ class HttpClient:
     timeout: float = 60.0
     retries: int = 4
     backoff: float = 1.0
-    _opener: urllib.request.OpenerDirector = field(default_factory=urllib.request.build_opener, repr=False)
 
     def url(self, path: str, query: Mapping[str, Any] | None = None) -> str:
         url = self.base_url.rstrip("/") + path
@@ -60,6 +60,9 @@ class HttpClient:
         ok: tuple[int, ...] = (200,),
     ) -> Any:
         """The response (a file-like object with ``.status`` and ``.headers``) of a request, retried on 429/5xx."""
+        import urllib.error
+        import urllib.request
+
         data = None
         all_headers = self._headers(headers)
         if body is not None:
@@ -70,7 +73,7 @@ class HttpClient:
         while True:
             request = urllib.request.Request(url, data=data, headers=all_headers, method=method)
             try:
-                response = self._opener.open(request, timeout=self.timeout)
+                response = urllib.request.urlopen(request, timeout=self.timeout)
             except urllib.error.HTTPError as error:
                 if error.code in ok:
                     return error
@@ -114,7 +117,7 @@ def _retry_after(header: str | None, default: float) -> float:
         return default
 
 
-def _http_error(url: str, error: urllib.error.HTTPError) -> RegistryHTTPError:
+def _http_error(url: str, error: Any) -> RegistryHTTPError:
     code = None
     message = error.reason
     try:

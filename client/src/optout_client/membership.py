@@ -13,7 +13,6 @@ hashes searched with ``bisect``: exact, 8 bytes a key, and slower.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from array import array
 from bisect import bisect_left
@@ -28,16 +27,18 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["Membership", "MembershipFileError", "hashes_of", "key_hash"]
 
-try:  # CPython's own SHA-256 is faster than OpenSSL's for short inputs (no EVP context per call).
+# CPython's own SHA-256 is faster than OpenSSL's for short inputs (no EVP context per call), and importing it does not
+# map OpenSSL's libraries into memory.
+try:
     from _sha256 import sha256 as _sha256  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # pragma: no cover - Python 3.12+ names it _sha2
     try:
         from _sha2 import sha256 as _sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
     except ImportError:
-        _sha256 = hashlib.sha256
+        from hashlib import sha256 as _sha256
 _digest = type(_sha256()).digest
 
-_CHUNK = 1 << 20  # entries read at a time while loading (8 MB)
+_CHUNK = 1 << 15  # entries read at a time while loading (256 KB): the temporaries stay small
 
 
 class MembershipFileError(ValueError):
@@ -46,7 +47,7 @@ class MembershipFileError(ValueError):
 
 def key_hash(key: str) -> int:
     """The membership hash of a key text ``scheme:value``."""
-    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
+    return int.from_bytes(_digest(_sha256(key.encode("utf-8")))[:8], "big")
 
 
 def hashes_of(keys: list[bytes]) -> Any:
@@ -113,7 +114,9 @@ class Membership:
             return cls(count=count, table=table)
         bits = max(8, min(20, count.bit_length()))
         fingerprints = np.empty(count, dtype=np.uint32)
-        buckets = np.zeros(1 << bits, dtype=np.int64)
+        offset_type = np.int32 if count < 2**31 - 1 else np.int64
+        offsets = np.zeros((1 << bits) + 1, dtype=offset_type)
+        buckets: Any = offsets[1:]  # counts first, made cumulative in place at the end
         position = 0
         previous: int | None = None
         for block in chunks:
@@ -123,11 +126,11 @@ class Membership:
             if (previous is not None and int(native[0]) <= previous) or bool(np.any(native[1:] <= native[:-1])):
                 raise MembershipFileError("The membership file is not sorted and de-duplicated.")
             previous = int(native[-1])
-            buckets += np.bincount((native >> np.uint64(64 - bits)).astype(np.intp), minlength=1 << bits)
+            present, counts = np.unique((native >> np.uint64(64 - bits)).astype(np.intp), return_counts=True)
+            buckets[present] = buckets[present] + counts
             fingerprints[position : position + len(native)] = (native >> np.uint64(32 - bits)) & np.uint64(0xFFFFFFFF)
             position += len(native)
-        offsets = np.zeros((1 << bits) + 1, dtype=np.int64)
-        np.cumsum(buckets, out=offsets[1:])
+        np.cumsum(buckets, out=buckets)
         return cls(count=count, offsets=offsets, fingerprints=fingerprints)
 
     def contains(self, value: int) -> bool:

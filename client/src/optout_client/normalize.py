@@ -16,9 +16,14 @@ from datetime import datetime, timedelta, timezone
 from types import ModuleType
 from urllib.parse import unquote, urlsplit
 
-from stdnum import isan, isbn, ismn, isrc, issn
-from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidLength, ValidationError
+from typing import TYPE_CHECKING
+
 from url_normalize import url_normalize
+
+# python-stdnum is imported where it is used: it costs several MB of memory, and a filter whose identifiers take the
+# fast paths (optout_client.fastkeys) never needs it.
+if TYPE_CHECKING:
+    from stdnum.exceptions import ValidationError
 
 __all__ = [
     "SCHEMES",
@@ -144,6 +149,8 @@ def _bad_checksum(scheme: str) -> InvalidIdentifier:
 
 
 def _from_stdnum(scheme: str, error: ValidationError, component_message: str) -> InvalidIdentifier:
+    from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidLength
+
     # InvalidLength subclasses InvalidFormat, so it is tested first.
     if isinstance(error, InvalidChecksum):
         return _bad_checksum(scheme)
@@ -171,6 +178,9 @@ _ISAN_PREFIX = re.compile(r"^(?:URN\s*:\s*)?ISAN(?:\s*:\s*|\s+)", re.IGNORECASE)
 
 
 def _isbn(value: str) -> str:
+    from stdnum import isbn
+    from stdnum.exceptions import ValidationError
+
     # Fast path for the already normalized form; anything else goes through stdnum.
     if _ISBN13_COMPACT.fullmatch(value) and _ean13_check_ok(value):
         return value
@@ -189,6 +199,9 @@ def _ean13_check_ok(digits: str) -> bool:
 
 
 def _issn(value: str) -> str:
+    from stdnum import issn
+    from stdnum.exceptions import ValidationError
+
     value = _strip_prefix(value, _ISSN_PREFIX)
     try:
         return str(issn.validate(value))
@@ -197,6 +210,9 @@ def _issn(value: str) -> str:
 
 
 def _ismn(value: str) -> str:
+    from stdnum import ismn
+    from stdnum.exceptions import ValidationError
+
     value = _strip_prefix(value, _ISMN_PREFIX)
     try:
         number = ismn.validate(value)
@@ -206,6 +222,9 @@ def _ismn(value: str) -> str:
 
 
 def _isrc(value: str) -> str:
+    from stdnum import isrc
+    from stdnum.exceptions import ValidationError
+
     value = _strip_prefix(value, _ISRC_PREFIX)
     number = isrc.compact(value)
     # "IS" is Iceland's country code, so a bare "ISRC" is a prefix only when 12 characters follow it.
@@ -218,6 +237,9 @@ def _isrc(value: str) -> str:
 
 
 def _isan(value: str) -> str:
+    from stdnum import isan
+    from stdnum.exceptions import ValidationError
+
     value = _strip_prefix(value, _ISAN_PREFIX)
     try:
         # The canonical form always carries the check characters, computed when they were left out.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ __all__ = [
 
 PURPOSES = ("train-ai", "train-genai")
 NOT_PERMITTED = frozenset({"refused", "license_required"})
+_CHUNK = 1 << 14  # items classified at a time: small temporaries, and no slower
 
 # Codes of classify_many, one per item.
 PERMITTED = 0
@@ -63,6 +63,7 @@ class _View:
     refused: set[int] = field(default_factory=set)
     permitted: set[int] = field(default_factory=set)
     prefixes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    prefix_hosts: frozenset[bytes] = frozenset()
     kinds: set[str] = field(default_factory=set)
     refused_array: Any = None
     permitted_array: Any = None
@@ -109,6 +110,8 @@ class Registry:
         manifest_path = state.snapshot_dir(directory) / "manifest.json"
         manifest = json.loads(manifest_path.read_bytes())
         if verify:
+            import hashlib
+
             verify_signed(manifest, {state.key_id: b64decode(state.public_key)}, what="snapshot manifest")
             for entry in manifest["files"]:
                 path = state.snapshot_dir(directory) / entry["name"]
@@ -206,6 +209,13 @@ class Registry:
         a numpy ``uint8`` array, or a list of ints without numpy."""
         view = self._view(purpose, at)
         items: Sequence[Any] = _as_list(values)
+        count = len(items)
+        if count > _CHUNK:  # bounded temporaries, whatever the caller's batch size
+            parts = [self._classify(scheme, items[start : start + _CHUNK], purpose, view) for start in range(0, count, _CHUNK)]
+            return np.concatenate(parts) if np is not None else [code for part in parts for code in part]
+        return self._classify(scheme, items, purpose, view)
+
+    def _classify(self, scheme: str, items: Sequence[Any], purpose: str, view: _View) -> Any:
         batch = key_batch(scheme, items)
         count = len(items)
         if np is None:
@@ -237,10 +247,14 @@ class Registry:
         if view.prefixes and batch.keys[0].startswith(b"url:"):
             prefixes = view.prefixes
             keys = batch.keys
+            hosts = view.prefix_hosts
+            # A cheap look at the host first ("url:https://HOST[:port]/…"; a bracketed IPv6 host is always looked
+            # at fully), then the exact check for the few on a host with refused prefixes.
             hits = [
                 j
                 for j in np.flatnonzero(~listed).tolist()
-                if _refused_prefix(prefixes, keys[j][4:].decode("utf-8")) is not None
+                if (keys[j].split(b"/", 3)[2].partition(b":")[0] in hosts or keys[j].split(b"/", 3)[2][:1] == b"[")
+                and _refused_prefix(prefixes, keys[j][4:].decode("utf-8")) is not None
             ]
             if hits:
                 codes[index[np.asarray(hits, dtype=np.intp)]] = NOT_PERMITTED_URL_PREFIX
@@ -293,6 +307,7 @@ class Registry:
                 (kinds[purpose].add if not_permitted else kinds[purpose].discard)(subject)
         for purpose, view in views.items():
             view.prefixes = _prefix_index(prefixes[purpose])
+            view.prefix_hosts = frozenset(host.encode("utf-8") for host in view.prefixes)
             view.kinds = kinds[purpose]
             if np is not None:
                 view.refused_array = np.fromiter(view.refused, dtype=np.uint64, count=len(view.refused))

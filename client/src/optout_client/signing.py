@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -48,6 +47,8 @@ def b64decode(text: str) -> bytes:
 
 
 def key_id_of(raw_public_key: bytes) -> str:
+    import hashlib
+
     return hashlib.sha256(raw_public_key).hexdigest()[:16]
 
 

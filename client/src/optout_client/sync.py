@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
-import http.client
 import json
 import re
 import shutil
@@ -212,6 +210,8 @@ def _get_bytes(client: HttpClient, path: str) -> bytes:
 
 
 def _sha256_of(path: Path) -> str:
+    import hashlib
+
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while block := handle.read(_BLOCK):
@@ -276,6 +276,8 @@ def _fetch_resuming(client: HttpClient, path: str, part: Path, size: int, sha256
 
 
 def _fetch_file(client: HttpClient, path: str, part: Path, size: int, sha256: str) -> None:
+    import http.client
+
     have = part.stat().st_size if part.exists() else 0
     if have > size:
         part.unlink()
