@@ -34,11 +34,10 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-
-from optout_client import Registry  # noqa: E402
-from optout_client.fastkeys import key_batch  # noqa: E402
-from optout_client.membership import hashes_of  # noqa: E402
+import numpy as np
+from optout_client import Registry
+from optout_client.fastkeys import key_batch
+from optout_client.membership import hashes_of
 
 BATCH = 100_000
 GOALS = {"isbn": 1_000_000, "doi": 1_000_000, "url": 300_000}
@@ -110,8 +109,12 @@ def build(directory: Path, keys: int) -> dict[str, int]:
         hashes.append(hashes_of(batch.keys))
     membership = np.unique(np.concatenate(hashes)).astype(">u8").tobytes()
     prefixes = [
-        {"purpose": "train-ai", "host": f"www.site{n}.example", "prefix": f"https://www.site{n}.example/private/",
-         "refusal_id": n}
+        {
+            "purpose": "train-ai",
+            "host": f"www.site{n}.example",
+            "prefix": f"https://www.site{n}.example/private/",
+            "refusal_id": n,
+        }
         for n in range(1000)
     ]
     install_local(
@@ -181,13 +184,17 @@ def memory_child(directory: Path) -> None:
         removed += int((copy.classify_many("isbn", values, "train-ai") != 0).sum())
         elapsed += time.perf_counter() - start
         total += len(values)
-    print(json.dumps({
-        "keys": len(copy.membership("train-ai")),
-        "loaded_rss_mb": loaded_mb,
-        "peak_rss_mb": _peak_rss_mb(),
-        "isbn_items_per_s": total / elapsed,
-        "removed": removed,
-    }))
+    print(
+        json.dumps(
+            {
+                "keys": len(copy.membership("train-ai")),
+                "loaded_rss_mb": loaded_mb,
+                "peak_rss_mb": _peak_rss_mb(),
+                "isbn_items_per_s": total / elapsed,
+                "removed": removed,
+            }
+        )
+    )
 
 
 def build_random(directory: Path, keys: int) -> None:
@@ -205,7 +212,6 @@ def build_random(directory: Path, keys: int) -> None:
 def parquet_filter(directory: Path, work: Path, rows: int) -> dict[str, float]:
     import pyarrow as pa
     import pyarrow.parquet as pq
-
     from optout_client.filter import filter_file
 
     values, _ = items("isbn", rows, rows)
@@ -214,8 +220,15 @@ def parquet_filter(directory: Path, work: Path, rows: int) -> dict[str, float]:
     copy = Registry.open(directory)
     copy.membership("train-ai")
     start = time.perf_counter()
-    report = filter_file(copy, input_path=source, column="isbn", scheme="isbn", kept_path=work / "kept.parquet",
-                         removed_path=work / "removed.parquet", report_path=work / "report.json")
+    report = filter_file(
+        copy,
+        input_path=source,
+        column="isbn",
+        scheme="isbn",
+        kept_path=work / "kept.parquet",
+        removed_path=work / "removed.parquet",
+        report_path=work / "report.json",
+    )
     elapsed = time.perf_counter() - start
     return {"rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed, "removed": report["counts"]["removed"]}
 
@@ -233,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         memory_child(arguments.memory_child)
         return 0
     pinned = _pin_one_core()
-    api_rate = arguments.api_rate or (float(os.environ["OPTOUT_API_BATCH_RATE"]) if os.environ.get(
-        "OPTOUT_API_BATCH_RATE") else None)
+    api_rate = arguments.api_rate or (
+        float(os.environ["OPTOUT_API_BATCH_RATE"]) if os.environ.get("OPTOUT_API_BATCH_RATE") else None
+    )
     with tempfile.TemporaryDirectory(prefix="optout-client-bench-") as temporary:
         work = Path(temporary)
         started = time.perf_counter()
@@ -254,24 +268,32 @@ def main(argv: list[str] | None = None) -> int:
         if api_rate:
             print(f"  API batch lookups: {api_rate:,.0f} items/s (given)")
         else:
-            print("  API batch rate: not given (pass --api-rate N from bench/lookup.py's batch figure, or set "
-                  "$OPTOUT_API_BATCH_RATE); no ratio printed")
+            print(
+                "  API batch rate: not given (pass --api-rate N from bench/lookup.py's batch figure, or set "
+                "$OPTOUT_API_BATCH_RATE); no ratio printed"
+            )
         if arguments.parquet_rows:
             figure = parquet_filter(work / "copy", work, arguments.parquet_rows)
-            print(f"\noptout filter, Parquet, {figure['rows']:,} rows (ISBN column, report included): "
-                  f"{figure['rows_per_s']:,.0f} rows/s ({figure['seconds']:.2f} s)")
+            print(
+                f"\noptout filter, Parquet, {figure['rows']:,} rows (ISBN column, report included): "
+                f"{figure['rows_per_s']:,.0f} rows/s ({figure['seconds']:.2f} s)"
+            )
         if arguments.memory_keys:
             build_random(work / "memory", arguments.memory_keys)
             child = subprocess.run(
                 [sys.executable, __file__, "--memory-child", str(work / "memory")],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             memory = json.loads(child.stdout)
             verdict = "PASS" if memory["peak_rss_mb"] < 100 else "FAIL"
             ok &= verdict == "PASS"
-            print(f"\nmemory: {memory['keys']:,} refused keys, a million ISBNs filtered: peak RSS "
-                  f"{memory['peak_rss_mb']:.1f} MB (goal under 100 MB: {verdict}); "
-                  f"{memory['isbn_items_per_s']:,.0f} items/s there")
+            print(
+                f"\nmemory: {memory['keys']:,} refused keys, a million ISBNs filtered: peak RSS "
+                f"{memory['peak_rss_mb']:.1f} MB (goal under 100 MB: {verdict}); "
+                f"{memory['isbn_items_per_s']:,.0f} items/s there"
+            )
     return 0 if ok else 1
 
 

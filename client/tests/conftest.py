@@ -8,9 +8,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_registry import FakeRegistry, serve  # noqa: E402
-
-from optout_client.testing import TestKey  # noqa: E402
+from fake_registry import FakeRegistry, serve
+from optout_client.testing import TestKey
 
 
 @pytest.fixture(scope="session")

@@ -51,15 +51,33 @@ class FakeRegistry:
             try:
                 key = str(identifier_normalize(item["scheme"], item["value"]))
             except InvalidIdentifier as error:
-                results.append({"index": index, "input": item, "key": None, "status": "invalid", "may_train": False,
-                                "reason": {"code": error.code}})
+                results.append(
+                    {
+                        "index": index,
+                        "input": item,
+                        "key": None,
+                        "status": "invalid",
+                        "may_train": False,
+                        "reason": {"code": error.code},
+                    }
+                )
                 continue
             refused = key in self.refused_keys
-            results.append({"index": index, "input": item, "key": key, "status": "refused" if refused else
-                            "unregistered", "may_train": not refused})
+            results.append(
+                {
+                    "index": index,
+                    "input": item,
+                    "key": key,
+                    "status": "refused" if refused else "unregistered",
+                    "may_train": not refused,
+                }
+            )
         payload = {
-            "request": {"purpose": body.get("purpose"), "as_of": rfc3339(datetime.now(UTC)),
-                        "item_count": len(results)},
+            "request": {
+                "purpose": body.get("purpose"),
+                "as_of": rfc3339(datetime.now(UTC)),
+                "item_count": len(results),
+            },
             "results": results,
             "issued_at": rfc3339(datetime.now(UTC)),
             "caller": "api_key:test",
@@ -112,8 +130,11 @@ def _handler(registry: FakeRegistry) -> type[BaseHTTPRequestHandler]:
                 page = later[:limit]
                 return self._json(
                     200,
-                    {"changes": page, "next_cursor": page[-1]["cursor"] if page else after,
-                     "has_more": len(later) > limit},
+                    {
+                        "changes": page,
+                        "next_cursor": page[-1]["cursor"] if page else after,
+                        "has_more": len(later) > limit,
+                    },
                 )
             return self._json(404, {"error": {"code": "not_found", "message": "Not found."}})
 

@@ -15,9 +15,8 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from optout_client import Membership, Registry, key_hash
-from optout_client.ed25519 import _verify_pure, ed25519_verify
+from optout_client.ed25519 import ed25519_verify, verify_pure
 from optout_client.jcs import canonicalize
 from optout_client.membership import MembershipFileError
 from optout_client.testing import SnapshotFiles, TestKey, change_json, install_local, membership_bytes
@@ -91,7 +90,7 @@ def _isbn13(rng: random.Random) -> str:
 
 @pytest.fixture
 def big_copy(tmp_path: Path, test_key: TestKey) -> tuple[Registry, list[str], list[str]]:
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311
     refused = [_isbn13(rng) for _ in range(3000)]
     urls = [f"https://site{n % 50}.example/p/{n}" for n in range(2000)]
     keys = [f"isbn:{v}" for v in refused] + [f"url:{u}" for u in urls[:300]]
@@ -103,7 +102,12 @@ def big_copy(tmp_path: Path, test_key: TestKey) -> tuple[Registry, list[str], li
             keys={"train-ai": keys, "train-genai": keys[:10]},
             url_prefixes=[
                 {"purpose": "train-ai", "host": "site7.example", "prefix": "https://site7.example/p/", "refusal_id": 1},
-                {"purpose": "train-ai", "host": "site8.example", "prefix": "https://site8.example/p/1", "refusal_id": 2},
+                {
+                    "purpose": "train-ai",
+                    "host": "site8.example",
+                    "prefix": "https://site8.example/p/1",
+                    "refusal_id": 2,
+                },
             ],
         ),
         test_key,
@@ -111,7 +115,9 @@ def big_copy(tmp_path: Path, test_key: TestKey) -> tuple[Registry, list[str], li
             change_json(6, keys[0], "permitted", T + timedelta(minutes=1), old_status="refused"),
             change_json(7, "isbn:9780306406157", "license_required", T),
             change_json(8, "https://site9.example/", "refused", T, subject_type="url_prefix", host="site9.example"),
-            change_json(9, "https://site7.example/p/", "permitted", T, subject_type="url_prefix", purpose="train-genai"),
+            change_json(
+                9, "https://site7.example/p/", "permitted", T, subject_type="url_prefix", purpose="train-genai"
+            ),
         ],
     )
     return Registry.open(tmp_path), refused, urls
@@ -119,11 +125,19 @@ def big_copy(tmp_path: Path, test_key: TestKey) -> tuple[Registry, list[str], li
 
 def test_vectorized_equals_scalar(big_copy: tuple[Registry, list[str], list[str]]) -> None:
     copy, refused, urls = big_copy
-    rng = random.Random(3)
+    rng = random.Random(3)  # noqa: S311
     isbns: list[Any] = refused + [_isbn13(rng) for _ in range(3000)] + ["9780306406157", "0-306-40615-2", "bad", None]
     rng.shuffle(isbns)
-    odd_urls: list[Any] = urls + ["HTTPS://SITE7.example/p/9", "https://site8.example/p/1000", "https://site8.example/p/2",
-                                  "ftp://x", "", None, "https://site9.example"]
+    odd_urls: list[Any] = [
+        *urls,
+        "HTTPS://SITE7.example/p/9",
+        "https://site8.example/p/1000",
+        "https://site8.example/p/2",
+        "ftp://x",
+        "",
+        None,
+        "https://site9.example",
+    ]
     for purpose in ("train-ai", "train-genai"):
         for scheme, values in (("isbn", isbns), ("url", odd_urls)):
             many = copy.may_train_many(scheme, values, purpose)
@@ -146,7 +160,7 @@ def test_vectorized_equals_scalar(big_copy: tuple[Registry, list[str], list[str]
 
 def test_the_library_works_without_numpy(big_copy: tuple[Registry, list[str], list[str]]) -> None:
     copy, refused, urls = big_copy
-    values = refused[:50] + ["9788937460883", "bad"] + urls[:5]
+    values = [*refused[:50], "9788937460883", "bad", *urls[:5]]
     expected = {scheme: copy.may_train_many(scheme, values) for scheme in ("isbn", "url")}
     code = (
         "import sys, json; sys.modules['numpy'] = None\n"
@@ -155,7 +169,10 @@ def test_the_library_works_without_numpy(big_copy: tuple[Registry, list[str], li
         "print(json.dumps({s: copy.may_train_many(s, values) for s in ('isbn', 'url')}))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code, str(copy.directory), json.dumps(values)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, str(copy.directory), json.dumps(values)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert json.loads(result.stdout) == expected
 
@@ -171,7 +188,8 @@ def test_membership_matches_a_set_exactly_on_random_hashes(tmp_path: Path) -> No
     assert found.tolist() == np.isin(probes, members).tolist()
     # The index compares the top bucket_bits + 32 bits: a hash differing from a member only below them is a
     # (documented) false positive, never a false negative.
-    assert membership.contains(int(members[0]) ^ 1) and membership.bucket_bits + 32 == 50
+    assert membership.contains(int(members[0]) ^ 1)
+    assert membership.bucket_bits + 32 == 50
     assert [membership.contains(int(v)) for v in probes[:2000]] == found[:2000].tolist()
     assert Membership.empty().contains_many(probes[:3]).tolist() == [False] * 3
 
@@ -208,30 +226,39 @@ def test_jcs_matches_rfc_8785() -> None:
     assert canonicalize({"literals": [None, True, False]}) == b'{"literals":[null,true,false]}'
     # Members sorted by UTF-16 code units: U+FB01 sorts after U+1F600 (surrogates D83D DE00), unlike by code point.
     assert canonicalize({"\ufb01": 1, "\U0001f600": 2, "a": 3}) == '{"a":3,"😀":2,"ﬁ":1}'.encode()
-    for value, text in [(0.0, "0"), (-0.0, "0"), (1e21, "1e+21"), (1e20, "100000000000000000000"), (1e-7, "1e-7"),
-                        (123.0, "123"), (-1.5, "-1.5"), (2**60, "1152921504606847000")]:
+    for value, text in [
+        (0.0, "0"),
+        (-0.0, "0"),
+        (1e21, "1e+21"),
+        (1e20, "100000000000000000000"),
+        (1e-7, "1e-7"),
+        (123.0, "123"),
+        (-1.5, "-1.5"),
+        (2**60, "1152921504606847000"),
+    ]:
         assert canonicalize(value) == text.encode(), value
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="NaN"):
         canonicalize(float("nan"))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="surrogates"):
         canonicalize("\ud800")
 
 
 def test_the_pure_python_verifier_agrees_with_cryptography(test_key: TestKey) -> None:
-    rng = random.Random(1)
+    rng = random.Random(1)  # noqa: S311
     for length in (0, 1, 100, 1000):
         message = bytes(rng.randrange(256) for _ in range(length))
         signature = test_key.private.sign(message)
-        assert _verify_pure(test_key.public_raw, signature, message)
+        assert verify_pure(test_key.public_raw, signature, message)
         assert ed25519_verify(test_key.public_raw, signature, message)
         tampered = bytearray(signature)
         tampered[rng.randrange(64)] ^= 1 << rng.randrange(8)
-        assert not _verify_pure(test_key.public_raw, bytes(tampered), message)
+        assert not verify_pure(test_key.public_raw, bytes(tampered), message)
         assert not ed25519_verify(test_key.public_raw, bytes(tampered), message)
-        assert not _verify_pure(test_key.public_raw, signature, message + b"x")
+        assert not verify_pure(test_key.public_raw, signature, message + b"x")
     # RFC 8032 section 7.1, test 1.
     public = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
     signature = bytes.fromhex(
         "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
     )
-    assert _verify_pure(public, signature, b"") and ed25519_verify(public, signature, b"")
+    assert verify_pure(public, signature, b"")
+    assert ed25519_verify(public, signature, b"")

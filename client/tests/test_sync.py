@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from fake_registry import API_KEY, FakeRegistry
-
 from optout_client import Registry, SnapshotRefused, SyncError, sync
 from optout_client.cli import main
 from optout_client.http import RegistryHTTPError
@@ -16,7 +15,12 @@ from optout_client.testing import SnapshotFiles, TestKey, change_json
 
 REFUSED = "isbn:9780306406157"
 OTHER = "isbn:9788937460883"
-PREFIX = {"purpose": "train-ai", "host": "news.example.kr", "prefix": "https://news.example.kr/opinion/", "refusal_id": 7}
+PREFIX = {
+    "purpose": "train-ai",
+    "host": "news.example.kr",
+    "prefix": "https://news.example.kr/opinion/",
+    "refusal_id": 7,
+}
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -41,13 +45,15 @@ def test_sync_verifies_and_answers(fake_registry: FakeRegistry, tmp_path: Path) 
     result = _sync(fake_registry, tmp_path)
 
     copy = Registry.open(tmp_path, verify=True)
-    assert copy.snapshot_id == snapshot.snapshot_id and copy.cursor == 10
+    assert copy.snapshot_id == snapshot.snapshot_id
+    assert copy.cursor == 10
     assert not copy.may_train("isbn", "0-306-40615-2")
     assert copy.may_train("isbn", "9788937460883")
     assert not copy.may_train("url", "HTTPS://news.example.kr/opinion/2026/a.html")
     assert copy.may_train("url", "https://news.example.kr/sports/a.html")
     assert not copy.may_train("isbn", "not an isbn")
-    assert result.new_snapshot and result.downloaded_files == 6  # type: ignore[attr-defined]
+    assert result.new_snapshot  # type: ignore[attr-defined]
+    assert result.downloaded_files == 6  # type: ignore[attr-defined]
 
 
 def test_sync_applies_the_feed_and_future_changes_wait_for_their_instant(
@@ -66,7 +72,8 @@ def test_sync_applies_the_feed_and_future_changes_wait_for_their_instant(
     result = _sync(fake_registry, tmp_path, page_size=2)  # three pages
 
     copy = Registry.open(tmp_path)
-    assert result.cursor == 15 and result.changes_applied == 4  # type: ignore[attr-defined]
+    assert result.cursor == 15  # type: ignore[attr-defined]
+    assert result.changes_applied == 4  # type: ignore[attr-defined]
     assert copy.may_train("isbn", "9780306406157")  # withdrawn by the feed
     assert not copy.may_train("url", "https://b.example/x")
     assert not copy.may_train("url", "https://c.example/private/page")
@@ -80,7 +87,8 @@ def test_sync_applies_the_feed_and_future_changes_wait_for_their_instant(
     # Nothing new: the snapshot is not downloaded again, and the feed resumes from the copy's cursor.
     fake_registry.served.clear()
     again = _sync(fake_registry, tmp_path)
-    assert not again.new_snapshot and again.changes_applied == 0  # type: ignore[attr-defined]
+    assert not again.new_snapshot  # type: ignore[attr-defined]
+    assert again.changes_applied == 0  # type: ignore[attr-defined]
     assert not [line for line in fake_registry.served if "/files/" in line]
     assert "GET /api/v1/changes" in fake_registry.served
 
@@ -120,7 +128,7 @@ def test_a_file_with_one_changed_byte_is_refused_and_nothing_is_replaced(
     data[3] ^= 0x01
     fake_registry.files[second.snapshot_id]["keys-train-ai.bin"] = bytes(data)
 
-    with pytest.raises(SnapshotRefused, match="keys-train-ai.bin does not have the size and SHA-256"):
+    with pytest.raises(SnapshotRefused, match=r"keys-train-ai\.bin does not have the size and SHA-256"):
         _sync(fake_registry, tmp_path)
 
     assert (tmp_path / "state.json").read_bytes() == state_before
@@ -136,7 +144,8 @@ def test_a_file_with_one_changed_byte_is_refused_and_nothing_is_replaced(
     assert fetched == [f"GET /api/v1/snapshots/{second.snapshot_id}/files/keys-train-ai.bin"]
     copy = Registry.open(tmp_path, verify=True)
     assert copy.snapshot_id == second.snapshot_id
-    assert copy.may_train("isbn", "9780306406157") and not copy.may_train("isbn", "9788937460883")
+    assert copy.may_train("isbn", "9780306406157")
+    assert not copy.may_train("isbn", "9788937460883")
     assert [p.name for p in (tmp_path / "snapshots").iterdir()] == [second.snapshot_id]
     assert not (tmp_path / "staging").exists()
 
@@ -188,13 +197,15 @@ def test_a_partial_file_left_by_an_earlier_run_is_resumed(fake_registry: FakeReg
 
     _sync(fake_registry, tmp_path)
 
-    assert f"GET /api/v1/snapshots/{snapshot.snapshot_id}/files/keys-train-genai.bin bytes=8000-" in fake_registry.served
+    assert (
+        f"GET /api/v1/snapshots/{snapshot.snapshot_id}/files/keys-train-genai.bin bytes=8000-" in fake_registry.served
+    )
     assert not Registry.open(tmp_path, verify=True).may_train("doi", "10.1000/2999", "train-genai")
 
 
 def test_without_an_api_key_the_error_says_what_to_do(fake_registry: FakeRegistry, tmp_path: Path) -> None:
     fake_registry.publish(_snapshot())
-    with pytest.raises(RegistryHTTPError, match="HTTP 401.*--api-key"):
+    with pytest.raises(RegistryHTTPError, match=r"HTTP 401.*--api-key"):
         sync(fake_registry.base_url, tmp_path)
 
 
@@ -216,7 +227,9 @@ def test_the_cli_syncs_checks_and_reports_refusal(
     assert main(["check", "isbn", "9788937460883", "--dir", str(tmp_path)]) == 0
     assert main(["check", "isbn", "9788937460883", "0-306-40615-2", "x", "--dir", str(tmp_path)]) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert "may train" in lines[0] and "NOT PERMITTED (key)" in lines[2] and "INVALID" in lines[3]
+    assert "may train" in lines[0]
+    assert "NOT PERMITTED (key)" in lines[2]
+    assert "INVALID" in lines[3]
 
     fake_registry.manifest_raw = fake_registry.manifest_raw.replace(b'"cursor": 10', b'"cursor": 11')
     assert main(["sync", "--registry", fake_registry.base_url, "--dir", str(tmp_path), "--quiet"]) == 2

@@ -18,9 +18,7 @@ from optout_client.normalize import (
 from optout_client.registry import PURPOSES, Registry, Verdict
 from optout_client.signing import SignatureError
 from optout_client.state import NotSynced
-
 from optout_client.sync import SnapshotRefused, SyncError, SyncResult, sync
-
 
 __all__ = [
     "PURPOSES",

@@ -31,8 +31,9 @@ def _parser() -> argparse.ArgumentParser:
 
     def add_dir(command: argparse.ArgumentParser) -> None:
         command.add_argument(
-            "--dir", default=os.environ.get("OPTOUT_DIR", DEFAULT_DIR), help="the local copy (default: $OPTOUT_DIR "
-            f"or ./{DEFAULT_DIR})"
+            "--dir",
+            default=os.environ.get("OPTOUT_DIR", DEFAULT_DIR),
+            help=f"the local copy (default: $OPTOUT_DIR or ./{DEFAULT_DIR})",
         )
 
     def add_purpose(command: argparse.ArgumentParser) -> None:

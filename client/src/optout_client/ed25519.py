@@ -7,7 +7,7 @@ receipts of ``--verify-online``. Both are held to the same answers by the tests.
 
 from __future__ import annotations
 
-__all__ = ["ed25519_verify"]
+__all__ = ["ed25519_verify", "verify_pure"]
 
 
 def ed25519_verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
@@ -18,7 +18,7 @@ def ed25519_verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
         from cryptography.exceptions import InvalidSignature
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     except ImportError:
-        return _verify_pure(public_key, signature, message)
+        return verify_pure(public_key, signature, message)
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
     except (InvalidSignature, ValueError):
@@ -95,7 +95,7 @@ assert _GX is not None
 _G: _Point = (_GX, _GY, 1, _GX * _GY % _P)
 
 
-def _verify_pure(public_key: bytes, signature: bytes, message: bytes) -> bool:
+def verify_pure(public_key: bytes, signature: bytes, message: bytes) -> bool:
     import hashlib
 
     a = _decompress(public_key)

@@ -173,7 +173,11 @@ def filter_file(
     if online is not None:
         receipts_path = _receipts_path(report_path, removed_path)
         report["online"] = verify_online(
-            online, context.removed.items, purpose=purpose, receipts_path=receipts_path, batch=online_batch,
+            online,
+            context.removed.items,
+            purpose=purpose,
+            receipts_path=receipts_path,
+            batch=online_batch,
             registry=registry,
         )
     if report_path is not None:
@@ -422,7 +426,9 @@ def verify_online(
             for result in answer.get("results", []):
                 statuses[result.get("status", "?")] = statuses.get(result.get("status", "?"), 0) + 1
                 if result.get("may_train"):
-                    permitted.append({"input": result.get("input"), "key": result.get("key"), "status": result.get("status")})
+                    permitted.append(
+                        {"input": result.get("input"), "key": result.get("key"), "status": result.get("status")}
+                    )
     sha256, _ = _sha256_file(receipts_path)
     return {
         "endpoint": "/api/v1/lookup",
@@ -447,5 +453,3 @@ def _online_keys(client: HttpClient, registry: Registry | None) -> dict[str, byt
         if not keys:
             raise
     return keys
-
-

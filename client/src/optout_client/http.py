@@ -35,6 +35,10 @@ class HttpClient:
     retries: int = 4
     backoff: float = 1.0
 
+    def __post_init__(self) -> None:
+        if not self.base_url.lower().startswith(("http://", "https://")):
+            raise ValueError(f"The registry URL must start with http:// or https://, not {self.base_url!r}.")
+
     def url(self, path: str, query: Mapping[str, Any] | None = None) -> str:
         url = self.base_url.rstrip("/") + path
         if query:
@@ -71,9 +75,10 @@ class HttpClient:
         url = self.url(path, query)
         attempt = 0
         while True:
-            request = urllib.request.Request(url, data=data, headers=all_headers, method=method)
+            # The base URL is checked to be http(s) in __post_init__, so no file: or custom scheme reaches urlopen.
+            request = urllib.request.Request(url, data=data, headers=all_headers, method=method)  # noqa: S310
             try:
-                response = urllib.request.urlopen(request, timeout=self.timeout)
+                response = urllib.request.urlopen(request, timeout=self.timeout)  # noqa: S310
             except urllib.error.HTTPError as error:
                 if error.code in ok:
                     return error

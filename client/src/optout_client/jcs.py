@@ -39,9 +39,7 @@ def _write(value: Any, out: list[str]) -> None:
         out.append("false")
     elif isinstance(value, str):
         out.append(_string(value))
-    elif isinstance(value, int):
-        out.append(_number(value))
-    elif isinstance(value, float):
+    elif isinstance(value, int | float):
         out.append(_number(value))
     elif isinstance(value, dict):
         for key in value:
@@ -88,7 +86,7 @@ def _number(value: int | float) -> str:
     stripped = len("".join(map(str, exponent_tuple.digits))) - len(digits)
     assert isinstance(exponent_tuple.exponent, int)
     k = len(digits)
-    n = k + exponent_tuple.exponent + stripped  # value = 0.digits × 10^n
+    n = k + exponent_tuple.exponent + stripped  # value = 0.digits x 10^n
     if k <= n <= 21:
         text = digits + "0" * (n - k)
     elif 0 < n <= 21:

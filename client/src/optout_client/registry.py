@@ -190,9 +190,7 @@ class Registry:
                 return Verdict(scheme_text, value, purpose, False, "not_permitted", key, f"url_prefix:{prefix}")
         return Verdict(scheme_text, value, purpose, True, "permitted", key, "")
 
-    def may_train_many(
-        self, scheme: str, values: Any, purpose: str = "train-ai", *, at: datetime | None = None
-    ) -> Any:
+    def may_train_many(self, scheme: str, values: Any, purpose: str = "train-ai", *, at: datetime | None = None) -> Any:
         """``may_train`` for every value: a ``list[bool]`` for a list (or any iterable) of strings, a
         ``pyarrow.BooleanArray`` for a pyarrow ``Array``/``ChunkedArray``. Nulls are invalid, so False."""
         codes = self.classify_many(scheme, values, purpose, at=at)
@@ -211,7 +209,10 @@ class Registry:
         items: Sequence[Any] = _as_list(values)
         count = len(items)
         if count > _CHUNK:  # bounded temporaries, whatever the caller's batch size
-            parts = [self._classify(scheme, items[start : start + _CHUNK], purpose, view) for start in range(0, count, _CHUNK)]
+            parts = [
+                self._classify(scheme, items[start : start + _CHUNK], purpose, view)
+                for start in range(0, count, _CHUNK)
+            ]
             return np.concatenate(parts) if np is not None else [code for part in parts for code in part]
         return self._classify(scheme, items, purpose, view)
 
@@ -227,9 +228,12 @@ class Registry:
             for position, key, hashed in zip(batch.index, batch.keys, hashes, strict=True):
                 if (membership.contains(hashed) and hashed not in view.permitted) or hashed in view.refused:
                     codes_list[position] = NOT_PERMITTED_KEY
-                elif view.prefixes and key.startswith(b"url:"):
-                    if _refused_prefix(view.prefixes, key[4:].decode("utf-8")) is not None:
-                        codes_list[position] = NOT_PERMITTED_URL_PREFIX
+                elif (
+                    view.prefixes
+                    and key.startswith(b"url:")
+                    and _refused_prefix(view.prefixes, key[4:].decode("utf-8")) is not None
+                ):
+                    codes_list[position] = NOT_PERMITTED_URL_PREFIX
             return codes_list
         codes = np.zeros(count, dtype=np.uint8)
         if batch.invalid:
@@ -356,5 +360,3 @@ def _refused_prefix(index: dict[str, tuple[str, ...]], url: str) -> str | None:
     if candidates and url.startswith(candidates):
         return next(prefix for prefix in candidates if url.startswith(prefix))
     return None
-
-

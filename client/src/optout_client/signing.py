@@ -53,7 +53,9 @@ def key_id_of(raw_public_key: bytes) -> str:
 
 
 def keys_from_jwks(document: Any) -> dict[str, bytes]:
-    """The Ed25519 keys of a keys.json document, by key id; keys whose ``kid`` does not match their bytes are left out."""
+    """The Ed25519 keys of a keys.json document, by key id.
+
+    Keys whose ``kid`` does not match their bytes are left out."""
     keys: dict[str, bytes] = {}
     entries = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(entries, list):

@@ -67,7 +67,9 @@ def state_load(directory: Path) -> ClientState:
     try:
         data = json.loads(path.read_text("utf-8"))
     except FileNotFoundError:
-        raise NotSynced(f"{directory} holds no copy of the registry yet: run `optout sync --dir {directory}`.") from None
+        raise NotSynced(
+            f"{directory} holds no copy of the registry yet: run `optout sync --dir {directory}`."
+        ) from None
     if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
         raise ValueError(f"{path} is not an optout client state file ({STATE_FORMAT}).")
     return ClientState(**{name: data[name] for name in ClientState.__dataclass_fields__ if name in data})

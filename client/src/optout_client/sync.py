@@ -240,13 +240,15 @@ def _download(
             continue
         final.unlink(missing_ok=True)
         part = staged / (name + ".part")
-        for attempt in (1, 2):
+        for _attempt in (1, 2):
             _fetch_resuming(client, f"/api/v1/snapshots/{snapshot_id}/files/{name}", part, size, sha256, say)
             if part.stat().st_size == size and _sha256_of(part) == sha256:
                 break
             part.unlink()  # a resumed download may have joined two versions: once more from the start
         else:
-            failed.append(f"{name} does not have the size and SHA-256 its signed manifest gives ({size} bytes, {sha256})")
+            failed.append(
+                f"{name} does not have the size and SHA-256 its signed manifest gives ({size} bytes, {sha256})"
+            )
             continue
         part.rename(final)
         downloaded += 1
@@ -265,7 +267,7 @@ class _Interrupted(Exception):
 def _fetch_resuming(client: HttpClient, path: str, part: Path, size: int, sha256: str, say: Progress) -> None:
     """Downloads into ``part``, resuming with Range after a broken connection (a few times, then gives up: the next
     sync resumes from what is on disk)."""
-    for attempt in range(4):
+    for _attempt in range(4):
         try:
             _fetch_file(client, path, part, size, sha256)
             return

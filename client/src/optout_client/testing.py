@@ -149,8 +149,14 @@ class SnapshotFiles:
             data = self.key_hashes.get(purpose)
             files[f"keys-{purpose}.bin"] = data if data is not None else membership_bytes(keys)
             listing += [
-                {"key": key, "purpose": purpose, "status": "refused", "work_id": None, "refusal_id": None,
-                 "since": rfc3339(self.as_of)}
+                {
+                    "key": key,
+                    "purpose": purpose,
+                    "status": "refused",
+                    "work_id": None,
+                    "refusal_id": None,
+                    "since": rfc3339(self.as_of),
+                }
                 for key in keys
             ]
         prefixes = list(self.url_prefixes)
@@ -183,8 +189,11 @@ class SnapshotFiles:
                     "name": name,
                     "bytes": len(data),
                     "sha256": hashlib.sha256(data).hexdigest(),
-                    "media_type": "application/octet-stream" if name.endswith(".bin") else "application/gzip"
-                    if name.endswith(".gz") else "application/json",
+                    "media_type": "application/octet-stream"
+                    if name.endswith(".bin")
+                    else "application/gzip"
+                    if name.endswith(".gz")
+                    else "application/json",
                 }
                 for name, data in sorted(files.items())
             ],
