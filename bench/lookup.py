@@ -246,6 +246,30 @@ def works_load(*, holder: Party, works: int) -> None:
             " SELECT id, 'filed', effective_from, filed_at, NULL FROM optout_refusal"
             " WHERE holder_id = %(holder)s ORDER BY id",
         ),
+        # The status projection the services would have written: each key permitted (owners paid) from its
+        # registration, and a refused work refused from its refusal on, for both purposes (train-ai refuses
+        # both). load_check compares it with the event path on a sample; manage.py status_check checks all of it.
+        (
+            "status segments",
+            "INSERT INTO optout_statussegment (subject_type, subject, host, purpose, valid_from, valid_to, status,"
+            " compensation, regime, pending_refusal, work_id, refusal_id)"
+            " SELECT 'key', 'isbn:' || i.value, '', p.purpose, %(at)s,"
+            " CASE WHEN r.id IS NULL THEN NULL ELSE r.effective_from END, 'permitted', 'owners', 'use_first', false,"
+            " i.work_id, NULL"
+            " FROM bench_n b JOIN registry_identifier i ON i.work_id = b.work_id"
+            " LEFT JOIN optout_refusal r ON r.work_id = b.work_id AND r.holder_id = %(holder)s"
+            " CROSS JOIN (VALUES ('train-ai'), ('train-genai')) AS p(purpose) ORDER BY b.n",
+        ),
+        (
+            "refused segments",
+            "INSERT INTO optout_statussegment (subject_type, subject, host, purpose, valid_from, valid_to, status,"
+            " compensation, regime, pending_refusal, work_id, refusal_id)"
+            " SELECT 'key', 'isbn:' || i.value, '', p.purpose, r.effective_from, NULL, 'refused', 'none',"
+            " 'use_first', false, i.work_id, r.id"
+            " FROM optout_refusal r JOIN registry_identifier i ON i.work_id = r.work_id"
+            " CROSS JOIN (VALUES ('train-ai'), ('train-genai')) AS p(purpose)"
+            " WHERE r.holder_id = %(holder)s ORDER BY r.id",
+        ),
     ]
     print(f"load: {works:,} works, {works // 10:,} refusals")
     started = time.perf_counter()
@@ -259,7 +283,7 @@ def works_load(*, holder: Party, works: int) -> None:
     with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as raw:
         raw.execute(
             "VACUUM (ANALYZE) registry_work, registry_identifier, registry_ownershipclaim, optout_refusal,"
-            " optout_refusalevent"
+            " optout_refusalevent, optout_statussegment"
         )
         # Write the loaded pages out now rather than while measuring (needs superuser or pg_checkpoint).
         with contextlib.suppress(psycopg.Error):
@@ -278,6 +302,19 @@ def load_check(works: int) -> None:
         key = identifier_normalize(scheme="isbn", value=value)
         if key.value != value or not Identifier.objects.filter(scheme="isbn", value=value).exists():
             sys.exit(f"load check failed: ISBN {value} for work number {number} is not registered as expected.")
+    # The projection loaded set-based answers as the event path does (lookups without as_of read it).
+    from django.utils import timezone
+
+    from optout.selectors import lookup_batch
+    from optout.status.selectors import lookup_batch_current
+
+    picks = random.Random(7).sample(range(1, works + 1), min(works, 2000))  # noqa: S311 (a reproducible sample)
+    sample = [{"scheme": "isbn", "value": isbn_for(n)} for n in picks]
+    now = timezone.now()
+    for purpose in ("train-ai", "train-genai"):
+        projected = lookup_batch_current(items=sample, purpose=purpose, at=now).results
+        if projected != lookup_batch(items=sample, purpose=purpose, as_of=now).results:
+            sys.exit(f"load check failed: the status projection does not answer {purpose} as the event path.")
 
 
 def apikey_make(lab: Party) -> tuple[ApiKey, str]:
