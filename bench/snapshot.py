@@ -231,6 +231,9 @@ def build_by_worker(data_dir: Path, *, timeout: float) -> tuple[Any, float, int,
         peak_kb = max([peak_kb, *(proc_status_kb(pid, "VmHWM") for pid in children(worker.pid))])
     if snapshot.status != SnapshotStatus.READY:
         raise RuntimeError(f"snapshot failed: {snapshot.failure_code} {snapshot.failure_detail}\n{log_tail(log_path)}")
+    # A READY snapshot has both times.
+    assert snapshot.finished_at is not None
+    assert snapshot.started_at is not None
     seconds = (snapshot.finished_at - snapshot.started_at).total_seconds()
     return snapshot, seconds, peak_kb, baseline_kb
 
