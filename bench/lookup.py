@@ -20,6 +20,8 @@ With ``--wrk``, instead: keyed single lookups (``GET /api/v1/lookup`` with the l
 ``--wrk-connections`` (8) against ``GET /bench/plain``, a JSON view that reads nothing, on the same gunicorn
 (``bench/server_settings.py``: the shipped settings plus that URL), once with the lookup throttle as it was
 (DRF's ``SimpleRateThrottle``) and once with the fixed-window counter that ships, ``--wrk-repeat`` times each;
+on the latter server also batch lookups (the ``--batch`` workload's batches, POSTed by a wrk Lua script at
+``--wrk-batch-connections``), against issue 14's goal of 100,000 items/s;
 then the throttle alone per request, in this process. PASS/FAIL against issue 14's goal (>= 40% of the plain
 view's rate, p99 < 20 ms).
 """
@@ -79,6 +81,8 @@ LAB_NAME = "Bench lab (bench/lookup.py)"
 # The largest work number an ISBN 979-11-nnnnnnn-c can carry; numbers above --works are unregistered.
 MAX_NUMBER = 9_999_999
 GOAL_BATCH_RATIO = 0.50
+# Issue 14: batch lookups of 1,000 items under wrk at >= 100,000 items/s (gunicorn, 2 workers, 1,000,000 works).
+GOAL_WRK_BATCH_ITEMS_PER_S = 100_000
 GOAL_SINGLE_P99_MS = 20.0
 
 REFUSED = "refused"
@@ -886,6 +890,33 @@ def wrk_script(folder: Path, load: Workload, raw_key: str) -> Path:
     return script
 
 
+def wrk_batch_script(folder: Path, load: Workload, raw_key: str) -> Path:
+    """A wrk Lua script that POSTs the workload's batches in turn (the bodies are built once, here)."""
+    bodies = [items_json(numbers, load.purpose).decode() for numbers in load.batches]
+    script = folder / "batches.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Api-Key {raw_key}"\n'
+        "local bodies = {" + ",".join(json.dumps(b) for b in bodies) + "}\n"
+        "local i = 0\n"
+        "request = function()\n"
+        "  i = i % #bodies + 1\n"
+        '  return wrk.format("POST", "/api/v1/lookup", nil, bodies[i])\n'
+        "end\n"
+    )
+    return script
+
+
+def wrk_batches_check(url: str, load: Workload, raw_key: str) -> None:
+    """The batches wrk sends answer right, every item (wrk counts status codes only)."""
+    headers = {"Authorization": f"Api-Key {raw_key}", "Content-Type": "application/json"}
+    for numbers in load.batches:
+        body = items_json(numbers, load.purpose)
+        answer = json.loads(raw_request("POST", f"{url}/api/v1/lookup", body=body, headers=headers))
+        check_results(numbers, answer["results"], load.works, "HTTP batch under wrk")
+
+
 def wrk_run(url: str, *, connections: int, seconds: int, script: Path | None = None) -> WrkFigures:
     """One wrk run (one thread: the load generator should take as little of the 2 cores as it can)."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
@@ -922,11 +953,13 @@ def wrk_singles_check(url: str, load: Workload, raw_key: str) -> None:
 WrkPairs = list[tuple[WrkFigures, WrkFigures]]
 
 
-def wrk_compare(args: argparse.Namespace, load: Workload, raw_key: str) -> dict[str, WrkPairs]:
-    """Per throttle, ``--wrk-repeat`` pairs of (plain view, keyed single lookups), each after a warm-up."""
+def wrk_compare(args: argparse.Namespace, load: Workload, raw_key: str) -> tuple[dict[str, WrkPairs], list[WrkFigures]]:
+    """Per throttle, ``--wrk-repeat`` pairs of (plain view, keyed single lookups), each after a warm-up; then, on
+    the server with the shipped throttle, batch lookups."""
     if shutil.which("wrk") is None:
         sys.exit("--wrk needs wrk on the PATH (Debian: apt-get install wrk).")
     results: dict[str, WrkPairs] = {}
+    batches: list[WrkFigures] = []
     with tempfile.TemporaryDirectory(prefix="registry-wrk-") as folder:
         script = wrk_script(Path(folder), load, raw_key)
         for throttle, label in WRK_THROTTLES.items():
@@ -952,7 +985,27 @@ def wrk_compare(args: argparse.Namespace, load: Workload, raw_key: str) -> dict[
                           f"ratio {singles.rate / plain.rate:6.1%}")  # fmt: skip
                     pairs.append((plain, singles))
                 results[throttle] = pairs
-    return results
+                if throttle == "window":
+                    batches[:] = wrk_batches(url, args, load, raw_key, Path(folder))
+    return results, batches
+
+
+def wrk_batches(url: str, args: argparse.Namespace, load: Workload, raw_key: str, folder: Path) -> list[WrkFigures]:
+    """Batch lookups of the workload's batches under wrk, ``--wrk-repeat`` runs after a warm-up."""
+    wrk_batches_check(url, load, raw_key)
+    script = wrk_batch_script(folder, load, raw_key)
+    size = len(load.batches[0])
+    print(f"wrk: batch lookups of {size:,} items, {args.wrk_repeat} x {args.wrk_seconds} s "
+          f"at {args.wrk_batch_connections} connections")  # fmt: skip
+    wrk_run(url + "/", connections=args.wrk_batch_connections, seconds=2, script=script)
+    runs = []
+    for _ in range(args.wrk_repeat):
+        figures = wrk_run(url + "/", connections=args.wrk_batch_connections, seconds=args.wrk_seconds, script=script)
+        if figures.errors:
+            raise Mismatch(f"wrk (batches): {figures.errors}")
+        print(f"  batches {figures.rate:8,.1f}/s = {figures.rate * size:10,.0f} items/s, p99 {figures.p99_ms:7.2f} ms")
+        runs.append(figures)
+    return runs
 
 
 def throttle_cost(key: ApiKey, *, calls: int = 2000) -> list[tuple[str, float]]:
@@ -998,7 +1051,9 @@ def cache_name() -> str:
     return f"{backend} {settings.CACHES['default'].get('LOCATION', '')}".strip()
 
 
-def wrk_report(results: dict[str, WrkPairs], costs: list[tuple[str, float]], args: argparse.Namespace) -> bool:
+def wrk_report(
+    results: dict[str, WrkPairs], batches: list[WrkFigures], costs: list[tuple[str, float]], args: argparse.Namespace
+) -> bool:
     """Ranges (min-max, median) over the repeats, per throttle; PASS/FAIL of the shipped one against the goal."""
 
     def spread(values: list[float], form: str) -> str:
@@ -1009,6 +1064,7 @@ def wrk_report(results: dict[str, WrkPairs], costs: list[tuple[str, float]], arg
           f"nothing), gunicorn {args.workers} workers, wrk -t1 -c{args.wrk_connections} -d{args.wrk_seconds}s, "
           f"{args.wrk_repeat} repeats:")  # fmt: skip
     ok = True
+    summary: dict[str, float] = {}
     for throttle, pairs in results.items():
         ratios = [singles.rate / plain.rate for plain, singles in pairs]
         p99s = [singles.p99_ms for _plain, singles in pairs]
@@ -1023,6 +1079,21 @@ def wrk_report(results: dict[str, WrkPairs], costs: list[tuple[str, float]], arg
             print(f"    goal: ratio >= {GOAL_WRK_RATIO:.0%} {'PASS' if ratio_ok else 'FAIL'}, "
                   f"p99 < {GOAL_SINGLE_P99_MS:.0f} ms {'PASS' if p99_ok else 'FAIL'} (medians)")  # fmt: skip
             ok = ratio_ok and p99_ok
+            summary["wrk_single_ratio"] = statistics.median(ratios)
+            summary["wrk_single_per_s"] = statistics.median([s.rate for _p, s in pairs])
+            summary["wrk_plain_per_s"] = statistics.median([p.rate for p, _s in pairs])
+    size = args.batch
+    if batches:
+        rates = [figures.rate * size for figures in batches]
+        batch_ok = statistics.median(rates) >= GOAL_WRK_BATCH_ITEMS_PER_S
+        print(f"  batch lookups of {size:,} items (POST /api/v1/lookup, Api-Key), wrk -t1 "
+              f"-c{args.wrk_batch_connections}, same server as the fixed-window counter:")  # fmt: skip
+        print(f"    items/s         {spread(rates, ',.0f')}, p99 ms {spread([f.p99_ms for f in batches], '.2f')}")
+        print(f"    goal: >= {GOAL_WRK_BATCH_ITEMS_PER_S:,} items/s {'PASS' if batch_ok else 'FAIL'} (median)")
+        ok = ok and batch_ok
+        summary["wrk_batch_items_per_s"] = statistics.median(rates)
+    if args.summary_json:
+        args.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
     print()
     print(f"the keyed lookup throttle alone, in this process on the same cache ({cache_name()}), per request:")
     for label, micros in costs:
@@ -1060,7 +1131,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="instead of the above: keyed single lookups under wrk against a plain JSON view, old and new throttle",
     )
     parser.add_argument("--wrk-connections", type=int, default=8, help="wrk connections (default 8)")
+    parser.add_argument(
+        "--wrk-batch-connections", type=int, default=4, help="wrk connections for batch lookups (default 4)"
+    )
     parser.add_argument("--wrk-seconds", type=int, default=10, help="seconds per wrk run (default 10)")
+    parser.add_argument(
+        "--summary-json", type=Path, help="also write the headline figures here as JSON (bench/client_filter.py)"
+    )
     parser.add_argument("--wrk-repeat", type=int, default=3, help="wrk runs per view and throttle (default 3)")
     args = parser.parse_args(argv)
     if args.works < 10 or min(args.rounds, args.batch, args.singles, args.clients) < 1:
@@ -1091,8 +1168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("  warning: the machine is busy with other work; the figures will be noisy (run again when idle)")
     if args.wrk:
         try:
-            results = wrk_compare(args, load, raw_key)
-            return 0 if wrk_report(results, throttle_cost(key), args) else 1
+            results, batches = wrk_compare(args, load, raw_key)
+            return 0 if wrk_report(results, batches, throttle_cost(key), args) else 1
         except Mismatch as exc:
             print(f"WRONG ANSWER: {exc}", file=sys.stderr)
             return 2

@@ -17,6 +17,11 @@ rows those rules read are fetched, so that is all an engine does, with the same 
     For usage manifests: ``(scheme, value, work_id, kind, status, claim_id, holder_id, share_bp, claim_status,
     decided_at)`` per identifier and live claim, ``decided_at`` in seconds since the epoch (a million lines
     compare floats faster than datetimes).
+``current_statuses(keys, purpose, at)``
+    The status projection's segment in force at ``at`` for each of ``keys`` (normalized ``scheme:value`` texts)
+    that has one: ``(subject, status, compensation, regime, pending_refusal, work_id, title, kind, refusal_id,
+    refusal_scope, refusal_purpose, refusal_effective_from)``; and the last refusal event's id, read in the same
+    view as the rows.
 ``snapshot_begin()``
     Called first in a lookup's outermost transaction, so that its reads and the event id it reports agree.
 
@@ -33,12 +38,25 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from django.db import connection as default_connection
+from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import BooleanField, Case, ExpressionWrapper, F, FilteredRelation, OuterRef, Q, Subquery, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    ExpressionWrapper,
+    F,
+    FilteredRelation,
+    Max,
+    OuterRef,
+    Q,
+    Subquery,
+    When,
+)
 
 from core.lookups import array_literal
 from core.sql import sql_literal
-from optout.models import Refusal, RefusalEvent, RefusalEventKind, RefusalScope
+from optout.models import Refusal, RefusalEvent, RefusalEventKind, RefusalScope, StatusSegment
+from optout.models.status import SubjectType
 from registry.models import ClaimStatus, DomainStatus, Identifier
 
 Row = tuple[Any, ...]
@@ -64,6 +82,8 @@ class LookupEngine(Protocol):
     ) -> Iterable[Row]: ...
 
     def usage_works(self, values_by_scheme: Mapping[str, set[str]]) -> Iterable[Row]: ...
+
+    def current_statuses(self, *, keys: Sequence[str], purpose: str, at: datetime) -> tuple[list[Row], int]: ...
 
 
 def _identifiers(values_by_scheme: Mapping[str, set[str]]) -> Q:
@@ -177,6 +197,32 @@ class OrmLookupEngine:
         for *head, decided_at in rows:
             yield (*head, decided_at.timestamp() if decided_at is not None else None)
 
+    def current_statuses(self, *, keys: Sequence[str], purpose: str, at: datetime) -> tuple[list[Row], int]:
+        with transaction.atomic():
+            last_event_id = RefusalEvent.objects.aggregate(last=Max("id"))["last"] or 0
+            if not keys:
+                return [], last_event_id
+            in_force = Q(valid_from__lte=at) & (Q(valid_to__isnull=True) | Q(valid_to__gt=at))
+            rows = (
+                StatusSegment.objects.filter(in_force, subject_type=SubjectType.KEY, purpose=purpose)
+                .filter(subject__in=keys)
+                .values_list(
+                    "subject",
+                    "status",
+                    "compensation",
+                    "regime",
+                    "pending_refusal",
+                    "work_id",
+                    "work__title",
+                    "work__kind",
+                    "refusal_id",
+                    "refusal__scope",
+                    "refusal__purpose",
+                    "refusal__effective_from",
+                )
+            )
+            return list(rows), last_event_id
+
 
 # The same reads for PostgreSQL. Only constant fragments are formatted in; every value is a parameter, the sets
 # as one array literal each (see core/lookups.py).
@@ -221,6 +267,29 @@ _USAGE_WORKS_SQL = f"""
 """  # noqa: S608
 
 
+# One statement, so one view of the projection and of the event id without a transaction around it. The segments
+# are read first (the planner otherwise hashes every refusal to join a few), then their works and refusals by id.
+# The outer join on the event id returns one row even when no key has a segment.
+_CURRENT_STATUSES_SQL = f"""
+    WITH segment AS MATERIALIZED (
+        SELECT subject, status, compensation, regime, pending_refusal, work_id, refusal_id
+          FROM optout_statussegment
+         WHERE subject_type = {sql_literal(SubjectType.KEY)} AND subject = ANY(%(keys)s::text[])
+           AND purpose = %(purpose)s AND valid_from <= %(at)s AND (valid_to IS NULL OR valid_to > %(at)s)
+    )
+    SELECT segment.subject, segment.status, segment.compensation, segment.regime, segment.pending_refusal,
+           segment.work_id, work.title, work.kind, segment.refusal_id, refusal.scope, refusal.purpose,
+           refusal.effective_from, last_event.id
+      FROM (SELECT COALESCE(MAX(id), 0) AS id FROM optout_refusalevent) last_event
+      LEFT JOIN segment ON true
+      LEFT JOIN (SELECT id, title, kind FROM registry_work WHERE id = ANY(ARRAY(SELECT work_id FROM segment))) work
+             ON work.id = segment.work_id
+      LEFT JOIN (SELECT id, scope, purpose, effective_from FROM optout_refusal
+                  WHERE id = ANY(ARRAY(SELECT refusal_id FROM segment))) refusal
+             ON refusal.id = segment.refusal_id
+"""  # noqa: S608
+
+
 def _pg_array(values: Iterable[Any]) -> str:
     literal, _array_type = array_literal(sorted(values))
     return literal
@@ -234,7 +303,7 @@ class PostgresLookupEngine:
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection
 
-    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
+    def _fetch(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Row]:
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
             return list(cursor.fetchall())
@@ -279,6 +348,11 @@ class PostgresLookupEngine:
         schemes = [scheme for scheme, values in values_by_scheme.items() for _value in values]
         values = [value for values in values_by_scheme.values() for value in values]
         return self._fetch(_USAGE_WORKS_SQL, [schemes, values])
+
+    def current_statuses(self, *, keys: Sequence[str], purpose: str, at: datetime) -> tuple[list[Row], int]:
+        rows = self._fetch(_CURRENT_STATUSES_SQL, {"keys": _pg_array(keys), "purpose": purpose, "at": at})
+        last_event_id = rows[0][-1]
+        return [row[:-1] for row in rows if row[0] is not None], last_event_id
 
 
 _ORM = OrmLookupEngine()

@@ -63,19 +63,88 @@ class _Refusal:
         return self.effective_from <= at and (self.withdrawn_at is None or self.withdrawn_at > at)
 
     def as_result(self) -> dict[str, Any]:
-        purposes = [Purpose.TRAIN_AI, Purpose.TRAIN_GENAI] if self.purpose == Purpose.TRAIN_AI else [self.purpose]
-        return {
-            "id": self.id,
-            "scope": self.scope,
-            "purposes": [str(p) for p in purposes],
-            "effective_from": rfc3339(self.effective_from),
-        }
+        return refusal_brief(
+            refusal_id=self.id, scope=self.scope, purpose=self.purpose, effective_from=self.effective_from
+        )
 
 
 @dataclass(frozen=True)
 class LookupAnswer:
     results: list[dict[str, Any]]
     last_refusal_event_id: int
+
+
+# --- One result's shape, shared by the event path and the projection path ---------------------------------
+
+
+def refusal_brief(*, refusal_id: int, scope: str, purpose: str, effective_from: datetime) -> dict[str, Any]:
+    """The refusal that decided a result, as a lookup shows it: a ``train-ai`` refusal refuses both purposes."""
+    purposes = [Purpose.TRAIN_AI, Purpose.TRAIN_GENAI] if purpose == Purpose.TRAIN_AI else [purpose]
+    return {
+        "id": refusal_id,
+        "scope": scope,
+        "purposes": [str(p) for p in purposes],
+        "effective_from": rfc3339(effective_from),
+    }
+
+
+def lookup_result(
+    *,
+    index: int,
+    item_input: dict[str, str],
+    key: str,
+    status: str,
+    compensation: str,
+    work: dict[str, Any] | None,
+    refusal: dict[str, Any] | None,
+    regime: str,
+    pending_refusal: bool,
+) -> dict[str, Any]:
+    """One item's answer; ``may_train`` follows from the status."""
+    return {
+        "index": index,
+        "input": item_input,
+        "key": key,
+        "status": status,
+        "may_train": status in (LookupStatus.PERMITTED, LookupStatus.UNREGISTERED),
+        "compensation": compensation,
+        "work": work,
+        "refusal": refusal,
+        "regime": regime,
+        "pending_refusal": pending_refusal,
+    }
+
+
+def lookup_result_unregistered(*, index: int, item_input: dict[str, str], key: str) -> dict[str, Any]:
+    """A valid identifier no work holds and no refusal covers: it may be used, and what it earns is held."""
+    return lookup_result(
+        index=index,
+        item_input=item_input,
+        key=key,
+        status=LookupStatus.UNREGISTERED,
+        compensation="escrow",
+        work=None,
+        refusal=None,
+        regime=USE_FIRST,
+        pending_refusal=False,
+    )
+
+
+def lookup_result_invalid(*, index: int, item_input: dict[str, str], error: InvalidIdentifier) -> dict[str, Any]:
+    """An identifier that cannot be checked is never answered as usable."""
+    return {
+        "index": index,
+        "input": item_input,
+        "key": None,
+        "status": LookupStatus.INVALID,
+        "may_train": False,
+        "compensation": "none",
+        "work": None,
+        "refusal": None,
+        "regime": None,
+        "pending_refusal": False,
+        "reason": {"code": error.code, "message": str(error.message)},
+    }
 
 
 def purposes_refusing(purpose: str) -> list[str]:
@@ -133,21 +202,7 @@ def lookup_batch(
     for index, (item, key) in enumerate(zip(items, keys, strict=True)):
         item_input = {"scheme": str(item.get("scheme", "")), "value": str(item.get("value", ""))}
         if isinstance(key, InvalidIdentifier):
-            results.append(
-                {
-                    "index": index,
-                    "input": item_input,
-                    "key": None,
-                    "status": LookupStatus.INVALID,
-                    "may_train": False,
-                    "compensation": "none",
-                    "work": None,
-                    "refusal": None,
-                    "regime": None,
-                    "pending_refusal": False,
-                    "reason": {"code": key.code, "message": str(key.message)},
-                }
-            )
+            results.append(lookup_result_invalid(index=index, item_input=item_input, error=key))
             continue
         key_text = str(key)
         work = works_by_key.get(key_text)
@@ -165,33 +220,32 @@ def lookup_batch(
         regime = regime_by_kind[work.kind] if work is not None else USE_FIRST
         refusal_result = None
         if deciding is not None:
-            status, may_train, compensation = LookupStatus.REFUSED, False, "none"
+            status, compensation = LookupStatus.REFUSED, "none"
             refusal_result = deciding.as_result()
         elif regime == LICENSE_REQUIRED:
-            status, may_train, compensation = LookupStatus.LICENSE_REQUIRED, False, "none"
+            status, compensation = LookupStatus.LICENSE_REQUIRED, "none"
         elif work is not None:
             owners_known = work.status != WorkStatus.DISPUTED and any(work.claims.values())
-            status, may_train, compensation = LookupStatus.PERMITTED, True, "owners" if owners_known else "escrow"
+            status, compensation = LookupStatus.PERMITTED, "owners" if owners_known else "escrow"
         else:
-            status, may_train, compensation = LookupStatus.UNREGISTERED, True, "escrow"
+            status, compensation = LookupStatus.UNREGISTERED, "escrow"
         brief = None
         if work is not None:
             brief = work_briefs.get(work.id)
             if brief is None:
                 brief = work_briefs[work.id] = {"id": work.id, "title": work.title, "kind": work.kind}
         results.append(
-            {
-                "index": index,
-                "input": item_input,
-                "key": key_text,
-                "status": status,
-                "may_train": may_train,
-                "compensation": compensation,
-                "work": brief,
-                "refusal": refusal_result,
-                "regime": regime,
-                "pending_refusal": pending,
-            }
+            lookup_result(
+                index=index,
+                item_input=item_input,
+                key=key_text,
+                status=status,
+                compensation=compensation,
+                work=brief,
+                refusal=refusal_result,
+                regime=regime,
+                pending_refusal=pending,
+            )
         )
     return LookupAnswer(results=results, last_refusal_event_id=last_event_id)
 

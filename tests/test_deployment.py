@@ -415,6 +415,13 @@ def test_compose_passes_every_documented_variable_into_its_containers() -> None:
             value = environment[name]
             assert value is None or re.fullmatch(rf"\$\{{{name}(:?[-?][^}}]*)?\}}", value), f"{name}: {value!r}"
     assert not missing, f"add to docker-compose.yml's x-app environment (as NAME: to pass it through): {missing}"
+    # YAML keeps the last of two equal keys silently; docker compose refuses the file.
+    names = re.findall(
+        r"^    ([A-Z][A-Z0-9_]*):", (ROOT / "docker-compose.yml").read_text().split("\nservices:")[0], re.M
+    )
+    assert len(names) == len(set(names)), (
+        f"x-app names a variable twice: {sorted({n for n in names if names.count(n) > 1})}"
+    )
     assert set(environment) <= documented, "compose sets variables README's configuration table does not name"
     for name, service in SERVICES.items():
         if "build" in service:

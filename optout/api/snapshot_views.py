@@ -94,7 +94,8 @@ class SnapshotOutput(serializers.ModelSerializer[Snapshot]):
     def get_url(self, obj: Snapshot) -> str:
         return _api_path(obj)
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    # Null until the snapshot is built (queued, building, failed).
+    @extend_schema_field(serializers.DictField(allow_null=True))
     def get_counts(self, obj: Snapshot) -> dict[str, Any] | None:
         return (obj.manifest or {}).get("counts")
 

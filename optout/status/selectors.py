@@ -12,10 +12,17 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Max, Q
 
-from core.dates import rfc3339
-from optout.models import Purpose, Refusal, RefusalEvent, RefusalScope, StatusChange, StatusSegment
-from optout.models.status import SubjectStatus, SubjectType
-from optout.selectors import LookupAnswer, LookupStatus, lookup_batch
+from optout.lookup_engines import lookup_engine_for
+from optout.models import Refusal, RefusalEvent, RefusalScope, StatusChange, StatusSegment
+from optout.models.status import SubjectType
+from optout.selectors import (
+    LookupAnswer,
+    lookup_batch,
+    lookup_result,
+    lookup_result_invalid,
+    lookup_result_unregistered,
+    refusal_brief,
+)
 from optout.status.services import STATUS_LOCK, feed_state, status_now, stored_segments, stored_timeline
 from optout.status.timelines import (
     Subject,
@@ -26,7 +33,7 @@ from optout.status.timelines import (
     status_at,
 )
 from registry.errors import InvalidIdentifier
-from registry.identifiers import IdentifierKey, identifier_normalize
+from registry.identifiers import Scheme, identifier_normalize
 from registry.models import Identifier, WorkKind
 
 
@@ -92,78 +99,56 @@ def lookup_batch_current(*, items: Sequence[Mapping[str, Any]], purpose: str, at
     Keys without a segment are not registered; those that are URLs are answered by the event path, which for an
     unregistered URL reads only the refused prefixes of its host. The answers are those of ``lookup_batch`` at
     ``at`` (``tests/optout/test_status_projection.py`` holds the two together on random registries).
+
+    Without URLs the read is one statement (``current_statuses``), which sees one view of the projection and of
+    the event id it reports: no transaction to open and close. With URLs, both reads share one snapshot.
     """
-    keys: list[IdentifierKey | InvalidIdentifier] = []
-    for item in items:
+    inputs = [{"scheme": str(item.get("scheme", "")), "value": str(item.get("value", ""))} for item in items]
+    # Per item: its key's text, or why it is invalid.
+    keys: list[str | InvalidIdentifier] = []
+    has_urls = False
+    for item_input in inputs:
         try:
-            keys.append(identifier_normalize(scheme=str(item.get("scheme", "")), value=str(item.get("value", ""))))
+            key = identifier_normalize(scheme=item_input["scheme"], value=item_input["value"])
         except InvalidIdentifier as exc:
             keys.append(exc)
-    texts = sorted({str(k) for k in keys if isinstance(k, IdentifierKey)})
-    outermost = not connection.in_atomic_block
-    with transaction.atomic():
-        if outermost and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        last_event_id = RefusalEvent.objects.aggregate(last=Max("id"))["last"] or 0
-        rows = (
-            StatusSegment.objects.filter(in_force_at(at), subject_type=SubjectType.KEY, purpose=purpose)
-            .filter(subject__in=texts)
-            .values_list(
-                "subject",
-                "status",
-                "compensation",
-                "regime",
-                "pending_refusal",
-                "work_id",
-                "work__title",
-                "work__kind",
-                "refusal_id",
-                "refusal__scope",
-                "refusal__purpose",
-                "refusal__effective_from",
-            )
-            if texts
-            else []
-        )
+            continue
+        keys.append(f"{key.scheme}:{key.value}")
+        has_urls = has_urls or key.scheme == Scheme.URL
+    texts = sorted({k for k in keys if isinstance(k, str)})
+    engine = lookup_engine_for()
+    url_answers: dict[str, dict[str, Any]] = {}
+    if not has_urls:
+        rows, last_event_id = engine.current_statuses(keys=texts, purpose=purpose, at=at)
         by_key = {row[0]: row for row in rows}
-        unregistered_urls = [
-            {"scheme": k.scheme, "value": k.value}
-            for k in keys
-            if isinstance(k, IdentifierKey) and k.scheme == "url" and str(k) not in by_key
-        ]
-        url_answers: dict[str, dict[str, Any]] = {}
-        if unregistered_urls:
-            answer = lookup_batch(items=unregistered_urls, purpose=purpose, as_of=at)
-            url_answers = {r["key"]: r for r in answer.results}
+    else:
+        outermost = not connection.in_atomic_block
+        with transaction.atomic():
+            if outermost:
+                engine.snapshot_begin()
+            rows, last_event_id = engine.current_statuses(keys=texts, purpose=purpose, at=at)
+            by_key = {row[0]: row for row in rows}
+            unregistered_urls = [
+                {"scheme": "url", "value": k[4:]}
+                for k in keys
+                if isinstance(k, str) and k.startswith("url:") and k not in by_key
+            ]
+            if unregistered_urls:
+                answer = lookup_batch(items=unregistered_urls, purpose=purpose, as_of=at, engine=engine)
+                url_answers = {r["key"]: r for r in answer.results}
     results: list[dict[str, Any]] = []
     briefs: dict[int, dict[str, Any]] = {}
-    for index, (item, key) in enumerate(zip(items, keys, strict=True)):
-        item_input = {"scheme": str(item.get("scheme", "")), "value": str(item.get("value", ""))}
-        if isinstance(key, InvalidIdentifier):
-            results.append(_invalid(index, item_input, key))
+    for index, (item_input, text) in enumerate(zip(inputs, keys, strict=True)):
+        if isinstance(text, InvalidIdentifier):
+            results.append(lookup_result_invalid(index=index, item_input=item_input, error=text))
             continue
-        text = str(key)
         row = by_key.get(text)
         if row is None:
             from_event_path = url_answers.get(text)
             if from_event_path is not None:
                 results.append({**from_event_path, "index": index, "input": item_input})
-                continue
-            results.append(
-                {
-                    "index": index,
-                    "input": item_input,
-                    "key": text,
-                    "status": LookupStatus.UNREGISTERED,
-                    "may_train": True,
-                    "compensation": "escrow",
-                    "work": None,
-                    "refusal": None,
-                    "regime": "use_first",
-                    "pending_refusal": False,
-                }
-            )
+            else:
+                results.append(lookup_result_unregistered(index=index, item_input=item_input, key=text))
             continue
         (_s, status, compensation, regime, pending, work_id, title, kind, refusal_id, scope, rpurpose, starts) = row
         brief = briefs.get(work_id)
@@ -171,44 +156,21 @@ def lookup_batch_current(*, items: Sequence[Mapping[str, Any]], purpose: str, at
             brief = briefs[work_id] = {"id": work_id, "title": title, "kind": kind}
         refusal = None
         if refusal_id is not None:
-            purposes = [Purpose.TRAIN_AI, Purpose.TRAIN_GENAI] if rpurpose == Purpose.TRAIN_AI else [rpurpose]
-            refusal = {
-                "id": refusal_id,
-                "scope": scope,
-                "purposes": [str(p) for p in purposes],
-                "effective_from": rfc3339(starts),
-            }
+            refusal = refusal_brief(refusal_id=refusal_id, scope=scope, purpose=rpurpose, effective_from=starts)
         results.append(
-            {
-                "index": index,
-                "input": item_input,
-                "key": text,
-                "status": status,
-                "may_train": status == SubjectStatus.PERMITTED,
-                "compensation": compensation,
-                "work": brief,
-                "refusal": refusal,
-                "regime": regime,
-                "pending_refusal": pending,
-            }
+            lookup_result(
+                index=index,
+                item_input=item_input,
+                key=text,
+                status=status,
+                compensation=compensation,
+                work=brief,
+                refusal=refusal,
+                regime=regime,
+                pending_refusal=pending,
+            )
         )
     return LookupAnswer(results=results, last_refusal_event_id=last_event_id)
-
-
-def _invalid(index: int, item_input: dict[str, str], key: InvalidIdentifier) -> dict[str, Any]:
-    return {
-        "index": index,
-        "input": item_input,
-        "key": None,
-        "status": LookupStatus.INVALID,
-        "may_train": False,
-        "compensation": "none",
-        "work": None,
-        "refusal": None,
-        "regime": None,
-        "pending_refusal": False,
-        "reason": {"code": key.code, "message": str(key.message)},
-    }
 
 
 # --- status_check -------------------------------------------------------------------------------------

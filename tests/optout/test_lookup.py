@@ -433,7 +433,8 @@ def test_when_the_registry_cannot_be_read_nothing_is_answered_as_permitted(book,
 
     # The event path (as_of given) and the projection (the current instant) both fail to read.
     monkeypatch.setattr("optout.selectors._works_for", unreadable)
-    monkeypatch.setattr("optout.status.selectors.in_force_at", unreadable)
+    monkeypatch.setattr("optout.lookup_engines.OrmLookupEngine.current_statuses", unreadable)
+    monkeypatch.setattr("optout.lookup_engines.PostgresLookupEngine.current_statuses", unreadable)
 
     response = lab_api.post("/api/v1/lookup", {"items": [ISBN]}, format="json")
 

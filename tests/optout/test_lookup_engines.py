@@ -255,3 +255,30 @@ def test_every_engine_answers_the_table_alike(case: Case, refusals: dict[str, in
     first, *others = answers.values()
     for name, result in zip(list(answers)[1:], others, strict=True):
         assert result == first, f"engine {name} differs from orm"
+
+
+def test_every_engine_reads_the_projection_alike_and_as_the_event_path_answers(refusals: dict[str, int]) -> None:
+    from optout.status.services import status_rebuild
+
+    status_rebuild()
+    now_cases = [case for case in CASES if case.days_ago == 0]
+    keys = sorted({f"{case.scheme}:{case.value}" for case in now_cases}) + ["isbn:9791100000000"]
+    at = timezone.now()
+    for purpose in (AI, GENAI):
+        reads = {
+            engine.name: engine.current_statuses(keys=keys, purpose=purpose, at=at)
+            for engine in lookup_engines(connection)
+        }
+        first_rows, first_event_id = reads["orm"]
+        assert first_event_id == RefusalEvent.objects.order_by("-pk").values_list("pk", flat=True).first()
+        for name, (rows, event_id) in reads.items():
+            assert (sorted(rows), event_id) == (sorted(first_rows), first_event_id), f"engine {name}"
+        by_key = {row[0]: row for row in first_rows}
+        asked = (case for case in now_cases if case.purpose == purpose and case.status != "invalid")
+        for case in (case for case in asked if case.scheme != "url"):
+            row = by_key.get(f"{case.scheme}:{case.value}")
+            status = row[1] if row is not None else "unregistered"
+            assert status == case.status, case.name
+    # No key asked: still the event id, and no rows.
+    for engine in lookup_engines(connection):
+        assert engine.current_statuses(keys=[], purpose=AI, at=at)[0] == []
