@@ -25,7 +25,15 @@ from core.actors import Actor
 from optout.receipts import signing_key
 from optout.services import refusal_file, refusal_withdraw, regime_set
 from optout.snapshots.services import snapshot_create_now
-from tests.factories import ApiKeyFactory, HolderFactory, LabFactory, RefusalFactory, StaffUserFactory, WorkFactory, isbn
+from tests.factories import (
+    ApiKeyFactory,
+    HolderFactory,
+    LabFactory,
+    RefusalFactory,
+    StaffUserFactory,
+    WorkFactory,
+    isbn,
+)
 from tests.optout.test_signals import verified_domain
 
 # The live server answers from another thread: its reads must see what the test committed.

@@ -262,7 +262,7 @@ def test_every_engine_reads_the_projection_alike_and_as_the_event_path_answers(r
 
     status_rebuild()
     now_cases = [case for case in CASES if case.days_ago == 0]
-    keys = sorted({f"{case.scheme}:{case.value}" for case in now_cases}) + ["isbn:9791100000000"]
+    keys = [*sorted({f"{case.scheme}:{case.value}" for case in now_cases}), "isbn:9791100000000"]
     at = timezone.now()
     for purpose in (AI, GENAI):
         reads = {
