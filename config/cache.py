@@ -114,6 +114,24 @@ class FallbackRedisCache(RedisCache):
             lambda: self._fallback.has_key(key, version),
         )
 
+    def count_in_window(self, key: Any, timeout: int) -> int:
+        """Add one to ``key``'s count, which expires ``timeout`` seconds after it was first counted; the new count.
+
+        One round trip (INCR and EXPIRE ... NX pipelined), where ``incr`` is two (EXISTS, then INCRBY) and a
+        window's first request adds a third. Redis runs the two in order; NX sets the expiry on the first count
+        only, so the window's key never outlives ``timeout``. The fallback counts in this process's memory.
+        """
+        return self._call(lambda: self._count_in_redis(key, timeout), lambda: _count_in_memory(self, key, timeout))
+
+    def _count_in_redis(self, key: Any, timeout: int) -> int:
+        name = self.make_and_validate_key(key)
+        client = self._cache.get_client(name, write=True)
+        pipeline = client.pipeline(transaction=False)
+        pipeline.incr(name)
+        pipeline.expire(name, timeout, nx=True)
+        count, _expiry_set = pipeline.execute()
+        return int(count)
+
     def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         return self._call(
             lambda: super(FallbackRedisCache, self).incr(key, delta, version),
@@ -134,3 +152,14 @@ class FallbackRedisCache(RedisCache):
 
     def clear(self) -> None:
         self._call(lambda: super(FallbackRedisCache, self).clear(), self._fallback.clear)
+
+
+def _count_in_memory(cache: FallbackRedisCache, key: Any, timeout: int) -> int:
+    store = cache._fallback
+    if store.add(key, 1, timeout=timeout):
+        return 1
+    try:
+        return int(store.incr(key))
+    except ValueError:  # expired in between
+        store.set(key, 1, timeout=timeout)
+        return 1

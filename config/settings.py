@@ -286,6 +286,9 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
 }
+# How long a process trusts an API key it verified before reading it again: a revoked key stops working in the
+# other processes within this many seconds (at once in the one that revokes it). 0 reads the key on every request.
+API_KEY_CACHE_SECONDS = env.integer("API_KEY_CACHE_SECONDS", 5, minimum=0)
 # How deep a JSON request body may nest (lists and objects); deeper is refused with 400 json_too_deep.
 API_JSON_MAX_DEPTH = env.integer("API_JSON_MAX_DEPTH", 32, minimum=4)
 for _rate_variable in ("LOOKUP_RATE", "LOOKUP_RATE_ANONYMOUS"):

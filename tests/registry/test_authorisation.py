@@ -136,6 +136,20 @@ def test_a_revoked_key_stops_working(holder):
     assert response.json()["error"]["code"] == "authentication_failed"
 
 
+def test_a_key_revoked_by_another_process_stops_working_within_the_cache_time(holder, settings):
+    from django.utils import timezone
+
+    client = key_client(ApiKeyFactory(party=holder, scopes=["works:write"]).raw)
+    assert client.get("/api/v1/works").status_code == 200
+    # Another process revokes it: this one has verified the key and trusts it for API_KEY_CACHE_SECONDS.
+    ApiKey.objects.filter(party=holder).update(revoked_at=timezone.now())
+    settings.API_KEY_CACHE_SECONDS = 3600
+    assert client.get("/api/v1/works").status_code == 200
+    # Once that time has passed (here: none is trusted), the key is read again and refused.
+    settings.API_KEY_CACHE_SECONDS = 0
+    assert client.get("/api/v1/works").status_code == 401
+
+
 def test_a_party_member_without_admin_role_cannot_create_keys(holder):
     from core.actors import Actor
     from registry.services import membership_add
