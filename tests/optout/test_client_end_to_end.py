@@ -63,7 +63,8 @@ def client_answers(directory: Path, items: list[dict[str, str]], purpose: str, *
 def cli(*arguments: str, capsys: Any) -> dict[str, Any]:
     capsys.readouterr()
     assert optout_cli(list(arguments)) == 0
-    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    summary: dict[str, Any] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    return summary
 
 
 def test_a_lab_syncs_follows_the_feed_and_filters_a_parquet_dataset_with_the_servers_answers(
