@@ -18,8 +18,9 @@ api_v1: list[URLPattern | URLResolver] = [
         SpectacularRedocView.as_view(url_name="api:schema", template_name="registry/api_redoc.html"),
         name="redoc",
     ),
-    path("", include("registry.api.urls")),
+    # The lookup first: labs call it thousands of times a second, and each pattern tried before it costs a match.
     path("", include("optout.api.urls")),
+    path("", include("registry.api.urls")),
     path("", include("optout.api.urls_feed")),
     path("", include("optout.api.urls_signals")),
     path("", include("compensation.api.urls")),
@@ -28,13 +29,14 @@ api_v1: list[URLPattern | URLResolver] = [
 urlpatterns = [
     path("", home, name="home"),
     path("healthz", healthz, name="healthz"),
+    # Before the portal's and the admin's many patterns, for the same reason; every API path starts with api/v1/.
+    path("api/v1/", include((api_v1, "api"))),
     path(".well-known/optout-registry/keys.json", well_known_keys, name="receipt-keys"),
     path("", include("optout.urls_signals")),
     path("", include("compensation.terms.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("", include("portal.urls")),
-    path("api/v1/", include((api_v1, "api"))),
 ]
 
 # Unhandled errors: JSON under /api/, HTML elsewhere; a database outage is a 503 (config/errors.py).

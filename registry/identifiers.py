@@ -154,9 +154,13 @@ _ISAN_PREFIX = re.compile(r"^(?:URN\s*:\s*)?ISAN(?:\s*:\s*|\s+)", re.IGNORECASE)
 
 
 def _isbn(value: str) -> str:
-    # Fast path for the form lookups mostly send (already normalized); anything else goes through stdnum.
+    # Fast path for the forms lookups mostly send, compact or hyphenated ISBN-13 (stdnum's compact drops the same
+    # hyphens and spaces, and checks nothing more of a 978/979 EAN-13); anything else goes through stdnum.
     if _ISBN13_COMPACT.fullmatch(value) and _ean13_check_ok(value):
         return value
+    digits = value.replace("-", "").replace(" ", "")
+    if _ISBN13_COMPACT.fullmatch(digits) and _ean13_check_ok(digits):
+        return digits
     value = _strip_prefix(value, _ISBN_PREFIX)
     try:
         number = isbn.validate(value)

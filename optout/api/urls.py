@@ -3,10 +3,10 @@ from django.urls import path
 from optout.api import receipt_views, snapshot_views, views
 
 urlpatterns = [
+    path("lookup", views.LookupView.as_view(), name="lookup"),
     path("refusals", views.RefusalListCreateView.as_view(), name="refusals"),
     path("refusals/<int:refusal_id>/withdraw", views.RefusalWithdrawView.as_view(), name="refusal-withdraw"),
     path("regimes", views.RegimeCreateView.as_view(), name="regimes"),
-    path("lookup", views.LookupView.as_view(), name="lookup"),
     path("receipts/verify", receipt_views.ReceiptVerifyView.as_view(), name="receipt-verify"),
     path("snapshots", snapshot_views.SnapshotListCreateView.as_view(), name="snapshots"),
     path("snapshots/latest", snapshot_views.SnapshotLatestView.as_view(), name="snapshot-latest"),

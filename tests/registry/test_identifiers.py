@@ -578,3 +578,23 @@ def test_every_refusal_message_names_what_is_wrong() -> None:
     assert "ISBN" in messages["invalid_length"]
     assert "http" in messages["invalid_component"]
     assert "http" in messages["invalid_format"]
+
+
+@given_settings
+@given(digits=st.text("0123456789", min_size=13, max_size=13), data=st.data())
+def test_an_isbn13_in_any_spelling_gets_python_stdnums_answer(digits: str, data: st.DataObject) -> None:
+    """The fast paths for compact and hyphenated ISBN-13 answer as python-stdnum does, valid or not."""
+    from stdnum import isbn as stdnum_isbn
+    from stdnum.exceptions import ValidationError
+
+    body = data.draw(st.sampled_from(["978", "979", digits[:3]])) + digits[3:12]
+    number = body + data.draw(st.sampled_from([ean13_check(body), digits[12]]))
+    spelled = data.draw(spellings(number))
+    try:
+        expected: str | None = stdnum_isbn.compact(stdnum_isbn.to_isbn13(stdnum_isbn.validate(spelled)))
+    except ValidationError:
+        expected = None
+
+    result = outcome("isbn", spelled)
+
+    assert (result.value if isinstance(result, IdentifierKey) else None) == expected
