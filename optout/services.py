@@ -155,18 +155,26 @@ def regime_set(*, actor: Actor, kind: str, regime: str, effective_from: datetime
     if regime not in Regime.values:
         raise InvalidInput(_("Regime is use_first or license_required."), code="invalid_choice", field="regime")
     starts = _not_in_the_past(effective_from, field="effective_from")
-    with transaction.atomic():
-        row = KindRegime.objects.create(
-            kind=kind,
-            regime=regime,
-            effective_from=starts,
-            created_by=actor.person,
-        )
-        event = audit_record(
-            code="optout.regime.set",
-            actor=actor,
-            target=row,
-            data={"kind": kind, "regime": regime, "effective_from": starts.isoformat()},
-        )
-        status_refresh_for_kind(kind=kind, cause=event)
+    try:
+        with transaction.atomic():
+            row = KindRegime.objects.create(
+                kind=kind,
+                regime=regime,
+                effective_from=starts,
+                created_by=actor.person,
+            )
+            event = audit_record(
+                code="optout.regime.set",
+                actor=actor,
+                target=row,
+                data={"kind": kind, "regime": regime, "effective_from": starts.isoformat()},
+            )
+            status_refresh_for_kind(kind=kind, cause=event)
+    except IntegrityError:
+        # regime_one_per_instant: two regimes of one kind from the same instant would leave the lookup to guess.
+        raise InvalidState(
+            _("This kind already has a regime from that instant; choose another instant."),
+            code="regime_instant_taken",
+            field="effective_from",
+        ) from None
     return row

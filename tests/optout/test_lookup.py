@@ -149,6 +149,22 @@ def test_a_refusal_is_withdrawn_only_once(book, holder_api):
     assert (second.status_code, second.json()["error"]["code"]) == (409, "already_withdrawn")
 
 
+def test_a_kind_gets_one_regime_per_instant(staff_api):
+    starts = (timezone.now() + timedelta(days=1)).isoformat()
+    first = staff_api.post(
+        "/api/v1/regimes", {"kind": "audio", "regime": "license_required", "effective_from": starts}, format="json"
+    )
+    assert first.status_code == 201, first.content
+
+    second = staff_api.post(
+        "/api/v1/regimes", {"kind": "audio", "regime": "use_first", "effective_from": starts}, format="json"
+    )
+
+    assert second.status_code == 409
+    assert second.json()["error"]["code"] == "regime_instant_taken"
+    assert second.json()["error"]["field"] == "effective_from"
+
+
 def test_a_catalogue_refusal_covers_present_and_future_works(book, holder, holder_api, lab_api, staff):
     refuse(holder_api, scope="catalogue")
     WorkFactory(holder=holder, identifiers=[("doi", "10.1000/later")], verified_by=staff)

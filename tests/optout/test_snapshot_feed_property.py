@@ -127,8 +127,8 @@ class SnapshotFeedMachine(ProjectionMachine):
 
     @rule(regime=st.sampled_from(["use_first", "license_required"]), delay=DELAYS)
     def set_regime(self, regime: str, delay: timedelta | None) -> None:
-        # A second regime at the same instant fails in regime_set with an IntegrityError (reported); a second later
-        # it is a regime change like any other.
+        # A second regime at the same instant is refused (regime_instant_taken); a second later it is a regime
+        # change like any other.
         self.clock.shift(timedelta(seconds=1))
         regime_set(actor=self.staff, kind="text", regime=regime, effective_from=self._at(delay))
 
