@@ -52,10 +52,11 @@ def test_won_amounts_follow_the_language(language, expected):
     assert rendered == f"{expected} {expected}"
 
 
-def test_every_portal_string_has_a_korean_translation():
+@pytest.mark.parametrize("app", ["portal", "registry", "optout", "compensation"])
+def test_every_string_has_a_korean_translation(app):
     from pathlib import Path
 
-    po = (Path(__file__).resolve().parents[2] / "portal/locale/ko/LC_MESSAGES/django.po").read_text()
+    po = (Path(__file__).resolve().parents[2] / f"{app}/locale/ko/LC_MESSAGES/django.po").read_text()
     entries = po.split("\n\n")[1:]
     untranslated = [e for e in entries if e.rstrip().endswith('msgstr ""') or 'msgstr[0] ""' in e]
     assert untranslated == []
