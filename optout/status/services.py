@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import CharField, Exists, OuterRef, Q, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from core.locks import advisory_lock
@@ -331,18 +332,27 @@ def status_rebuild() -> RefreshResult:
     readers were told.
     """
     result = RefreshResult()
-    work_ids = list(Work.objects.order_by("pk").values_list("pk", flat=True))
-    # Keys that have segments but no longer belong to a work are recomputed too (they become unregistered).
+    # Keys that have segments but no longer belong to a work are recomputed too (they become unregistered); the
+    # database finds them, so that no process holds every identifier of the registry.
+    identifier_of_subject = Identifier.objects.annotate(
+        key=Concat("scheme", Value(":"), "value", output_field=CharField())
+    ).filter(key=OuterRef("subject"))
     stray = set(
-        StatusSegment.objects.filter(subject_type=SubjectType.KEY, valid_to__isnull=True).values_list(
-            "subject", flat=True
-        )
-    ) - {f"{s}:{v}" for s, v in Identifier.objects.values_list("scheme", "value")}
+        StatusSegment.objects.filter(subject_type=SubjectType.KEY, valid_to__isnull=True)
+        .exclude(Exists(identifier_of_subject))
+        .values_list("subject", flat=True)
+    )
     prefixes = set(Refusal.objects.filter(scope=RefusalScope.URL_PREFIX).values_list("url_prefix", flat=True)) | set(
         StatusSegment.objects.filter(subject_type=SubjectType.URL_PREFIX).values_list("subject", flat=True)
     )
-    for start in range(0, len(work_ids), CHUNK * 5):
-        part = status_refresh(cause=None, work_ids=work_ids[start : start + CHUNK * 5])
+    # Works a chunk at a time, by primary key, so that memory stays flat at any registry size.
+    last_pk = 0
+    while True:
+        work_ids = list(Work.objects.filter(pk__gt=last_pk).order_by("pk").values_list("pk", flat=True)[: CHUNK * 5])
+        if not work_ids:
+            break
+        last_pk = work_ids[-1]
+        part = status_refresh(cause=None, work_ids=work_ids)
         result.subjects += part.subjects
         result.rewritten += part.rewritten
         result.changes += part.changes

@@ -11,6 +11,7 @@ later, domains verified, regimes set now or later, time moving on) and after eve
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from typing import Any
@@ -20,7 +21,7 @@ import time_machine
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
@@ -252,6 +253,17 @@ def refused_work(db: Any) -> Work:
     return work
 
 
+# The commands speak the active language (Korean by default); these assertions read the English.
+in_english = pytest.mark.usefixtures("english")
+
+
+@pytest.fixture
+def english() -> Iterator[None]:
+    with translation.override("en"):
+        yield
+
+
+@in_english
 def test_status_check_passes_on_a_maintained_projection(refused_work: Work) -> None:
     out = StringIO()
 
@@ -260,6 +272,7 @@ def test_status_check_passes_on_a_maintained_projection(refused_work: Work) -> N
     assert "Status projection OK." in out.getvalue()
 
 
+@in_english
 def test_status_check_names_a_tampered_segment_and_repair_fixes_it(refused_work: Work) -> None:
     key = f"isbn:{isbn(1)}"
     StatusSegment.objects.filter(subject=key, purpose="train-ai").update(status="permitted")
@@ -301,3 +314,30 @@ def test_a_refusal_dated_ahead_is_in_force_at_its_instant_without_any_task(db: A
     assert change.effective_at == START + timedelta(days=1)
     assert change.old_status == "permitted"
     assert change.cause_code == "optout.refusal.filed"
+
+
+@in_english
+def test_repair_finds_a_key_that_no_work_holds_and_makes_it_unregistered(refused_work: Work) -> None:
+    stray = f"isbn:{isbn(99)}"
+    StatusSegment.objects.create(
+        subject_type=SubjectType.KEY,
+        subject=stray,
+        purpose="train-ai",
+        valid_from=timezone.now() - timedelta(days=1),
+        status="refused",
+        compensation="none",
+        regime="use_first",
+        pending_refusal=False,
+    )
+    with pytest.raises(CommandError, match="1 subjects differ"):
+        call_command("status_check", stdout=StringIO())
+
+    call_command("status_check", "--repair", stdout=StringIO())
+
+    out = StringIO()
+    call_command("status_check", stdout=out)
+    assert "Status projection OK." in out.getvalue()
+    (result,) = lookup_batch_current(
+        items=[{"scheme": "isbn", "value": isbn(99)}], purpose="train-ai", at=timezone.now()
+    ).results
+    assert result["status"] == "unregistered"
