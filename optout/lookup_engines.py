@@ -37,9 +37,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+import psycopg
 from django.db import connection as default_connection
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from django.db.models import (
     BooleanField,
     Case,
@@ -295,6 +297,15 @@ def _pg_array(values: Iterable[Any]) -> str:
     return literal
 
 
+class _PreparingCursor(psycopg.Cursor[Any]):
+    """Binds values in the server and prepares every statement it runs (Django turns automatic preparing off)."""
+
+    def execute(
+        self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
+    ) -> Any:
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
 class PostgresLookupEngine:
     """The reads as SQL written out once, for PostgreSQL."""
 
@@ -349,8 +360,35 @@ class PostgresLookupEngine:
         values = [value for values in values_by_scheme.values() for value in values]
         return self._fetch(_USAGE_WORKS_SQL, [schemes, values])
 
+    def _fetch_prepared(self, sql: str, params: Mapping[str, Any]) -> list[Row]:
+        """``_fetch`` with the values bound by the server, so that psycopg prepares the statement after a few runs
+        (``prepare_threshold``), executed with its generic plan.
+
+        Django binds values in the client, so PostgreSQL plans every statement anew; for a lookup of one key the
+        planning cost more than the run. A prepared statement would still be planned anew on each run under
+        ``plan_cache_mode = auto`` (it keeps custom plans when their estimates beat the generic one), hence the
+        session setting, which touches prepared statements only: Django prepares none of its own.
+        """
+        self.connection.ensure_connection()
+        raw = self.connection.connection
+        if not getattr(raw, "registry_generic_plans", False):
+            with self.connection.cursor() as cursor:
+                cursor.execute("SET plan_cache_mode = force_generic_plan")
+            # A SET inside a transaction that rolls back is undone: then this runs with custom plans, which is
+            # slower, never wrong.
+            raw.registry_generic_plans = True
+        if raw.prepare_threshold is None:
+            # Django turns psycopg's preparing off (None), which also ignores prepare=True; its own cursors bind
+            # in the client and never prepare, whatever this says.
+            raw.prepare_threshold = 5
+        # Django's cursor wrapper around psycopg's server-binding cursor: the same error translation, logging
+        # and execute wrappers as every other query.
+        with CursorWrapper(_PreparingCursor(raw), self.connection) as cursor:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+
     def current_statuses(self, *, keys: Sequence[str], purpose: str, at: datetime) -> tuple[list[Row], int]:
-        rows = self._fetch(_CURRENT_STATUSES_SQL, {"keys": _pg_array(keys), "purpose": purpose, "at": at})
+        rows = self._fetch_prepared(_CURRENT_STATUSES_SQL, {"keys": _pg_array(keys), "purpose": purpose, "at": at})
         last_event_id = rows[0][-1]
         return [row[:-1] for row in rows if row[0] is not None], last_event_id
 
