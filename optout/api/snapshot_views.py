@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api.fields import failure_reason_field
-from core.api.schema import ErrorOutput
+from core.api.schema import ErrorOutput, error_responses
 from core.api.views import RegistryAPIView
 from optout.models import Snapshot, SnapshotStatus
 from optout.snapshots import files, selectors, services
@@ -176,7 +176,8 @@ class SnapshotListCreateView(RegistryAPIView):
 
 class SnapshotLatestView(RegistryAPIView):
     @extend_schema(
-        responses={200: SnapshotManifestOutput, 304: _NOT_MODIFIED},
+        # 404 snapshot_not_found until the first snapshot is ready.
+        responses={200: SnapshotManifestOutput, 304: _NOT_MODIFIED, **error_responses(404)},
         summary="The newest ready snapshot's signed manifest (ETag; Content-Location names the snapshot)",
     )
     def get(self, request: Request) -> HttpResponse:
