@@ -114,20 +114,23 @@ class FallbackRedisCache(RedisCache):
             lambda: self._fallback.has_key(key, version),
         )
 
-    def count_in_window(self, key: Any, timeout: int) -> int:
-        """Add one to ``key``'s count, which expires ``timeout`` seconds after it was first counted; the new count.
+    def count_in_window(self, key: Any, timeout: int, delta: int = 1) -> int:
+        """Add ``delta`` to ``key``'s count, which expires ``timeout`` seconds after it was first counted; the new
+        count.
 
-        One round trip (INCR and EXPIRE ... NX pipelined), where ``incr`` is two (EXISTS, then INCRBY) and a
+        One round trip (INCRBY and EXPIRE ... NX pipelined), where ``incr`` is two (EXISTS, then INCRBY) and a
         window's first request adds a third. Redis runs the two in order; NX sets the expiry on the first count
         only, so the window's key never outlives ``timeout``. The fallback counts in this process's memory.
         """
-        return self._call(lambda: self._count_in_redis(key, timeout), lambda: _count_in_memory(self, key, timeout))
+        return self._call(
+            lambda: self._count_in_redis(key, timeout, delta), lambda: _count_in_memory(self, key, timeout, delta)
+        )
 
-    def _count_in_redis(self, key: Any, timeout: int) -> int:
+    def _count_in_redis(self, key: Any, timeout: int, delta: int) -> int:
         name = self.make_and_validate_key(key)
         client = self._cache.get_client(name, write=True)
         pipeline = client.pipeline(transaction=False)
-        pipeline.incr(name)
+        pipeline.incrby(name, delta)
         pipeline.expire(name, timeout, nx=True)
         count, _expiry_set = pipeline.execute()
         return int(count)
@@ -154,12 +157,12 @@ class FallbackRedisCache(RedisCache):
         self._call(lambda: super(FallbackRedisCache, self).clear(), self._fallback.clear)
 
 
-def _count_in_memory(cache: FallbackRedisCache, key: Any, timeout: int) -> int:
+def _count_in_memory(cache: FallbackRedisCache, key: Any, timeout: int, delta: int) -> int:
     store = cache._fallback
-    if store.add(key, 1, timeout=timeout):
-        return 1
+    if store.add(key, delta, timeout=timeout):
+        return delta
     try:
-        return int(store.incr(key))
+        return int(store.incr(key, delta))
     except ValueError:  # expired in between
-        store.set(key, 1, timeout=timeout)
-        return 1
+        store.set(key, delta, timeout=timeout)
+        return delta

@@ -26,6 +26,7 @@ from optout.api.serializers import (
     RefusalOutput,
     RefusalWithdrawInput,
     RegimeInput,
+    plain_single_lookup,
 )
 from optout.api.throttles import LookupAnonymousThrottle, LookupPrincipalThrottle
 from optout.errors import LookupUnavailable, TooManyItems
@@ -103,6 +104,9 @@ class LookupView(RegistryAPIView):
 
     @extend_schema(parameters=[LookupSingleInput], responses=LookupResponse, summary="Look up one work")
     def get(self, request: Request) -> Response:
+        item_and_purpose = plain_single_lookup(request.query_params)
+        if item_and_purpose is not None:
+            return self._answer(items=[item_and_purpose[0]], purpose=item_and_purpose[1], as_of=None)
         data = LookupSingleInput(data=request.query_params)
         data.is_valid(raise_exception=True)
         item = {"scheme": data.validated_data["scheme"], "value": data.validated_data["value"]}

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 
+from core.api.throttles import throttle_leases_forget
 from tests.browser.helpers import CSP_VIOLATIONS, new_page
 from tests.factories import HolderFactory, UserFactory
 
@@ -48,6 +49,7 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(autouse=True)
 def _browser_settings(settings: Any) -> None:
     cache.clear()
+    throttle_leases_forget()
     settings.DEBUG = False
     # Live-server pages are plain HTTP on 127.0.0.1.
     settings.SESSION_COOKIE_SECURE = False

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 
+from core.api.throttles import throttle_leases_forget
+
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits() -> None:
     cache.clear()
+    throttle_leases_forget()

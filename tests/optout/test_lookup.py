@@ -8,6 +8,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from core.actors import Actor
@@ -457,3 +459,35 @@ def test_when_the_registry_cannot_be_read_nothing_is_answered_as_permitted(book,
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "lookup_unavailable"
     assert "results" not in response.json()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    params=st.lists(
+        st.tuples(
+            st.sampled_from(["scheme", "value", "purpose", "as_of", "other"]),
+            st.one_of(
+                st.sampled_from(["isbn", " ISBN ", "", "train-ai", "train-genai", "9788936434021", "x" * 4001]),
+                st.text(max_size=70),
+            ),
+        ),
+        max_size=5,
+    )
+)
+def test_the_plain_single_lookup_reads_its_parameters_as_the_serializer_does(params):
+    from django.http import QueryDict
+
+    from optout.api.serializers import LookupSingleInput, plain_single_lookup
+
+    query = QueryDict(mutable=True)
+    for name, value in params:
+        query.appendlist(name, value)
+
+    plain = plain_single_lookup(query)
+
+    if plain is not None:
+        data = LookupSingleInput(data=query)
+        assert data.is_valid(), data.errors
+        assert data.validated_data["as_of"] is None
+        assert plain == ({"scheme": data.validated_data["scheme"], "value": data.validated_data["value"]},
+                         data.validated_data["purpose"])  # fmt: skip

@@ -7,6 +7,7 @@ other callers are not affected, and the next window starts from zero.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from django.core.cache import cache
 from django.db import connections
 from rest_framework.test import APIClient
 
-from core.api.throttles import FixedWindowRateThrottle
+from core.api.throttles import FixedWindowRateThrottle, throttle_leases_forget
 from tests.factories import ApiKeyFactory
 from tests.helpers import key_client
 
@@ -130,7 +131,9 @@ def test_every_client_of_one_redis_shares_the_count(book, rates, settings):
     elsewhere: list[Any] = []
 
     def other_process() -> None:
-        # Anonymous, and refused before the view reads the database (whose test data this thread cannot see).
+        # Anonymous, and refused before the view reads the database (whose test data this thread cannot see). A
+        # thread shares this process's leases of the count (core/api/throttles.py); another process holds none.
+        throttle_leases_forget()
         try:
             elsewhere.append(single(APIClient(REMOTE_ADDR="203.0.113.7")))
         finally:
@@ -148,3 +151,45 @@ def test_every_client_of_one_redis_shares_the_count(book, rates, settings):
     assert elsewhere[0].status_code == 429
     assert int(elsewhere[0]["Retry-After"]) > 0
     assert counts == [2]
+
+
+def _throttle_calls(calls: int, *, key: Any, forget_every: int | None = None) -> int:
+    """Requests admitted among ``calls`` by the keyed lookup throttle, called as the view does; with
+    ``forget_every``, the process's leases are dropped that often, as if the calls were spread over processes."""
+    from types import SimpleNamespace
+
+    from core.actors import Actor
+    from core.api.throttles import throttle_leases_forget
+    from optout.api.throttles import LookupPrincipalThrottle
+
+    request: Any = SimpleNamespace(auth=Actor(party=key.party, api_key=key))
+    admitted = 0
+    for call in range(calls):
+        if forget_every and call % forget_every == 0:
+            throttle_leases_forget()
+        admitted += LookupPrincipalThrottle().allow_request(request, None)
+    return admitted
+
+
+def test_a_busy_caller_is_counted_a_lease_at_a_time_and_never_past_its_rate(lab, monkeypatch, at):
+    from types import SimpleNamespace
+
+    from core.actors import Actor
+    from optout.api.throttles import LookupPrincipalThrottle
+
+    monkeypatch.setattr(FixedWindowRateThrottle, "THROTTLE_RATES", {"lookup": "1000/min", "lookup_anonymous": "1/min"})
+    key = ApiKeyFactory(party=lab, scopes=["lookup"])
+    at(9, 0, 0)
+
+    # One process: exactly the rate, then refused until the window ends.
+    assert _throttle_calls(1_200, key=key) == 1_000
+    # The shared count moved by leases of a hundredth of the rate (100 round trips, not 1,000), and stopped at the
+    # rate: the refused calls were refused from memory.
+    request: Any = SimpleNamespace(auth=Actor(party=key.party, api_key=key))
+    throttle = LookupPrincipalThrottle()
+    assert throttle.cache.get(f"{throttle.get_cache_key(request, None)}:{int(time.time() // 60)}") == 1_000
+
+    # The next window, spread over "processes" that each hold a lease: never more than the rate in all.
+    at(9, 1, 0)
+    admitted = _throttle_calls(1_200, key=key, forget_every=7)
+    assert 1_000 - 10 * (1_200 // 7) <= admitted <= 1_000

@@ -8,6 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
+from core.api.throttles import throttle_leases_forget
 from tests.helpers import signed_in
 
 
@@ -15,6 +16,7 @@ from tests.helpers import signed_in
 def _clear_cache() -> None:
     # Sign-in failure counters and lookup throttles live in the cache; each test starts clean.
     cache.clear()
+    throttle_leases_forget()
 
 
 @pytest.fixture
