@@ -99,7 +99,7 @@ def plain_single_lookup(params: Any) -> tuple[dict[str, str], str] | None:
     form; anything else (a missing, blank, long or repeated parameter, ``as_of``, another purpose) goes through
     the serializer, which gives the errors.
     """
-    if not params.keys() <= _SINGLE_PARAMETERS or any(len(values) != 1 for values in params.lists()):
+    if not params.keys() <= _SINGLE_PARAMETERS or any(len(values) != 1 for _name, values in params.lists()):
         return None
     scheme, value = params.get("scheme", "").strip(), params.get("value", "").strip()
     purpose = params.get("purpose", Purpose.TRAIN_GENAI)

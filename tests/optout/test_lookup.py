@@ -475,6 +475,7 @@ def test_when_the_registry_cannot_be_read_nothing_is_answered_as_permitted(book,
     )
 )
 def test_the_plain_single_lookup_reads_its_parameters_as_the_serializer_does(params):
+    """Where the plain reading answers (the lookup's fast path), the serializer accepts the same and reads the same."""
     from django.http import QueryDict
 
     from optout.api.serializers import LookupSingleInput, plain_single_lookup
@@ -491,3 +492,20 @@ def test_the_plain_single_lookup_reads_its_parameters_as_the_serializer_does(par
         assert data.validated_data["as_of"] is None
         assert plain == ({"scheme": data.validated_data["scheme"], "value": data.validated_data["value"]},
                          data.validated_data["purpose"])  # fmt: skip
+
+
+def test_the_plain_single_lookup_takes_the_common_forms():
+    from django.http import QueryDict
+
+    from optout.api.serializers import plain_single_lookup
+
+    assert plain_single_lookup(QueryDict("scheme=isbn&value=9788936434021&purpose=train-ai")) == (
+        {"scheme": "isbn", "value": "9788936434021"},
+        "train-ai",
+    )
+    assert plain_single_lookup(QueryDict("scheme=isbn&value=+9788936434021+")) == (
+        {"scheme": "isbn", "value": "9788936434021"},
+        "train-genai",
+    )
+    for serializer_decides in ("scheme=isbn&value=1&as_of=2026-01-01", "scheme=isbn&value=1&value=2", "scheme=isbn"):
+        assert plain_single_lookup(QueryDict(serializer_decides)) is None
