@@ -544,6 +544,25 @@ def lookup_answer_signed(
 ) -> dict[str, Any]:
     """The lookup response: the request, one result per item, and the registry's receipt over both."""
     from optout.receipts import receipt_sign
+
+    body = _lookup_answer(actor=actor, items=items, purpose=purpose, as_of=as_of)
+    body["receipt"] = receipt_sign(payload=body, own_payload=True)
+    return body
+
+
+def lookup_answer_signed_json(
+    *, actor: Actor, items: Sequence[Mapping[str, Any]], purpose: str, as_of: datetime | None
+) -> bytes:
+    """``lookup_answer_signed`` as the JSON bytes the API sends, serialized once (``receipt_signed_json``)."""
+    from optout.receipts import receipt_signed_json
+
+    return receipt_signed_json(payload=_lookup_answer(actor=actor, items=items, purpose=purpose, as_of=as_of))
+
+
+def _lookup_answer(
+    *, actor: Actor, items: Sequence[Mapping[str, Any]], purpose: str, as_of: datetime | None
+) -> dict[str, Any]:
+    """The lookup response without its receipt."""
     from optout.status.selectors import lookup_batch_current
 
     now = timezone.now()
@@ -558,7 +577,7 @@ def lookup_answer_signed(
     from optout.observations import site_signals_attach
 
     site_signals_attach(results=answer.results, at=at)
-    body: dict[str, Any] = {
+    return {
         # Each result echoes its input, so the request is signed through them; repeating the items here
         # would double what is encoded, signed and sent.
         # Instants in UTC (RFC 3339 for every date: before 1908, Seoul's zone has a seconds offset).
@@ -568,5 +587,3 @@ def lookup_answer_signed(
         "caller": lookup_caller(actor=actor),
         "last_refusal_event_id": answer.last_refusal_event_id,
     }
-    body["receipt"] = receipt_sign(payload=body, own_payload=True)
-    return body

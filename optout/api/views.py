@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import DatabaseError
+from django.http import HttpResponse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -91,19 +92,20 @@ class LookupView(RegistryAPIView):
             return [AllowAny()]
         return super().get_permissions()
 
-    def _answer(self, *, items: list[dict[str, Any]], purpose: str, as_of: Any) -> Response:
+    def _answer(self, *, items: list[dict[str, Any]], purpose: str, as_of: Any) -> HttpResponse:
         actor = self.actor()
         if actor.api_key is not None and not actor.has_scope(ApiScope.LOOKUP):
             raise NotPermitted(_("This API key lacks the scope “lookup”."), code="missing_scope")
         try:
-            body = selectors.lookup_answer_signed(actor=actor, items=items, purpose=purpose, as_of=as_of)
+            body = selectors.lookup_answer_signed_json(actor=actor, items=items, purpose=purpose, as_of=as_of)
         except DatabaseError:
             # Never fail open: without the registry's answer, nothing is answered.
             raise LookupUnavailable() from None
-        return Response(body)
+        # Already JSON: the bytes that were signed, with the receipt (no second serialization by a renderer).
+        return HttpResponse(body, content_type="application/json")
 
     @extend_schema(parameters=[LookupSingleInput], responses=LookupResponse, summary="Look up one work")
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         item_and_purpose = plain_single_lookup(request.query_params)
         if item_and_purpose is not None:
             return self._answer(items=[item_and_purpose[0]], purpose=item_and_purpose[1], as_of=None)
@@ -113,7 +115,7 @@ class LookupView(RegistryAPIView):
         return self._answer(items=[item], purpose=data.validated_data["purpose"], as_of=data.validated_data["as_of"])
 
     @extend_schema(request=LookupInput, responses=LookupResponse, summary="Look up 1 to 10,000 works")
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> HttpResponse:
         items = request.data.get("items") if isinstance(request.data, dict) else None
         if isinstance(items, list) and len(items) > MAX_LOOKUP_ITEMS:
             raise TooManyItems(
