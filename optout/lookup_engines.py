@@ -41,7 +41,6 @@ import psycopg
 from django.db import connection as default_connection
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.utils import CursorWrapper
 from django.db.models import (
     BooleanField,
     Case,
@@ -385,9 +384,13 @@ class PostgresLookupEngine:
             # Django turns psycopg's preparing off (None), which also ignores prepare=True; its own cursors bind
             # in the client and never prepare, whatever this says.
             raw.prepare_threshold = 5
-        # Django's cursor wrapper around psycopg's server-binding cursor: the same error translation, logging
-        # and execute wrappers as every other query.
-        with CursorWrapper(_PreparingCursor(raw), self.connection) as cursor:
+        # Django's cursor wrapper around psycopg's server-binding cursor: the same error translation, execute
+        # wrappers and query log (when queries are logged) as every other query.
+        # django-stubs type these wrappers' argument as a wrapper; Django passes the driver's cursor, as here.
+        raw_cursor: Any = _PreparingCursor(raw)
+        logged = self.connection.queries_logged
+        wrapped = self.connection.make_debug_cursor(raw_cursor) if logged else self.connection.make_cursor(raw_cursor)
+        with wrapped as cursor:
             cursor.execute(sql, params)
             return list(cursor.fetchall())
 
