@@ -18,6 +18,7 @@ def _status_refresh_on_registry_change(
     *,
     cause: AuditEvent | None,
     work_ids: Iterable[int] = (),
+    keys: Iterable[str] = (),
     domain_id: int | None = None,
     cause_by_work: Mapping[int, AuditEvent] | None = None,
     **kwargs: Any,
@@ -26,3 +27,5 @@ def _status_refresh_on_registry_change(
         status_refresh_for_domain(domain_id=domain_id, cause=cause)
     if work_ids:
         status_refresh(cause=cause, work_ids=work_ids, cause_by_work=cause_by_work)
+    if keys:
+        status_refresh(cause=cause, keys=list(keys))

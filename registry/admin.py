@@ -30,6 +30,7 @@ from registry.models import (
     WorkImport,
     WorkImportRowError,
 )
+from registry.signals import status_inputs_changed
 
 
 def _actor(request: HttpRequest) -> Actor:
@@ -55,18 +56,31 @@ class AuditedAdmin(admin.ModelAdmin[Any]):
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
-        audit_record(
+        event = audit_record(
             code=f"{obj._meta.label_lower}.{'changed' if change else 'added'}_in_admin",
             actor=_actor(request),
             target=obj,
             data={"fields": sorted(form.changed_data)},
         )
+        self.saved_in_admin(obj=obj, changed=set(form.changed_data), event=event)
+
+    def saved_in_admin(self, *, obj: Any, changed: set[str], event: AuditEvent) -> None:
+        """Called in the save's transaction, after its audit event: what else the change must update."""
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        audit_record(
+        event = audit_record(
             code=f"{obj._meta.label_lower}.deleted_in_admin", actor=_actor(request), target=obj, data={"repr": str(obj)}
         )
         super().delete_model(request, obj)
+        self.deleted_in_admin(obj=obj, event=event)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        # The changelist's bulk delete: one object at a time, so that each leaves its audit event.
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def deleted_in_admin(self, *, obj: Any, event: AuditEvent) -> None:
+        """Called in the delete's transaction, after the row went: what else the deletion must update."""
 
 
 class MembershipInline(admin.TabularInline[Membership, Party]):
@@ -144,13 +158,30 @@ class WorkAdmin(AuditedAdmin):
     readonly_fields = ["status", "registered_by", "created_at"]
     inlines = [IdentifierInline, ClaimInline]
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A work is the record its refusals, claims and ledger lines point to: it is never deleted.
+        return False
+
+    def saved_in_admin(self, *, obj: Any, changed: set[str], event: AuditEvent) -> None:
+        # A work's kind decides its regime (license_required kinds): lookups and the change feed must follow.
+        if "kind" in changed:
+            status_inputs_changed.send(sender=Work, cause=event, work_ids=[obj.pk])
+
 
 @admin.register(Identifier)
 class IdentifierAdmin(AuditedAdmin):
     list_display = ["scheme", "value", "work", "created_at"]
     list_filter = ["scheme"]
     search_fields = ["value"]
-    raw_id_fields = ["work"]
+    # An identifier is a normalized key (work_identifier_add): staff remove a wrong one, they do not rewrite it.
+    readonly_fields = ["scheme", "value", "work", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def deleted_in_admin(self, *, obj: Any, event: AuditEvent) -> None:
+        # The key no longer names the work: lookups answer it as unregistered from now, in this transaction.
+        status_inputs_changed.send(sender=Identifier, cause=event, keys=[f"{obj.scheme}:{obj.value}"])
 
 
 @admin.register(OwnershipClaim)

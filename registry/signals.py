@@ -13,8 +13,9 @@ work_owners_changed = Signal()
 identifiers_registered = Signal()
 
 # Sent inside the transaction of a change that may change what lookups answer (claims filed, verified, accepted
-# for review or rejected; works registered; identifiers added; domains verified), with ``cause`` (the change's
-# AuditEvent) and ``work_ids`` or ``domain_id``; a batch of registrations names a cause per work in
-# ``cause_by_work``. The opt-out app keeps its status projection and change feed current on it, in the same
-# transaction, so a receiver's failure rolls the change back.
+# for review or rejected; works registered or their kind changed; identifiers added or removed; domains verified),
+# with ``cause`` (the change's AuditEvent) and ``work_ids``, ``keys`` (``scheme:value`` texts that no longer name
+# a work) or ``domain_id``; a batch of registrations names a cause per work in ``cause_by_work``. The opt-out app
+# keeps its status projection and change feed current on it, in the same transaction, so a receiver's failure
+# rolls the change back.
 status_inputs_changed = Signal()

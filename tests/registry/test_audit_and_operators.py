@@ -222,3 +222,62 @@ def test_editing_a_work_in_the_admin_is_audited(holder_api, staff, rf):
     event = AuditEvent.objects.get(code="registry.work.changed_in_admin")
     assert event.actor_user == staff
     assert "title" in event.data["fields"]
+
+
+def _lookup_status(isbn_value: str) -> tuple[str, str | None]:
+    from django.utils import timezone
+
+    from optout.status.selectors import lookup_batch_current
+
+    (result,) = lookup_batch_current(
+        items=[{"scheme": "isbn", "value": isbn_value}], purpose="train-ai", at=timezone.now()
+    ).results
+    return result["status"], result["regime"]
+
+
+def test_a_kind_changed_or_an_identifier_removed_in_the_admin_reaches_lookups_and_the_feed(holder_api, staff, rf):
+    from io import StringIO
+
+    from django.contrib import admin as django_admin
+    from django.core.management import call_command
+    from django.utils import translation
+
+    from core.actors import Actor
+    from optout.models import StatusChange
+    from optout.services import regime_set
+    from registry.models import Identifier, Work
+
+    isbn_value = "9780306406157"
+    work = Work.objects.get(
+        pk=holder_api.post(
+            "/api/v1/works",
+            {"title": "Song", "kind": "text", "identifiers": [{"scheme": "isbn", "value": isbn_value}]},
+            format="json",
+        ).json()["id"]
+    )
+    regime_set(actor=Actor(user=staff), kind="audio", regime="license_required")
+    staff.is_superuser = True
+    staff.save()
+    request = rf.post("/admin/")
+    request.user = staff
+    assert _lookup_status(isbn_value) == ("permitted", "use_first")
+
+    work_admin = django_admin.site._registry[Work]
+    form = work_admin.get_form(request, work, change=True)(
+        instance=work, data={"kind": "audio", "title": "Song", "creators": "[]", "language": "", "creation_year": ""}
+    )
+    assert form.is_valid(), form.errors
+    work_admin.save_model(request, form.save(commit=False), form, change=True)
+
+    assert _lookup_status(isbn_value) == ("license_required", "license_required")
+    assert StatusChange.objects.filter(subject=f"isbn:{isbn_value}", new_status="license_required").exists()
+
+    identifier_admin = django_admin.site._registry[Identifier]
+    identifier_admin.delete_model(request, Identifier.objects.get(value=isbn_value))
+
+    assert _lookup_status(isbn_value) == ("unregistered", "use_first")
+    assert AuditEvent.objects.filter(code="registry.identifier.deleted_in_admin").exists()
+    with translation.override("en"):
+        out = StringIO()
+        call_command("status_check", stdout=out)
+    assert "Status projection OK." in out.getvalue()
