@@ -256,21 +256,23 @@ def works_load(*, holder: Party, works: int) -> None:
         (
             "status segments",
             "INSERT INTO optout_statussegment (subject_type, subject, host, purpose, valid_from, valid_to, status,"
-            " compensation, regime, pending_refusal, work_id, refusal_id)"
+            " compensation, regime, pending_refusal, work_id, refusal_id, work_title, work_kind)"
             " SELECT 'key', 'isbn:' || i.value, '', p.purpose, %(at)s,"
             " CASE WHEN r.id IS NULL THEN NULL ELSE r.effective_from END, 'permitted', 'owners', 'use_first', false,"
-            " i.work_id, NULL"
+            " i.work_id, NULL, w.title, w.kind"
             " FROM bench_n b JOIN registry_identifier i ON i.work_id = b.work_id"
+            " JOIN registry_work w ON w.id = b.work_id"
             " LEFT JOIN optout_refusal r ON r.work_id = b.work_id AND r.holder_id = %(holder)s"
             " CROSS JOIN (VALUES ('train-ai'), ('train-genai')) AS p(purpose) ORDER BY b.n",
         ),
         (
             "refused segments",
             "INSERT INTO optout_statussegment (subject_type, subject, host, purpose, valid_from, valid_to, status,"
-            " compensation, regime, pending_refusal, work_id, refusal_id)"
+            " compensation, regime, pending_refusal, work_id, refusal_id, work_title, work_kind)"
             " SELECT 'key', 'isbn:' || i.value, '', p.purpose, r.effective_from, NULL, 'refused', 'none',"
-            " 'use_first', false, i.work_id, r.id"
+            " 'use_first', false, i.work_id, r.id, w.title, w.kind"
             " FROM optout_refusal r JOIN registry_identifier i ON i.work_id = r.work_id"
+            " JOIN registry_work w ON w.id = r.work_id"
             " CROSS JOIN (VALUES ('train-ai'), ('train-genai')) AS p(purpose)"
             " WHERE r.holder_id = %(holder)s ORDER BY r.id",
         ),

@@ -214,8 +214,8 @@ class OrmLookupEngine:
                     "regime",
                     "pending_refusal",
                     "work_id",
-                    "work__title",
-                    "work__kind",
+                    "work_title",
+                    "work_kind",
                     "refusal_id",
                     "refusal__scope",
                     "refusal__purpose",
@@ -269,22 +269,20 @@ _USAGE_WORKS_SQL = f"""
 
 
 # One statement, so one view of the projection and of the event id without a transaction around it. The segments
-# are read first (the planner otherwise hashes every refusal to join a few), then their works and refusals by id.
-# The outer join on the event id returns one row even when no key has a segment.
+# carry their work's title and kind; their refusals are read by id (the planner otherwise hashes every refusal to
+# join a few). The outer join on the event id returns one row even when no key has a segment.
 _CURRENT_STATUSES_SQL = f"""
     WITH segment AS MATERIALIZED (
-        SELECT subject, status, compensation, regime, pending_refusal, work_id, refusal_id
+        SELECT subject, status, compensation, regime, pending_refusal, work_id, work_title, work_kind, refusal_id
           FROM optout_statussegment
          WHERE subject_type = {sql_literal(SubjectType.KEY)} AND subject = ANY(%(keys)s::text[])
            AND purpose = %(purpose)s AND valid_from <= %(at)s AND (valid_to IS NULL OR valid_to > %(at)s)
     )
     SELECT segment.subject, segment.status, segment.compensation, segment.regime, segment.pending_refusal,
-           segment.work_id, work.title, work.kind, segment.refusal_id, refusal.scope, refusal.purpose,
-           refusal.effective_from, last_event.id
+           segment.work_id, segment.work_title, segment.work_kind, segment.refusal_id, refusal.scope,
+           refusal.purpose, refusal.effective_from, last_event.id
       FROM (SELECT COALESCE(MAX(id), 0) AS id FROM optout_refusalevent) last_event
       LEFT JOIN segment ON true
-      LEFT JOIN (SELECT id, title, kind FROM registry_work WHERE id = ANY(ARRAY(SELECT work_id FROM segment))) work
-             ON work.id = segment.work_id
       LEFT JOIN (SELECT id, scope, purpose, effective_from FROM optout_refusal
                   WHERE id = ANY(ARRAY(SELECT refusal_id FROM segment))) refusal
              ON refusal.id = segment.refusal_id

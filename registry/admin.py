@@ -163,8 +163,9 @@ class WorkAdmin(AuditedAdmin):
         return False
 
     def saved_in_admin(self, *, obj: Any, changed: set[str], event: AuditEvent) -> None:
-        # A work's kind decides its regime (license_required kinds): lookups and the change feed must follow.
-        if "kind" in changed:
+        # A work's kind decides its regime (license_required kinds), and lookups show its title and kind: the
+        # status projection and the change feed must follow.
+        if changed & {"kind", "title"}:
             status_inputs_changed.send(sender=Work, cause=event, work_ids=[obj.pk])
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection, transaction
-from django.db.models import CharField, Exists, OuterRef, Q, Value
+from django.db.models import CharField, Exists, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
@@ -108,10 +108,39 @@ def status_refresh(
         if kind_list:
             timelines = kind_timelines(kinds=kind_list, now=now)
             _write(timelines, now=now, causes=dict.fromkeys(timelines, cause), result=result)
+        # A work's title or kind may have changed without any status changing.
+        segment_briefs_sync(work_ids=work_ids)
         if result.changes:
             for hook in changes_committed_hooks:
                 transaction.on_commit(hook)
     return result
+
+
+def segment_briefs_sync(*, work_ids: Iterable[int]) -> int:
+    """Copy each work's title and kind onto its segments where they differ; how many segments changed."""
+    ids = sorted(set(work_ids))
+    changed = 0
+    for start in range(0, len(ids), CHUNK * 4):
+        chunk = ids[start : start + CHUNK * 4]
+        work = Work.objects.filter(pk=OuterRef("work_id"))
+        changed += (
+            StatusSegment.objects.filter(work_id__in=chunk)
+            .exclude(work_title=Subquery(work.values("title")), work_kind=Subquery(work.values("kind")))
+            .update(work_title=Subquery(work.values("title")), work_kind=Subquery(work.values("kind")))
+        )
+    return changed
+
+
+def segment_briefs_stale() -> list[int]:
+    """The works whose segments show another title or kind than the work has (``status_check``)."""
+    work = Work.objects.filter(pk=OuterRef("work_id"))
+    stale = (
+        StatusSegment.objects.filter(work__isnull=False)
+        .exclude(work_title=Subquery(work.values("title")), work_kind=Subquery(work.values("kind")))
+        .values_list("work_id", flat=True)
+        .distinct()
+    )
+    return sorted(stale)
 
 
 def stored_segments(subjects: Sequence[Subject], now: datetime) -> dict[Subject, list[StatusSegment]]:
@@ -277,6 +306,7 @@ def _write(
         StatusSegment.objects.filter(pk__in=to_close).update(valid_to=now)
     if to_create:
         StatusSegment.objects.bulk_create(to_create, batch_size=5000)
+        segment_briefs_sync(work_ids={row.work_id for row in to_create if row.work_id is not None})
     if changes:
         StatusChange.objects.bulk_create(changes, batch_size=5000)
         result.changes += len(changes)

@@ -341,3 +341,20 @@ def test_repair_finds_a_key_that_no_work_holds_and_makes_it_unregistered(refused
         items=[{"scheme": "isbn", "value": isbn(99)}], purpose="train-ai", at=timezone.now()
     ).results
     assert result["status"] == "unregistered"
+
+
+@in_english
+def test_status_check_names_a_segment_showing_an_old_title_and_repair_copies_the_works(refused_work: Work) -> None:
+    StatusSegment.objects.filter(work=refused_work).update(work_title="Old title")
+    out = StringIO()
+
+    with pytest.raises(CommandError, match="1 works are shown with an old title or kind"):
+        call_command("status_check", stdout=out)
+    assert f"work {refused_work.pk}" in out.getvalue()
+
+    call_command("status_check", "--repair", stdout=StringIO())
+    call_command("status_check", stdout=StringIO())
+    (result,) = lookup_batch_current(
+        items=[{"scheme": "isbn", "value": isbn(1)}], purpose="train-ai", at=timezone.now()
+    ).results
+    assert result["work"]["title"] == refused_work.title

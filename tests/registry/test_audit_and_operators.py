@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -224,7 +225,7 @@ def test_editing_a_work_in_the_admin_is_audited(holder_api, staff, rf):
     assert "title" in event.data["fields"]
 
 
-def _lookup_status(isbn_value: str) -> tuple[str, str | None]:
+def _lookup_status(isbn_value: str, *, with_work: bool = False) -> tuple[Any, ...]:
     from django.utils import timezone
 
     from optout.status.selectors import lookup_batch_current
@@ -232,6 +233,8 @@ def _lookup_status(isbn_value: str) -> tuple[str, str | None]:
     (result,) = lookup_batch_current(
         items=[{"scheme": "isbn", "value": isbn_value}], purpose="train-ai", at=timezone.now()
     ).results
+    if with_work:
+        return result["status"], result["regime"], result["work"]
     return result["status"], result["regime"]
 
 
@@ -264,12 +267,14 @@ def test_a_kind_changed_or_an_identifier_removed_in_the_admin_reaches_lookups_an
 
     work_admin = django_admin.site._registry[Work]
     form = work_admin.get_form(request, work, change=True)(
-        instance=work, data={"kind": "audio", "title": "Song", "creators": "[]", "language": "", "creation_year": ""}
+        instance=work,
+        data={"kind": "audio", "title": "Song (live)", "creators": "[]", "language": "", "creation_year": ""},
     )
     assert form.is_valid(), form.errors
     work_admin.save_model(request, form.save(commit=False), form, change=True)
 
-    assert _lookup_status(isbn_value) == ("license_required", "license_required")
+    brief = {"id": work.pk, "title": "Song (live)", "kind": "audio"}
+    assert _lookup_status(isbn_value, with_work=True) == ("license_required", "license_required", brief)
     assert StatusChange.objects.filter(subject=f"isbn:{isbn_value}", new_status="license_required").exists()
 
     identifier_admin = django_admin.site._registry[Identifier]

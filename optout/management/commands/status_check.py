@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 
 from optout.models import StatusChange, StatusSegment
 from optout.status.selectors import status_differences
-from optout.status.services import status_rebuild
+from optout.status.services import segment_briefs_stale, segment_briefs_sync, status_rebuild
 
 SHOWN = 50
 
@@ -38,8 +38,16 @@ class Command(BaseCommand):
             differences += 1
             if differences <= SHOWN:
                 self.stdout.write("  " + difference.describe())
-        if differences and options["repair"]:
+        stale_works = segment_briefs_stale()
+        if stale_works:
+            self.stdout.write(
+                "  "
+                + _("%(count)s works are shown with an old title or kind, e.g. work %(first)s.")
+                % {"count": f"{len(stale_works):,}", "first": stale_works[0]}
+            )
+        if (differences or stale_works) and options["repair"]:
             result = status_rebuild()
+            segment_briefs_sync(work_ids=stale_works)
             self.stdout.write(
                 _("Repaired: %(rewritten)s subjects rewritten, %(changes)s changes recorded.")
                 % {"rewritten": f"{result.rewritten:,}", "changes": f"{result.changes:,}"}
@@ -49,5 +57,10 @@ class Command(BaseCommand):
             raise CommandError(
                 _("status check failed: %(count)s subjects differ from what the events give.")
                 % {"count": f"{differences:,}"}
+            )
+        if stale_works:
+            raise CommandError(
+                _("status check failed: %(count)s works are shown with an old title or kind.")
+                % {"count": f"{len(stale_works):,}"}
             )
         self.stdout.write(self.style.SUCCESS(_("Status projection OK.")))
