@@ -13,8 +13,10 @@ normalizer) in batches of 100,000, checks every answer against the truth, and pr
 opens a snapshot of ``--memory-keys`` random hashes and filters a million ISBNs against it: its peak RSS is the
 memory figure. ``--parquet-rows`` also times ``optout filter`` end to end on a Parquet file (0 to skip).
 
-The API's batch rate comes from ``--api-rate`` (items/s, e.g. bench/lookup.py's batch figure from the same machine)
-or ``$OPTOUT_API_BATCH_RATE``; without either the output says it is missing.
+The API's batch rate is measured in the same run with ``--api-bench``: bench/lookup.py ``--wrk`` (the server's
+``.venv`` and a PostgreSQL ``DATABASE_URL``, as bench/README.md describes), whose wrk figure for batches of 1,000
+is printed next to the client's. ``--api-rate`` (items/s) or ``$OPTOUT_API_BATCH_RATE`` give one instead; without
+any, the output says it is missing.
 """
 
 from __future__ import annotations
@@ -233,6 +235,23 @@ def parquet_filter(directory: Path, work: Path, rows: int) -> dict[str, float]:
     return {"rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed, "removed": report["counts"]["removed"]}
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def api_batch_rate() -> float:
+    """The API's batch rate (items/s, batches of 1,000 under wrk) from bench/lookup.py run now, with the server's
+    .venv: the client's figures are printed next to it."""
+    with tempfile.TemporaryDirectory(prefix="optout-api-bench-") as folder:
+        summary = Path(folder) / "summary.json"
+        command = [str(ROOT / ".venv/bin/python"), str(ROOT / "bench/lookup.py"), "--wrk", "--wrk-repeat", "1"]
+        print("API: " + " ".join([*command[1:], "--summary-json", str(summary)]))
+        # It exits 1 when a goal of its own fails; its figures are still written.
+        subprocess.run([*command, "--summary-json", str(summary)], cwd=ROOT, check=False)
+        if not summary.exists():
+            raise SystemExit("bench/lookup.py wrote no figures (see its output above)")
+        return float(json.loads(summary.read_text())["wrk_batch_items_per_s"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--keys", type=int, default=1_000_000)
@@ -240,15 +259,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-keys", type=int, default=10_000_000)
     parser.add_argument("--parquet-rows", type=int, default=1_000_000)
     parser.add_argument("--api-rate", type=float, default=None, help="the API's batch lookup rate, items/s")
+    parser.add_argument(
+        "--api-bench",
+        action="store_true",
+        help="measure the API's batch rate in this run with bench/lookup.py --wrk (server .venv, DATABASE_URL)",
+    )
     parser.add_argument("--memory-child", type=Path, help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
     if arguments.memory_child:
         memory_child(arguments.memory_child)
         return 0
-    pinned = _pin_one_core()
     api_rate = arguments.api_rate or (
         float(os.environ["OPTOUT_API_BATCH_RATE"]) if os.environ.get("OPTOUT_API_BATCH_RATE") else None
     )
+    api_source = "given"
+    if arguments.api_bench:
+        # Before pinning this process to one core: the server it starts must have both.
+        api_rate, api_source = api_batch_rate(), "measured now by bench/lookup.py --wrk"
+    pinned = _pin_one_core()
     with tempfile.TemporaryDirectory(prefix="optout-client-bench-") as temporary:
         work = Path(temporary)
         started = time.perf_counter()
@@ -266,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                 line += f"  = {figure['items_per_s'] / api_rate:,.1f} x the API's batch rate"
             print(line)
         if api_rate:
-            print(f"  API batch lookups: {api_rate:,.0f} items/s (given)")
+            print(f"  API batch lookups: {api_rate:,.0f} items/s ({api_source})")
         else:
             print(
                 "  API batch rate: not given (pass --api-rate N from bench/lookup.py's batch figure, or set "
