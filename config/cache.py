@@ -20,6 +20,8 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import RedisError
 
+from core.api.throttles import cache_count
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -123,7 +125,8 @@ class FallbackRedisCache(RedisCache):
         only, so the window's key never outlives ``timeout``. The fallback counts in this process's memory.
         """
         return self._call(
-            lambda: self._count_in_redis(key, timeout, delta), lambda: _count_in_memory(self, key, timeout, delta)
+            lambda: self._count_in_redis(key, timeout, delta),
+            lambda: cache_count(self._fallback, key, timeout=timeout, delta=delta),
         )
 
     def _count_in_redis(self, key: Any, timeout: int, delta: int) -> int:
@@ -155,14 +158,3 @@ class FallbackRedisCache(RedisCache):
 
     def clear(self) -> None:
         self._call(lambda: super(FallbackRedisCache, self).clear(), self._fallback.clear)
-
-
-def _count_in_memory(cache: FallbackRedisCache, key: Any, timeout: int, delta: int) -> int:
-    store = cache._fallback
-    if store.add(key, delta, timeout=timeout):
-        return delta
-    try:
-        return int(store.incr(key, delta))
-    except ValueError:  # expired in between
-        store.set(key, delta, timeout=timeout)
-        return delta

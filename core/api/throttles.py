@@ -52,6 +52,24 @@ def throttle_leases_forget() -> None:
         _leases.clear()
 
 
+def cache_count(cache: Any, key: str, *, timeout: int, delta: int) -> int:
+    """Add ``delta`` to a count in any Django cache, created with ``timeout`` on its first use; the new count.
+
+    Django's incr() (on Redis, EXISTS then INCRBY), and add() for the first count: add() sets a missing key only,
+    so of two first counts one wins and the other increments.
+    """
+    try:
+        return int(cache.incr(key, delta))
+    except ValueError:
+        if cache.add(key, delta, timeout=timeout):
+            return delta
+        try:
+            return int(cache.incr(key, delta))
+        except ValueError:  # cleared in between
+            cache.set(key, delta, timeout=timeout)
+            return delta
+
+
 class FixedWindowRateThrottle(SimpleRateThrottle):
     """``SimpleRateThrottle``'s rates, scopes and cache keys (``get_cache_key``), counted in fixed windows.
 
@@ -100,18 +118,7 @@ class FixedWindowRateThrottle(SimpleRateThrottle):
         if count_in_window is not None:
             # The shipped Redis cache counts in one round trip (config/cache.py).
             return int(count_in_window(key, timeout, size))
-        # Other caches: Django's incr() (on Redis, EXISTS then INCRBY), and add() for a window's first count
-        # (add() sets a missing key only, so of two first counts one wins and the other increments).
-        try:
-            return int(self.cache.incr(key, size))
-        except ValueError:
-            if self.cache.add(key, size, timeout=timeout):
-                return size
-            try:
-                return int(self.cache.incr(key, size))
-            except ValueError:  # cleared in between
-                self.cache.set(key, size, timeout=timeout)
-                return size
+        return cache_count(self.cache, key, timeout=timeout, delta=size)
 
     def wait(self) -> float:
         """Seconds until the current window ends (always more than 0, so DRF sends ``Retry-After``)."""

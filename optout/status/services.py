@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection, transaction
-from django.db.models import CharField, Exists, OuterRef, Q, Subquery, Value
+from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
@@ -116,16 +116,23 @@ def status_refresh(
     return result
 
 
+def _segments_showing_another_brief() -> QuerySet[StatusSegment]:
+    """Segments whose work's title or kind differs from the copy they carry."""
+    work = Work.objects.filter(pk=OuterRef("work_id"))
+    return StatusSegment.objects.filter(work__isnull=False).exclude(
+        work_title=Subquery(work.values("title")), work_kind=Subquery(work.values("kind"))
+    )
+
+
 def segment_briefs_sync(*, work_ids: Iterable[int]) -> int:
     """Copy each work's title and kind onto its segments where they differ; how many segments changed."""
     ids = sorted(set(work_ids))
+    work = Work.objects.filter(pk=OuterRef("work_id"))
     changed = 0
     for start in range(0, len(ids), CHUNK * 4):
-        chunk = ids[start : start + CHUNK * 4]
-        work = Work.objects.filter(pk=OuterRef("work_id"))
         changed += (
-            StatusSegment.objects.filter(work_id__in=chunk)
-            .exclude(work_title=Subquery(work.values("title")), work_kind=Subquery(work.values("kind")))
+            _segments_showing_another_brief()
+            .filter(work_id__in=ids[start : start + CHUNK * 4])
             .update(work_title=Subquery(work.values("title")), work_kind=Subquery(work.values("kind")))
         )
     return changed
@@ -133,14 +140,7 @@ def segment_briefs_sync(*, work_ids: Iterable[int]) -> int:
 
 def segment_briefs_stale() -> list[int]:
     """The works whose segments show another title or kind than the work has (``status_check``)."""
-    work = Work.objects.filter(pk=OuterRef("work_id"))
-    stale = (
-        StatusSegment.objects.filter(work__isnull=False)
-        .exclude(work_title=Subquery(work.values("title")), work_kind=Subquery(work.values("kind")))
-        .values_list("work_id", flat=True)
-        .distinct()
-    )
-    return sorted(stale)
+    return sorted(_segments_showing_another_brief().values_list("work_id", flat=True).distinct())
 
 
 def stored_segments(subjects: Sequence[Subject], now: datetime) -> dict[Subject, list[StatusSegment]]:
