@@ -442,6 +442,20 @@ if SNAPSHOT_SCHEDULE_MINUTES:
         "schedule": timedelta(minutes=SNAPSHOT_SCHEDULE_MINUTES),
     }
 
+# --- Near-duplicate search ---------------------------------------------------
+# ISCC Content-Codes are searched in memory (registry/similarity.py): a base built into SIMILARITY_INDEX_DIR
+# (shared by the web processes of a host, memory-mapped) plus the codes added since, which every lookup scans.
+# Beat rebuilds the base every SIMILARITY_INDEX_MINUTES when more than SIMILARITY_DELTA_MAX codes are new.
+SIMILARITY_INDEX_DIR = env.path("SIMILARITY_INDEX_DIR", MEDIA_ROOT / "similarity-index")
+SIMILARITY_INDEX_MINUTES = env.integer("SIMILARITY_INDEX_MINUTES", 10, minimum=1)
+SIMILARITY_DELTA_MAX = env.integer("SIMILARITY_DELTA_MAX", 20_000, minimum=0)
+# A lookup result lists at most this many near copies, nearest first (the deciding one always among them).
+SIMILARITY_MAX_CANDIDATES = env.integer("SIMILARITY_MAX_CANDIDATES", 10, minimum=1)
+CELERY_BEAT_SCHEDULE["similarity-index-refresh"] = {
+    "task": "registry.tasks.similarity_index_refresh",
+    "schedule": timedelta(minutes=SIMILARITY_INDEX_MINUTES),
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

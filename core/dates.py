@@ -8,12 +8,15 @@ statutory terms it tracks end well before 2200.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from core.errors import InvalidInput
+
+# How far in the past an instant sent as "from now" may lie: the sender's clock may run behind ours.
+CLOCK_SKEW = timedelta(seconds=60)
 
 EARLIEST = date(1900, 1, 1)
 LATEST = date(2199, 12, 31)

@@ -108,6 +108,9 @@ def lookup_result(
         "status": status,
         "may_train": status in (LookupStatus.PERMITTED, LookupStatus.UNREGISTERED),
         "compensation": compensation,
+        # How the item found its work: by its own identifier ("exact"), or an ISCC by a near copy ("similar",
+        # optout.similar); None without a work.
+        "match": "exact" if work is not None else None,
         "work": work,
         "refusal": refusal,
         "regime": regime,
@@ -139,6 +142,7 @@ def lookup_result_invalid(*, index: int, item_input: dict[str, str], error: Inva
         "status": LookupStatus.INVALID,
         "may_train": False,
         "compensation": "none",
+        "match": None,
         "work": None,
         "refusal": None,
         "regime": None,
@@ -573,6 +577,15 @@ def _lookup_answer(
         answer = lookup_batch_current(items=items, purpose=purpose, at=at)
     else:
         answer = lookup_batch(items=items, purpose=purpose, as_of=at)
+    # An ISCC is also decided by the registered works near it, each read by the same path as the items.
+    from optout.similar import similar_matches_attach
+
+    def same_path(more: Sequence[Mapping[str, Any]]) -> LookupAnswer:
+        if as_of is None:
+            return lookup_batch_current(items=more, purpose=purpose, at=at)
+        return lookup_batch(items=more, purpose=purpose, as_of=at)
+
+    similar_matches_attach(results=answer.results, purpose=purpose, at=at, lookup=same_path)
     # A URL on a verified domain also carries the site's own signals as last observed by then (signed with the rest).
     from optout.observations import site_signals_attach
 

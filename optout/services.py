@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from django.db import IntegrityError, transaction
@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.actors import Actor, require_staff
+from core.dates import CLOCK_SKEW
 from core.errors import InvalidInput, InvalidState, NotPermitted
 from optout.models import KindRegime, Purpose, Refusal, RefusalEvent, RefusalEventKind, RefusalScope, Regime
 from optout.status.services import status_refresh_for_kind, status_refresh_for_refusal
@@ -21,7 +22,6 @@ from registry.models import ClaimStatus, OwnershipClaim, Party, VerifiedDomain, 
 from registry.services import require_holder_actor
 
 # Clients' clocks drift: "now" sent by a client a moment ago is still now, not the past.
-CLOCK_SKEW = timedelta(seconds=60)
 
 
 def _not_in_the_past(value: datetime | None, *, field: str) -> datetime:

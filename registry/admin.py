@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from core.actors import Actor
-from core.admin import JOB_FIELDS, JobAdminMixin, ReadOnlyAdminMixin
+from core.admin import JOB_FIELDS, AddOnlyAdminMixin, JobAdminMixin, ReadOnlyAdminMixin
 from core.errors import RegistryError
 from registry import services
 from registry.audit import audit_record
@@ -25,6 +25,7 @@ from registry.models import (
     Membership,
     OwnershipClaim,
     Party,
+    SimilarityThreshold,
     VerifiedDomain,
     Work,
     WorkImport,
@@ -175,7 +176,7 @@ class IdentifierAdmin(AuditedAdmin):
     list_filter = ["scheme"]
     search_fields = ["value"]
     # An identifier is a normalized key (work_identifier_add): staff remove a wrong one, they do not rewrite it.
-    readonly_fields = ["scheme", "value", "work", "created_at"]
+    readonly_fields = ["scheme", "value", "work", "content_modality", "content_code", "created_at"]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -354,3 +355,26 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[AuditEvent]):
     search_fields = ["code", "object_id"]
     readonly_fields = [f.name for f in AuditEvent._meta.fields]
     date_hierarchy = "created_at"
+
+
+@admin.register(SimilarityThreshold)
+class SimilarityThresholdAdmin(AddOnlyAdminMixin, admin.ModelAdmin[SimilarityThreshold]):
+    """New thresholds are added here; past ones stay, since lookups as of an earlier instant use them."""
+
+    list_display = ["modality", "max_distance", "effective_from", "created_by", "created_at"]
+    list_filter = ["modality"]
+    fields = ["modality", "max_distance", "effective_from", "reason"]
+
+    def save_model(self, request: HttpRequest, obj: SimilarityThreshold, form: Any, change: bool) -> None:
+        try:
+            saved = services.similarity_threshold_set(
+                actor=Actor(user=request.user),
+                modality=obj.modality,
+                max_distance=obj.max_distance,
+                effective_from=obj.effective_from,
+                reason=obj.reason,
+            )
+        except RegistryError as exc:
+            self.message_user(request, str(exc.message), level=messages.ERROR)
+            return
+        obj.pk = saved.pk

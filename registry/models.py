@@ -174,12 +174,29 @@ class Work(models.Model):
         return self.title
 
 
+class ContentModality(models.TextChoices):
+    """The ISCC Content-Code subtypes: near copies are searched only among codes of the same modality."""
+
+    TEXT = "text", _("Text")
+    IMAGE = "image", _("Image")
+    AUDIO = "audio", _("Audio")
+    VIDEO = "video", _("Video")
+    MIXED = "mixed", _("Mixed")
+
+
 class Identifier(models.Model):
     """A normalized ``(scheme, value)`` that finds exactly one work."""
 
     work = models.ForeignKey(Work, on_delete=models.CASCADE, related_name="identifiers", verbose_name=_("work"))
     scheme = models.CharField(_("scheme"), max_length=16, choices=Scheme.choices)
     value = models.CharField(_("value"), max_length=2000)
+    # An ISCC's 64-bit Content-Code and its modality, copied out of ``value`` when the identifier is created
+    # (registry.similarity.content_unit_of) so that near-duplicate search reads two integers, not a string.
+    # Empty for other schemes and for an ISCC without a Content-Code (an ISCC-SUM).
+    content_modality = models.CharField(
+        _("content modality"), max_length=8, choices=ContentModality.choices, blank=True, default=""
+    )
+    content_code = models.BigIntegerField(_("content code"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
@@ -188,6 +205,15 @@ class Identifier(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["scheme", "value"], name="identifier_unique"),
             models.CheckConstraint(condition=Q(scheme__in=Scheme.values), name="identifier_scheme_valid"),
+            models.CheckConstraint(
+                condition=(Q(content_code__isnull=True) & Q(content_modality=""))
+                | (Q(content_code__isnull=False, scheme="iscc") & Q(content_modality__in=ContentModality.values)),
+                name="identifier_content_code_iscc_only",
+            ),
+        ]
+        indexes = [
+            # The similarity index's delta: the content codes added since its base was built.
+            models.Index(fields=["id"], condition=Q(content_code__isnull=False), name="identifier_content_code_idx"),
         ]
 
     def __str__(self) -> str:
@@ -428,3 +454,38 @@ class WorkImportRowError(models.Model):
 
     def __str__(self) -> str:
         return f"row {self.row}: {self.code}"
+
+
+class SimilarityThreshold(models.Model):
+    """How far (in bits of the 64-bit Content-Code) a near copy may lie from a registered work, per modality,
+    from an instant on. The latest row in force applies; before any, the defaults in registry.similarity."""
+
+    modality = models.CharField(_("modality"), max_length=8, choices=ContentModality.choices)
+    max_distance = models.PositiveSmallIntegerField(
+        _("maximum Hamming distance"), help_text=_("Bits of the 64-bit Content-Code, 0 to 16.")
+    )
+    effective_from = models.DateTimeField(_("effective from"))
+    reason = models.TextField(_("reason"), blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("set by"),
+    )
+
+    class Meta:
+        verbose_name = _("similarity threshold")
+        verbose_name_plural = _("similarity thresholds")
+        ordering = ["modality", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["modality", "effective_from"], name="similarity_threshold_one_per_instant"),
+            models.CheckConstraint(condition=Q(modality__in=ContentModality.values), name="similarity_modality_valid"),
+            # Above 16 bits the exact search costs grow steeply (and unrelated codes start to meet): see the README.
+            models.CheckConstraint(condition=Q(max_distance__lte=16), name="similarity_threshold_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.modality}: ≤{self.max_distance} bits from {self.effective_from:%Y-%m-%d}"

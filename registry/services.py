@@ -12,7 +12,7 @@ import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -28,6 +28,7 @@ from stdnum.exceptions import ValidationError as StdnumValidationError
 from stdnum.kr import brn as stdnum_brn
 
 from core.actors import Actor, require_staff
+from core.dates import CLOCK_SKEW
 from core.errors import InvalidInput, InvalidState, NotPermitted
 from registry.audit import audit_record
 from registry.domains import TxtResolver, domain_proof_check, origin_normalize
@@ -39,6 +40,7 @@ from registry.models import (
     ApiScope,
     AuditEvent,
     ClaimStatus,
+    ContentModality,
     DomainMethod,
     DomainStatus,
     HolderType,
@@ -48,12 +50,14 @@ from registry.models import (
     OwnershipClaim,
     Party,
     PartyKind,
+    SimilarityThreshold,
     VerifiedDomain,
     Work,
     WorkKind,
     WorkStatus,
 )
 from registry.signals import identifiers_registered, status_inputs_changed, work_owners_changed
+from registry.similarity import MAX_THRESHOLD, identifier_content_fields
 
 API_KEY_PREFIX = "orr"
 # What a key's prefix may be: letters and digits, as long as the column (apikey_create makes 8 hex digits).
@@ -459,7 +463,13 @@ def _works_register_once(*, actor: Actor, holder: Party, drafts: Sequence[WorkDr
     )
     Identifier.objects.bulk_create(
         [
-            Identifier(work=work, scheme=key.scheme, value=key.value, created_at=now)
+            Identifier(
+                work=work,
+                scheme=key.scheme,
+                value=key.value,
+                created_at=now,
+                **identifier_content_fields(scheme=key.scheme, value=key.value),
+            )
             for work, r in zip(works, accepted, strict=True)
             for key in r.draft.identifiers
         ]
@@ -911,7 +921,12 @@ def work_identifier_add(*, actor: Actor, holder: Party, work: Work, scheme: str,
         raise _identifier_taken(key, existing)
     try:
         with transaction.atomic():
-            identifier = Identifier.objects.create(work=work, scheme=key.scheme, value=key.value)
+            identifier = Identifier.objects.create(
+                work=work,
+                scheme=key.scheme,
+                value=key.value,
+                **identifier_content_fields(scheme=key.scheme, value=key.value),
+            )
             _identifiers_registered_on_commit([str(key)])
             event = audit_record(
                 code="registry.work.identifier_added",
@@ -926,3 +941,52 @@ def work_identifier_add(*, actor: Actor, holder: Party, work: Work, scheme: str,
         taken = Identifier.objects.filter(scheme=key.scheme, value=key.value).values_list("work_id", flat=True).first()
         raise _identifier_taken(key, taken or 0) from None
     return identifier
+
+
+# --- Near-duplicate thresholds -----------------------------------------------------------
+
+
+def similarity_threshold_set(
+    *, actor: Actor, modality: str, max_distance: int, effective_from: datetime | None = None, reason: str = ""
+) -> SimilarityThreshold:
+    """Staff set how near a copy of a ``modality`` must be to match, from now or a later instant."""
+    require_staff(actor)
+    if modality not in ContentModality.values:
+        raise InvalidInput(_("Unknown content modality."), code="invalid_choice", field="modality")
+    if not 0 <= max_distance <= MAX_THRESHOLD:
+        raise InvalidInput(
+            _("The threshold is between 0 and %(max)d bits.") % {"max": MAX_THRESHOLD},
+            code="out_of_range",
+            field="max_distance",
+        )
+    now = timezone.now()
+    if effective_from is not None and timezone.is_naive(effective_from):
+        raise InvalidInput(_("Give the time with its offset, e.g. 2026-12-01T00:00:00+09:00."), field="effective_from")
+    if effective_from is not None and effective_from < now - CLOCK_SKEW:
+        # Lookups as of an earlier instant answer with the threshold in force then; it cannot change afterwards.
+        raise InvalidInput(
+            _("This time is in the past; history cannot be rewritten."), code="in_the_past", field="effective_from"
+        )
+    starts = max(effective_from or now, now)
+    try:
+        with transaction.atomic():
+            row = SimilarityThreshold.objects.create(
+                modality=modality,
+                max_distance=max_distance,
+                effective_from=starts,
+                reason=reason,
+                created_by=actor.person,
+            )
+            audit_record(
+                code="registry.similarity_threshold.set",
+                actor=actor,
+                target=row,
+                data={"modality": modality, "max_distance": max_distance, "effective_from": starts.isoformat()},
+            )
+    except IntegrityError:
+        raise InvalidState(
+            _("This modality already has a threshold from that instant; choose another instant."),
+            code="threshold_instant_taken",
+            field="effective_from",
+        ) from None
+    return row

@@ -6,6 +6,7 @@ from core.jobs import jobs_sweep as jobs_sweep_run
 from core.tasks import long_task, periodic_task, short_task
 from registry import services
 from registry.imports import work_import_process, work_imports_resume_stalled
+from registry.similarity import similarity_index_refresh_if_needed
 
 
 @long_task(soft_time_limit=3600, time_limit=3900)
@@ -35,3 +36,9 @@ def domain_claims_verify(domain_id: int) -> int:
 @periodic_task(soft_time_limit=600, time_limit=660)
 def domains_recheck_pending() -> int:
     return services.domains_recheck_pending()
+
+
+@periodic_task(soft_time_limit=1800, time_limit=1900)
+def similarity_index_refresh() -> int:
+    # Rebuilds the near-duplicate base only when enough codes are new; returns how many the delta held.
+    return similarity_index_refresh_if_needed()

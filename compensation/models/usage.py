@@ -170,6 +170,11 @@ MANIFEST_JOB = JobKind(
 job_kind_register(MANIFEST_JOB)
 
 
+class MatchKind(models.TextChoices):
+    EXACT = "exact", _("Exact: the identifier itself")
+    SIMILAR = "similar", _("Similar: a near copy's content code")
+
+
 class ManifestLine(models.Model):
     """One line of a manifest and its outcome: the acknowledgement row.
 
@@ -201,6 +206,10 @@ class ManifestLine(models.Model):
     # Identifies "the same use reported again" within a manifest: md5 of key, units, unit and used_at. Not indexed:
     # the worker keeps the keys of the manifest it is processing (compensation/usage/sql.py).
     dedupe = models.UUIDField(_("deduplication key"), null=True, blank=True)
+    # For a line given as an ISCC: whether it matched a work by that very ISCC ("exact") or by a near copy's
+    # Content-Code ("similar", at ``distance`` bits); its ``key`` is then the identifier that decided it.
+    match = models.CharField(_("match"), max_length=8, choices=MatchKind.choices, blank=True, default="")
+    distance = models.PositiveSmallIntegerField(_("distance (bits)"), null=True, blank=True)
     outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices)
     reason_code = models.CharField(_("reason code"), max_length=40, blank=True)
     reason = models.TextField(_("reason"), blank=True)

@@ -31,11 +31,10 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from compensation.models import ManifestFormat, UsageUnit
-from core.dates import DATE_OUT_OF_RANGE, date_in_range, date_out_of_range_message
+from core.dates import CLOCK_SKEW, DATE_OUT_OF_RANGE, date_in_range, date_out_of_range_message
 from core.errors import InvalidInput
 from core.uploads import UploadLimits, UploadTooLarge, bounded_binary, bounded_lines, bounded_text_lines
 from optout.models import Purpose
-from optout.services import CLOCK_SKEW
 from registry.errors import InvalidIdentifier
 from registry.identifiers import IdentifierKey, identifier_normalize
 

@@ -17,6 +17,7 @@ with the ledger of one clean run.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import hashlib
 import io
 import itertools
@@ -78,8 +79,9 @@ from core.money import price_micro_scaled, rate_in_pico_won, units_in_micro
 from core.uploads import upload_size_check
 from optout.models import Regime
 from optout.selectors import UsageContext, usage_context_load
+from optout.similar import UsageMatch, usage_similar_resolve
 from registry.audit import audit_record
-from registry.identifiers import IdentifierKey
+from registry.identifiers import IdentifierKey, Scheme
 from registry.models import ApiScope, PartyKind, WorkStatus
 
 # --- Submission ---------------------------------------------------------------------------------
@@ -267,6 +269,8 @@ class _Row:
     held_key: AccountKey | None = None
     open_bp: int = 0
     violation: int = 0
+    match: str = ""
+    distance: int | None = None
 
 
 def _line_decide(
@@ -354,6 +358,7 @@ def _pre_outcomes(lines: Sequence[ParsedLine], seen: set[Any]) -> list[str]:
 def _lines_decide(manifest: UsageManifest, lines: Sequence[ParsedLine], seen: set[Any]) -> _Decided:
     """Outcomes for ``lines`` decided in Python (the Python engine, and re-pricing); the SQL engine decides alike."""
     pre = _pre_outcomes(lines, seen)
+    lines, matches = _similar_resolve(manifest, lines, pre)
     keys = {line.key for line, outcome in zip(lines, pre, strict=True) if not outcome and line.key is not None}
     context = usage_context_load(keys=keys, purpose=manifest.purpose)
     tariffs = _Tariffs()
@@ -365,8 +370,36 @@ def _lines_decide(manifest: UsageManifest, lines: Sequence[ParsedLine], seen: se
             continue
         row = _line_decide(line, lab_id=manifest.lab_id, context=context, tariffs=tariffs, priced_lab=credits)
         row.dedupe = line.dedupe
+        matched = matches.get(line.line_no)
+        if matched is not None:
+            row.match, row.distance = matched.match, matched.distance
         rows.append(row)
     return _Decided(rows=rows, credits=credits)
+
+
+def _similar_resolve(
+    manifest: UsageManifest, lines: Sequence[ParsedLine], pre: Sequence[str]
+) -> tuple[list[ParsedLine], dict[int, UsageMatch]]:
+    """The lines with each ISCC line's key replaced by the identifier that decides it (``optout.similar``),
+    and how each ISCC line matched, by line number."""
+    positions = [
+        index
+        for index, (line, outcome) in enumerate(zip(lines, pre, strict=True))
+        if not outcome and line.key is not None and line.key.scheme == Scheme.ISCC and line.used_at is not None
+    ]
+    resolved = list(lines)
+    if not positions:
+        return resolved, {}
+    asked = [(lines[i].key, lines[i].used_at) for i in positions]
+    found = usage_similar_resolve(
+        lines=[(key, used_at) for key, used_at in asked if key is not None and used_at is not None],
+        purpose=manifest.purpose,
+    )
+    matches: dict[int, UsageMatch] = {}
+    for index, matched in zip(positions, found, strict=True):
+        resolved[index] = dataclasses.replace(lines[index], key=matched.key)
+        matches[lines[index].line_no] = matched
+    return resolved, matches
 
 
 def _posting_for(
@@ -423,6 +456,8 @@ _LINE_COLUMNS = (
     "allocation",
     "entry_id",
     "processed_at",
+    "match",
+    "distance",
 )
 
 
@@ -460,6 +495,8 @@ def _line_values(
         [[holder, claim, part, entry_id] for holder, claim, part in row.paid] if priced else [],
         entry_id if priced else None,
         now,
+        row.match,
+        row.distance,
     )
 
 

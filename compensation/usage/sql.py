@@ -46,6 +46,8 @@ from core.money import MICRO
 from core.sql import sql_literal
 from optout.models import RefusalEventKind, RefusalScope, Regime
 from optout.selectors import purposes_refusing
+from optout.similar import usage_similar_resolve
+from registry.identifiers import IdentifierKey, Scheme
 from registry.models import ClaimStatus, DomainStatus, WorkKind
 
 _STAGE_COLUMNS = (
@@ -78,7 +80,9 @@ CREATE TEMP TABLE IF NOT EXISTS compensation_stage (
     pre_outcome text NOT NULL,
     reason_code text NOT NULL,
     reason text NOT NULL,
-    url_host text NOT NULL
+    url_host text NOT NULL,
+    match text NOT NULL DEFAULT '',
+    distance smallint
 )
 """
 
@@ -358,7 +362,7 @@ _INSERT_LINES = f"""
 INSERT INTO compensation_manifestline (
     manifest_id, line_no, scheme, value, key, units, unit, used_at, dedupe, outcome, reason_code, reason,
     work_id, kind, refusal_id, tariff_id, amount_micro, paid_micro, held_micro, violation_micro,
-    released_micro, held_account_id, open_bp, hold_open, allocation, entry_id, processed_at
+    released_micro, held_account_id, open_bp, hold_open, allocation, entry_id, processed_at, match, distance
 )
 SELECT %(manifest)s, decided.line_no, staged.scheme, staged.value,
        CASE WHEN decided.key_scheme = '' THEN '' ELSE decided.key_scheme || ':' || decided.key_value END,
@@ -376,7 +380,7 @@ SELECT %(manifest)s, decided.line_no, staged.scheme, staged.value,
                   || COALESCE(%(entry)s::bigint::text, 'null') || ']]')::jsonb
             ELSE COALESCE(several_owners.allocation, '[]'::jsonb) END,
        CASE WHEN decided.amount IS NULL THEN NULL ELSE %(entry)s::bigint END,
-       %(now)s
+       %(now)s, staged.match, staged.distance
   FROM compensation_decided decided
   JOIN compensation_stage staged ON staged.line_no = decided.line_no
   LEFT JOIN compensation_holds line_hold ON line_hold.line_no = decided.line_no
@@ -476,6 +480,29 @@ def _seen_prepare(cursor: Any, manifest_pk: int, lines_done: int) -> None:
     )
 
 
+def _similar_restage(cursor: Any, purpose: str) -> None:
+    """Point each staged ISCC line at the identifier that decides it (``optout.similar``, the rule the Python
+    engine applies too), and note how it matched; the statements below then decide it as that identifier."""
+    cursor.execute(
+        f"SELECT line_no, key_value, used_at FROM compensation_stage "  # noqa: S608
+        f"WHERE key_scheme = {sql_literal(Scheme.ISCC)} AND pre_outcome = {_UNDECIDED} AND used_at IS NOT NULL"
+    )
+    staged = cursor.fetchall()
+    if not staged:
+        return
+    found = usage_similar_resolve(
+        lines=[(IdentifierKey(scheme=Scheme.ISCC, value=value), used_at) for _no, value, used_at in staged],
+        purpose=purpose,
+    )
+    cursor.executemany(
+        "UPDATE compensation_stage SET key_scheme = %s, key_value = %s, match = %s, distance = %s WHERE line_no = %s",
+        [
+            (matched.key.scheme, matched.key.value, matched.match, matched.distance, line_no)
+            for (line_no, _value, _used_at), matched in zip(staged, found, strict=True)
+        ],
+    )
+
+
 def chunk_settle_sql(
     *,
     manifest: UsageManifest,
@@ -509,6 +536,7 @@ def chunk_settle_sql(
         raw = cursor.cursor
         with raw.copy(f"COPY compensation_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN") as copy:
             copy.write(chunk.payload)
+        _similar_restage(cursor, manifest.purpose)
         # Probes, in the order the lines were staged: hashing the registry's identifiers or the manifest's
         # dedupe keys costs more than the chunk's lines (and grows with them), and so does sorting the chunk.
         cursor.execute("SET LOCAL enable_hashjoin = off")

@@ -15,9 +15,9 @@ from django.utils.translation import gettext_lazy as _
 
 from compensation.models import Tariff, UsageUnit
 from core.actors import Actor, require_staff
+from core.dates import CLOCK_SKEW
 from core.errors import InvalidInput, InvalidState
 from core.locks import advisory_lock
-from optout.services import CLOCK_SKEW
 from registry.audit import audit_record
 from registry.models import WorkKind
 
