@@ -53,12 +53,13 @@ from django.utils import timezone
 
 from registry.models import ContentModality, Identifier, SimilarityThreshold
 
-# Chosen from bench/iscc_transformations.py (figures in bench/README.md, reasons in README.md): the largest
-# distance that still covers the common transformations of a work while leaving a wide margin to unrelated ones.
+# Chosen from bench/iscc_transformations.py (figures in bench/README.md, reasons in README.md, "Near copies"): the
+# largest distance that covers the common transformations of a work while staying well below the closest
+# unrelated pair measured (text 16, image 14, audio 9 bits).
 DEFAULT_THRESHOLDS: dict[str, int] = {
-    ContentModality.TEXT: 8,
+    ContentModality.TEXT: 10,
     ContentModality.IMAGE: 8,
-    ContentModality.AUDIO: 8,
+    ContentModality.AUDIO: 6,
     ContentModality.VIDEO: 8,
     ContentModality.MIXED: 8,
 }
@@ -134,6 +135,35 @@ class ThresholdHistory:
     def widest(self, modality: str) -> int:
         """The largest threshold the modality ever had: a search with it finds what any instant needs."""
         return max([DEFAULT_THRESHOLDS[modality], *(d for _s, d in self._by_modality.get(modality, ()))])
+
+
+def similarity_thresholds_list(*, at: datetime) -> list[dict[str, Any]]:
+    """Per modality: the threshold in force at ``at`` (staff's or the default) and those scheduled after it."""
+    rows = list(
+        SimilarityThreshold.objects.order_by("modality", "effective_from").values(
+            "modality", "max_distance", "effective_from", "reason"
+        )
+    )
+    answer = []
+    for modality in ContentModality.values:
+        own = [row for row in rows if row["modality"] == modality]
+        in_force = [row for row in own if row["effective_from"] <= at]
+        current = in_force[-1] if in_force else None
+        answer.append(
+            {
+                "modality": modality,
+                "max_distance": current["max_distance"] if current else DEFAULT_THRESHOLDS[modality],
+                "effective_from": current["effective_from"] if current else None,
+                "source": "staff" if current else "default",
+                "reason": current["reason"] if current else "",
+                "scheduled": [
+                    {"max_distance": row["max_distance"], "effective_from": row["effective_from"]}
+                    for row in own
+                    if row["effective_from"] > at
+                ],
+            }
+        )
+    return answer
 
 
 # --- the search ------------------------------------------------------------------------------------------

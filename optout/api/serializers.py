@@ -113,9 +113,59 @@ def plain_single_lookup(params: Any) -> tuple[dict[str, str], str] | None:
     return {"scheme": scheme, "value": value}, purpose
 
 
+class LookupWorkOutput(serializers.Serializer[dict[str, Any]]):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    kind = serializers.CharField()
+
+
+class LookupCandidateOutput(serializers.Serializer[dict[str, Any]]):
+    work = LookupWorkOutput()
+    match = serializers.ChoiceField(choices=["exact", "similar"])
+    distance = serializers.IntegerField(help_text=_("Bits in which the Content-Codes differ (0 to 64)."))
+    status = serializers.CharField(help_text=_("The candidate's own status, as a lookup of its ISCC answers it."))
+    refusal = serializers.DictField(allow_null=True)
+
+
+class LookupResultOutput(serializers.Serializer[dict[str, Any]]):
+    index = serializers.IntegerField()
+    input = serializers.DictField()
+    key = serializers.CharField(allow_null=True, help_text=_("The normalized identifier, scheme:value."))
+    status = serializers.ChoiceField(choices=["refused", "permitted", "unregistered", "license_required", "invalid"])
+    may_train = serializers.BooleanField()
+    compensation = serializers.ChoiceField(choices=["owners", "escrow", "none"])
+    match = serializers.ChoiceField(
+        choices=["exact", "similar"],
+        allow_null=True,
+        help_text=_(
+            "How the item found its work: by its own identifier, or (an ISCC) by a registered work's Content-Code "
+            "within the similarity threshold. Null without a work."
+        ),
+    )
+    distance = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text=_("ISCC items only: the deciding candidate's distance in bits; null without one."),
+    )
+    candidates = LookupCandidateOutput(
+        many=True,
+        required=False,
+        help_text=_(
+            "ISCC items only: the registered works within the threshold, nearest first (at most "
+            "SIMILARITY_MAX_CANDIDATES, the deciding one always among them). A refused candidate refuses the item; "
+            "otherwise the nearest decides."
+        ),
+    )
+    work = LookupWorkOutput(allow_null=True)
+    refusal = serializers.DictField(allow_null=True)
+    regime = serializers.CharField(allow_null=True)
+    pending_refusal = serializers.BooleanField()
+    reason = serializers.DictField(required=False, help_text=_("Invalid items only: the code and message."))
+
+
 class LookupResponse(serializers.Serializer[dict[str, Any]]):
     request = serializers.DictField()
-    results = serializers.ListField(child=serializers.DictField())
+    results = LookupResultOutput(many=True)
     issued_at = serializers.CharField()
     caller = serializers.CharField()
     last_refusal_event_id = serializers.IntegerField()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from registry.api import views
+from registry.api import similarity_views, views
 
 urlpatterns = [
     path("me", views.MeView.as_view(), name="me"),
@@ -21,6 +21,11 @@ urlpatterns = [
     path("domains", views.DomainListCreateView.as_view(), name="domains"),
     path("domains/<int:domain_id>", views.DomainDetailView.as_view(), name="domain-detail"),
     path("domains/<int:domain_id>/check", views.DomainCheckView.as_view(), name="domain-check"),
+    path(
+        "similarity-thresholds",
+        similarity_views.SimilarityThresholdsView.as_view(),
+        name="similarity-thresholds",
+    ),
     path("api-keys", views.ApiKeyListCreateView.as_view(), name="api-keys"),
     path("api-keys/<int:key_id>/revoke", views.ApiKeyRevokeView.as_view(), name="api-key-revoke"),
 ]

@@ -10,25 +10,19 @@ from typing import Any
 import iscc_core
 import pytest
 from django.utils import timezone
-from PIL import Image, ImageDraw, ImageFilter
 
-from compensation.models import ManifestLine
 from core.actors import Actor
-from registry.fingerprints import fingerprint_file
 from registry.models import Identifier
 from registry.services import similarity_threshold_set
 from registry.similarity import (
     DEFAULT_THRESHOLDS,
     ContentUnit,
-    content_unit_of,
     similar_search,
     similarity_index_build,
     similarity_index_forget,
 )
-from tests.compensation.conftest import tariffs  # noqa: F401 (a fixture the manifest tests use)
-from tests.compensation.helpers import manifest_body
 from tests.factories import WorkFactory
-from tests.optout.helpers import refuse
+from tests.optout.helpers import flip, image_iscc, refuse
 
 pytestmark = pytest.mark.django_db
 
@@ -43,46 +37,11 @@ def _own_index(settings: Any, tmp_path: Any) -> Any:
     similarity_index_forget()
 
 
-def image_iscc(bits: int, modality: Any = iscc_core.ST_CC.IMAGE) -> str:
-    """A Content-Code unit of ``modality`` whose 64 bits are ``bits``."""
-    return "ISCC:" + iscc_core.encode_component(
-        iscc_core.MT.CONTENT, modality, iscc_core.VS.V0, 64, bits.to_bytes(8, "big")
-    )
-
-
-def flip(bits: int, count: int, *, seed: int = 7) -> int:
-    """``bits`` with ``count`` distinct bits flipped."""
-    for position in random.Random(seed).sample(range(64), count):
-        bits ^= 1 << position
-    return bits
-
-
 def lookup(client: Any, items: list[dict[str, Any]], **extra: Any) -> list[dict[str, Any]]:
     response = client.post("/api/v1/lookup", {"items": items, **extra}, format="json")
     assert response.status_code == 200, response.content
     results: list[dict[str, Any]] = response.json()["results"]
     return results
-
-
-def photo() -> Image.Image:
-    """A picture with the structure of a photograph: gradients, shapes and texture, not flat noise."""
-    rng = random.Random(3)
-    image = Image.new("RGB", (640, 480))
-    draw = ImageDraw.Draw(image)
-    for y in range(480):
-        draw.line([(0, y), (640, y)], fill=(40 + y // 4, 90 + y // 8, 200 - y // 3))
-    for _ in range(40):
-        x, y, r = rng.randrange(640), rng.randrange(480), rng.randrange(10, 90)
-        colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
-        draw.ellipse([x - r, y - r, x + r, y + r], fill=colour)
-    return image.filter(ImageFilter.GaussianBlur(2))
-
-
-def encoded(image: Image.Image, fmt: str, **options: Any) -> io.BytesIO:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    buffer.seek(0)
-    return buffer
 
 
 def test_every_distance_up_to_the_threshold_matches_and_none_beyond(holder, lab_api):
@@ -202,59 +161,31 @@ def _signed(bits: int) -> int:
     return bits - (1 << 64) if bits >= 1 << 63 else bits
 
 
-def test_a_refused_photo_is_found_through_a_resized_reencoded_copy_by_lookup_and_by_manifest(
-    holder, holder_api, staff, lab, lab_api, tariffs, django_capture_on_commit_callbacks
-):
-    original = photo()
-    registered = fingerprint_file(file=encoded(original, "PNG"), kind="image")
-    assert registered.iscc is not None
-    work = WorkFactory(holder=holder, kind="image", identifiers=[("iscc", registered.iscc)], verified_by=staff)
-    refusal = refuse(holder_api, scope="work", work=work.pk)
-    copy = Image.open(encoded(original.resize((320, 240)), "JPEG", quality=60))
-    scraped = fingerprint_file(file=encoded(copy, "JPEG", quality=60), kind="image")
-    assert scraped.iscc is not None and scraped.iscc != registered.iscc
-    unit, registered_unit = content_unit_of(scraped.iscc), content_unit_of(registered.iscc)
-    assert unit is not None and registered_unit is not None
-    distance = (unit.code ^ registered_unit.code).bit_count()
+def test_thresholds_are_public_to_read_and_staff_set_through_the_api(api, holder_api, staff_api):
+    listed = api.get("/api/v1/similarity-thresholds")
+    assert listed.status_code == 200
+    image = next(row for row in listed.json() if row["modality"] == "image")
+    assert (image["max_distance"], image["source"], image["scheduled"]) == (IMAGE_THRESHOLD, "default", [])
 
-    (result,) = lookup(lab_api, [{"scheme": "iscc", "value": scraped.iscc}])
-
-    assert result["status"] == "refused"
-    assert (result["match"], result["distance"]) == ("similar", distance)
-    assert result["refusal"]["id"] == refusal["id"]
-
-    used_at = (timezone.now() + timedelta(seconds=1)).isoformat()
-    lines = [{"scheme": "iscc", "value": scraped.iscc, "units": 1, "unit": "item", "used_at": used_at}]
-    with django_capture_on_commit_callbacks(execute=True):
-        response = lab_api.post("/api/v1/usage-manifests", manifest_body(lines), format="json")
-    assert response.status_code == 202, response.content
-    (row,) = ManifestLine.objects.all()
-    assert row.outcome == "refused_at_use"
-    assert (row.match, row.distance, row.work_id, row.refusal_id) == ("similar", distance, work.pk, refusal["id"])
-    assert row.value == scraped.iscc
-
-
-def test_a_near_copy_in_a_manifest_pays_the_matched_works_owners(
-    holder, staff, lab, lab_api, tariffs, django_capture_on_commit_callbacks
-):
-    registered = 0x7777_0000_FFFF_1234
-    work = WorkFactory(
-        holder=holder,
-        kind="text",
-        identifiers=[("iscc", image_iscc(registered, iscc_core.ST_CC.TEXT))],
-        verified_by=staff,
+    later = (timezone.now() + timedelta(days=7)).isoformat()
+    refused = holder_api.post("/api/v1/similarity-thresholds", {"modality": "image", "max_distance": 5}, format="json")
+    assert refused.status_code == 403
+    too_wide = staff_api.post("/api/v1/similarity-thresholds", {"modality": "image", "max_distance": 40}, format="json")
+    assert too_wide.status_code == 400
+    assert too_wide.json()["error"]["field"] == "max_distance"
+    created = staff_api.post(
+        "/api/v1/similarity-thresholds",
+        {"modality": "image", "max_distance": 6, "effective_from": later, "reason": "crops of 5% matched too little"},
+        format="json",
     )
-    near = image_iscc(flip(registered, 2), iscc_core.ST_CC.TEXT)
-    far = image_iscc(flip(registered, DEFAULT_THRESHOLDS["text"] + 1), iscc_core.ST_CC.TEXT)
-    lines = [
-        {"scheme": "iscc", "value": value, "units": 1000, "unit": "token", "used_at": timezone.now().isoformat()}
-        for value in (near, far)
-    ]
-    with django_capture_on_commit_callbacks(execute=True):
-        response = lab_api.post("/api/v1/usage-manifests", manifest_body(lines), format="json")
-    assert response.status_code == 202, response.content
-    rows = {r.line_no: r for r in ManifestLine.objects.all()}
-    assert (rows[1].outcome, rows[1].match, rows[1].distance, rows[1].work_id) == ("matched", "similar", 2, work.pk)
-    assert rows[1].paid_micro == rows[1].amount_micro and rows[1].paid_micro > 0
-    # Beyond the threshold it is an unregistered ISCC, priced as any (no tariff for "other" works per token here).
-    assert (rows[2].outcome, rows[2].match, rows[2].distance, rows[2].work_id) == ("unpriced", "", None, None)
+    assert created.status_code == 201, created.content
+    image = next(row for row in created.json() if row["modality"] == "image")
+    assert image["max_distance"] == IMAGE_THRESHOLD
+    assert [s["max_distance"] for s in image["scheduled"]] == [6]
+    again = staff_api.post(
+        "/api/v1/similarity-thresholds",
+        {"modality": "image", "max_distance": 7, "effective_from": later},
+        format="json",
+    )
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "threshold_instant_taken"

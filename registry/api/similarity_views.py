@@ -1,0 +1,69 @@
+"""Near-duplicate thresholds: public to read (labs must know what "similar" means), staff to set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core.api.fields import RegistryDateTimeField
+from core.api.schema import error_responses
+from core.api.views import RegistryAPIView
+from registry import services
+from registry.models import ContentModality
+from registry.similarity import MAX_THRESHOLD, similarity_thresholds_list
+
+
+class ThresholdInput(serializers.Serializer[dict[str, Any]]):
+    modality = serializers.ChoiceField(choices=ContentModality.choices)
+    max_distance = serializers.IntegerField(
+        min_value=0, max_value=MAX_THRESHOLD, help_text=_("Bits of the 64-bit Content-Code.")
+    )
+    effective_from = RegistryDateTimeField(required=False, allow_null=True, default=None)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class ScheduledThresholdOutput(serializers.Serializer[dict[str, Any]]):
+    max_distance = serializers.IntegerField()
+    effective_from = serializers.DateTimeField()
+
+
+class ThresholdOutput(serializers.Serializer[dict[str, Any]]):
+    modality = serializers.CharField()
+    max_distance = serializers.IntegerField()
+    effective_from = serializers.DateTimeField(allow_null=True)
+    source = serializers.ChoiceField(choices=["default", "staff"])
+    reason = serializers.CharField()
+    scheduled = ScheduledThresholdOutput(many=True)
+
+
+class SimilarityThresholdsView(RegistryAPIView):
+    def get_permissions(self) -> Any:
+        if self.request.method == "GET":
+            return [AllowAny()]
+        return super().get_permissions()
+
+    @extend_schema(
+        responses=ThresholdOutput(many=True),
+        summary="The similarity thresholds in force per modality, and those scheduled",
+    )
+    def get(self, request: Request) -> Response:
+        return Response(ThresholdOutput(similarity_thresholds_list(at=timezone.now()), many=True).data)
+
+    @extend_schema(
+        request=ThresholdInput,
+        responses={201: ThresholdOutput(many=True), **error_responses(400, 403, 409)},
+        summary="Set a modality's similarity threshold from now or a later instant (staff)",
+    )
+    def post(self, request: Request) -> Response:
+        data = ThresholdInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.similarity_threshold_set(actor=self.actor(), **data.validated_data)
+        listed = similarity_thresholds_list(at=timezone.now())
+        return Response(ThresholdOutput(listed, many=True).data, status=status.HTTP_201_CREATED)
