@@ -36,8 +36,12 @@ def upload(data: bytes, name: str) -> io.BytesIO:
 
 
 def register_with_file(client: Any, data: bytes, *, kind: str = "text", name: str = "work.txt", **extra: Any) -> Any:
+    # In English: the job writes its failure reason in the uploader's language.
     return client.post(
-        "/api/v1/works", {"title": "원고", "kind": kind, "file": upload(data, name), **extra}, format="multipart"
+        "/api/v1/works",
+        {"title": "원고", "kind": kind, "file": upload(data, name), **extra},
+        format="multipart",
+        HTTP_ACCEPT_LANGUAGE="en",
     )
 
 
