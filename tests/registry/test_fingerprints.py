@@ -362,7 +362,7 @@ def test_fpcalc_runs_with_a_duration_cap_and_a_timeout(monkeypatch: pytest.Monke
         raise subprocess.TimeoutExpired(command, 1.0)
 
     monkeypatch.setattr(fingerprints, "fpcalc_path", lambda: "/usr/bin/fpcalc")
-    monkeypatch.setattr(fingerprints.subprocess, "run", too_slow)
+    monkeypatch.setattr(subprocess, "run", too_slow)
 
     result = fingerprint_file(file=io.BytesIO(b"RIFF"), kind="audio", audio_max_seconds=30, audio_timeout=5.0)
 

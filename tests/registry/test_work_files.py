@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from datetime import timedelta
 import wave
+from datetime import timedelta
 from typing import Any
 
 import iscc_core
@@ -131,7 +131,7 @@ def test_progress_moves_while_the_file_is_read(holder_api, monkeypatch, django_c
     monkeypatch.setattr(fingerprints, "_CHUNK_SIZE", 1024)
     monkeypatch.setattr(work_files, "_PROGRESS_EVERY_SECONDS", 0)
     seen: list[tuple[str, int]] = []
-    original = work_files.fingerprint_file
+    original = fingerprints.fingerprint_file
 
     def watched(**options: Any) -> fingerprints.Fingerprints:
         report = options["on_progress"]
@@ -150,7 +150,8 @@ def test_progress_moves_while_the_file_is_read(holder_api, monkeypatch, django_c
     assert len(seen) == -(-len(TEXT) // 1024)
     assert {status for status, _done in seen} == {WorkFileStatus.PROCESSING}
     done = [bytes_done for _status, bytes_done in seen]
-    assert done == sorted(done) and done[0] == 1024 and done[-1] == len(TEXT)
+    assert done == sorted(done)
+    assert (done[0], done[-1]) == (1024, len(TEXT))
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,7 @@ def test_bulk_import_is_processed_by_a_real_worker(real_worker, holder_api, tmp_
 
 
 def test_work_file_is_fingerprinted_by_a_real_worker(real_worker, holder_api, tmp_path):
-    content = ("실제 작업자가 지문을 계산하는 원고입니다. A manuscript fingerprinted by a real worker.\n" * 2000).encode()
+    content = ("실제 작업자가 지문을 계산하는 원고입니다. A manuscript a real worker fingerprints.\n" * 2000).encode()
     upload = io.BytesIO(content)
     upload.name = "manuscript.txt"
 
