@@ -290,3 +290,26 @@ def test_the_deployment_check_warns_without_fpcalc(monkeypatch):
     (warning,) = checks.fpcalc_installed()
 
     assert warning.id == "registry.W001"
+
+
+def test_the_portal_uploads_a_file_and_shows_its_job(session_client, holder_api, django_capture_on_commit_callbacks):
+    work = holder_api.post(
+        "/api/v1/works",
+        {"title": "Poem", "kind": "text", "identifiers": [{"scheme": "url", "value": "https://poems.example.kr/3"}]},
+        format="json",
+    ).json()
+
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = session_client.post(
+            f"/dashboard/works/{work['id']}/files/", {"file": upload(TEXT, "poem.txt")}, HTTP_ACCEPT_LANGUAGE="en"
+        )
+
+    assert response.status_code == 302
+    work_file = WorkFile.objects.get()
+    assert (work_file.work_id, work_file.status) == (work["id"], WorkFileStatus.QUEUED)
+    page = session_client.get(f"/dashboard/works/{work['id']}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert f'<progress max="{len(TEXT)}" value="0">' in page
+    with django_capture_on_commit_callbacks(execute=True):
+        queued[0]()
+    page = session_client.get(f"/dashboard/works/{work['id']}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "sha256 is an identifier of this work." in page
