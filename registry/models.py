@@ -500,11 +500,6 @@ class WorkFile(JobFields):
     def audio_code_missing_message(self) -> str:
         return str(AUDIO_CODE_MISSING_REASONS.get(self.audio_code_missing, ""))
 
-    @property
-    def conflicts(self) -> list[dict[str, object]]:
-        """The fingerprints another work holds."""
-        return [item for item in self.identifiers if item.get("outcome") == FileIdentifierOutcome.TAKEN]
-
 
 WORK_FILE_JOB = JobKind(
     model=WorkFile,
