@@ -11,9 +11,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     WEB_CONCURRENCY=3
 
 # gettext compiles the translations at build time; fonts-nanum gives PDF statements and invoices their Korean
-# glyphs (PDF_FONT_PATH's default, /usr/share/fonts/truetype/nanum/NanumGothic.ttf, is its file).
+# glyphs (PDF_FONT_PATH's default, /usr/share/fonts/truetype/nanum/NanumGothic.ttf, is its file); Chromaprint's
+# fpcalc (libchromaprint-tools) extracts the features of an audio work's Audio-Code.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends gettext fonts-nanum \
+    && apt-get install -y --no-install-recommends gettext fonts-nanum libchromaprint-tools \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -352,6 +352,11 @@ WORK_IMPORT_MAX_UPLOAD_BYTES = env.integer("WORK_IMPORT_MAX_UPLOAD_BYTES", 64 * 
 WORK_IMPORT_MAX_INFLATED_BYTES = env.integer("WORK_IMPORT_MAX_INFLATED_BYTES", 256 * 1024 * 1024, minimum=1024)
 WORK_IMPORT_MAX_LINE_BYTES = env.integer("WORK_IMPORT_MAX_LINE_BYTES", 64 * 1024, minimum=256)
 WORK_IMPORT_INSPECT_SECONDS = env.number("WORK_IMPORT_INSPECT_SECONDS", 60.0, minimum=1.0)
+# A work's file (fingerprinted by a worker, registry/work_files.py): the largest accepted as sent, and for audio
+# the seconds Chromaprint's fpcalc reads (from the start) and how long it may run.
+WORK_FILE_MAX_UPLOAD_BYTES = env.integer("WORK_FILE_MAX_UPLOAD_BYTES", 512 * 1024 * 1024, minimum=1024)
+WORK_FILE_AUDIO_MAX_SECONDS = env.integer("WORK_FILE_AUDIO_MAX_SECONDS", 600, minimum=10)
+WORK_FILE_AUDIO_TIMEOUT_SECONDS = env.number("WORK_FILE_AUDIO_TIMEOUT_SECONDS", 120.0, minimum=1.0)
 # Domain verification fetches a file from the claimed origin; these bound that request.
 DOMAIN_CHECK_TIMEOUT = env.number("DOMAIN_CHECK_TIMEOUT", 5.0, minimum=0.1)
 # Fetching private or loopback addresses is refused in production (server-side request forgery).
@@ -393,9 +398,11 @@ USAGE_MANIFEST_MAX_UPLOAD_BYTES = env.integer("USAGE_MANIFEST_MAX_UPLOAD_BYTES",
 USAGE_MANIFEST_MAX_INFLATED_BYTES = env.integer("USAGE_MANIFEST_MAX_INFLATED_BYTES", 4 * 1024**3, minimum=1024)
 USAGE_MANIFEST_MAX_LINE_BYTES = env.integer("USAGE_MANIFEST_MAX_LINE_BYTES", 16 * 1024, minimum=256)
 USAGE_MANIFEST_INSPECT_SECONDS = env.number("USAGE_MANIFEST_INSPECT_SECONDS", 120.0, minimum=1.0)
-# No uploaded file is received past the larger of those two limits (and a little for the form around it): a
-# bigger body is refused while it streams in, not spooled to disk whole first.
-UPLOAD_CEILING_BYTES = max(USAGE_MANIFEST_MAX_UPLOAD_BYTES, WORK_IMPORT_MAX_UPLOAD_BYTES) + 1024 * 1024
+# No uploaded file is received past the largest of those limits and WORK_FILE_MAX_UPLOAD_BYTES (and a little for
+# the form around it): a bigger body is refused while it streams in, not spooled to disk whole first.
+UPLOAD_CEILING_BYTES = (
+    max(USAGE_MANIFEST_MAX_UPLOAD_BYTES, WORK_IMPORT_MAX_UPLOAD_BYTES, WORK_FILE_MAX_UPLOAD_BYTES) + 1024 * 1024
+)
 FILE_UPLOAD_HANDLERS = [
     "core.uploads.UploadCeilingHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",

@@ -210,6 +210,16 @@ class ImportForm(forms.Form):
     )
 
 
+class WorkFileForm(forms.Form):
+    file = forms.FileField(
+        label=_("The work's file"),
+        help_text=_(
+            "Uploaded and fingerprinted by the registry: its SHA-256 and ISCC-CODE become identifiers of the work. "
+            "The file is deleted once fingerprinted."
+        ),
+    )
+
+
 class IdentifierAddForm(forms.Form):
     scheme = forms.ChoiceField(label=_("Scheme"), choices=Scheme.choices, initial=Scheme.SHA256)
     value = forms.CharField(label=_("Identifier"), max_length=2000)

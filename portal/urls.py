@@ -58,6 +58,7 @@ urlpatterns = [
     path("dashboard/works/check-identifier", works.identifier_check, name="identifier-check"),
     path("dashboard/works/<int:work_id>/", works.work_detail, name="work"),
     path("dashboard/works/<int:work_id>/identifiers/", works.work_identifier_add, name="work-identifier-add"),
+    path("dashboard/works/<int:work_id>/files/", works.work_file_upload, name="work-file-upload"),
     path("dashboard/works/<int:work_id>/claim/", works.work_claim, name="work-claim"),
     path("dashboard/imports/new/", works.import_create, name="import-create"),
     path("dashboard/imports/<int:import_id>/", works.import_detail, name="import"),

@@ -16,6 +16,7 @@ from core.errors import RegistryError
 from registry import services
 from registry.audit import audit_record
 from registry.models import (
+    WORK_FILE_JOB,
     WORK_IMPORT_JOB,
     ApiKey,
     AuditEvent,
@@ -28,6 +29,7 @@ from registry.models import (
     SimilarityThreshold,
     VerifiedDomain,
     Work,
+    WorkFile,
     WorkImport,
     WorkImportRowError,
 )
@@ -331,6 +333,17 @@ class WorkImportAdmin(JobAdminMixin, admin.ModelAdmin[WorkImport]):
     list_filter = ["status", "failure_code", "format"]
     readonly_fields = [f.name for f in WorkImport._meta.fields if f.name not in JOB_FIELDS] + JOB_FIELDS
     inlines = [RowErrorInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(WorkFile)
+class WorkFileAdmin(JobAdminMixin, admin.ModelAdmin[WorkFile]):
+    job_kind = WORK_FILE_JOB
+    list_display = ["id", "work", "holder", "original_name", "kind", "status", "failure_code", "size", "created_at"]
+    list_filter = ["status", "failure_code", "kind"]
+    readonly_fields = [f.name for f in WorkFile._meta.fields if f.name not in JOB_FIELDS] + JOB_FIELDS
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -7,5 +7,5 @@ class RegistryConfig(AppConfig):
     verbose_name = _("Works registry")
 
     def ready(self) -> None:
-        from registry import receivers  # noqa: F401  (records the kernel's audit events)
+        from registry import checks, receivers  # noqa: F401  (deployment checks; the kernel's audit events)
         from registry.api import schema_extensions  # noqa: F401  (registers the OpenAPI security schemes)

@@ -1,16 +1,27 @@
-"""Fingerprints of a work's file: its SHA-256 and, for texts and images, an ISCC-CODE (ISO 24138).
+"""Fingerprints of a work's file: its SHA-256 and, for texts, images and audio, an ISCC-CODE (ISO 24138).
 
 The SHA-256 finds exact copies; the ISCC-CODE also finds near copies, because similar content has nearby
 Content-Codes. Both become identifiers of the work (schemes ``sha256`` and ``iscc``).
+
+Audio's Content-Code is computed from Chromaprint features, which Chromaprint's ``fpcalc`` (Debian
+``libchromaprint-tools``) extracts, as iscc-sdk does. Without ``fpcalc`` an audio file's ISCC-CODE has only its
+Data- and Instance-Codes, and ``Fingerprints.audio_code_missing`` says why.
 """
 
 from __future__ import annotations
 
 import codecs
 import hashlib
+import json
+import os
+import shutil
 import struct
+import subprocess
+import tempfile
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import iscc_core
 from django.utils.translation import gettext_lazy as _
@@ -33,21 +44,130 @@ _TEXT_CONTENT_CODE_MAX_BYTES = 10 * 1024 * 1024
 _IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError)
 
 
+# Why an audio file's ISCC-CODE has no Audio-Code (``Fingerprints.audio_code_missing``).
+AUDIO_FPCALC_MISSING = "fpcalc_missing"
+AUDIO_FPCALC_TIMEOUT = "fpcalc_timeout"
+
+# What the owner reads about a missing Audio-Code.
+AUDIO_CODE_MISSING_REASONS = {
+    AUDIO_FPCALC_MISSING: _(
+        "The Audio-Code was not computed: the registry's audio fingerprinting tool (fpcalc) is not installed. "
+        "The file's SHA-256 and its Data- and Instance-Codes were."
+    ),
+    AUDIO_FPCALC_TIMEOUT: _(
+        "The Audio-Code was not computed: reading the audio took longer than allowed. "
+        "The file's SHA-256 and its Data- and Instance-Codes were."
+    ),
+}
+
+# fpcalc's own default; the service passes the WORK_FILE_AUDIO_* settings.
+DEFAULT_AUDIO_MAX_SECONDS = 120
+DEFAULT_AUDIO_TIMEOUT_SECONDS = 60.0
+
+
 @dataclass(frozen=True)
 class Fingerprints:
     sha256: str  # 64 lower-case hex digits
-    iscc: str | None  # "ISCC:..." for texts and images, None for other kinds
+    iscc: str | None  # "ISCC:..." for texts, images and audio, None for other kinds
+    # For audio: None when the Audio-Code was computed, else why not (AUDIO_FPCALC_MISSING, AUDIO_FPCALC_TIMEOUT).
+    audio_code_missing: str | None = None
 
 
-def fingerprint_file(*, file: typing.BinaryIO, kind: str) -> Fingerprints:
+class AudioCodeUnavailable(Exception):
+    """fpcalc could not be run (not installed, or too slow): the file is fine, the tool is not."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def fpcalc_path() -> str | None:
+    """Where ``fpcalc`` is, or None; the deployment check warns when it is missing."""
+    return shutil.which("fpcalc")
+
+
+def audio_features(
+    path: str | os.PathLike[str],
+    *,
+    max_seconds: int = DEFAULT_AUDIO_MAX_SECONDS,
+    timeout: float = DEFAULT_AUDIO_TIMEOUT_SECONDS,
+) -> list[int]:
+    """The Chromaprint features (signed 32-bit integers) of the first ``max_seconds`` of an audio file.
+
+    Runs ``fpcalc -raw -json -signed``, as iscc-sdk does: ``gen_audio_code`` wants signed integers. Raises
+    ``AudioCodeUnavailable`` when fpcalc is missing or exceeds ``timeout``, and ``InvalidIdentifier``
+    (``unreadable_file``) when fpcalc cannot decode the file.
+    """
+    program = fpcalc_path()
+    if program is None:
+        raise AudioCodeUnavailable(AUDIO_FPCALC_MISSING)
+    command = [program, "-raw", "-json", "-signed", "-length", str(max_seconds), os.fspath(path)]
+    try:
+        # No shell, a fixed program and our own file's path: nothing of the uploader reaches the command line.
+        done = subprocess.run(command, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise AudioCodeUnavailable(AUDIO_FPCALC_TIMEOUT) from None
+    # fpcalc 1.5.1 with FFmpeg 5 (Debian 12) exits 3 with "Error decoding audio frame (End of file)" after printing
+    # a complete fingerprint, so the exit status alone does not say whether it read the file: its output does.
+    try:
+        features = json.loads(done.stdout)["fingerprint"]
+    except (ValueError, KeyError, TypeError):
+        features = None
+    if not isinstance(features, list) or not features or not all(isinstance(value, int) for value in features):
+        raise InvalidIdentifier(
+            _("The audio file could not be read; upload it as WAV, FLAC, MP3, Ogg or another common format."),
+            code="unreadable_file",
+            field="file",
+        )
+    return features
+
+
+def fingerprint_file(
+    *,
+    file: typing.BinaryIO,
+    kind: str,
+    path: str | os.PathLike[str] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    audio_max_seconds: int = DEFAULT_AUDIO_MAX_SECONDS,
+    audio_timeout: float = DEFAULT_AUDIO_TIMEOUT_SECONDS,
+) -> Fingerprints:
     """Fingerprint a work's file of the given work kind, reading it in chunks.
 
-    Raises ``InvalidIdentifier`` with code ``unreadable_file`` (``field="file"``) when a text is not UTF-8
-    or an image cannot be decoded. The file is left positioned at its start.
+    ``path``, for audio, is where fpcalc reads the same bytes; without it the bytes are copied to a temporary
+    file as they are read. ``on_progress`` is called with the bytes read so far after each chunk.
+
+    Raises ``InvalidIdentifier`` with code ``unreadable_file`` (``field="file"``) when a text is not UTF-8,
+    an image cannot be decoded or fpcalc cannot read an audio file. The file is left positioned at its start.
     """
     if kind not in _WORK_KINDS:
         raise ValueError(f"Unknown work kind {kind!r}.")
-    with_iscc = kind in ("text", "image")
+    if kind == "audio" and path is None:
+        with tempfile.NamedTemporaryFile(prefix="registry-audio-") as copy:
+            return _fingerprint(
+                file,
+                kind,
+                Path(copy.name),
+                copy,
+                on_progress,
+                audio_max_seconds=audio_max_seconds,
+                audio_timeout=audio_timeout,
+            )
+    return _fingerprint(
+        file, kind, path, None, on_progress, audio_max_seconds=audio_max_seconds, audio_timeout=audio_timeout
+    )
+
+
+def _fingerprint(
+    file: typing.BinaryIO,
+    kind: str,
+    path: str | os.PathLike[str] | None,
+    copy: typing.IO[bytes] | None,
+    on_progress: Callable[[int], None] | None,
+    *,
+    audio_max_seconds: int,
+    audio_timeout: float,
+) -> Fingerprints:
+    with_iscc = kind in ("text", "image", "audio")
 
     # One pass feeds every hash that reads raw bytes, so a large file is read once, never held whole.
     sha256 = hashlib.sha256()
@@ -71,21 +191,35 @@ def fingerprint_file(*, file: typing.BinaryIO, kind: str) -> Fingerprints:
                 text_parts.append(piece)
             else:
                 text_parts = None
+        if copy is not None:
+            copy.write(chunk)
+        if on_progress is not None:
+            on_progress(size)
     if decoder is not None:
         _decode(decoder, b"", final=True)
     file.seek(0)
+    if copy is not None:
+        copy.flush()
 
     if data_hasher is None or instance_hasher is None:
         return Fingerprints(sha256=sha256.hexdigest(), iscc=None)
 
     units = [data_hasher.code(), instance_hasher.code()]
+    audio_code_missing = None
     if kind == "text" and text_parts is not None:
         units.insert(0, iscc_core.gen_text_code("".join(text_parts))["iscc"])
     elif kind == "image":
-        units.insert(0, iscc_core.gen_image_code(_image_pixels(file))["iscc"])
+        units.insert(0, iscc_core.gen_image_code(image_pixels(file))["iscc"])
         file.seek(0)
+    elif kind == "audio" and path is not None:
+        try:
+            features = audio_features(path, max_seconds=audio_max_seconds, timeout=audio_timeout)
+        except AudioCodeUnavailable as unavailable:
+            audio_code_missing = unavailable.reason
+        else:
+            units.insert(0, iscc_core.gen_audio_code(features)["iscc"])
     iscc = str(iscc_core.gen_iscc_code(units)["iscc"])
-    return Fingerprints(sha256=sha256.hexdigest(), iscc=iscc)
+    return Fingerprints(sha256=sha256.hexdigest(), iscc=iscc, audio_code_missing=audio_code_missing)
 
 
 def _decode(decoder: codecs.IncrementalDecoder, chunk: bytes, *, final: bool = False) -> str:
@@ -99,7 +233,7 @@ def _decode(decoder: codecs.IncrementalDecoder, chunk: bytes, *, final: bool = F
         ) from None
 
 
-def _image_pixels(file: typing.BinaryIO) -> list[int]:
+def image_pixels(file: typing.BinaryIO) -> list[int]:
     """The 1024 gray values gen_image_code wants, prepared as iscc-sdk's ``image_normalize`` does.
 
     Transpose by EXIF orientation, put transparency on white, trim a uniform border, convert to gray and

@@ -11,6 +11,7 @@ from django.utils.translation import pgettext_lazy
 
 from core.actors import STAFF_SCOPE
 from core.jobs import JobFields, JobKind, job_kind_register
+from registry.fingerprints import AUDIO_CODE_MISSING_REASONS
 from registry.identifiers import Scheme
 
 MAX_SHARE_BP = 10_000
@@ -454,6 +455,88 @@ class WorkImportRowError(models.Model):
 
     def __str__(self) -> str:
         return f"row {self.row}: {self.code}"
+
+
+class WorkFileStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    PROCESSING = "processing", _("Processing")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class FileIdentifierOutcome(models.TextChoices):
+    # The work holds the identifier (added by this file, or it had it already).
+    ADDED = "added", _("Added to the work")
+    # Another work holds it: the file is (a copy of) that work's file.
+    TAKEN = "taken", _("Held by another work")
+
+
+def _work_file_upload_to(instance: WorkFile, filename: str) -> str:
+    return f"work-files/{timezone.now():%Y/%m}/{instance.work_id}-{timezone.now():%H%M%S%f}"
+
+
+class WorkFile(JobFields):
+    """A work's file, fingerprinted by a worker: its SHA-256 and ISCC-CODE become identifiers of the work.
+
+    ``bytes_done`` of ``size`` is the progress. The stored file is deleted once the job is done, and when it
+    fails because of the file itself (unreadable): only the fingerprints are kept. Its lifecycle (queueing,
+    heartbeat, failure, retry) is ``core.jobs``'s.
+    """
+
+    work = models.ForeignKey(Work, on_delete=models.CASCADE, related_name="files", verbose_name=_("work"))
+    holder = models.ForeignKey(Party, on_delete=models.CASCADE, related_name="+", verbose_name=_("holder"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    file = models.FileField(_("file"), upload_to=_work_file_upload_to, max_length=300, blank=True)
+    original_name = models.CharField(_("original file name"), max_length=255, blank=True)
+    # The work's kind when the file was uploaded: it decides which Content-Code is computed.
+    kind = models.CharField(_("kind"), max_length=16, choices=WorkKind.choices)
+    status = models.CharField(_("status"), max_length=16, choices=WorkFileStatus.choices, default=WorkFileStatus.QUEUED)
+    size = models.PositiveBigIntegerField(_("size in bytes"))
+    bytes_done = models.PositiveBigIntegerField(_("bytes processed"), default=0)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True)
+    iscc = models.CharField(_("ISCC-CODE"), max_length=200, blank=True)
+    # Why an audio file's ISCC-CODE has no Audio-Code (fpcalc missing or too slow); empty when it has one.
+    audio_code_missing = models.CharField(_("Audio-Code not computed"), max_length=32, blank=True)
+    # Per fingerprint: {"scheme", "value", "outcome" (FileIdentifierOutcome), "work_id" (the work holding it)}.
+    identifiers = models.JSONField(_("identifier outcomes"), default=list, blank=True)
+    # The uploader's language: the worker writes the failure reason in it.
+    language = models.CharField(_("language"), max_length=8, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("work file")
+        verbose_name_plural = _("work files")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=WorkFileStatus.values), name="work_file_status_valid"),
+            models.CheckConstraint(condition=Q(bytes_done__lte=models.F("size")), name="work_file_progress_le_size"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.original_name or self.pk} ({self.status})"
+
+    @property
+    def audio_code_missing_message(self) -> str:
+        return str(AUDIO_CODE_MISSING_REASONS.get(self.audio_code_missing, ""))
+
+
+WORK_FILE_JOB = JobKind(
+    model=WorkFile,
+    task="registry.tasks.work_file_fingerprint",
+    waiting=WorkFileStatus.QUEUED,
+    running=WorkFileStatus.PROCESSING,
+    done=WorkFileStatus.DONE,
+    failed=WorkFileStatus.FAILED,
+    audit_prefix="registry.work_file",
+)
+job_kind_register(WORK_FILE_JOB)
 
 
 class SimilarityThreshold(models.Model):

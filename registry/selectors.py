@@ -23,6 +23,7 @@ from registry.models import (
     PartyKind,
     VerifiedDomain,
     Work,
+    WorkFile,
     WorkImport,
     WorkImportRowError,
 )
@@ -42,6 +43,7 @@ def _works_with_details() -> QuerySet[Work]:
     return Work.objects.prefetch_related(
         Prefetch("identifiers", queryset=Identifier.objects.order_by("scheme", "value")),
         Prefetch("claims", queryset=OwnershipClaim.objects.select_related("holder").order_by("created_at", "pk")),
+        Prefetch("files", queryset=WorkFile.objects.order_by("-created_at", "-pk")),
     )
 
 
@@ -83,6 +85,15 @@ def work_get_for_actor(*, actor: Actor, work_id: int) -> Work:
     if work is None:
         raise NotFound()
     return work
+
+
+def work_file_get_for_actor(*, actor: Actor, work_id: int, file_id: int) -> WorkFile:
+    """A file of a work the actor may see in full (``work_get_for_actor``)."""
+    work = work_get_for_actor(actor=actor, work_id=work_id)
+    work_file = WorkFile.objects.filter(pk=file_id, work=work).first()
+    if work_file is None:
+        raise NotFound()
+    return work_file
 
 
 def work_get(*, work_id: int) -> Work:

@@ -307,8 +307,13 @@ def work_draft_build(
     creation_year: int | None = None,
     share_bp: int | None = None,
     valid_from: date | None = None,
+    file_pending: bool = False,
 ) -> WorkDraft:
-    """Validate and normalize one work's input; raise the first error with the offending field."""
+    """Validate and normalize one work's input; raise the first error with the offending field.
+
+    ``file_pending``: the work's file is being fingerprinted, and its SHA-256 and ISCC-CODE will find it, so it
+    may be registered without identifiers of its own.
+    """
     title = (title or "").strip()
     if not title:
         raise InvalidInput(_("A title is required."), code="required", field="title")
@@ -330,7 +335,7 @@ def work_draft_build(
             raise
         if key not in keys:  # equivalent spellings of one identifier collapse into one
             keys.append(key)
-    if not keys:
+    if not keys and not file_pending:
         raise InvalidInput(
             _("At least one identifier is required, so the work can be found."), code="required", field="identifiers"
         )

@@ -7,6 +7,7 @@ from core.tasks import long_task, periodic_task, short_task
 from registry import services
 from registry.imports import work_import_process, work_imports_resume_stalled
 from registry.similarity import similarity_index_refresh_if_needed
+from registry.work_files import work_file_fingerprint as work_file_fingerprint_run
 
 
 @long_task(soft_time_limit=3600, time_limit=3900)
@@ -14,6 +15,13 @@ def work_import_run(import_id: int) -> None:
     # Resumable: the import's row cursor advances with each committed chunk, so a retried
     # or redelivered task continues where the last one stopped.
     work_import_process(import_id=import_id)
+
+
+@long_task(soft_time_limit=3600, time_limit=3900)
+def work_file_fingerprint(work_file_id: int) -> None:
+    # Done in one piece: a retried or redelivered task reads the file again; identifiers the work already
+    # holds are left as they are, so the result is that of one run.
+    work_file_fingerprint_run(work_file_id=work_file_id)
 
 
 @periodic_task(soft_time_limit=120, time_limit=180)

@@ -25,6 +25,7 @@ from tests.workers import CeleryWorkers, broker_clear
 # task's signature). A task added without a line here fails test_every_task_has_a_queue_here.
 TASKS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "registry.tasks.work_import_run": (QUEUE_LONG, (1,)),
+    "registry.tasks.work_file_fingerprint": (QUEUE_LONG, (1,)),
     "compensation.tasks.usage_manifest_run": (QUEUE_LONG, (1,)),
     "compensation.tasks.settlement_run": (QUEUE_LONG, (1,)),
     "compensation.tasks.distribution_execute": (QUEUE_LONG, (1,)),
@@ -83,6 +84,7 @@ def test_every_kind_of_job_is_published_to_the_long_queue(published: mock.MagicM
     assert {kind.name for kind in kinds} == {
         "compensation.usagemanifest",
         "registry.workimport",
+        "registry.workfile",
         "compensation.settlement",
         "compensation.marketsharedistribution",
         "compensation.export",

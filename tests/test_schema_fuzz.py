@@ -53,6 +53,7 @@ READS_OF_SEEDED_OBJECTS = {
     f"GET /api/v1/{path}"
     for path in (
         "works/{work_id}",
+        "works/{work_id}/files/{file_id}",
         "imports/{import_id}",
         "imports/{import_id}/errors",
         "domains/{domain_id}",
@@ -143,6 +144,7 @@ def fuzz_world(
     from optout.services import refusal_file, refusal_withdraw
     from registry.imports import work_import_create
     from registry.services import apikey_create, claim_file, claim_verify, domain_add, work_draft_build, work_register
+    from registry.work_files import work_file_create
 
     def register(party: Any, isbn: str, *, share_bp: int = 10_000) -> Any:
         draft = work_draft_build(
@@ -190,6 +192,17 @@ def fuzz_world(
             file=_upload("works.csv", b"title,kind,isbn\nNovel,text,9791190090018\nBad,text,123\n"),
             filename="works.csv",
         )
+        # A fingerprinted file on each work, so that a generated (work_id, file_id) pair often names a real one.
+        work_files = [
+            work_file_create(
+                actor=holder_actor,
+                holder=holder,
+                work=work,
+                file=_upload("a.txt", f"{work.pk}".encode()),
+                filename="a.txt",
+            ).pk
+            for work in (book, co_owned, pending)
+        ]
         used_at = (timezone.now() - timedelta(hours=2)).isoformat()
         lab_client = APIClient()
         lab_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {keys['lab']}")
@@ -237,6 +250,7 @@ def fuzz_world(
             "refusal_id": [refusal.pk, withdrawn.pk],
             "domain_id": [domain.pk],
             "import_id": [work_import.pk],
+            "file_id": work_files,
             "key_id": spare_keys,
             "manifest_pk": [submitted.json()["id"]],
             "settlement_pk": [settlement.pk],

@@ -17,7 +17,7 @@ from core import spreadsheets
 from core.errors import NotFound, RegistryError
 from portal.access import Portal, holder_view, portal_parties, portal_view
 from portal.form_errors import error_to_form
-from portal.forms import ClaimForm, IdentifierAddForm, IdentifierFormSet, ImportForm, WorkForm
+from portal.forms import ClaimForm, IdentifierAddForm, IdentifierFormSet, ImportForm, WorkFileForm, WorkForm
 from portal.selectors import holder_dashboard, lab_dashboard, refusal_rows_for_work, work_status_now
 from portal.views.common import paginate, query_without_page
 from registry import selectors, services
@@ -25,6 +25,7 @@ from registry.errors import IdentifierTaken, InvalidIdentifier
 from registry.identifiers import identifier_normalize
 from registry.imports import work_import_create, work_import_rows
 from registry.models import Identifier, ImportStatus, PartyKind, WorkImport
+from registry.work_files import work_file_create
 
 PREVIEW_ROWS = 5
 
@@ -135,15 +136,41 @@ def work_detail(request: HttpRequest, portal: Portal, work_id: int) -> HttpRespo
         work = selectors.work_get_for_actor(actor=portal.actor, work_id=work_id)
     except NotFound:
         raise Http404() from None
-    context = {
+    return render(request, "portal/works/detail.html", _work_context(portal, work))
+
+
+def _work_context(portal: Portal, work: Any, *, identifier_form: Any = None, file_form: Any = None) -> dict[str, Any]:
+    return {
         "work": work,
         "identifiers": sorted(work.identifiers.all(), key=lambda i: (i.scheme, i.value)),
         "claims": list(work.claims.all()),
         "refusals": refusal_rows_for_work(actor=portal.actor, work=work),
         "status_now": work_status_now(work=work),
-        "identifier_form": IdentifierAddForm(),
+        "identifier_form": identifier_form or IdentifierAddForm(),
+        "file_form": file_form or WorkFileForm(),
     }
-    return render(request, "portal/works/detail.html", context)
+
+
+@holder_view
+@require_POST
+def work_file_upload(request: HttpRequest, portal: Portal, work_id: int) -> HttpResponse:
+    try:
+        work = selectors.work_get_for_actor(actor=portal.actor, work_id=work_id)
+    except NotFound:
+        raise Http404() from None
+    form = WorkFileForm(request.POST, request.FILES)
+    if form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            work_file_create(
+                actor=portal.actor, holder=portal.party, work=work, file=upload, filename=upload.name or ""
+            )
+        except RegistryError as exc:
+            error_to_form(form, exc)
+        else:
+            messages.success(request, _("The file is uploaded; its fingerprints are being computed."))
+            return redirect("portal:work", work_id=work.pk)
+    return render(request, "portal/works/detail.html", _work_context(portal, work, file_form=form), status=400)
 
 
 @holder_view
@@ -162,15 +189,7 @@ def work_identifier_add(request: HttpRequest, portal: Portal, work_id: int) -> H
         else:
             messages.success(request, _("The identifier is added."))
             return redirect("portal:work", work_id=work.pk)
-    context = {
-        "work": work,
-        "identifiers": sorted(work.identifiers.all(), key=lambda i: (i.scheme, i.value)),
-        "claims": list(work.claims.all()),
-        "refusals": refusal_rows_for_work(actor=portal.actor, work=work),
-        "status_now": work_status_now(work=work),
-        "identifier_form": form,
-    }
-    return render(request, "portal/works/detail.html", context, status=400)
+    return render(request, "portal/works/detail.html", _work_context(portal, work, identifier_form=form), status=400)
 
 
 @holder_view

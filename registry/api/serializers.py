@@ -16,11 +16,14 @@ from registry.models import (
     ApiScope,
     ClaimStatus,
     DomainMethod,
+    FileIdentifierOutcome,
     Identifier,
     OwnershipClaim,
     Party,
     VerifiedDomain,
     Work,
+    WorkFile,
+    WorkFileStatus,
     WorkImport,
     WorkImportRowError,
     WorkKind,
@@ -89,7 +92,16 @@ class WorkCreateInput(serializers.Serializer[dict[str, Any]]):
     file = serializers.FileField(
         required=False,
         write_only=True,
-        help_text=_("The work's file: only its SHA-256 (and ISCC for text and images) is kept, never the file."),
+        help_text=_(
+            "The work's file, fingerprinted by a worker: its SHA-256 and ISCC-CODE become identifiers of the work. "
+            "The file is deleted once fingerprinted."
+        ),
+    )
+
+
+class WorkFileInput(serializers.Serializer[dict[str, Any]]):
+    file = serializers.FileField(
+        help_text=_("The work's file: its SHA-256 and ISCC-CODE become identifiers of the work; the file is deleted.")
     )
 
 
@@ -174,9 +186,63 @@ class WorkClaimOutput(serializers.ModelSerializer[OwnershipClaim]):
         fields = ["id", "holder", "share_bp", "valid_from", "status", "created_at"]
 
 
+class WorkFileIdentifierOutput(serializers.Serializer[dict[str, Any]]):
+    scheme = serializers.CharField()
+    value = serializers.CharField()
+    outcome = serializers.ChoiceField(
+        choices=FileIdentifierOutcome.choices,
+        help_text=_("added: the work holds it now; taken: another work (work_id) holds it, so it was not added."),
+    )
+    work_id = serializers.IntegerField(allow_null=True, help_text=_("The work that holds the identifier."))
+
+
+class WorkFileOutput(serializers.ModelSerializer[WorkFile]):
+    url = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+    failure_reason = failure_reason_field()
+    identifiers = WorkFileIdentifierOutput(many=True, read_only=True)
+    audio_code_missing_reason = serializers.CharField(source="audio_code_missing_message", read_only=True)
+
+    class Meta:
+        model = WorkFile
+        fields = [
+            "id",
+            "url",
+            "work",
+            "status",
+            "kind",
+            "original_name",
+            "size",
+            "bytes_done",
+            "progress",
+            "sha256",
+            "iscc",
+            "audio_code_missing",
+            "audio_code_missing_reason",
+            "identifiers",
+            "failure_code",
+            "failure_reason",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    def get_url(self, work_file: WorkFile) -> str:
+        return f"/api/v1/works/{work_file.work_id}/files/{work_file.pk}"
+
+    def get_progress(self, work_file: WorkFile) -> float:
+        if work_file.status == WorkFileStatus.DONE:
+            return 1.0
+        if not work_file.size:
+            return 0.0
+        return round(min(work_file.bytes_done / work_file.size, 1.0), 4)
+
+
 class WorkOutput(serializers.ModelSerializer[Work]):
     identifiers = IdentifierOutput(many=True)
     claims = WorkClaimOutput(many=True)
+    files = WorkFileOutput(many=True, read_only=True)
 
     class Meta:
         model = Work
@@ -190,6 +256,7 @@ class WorkOutput(serializers.ModelSerializer[Work]):
             "status",
             "identifiers",
             "claims",
+            "files",
             "created_at",
         ]
 

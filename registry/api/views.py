@@ -33,13 +33,14 @@ from registry.api.serializers import (
     MeOutput,
     WorkClaimOutput,
     WorkCreateInput,
+    WorkFileInput,
+    WorkFileOutput,
     WorkListFilter,
     WorkOutput,
 )
-from registry.fingerprints import fingerprint_file
-from registry.identifiers import Scheme
 from registry.imports import work_import_create
-from registry.models import WORK_IMPORT_JOB, OwnershipClaim
+from registry.models import WORK_FILE_JOB, WORK_IMPORT_JOB, OwnershipClaim
+from registry.work_files import work_file_create, work_register_with_file
 
 
 class MeView(RegistryAPIView):
@@ -66,27 +67,39 @@ class WorkListCreateView(RegistryAPIView):
         works = selectors.work_list_for_holder(holder=holder, **filters.validated_data)
         return self.paginate(works, WorkOutput)
 
-    @extend_schema(request=WorkCreateInput, responses={201: WorkOutput}, summary="Register a work")
+    @extend_schema(
+        request=WorkCreateInput,
+        responses={201: WorkOutput, 202: WorkOutput, **error_responses(413)},
+        summary="Register a work",
+        description=(
+            "201 with the work. With a file (multipart), 202: the work is registered and its file queued for "
+            "fingerprinting; Location is the file's job (GET it for status and progress), whose SHA-256 and "
+            "ISCC-CODE are added to the work's identifiers when it is done."
+        ),
+    )
     def post(self, request: Request) -> Response:
         actor = self.actor()
         holder = acting_party(actor)
         data = WorkCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        identifiers = list(values.pop("identifiers"))
         upload = values.pop("file", None)
-        if upload is not None:
-            # The file is hashed as it streams and then dropped: only its fingerprints are kept.
-            prints = fingerprint_file(file=upload, kind=values["kind"])
-            identifiers.append({"scheme": Scheme.SHA256, "value": prints.sha256})
-            if prints.iscc:
-                identifiers.append({"scheme": Scheme.ISCC, "value": prints.iscc})
-        draft = services.work_draft_build(identifiers=identifiers, **values)
-        work, claim = services.work_register(actor=actor, holder=holder, draft=draft)
+        draft = services.work_draft_build(file_pending=upload is not None, **values)
+        if upload is None:
+            work, claim = services.work_register(actor=actor, holder=holder, draft=draft)
+        else:
+            # Stored, not read: a worker fingerprints it and adds its SHA-256 and ISCC-CODE to the work.
+            work, claim, work_file = work_register_with_file(
+                actor=actor, holder=holder, draft=draft, file=upload, filename=upload.name or ""
+            )
         work = selectors.work_get_for_actor(actor=actor, work_id=work.pk)
         body = dict(WorkOutput(work).data)
         body["claim"] = WorkClaimOutput(claim).data
-        return Response(body, status=status.HTTP_201_CREATED)
+        if upload is None:
+            return Response(body, status=status.HTTP_201_CREATED)
+        response = Response(body, status=status.HTTP_202_ACCEPTED)
+        response["Location"] = f"/api/v1/works/{work.pk}/files/{work_file.pk}"
+        return response
 
 
 class WorkDetailView(RegistryAPIView):
@@ -94,6 +107,42 @@ class WorkDetailView(RegistryAPIView):
     def get(self, request: Request, work_id: int) -> Response:
         work = selectors.work_get_for_actor(actor=self.actor(), work_id=work_id)
         return Response(WorkOutput(work).data)
+
+
+class WorkFileCreateView(RegistryAPIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request=WorkFileInput,
+        responses={202: WorkFileOutput, **error_responses(403, 404, 413)},
+        summary="Add a file to a work: a worker fingerprints it (SHA-256, ISCC-CODE) and adds them as identifiers",
+    )
+    def post(self, request: Request, work_id: int) -> Response:
+        actor = self.actor()
+        holder = acting_party(actor)
+        work = selectors.work_get_for_actor(actor=actor, work_id=work_id)
+        data = WorkFileInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        work_file = work_file_create(actor=actor, holder=holder, work=work, file=upload, filename=upload.name or "")
+        response = Response(WorkFileOutput(work_file).data, status=status.HTTP_202_ACCEPTED)
+        response["Location"] = f"/api/v1/works/{work.pk}/files/{work_file.pk}"
+        return response
+
+
+class WorkFileDetailView(RegistryAPIView):
+    @extend_schema(responses=WorkFileOutput, summary="A work file's fingerprinting: status, progress, outcome")
+    def get(self, request: Request, work_id: int, file_id: int) -> Response:
+        work_file = selectors.work_file_get_for_actor(actor=self.actor(), work_id=work_id, file_id=file_id)
+        return Response(WorkFileOutput(work_file).data)
+
+
+class WorkFileRetryView(RegistryAPIView):
+    @extend_schema(request=None, responses={202: WorkFileOutput}, summary="Queue a failed work file again (staff)")
+    def post(self, request: Request, work_id: int, file_id: int) -> Response:
+        work_file = selectors.work_file_get_for_actor(actor=self.actor(), work_id=work_id, file_id=file_id)
+        work_file = job_retry(actor=self.actor(), kind=WORK_FILE_JOB, job_id=work_file.pk)
+        return Response(WorkFileOutput(work_file).data, status=status.HTTP_202_ACCEPTED)
 
 
 class WorkBulkView(RegistryAPIView):

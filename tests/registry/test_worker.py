@@ -44,3 +44,29 @@ def test_bulk_import_is_processed_by_a_real_worker(real_worker, holder_api, tmp_
     assert progress["progress"] == 1.0
     assert progress["row_errors"][0]["row"] == 252
     assert Work.objects.count() == 250
+
+
+def test_work_file_is_fingerprinted_by_a_real_worker(real_worker, holder_api, tmp_path):
+    content = ("실제 작업자가 지문을 계산하는 원고입니다. A manuscript a real worker fingerprints.\n" * 2000).encode()
+    upload = io.BytesIO(content)
+    upload.name = "manuscript.txt"
+
+    started = time.monotonic()
+    accepted = holder_api.post("/api/v1/works", {"title": "원고", "kind": "text", "file": upload}, format="multipart")
+    answered_in = time.monotonic() - started
+
+    assert accepted.status_code == 202, accepted.content
+    # The request only stores the file: it answers before the worker's fingerprinting.
+    assert answered_in < 5
+    location = accepted["Location"]
+    deadline = time.monotonic() + 90
+    job = holder_api.get(location).json()
+    while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
+        assert real_worker.poll() is None, (tmp_path / "worker.log").read_text()
+        time.sleep(0.5)
+        job = holder_api.get(location).json()
+    assert job["status"] == "done", (job, (tmp_path / "worker.log").read_text())
+    assert (job["bytes_done"], job["progress"]) == (len(content), 1.0)
+    work = holder_api.get(f"/api/v1/works/{accepted.json()['id']}").json()
+    assert {i["scheme"]: i["value"] for i in work["identifiers"]} == {"sha256": job["sha256"], "iscc": job["iscc"]}
+    assert not any(p.is_file() for p in (tmp_path / "media").rglob("*"))

@@ -157,18 +157,23 @@ def test_work_list_shows_only_the_callers_works(holder_api, other_holder_api):
     assert other_holder_api.get("/api/v1/works").json()["count"] == 0
 
 
-def test_registering_by_file_keeps_only_its_fingerprints(holder_api, settings, tmp_path):
+def test_registering_by_file_keeps_only_its_fingerprints(holder_api, settings, django_capture_on_commit_callbacks):
     content = "AI 학습 거부 등록부에 등록하는 원고입니다. " * 50
     upload = io.BytesIO(content.encode())
     upload.name = "manuscript.txt"
 
-    response = holder_api.post("/api/v1/works", {"title": "원고", "kind": "text", "file": upload}, format="multipart")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = holder_api.post(
+            "/api/v1/works", {"title": "원고", "kind": "text", "file": upload}, format="multipart"
+        )
 
-    assert response.status_code == 201, response.content
-    identifiers = {i["scheme"]: i["value"] for i in response.json()["identifiers"]}
+    # Accepted: the worker fingerprints the file (tests/registry/test_work_files.py has the job's details).
+    assert response.status_code == 202, response.content
+    work = holder_api.get(f"/api/v1/works/{response.json()['id']}").json()
+    identifiers = {i["scheme"]: i["value"] for i in work["identifiers"]}
     assert identifiers["sha256"] == hashlib.sha256(content.encode()).hexdigest()
     assert identifiers["iscc"].startswith("ISCC:")
-    # The file itself is never stored.
+    # The file itself is not kept once fingerprinted.
     media = settings.MEDIA_ROOT
     assert not media.exists() or not any(p.is_file() for p in media.rglob("*"))
 
