@@ -167,7 +167,8 @@ def domain_rules_in_force(*, domain: VerifiedDomain, at: datetime) -> list[PathR
     hosts belong in those hosts' own files.
     """
     # Every stored purpose refuses train-genai, so this reads the refusals of both purposes.
-    refusals = _refusals_for([], {domain.host}, Purpose.TRAIN_GENAI, at)
+    # Refusals name the canonical host (without "www."), which a domain verified as www.ex.kr serves too.
+    refusals = _refusals_for([], {domain.host, url_host_canonical(domain.host)}, Purpose.TRAIN_GENAI, at)
     return [
         PathRule(path=_prefix_path(r.url_prefix), purpose=r.purpose)
         for r in refusals

@@ -32,7 +32,7 @@ from core.errors import InvalidInput, InvalidState, NotPermitted
 from registry.audit import audit_record
 from registry.domains import TxtResolver, domain_proof_check, origin_normalize
 from registry.errors import DomainCheckFailed, IdentifierTaken, InvalidIdentifier, Overclaim
-from registry.identifiers import IdentifierKey, Scheme, identifier_normalize
+from registry.identifiers import IdentifierKey, Scheme, identifier_normalize, url_host_canonical
 from registry.models import (
     MAX_SHARE_BP,
     ApiKey,
@@ -845,7 +845,10 @@ def domain_claims_verify(*, domain_id: int) -> int:
     domain = VerifiedDomain.objects.filter(pk=domain_id, status=DomainStatus.VERIFIED).first()
     if domain is None:
         return 0
-    under_host = r"^https?://([^/@]*\.)?" + re.escape(domain.host) + r"(:[0-9]+)?/"
+    # URL keys are canonical (https, no leading "www."): the domain's own host, its www-less form, or a
+    # subdomain of its host (registry.identifiers.domain_covers_host).
+    hosts = f"([^/@]*\\.)?{re.escape(domain.host)}|{re.escape(url_host_canonical(domain.host))}"
+    under_host = rf"^https?://({hosts})(:[0-9]+)?/"
     work_ids = Identifier.objects.filter(scheme=Scheme.URL, value__regex=under_host).values("work_id")
     verified = 0
     actor = Actor(party=domain.holder, is_system=True)
