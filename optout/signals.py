@@ -34,6 +34,7 @@ from optout.vocabularies import (
     headers_for,
     stance_for,
 )
+from registry.identifiers import url_host_canonical
 from registry.models import VerifiedDomain, WorkKind
 
 # The aipref vocabulary and its one training label for each refusal purpose, read from the table: from -05 to -08
@@ -181,6 +182,10 @@ def _prefix_path(prefix: str) -> str:
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
+    elif not path.endswith("/"):
+        # A canonical prefix has no trailing slash, and covers its subtree at a "/" boundary: written with one,
+        # as robots.txt and TDMRep match by plain prefix, so "/blog" does not reserve "/blogger" on the site.
+        path += "/"
     # "*" and "$" are pattern syntax in robots.txt and TDMRep; a literal one is written percent-encoded.
     return path.replace("*", "%2A").replace("$", "%24")
 

@@ -276,6 +276,13 @@ _IPV6 = re.compile(r"^\[[0-9a-f:.]+\]$")
 
 
 def _url(value: str) -> str:
+    # The canonical form of a valid URL is valid too: its host is the validated one or a suffix of it.
+    return url_canonical(url_rfc_normalize(value))
+
+
+def url_rfc_normalize(value: str) -> str:
+    """A valid http(s) URL normalized by RFC 3986 (url-normalize), not yet canonical: what a site's origin is
+    (a verified domain's origin keeps its scheme and its "www.")."""
     scheme = _URL_SCHEME.match(value)
     # url-normalize would guess "https" for a bare host; a guessed scheme would make two keys for one page.
     if scheme is None:
@@ -302,11 +309,6 @@ def _url(value: str) -> str:
         raise _invalid("invalid_format", _("This is not a well-formed URL."))
     try:
         # Normalizing can turn a malformed authority into one urlsplit rejects (e.g. stray brackets).
-        parts = urlsplit(normalized)
-    except ValueError:
-        raise _invalid("invalid_component", _("The URL's host name is not valid.")) from None
-    normalized = url_canonical(normalized)
-    try:
         parts = urlsplit(normalized)
     except ValueError:
         raise _invalid("invalid_component", _("The URL's host name is not valid.")) from None
