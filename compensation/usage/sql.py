@@ -62,6 +62,7 @@ _STAGE_COLUMNS = (
     "reason_code",
     "reason",
     "url_host",
+    "line_kind",
 )
 
 _STAGE_CREATE = """
@@ -78,7 +79,8 @@ CREATE TEMP TABLE IF NOT EXISTS compensation_stage (
     pre_outcome text NOT NULL,
     reason_code text NOT NULL,
     reason text NOT NULL,
-    url_host text NOT NULL
+    url_host text NOT NULL,
+    line_kind text NOT NULL
 )
 """
 
@@ -128,13 +130,13 @@ CREATE TEMP TABLE compensation_matched ON COMMIT DROP AS
 SELECT staged.line_no, staged.key_scheme, staged.key_value, staged.units, staged.unit, staged.used_at, staged.dedupe,
        staged.pre_outcome,
        CASE WHEN staged.pre_outcome = {_UNDECIDED} THEN staged.url_host ELSE '' END AS url_host,
-       identifier.work_id, work.kind AS work_kind, work.status AS work_status
+       staged.line_kind, identifier.work_id, work.kind AS work_kind, work.status AS work_status
   FROM (
       SELECT stage.line_no, stage.key_scheme, stage.key_value, stage.units, stage.unit, stage.used_at, stage.dedupe,
              CASE WHEN stage.pre_outcome <> {_UNDECIDED} THEN stage.pre_outcome
                   WHEN seen.dedupe IS NOT NULL THEN {_DUPLICATE}
                   ELSE {_UNDECIDED} END AS pre_outcome,
-             stage.url_host
+             stage.url_host, stage.line_kind
         FROM compensation_stage stage
         LEFT JOIN compensation_seen seen ON seen.dedupe = stage.dedupe
       OFFSET 0  -- decided once per line, not once per use of pre_outcome above
@@ -233,7 +235,7 @@ lines_with_regime AS (
            CASE WHEN line.pre_outcome <> {_UNDECIDED} THEN '' WHEN line.work_id IS NULL THEN {_USE_FIRST}
                 ELSE COALESCE(regime_then.regime, {_USE_FIRST}) END AS regime,
            CASE WHEN line.pre_outcome <> {_UNDECIDED} THEN ''
-                ELSE COALESCE(line.work_kind, {_SCHEME_KIND_SQL}) END AS kind,
+                ELSE COALESCE(line.work_kind, NULLIF(line.line_kind, ''), {_SCHEME_KIND_SQL}) END AS kind,
            COALESCE(shares.covered_bp, 0) AS covered_bp
       FROM compensation_matched line
       LEFT JOIN deciding_refusals deciding ON deciding.line_no = line.line_no
@@ -446,6 +448,7 @@ def stage_line(line: ParsedLine, *, duplicate: bool = False) -> str:
                 _copy_text(line.error_code),
                 _copy_text(line.error_message),
                 _copy_text(host),
+                _copy_text(line.kind),
             )
         )
         + "\n"
