@@ -197,7 +197,9 @@ def refusal_rows_for_work(*, actor: Actor, work: Work) -> list[RefusalRow]:
         covers = (
             (refusal.scope == RefusalScope.WORK and refusal.work_id == work.pk)
             or refusal.scope == RefusalScope.CATALOGUE
-            or (refusal.scope == RefusalScope.URL_PREFIX and any(url_prefix_covers(refusal.url_prefix, u) for u in urls))
+            or (
+                refusal.scope == RefusalScope.URL_PREFIX and any(url_prefix_covers(refusal.url_prefix, u) for u in urls)
+            )
         )
         if covers:
             rows.append(refusal_row(refusal=refusal, at=now))

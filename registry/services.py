@@ -920,9 +920,7 @@ def work_identifier_add(*, actor: Actor, holder: Party, work: Work, scheme: str,
         raise _identifier_taken(key, existing)
     try:
         with transaction.atomic():
-            identifier = Identifier.objects.create(
-                work=work, scheme=key.scheme, value=key.value, spelling=key.spelling
-            )
+            identifier = Identifier.objects.create(work=work, scheme=key.scheme, value=key.value, spelling=key.spelling)
             _identifiers_registered_on_commit([str(key)])
             event = audit_record(
                 code="registry.work.identifier_added",
@@ -959,7 +957,11 @@ def identifier_conflict_resolve(
         works = {work_id: _work_lock(work_id) for work_id in sorted({conflict.work_id, conflict.kept_by_id})}
         now = timezone.now()
         changed = IdentifierConflict.objects.filter(pk=conflict.pk, status=ConflictStatus.OPEN).update(
-            status=ConflictStatus.RESOLVED, resolution=resolution, reason=reason, decided_by=actor.person, decided_at=now
+            status=ConflictStatus.RESOLVED,
+            resolution=resolution,
+            reason=reason,
+            decided_by=actor.person,
+            decided_at=now,
         )
         if changed != 1:
             raise InvalidState(_("This conflict is already resolved."), code="already_resolved")

@@ -201,7 +201,7 @@ refusals_in_force AS (
           JOIN candidate_refusals refusal
             ON refusal.scope = {_SCOPE_URL_PREFIX} AND refusal.url_host = line.url_host
            AND starts_with(line.key_value, refusal.url_prefix)
-           -- At a boundary of the path, as registry.identifiers.url_prefix_covers: /blog covers /blog/post, not /blogger.
+           -- At a path boundary (registry.identifiers.url_prefix_covers): /blog covers /blog/post, not /blogger.
            AND (length(line.key_value) = length(refusal.url_prefix) OR right(refusal.url_prefix, 1) = '/'
                 OR substr(line.key_value, length(refusal.url_prefix) + 1, 1)
                    = ANY(CASE WHEN strpos(refusal.url_prefix, '?') > 0 THEN ARRAY['&'] ELSE ARRAY['/', '?'] END))

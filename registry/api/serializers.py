@@ -139,8 +139,10 @@ class PartyBriefOutput(serializers.ModelSerializer[Party]):
 
 class IdentifierOutput(serializers.ModelSerializer[Identifier]):
     spelling = serializers.SerializerMethodField(
-        help_text=_("The identifier as it was registered (a URL with its www., parameters or trailing slash); "
-                    "value is the key it is matched by.")
+        help_text=_(
+            "The identifier as it was registered (a URL with its www., parameters or trailing slash); "
+            "value is the key it is matched by."
+        )
     )
 
     class Meta:

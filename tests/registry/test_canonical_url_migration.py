@@ -49,7 +49,10 @@ def test_colliding_url_identifiers_become_a_dispute_and_nothing_is_lost(before: 
     plain = work_model.objects.create(kind="text", title="Another page", registered_by=holder)
     # The values as the previous normalizer stored them (url-normalize only).
     identifier_model.objects.create(
-        work=first, scheme="url", value="http://www.blog.example.kr/spring-garden/1/", created_at=now - timedelta(days=3)
+        work=first,
+        scheme="url",
+        value="http://www.blog.example.kr/spring-garden/1/",
+        created_at=now - timedelta(days=3),
     )
     identifier_model.objects.create(
         work=second, scheme="url", value="https://blog.example.kr/spring-garden/1", created_at=now - timedelta(days=2)
@@ -105,7 +108,8 @@ def test_colliding_url_identifiers_become_a_dispute_and_nothing_is_lost(before: 
     conflict.refresh_from_db()
     assert (conflict.status, conflict.resolution, conflict.decided_by_id) == ("resolved", "moved", staff.pk)
     statuses = dict(Work.objects.values_list("pk", "status"))
-    assert statuses[first.pk] != "disputed" and statuses[second.pk] != "disputed"
+    assert statuses[first.pk] != "disputed"
+    assert statuses[second.pk] != "disputed"
     assert AuditEvent.objects.filter(code="registry.identifier.conflict_resolved", object_id=str(conflict.pk)).exists()
 
     from optout.status.selectors import status_differences
