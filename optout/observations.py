@@ -44,7 +44,8 @@ from optout.site_signals import (
 )
 from registry.audit import audit_record
 from registry.domains import pinned_target, tls_context
-from registry.errors import DomainCheckFailed
+from registry.errors import DomainCheckFailed, InvalidIdentifier
+from registry.identifiers import identifier_normalize, url_canonical, url_host_canonical, url_rfc_normalize
 from registry.models import DomainStatus, Identifier, VerifiedDomain
 from registry.selectors import domain_get_for_actor
 
@@ -171,11 +172,15 @@ def domain_observe(
     if domain.status != DomainStatus.VERIFIED:
         return []
     targets: list[tuple[str, str, str]] = [(source, domain.origin + path, "GET") for source, path in FILES]
-    urls = (
-        Identifier.objects.filter(scheme="url", value__startswith=domain.origin + "/")
+    # URL keys are canonical (https, no "www."); each page is fetched on the domain's own origin, as the holder
+    # spelled it when that spelling is on this origin.
+    canonical_origin = url_canonical(domain.origin + "/")
+    identifiers = (
+        Identifier.objects.filter(scheme="url", value__startswith=canonical_origin)
         .order_by("-pk")
-        .values_list("value", flat=True)[:MAX_URLS_PER_DOMAIN]
+        .values_list("value", "spelling")[:MAX_URLS_PER_DOMAIN]
     )
+    urls = {_fetch_url(domain.origin, canonical_origin, value, spelling) for value, spelling in identifiers}
     targets += [(SignalSource.HEADERS, url, "HEAD") for url in sorted(urls)]
     now = timezone.now()
     rows: list[SignalObservation] = []
@@ -314,7 +319,26 @@ def domain_disagreements(*, domain: VerifiedDomain) -> list[Disagreement]:
     return found
 
 
+def _fetch_url(origin: str, canonical_origin: str, key: str, spelling: str) -> str:
+    """Where to read a registered page's headers: its spelling when it is on ``origin``, else its key's path
+    and query on ``origin``."""
+    try:
+        spelled = url_rfc_normalize(spelling) if spelling else ""
+    except InvalidIdentifier:
+        spelled = ""
+    if spelled.startswith(origin + "/") and url_canonical(spelled) == key:
+        return spelled
+    return origin + key[len(canonical_origin) - 1 :]
+
+
 # --- Site signals in lookups ------------------------------------------------------------------------------
+
+
+def _url_key(url: str) -> str:
+    try:
+        return identifier_normalize(scheme="url", value=url).value
+    except InvalidIdentifier:
+        return url
 
 
 def site_signals_attach(*, results: list[dict[str, Any]], at: datetime) -> None:
@@ -335,7 +359,9 @@ def site_signals_attach(*, results: list[dict[str, Any]], at: datetime) -> None:
         wanted.append((result, parts.hostname or "", path))
     if not wanted:
         return
+    # The wanted hosts are canonical; a domain may be verified with its "www.".
     hosts = {host for _result, host, _path in wanted}
+    hosts |= {f"www.{host}" for host in hosts}
     observed = SignalObservation.objects.filter(domain__host__in=hosts, observed_at__lte=at)
     lasts = observed.values("domain_id", "url").annotate(last=Max("observed_at"))
     if not lasts:
@@ -348,9 +374,9 @@ def site_signals_attach(*, results: list[dict[str, Any]], at: datetime) -> None:
         if (row.url, row.observed_at) not in keep:
             continue
         if row.source == SignalSource.HEADERS:
-            by_url.setdefault(row.url, row)
+            by_url.setdefault(_url_key(row.url), row)
         else:
-            by_host.setdefault(row.domain.host, {}).setdefault(row.source, row)
+            by_host.setdefault(url_host_canonical(row.domain.host), {}).setdefault(row.source, row)
     for result, host, path in wanted:
         files = by_host.get(host, {})
         used: list[SignalObservation] = []

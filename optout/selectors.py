@@ -20,7 +20,7 @@ from core.errors import NotFound
 from optout.lookup_engines import LookupEngine, lookup_engine_for
 from optout.models import KindRegime, Purpose, Refusal, RefusalEvent, RefusalEventKind, RefusalScope, Regime
 from registry.errors import InvalidIdentifier
-from registry.identifiers import IdentifierKey, Scheme, identifier_normalize
+from registry.identifiers import IdentifierKey, Scheme, identifier_normalize, url_prefix_covers
 from registry.models import ClaimStatus, OwnershipClaim, WorkKind, WorkStatus
 
 USE_FIRST = Regime.USE_FIRST.value
@@ -320,7 +320,7 @@ def _refusals_for(
 
 def _longest_prefix(refusals: Sequence[_Refusal], url: str, at: datetime) -> _Refusal | None:
     """The URL-prefix refusal in force at ``at`` with the longest prefix of ``url``, if any."""
-    matching = [r for r in refusals if url.startswith(r.url_prefix) and r.in_force(at)]
+    matching = [r for r in refusals if url_prefix_covers(r.url_prefix, url) and r.in_force(at)]
     return max(matching, key=lambda r: (len(r.url_prefix), -r.id)) if matching else None
 
 

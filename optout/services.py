@@ -17,7 +17,7 @@ from optout.models import KindRegime, Purpose, Refusal, RefusalEvent, RefusalEve
 from optout.status.services import status_refresh_for_kind, status_refresh_for_refusal
 from registry.audit import audit_record
 from registry.errors import InvalidIdentifier
-from registry.identifiers import Scheme, identifier_normalize
+from registry.identifiers import Scheme, domain_covers_host, identifier_normalize
 from registry.models import ClaimStatus, OwnershipClaim, Party, VerifiedDomain, Work, WorkKind
 from registry.services import require_holder_actor
 
@@ -49,7 +49,7 @@ def purposes_normalize(purposes: Sequence[str]) -> str:
 
 def _domain_for_prefix(holder: Party, prefix: str) -> VerifiedDomain:
     host = (urlsplit(prefix).hostname or "").lower()
-    domains = [d for d in VerifiedDomain.objects.filter(holder=holder) if host == d.host or host.endswith("." + d.host)]
+    domains = [d for d in VerifiedDomain.objects.filter(holder=holder) if domain_covers_host(d.host, host)]
     if not domains:
         raise InvalidInput(
             _("The prefix is not on one of your domains; add and verify the domain first."),

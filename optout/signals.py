@@ -34,6 +34,7 @@ from optout.vocabularies import (
     headers_for,
     stance_for,
 )
+from registry.identifiers import url_host_canonical
 from registry.models import VerifiedDomain, WorkKind
 
 # The aipref vocabulary and its one training label for each refusal purpose, read from the table: from -05 to -08
@@ -167,7 +168,8 @@ def domain_rules_in_force(*, domain: VerifiedDomain, at: datetime) -> list[PathR
     hosts belong in those hosts' own files.
     """
     # Every stored purpose refuses train-genai, so this reads the refusals of both purposes.
-    refusals = _refusals_for([], {domain.host}, Purpose.TRAIN_GENAI, at)
+    # Refusals name the canonical host (without "www."), which a domain verified as www.ex.kr serves too.
+    refusals = _refusals_for([], {domain.host, url_host_canonical(domain.host)}, Purpose.TRAIN_GENAI, at)
     return [
         PathRule(path=_prefix_path(r.url_prefix), purpose=r.purpose)
         for r in refusals
@@ -180,6 +182,10 @@ def _prefix_path(prefix: str) -> str:
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
+    elif not path.endswith("/"):
+        # A canonical prefix has no trailing slash, and covers its subtree at a "/" boundary: written with one,
+        # as robots.txt and TDMRep match by plain prefix, so "/blog" does not reserve "/blogger" on the site.
+        path += "/"
     # "*" and "$" are pattern syntax in robots.txt and TDMRep; a literal one is written percent-encoded.
     return path.replace("*", "%2A").replace("$", "%24")
 

@@ -19,7 +19,7 @@ from core.money import MICRO
 from optout.models import Purpose, Refusal, RefusalEventKind, RefusalScope
 from optout.selectors import LookupStatus, lookup_batch, refusal_history, refusal_list_for_actor
 from registry.errors import InvalidIdentifier
-from registry.identifiers import IdentifierKey, Scheme, identifier_normalize
+from registry.identifiers import IdentifierKey, Scheme, identifier_normalize, url_prefix_covers
 from registry.models import ClaimStatus, OwnershipClaim, Party, Work
 from registry.selectors import apikey_list_for_actor, audit_events_for_party, claim_list_for_actor
 
@@ -197,7 +197,9 @@ def refusal_rows_for_work(*, actor: Actor, work: Work) -> list[RefusalRow]:
         covers = (
             (refusal.scope == RefusalScope.WORK and refusal.work_id == work.pk)
             or refusal.scope == RefusalScope.CATALOGUE
-            or (refusal.scope == RefusalScope.URL_PREFIX and any(u.startswith(refusal.url_prefix) for u in urls))
+            or (
+                refusal.scope == RefusalScope.URL_PREFIX and any(url_prefix_covers(refusal.url_prefix, u) for u in urls)
+            )
         )
         if covers:
             rows.append(refusal_row(refusal=refusal, at=now))

@@ -21,8 +21,11 @@ from registry.models import (
     ApiKey,
     AuditEvent,
     ClaimStatus,
+    ConflictResolution,
+    ConflictStatus,
     DomainStatus,
     Identifier,
+    IdentifierConflict,
     Membership,
     OwnershipClaim,
     Party,
@@ -135,7 +138,7 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
 class IdentifierInline(admin.TabularInline[Identifier, Work]):
     model = Identifier
     extra = 0
-    readonly_fields = ["scheme", "value", "created_at"]
+    readonly_fields = ["scheme", "value", "spelling", "created_at"]
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -174,11 +177,11 @@ class WorkAdmin(AuditedAdmin):
 
 @admin.register(Identifier)
 class IdentifierAdmin(AuditedAdmin):
-    list_display = ["scheme", "value", "work", "created_at"]
+    list_display = ["scheme", "value", "spelling", "work", "created_at"]
     list_filter = ["scheme"]
-    search_fields = ["value"]
+    search_fields = ["value", "spelling"]
     # An identifier is a normalized key (work_identifier_add): staff remove a wrong one, they do not rewrite it.
-    readonly_fields = ["scheme", "value", "work", "content_modality", "content_code", "created_at"]
+    readonly_fields = ["scheme", "value", "spelling", "work", "content_modality", "content_code", "created_at"]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -253,6 +256,60 @@ class OwnershipClaimAdmin(admin.ModelAdmin[OwnershipClaim]):
             ),
             str(_("%(count)s claims rejected.")),
         )
+
+
+@admin.register(IdentifierConflict)
+class IdentifierConflictAdmin(admin.ModelAdmin[IdentifierConflict]):
+    """The queue of keys two works came to share when URLs became canonical: write the reason, then keep the key
+    with the work that holds it or move it to the other work. Both works stay disputed until then."""
+
+    list_display = ["id", "scheme", "value", "kept_by", "work", "spelling", "status", "resolution", "created_at"]
+    list_filter = ["status", "resolution", "scheme"]
+    search_fields = ["value", "spelling", "work__title", "kept_by__title"]
+    readonly_fields = [
+        "scheme",
+        "value",
+        "kept_by",
+        "work",
+        "spelling",
+        "registered_at",
+        "status",
+        "resolution",
+        "decided_by",
+        "decided_at",
+        "created_at",
+    ]
+    fields = [*readonly_fields, "reason"]
+    actions = ["keep", "move"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def _resolve(self, request: HttpRequest, queryset: QuerySet[IdentifierConflict], resolution: str) -> None:
+        actor = _actor(request)
+        _run_each(
+            self,
+            request,
+            queryset.filter(status=ConflictStatus.OPEN),
+            lambda conflict: services.identifier_conflict_resolve(
+                actor=actor,
+                conflict=conflict,
+                resolution=resolution,
+                reason=conflict.reason or str(_("Resolved in admin")),
+            ),
+            str(_("%(count)s conflicts resolved.")),
+        )
+
+    @admin.action(description=_("Keep the key with the work that holds it"))
+    def keep(self, request: HttpRequest, queryset: QuerySet[IdentifierConflict]) -> None:
+        self._resolve(request, queryset, ConflictResolution.KEPT)
+
+    @admin.action(description=_("Move the key to the other work"))
+    def move(self, request: HttpRequest, queryset: QuerySet[IdentifierConflict]) -> None:
+        self._resolve(request, queryset, ConflictResolution.MOVED)
 
 
 @admin.register(VerifiedDomain)

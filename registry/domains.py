@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.errors import InvalidInput
 from registry.errors import DomainCheckFailed
-from registry.identifiers import Scheme, identifier_normalize
+from registry.identifiers import Scheme, identifier_normalize, url_rfc_normalize
 from registry.models import DomainMethod
 
 TxtResolver = Callable[[str], list[str]]
@@ -38,8 +38,10 @@ MAX_FILE_BYTES = 4096
 
 def origin_normalize(origin: str) -> tuple[str, str]:
     """``(origin, host)`` for an http(s) origin; paths, queries and fragments are refused."""
-    key = identifier_normalize(scheme=Scheme.URL, value=origin.strip())
-    parts = urlsplit(key.value)
+    # The origin as the site spells it (its scheme, its "www."): the proof is fetched there. URLs under it are
+    # matched by their canonical form (registry.identifiers.domain_covers_host).
+    key = identifier_normalize(scheme=Scheme.URL, value=origin)  # validates (empty, too long, malformed)
+    parts = urlsplit(url_rfc_normalize(key.spelling))
     if parts.path not in ("", "/") or parts.query:
         raise InvalidInput(
             _("Give only the origin (scheme and host), e.g. https://news.example.kr"),

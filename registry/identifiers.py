@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 import iscc_core
@@ -46,6 +46,8 @@ class Scheme(models.TextChoices):
 class IdentifierKey:
     scheme: str
     value: str
+    # The input as written (stripped), kept to show; it takes no part in equality: the key is the value.
+    spelling: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         return f"{self.scheme}:{self.value}"
@@ -82,7 +84,7 @@ def identifier_normalize(*, scheme: str, value: str) -> IdentifierKey:
     # Percent-encoding can make a URL longer than its input; the stored key must still fit.
     if len(normalized) > _MAX_VALUE_LENGTH:
         raise _too_long()
-    return IdentifierKey(scheme=scheme, value=normalized)
+    return IdentifierKey(scheme=scheme, value=normalized, spelling=value)
 
 
 # --- errors -------------------------------------------------------------------------------------------------
@@ -274,6 +276,13 @@ _IPV6 = re.compile(r"^\[[0-9a-f:.]+\]$")
 
 
 def _url(value: str) -> str:
+    # The canonical form of a valid URL is valid too: its host is the validated one or a suffix of it.
+    return url_canonical(url_rfc_normalize(value))
+
+
+def url_rfc_normalize(value: str) -> str:
+    """A valid http(s) URL normalized by RFC 3986 (url-normalize), not yet canonical: what a site's origin is
+    (a verified domain's origin keeps its scheme and its "www.")."""
     scheme = _URL_SCHEME.match(value)
     # url-normalize would guess "https" for a bare host; a guessed scheme would make two keys for one page.
     if scheme is None:
@@ -313,6 +322,96 @@ def _url(value: str) -> str:
     if port is not None and not 0 < port < 65536:
         raise _invalid("invalid_component", _("The URL's port is not valid."))
     return normalized
+
+
+# The canonical form URLs are matched by (README, "Canonical URLs"). url-normalize has already lower-cased the scheme
+# and host, applied IDNA, dropped the default port and resolved "." and ".." segments; the fragment is cut before.
+# What is folded on top, so that spellings of one page scraped in the wild land on one key:
+# - the scheme: http and https name one site, the key says https (port 443 is then the default and dropped);
+# - a leading "www." of the host (repeatedly, as long as a dot is left), one site with or without it;
+# - the trailing slashes of the path, except the root's: "/blog/" and "/blog" are one page;
+# - the tracking parameters of the query, below (the others keep their order: a site may read it).
+# The lab-side client (client/src/optout_client/normalize.py) has the same rules and the same list; the shared
+# vectors (registry/normalization_vectors.py) and tests/registry/test_url_canonical.py hold the two together.
+
+# The query parameters that only say where a visitor came from; names compared case-insensitively.
+TRACKING_PARAMETERS: frozenset[str] = frozenset(
+    {
+        "fbclid",  # Facebook
+        "gclid",  # Google Ads
+        "gclsrc",
+        "dclid",  # Google Display
+        "gbraid",  # Google Ads (iOS)
+        "wbraid",
+        "msclkid",  # Microsoft Ads
+        "mc_eid",  # Mailchimp
+        "mc_cid",
+        "igshid",  # Instagram
+        "igsh",
+        "yclid",  # Yandex
+        "twclid",  # X (Twitter)
+        "ttclid",  # TikTok
+        "li_fat_id",  # LinkedIn
+        "_hsenc",  # HubSpot
+        "_hsmi",
+        "mkt_tok",  # Marketo
+        "_ga",  # Google Analytics cross-domain linker
+        "_gl",
+    }
+)
+# Every parameter whose name starts with one of these (Google Analytics' utm_source, utm_medium, ...).
+TRACKING_PARAMETER_PREFIXES: tuple[str, ...] = ("utm_",)
+
+
+def url_host_canonical(host: str) -> str:
+    """A lower-case host without its leading ``www.`` labels (while a dot is left): one site with or without."""
+    while host.startswith("www.") and "." in host[4:]:
+        host = host[4:]
+    return host
+
+
+def domain_covers_host(domain_host: str, host: str) -> bool:
+    """Whether a verified domain's host covers the canonical host of a URL: the domain itself with or without
+    ``www.``, and its subdomains. A domain verified as ``www.ex.kr`` covers ``ex.kr`` (one site by the canonical
+    form) but not ``blog.ex.kr``: controlling ``www`` proves nothing about the other subdomains."""
+    return host == url_host_canonical(domain_host) or host.endswith("." + domain_host)
+
+
+def _tracking(parameter: str) -> bool:
+    name = parameter.partition("=")[0].lower()
+    return name in TRACKING_PARAMETERS or name.startswith(TRACKING_PARAMETER_PREFIXES)
+
+
+def url_canonical(normalized: str) -> str:
+    """The canonical form of a URL url-normalize has normalized (``scheme://host[:port]/path[?query]``, no
+    fragment, no user), by the rules above. Written on the text alone, as the client's copy is."""
+    rest = normalized[normalized.index("://") + 3 :]
+    slash = rest.find("/")
+    netloc, tail = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
+    if netloc.startswith("["):  # an IPv6 literal: no www to drop
+        host, _bracket, port = netloc.partition("]")
+        host, port = host + "]", port[1:]
+    else:
+        host, _colon, port = netloc.partition(":")
+        host = url_host_canonical(host)
+    if port == "443":
+        port = ""
+    path, _mark, query = tail.partition("?")
+    path = path.rstrip("/") or "/"
+    if query:
+        query = "&".join(parameter for parameter in query.split("&") if parameter and not _tracking(parameter))
+    return f"https://{host}{':' + port if port else ''}{path}{'?' + query if query else ''}"
+
+
+def url_prefix_covers(prefix: str, url: str) -> bool:
+    """Whether the canonical URL-prefix ``prefix`` covers the canonical URL ``url``: at a boundary of the path
+    (or of the query), so ``https://ex.kr/blog`` covers itself, ``/blog/post`` and ``/blog?page=2`` but not
+    ``/blogger``. The root prefix ``https://ex.kr/`` covers the whole site."""
+    if not url.startswith(prefix):
+        return False
+    if len(url) == len(prefix) or prefix.endswith("/"):
+        return True
+    return url[len(prefix)] in ("&" if "?" in prefix else "/?")
 
 
 # --- SHA-256 ------------------------------------------------------------------------------------------------

@@ -191,6 +191,9 @@ class Identifier(models.Model):
     work = models.ForeignKey(Work, on_delete=models.CASCADE, related_name="identifiers", verbose_name=_("work"))
     scheme = models.CharField(_("scheme"), max_length=16, choices=Scheme.choices)
     value = models.CharField(_("value"), max_length=2000)
+    # The identifier as the holder wrote it (a URL with its tracking parameters, www. or trailing slash), shown
+    # next to the key; the key (``value``) alone is matched. Empty for identifiers registered before it was kept.
+    spelling = models.CharField(_("original spelling"), max_length=2000, blank=True, default="")
     # An ISCC's 64-bit Content-Code and its modality, copied out of ``value`` when the identifier is created
     # (registry.similarity.content_unit_of) so that near-duplicate search reads two integers, not a string.
     # Empty for other schemes and for an ISCC without a Content-Code (an ISCC-SUM).
@@ -219,6 +222,65 @@ class Identifier(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scheme}:{self.value}"
+
+
+class ConflictStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    RESOLVED = "resolved", _("Resolved")
+
+
+class ConflictResolution(models.TextChoices):
+    # The key stays with the work that holds it; the other work's spelling is not attached to it.
+    KEPT = "kept", _("Key kept by the work that holds it")
+    # The key moves to the work whose spelling collided.
+    MOVED = "moved", _("Key moved to the other work")
+
+
+class IdentifierConflict(models.Model):
+    """Two works whose identifiers became one key when the key's rules changed (URLs made canonical, migration
+    0006). The key (``scheme``, ``value``) stays unique: ``kept_by`` holds it (it registered it first), and the
+    spelling ``work`` had registered is kept here instead. Both works are disputed until staff resolve it
+    (``identifier_conflict_resolve``): the key stays, or moves to ``work``.
+    """
+
+    scheme = models.CharField(_("scheme"), max_length=16, choices=Scheme.choices)
+    value = models.CharField(_("key"), max_length=2000)
+    work = models.ForeignKey(
+        Work, on_delete=models.PROTECT, related_name="identifier_conflicts", verbose_name=_("work that lost the key")
+    )
+    kept_by = models.ForeignKey(
+        Work, on_delete=models.PROTECT, related_name="+", verbose_name=_("work that holds the key")
+    )
+    spelling = models.CharField(_("its spelling"), max_length=2000, help_text=_("The identifier as the work had it."))
+    registered_at = models.DateTimeField(_("registered at"))
+    status = models.CharField(_("status"), max_length=16, choices=ConflictStatus.choices, default=ConflictStatus.OPEN)
+    resolution = models.CharField(_("resolution"), max_length=16, choices=ConflictResolution.choices, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("decided by"),
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("identifier conflict")
+        verbose_name_plural = _("identifier conflicts")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=ConflictStatus.values), name="conflict_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status="open", resolution="") | (Q(status="resolved") & ~Q(resolution="")),
+                name="conflict_resolution_with_status",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scheme}:{self.value} ({self.work_id} / {self.kept_by_id}, {self.status})"
 
 
 class ClaimStatus(models.TextChoices):

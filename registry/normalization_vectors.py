@@ -12,10 +12,82 @@ import json
 from typing import Any
 
 from registry.errors import InvalidIdentifier
-from registry.identifiers import Scheme, identifier_normalize
+from registry.identifiers import (
+    TRACKING_PARAMETER_PREFIXES,
+    TRACKING_PARAMETERS,
+    Scheme,
+    identifier_normalize,
+    url_prefix_covers,
+)
 
 VECTORS_PATH = "client/tests/vectors/normalization.json"
+# Written next to VECTORS_PATH by the same command: the URL rules that are not a key of one input.
+URL_VECTORS_NAME = "urls.json"
+URL_VECTORS_PATH = f"client/tests/vectors/{URL_VECTORS_NAME}"
 REGENERATE_COMMAND = f"python manage.py normalization_vectors --out {VECTORS_PATH}"
+
+# The canonical URL form (README, "Canonical URLs"), as a table: each input and the key it must have. Both the
+# server's tests (tests/registry/test_url_canonical.py) and, through the vectors file, the client's check it.
+URL_CANONICAL: tuple[tuple[str, str], ...] = (
+    # tracking parameters, from the one list (registry.identifiers.TRACKING_PARAMETERS and its prefixes)
+    ("https://blog.example.kr/spring-garden/1?utm_source=twitter", "https://blog.example.kr/spring-garden/1"),
+    (
+        "https://blog.example.kr/spring-garden/1?utm_source=a&utm_medium=b&utm_campaign=c",
+        "https://blog.example.kr/spring-garden/1",
+    ),
+    ("https://ex.kr/a?id=7&utm_content=x", "https://ex.kr/a?id=7"),
+    ("https://ex.kr/a?UTM_Source=x&id=7", "https://ex.kr/a?id=7"),
+    ("https://ex.kr/a?fbclid=IwAR0&gclid=Cj0&mc_eid=1&mc_cid=2&igshid=3&msclkid=4", "https://ex.kr/a"),
+    ("https://ex.kr/a?b=2&fbclid=x&a=1", "https://ex.kr/a?b=2&a=1"),
+    ("https://ex.kr/a?utm=1&source=2", "https://ex.kr/a?utm=1&source=2"),
+    ("https://ex.kr/a?xutm_source=1", "https://ex.kr/a?xutm_source=1"),
+    ("https://ex.kr/?utm_source=x", "https://ex.kr/"),
+    # the fragment and the default port
+    ("https://ex.kr/a#comments", "https://ex.kr/a"),
+    ("https://ex.kr:443/a", "https://ex.kr/a"),
+    ("http://ex.kr:80/a", "https://ex.kr/a"),
+    ("http://ex.kr:443/a", "https://ex.kr/a"),
+    ("http://ex.kr:8080/a", "https://ex.kr:8080/a"),
+    # the trailing slash of the path; the root keeps its one slash
+    ("https://ex.kr/blog/", "https://ex.kr/blog"),
+    ("https://ex.kr/blog//", "https://ex.kr/blog"),
+    ("https://ex.kr/blog/?page=2", "https://ex.kr/blog?page=2"),
+    ("https://ex.kr", "https://ex.kr/"),
+    ("https://ex.kr/", "https://ex.kr/"),
+    ("https://ex.kr/?q=1", "https://ex.kr/?q=1"),
+    # http/https and a leading www.
+    ("http://ex.kr/a", "https://ex.kr/a"),
+    ("https://www.ex.kr/a", "https://ex.kr/a"),
+    ("http://WWW.Ex.KR/a/", "https://ex.kr/a"),
+    ("https://www.www.ex.kr/", "https://ex.kr/"),
+    ("https://www.kr/", "https://www.kr/"),
+    ("https://wwwex.kr/", "https://wwwex.kr/"),
+    ("https://blog.www.ex.kr/", "https://blog.www.ex.kr/"),
+    ("https://www2.ex.kr/", "https://www2.ex.kr/"),
+    # what is kept: the path's case, the other parameters and their order, a non-default port, IPv6
+    ("https://ex.kr/Spring-Garden", "https://ex.kr/Spring-Garden"),
+    ("https://[2001:DB8::1]:443/x/", "https://[2001:db8::1]/x"),
+)
+
+# URL-prefix coverage (registry.identifiers.url_prefix_covers over canonical keys): prefix, URL, covered.
+URL_PREFIX_COVERAGE: tuple[tuple[str, str, bool], ...] = (
+    ("https://ex.kr/blog/", "https://ex.kr/blog/post", True),
+    ("https://ex.kr/blog/", "https://ex.kr/blog/", True),
+    ("https://ex.kr/blog/", "https://ex.kr/blog", True),
+    ("https://ex.kr/blog/", "https://ex.kr/blog?page=2", True),
+    ("https://ex.kr/blog/", "https://ex.kr/blogger", False),
+    ("https://ex.kr/blog", "https://ex.kr/blog/post", True),
+    ("https://ex.kr/blog", "https://ex.kr/blogger", False),
+    ("https://ex.kr/blog/", "http://www.ex.kr/blog/post?utm_source=x", True),
+    ("https://www.ex.kr/blog/", "https://ex.kr/blog/post", True),
+    ("http://ex.kr/", "https://ex.kr/anything", True),
+    ("https://ex.kr/", "https://sub.ex.kr/anything", False),
+    ("https://ex.kr/", "https://ex.kr:8443/anything", False),
+    ("https://ex.kr/page?id=1", "https://ex.kr/page?id=1", True),
+    ("https://ex.kr/page?id=1", "https://ex.kr/page?id=1&part=2", True),
+    ("https://ex.kr/page?id=1", "https://ex.kr/page?id=10", False),
+    ("https://ex.kr/page?id=1", "https://ex.kr/page", False),
+)
 
 # Valid spellings per scheme: each is also written with the variants of _spellings (case, surrounding space,
 # a changed last character), so each rule is crossed with each spelling.
@@ -220,6 +292,8 @@ def _inputs() -> list[tuple[str, str]]:
         pairs.update((scheme, value) for value in _INVALID[scheme])
         # What every scheme refuses alike: nothing, only space, too much.
         pairs.update([(scheme, ""), (scheme, " \t\n"), (scheme, "1" * 2001)])
+    pairs.update(("url", value) for value, _key in URL_CANONICAL)
+    pairs.update(("url", value) for prefix, url, _covers in URL_PREFIX_COVERAGE for value in (prefix, url))
     # The scheme name itself: stripped and case-folded, or unknown.
     pairs.update(
         [
@@ -254,3 +328,26 @@ def normalization_vectors_json() -> str:
     """The vectors file's exact text: one vector a line, so a regenerated file diffs line by line."""
     lines = ",\n".join(json.dumps(vector, ensure_ascii=False, sort_keys=True) for vector in normalization_vectors())
     return f"[\n{lines}\n]\n"
+
+
+def url_vectors() -> dict[str, Any]:
+    """The URL rules beyond one key: the tracking-parameter list and prefix coverage, with the server's answers."""
+    return {
+        "tracking_parameters": sorted(TRACKING_PARAMETERS),
+        "tracking_parameter_prefixes": list(TRACKING_PARAMETER_PREFIXES),
+        "prefix_coverage": [
+            {
+                "prefix": prefix,
+                "url": url,
+                "covers": url_prefix_covers(
+                    identifier_normalize(scheme="url", value=prefix).value,
+                    identifier_normalize(scheme="url", value=url).value,
+                ),
+            }
+            for prefix, url, _covers in URL_PREFIX_COVERAGE
+        ],
+    }
+
+
+def url_vectors_json() -> str:
+    return json.dumps(url_vectors(), ensure_ascii=False, indent=1, sort_keys=True) + "\n"

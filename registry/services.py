@@ -33,18 +33,21 @@ from core.errors import InvalidInput, InvalidState, NotPermitted
 from registry.audit import audit_record
 from registry.domains import TxtResolver, domain_proof_check, origin_normalize
 from registry.errors import DomainCheckFailed, IdentifierTaken, InvalidIdentifier, Overclaim
-from registry.identifiers import IdentifierKey, Scheme, identifier_normalize
+from registry.identifiers import IdentifierKey, Scheme, identifier_normalize, url_host_canonical
 from registry.models import (
     MAX_SHARE_BP,
     ApiKey,
     ApiScope,
     AuditEvent,
     ClaimStatus,
+    ConflictResolution,
+    ConflictStatus,
     ContentModality,
     DomainMethod,
     DomainStatus,
     HolderType,
     Identifier,
+    IdentifierConflict,
     MemberRole,
     Membership,
     OwnershipClaim,
@@ -472,6 +475,7 @@ def _works_register_once(*, actor: Actor, holder: Party, drafts: Sequence[WorkDr
                 work=work,
                 scheme=key.scheme,
                 value=key.value,
+                spelling=key.spelling,
                 created_at=now,
                 **identifier_content_fields(scheme=key.scheme, value=key.value),
             )
@@ -543,15 +547,18 @@ def _work_lock(work_id: int) -> Work:
 
 
 def _work_status_refresh(*, actor: Actor, work: Work) -> Work:
-    """Recompute a locked work's status from its claims and record a change of dispute.
+    """Recompute a locked work's status from its claims and its open identifier conflicts, and record a change
+    of dispute.
 
     Only verified claims and claims staff accepted for review count: a claim nobody has reviewed yet
-    changes nothing, or anyone could freeze the payments of someone else's verified work by filing one.
+    changes nothing, or anyone could freeze the payments of someone else's verified work by filing one. A work
+    on either side of an open identifier conflict stays disputed until staff resolve it.
     """
     totals = OwnershipClaim.objects.filter(work=work, status__in=[ClaimStatus.VERIFIED, ClaimStatus.IN_REVIEW])
     verified = totals.filter(status=ClaimStatus.VERIFIED).aggregate(s=Sum("share_bp"))["s"] or 0
     live = totals.aggregate(s=Sum("share_bp"))["s"] or 0
-    if live > MAX_SHARE_BP:
+    conflicted = IdentifierConflict.objects.filter(Q(work=work) | Q(kept_by=work), status=ConflictStatus.OPEN).exists()
+    if live > MAX_SHARE_BP or conflicted:
         status = WorkStatus.DISPUTED
     elif verified > 0:
         status = WorkStatus.VERIFIED
@@ -566,7 +573,7 @@ def _work_status_refresh(*, actor: Actor, work: Work) -> Work:
                 code="registry.work.disputed",
                 actor=actor,
                 target=work,
-                data={"claimed_bp": live, "verified_bp": verified},
+                data={"claimed_bp": live, "verified_bp": verified, "identifier_conflict": conflicted},
             )
         elif previous == WorkStatus.DISPUTED:
             audit_record(code="registry.work.dispute_resolved", actor=actor, target=work, data={"status": status})
@@ -860,7 +867,10 @@ def domain_claims_verify(*, domain_id: int) -> int:
     domain = VerifiedDomain.objects.filter(pk=domain_id, status=DomainStatus.VERIFIED).first()
     if domain is None:
         return 0
-    under_host = r"^https?://([^/@]*\.)?" + re.escape(domain.host) + r"(:[0-9]+)?/"
+    # URL keys are canonical (https, no leading "www."): the domain's own host, its www-less form, or a
+    # subdomain of its host (registry.identifiers.domain_covers_host).
+    hosts = f"([^/@]*\\.)?{re.escape(domain.host)}|{re.escape(url_host_canonical(domain.host))}"
+    under_host = rf"^https?://({hosts})(:[0-9]+)?/"
     work_ids = Identifier.objects.filter(scheme=Scheme.URL, value__regex=under_host).values("work_id")
     verified = 0
     actor = Actor(party=domain.holder, is_system=True)
@@ -930,6 +940,7 @@ def work_identifier_add(*, actor: Actor, holder: Party, work: Work, scheme: str,
                 work=work,
                 scheme=key.scheme,
                 value=key.value,
+                spelling=key.spelling,
                 **identifier_content_fields(scheme=key.scheme, value=key.value),
             )
             _identifiers_registered_on_commit([str(key)])
@@ -946,6 +957,62 @@ def work_identifier_add(*, actor: Actor, holder: Party, work: Work, scheme: str,
         taken = Identifier.objects.filter(scheme=key.scheme, value=key.value).values_list("work_id", flat=True).first()
         raise _identifier_taken(key, taken or 0) from None
     return identifier
+
+
+# --- Identifier conflicts ----------------------------------------------------------------
+
+
+def identifier_conflict_resolve(
+    *, actor: Actor, conflict: IdentifierConflict, resolution: str, reason: str
+) -> IdentifierConflict:
+    """Staff decide which work a collided key belongs to: ``kept`` leaves it with the work that holds it, ``moved``
+    gives it to the work whose spelling collided (with that spelling). Each work's status is then recomputed, and
+    its escrow released if it is no longer disputed."""
+    require_staff(actor)
+    if resolution not in ConflictResolution.values:
+        raise InvalidInput(_("Choose kept or moved."), code="invalid_choice", field="resolution")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(_("Say why the key goes to this work."), code="required", field="reason")
+    with transaction.atomic():
+        # Both works' locks, in one order, as every change to a work's claims takes them.
+        works = {work_id: _work_lock(work_id) for work_id in sorted({conflict.work_id, conflict.kept_by_id})}
+        now = timezone.now()
+        changed = IdentifierConflict.objects.filter(pk=conflict.pk, status=ConflictStatus.OPEN).update(
+            status=ConflictStatus.RESOLVED,
+            resolution=resolution,
+            reason=reason,
+            decided_by=actor.person,
+            decided_at=now,
+        )
+        if changed != 1:
+            raise InvalidState(_("This conflict is already resolved."), code="already_resolved")
+        conflict.refresh_from_db()
+        key = f"{conflict.scheme}:{conflict.value}"
+        if resolution == ConflictResolution.MOVED:
+            moved = Identifier.objects.filter(
+                scheme=conflict.scheme, value=conflict.value, work_id=conflict.kept_by_id
+            ).update(work_id=conflict.work_id, spelling=conflict.spelling)
+            if moved != 1:
+                raise InvalidState(_("The key no longer belongs to the work that held it."), code="identifier_moved")
+        event = audit_record(
+            code="registry.identifier.conflict_resolved",
+            actor=actor,
+            target=conflict,
+            data={
+                "identifier": key,
+                "resolution": resolution,
+                "work": conflict.work_id,
+                "kept_by": conflict.kept_by_id,
+                "reason": reason,
+            },
+        )
+        for work in works.values():
+            _work_status_refresh(actor=actor, work=work)
+        status_inputs_changed.send(sender=IdentifierConflict, work_ids=sorted(works), cause=event)
+        for work_id in sorted(works):
+            _owners_changed_on_commit(work_id)
+    return conflict
 
 
 # --- Near-duplicate thresholds -----------------------------------------------------------

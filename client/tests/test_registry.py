@@ -131,7 +131,7 @@ def test_vectorized_equals_scalar(big_copy: tuple[Registry, list[str], list[str]
     odd_urls: list[Any] = [
         *urls,
         "HTTPS://SITE7.example/p/9",
-        "https://site8.example/p/1000",
+        "https://site8.example/p/1/1000",
         "https://site8.example/p/2",
         "ftp://x",
         "",
@@ -151,11 +151,12 @@ def test_vectorized_equals_scalar(big_copy: tuple[Registry, list[str], list[str]
     assert removed == len(refused) - 1  # one withdrawn by the feed
     assert not copy.may_train("url", "https://site7.example/p/anything")
     assert copy.may_train("url", "https://site7.example/p/anything", "train-genai")  # its refusal lifted there
-    assert not copy.may_train("url", "https://site8.example/p/1000")
+    assert not copy.may_train("url", "https://site8.example/p/1/1000")
     assert copy.may_train("url", "https://site8.example/p/2")
+    assert copy.may_train("url", "https://site8.example/p/1000")  # "/p/1" covers "/p/1/...", not "/p/1000"
     assert not copy.may_train("url", "https://site9.example/")
     assert not copy.may_train("isbn", "9780306406157")
-    assert copy.check("url", "https://site8.example/p/1000").reason == "url_prefix:https://site8.example/p/1"
+    assert copy.check("url", "https://site8.example/p/1/1000").reason == "url_prefix:https://site8.example/p/1"
 
 
 def test_the_library_works_without_numpy(big_copy: tuple[Registry, list[str], list[str]]) -> None:

@@ -91,6 +91,14 @@ class ManifestLineInput(serializers.Serializer[dict[str, Any]]):
     units = serializers.DecimalField(max_digits=30, decimal_places=6)
     unit = serializers.ChoiceField(choices=UsageUnit.choices)
     used_at = RegistryDateTimeField()
+    kind = serializers.ChoiceField(
+        choices=WorkKind.choices,
+        required=False,
+        help_text=_(
+            "The work kind used (optional). It prices a line whose identifier no work has; without it a URL is "
+            "priced as text and other schemes by the kind they name."
+        ),
+    )
 
 
 class ManifestInput(serializers.Serializer[dict[str, Any]]):
@@ -105,7 +113,7 @@ class ManifestInput(serializers.Serializer[dict[str, Any]]):
 
 class ManifestUploadInput(serializers.Serializer[dict[str, Any]]):
     file = serializers.FileField(
-        help_text=_("CSV (header scheme,value,units,unit,used_at) or JSON Lines; gzip allowed.")
+        help_text=_("CSV (header scheme,value,units,unit,used_at, optionally kind) or JSON Lines; gzip allowed.")
     )
     manifest_id = serializers.CharField(max_length=200)
     model = serializers.CharField(max_length=200)

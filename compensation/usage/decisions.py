@@ -52,9 +52,12 @@ from registry.models import WorkKind, WorkStatus
 
 FULL_SHARE_BP = 10_000
 
-# The tariff of a line whose identifier matches no work is that of the kind its scheme names; schemes that
-# name no kind (a URL, a hash, a content code) are priced as "other".
+# The tariff of a line whose identifier matches no work is that of the kind the line names (its optional ``kind``),
+# else of the kind its scheme names; schemes that name no kind (a hash, a content code) are priced as "other". A URL
+# is priced as text: scraped web pages are overwhelmingly text, reported in tokens, and a lab that used images or
+# video from the web says so with the line's ``kind`` (README, "Canonical URLs").
 SCHEME_KIND: Mapping[str, str] = {
+    Scheme.URL: WorkKind.TEXT,
     Scheme.ISBN: WorkKind.TEXT,
     Scheme.ISSN: WorkKind.TEXT,
     Scheme.DOI: WorkKind.TEXT,
@@ -65,8 +68,9 @@ SCHEME_KIND: Mapping[str, str] = {
 }
 
 
-def kind_for_unmatched(scheme: str) -> str:
-    return str(SCHEME_KIND.get(scheme, WorkKind.OTHER))
+def kind_for_unmatched(scheme: str, line_kind: str = "") -> str:
+    """The kind an identifier no work has is priced as: the line's own ``kind``, else its scheme's."""
+    return line_kind or str(SCHEME_KIND.get(scheme, WorkKind.OTHER))
 
 
 class LineFacts(NamedTuple):

@@ -37,13 +37,17 @@ from core.uploads import UploadLimits, UploadTooLarge, bounded_binary, bounded_l
 from optout.models import Purpose
 from registry.errors import InvalidIdentifier
 from registry.identifiers import IdentifierKey, identifier_normalize
+from registry.models import WorkKind
 
 T = TypeVar("T")
 
 COLUMNS = ("scheme", "value", "units", "unit", "used_at")
+# An optional column: the work kind a line names, which prices it when no registered work has its identifier.
+KIND_COLUMN = "kind"
 _DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 GZIP_MAGIC = b"\x1f\x8b"
 _UNITS = frozenset(UsageUnit.values)
+_KINDS = frozenset(WorkKind.values)
 _MAX_UNITS = Decimal(10) ** 24
 _MICRO_EXPONENT = -6
 _TEXT_LIMIT = 2000
@@ -65,6 +69,7 @@ UNITS_ZERO = _("units must be more than zero.")
 UNITS_TOO_LARGE = _("units is too large.")
 UNITS_TOO_PRECISE = _("units has more than six decimal places.")
 UNKNOWN_UNIT = _("“%(unit)s” is not a unit; use one of %(units)s.")
+UNKNOWN_KIND = _("“%(kind)s” is not a work kind; use one of %(kinds)s.")
 USED_AT_INVALID = _("used_at is not an ISO 8601 date or date and time.")
 USED_AT_IN_FUTURE = _("used_at is after the manifest was received.")
 USED_AT_OUTSIDE_PERIOD = _("used_at is outside the manifest's period.")
@@ -80,6 +85,7 @@ _LINE_REASONS: dict[str, tuple[Promise | Callable[[], str], ...]] = {
     "invalid_units": (UNITS_MISSING, UNITS_NOT_A_NUMBER, UNITS_ZERO, UNITS_TOO_LARGE, UNITS_TOO_PRECISE),
     "negative_units": (UNITS_NEGATIVE,),
     "unknown_unit": (UNKNOWN_UNIT,),
+    "unknown_kind": (UNKNOWN_KIND,),
     "invalid_used_at": (USED_AT_INVALID, date_out_of_range_message),
     "used_at_in_future": (USED_AT_IN_FUTURE,),
     "used_at_outside_period": (USED_AT_OUTSIDE_PERIOD,),
@@ -568,6 +574,8 @@ class ParsedLine:
     error_message: str = ""
     # Identifies "the same use reported again": same identifier, units, unit and instant. Valid lines only.
     dedupe: uuid.UUID | None = None
+    # The work kind the line names (optional): what an identifier no work has is priced as (``kind_for_unmatched``).
+    kind: str = ""
 
     @property
     def valid(self) -> bool:
@@ -680,6 +688,10 @@ def line_parse(
     if not date_in_range(used_at):
         return failed("invalid_used_at", date_out_of_range_message())
     line.used_at = used_at
+    kind = _as_text(fields.get(KIND_COLUMN)).lower()[:16]
+    if kind and kind not in _KINDS:
+        return failed("unknown_kind", UNKNOWN_KIND % {"kind": kind, "kinds": ", ".join(WorkKind.values)})
+    line.kind = kind
     if used_at > received_at + CLOCK_SKEW:
         return failed("used_at_in_future", USED_AT_IN_FUTURE)
     if (period_start and used_at < period_start) or (period_end and used_at > period_end):

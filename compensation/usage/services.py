@@ -282,7 +282,7 @@ def _line_decide(
     assert line.units is not None
     decision = context.decide(line.key, line.used_at)
     work = decision.work
-    kind = work.kind if work is not None else kind_for_unmatched(line.key.scheme)
+    kind = work.kind if work is not None else kind_for_unmatched(line.key.scheme, line.kind)
     row = _Row(line=line, outcome=Outcome.UNPRICED, work_id=work.id if work else None, kind=kind)
     row.refusal_id = decision.refusal_id
     refused = decision.refusal_id is not None

@@ -64,6 +64,7 @@ _STAGE_COLUMNS = (
     "reason_code",
     "reason",
     "url_host",
+    "line_kind",
 )
 
 _STAGE_CREATE = """
@@ -81,6 +82,7 @@ CREATE TEMP TABLE IF NOT EXISTS compensation_stage (
     reason_code text NOT NULL,
     reason text NOT NULL,
     url_host text NOT NULL,
+    line_kind text NOT NULL,
     match text NOT NULL DEFAULT '',
     distance smallint
 )
@@ -132,13 +134,13 @@ CREATE TEMP TABLE compensation_matched ON COMMIT DROP AS
 SELECT staged.line_no, staged.key_scheme, staged.key_value, staged.units, staged.unit, staged.used_at, staged.dedupe,
        staged.pre_outcome,
        CASE WHEN staged.pre_outcome = {_UNDECIDED} THEN staged.url_host ELSE '' END AS url_host,
-       identifier.work_id, work.kind AS work_kind, work.status AS work_status
+       staged.line_kind, identifier.work_id, work.kind AS work_kind, work.status AS work_status
   FROM (
       SELECT stage.line_no, stage.key_scheme, stage.key_value, stage.units, stage.unit, stage.used_at, stage.dedupe,
              CASE WHEN stage.pre_outcome <> {_UNDECIDED} THEN stage.pre_outcome
                   WHEN seen.dedupe IS NOT NULL THEN {_DUPLICATE}
                   ELSE {_UNDECIDED} END AS pre_outcome,
-             stage.url_host
+             stage.url_host, stage.line_kind
         FROM compensation_stage stage
         LEFT JOIN compensation_seen seen ON seen.dedupe = stage.dedupe
       OFFSET 0  -- decided once per line, not once per use of pre_outcome above
@@ -203,6 +205,10 @@ refusals_in_force AS (
           JOIN candidate_refusals refusal
             ON refusal.scope = {_SCOPE_URL_PREFIX} AND refusal.url_host = line.url_host
            AND starts_with(line.key_value, refusal.url_prefix)
+           -- At a path boundary (registry.identifiers.url_prefix_covers): /blog covers /blog/post, not /blogger.
+           AND (length(line.key_value) = length(refusal.url_prefix) OR right(refusal.url_prefix, 1) = '/'
+                OR substr(line.key_value, length(refusal.url_prefix) + 1, 1)
+                   = ANY(CASE WHEN strpos(refusal.url_prefix, '?') > 0 THEN ARRAY['&'] ELSE ARRAY['/', '?'] END))
          WHERE line.url_host <> '' AND refusal.effective_from <= line.used_at
            AND (refusal.withdrawn_at IS NULL OR refusal.withdrawn_at > line.used_at)
          ORDER BY line.line_no, length(refusal.url_prefix) DESC, refusal.id
@@ -233,7 +239,7 @@ lines_with_regime AS (
            CASE WHEN line.pre_outcome <> {_UNDECIDED} THEN '' WHEN line.work_id IS NULL THEN {_USE_FIRST}
                 ELSE COALESCE(regime_then.regime, {_USE_FIRST}) END AS regime,
            CASE WHEN line.pre_outcome <> {_UNDECIDED} THEN ''
-                ELSE COALESCE(line.work_kind, {_SCHEME_KIND_SQL}) END AS kind,
+                ELSE COALESCE(line.work_kind, NULLIF(line.line_kind, ''), {_SCHEME_KIND_SQL}) END AS kind,
            COALESCE(shares.covered_bp, 0) AS covered_bp
       FROM compensation_matched line
       LEFT JOIN deciding_refusals deciding ON deciding.line_no = line.line_no
@@ -446,6 +452,7 @@ def stage_line(line: ParsedLine, *, duplicate: bool = False) -> str:
                 _copy_text(line.error_code),
                 _copy_text(line.error_message),
                 _copy_text(host),
+                _copy_text(line.kind),
             )
         )
         + "\n"

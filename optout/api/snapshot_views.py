@@ -50,7 +50,7 @@ class SnapshotFileLinkOutput(SnapshotFileOutput):
 class SnapshotManifestOutput(serializers.Serializer[dict[str, Any]]):
     """The signed manifest, as stored in ``manifest.json`` (README "Snapshots")."""
 
-    format = serializers.CharField(help_text=_("optout-registry-snapshot/1"))
+    format = serializers.CharField(help_text=_("optout-registry-snapshot/2"))
     snapshot_id = serializers.CharField()
     as_of = serializers.CharField(help_text=_("The instant T the snapshot answers for (RFC 3339, UTC)."))
     cursor = serializers.IntegerField(

@@ -1,4 +1,4 @@
-"""The snapshot format (``optout-registry-snapshot/1``): file names, the membership hash, and streaming writers.
+"""The snapshot format (``optout-registry-snapshot/2``): file names, the membership hash, and streaming writers.
 
 Everything a lab needs to read or reproduce a snapshot is fixed here and stated in the README ("Snapshots"):
 
@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import orjson
 
-FORMAT = "optout-registry-snapshot/1"
+FORMAT = "optout-registry-snapshot/2"
 MEMBERSHIP_HASH = "sha256-64-be"
 PURPOSES = ("train-ai", "train-genai")
 

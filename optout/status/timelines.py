@@ -157,8 +157,12 @@ def key_timelines(*, keys: Sequence[str], now: datetime) -> dict[Subject, Timeli
         for at in instants:
             answer = lookup_batch(items=items, purpose=purpose, as_of=at)
             for key, result in zip(keys, answer.results, strict=True):
-                # A key the lookup would not accept is not a subject (it cannot be registered).
+                # A key the lookup would not accept is not a subject (it cannot be registered). One the lookup now
+                # reads as another key (a URL key from before canonical URLs) has an empty timeline, so the
+                # segments it still has are closed and the feed says so.
                 if result["key"] != key:
+                    if result["key"] is not None:
+                        samples.setdefault(Subject(SubjectType.KEY, key, purpose), [])
                     continue
                 refusal = result["refusal"]
                 work = result["work"]

@@ -150,9 +150,19 @@ class PartyBriefOutput(serializers.ModelSerializer[Party]):
 
 
 class IdentifierOutput(serializers.ModelSerializer[Identifier]):
+    spelling = serializers.SerializerMethodField(
+        help_text=_(
+            "The identifier as it was registered (a URL with its www., parameters or trailing slash); "
+            "value is the key it is matched by."
+        )
+    )
+
     class Meta:
         model = Identifier
-        fields = ["scheme", "value"]
+        fields = ["scheme", "value", "spelling"]
+
+    def get_spelling(self, obj: Identifier) -> str:
+        return obj.spelling or obj.value
 
 
 class ClaimOutput(serializers.ModelSerializer[OwnershipClaim]):

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('registry', '0005_job_lifecycle'),
+        ("registry", "0006_content_codes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -615,9 +615,10 @@ def test_a_url_under_a_refused_prefix_on_a_verified_domain_is_a_violation(
     response = send(
         manifest(
             [
-                line(column, scheme="url", units=2, unit="item", used_at=now),
-                line(column, scheme="url", units=2, unit="item", used_at=ago(days=1)),  # before the refusal
-                line("https://news.example.kr/sports/1", scheme="url", units=1, unit="item", used_at=now),
+                # The lines say their kind: a URL without one is priced as text, which has no item tariff here.
+                line(column, scheme="url", units=2, unit="item", used_at=now, kind="other"),
+                line(column, scheme="url", units=2, unit="item", used_at=ago(days=1), kind="other"),  # before it
+                line("https://news.example.kr/sports/1", scheme="url", units=1, unit="item", used_at=now, kind="other"),
             ]
         )
     )

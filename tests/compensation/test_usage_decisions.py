@@ -75,6 +75,7 @@ class Case:
     units: str = "1000"
     unit: str = "token"
     days_ago: int = 20  # used_at, in days before now
+    kind: str = ""  # the line's optional kind
 
     @property
     def scheme(self) -> str:
@@ -150,22 +151,47 @@ CASES = [
         unit="second",
     ),
     Case("no tariff for the kind", _isbn(11), Outcome.UNPRICED),
+    # A URL line without a kind is priced as text (web pages), with one as its kind.
     Case(
         "longest URL prefix",
         "https://news.example.kr/opinion/1",
         Outcome.REFUSED_AT_USE,
-        400_000,
-        violation=400_000,
+        500_000,
+        violation=500_000,
         refusal="opinion_prefix",
+    ),
+    Case(
+        "a URL under the prefix, spelled otherwise",
+        "http://www.news.example.kr/opinion/1/?utm_source=feed#top",
+        Outcome.REFUSED_AT_USE,
+        1_000_000,
+        violation=1_000_000,
+        refusal="opinion_prefix",
+        units="2000",  # the same units as the line above would make it that use reported again
     ),
     Case(
         "URL prefix before its domain was verified",
         "https://news.example.kr/sports/1",
         Outcome.UNMATCHED_HELD,
+        500_000,
+        held=500_000,
+        held_in=ESCROW_UNMATCHED,
+        days_ago=45,
+    ),
+    Case(
+        "an unregistered URL of the kind the line names",
+        "https://blog.example.kr/spring-garden/1",
+        Outcome.UNMATCHED_HELD,
         400_000,
         held=400_000,
         held_in=ESCROW_UNMATCHED,
-        days_ago=45,
+        kind="other",
+    ),
+    Case(
+        "an unregistered URL of a kind without a tariff",
+        "https://blog.example.kr/spring-garden/2",
+        Outcome.UNPRICED,
+        kind="image",
     ),
     Case("invalid identifier", "978000000000", Outcome.INVALID),
     Case("invalid units", _isbn(1), Outcome.INVALID, units="-3"),
@@ -268,6 +294,7 @@ def _line(case: Case) -> dict[str, Any]:
         "units": case.units,
         "unit": case.unit,
         "used_at": (NOW - case.days_ago * DAY).isoformat(),
+        **({"kind": case.kind} if case.kind else {}),
     }
 
 

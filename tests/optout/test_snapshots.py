@@ -137,7 +137,7 @@ def spec_membership(keys: list[str]) -> bytes:
 def test_staff_build_lists_what_is_not_permitted_now(staff_api, lab_api, registry_state):
     manifest = build(staff_api)
 
-    assert manifest["format"] == "optout-registry-snapshot/1"
+    assert manifest["format"] == "optout-registry-snapshot/2"
     assert manifest["membership_hash"] == "sha256-64-be"
     assert manifest["purposes"] == ["train-ai", "train-genai"]
     assert manifest["cursor"] == registry_state["scheduled"].pk

@@ -31,7 +31,7 @@ def test_holder_registers_a_work_with_its_claim(holder_api, holder):
     assert body["title"] == "소년이 온다"
     assert body["status"] == WorkStatus.UNVERIFIED
     # ISBN-10 is stored in its 13-digit form.
-    assert body["identifiers"] == [{"scheme": "isbn", "value": "9788936434021"}]
+    assert body["identifiers"] == [{"scheme": "isbn", "value": "9788936434021", "spelling": "89-364-3402-0"}]
     assert body["claim"]["share_bp"] == 10000
     assert body["claim"]["status"] == ClaimStatus.PENDING
     work = Work.objects.get(pk=body["id"])
@@ -106,7 +106,8 @@ def test_equivalent_spellings_in_one_request_collapse_to_one_identifier(holder_a
     response = holder_api.post("/api/v1/works", payload, format="json")
 
     assert response.status_code == 201
-    assert response.json()["identifiers"] == [{"scheme": "doi", "value": "10.1000/abc"}]
+    # One identifier, with the first spelling it was given.
+    assert response.json()["identifiers"] == [{"scheme": "doi", "value": "10.1000/abc", "spelling": "doi:10.1000/ABC"}]
 
 
 def test_work_is_found_by_each_identifier_in_any_spelling(holder_api):
@@ -186,7 +187,7 @@ def test_registering_with_a_sha256_computed_by_the_holder(holder_api):
         format="json",
     )
     assert response.status_code == 201
-    assert response.json()["identifiers"] == [{"scheme": "sha256", "value": digest.lower()}]
+    assert response.json()["identifiers"] == [{"scheme": "sha256", "value": digest.lower(), "spelling": digest}]
 
 
 def test_session_user_registers_for_their_party(session_api, holder):

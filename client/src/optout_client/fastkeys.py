@@ -21,6 +21,7 @@ from optout_client.normalize import (
     InvalidIdentifier,
     SchemeUnavailable,
     identifier_normalize,
+    url_canonical,
 )
 
 try:
@@ -126,8 +127,9 @@ def _fast_url(value: str) -> str | None:
     """
     if len(value) > MAX_VALUE_LENGTH:
         return None
+    # url-normalize leaves a URL of the common shape as it is; the key is then its canonical form.
     if _url_is_normal(value):
-        return value
+        return _fitting(url_canonical(value))
     # Two departures the server's normalizer undoes without touching the rest: a fragment (cut before anything
     # else) and an upper-case ASCII scheme or host (lower-cased, and an ASCII lower-case host is its own IDNA form).
     # When what remains is normal, it is the key.
@@ -138,8 +140,13 @@ def _fast_url(value: str) -> str | None:
         return None
     candidate = f"{head.lower()}://{authority.lower()}{slash}{tail}"
     if candidate != value and _url_is_normal(candidate):
-        return candidate
+        return _fitting(url_canonical(candidate))
     return None
+
+
+def _fitting(key: str) -> str | None:
+    # "http://" becomes "https://": a key one character longer than the limit is the full normalizer's to refuse.
+    return key if len(key) <= MAX_VALUE_LENGTH else None
 
 
 def _url_is_normal(value: str) -> bool:

@@ -26,11 +26,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCHEMES",
+    "TRACKING_PARAMETERS",
+    "TRACKING_PARAMETER_PREFIXES",
     "IdentifierKey",
     "InvalidIdentifier",
     "SchemeUnavailable",
     "identifier_normalize",
     "iscc_available",
+    "url_canonical",
+    "url_host_canonical",
+    "url_prefix_covers",
 ]
 
 MAX_VALUE_LENGTH = 2000
@@ -304,6 +309,13 @@ _IPV6 = re.compile(r"^\[[0-9a-f:.]+\]$")
 
 
 def _url(value: str) -> str:
+    # The canonical form of a valid URL is valid too: its host is the validated one or a suffix of it.
+    return url_canonical(url_rfc_normalize(value))
+
+
+def url_rfc_normalize(value: str) -> str:
+    """A valid http(s) URL normalized by RFC 3986 (url-normalize), not yet canonical: what a site's origin is
+    (a verified domain's origin keeps its scheme and its "www.")."""
     scheme = _URL_SCHEME.match(value)
     # url-normalize would guess "https" for a bare host; a guessed scheme would make two keys for one page.
     if scheme is None:
@@ -343,6 +355,84 @@ def _url(value: str) -> str:
     if port is not None and not 0 < port < 65536:
         raise _invalid("invalid_component", "The URL's port is not valid.")
     return str(normalized)
+
+
+# The server's canonical form (registry/identifiers.py, README "Canonical URLs"), rule for rule: on top of
+# url-normalize, http and https fold to https (port 443 dropped), leading "www." labels are dropped, trailing
+# slashes of the path (not the root's) are dropped, and the tracking parameters below are dropped from the query.
+# The list must equal the server's: its tests compare the two.
+
+# The query parameters that only say where a visitor came from; names compared case-insensitively.
+TRACKING_PARAMETERS: frozenset[str] = frozenset(
+    {
+        "fbclid",  # Facebook
+        "gclid",  # Google Ads
+        "gclsrc",
+        "dclid",  # Google Display
+        "gbraid",  # Google Ads (iOS)
+        "wbraid",
+        "msclkid",  # Microsoft Ads
+        "mc_eid",  # Mailchimp
+        "mc_cid",
+        "igshid",  # Instagram
+        "igsh",
+        "yclid",  # Yandex
+        "twclid",  # X (Twitter)
+        "ttclid",  # TikTok
+        "li_fat_id",  # LinkedIn
+        "_hsenc",  # HubSpot
+        "_hsmi",
+        "mkt_tok",  # Marketo
+        "_ga",  # Google Analytics cross-domain linker
+        "_gl",
+    }
+)
+# Every parameter whose name starts with one of these (Google Analytics' utm_source, utm_medium, ...).
+TRACKING_PARAMETER_PREFIXES: tuple[str, ...] = ("utm_",)
+
+
+def url_host_canonical(host: str) -> str:
+    """A lower-case host without its leading ``www.`` labels (while a dot is left): one site with or without."""
+    while host.startswith("www.") and "." in host[4:]:
+        host = host[4:]
+    return host
+
+
+def _tracking(parameter: str) -> bool:
+    name = parameter.partition("=")[0].lower()
+    return name in TRACKING_PARAMETERS or name.startswith(TRACKING_PARAMETER_PREFIXES)
+
+
+def url_canonical(normalized: str) -> str:
+    """The canonical form of a URL url-normalize has normalized (``scheme://host[:port]/path[?query]``, no
+    fragment, no user), by the rules above. Written on the text alone, as the client's copy is."""
+    rest = normalized[normalized.index("://") + 3 :]
+    slash = rest.find("/")
+    netloc, tail = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
+    if netloc.startswith("["):  # an IPv6 literal: no www to drop
+        host, _bracket, port = netloc.partition("]")
+        host, port = host + "]", port[1:]
+    else:
+        host, _colon, port = netloc.partition(":")
+        host = url_host_canonical(host)
+    if port == "443":
+        port = ""
+    path, _mark, query = tail.partition("?")
+    path = path.rstrip("/") or "/"
+    if query:
+        query = "&".join(parameter for parameter in query.split("&") if parameter and not _tracking(parameter))
+    return f"https://{host}{':' + port if port else ''}{path}{'?' + query if query else ''}"
+
+
+def url_prefix_covers(prefix: str, url: str) -> bool:
+    """Whether the canonical URL-prefix ``prefix`` covers the canonical URL ``url``: at a boundary of the path
+    (or of the query), so ``https://ex.kr/blog`` covers itself, ``/blog/post`` and ``/blog?page=2`` but not
+    ``/blogger``. The root prefix ``https://ex.kr/`` covers the whole site."""
+    if not url.startswith(prefix):
+        return False
+    if len(url) == len(prefix) or prefix.endswith("/"):
+        return True
+    return url[len(prefix)] in ("&" if "?" in prefix else "/?")
 
 
 # --- SHA-256 ------------------------------------------------------------------------------------------------

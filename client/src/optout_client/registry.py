@@ -12,9 +12,9 @@ from typing import Any
 
 from optout_client.fastkeys import UNAVAILABLE, key_batch, key_text, url_host
 from optout_client.membership import Membership, hashes_of, key_hash
-from optout_client.normalize import InvalidIdentifier, SchemeUnavailable
+from optout_client.normalize import InvalidIdentifier, SchemeUnavailable, url_prefix_covers
 from optout_client.signing import b64decode, verify_signed
-from optout_client.state import ClientState, parse_instant, state_load
+from optout_client.state import SNAPSHOT_FORMAT, ClientState, NotSynced, parse_instant, state_load
 
 try:
     import numpy as np
@@ -109,6 +109,13 @@ class Registry:
         state = state_load(directory)
         manifest_path = state.snapshot_dir(directory) / "manifest.json"
         manifest = json.loads(manifest_path.read_bytes())
+        if manifest.get("format") != SNAPSHOT_FORMAT:
+            # Another format keys URLs otherwise (version 1: before canonical URLs): answering from it would miss
+            # refused URLs, so the copy is unusable until synced again.
+            raise NotSynced(
+                f"{directory} holds a snapshot in format {manifest.get('format')!r}; this client reads "
+                f"{SNAPSHOT_FORMAT}: run optout sync again."
+            )
         if verify:
             import hashlib
 
@@ -358,5 +365,6 @@ def _refused_prefix(index: dict[str, tuple[str, ...]], url: str) -> str | None:
     to say "not permitted")."""
     candidates = index.get(url_host(url))
     if candidates and url.startswith(candidates):
-        return next(prefix for prefix in candidates if url.startswith(prefix))
+        # At a boundary of the path only, as the server matches: "https://ex.kr/blog" does not cover "/blogger".
+        return next((prefix for prefix in candidates if url_prefix_covers(prefix, url)), None)
     return None

@@ -23,9 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STATE_FORMAT", "ClientState", "NotSynced", "parse_instant", "state_load", "state_save"]
+__all__ = ["SNAPSHOT_FORMAT", "STATE_FORMAT", "ClientState", "NotSynced", "parse_instant", "state_load", "state_save"]
 
 STATE_FORMAT = "optout-client-state/1"
+# The snapshot format this client reads; version 2 keys URLs by their canonical form.
+SNAPSHOT_FORMAT = "optout-registry-snapshot/2"
 STATE_FILE = "state.json"
 
 

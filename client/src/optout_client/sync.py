@@ -29,11 +29,10 @@ from optout_client.signing import (
     parse_pinned_key,
     verify_signed,
 )
-from optout_client.state import ClientState, NotSynced, rfc3339, state_load, state_save
+from optout_client.state import SNAPSHOT_FORMAT, ClientState, NotSynced, rfc3339, state_load, state_save
 
 __all__ = ["SnapshotRefused", "SyncError", "SyncResult", "sync"]
 
-SNAPSHOT_FORMAT = "optout-registry-snapshot/1"
 MEMBERSHIP_HASH = "sha256-64-be"
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _REQUIRED_FILES = ("keys-train-ai.bin", "keys-train-genai.bin", "url-prefixes.jsonl.gz", "scheduled.jsonl.gz")

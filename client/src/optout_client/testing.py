@@ -171,7 +171,7 @@ class SnapshotFiles:
         purposes = ("train-ai", "train-genai")
         prefixes = list(self.url_prefixes)
         payload = {
-            "format": "optout-registry-snapshot/1",
+            "format": "optout-registry-snapshot/2",
             "snapshot_id": self.snapshot_id,
             "as_of": rfc3339(self.as_of),
             "cursor": self.cursor,
