@@ -7,6 +7,12 @@ urlpatterns = [
     path("works", views.WorkListCreateView.as_view(), name="works"),
     path("works/bulk", views.WorkBulkView.as_view(), name="works-bulk"),
     path("works/<int:work_id>", views.WorkDetailView.as_view(), name="work-detail"),
+    path(
+        "works/<int:work_id>/licensing-contact",
+        views.WorkLicensingContactView.as_view(),
+        name="work-licensing-contact",
+    ),
+    path("licensing-contact", views.LicensingContactView.as_view(), name="licensing-contact"),
     path("imports/<int:import_id>", views.ImportDetailView.as_view(), name="import-detail"),
     path("imports/<int:import_id>/retry", views.ImportRetryView.as_view(), name="import-retry"),
     path("imports/<int:import_id>/errors", views.ImportErrorsView.as_view(), name="import-errors"),
