@@ -19,7 +19,7 @@ name, an identifier in another spelling, one syllable, a query that finds nothin
   nothing: the HTTP ceiling), sequentially: p50/p99/max;
 
 and prints PASS/FAIL against issue 15's goal (p99 under 100 ms over HTTP). Each query kind's answers are checked
-(the work the query was made from comes first, or nothing is found), so a fast wrong answer fails the run.
+(the work the query was made from is on the first page, or nothing is found), so a fast wrong answer fails the run.
 """
 
 from __future__ import annotations
@@ -301,7 +301,7 @@ def works_load(*, works: int) -> None:
 class Query:
     kind: str
     text: str
-    expect_first: int | None  # work number that must come first; None: only that something is found
+    expect_first: int | None  # work number that must be on the first page; None: only that something is found
     expect_none: bool = False
 
 
