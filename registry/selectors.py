@@ -272,3 +272,17 @@ def audit_events_for_party(*, party: Party, limit: int = 20) -> list[AuditEvent]
             :limit
         ]
     )
+
+
+def work_licensing_contacts(*, work: Work) -> list[dict[str, str]]:
+    """Where to ask for a licence of ``work``, for its public page: its own contact when a verified holder set
+    one, else the contact each holder with a verified claim gave. Only what was given; never names or shares."""
+    if work.licensing_email or work.licensing_url:
+        return [{"email": work.licensing_email, "url": work.licensing_url}]
+    holders = (
+        Party.objects.filter(claims__work=work, claims__status=ClaimStatus.VERIFIED)
+        .exclude(licensing_email="", licensing_url="")
+        .order_by("pk")
+        .distinct()
+    )
+    return [{"email": party.licensing_email, "url": party.licensing_url} for party in holders]
