@@ -10,7 +10,7 @@ length to what was typed), then by registration (id):
 Titles, names and the query are compared in their *search form*: lower case, white space removed. So
 "봄의정원" finds "봄의 정원" and the other way round, "정원" finds "봄의 정원 이야기", "HAN kang" finds "Han Kang".
 
-A query finds at most ``SEARCH_MAX_RESULTS`` works: the best of each tier's first ``SEARCH_MAX_RESULTS``
+A query finds at most ``SEARCH_MAX_RESULTS`` (300) works: the best of each source's first ``SEARCH_MAX_RESULTS``
 candidates. Exact and start-of-title matches are read from their own index, so a common word never pushes an
 exact title out; a query matching more works than that asks for a longer query.
 
@@ -47,7 +47,7 @@ from registry.identifiers import IdentifierKey, Scheme, identifier_normalize
 from registry.models import ClaimStatus
 
 SEARCH_QUERY_MAX_LENGTH = 200
-SEARCH_MAX_RESULTS = 1000
+SEARCH_MAX_RESULTS = 300
 
 _WHITESPACE = re.compile(r"\s+")
 _HOST_LIKE = re.compile(r"^[\w.-]+\.[a-z]{2,}(/\S*)?$", re.IGNORECASE)
@@ -151,25 +151,27 @@ def _identifier_condition(keys: Sequence[IdentifierKey], params: dict[str, Any])
     return " OR ".join(parts)
 
 
-def _branch(condition: str, holder: str) -> str:
-    """One capped source of candidates: the works of one index's condition."""
-    return "(SELECT w.id FROM registry_work w WHERE " + condition + holder + " LIMIT %(limit)s)"  # noqa: S608
+def _branch(condition: str, holder: str, tier: int) -> str:
+    """One capped source of candidates: the works of one index's condition, with the tier it proves."""
+    return f"(SELECT w.id, {tier} AS tier FROM registry_work w WHERE " + condition + holder + " LIMIT %(limit)s)"  # noqa: S608
 
 
 _PG_TEXT = "registry_work_search_text(w.title, w.creators)"
 _PG_NAMES = "jsonb_array_elements_text(CASE WHEN jsonb_typeof(w.creators) = 'array' THEN w.creators END) AS c(name)"
+# Each source tags its rows with the tier it proves (identifier 0, exact title 1, title start 3, contains 4); only
+# what the source does not prove is computed, per row, so the common case reads no creator list.
 _PG_RANKED = """
 WITH candidates AS ({branches}),
+best AS (SELECT id, min(tier) AS tier FROM candidates GROUP BY id),
 ranked AS (
     SELECT w.id, length(w.title) AS title_length, CASE
-        WHEN EXISTS (SELECT 1 FROM registry_identifier i WHERE i.work_id = w.id AND ({identifiers})) THEN 0
-        WHEN registry_search_norm(w.title) = %(q)s THEN 1
-        WHEN EXISTS (SELECT 1 FROM {names} WHERE registry_search_norm(c.name) = %(q)s) THEN 2
-        WHEN registry_search_norm(w.title) LIKE %(prefix)s THEN 3
+        WHEN best.tier <= 1 THEN best.tier
+        WHEN {contains} AND EXISTS (SELECT 1 FROM {names} WHERE registry_search_norm(c.name) = %(q)s) THEN 2
+        WHEN best.tier = 3 OR registry_search_norm(w.title) LIKE %(prefix)s THEN 3
         WHEN registry_search_norm(w.title) LIKE %(contains)s THEN 4
         WHEN EXISTS (SELECT 1 FROM {names} WHERE registry_search_norm(c.name) LIKE %(contains)s) THEN 5
     END AS tier
-    FROM registry_work w JOIN candidates ON candidates.id = w.id
+    FROM best JOIN registry_work w ON w.id = best.id
 )
 SELECT id FROM ranked WHERE tier IS NOT NULL ORDER BY tier, title_length, id LIMIT %(limit)s
 """
@@ -183,19 +185,24 @@ class PostgresSearchEngine:
         holder = _LIVE_CLAIM if terms.holder_id is not None else ""
         identifiers = _identifier_condition(terms.keys, params)
         branches = [
-            "(SELECT i.work_id AS id FROM registry_identifier i JOIN registry_work w ON w.id = i.work_id WHERE ("  # noqa: S608
+            "(SELECT i.work_id AS id, 0 AS tier FROM registry_identifier i"  # noqa: S608
+            + " JOIN registry_work w ON w.id = i.work_id WHERE ("
             + identifiers
             + ")"
             + holder
             + ")",
-            _branch("registry_search_norm(w.title) = %(q)s", holder),
-            _branch("registry_search_norm(w.title) LIKE %(prefix)s", holder),
+            _branch("registry_search_norm(w.title) = %(q)s", holder, 1),
+            _branch("registry_search_norm(w.title) LIKE %(prefix)s", holder, 3),
         ]
         if len(terms.form) >= 3:
-            branches.append(_branch(_PG_TEXT + " LIKE %(contains)s", holder))
+            branches.append(_branch(_PG_TEXT + " LIKE %(contains)s", holder, 4))
         elif len(terms.form) == 2:
-            branches.append(_branch("registry_search_bigrams(" + _PG_TEXT + ") @> ARRAY[%(q)s]::text[]", holder))
-        sql = _PG_RANKED.format(branches=" UNION ".join(branches), identifiers=identifiers, names=_PG_NAMES)
+            branches.append(_branch("registry_search_bigrams(" + _PG_TEXT + ") @> ARRAY[%(q)s]::text[]", holder, 4))
+        sql = _PG_RANKED.format(
+            branches=" UNION ALL ".join(branches),
+            names=_PG_NAMES,
+            contains="TRUE" if len(terms.form) >= 2 else "FALSE",
+        )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return [row[0] for row in cursor.fetchall()]

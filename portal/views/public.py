@@ -75,7 +75,7 @@ def search(request: HttpRequest) -> HttpResponse:
                 if key is not None:
                     context["answer"] = public_search(key=key)
                 page = paginate(request, work_search(query=query), per_page=25)
-                context["page"] = page
+                context["page"], context["searched"] = page, True
                 statuses = work_statuses_now(works=list(page.object_list))
                 context["rows"] = [(work, statuses.get(work.pk)) for work in page.object_list]
                 context["query_string"] = query_without_page(request)

@@ -257,3 +257,127 @@ def test_hangul_search_through_the_indexes_finds_substrings_and_spacing_variants
     assert two == ["정원", "바다", "정원사의 하루", "봄의정원", "봄의 정원 이야기"]
     assert three == ["봄의정원", "봄의 정원 이야기"]
     assert spaced == ["봄의정원", "봄의 정원 이야기"]
+
+
+# --- Licensing contacts and the public work page ---------------------------------------------------------
+
+
+def test_the_public_page_shows_creators_and_the_holders_licensing_contact(api, holder_api, shelf):
+    saved = holder_api.put(
+        "/api/v1/licensing-contact",
+        {"licensing_email": "rights@hangang.example", "licensing_url": "https://hangang.example/licensing"},
+        format="json",
+    )
+    work = shelf["The Secret Garden"]
+
+    body = api.get(f"/works/{work.pk}").content.decode()
+
+    assert saved.status_code == 200, saved.content
+    assert saved.json() == {
+        "licensing_email": "rights@hangang.example",
+        "licensing_url": "https://hangang.example/licensing",
+    }
+    assert "Frances Hodgson Burnett" in body
+    assert 'href="mailto:rights@hangang.example"' in body
+    assert "https://hangang.example/licensing" in body
+    # Another holder's work shows no contact: that holder gave none.
+    other = api.get(f"/works/{shelf['Garden'].pk}").content.decode()
+    assert "rights@hangang.example" not in other
+    assert "Licensing contact" not in other
+
+
+def test_a_works_own_contact_replaces_the_holders_and_only_a_verified_holder_sets_it(
+    api, holder_api, other_holder_api, holder, shelf
+):
+    from registry.models import AuditEvent
+
+    holder_api.put("/api/v1/licensing-contact", {"licensing_email": "rights@hangang.example"}, format="json")
+    work = shelf["봄의정원"]
+
+    response = holder_api.put(
+        f"/api/v1/works/{work.pk}/licensing-contact", {"licensing_url": "https://books.example/spring"}, format="json"
+    )
+    stranger = other_holder_api.put(
+        f"/api/v1/works/{work.pk}/licensing-contact", {"licensing_url": "https://evil.example"}, format="json"
+    )
+    body = api.get(f"/works/{work.pk}").content.decode()
+
+    assert response.status_code == 200, response.content
+    assert response.json()["licensing_url"] == "https://books.example/spring"
+    assert stranger.status_code == 404
+    assert "https://books.example/spring" in body
+    assert "rights@hangang.example" not in body
+    assert "Han Kang" in body
+    assert AuditEvent.objects.filter(code="registry.work.licensing_contact_set", object_id=str(work.pk)).count() == 1
+
+
+def test_a_licensing_contact_must_be_an_email_and_an_http_address(holder_api, holder):
+    bad_email = holder_api.put("/api/v1/licensing-contact", {"licensing_email": "not-mail"}, format="json")
+    bad_url = holder_api.put("/api/v1/licensing-contact", {"licensing_url": "javascript:alert(1)"}, format="json")
+
+    assert bad_email.status_code == 400
+    assert bad_email.json()["error"]["field"] == "licensing_email"
+    assert bad_url.status_code == 400
+    assert bad_url.json()["error"]["field"] == "licensing_url"
+    holder.refresh_from_db()
+    assert (holder.licensing_email, holder.licensing_url) == ("", "")
+
+
+def test_a_pending_claimant_cannot_set_a_works_contact(holder, other_holder, other_holder_api, staff):
+    from tests.factories import ClaimFactory
+
+    work = WorkFactory(holder=holder, title="Contested", identifiers=[("isbn", isbn(77))], verified_by=staff)
+    ClaimFactory(work=work, holder=other_holder, share_bp=1)
+
+    response = other_holder_api.put(
+        f"/api/v1/works/{work.pk}/licensing-contact", {"licensing_email": "x@evil.example"}, format="json"
+    )
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "claim_not_verified"
+    work.refresh_from_db()
+    assert work.licensing_email == ""
+
+
+# --- The portal's search page ---------------------------------------------------------------------------
+
+
+def test_the_portal_search_lists_korean_titles_with_their_status_and_link(shelf, settings):
+    from django.test import Client
+
+    RefusalFactory(work=shelf["정원"])
+    client = Client(HTTP_ACCEPT_LANGUAGE="ko")
+
+    response = client.get("/search", {"q": "봄의정원"})
+    body = response.content.decode()
+    refused = client.get("/search", {"q": "정원"}).content.decode()
+
+    assert response.status_code == 200
+    assert "저작물 2건을 찾았습니다" in body
+    assert f'href="/works/{shelf["봄의정원"].pk}"' in body
+    assert f'href="/works/{shelf["봄의 정원 이야기"].pk}"' in body
+    assert "Han Kang" in body
+    assert "거부" in refused
+
+
+def test_the_portal_search_in_english_finds_by_creator_and_says_when_nothing_matches(shelf):
+    from django.test import Client
+
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+
+    found = client.get("/search", {"q": "steven erikson"}).content.decode()
+    nothing = client.get("/search", {"q": "no such title anywhere"})
+
+    assert "1 work found" in found
+    assert "Gardens of the Moon" in found
+    assert nothing.status_code == 200
+    assert "No registered work matches" in nothing.content.decode()
+
+
+def test_the_portal_search_refuses_a_too_long_query(shelf):
+    from django.test import Client
+
+    response = Client(HTTP_ACCEPT_LANGUAGE="en").get("/search", {"q": "x" * (SEARCH_QUERY_MAX_LENGTH + 1)})
+
+    assert response.status_code == 400
+    assert "at most 200 characters" in response.content.decode()
