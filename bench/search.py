@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import random
 import statistics
@@ -33,17 +34,11 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
+import lookup
 import psycopg
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench import lookup  # noqa: E402  (the project root is on the path only from here)
 
 HOLDER_NAME = "Bench holder (bench/search.py)"
 SMALL_HOLDER_NAME = "Bench small holder (bench/search.py)"
@@ -321,7 +316,9 @@ def workload(*, works: int, per_kind: int, seed: int) -> list[Query]:
     for _ in range(per_kind):
         n = korean()
         title = title_for(n)
-        queries.append(Query("hangul, 2 syllables (common word)", rng.choice([w for w in KO_WORDS if len(w) == 2]), None))
+        queries.append(
+            Query("hangul, 2 syllables (common word)", rng.choice([w for w in KO_WORDS if len(w) == 2]), None)
+        )
         queries.append(Query("hangul, 2 syllables (rare word)", title[-2:], None))
         queries.append(Query("hangul, 3+ syllables (whole title)", title, n))
         queries.append(Query("hangul, spacing variant", title.replace(" ", ""), n))
@@ -380,7 +377,7 @@ def measure_in_process(queries: Sequence[Query], numbers: dict[int, int]) -> dic
 
     samples: dict[str, list[float]] = {}
     for query in queries:
-        ms, ids = timed(lambda q=query: work_search_ids(query=q.text))
+        ms, ids = timed(functools.partial(work_search_ids, query=query.text))
         check(query, ids, numbers, "in-process")
         samples.setdefault(query.kind, []).append(ms)
     return samples
@@ -392,16 +389,16 @@ def measure_http(
     samples: dict[str, list[float]] = {}
     plain: list[float] = []
     with httpx.Client(timeout=30) as client:
-        for _ in range(20):  # warm-up: connections, both workers' first requests
+        for _ in range(20):  # warm-up: the connection, the worker's first requests
             client.get(f"{url}/bench/plain")
             client.get(f"{url}/api/v1/search", params={"q": "정원"})
         for query in queries:
-            ms, response = timed(lambda q=query: client.get(f"{url}/api/v1/search", params={"q": q.text}))
+            ms, response = timed(functools.partial(client.get, f"{url}/api/v1/search", params={"q": query.text}))
             if response.status_code != 200:
                 sys.exit(f"HTTP {response.status_code} for {query.text!r}: {response.text[:300]}")
             check(query, [r["id"] for r in response.json()["results"]], numbers, "HTTP")
             samples.setdefault(query.kind, []).append(ms)
-            ms, response = timed(lambda: client.get(f"{url}/bench/plain"))
+            ms, response = timed(functools.partial(client.get, f"{url}/bench/plain"))
             plain.append(ms)
     return samples, plain
 

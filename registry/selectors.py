@@ -250,7 +250,7 @@ def work_search(*, query: str) -> WorksInOrder:
     return WorksInOrder(work_search_ids(query=query))
 
 
-def work_search_for_holder(*, holder: Party, query: str = "", **filters: str | None) -> Sequence[Work]:
+def work_search_for_holder(*, holder: Party, query: str = "", **filters: str | None) -> QuerySet[Work] | WorksInOrder:
     """The holder's works (``work_list_for_holder``'s filters apply); with ``query``, those it finds, best first.
 
     A query that is empty after trimming lists them all, newest first.

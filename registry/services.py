@@ -940,7 +940,9 @@ def _licensing_contact_clean(*, email: str, url: str) -> tuple[str, str]:
         try:
             validate_email(email)
         except DjangoValidationError:
-            raise InvalidInput(_("Enter a valid e-mail address."), code="invalid_email", field="licensing_email") from None
+            raise InvalidInput(
+                _("Enter a valid e-mail address."), code="invalid_email", field="licensing_email"
+            ) from None
     if url:
         try:
             URLValidator(schemes=["http", "https"])(url)

@@ -76,5 +76,5 @@ class RegistryAPIView(APIView):
         """One page of ``queryset``, or of a sequence that reads only the slice it is asked for (a search's
         ranked works, ``registry.selectors.WorksInOrder``)."""
         paginator = (self.pagination_class or PageNumberPagination)()
-        page: list[_M] | None = paginator.paginate_queryset(queryset, self.request, view=self)  # type: ignore[arg-type]
+        page: list[_M] | None = paginator.paginate_queryset(queryset, self.request, view=self)
         return paginator.get_paginated_response(serializer_class(page, many=True).data)

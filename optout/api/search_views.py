@@ -39,7 +39,7 @@ class WorkSearchView(APIView):
         query = search_query_clean(data.validated_data.get("q"))
         paginator = self.pagination_class()
         try:
-            page = paginator.paginate_queryset(work_search(query=query), request, view=self) or []  # type: ignore[arg-type]
+            page = paginator.paginate_queryset(work_search(query=query), request, view=self) or []
             statuses = work_statuses_now(works=page)
         except DatabaseError:
             # Never fail open: a work whose status could not be read is not shown as permitted.

@@ -17,8 +17,8 @@ from rest_framework.views import APIView
 from core.api.errors import RETRY_AFTER_SECONDS
 from optout.api.throttles import LookupAnonymousThrottle
 from optout.receipts import receipt_verify
-from portal.forms import ReceiptForm
 from optout.status.selectors import work_statuses_now
+from portal.forms import ReceiptForm
 from portal.selectors import public_search, search_key_parse
 from portal.views.common import paginate, query_without_page
 from registry.errors import InvalidIdentifier

@@ -41,7 +41,7 @@ from registry.api.serializers import (
 from registry.fingerprints import fingerprint_file
 from registry.identifiers import Scheme
 from registry.imports import work_import_create
-from registry.models import WORK_IMPORT_JOB, OwnershipClaim
+from registry.models import WORK_IMPORT_JOB, OwnershipClaim, Party
 from registry.search import search_query_clean
 
 
@@ -129,13 +129,17 @@ class WorkLicensingContactView(RegistryAPIView):
         return Response(WorkOutput(selectors.work_get_for_actor(actor=actor, work_id=work_id)).data)
 
 
+def _licensing_contact(party: Party) -> dict[str, str]:
+    return {"licensing_email": party.licensing_email, "licensing_url": party.licensing_url}
+
+
 class LicensingContactView(RegistryAPIView):
     """The acting holder's licensing contact: shown on the public page of each work it is verified to own."""
 
     @extend_schema(responses=LicensingContactOutput, summary="The caller's licensing contact")
     def get(self, request: Request) -> Response:
         party = acting_party(self.actor())
-        return Response(LicensingContactOutput(party).data)
+        return Response(LicensingContactOutput(_licensing_contact(party)).data)
 
     @extend_schema(
         request=LicensingContactInput, responses=LicensingContactOutput, summary="Set the caller's licensing contact"
@@ -151,7 +155,7 @@ class LicensingContactView(RegistryAPIView):
             email=data.validated_data["licensing_email"],
             url=data.validated_data["licensing_url"],
         )
-        return Response(LicensingContactOutput(party).data)
+        return Response(LicensingContactOutput(_licensing_contact(party)).data)
 
 
 class WorkBulkView(RegistryAPIView):
