@@ -199,6 +199,8 @@ class WorkClaimOutput(serializers.ModelSerializer[OwnershipClaim]):
 class WorkOutput(serializers.ModelSerializer[Work]):
     identifiers = IdentifierOutput(many=True)
     claims = WorkClaimOutput(many=True)
+    licensing_email = serializers.CharField(read_only=True, help_text=_("The work's own licensing e-mail, or empty"))
+    licensing_url = serializers.CharField(read_only=True, help_text=_("The work's own licensing page, or empty"))
 
     class Meta:
         model = Work
@@ -251,8 +253,9 @@ class LicensingContactInput(serializers.Serializer[dict[str, Any]]):
 
 
 class LicensingContactOutput(serializers.Serializer[dict[str, Any]]):
-    licensing_email = serializers.EmailField()
-    licensing_url = serializers.URLField()
+    # Plain strings: an empty one means none was given.
+    licensing_email = serializers.CharField(help_text=_("An e-mail address, or empty"))
+    licensing_url = serializers.CharField(help_text=_("An http(s) web page, or empty"))
 
 
 class DomainOutput(serializers.ModelSerializer[VerifiedDomain]):
