@@ -41,7 +41,12 @@ def dashboard(request: HttpRequest, portal: Portal) -> HttpResponse:
 @require_safe
 def work_list(request: HttpRequest, portal: Portal) -> HttpResponse:
     query = request.GET.get("q", "").strip()
-    works = selectors.work_search_for_holder(holder=portal.party, query=query)
+    try:
+        works = selectors.work_search_for_holder(holder=portal.party, query=query)
+    except RegistryError as exc:
+        # A query over the length limit: say so and list nothing rather than everything.
+        messages.error(request, str(exc.message))
+        works = selectors.work_list_for_holder(holder=portal.party).none()
     context = {"page": paginate(request, works), "q": query, "query_string": query_without_page(request)}
     return render(request, "portal/works/list.html", context)
 

@@ -122,3 +122,16 @@ def test_a_verified_holder_sets_a_works_own_contact_in_the_portal(owner_client, 
     book.refresh_from_db()
     assert book.licensing_url == "https://b.example"
     assert "https://b.example" in Client().get(f"/works/{book.pk}").content.decode()
+
+
+def test_a_holders_work_list_searches_its_own_works_with_spacing_variants(owner_client, holder, other_holder):
+    WorkFactory(holder=holder, title="봄의 정원")
+    WorkFactory(holder=other_holder, title="봄의정원 다른 책")
+
+    body = owner_client.get("/dashboard/works/", {"q": "봄의정원"}).content.decode()
+    too_long = owner_client.get("/dashboard/works/", {"q": "x" * 201})
+
+    assert "봄의 정원" in body
+    assert "다른 책" not in body
+    assert too_long.status_code == 200
+    assert "200" in too_long.content.decode()
