@@ -63,8 +63,10 @@ RANDOM_TITLE = "similarity bench: random"
 def iscc_of(bits: int) -> str:
     import iscc_core
 
-    return "ISCC:" + iscc_core.encode_component(
-        iscc_core.MT.CONTENT, iscc_core.ST_CC.IMAGE, iscc_core.VS.V0, 64, bits.to_bytes(8, "big")
+    return "ISCC:" + str(
+        iscc_core.encode_component(
+            iscc_core.MT.CONTENT, iscc_core.ST_CC.IMAGE, iscc_core.VS.V0, 64, bits.to_bytes(8, "big")
+        )
     )
 
 

@@ -5,8 +5,10 @@ Where the code asks which database it runs on (``connection.vendor``), and nowhe
 
 - the seams of the hot paths, each chosen once per connection and held to one table of cases by a differential
   test: the lookup's ``lookup_engine_for`` (``optout.lookup_engines``), the usage manifests'
-  ``usage_engine_for`` (``compensation.usage.services``, deciding by ``compensation.usage.decisions``) and the
-  ledger's ``ledger_writer_for`` (``compensation.ledger.services``);
+  ``usage_engine_for`` (``compensation.usage.services``, deciding by ``compensation.usage.decisions``), the
+  ledger's ``ledger_writer_for`` (``compensation.ledger.services``) and the work search's ``search_engine_for``
+  (``registry.search``: pg_trgm and bigram indexes, or LIKE; ``tests/registry/test_search.py`` holds both to one
+  table of cases);
 - what those seams are built on: ``core.locks.advisory_lock`` (PostgreSQL's advisory locks; SQLite has one writer
   at a time), ``core.lookups.AnyOf`` (one array literal instead of a placeholder per value) and
   ``json_array_elements`` below.

@@ -36,7 +36,7 @@ from optout.vocabularies import meta_tags_for
 from registry.errors import InvalidIdentifier
 from registry.identifiers import Scheme, identifier_normalize
 from registry.models import Work
-from registry.selectors import registry_name
+from registry.selectors import registry_name, work_licensing_contacts
 
 _STATUS_LABELS = {
     LookupStatus.REFUSED: _("Refused"),
@@ -104,6 +104,8 @@ def work_public(request: HttpRequest, work_id: int) -> HttpResponse:
         "license_url": license_url,
         "registry_name": registry_name(),
         "work": work,
+        "creators": [str(name) for name in work.creators] if isinstance(work.creators, list) else [],
+        "licensing_contacts": work_licensing_contacts(work=work),
         "identifiers": identifiers,
         "status": signal.status,
         "status_class": signal.status if signal.status in _STATUS_LABELS else "unchecked",

@@ -367,3 +367,14 @@ class ReceiptForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 10, "spellcheck": "false"}),
         help_text=_("Paste the whole response of a lookup as you received it."),
     )
+
+
+class LicensingContactForm(forms.Form):
+    licensing_email = forms.EmailField(label=_("Licensing e-mail"), required=False, max_length=254)
+    licensing_url = forms.URLField(
+        label=_("Licensing web page"),
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text=_("Shown on the public page of your works. Leave both empty to show none."),
+    )

@@ -60,6 +60,12 @@ urlpatterns = [
     path("dashboard/works/<int:work_id>/identifiers/", works.work_identifier_add, name="work-identifier-add"),
     path("dashboard/works/<int:work_id>/files/", works.work_file_upload, name="work-file-upload"),
     path("dashboard/works/<int:work_id>/claim/", works.work_claim, name="work-claim"),
+    path(
+        "dashboard/works/<int:work_id>/licensing-contact/",
+        works.work_licensing_contact,
+        name="work-licensing-contact",
+    ),
+    path("dashboard/licensing-contact/", works.licensing_contact, name="licensing-contact"),
     path("dashboard/imports/new/", works.import_create, name="import-create"),
     path("dashboard/imports/<int:import_id>/", works.import_detail, name="import"),
     path("dashboard/imports/<int:import_id>/status.json", works.import_status, name="import-status"),

@@ -39,6 +39,10 @@ class Party(models.Model):
     business_registration_number = models.CharField(
         _("business registration number"), max_length=10, blank=True, help_text=_("Korean 사업자등록번호, 10 digits.")
     )
+    # Where to ask for a licence: shown on the public page of each work the holder's verified claims cover,
+    # unless the work names its own contact.
+    licensing_email = models.EmailField(_("licensing e-mail"), blank=True, db_default="", default="")
+    licensing_url = models.URLField(_("licensing web page"), max_length=500, blank=True, db_default="", default="")
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
@@ -160,6 +164,9 @@ class Work(models.Model):
     registered_by = models.ForeignKey(
         Party, on_delete=models.PROTECT, related_name="registered_works", verbose_name=_("registered by")
     )
+    # The work's own licensing contact, set by a holder with a verified claim; it replaces the holders'.
+    licensing_email = models.EmailField(_("licensing e-mail"), blank=True, db_default="", default="")
+    licensing_url = models.URLField(_("licensing web page"), max_length=500, blank=True, db_default="", default="")
     created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
 
     class Meta:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from typing import overload
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
@@ -27,6 +28,7 @@ from registry.models import (
     WorkImport,
     WorkImportRowError,
 )
+from registry.search import search_query_clean, work_search_ids
 
 
 def party_for_user(*, user_id: int, party_id: int | None = None) -> Party | None:
@@ -229,23 +231,49 @@ def membership_list_for_party(*, party: Party) -> QuerySet[Membership]:
     return Membership.objects.filter(party=party).select_related("user").order_by("created_at", "pk")
 
 
-def work_search_for_holder(*, holder: Party, query: str = "") -> QuerySet[Work]:
-    """The holder's works whose title contains ``query``, or which ``query`` identifies (``scheme:value``)."""
-    works = work_list_for_holder(holder=holder)
-    query = query.strip()
-    if not query:
+class WorksInOrder(Sequence[Work]):
+    """Works by a list of ids, in that order (a search's ranking). A slice reads only its own works, with their
+    identifiers and claims, so a page of a thousand results costs the same few queries as any page."""
+
+    def __init__(self, ids: Sequence[int], works: QuerySet[Work] | None = None) -> None:
+        self.ids = list(ids)
+        self.works = works if works is not None else _works_with_details()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> Work: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Work]: ...
+
+    def __getitem__(self, index: int | slice) -> Work | list[Work]:
+        if isinstance(index, slice):
+            wanted = self.ids[index]
+            found = {work.pk: work for work in self.works.filter(pk__in=wanted)}
+            return [found[pk] for pk in wanted if pk in found]
+        return self[index : index + 1 if index != -1 else None][0]
+
+
+def work_search(*, query: str) -> WorksInOrder:
+    """Every registered work ``query`` finds, best first (``registry.search``); ``query`` must be cleaned."""
+    return WorksInOrder(work_search_ids(query=query))
+
+
+def work_search_for_holder(*, holder: Party, query: str = "", **filters: str | None) -> QuerySet[Work] | WorksInOrder:
+    """The holder's works (``work_list_for_holder``'s filters apply); with ``query``, those it finds, best first.
+
+    A query that is empty after trimming lists them all, newest first.
+    """
+    works = work_list_for_holder(holder=holder, **filters)
+    if not query.strip():
         return works
-    by_title = Q(title__icontains=query)
-    scheme, sep, value = query.partition(":")
-    if sep:
-        try:
-            key = identifier_normalize(scheme=scheme, value=value)
-        except InvalidIdentifier:
-            pass
-        else:
-            matching = Identifier.objects.filter(scheme=key.scheme, value=key.value).values("work_id")
-            return works.filter(by_title | Q(pk__in=matching))
-    return works.filter(by_title)
+    ids = work_search_ids(query=search_query_clean(query), holder_id=holder.pk)
+    if any(filters.values()):
+        kept = set(works.filter(pk__in=ids).values_list("pk", flat=True))
+        ids = [pk for pk in ids if pk in kept]
+    return WorksInOrder(ids)
 
 
 def audit_events_for_party(*, party: Party, limit: int = 20) -> list[AuditEvent]:
@@ -255,3 +283,17 @@ def audit_events_for_party(*, party: Party, limit: int = 20) -> list[AuditEvent]
             :limit
         ]
     )
+
+
+def work_licensing_contacts(*, work: Work) -> list[dict[str, str]]:
+    """Where to ask for a licence of ``work``, for its public page: its own contact when a verified holder set
+    one, else the contact each holder with a verified claim gave. Only what was given; never names or shares."""
+    if work.licensing_email or work.licensing_url:
+        return [{"email": work.licensing_email, "url": work.licensing_url}]
+    holders = (
+        Party.objects.filter(claims__work=work, claims__status=ClaimStatus.VERIFIED)
+        .exclude(licensing_email="", licensing_url="")
+        .order_by("pk")
+        .distinct()
+    )
+    return [{"email": party.licensing_email, "url": party.licensing_url} for party in holders]

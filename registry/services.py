@@ -18,6 +18,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -1062,3 +1064,66 @@ def similarity_threshold_set(
             field="effective_from",
         ) from None
     return row
+
+
+# --- Licensing contacts --------------------------------------------------------------
+
+
+def _licensing_contact_clean(*, email: str, url: str) -> tuple[str, str]:
+    """An e-mail address and an http(s) web page, each optional, validated as the forms and the API do."""
+    email, url = (email or "").strip(), (url or "").strip()
+    if email:
+        try:
+            validate_email(email)
+        except DjangoValidationError:
+            raise InvalidInput(
+                _("Enter a valid e-mail address."), code="invalid_email", field="licensing_email"
+            ) from None
+    if url:
+        try:
+            URLValidator(schemes=["http", "https"])(url)
+        except DjangoValidationError:
+            raise InvalidInput(
+                _("Enter a web address starting with http:// or https://."), code="invalid_url", field="licensing_url"
+            ) from None
+    return email, url
+
+
+def party_licensing_contact_set(*, actor: Actor, party: Party, email: str, url: str) -> Party:
+    """Where to ask the holder for a licence; shown on the public page of each work it is verified to own."""
+    require_holder_actor(actor, party)
+    if not party.is_holder:
+        raise InvalidInput(_("Only rights holders give a licensing contact."), code="not_a_holder")
+    email, url = _licensing_contact_clean(email=email, url=url)
+    with transaction.atomic():
+        Party.objects.filter(pk=party.pk).update(licensing_email=email, licensing_url=url)
+        party.licensing_email, party.licensing_url = email, url
+        audit_record(
+            code="registry.party.licensing_contact_set", actor=actor, target=party, data={"email": email, "url": url}
+        )
+    return party
+
+
+def work_licensing_contact_set(*, actor: Actor, holder: Party, work: Work, email: str, url: str) -> Work:
+    """A work's own licensing contact, in place of its holders'; empty values go back to the holders'.
+
+    Only a holder with a verified claim on the work may set it: a pending claim is anyone's to file, and the
+    contact is shown to everyone as the place to ask for a licence.
+    """
+    require_holder_actor(actor, holder)
+    if not OwnershipClaim.objects.filter(work=work, holder=holder, status=ClaimStatus.VERIFIED).exists():
+        raise NotPermitted(
+            _("Only a rights holder whose claim on this work is verified may set its licensing contact."),
+            code="claim_not_verified",
+        )
+    email, url = _licensing_contact_clean(email=email, url=url)
+    with transaction.atomic():
+        Work.objects.filter(pk=work.pk).update(licensing_email=email, licensing_url=url)
+        work.licensing_email, work.licensing_url = email, url
+        audit_record(
+            code="registry.work.licensing_contact_set",
+            actor=actor,
+            target=work,
+            data={"holder": holder.pk, "email": email, "url": url},
+        )
+    return work

@@ -118,6 +118,7 @@ class WorkFactory(factory.Factory):
     kind = "text"
     share_bp = MAX_SHARE_BP
     title = factory.LazyAttribute(lambda o: f"Work {o.identifiers[0][1]}")
+    creators: Sequence[str] = ()
     verified_by = None
 
     @classmethod
@@ -130,11 +131,13 @@ class WorkFactory(factory.Factory):
         kind: str,
         share_bp: int,
         title: str,
+        creators: Sequence[str],
         verified_by: Any,
     ) -> Work:
         draft = work_draft_build(
             title=title,
             kind=kind,
+            creators=creators,
             identifiers=[{"scheme": scheme, "value": value} for scheme, value in identifiers],
             share_bp=share_bp,
         )

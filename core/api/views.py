@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from django.db.models import Model, QuerySet
@@ -69,7 +70,11 @@ class RegistryAPIView(APIView):
             self.request.accepted_media_type = "application/json"
         return super().handle_exception(exc)
 
-    def paginate(self, queryset: QuerySet[_M], serializer_class: type[serializers.ModelSerializer[_M]]) -> Response:
+    def paginate(
+        self, queryset: QuerySet[_M] | Sequence[_M], serializer_class: type[serializers.ModelSerializer[_M]]
+    ) -> Response:
+        """One page of ``queryset``, or of a sequence that reads only the slice it is asked for (a search's
+        ranked works, ``registry.selectors.WorksInOrder``)."""
         paginator = (self.pagination_class or PageNumberPagination)()
         page: list[_M] | None = paginator.paginate_queryset(queryset, self.request, view=self)
         return paginator.get_paginated_response(serializer_class(page, many=True).data)

@@ -1,9 +1,10 @@
 from django.urls import path
 
-from optout.api import receipt_views, snapshot_views, views
+from optout.api import receipt_views, search_views, snapshot_views, views
 
 urlpatterns = [
     path("lookup", views.LookupView.as_view(), name="lookup"),
+    path("search", search_views.WorkSearchView.as_view(), name="search"),
     path("refusals", views.RefusalListCreateView.as_view(), name="refusals"),
     path("refusals/<int:refusal_id>/withdraw", views.RefusalWithdrawView.as_view(), name="refusal-withdraw"),
     path("regimes", views.RegimeCreateView.as_view(), name="regimes"),

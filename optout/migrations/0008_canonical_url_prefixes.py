@@ -67,7 +67,7 @@ def _rekey_prefixes(apps: Any, schema_editor: Any) -> None:
 class Migration(migrations.Migration):
     dependencies = [
         ("optout", "0007_segment_work_brief"),
-        ("registry", "0008_canonical_urls"),
+        ("registry", "0009_canonical_urls"),
     ]
 
     operations = [migrations.RunPython(_rekey_prefixes, migrations.RunPython.noop)]

@@ -11,12 +11,14 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Max, Q
+from django.utils import timezone
 
 from optout.lookup_engines import lookup_engine_for
-from optout.models import Refusal, RefusalEvent, RefusalScope, StatusChange, StatusSegment
+from optout.models import Purpose, Refusal, RefusalEvent, RefusalScope, StatusChange, StatusSegment
 from optout.models.status import SubjectType
 from optout.selectors import (
     LookupAnswer,
+    LookupStatus,
     lookup_batch,
     lookup_result,
     lookup_result_invalid,
@@ -34,7 +36,7 @@ from optout.status.timelines import (
 )
 from registry.errors import InvalidIdentifier
 from registry.identifiers import Scheme, identifier_normalize
-from registry.models import Identifier, WorkKind
+from registry.models import Identifier, Work, WorkKind
 
 
 @dataclass(frozen=True)
@@ -235,3 +237,24 @@ def _compare(expected: Mapping[Subject, Timeline], now: datetime) -> Iterator[St
         feed_ok = at_now == status_at(want, subject, now)
         if have != want or not feed_ok:
             yield StatusDifference(subject, want, have, None if feed_ok else at_now)
+
+
+def work_statuses_now(*, works: Sequence[Work]) -> dict[int, str]:
+    """Each work's lookup status now for generative training (the strictest purpose), as its public page says
+    it: ``refused`` when any of its identifiers is, else its first identifier's. One read for a page of works
+    (with their identifiers prefetched); a work without identifiers has no status."""
+    items: list[dict[str, str]] = []
+    owners: list[int] = []
+    for work in works:
+        for identifier in sorted(work.identifiers.all(), key=lambda i: (i.scheme, i.value)):
+            items.append({"scheme": identifier.scheme, "value": identifier.value})
+            owners.append(work.pk)
+    if not items:
+        return {}
+    answer = lookup_batch_current(items=items, purpose=Purpose.TRAIN_GENAI, at=timezone.now())
+    statuses: dict[int, str] = {}
+    for work_id, result in zip(owners, answer.results, strict=True):
+        status = str(result["status"])
+        if work_id not in statuses or status == LookupStatus.REFUSED:
+            statuses[work_id] = status
+    return statuses

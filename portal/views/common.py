@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeVar
 
 from django.core.paginator import Page, Paginator
@@ -14,7 +15,7 @@ def base_url(request: HttpRequest) -> str:
     return request.build_absolute_uri("/").rstrip("/")
 
 
-def paginate(request: HttpRequest, items: QuerySet[_M], *, per_page: int = 25) -> Page[_M]:
+def paginate(request: HttpRequest, items: QuerySet[_M] | Sequence[_M], *, per_page: int = 25) -> Page[_M]:
     return Paginator(items, per_page).get_page(request.GET.get("page"))
 
 

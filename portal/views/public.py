@@ -17,10 +17,14 @@ from rest_framework.views import APIView
 from core.api.errors import RETRY_AFTER_SECONDS
 from optout.api.throttles import LookupAnonymousThrottle
 from optout.receipts import receipt_verify
+from optout.status.selectors import work_statuses_now
 from portal.forms import ReceiptForm
 from portal.selectors import public_search, search_key_parse
+from portal.views.common import paginate, query_without_page
 from registry.errors import InvalidIdentifier
-from registry.selectors import registry_figures
+from registry.identifiers import Scheme
+from registry.search import InvalidSearch, search_query_clean
+from registry.selectors import registry_figures, work_search
 
 
 def _throttled(request: HttpRequest) -> HttpResponse | None:
@@ -42,21 +46,39 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/public/home.html", registry_figures())
 
 
+def _explicit_scheme(query: str) -> bool:
+    scheme, sep, _value = query.partition(":")
+    return bool(sep) and scheme.strip().lower() in Scheme.values
+
+
 @require_safe
 def search(request: HttpRequest) -> HttpResponse:
+    """An identifier's lookup answer now, and the works a title, a creator's name or an identifier finds."""
     query = request.GET.get("q", "").strip()
     context: dict[str, Any] = {"q": query}
     if query:
         throttled = _throttled(request)
         if throttled is not None:
             return throttled
+        key = None
         try:
+            query = search_query_clean(query)
             key = search_key_parse(text=query)
-        except InvalidIdentifier as exc:
+        except InvalidSearch as exc:
             context["error"] = exc.message
-        else:
+        except InvalidIdentifier as exc:
+            # Only what was written as an identifier is one; anything else is searched as a title or a name.
+            if _explicit_scheme(query):
+                context["error"] = exc.message
+        if "error" not in context:
             try:
-                context["answer"] = public_search(key=key)
+                if key is not None:
+                    context["answer"] = public_search(key=key)
+                page = paginate(request, work_search(query=query), per_page=25)
+                context["page"], context["searched"] = page, True
+                statuses = work_statuses_now(works=list(page.object_list))
+                context["rows"] = [(work, statuses.get(work.pk)) for work in page.object_list]
+                context["query_string"] = query_without_page(request)
             except DatabaseError:
                 # Never fail open: without the registry's answer, nothing is answered (503, as everywhere).
                 context["error"] = _("The registry could not be read; nothing was answered. Try again.")

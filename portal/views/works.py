@@ -17,7 +17,15 @@ from core import spreadsheets
 from core.errors import NotFound, RegistryError
 from portal.access import Portal, holder_view, portal_parties, portal_view
 from portal.form_errors import error_to_form
-from portal.forms import ClaimForm, IdentifierAddForm, IdentifierFormSet, ImportForm, WorkFileForm, WorkForm
+from portal.forms import (
+    ClaimForm,
+    IdentifierAddForm,
+    IdentifierFormSet,
+    ImportForm,
+    LicensingContactForm,
+    WorkFileForm,
+    WorkForm,
+)
 from portal.selectors import holder_dashboard, lab_dashboard, refusal_rows_for_work, work_status_now
 from portal.views.common import paginate, query_without_page
 from registry import selectors, services
@@ -42,7 +50,12 @@ def dashboard(request: HttpRequest, portal: Portal) -> HttpResponse:
 @require_safe
 def work_list(request: HttpRequest, portal: Portal) -> HttpResponse:
     query = request.GET.get("q", "").strip()
-    works = selectors.work_search_for_holder(holder=portal.party, query=query)
+    try:
+        works = selectors.work_search_for_holder(holder=portal.party, query=query)
+    except RegistryError as exc:
+        # A query over the length limit: say so and list nothing rather than everything.
+        messages.error(request, str(exc.message))
+        works = selectors.work_list_for_holder(holder=portal.party).none()
     context = {"page": paginate(request, works), "q": query, "query_string": query_without_page(request)}
     return render(request, "portal/works/list.html", context)
 
@@ -320,3 +333,56 @@ def import_errors_csv(request: HttpRequest, portal: Portal, import_id: int) -> S
     )
     response["Content-Disposition"] = f'attachment; filename="import-{work_import.pk}-errors.csv"'
     return response
+
+
+# --- Licensing contacts ------------------------------------------------------------------------------
+
+
+@holder_view
+@require_http_methods(["GET", "POST"])
+def licensing_contact(request: HttpRequest, portal: Portal) -> HttpResponse:
+    """The holder's licensing contact, shown on the public page of each work it is verified to own."""
+    party = portal.party
+    initial = {"licensing_email": party.licensing_email, "licensing_url": party.licensing_url}
+    form = LicensingContactForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.party_licensing_contact_set(
+                actor=portal.actor,
+                party=party,
+                email=form.cleaned_data["licensing_email"],
+                url=form.cleaned_data["licensing_url"],
+            )
+        except RegistryError as exc:
+            error_to_form(form, exc)
+        else:
+            messages.success(request, _("Your licensing contact is saved."))
+            return redirect("portal:licensing-contact")
+    return render(request, "portal/party/licensing_contact.html", {"form": form, "work": None})
+
+
+@holder_view
+@require_http_methods(["GET", "POST"])
+def work_licensing_contact(request: HttpRequest, portal: Portal, work_id: int) -> HttpResponse:
+    """A work's own licensing contact, in place of its holders' (holders with a verified claim)."""
+    try:
+        work = selectors.work_get_for_actor(actor=portal.actor, work_id=work_id)
+    except NotFound:
+        raise Http404() from None
+    initial = {"licensing_email": work.licensing_email, "licensing_url": work.licensing_url}
+    form = LicensingContactForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.work_licensing_contact_set(
+                actor=portal.actor,
+                holder=portal.party,
+                work=work,
+                email=form.cleaned_data["licensing_email"],
+                url=form.cleaned_data["licensing_url"],
+            )
+        except RegistryError as exc:
+            error_to_form(form, exc)
+        else:
+            messages.success(request, _("The work's licensing contact is saved."))
+            return redirect("portal:work", work_id=work.pk)
+    return render(request, "portal/party/licensing_contact.html", {"form": form, "work": work})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
@@ -109,6 +110,27 @@ class WorkListFilter(serializers.Serializer[dict[str, Any]]):
     kind = serializers.ChoiceField(choices=WorkKind.choices, required=False)
     status = serializers.ChoiceField(choices=WorkStatus.choices, required=False)
     identifier = serializers.CharField(required=False, help_text=_("scheme:value, e.g. isbn:9788937460449"))
+    q = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text=_(
+            "Search the caller's works by title, creator's name or identifier (up to 200 characters), best "
+            "matches first; spaces and case are ignored."
+        ),
+    )
+
+
+class SearchInput(serializers.Serializer[dict[str, Any]]):
+    q = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text=_(
+            "A title or part of one, a creator's name, or an identifier in any spelling (up to 200 characters); "
+            "spaces and case are ignored."
+        ),
+    )
 
 
 class BulkImportInput(serializers.Serializer[dict[str, Any]]):
@@ -253,6 +275,8 @@ class WorkOutput(serializers.ModelSerializer[Work]):
     identifiers = IdentifierOutput(many=True)
     claims = WorkClaimOutput(many=True)
     files = WorkFileOutput(many=True, read_only=True)
+    licensing_email = serializers.CharField(read_only=True, help_text=_("The work's own licensing e-mail, or empty"))
+    licensing_url = serializers.CharField(read_only=True, help_text=_("The work's own licensing page, or empty"))
 
     class Meta:
         model = Work
@@ -267,8 +291,48 @@ class WorkOutput(serializers.ModelSerializer[Work]):
             "identifiers",
             "claims",
             "files",
+            "licensing_email",
+            "licensing_url",
             "created_at",
         ]
+
+
+class SearchResultOutput(serializers.ModelSerializer[Work]):
+    """A work as the public search shows it: never who owns it or in what shares."""
+
+    status = serializers.SerializerMethodField(
+        help_text=_("The lookup's status now for generative training (refused, permitted, license_required)")
+    )
+    refused = serializers.SerializerMethodField(help_text=_("Whether a refusal of AI training is in force now"))
+    url = serializers.SerializerMethodField(help_text=_("The work's public page"))
+
+    class Meta:
+        model = Work
+        fields = ["id", "title", "creators", "kind", "status", "refused", "url"]
+
+    def get_status(self, work: Work) -> str | None:
+        status = self.context.get("statuses", {}).get(work.pk)
+        return str(status) if status is not None else None
+
+    def get_refused(self, work: Work) -> bool | None:
+        status = self.get_status(work)
+        return None if status is None else status == "refused"
+
+    def get_url(self, work: Work) -> str:
+        request = self.context.get("request")
+        path = reverse("work-public", args=[work.pk])
+        return request.build_absolute_uri(path) if request is not None else path
+
+
+class LicensingContactInput(serializers.Serializer[dict[str, Any]]):
+    licensing_email = serializers.EmailField(required=False, allow_blank=True, default="", max_length=254)
+    licensing_url = serializers.URLField(required=False, allow_blank=True, default="", max_length=500)
+
+
+class LicensingContactOutput(serializers.Serializer[dict[str, Any]]):
+    # Plain strings: an empty one means none was given.
+    licensing_email = serializers.CharField(help_text=_("An e-mail address, or empty"))
+    licensing_url = serializers.CharField(help_text=_("An http(s) web page, or empty"))
 
 
 class DomainOutput(serializers.ModelSerializer[VerifiedDomain]):

@@ -38,12 +38,16 @@ class ThresholdOutput(serializers.Serializer[dict[str, Any]]):
     modality = serializers.CharField()
     max_distance = serializers.IntegerField()
     effective_from = serializers.DateTimeField(allow_null=True)
-    source = serializers.ChoiceField(choices=["default", "staff"])
+    # Named as the API shows it; DRF fields have a ``source`` attribute of their own, which this shadows on the class.
+    source = serializers.ChoiceField(choices=["default", "staff"])  # type: ignore[assignment]
     reason = serializers.CharField()
     scheduled = ScheduledThresholdOutput(many=True)
 
 
 class SimilarityThresholdsView(RegistryAPIView):
+    # One row per modality: a short, fixed list, not a page.
+    pagination_class = None
+
     def get_permissions(self) -> Any:
         if self.request.method == "GET":
             return [AllowAny()]
@@ -54,7 +58,8 @@ class SimilarityThresholdsView(RegistryAPIView):
         summary="The similarity thresholds in force per modality, and those scheduled",
     )
     def get(self, request: Request) -> Response:
-        return Response(ThresholdOutput(similarity_thresholds_list(at=timezone.now()), many=True).data)
+        body = ThresholdOutput(similarity_thresholds_list(at=timezone.now()), many=True).data  # type: ignore[arg-type]
+        return Response(body)
 
     @extend_schema(
         request=ThresholdInput,
@@ -66,4 +71,5 @@ class SimilarityThresholdsView(RegistryAPIView):
         data.is_valid(raise_exception=True)
         services.similarity_threshold_set(actor=self.actor(), **data.validated_data)
         listed = similarity_thresholds_list(at=timezone.now())
-        return Response(ThresholdOutput(listed, many=True).data, status=status.HTTP_201_CREATED)
+        body = ThresholdOutput(listed, many=True).data  # type: ignore[arg-type]
+        return Response(body, status=status.HTTP_201_CREATED)

@@ -10,6 +10,12 @@ urlpatterns = [
     path("works/<int:work_id>/files", views.WorkFileCreateView.as_view(), name="work-files"),
     path("works/<int:work_id>/files/<int:file_id>", views.WorkFileDetailView.as_view(), name="work-file-detail"),
     path("works/<int:work_id>/files/<int:file_id>/retry", views.WorkFileRetryView.as_view(), name="work-file-retry"),
+    path(
+        "works/<int:work_id>/licensing-contact",
+        views.WorkLicensingContactView.as_view(),
+        name="work-licensing-contact",
+    ),
+    path("licensing-contact", views.LicensingContactView.as_view(), name="licensing-contact"),
     path("imports/<int:import_id>", views.ImportDetailView.as_view(), name="import-detail"),
     path("imports/<int:import_id>/retry", views.ImportRetryView.as_view(), name="import-retry"),
     path("imports/<int:import_id>/errors", views.ImportErrorsView.as_view(), name="import-errors"),

@@ -30,6 +30,8 @@ from registry.api.serializers import (
     DomainOutput,
     ImportOutput,
     ImportRowErrorOutput,
+    LicensingContactInput,
+    LicensingContactOutput,
     MeOutput,
     WorkClaimOutput,
     WorkCreateInput,
@@ -39,7 +41,8 @@ from registry.api.serializers import (
     WorkOutput,
 )
 from registry.imports import work_import_create
-from registry.models import WORK_FILE_JOB, WORK_IMPORT_JOB, OwnershipClaim
+from registry.models import WORK_FILE_JOB, WORK_IMPORT_JOB, OwnershipClaim, Party
+from registry.search import search_query_clean
 from registry.work_files import work_file_create, work_register_with_file
 
 
@@ -59,12 +62,20 @@ class MeView(RegistryAPIView):
 class WorkListCreateView(RegistryAPIView):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
-    @extend_schema(parameters=[WorkListFilter], responses=WorkOutput(many=True), summary="The caller's works")
+    @extend_schema(
+        parameters=[WorkListFilter],
+        responses=WorkOutput(many=True),
+        summary="The caller's works; with q, those a search finds, best first",
+    )
     def get(self, request: Request) -> Response:
         filters = WorkListFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
+        values = dict(filters.validated_data)
+        query = values.pop("q", None)
         holder = acting_party(self.actor())
-        works = selectors.work_list_for_holder(holder=holder, **filters.validated_data)
+        if query is None:
+            return self.paginate(selectors.work_list_for_holder(holder=holder, **values), WorkOutput)
+        works = selectors.work_search_for_holder(holder=holder, query=search_query_clean(query), **values)
         return self.paginate(works, WorkOutput)
 
     @extend_schema(
@@ -143,6 +154,57 @@ class WorkFileRetryView(RegistryAPIView):
         work_file = selectors.work_file_get_for_actor(actor=self.actor(), work_id=work_id, file_id=file_id)
         work_file = job_retry(actor=self.actor(), kind=WORK_FILE_JOB, job_id=work_file.pk)
         return Response(WorkFileOutput(work_file).data, status=status.HTTP_202_ACCEPTED)
+
+
+class WorkLicensingContactView(RegistryAPIView):
+    @extend_schema(
+        request=LicensingContactInput,
+        responses=WorkOutput,
+        summary="Set a work's own licensing contact (holders with a verified claim); empty values use the holders'",
+    )
+    def put(self, request: Request, work_id: int) -> Response:
+        actor = self.actor()
+        holder = acting_party(actor)
+        work = selectors.work_get_for_actor(actor=actor, work_id=work_id)
+        data = LicensingContactInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.work_licensing_contact_set(
+            actor=actor,
+            holder=holder,
+            work=work,
+            email=data.validated_data["licensing_email"],
+            url=data.validated_data["licensing_url"],
+        )
+        return Response(WorkOutput(selectors.work_get_for_actor(actor=actor, work_id=work_id)).data)
+
+
+def _licensing_contact(party: Party) -> dict[str, str]:
+    return {"licensing_email": party.licensing_email, "licensing_url": party.licensing_url}
+
+
+class LicensingContactView(RegistryAPIView):
+    """The acting holder's licensing contact: shown on the public page of each work it is verified to own."""
+
+    @extend_schema(responses=LicensingContactOutput, summary="The caller's licensing contact")
+    def get(self, request: Request) -> Response:
+        party = acting_party(self.actor())
+        return Response(LicensingContactOutput(_licensing_contact(party)).data)
+
+    @extend_schema(
+        request=LicensingContactInput, responses=LicensingContactOutput, summary="Set the caller's licensing contact"
+    )
+    def put(self, request: Request) -> Response:
+        actor = self.actor()
+        party = acting_party(actor)
+        data = LicensingContactInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        party = services.party_licensing_contact_set(
+            actor=actor,
+            party=party,
+            email=data.validated_data["licensing_email"],
+            url=data.validated_data["licensing_url"],
+        )
+        return Response(LicensingContactOutput(_licensing_contact(party)).data)
 
 
 class WorkBulkView(RegistryAPIView):

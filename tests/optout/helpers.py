@@ -19,8 +19,8 @@ def refuse(client: Any, **body: Any) -> Any:
 
 def image_iscc(bits: int, modality: Any = iscc_core.ST_CC.IMAGE) -> str:
     """A Content-Code unit of ``modality`` whose 64 bits are ``bits``."""
-    return "ISCC:" + iscc_core.encode_component(
-        iscc_core.MT.CONTENT, modality, iscc_core.VS.V0, 64, bits.to_bytes(8, "big")
+    return "ISCC:" + str(
+        iscc_core.encode_component(iscc_core.MT.CONTENT, modality, iscc_core.VS.V0, 64, bits.to_bytes(8, "big"))
     )
 
 

@@ -92,3 +92,46 @@ def test_the_public_work_page_keeps_its_refusal_headers(book, holder):
     response = Client().get(f"/works/{book.pk}")
     assert response.status_code == 200
     assert response["tdm-reservation"] == "1"
+
+
+def test_a_holder_sets_its_licensing_contact_in_the_portal_and_its_works_show_it(owner_client, holder, book):
+    form = owner_client.get("/dashboard/licensing-contact/")
+    bad = owner_client.post("/dashboard/licensing-contact/", {"licensing_email": "nope", "licensing_url": ""})
+    saved = owner_client.post(
+        "/dashboard/licensing-contact/",
+        {"licensing_email": "licence@hangang.example", "licensing_url": "https://hangang.example/licence"},
+    )
+
+    assert form.status_code == 200
+    assert bad.status_code == 200
+    assert 'aria-invalid="true"' in bad.content.decode()
+    assert saved.status_code == 302
+    holder.refresh_from_db()
+    assert holder.licensing_email == "licence@hangang.example"
+    page = Client().get(f"/works/{book.pk}").content.decode()
+    assert "mailto:licence@hangang.example" in page
+    assert "https://hangang.example/licence" in page
+
+
+def test_a_verified_holder_sets_a_works_own_contact_in_the_portal(owner_client, holder, book):
+    response = owner_client.post(
+        f"/dashboard/works/{book.pk}/licensing-contact/", {"licensing_email": "", "licensing_url": "https://b.example"}
+    )
+
+    assert response.status_code == 302
+    book.refresh_from_db()
+    assert book.licensing_url == "https://b.example"
+    assert "https://b.example" in Client().get(f"/works/{book.pk}").content.decode()
+
+
+def test_a_holders_work_list_searches_its_own_works_with_spacing_variants(owner_client, holder, other_holder):
+    WorkFactory(holder=holder, title="봄의 정원")
+    WorkFactory(holder=other_holder, title="봄의정원 다른 책")
+
+    body = owner_client.get("/dashboard/works/", {"q": "봄의정원"}).content.decode()
+    too_long = owner_client.get("/dashboard/works/", {"q": "x" * 201})
+
+    assert "봄의 정원" in body
+    assert "다른 책" not in body
+    assert too_long.status_code == 200
+    assert "200" in too_long.content.decode()

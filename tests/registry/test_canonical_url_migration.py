@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from core.actors import Actor
 
-BEFORE = [("registry", "0007_work_files"), ("optout", "0007_segment_work_brief")]
+BEFORE = [("registry", "0008_work_search"), ("optout", "0007_segment_work_brief")]
 
 
 def _migrate(targets: list[tuple[str, str]]) -> Any:
@@ -66,7 +66,7 @@ def test_colliding_url_identifiers_become_a_dispute_and_nothing_is_lost(before: 
     identifier_model.objects.create(work=plain, scheme="url", value="https://blog.example.kr/other/", created_at=now)
     identifier_model.objects.create(work=plain, scheme="isbn", value="9780306406157", created_at=now)
 
-    _migrate([("registry", "0008_canonical_urls"), ("optout", "0008_canonical_url_prefixes")])
+    _migrate([("registry", "0009_canonical_urls"), ("optout", "0008_canonical_url_prefixes")])
 
     from registry.models import AuditEvent, Identifier, IdentifierConflict, Work
 

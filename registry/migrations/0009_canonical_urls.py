@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import migrations, models
 from django.utils import timezone
 
-MIGRATION = "registry.0008_canonical_urls"
+MIGRATION = "registry.0009_canonical_urls"
 
 
 def _rekey(apps: Any, schema_editor: Any) -> None:
@@ -112,7 +112,7 @@ def _rekey(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("registry", "0007_work_files"),
+        ("registry", "0008_work_search"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
