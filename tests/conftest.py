@@ -91,7 +91,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(autouse=True)
 def _isolated_media(settings: Any, tmp_path: Any) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.SIMILARITY_INDEX_DIR = tmp_path / "media" / "similarity-index"
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    # The near-copy index a process keeps knows its delta by row count and last id; a rolled-back test may leave
+    # SQLite reusing both for other rows, so each test starts with none loaded.
+    from registry.similarity import similarity_index_forget
+
+    similarity_index_forget()
 
 
 @pytest.fixture(autouse=True)
