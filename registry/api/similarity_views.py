@@ -44,6 +44,14 @@ class ThresholdOutput(serializers.Serializer[dict[str, Any]]):
     scheduled = ScheduledThresholdOutput(many=True)
 
 
+class ThresholdListOutput(serializers.Serializer[dict[str, Any]]):
+    thresholds = ThresholdOutput(many=True)
+
+
+def _listed() -> dict[str, Any]:
+    return ThresholdListOutput({"thresholds": similarity_thresholds_list(at=timezone.now())}).data
+
+
 class SimilarityThresholdsView(RegistryAPIView):
     # One row per modality: a short, fixed list, not a page.
     pagination_class = None
@@ -54,22 +62,19 @@ class SimilarityThresholdsView(RegistryAPIView):
         return super().get_permissions()
 
     @extend_schema(
-        responses=ThresholdOutput(many=True),
+        responses=ThresholdListOutput,
         summary="The similarity thresholds in force per modality, and those scheduled",
     )
     def get(self, request: Request) -> Response:
-        body = ThresholdOutput(similarity_thresholds_list(at=timezone.now()), many=True).data  # type: ignore[arg-type]
-        return Response(body)
+        return Response(_listed())
 
     @extend_schema(
         request=ThresholdInput,
-        responses={201: ThresholdOutput(many=True), **error_responses(400, 403, 409)},
+        responses={201: ThresholdListOutput, **error_responses(400, 403, 409)},
         summary="Set a modality's similarity threshold from now or a later instant (staff)",
     )
     def post(self, request: Request) -> Response:
         data = ThresholdInput(data=request.data)
         data.is_valid(raise_exception=True)
         services.similarity_threshold_set(actor=self.actor(), **data.validated_data)
-        listed = similarity_thresholds_list(at=timezone.now())
-        body = ThresholdOutput(listed, many=True).data  # type: ignore[arg-type]
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(_listed(), status=status.HTTP_201_CREATED)

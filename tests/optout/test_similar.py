@@ -164,7 +164,7 @@ def _signed(bits: int) -> int:
 def test_thresholds_are_public_to_read_and_staff_set_through_the_api(api, holder_api, staff_api):
     listed = api.get("/api/v1/similarity-thresholds")
     assert listed.status_code == 200
-    image = next(row for row in listed.json() if row["modality"] == "image")
+    image = next(row for row in listed.json()["thresholds"] if row["modality"] == "image")
     assert (image["max_distance"], image["source"], image["scheduled"]) == (IMAGE_THRESHOLD, "default", [])
 
     later = (timezone.now() + timedelta(days=7)).isoformat()
@@ -179,7 +179,7 @@ def test_thresholds_are_public_to_read_and_staff_set_through_the_api(api, holder
         format="json",
     )
     assert created.status_code == 201, created.content
-    image = next(row for row in created.json() if row["modality"] == "image")
+    image = next(row for row in created.json()["thresholds"] if row["modality"] == "image")
     assert image["max_distance"] == IMAGE_THRESHOLD
     assert [s["max_distance"] for s in image["scheduled"]] == [6]
     again = staff_api.post(
