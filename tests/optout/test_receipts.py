@@ -23,7 +23,8 @@ from nacl.signing import VerifyKey
 from rest_framework.test import APIClient
 
 from optout.api.receipt_views import well_known_keys
-from optout.receipts import canonical_json, public_keys, receipt_sign, receipt_verify, signing_key
+from core.jcs import canonical_json
+from optout.receipts import public_keys, receipt_sign, receipt_verify, signing_key
 from tests.settings_runs import settings_runs_for
 
 ROOT = Path(__file__).resolve().parents[2]
