@@ -55,31 +55,38 @@ def _checkpointed_size() -> int:
     return latest or 0
 
 
-def log_reader(*, size: int) -> HashReader:
+def log_reader(*, size: int, also: Sequence[Subtree] = ()) -> HashReader:
     """Reads the hashes of complete subtrees of the first ``size`` leaves, in one query per tile level.
 
     A subtree of height ``h`` is ``2**(h % 8)`` consecutive entries of level ``h // 8``: leaf hashes at level 0,
     and above it the roots of the full tiles one level down (stored by the checkpoint that completed them).
+    Entries read are kept for the reader's next call, and ``also`` is read with the first call, so a proof and
+    its leaf's own hash cost one round of queries.
     """
+    found: dict[int, dict[int, bytes]] = defaultdict(dict)
+    extra = list(also)
+
+    def positions(subtree: Subtree) -> tuple[int, range]:
+        if subtree.end > size:
+            raise ValueError(f"subtree {subtree} is outside the tree of {size} leaves")
+        level = subtree.height // TILE_HEIGHT
+        first = subtree.start >> (TILE_HEIGHT * level)
+        return level, range(first, first + (1 << (subtree.height % TILE_HEIGHT)))
 
     def read(subtrees: Sequence[Subtree]) -> list[bytes]:
         wanted: dict[int, set[int]] = defaultdict(set)
-        for subtree in subtrees:
-            if subtree.end > size:
-                raise ValueError(f"subtree {subtree} is outside the tree of {size} leaves")
-            level = subtree.height // TILE_HEIGHT
-            first = subtree.start >> (TILE_HEIGHT * level)
-            wanted[level].update(range(first, first + (1 << (subtree.height % TILE_HEIGHT))))
-        found: dict[int, dict[int, bytes]] = {}
-        for level, positions in wanted.items():
-            found[level] = _level_entries(level, positions)
+        for subtree in [*subtrees, *extra]:
+            level, span = positions(subtree)
+            wanted[level].update(p for p in span if p not in found[level])
+        extra.clear()
+        for level, missing in wanted.items():
+            if missing:
+                found[level].update(_level_entries(level, missing))
         hashes = []
         for subtree in subtrees:
-            level = subtree.height // TILE_HEIGHT
-            first = subtree.start >> (TILE_HEIGHT * level)
-            count = 1 << (subtree.height % TILE_HEIGHT)
+            level, span = positions(subtree)
             try:
-                hashes.append(hash_up([found[level][p] for p in range(first, first + count)]))
+                hashes.append(hash_up([found[level][p] for p in span]))
             except KeyError:
                 raise RuntimeError(f"the log is missing hashes under {subtree}") from None
         return hashes
@@ -137,13 +144,14 @@ def log_inclusion_proof(*, index: str | None, size: str | None) -> dict[str, obj
     if leaf_index >= tree_size:
         raise InvalidInput(_("The index must be smaller than the size."), code="index_out_of_range", field="index")
     _checkpointed(tree_size, field="size")
-    read = log_reader(size=tree_size)
+    read = log_reader(size=tree_size, also=[Subtree(leaf_index, 0)])
+    hashes = inclusion_proof(leaf_index, tree_size, read) if tree_size > 1 else []
     leaf = read([Subtree(leaf_index, 0)])[0]
     return {
         "leaf_index": leaf_index,
         "tree_size": tree_size,
         "leaf_hash": _b64(leaf),
-        "hashes": [_b64(h) for h in inclusion_proof(leaf_index, tree_size, read)],
+        "hashes": [_b64(h) for h in hashes],
     }
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
+from itertools import islice
 
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
@@ -31,32 +32,54 @@ def _entries_append(rows: Sequence[tuple[AuditEvent | int, str, bytes, datetime 
     """Append leaves (event, kind, canonical JSON, due_at) at the log's next indexes.
 
     The head's row lock, taken by the UPDATE, is held until this transaction ends: a concurrent writer waits
-    here, so indexes are given out in commit order and none is skipped.
+    here, so indexes are given out in commit order and none is skipped. On PostgreSQL the counter and the leaves
+    are one statement, one round trip: this runs inside every status-changing transaction.
     """
+    now = timezone.now()
+    values = [
+        (event if isinstance(event, int) else event.pk, kind, data, _leaf_hash(data), due_at)
+        for event, kind, data, due_at in rows
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE optout_loghead SET size = size + %s WHERE id = 1 RETURNING size",
-            [len(rows)],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        # The head row is created by migration 0009; a flushed test database gets it back here.
-        LogHead.objects.create(id=1, size=len(rows))
-        end = len(rows)
-    else:
-        end = row[0]
-    first = end - len(rows)
+        if connection.vendor == "postgresql":
+            # Only placeholders are repeated into the text; every value is a parameter.
+            rows_sql = ", ".join(["(%s::bigint, %s::bigint, %s, %s::bytea, %s::bytea, %s::timestamptz)"] * len(values))
+            sql = (
+                "WITH head AS (UPDATE optout_loghead SET size = size + %s WHERE id = 1 RETURNING size) "  # noqa: S608
+                "INSERT INTO optout_logentry (index, kind, event_id, data, leaf_hash, due_at, appended_at) "
+                "SELECT head.size - %s + v.ord, v.kind, v.event_id, v.data, v.leaf_hash, v.due_at, %s "
+                f"FROM head, (VALUES {rows_sql}) AS v(ord, event_id, kind, data, leaf_hash, due_at)"
+            )
+            params = [field for ord_, row in enumerate(values) for field in (ord_, *row)]
+            cursor.execute(sql, [len(values), len(values), now, *params])
+            if cursor.rowcount == len(values):
+                return
+        else:
+            cursor.execute("UPDATE optout_loghead SET size = size + %s WHERE id = 1 RETURNING size", [len(values)])
+            row = cursor.fetchone()
+            if row is not None:
+                first = row[0] - len(values)
+                LogEntry.objects.bulk_create(
+                    [
+                        LogEntry(
+                            index=first + n,
+                            kind=kind,
+                            event_id=event_id,
+                            data=data,
+                            leaf_hash=leaf,
+                            due_at=due_at,
+                            appended_at=now,
+                        )
+                        for n, (event_id, kind, data, leaf, due_at) in enumerate(values)
+                    ]
+                )
+                return
+    # No head row: only a test database emptied by a flush lacks the one migration 0009 creates.
+    LogHead.objects.create(id=1, size=len(values))
     LogEntry.objects.bulk_create(
         [
-            LogEntry(
-                index=first + offset,
-                kind=kind,
-                event_id=event if isinstance(event, int) else event.pk,
-                data=data,
-                leaf_hash=_leaf_hash(data),
-                due_at=due_at,
-            )
-            for offset, (event, kind, data, due_at) in enumerate(rows)
+            LogEntry(index=n, kind=kind, event_id=event_id, data=data, leaf_hash=leaf, due_at=due_at, appended_at=now)
+            for n, (event_id, kind, data, leaf, due_at) in enumerate(values)
         ]
     )
 
@@ -119,37 +142,47 @@ def log_effects_append(*, now: datetime | None = None) -> int:
 
 
 def _tiles_complete(*, size: int) -> None:
-    """Store every full tile of the first ``size`` leaves not stored yet, level by level."""
+    """Store every full tile of the first ``size`` leaves not stored yet, level by level, streaming the hashes
+    below in index order (a checkpoint after 10,000,000 new leaves reads them once)."""
     level = 0
     while True:
-        leaves_per_entry = 1 << (TILE_HEIGHT * level)
-        full = size // (leaves_per_entry * TILE_WIDTH)
+        full = size >> (TILE_HEIGHT * (level + 1))
         if full == 0:
             return
         stored = LogTile.objects.filter(level=level).count()
-        for number in range(stored, full):
+        if stored < full:
+            below: Iterator[bytes | memoryview]
             if level == 0:
-                hashes = [
-                    bytes(h)
-                    for h in LogEntry.objects.filter(
-                        index__gte=number * TILE_WIDTH, index__lt=(number + 1) * TILE_WIDTH
-                    )
+                below = (
+                    LogEntry.objects.filter(index__gte=stored * TILE_WIDTH, index__lt=full * TILE_WIDTH)
                     .order_by("index")
                     .values_list("leaf_hash", flat=True)
-                ]
+                    .iterator(chunk_size=20_000)
+                )
             else:
-                hashes = [
-                    bytes(h)
-                    for h in LogTile.objects.filter(
-                        level=level - 1, number__gte=number * TILE_WIDTH, number__lt=(number + 1) * TILE_WIDTH
+                below = (
+                    LogTile.objects.filter(
+                        level=level - 1, number__gte=stored * TILE_WIDTH, number__lt=full * TILE_WIDTH
                     )
                     .order_by("number")
                     .values_list("root", flat=True)
-                ]
-            if len(hashes) != TILE_WIDTH:
-                raise RuntimeError(f"tile {level}/{number} has {len(hashes)} of {TILE_WIDTH} hashes: the log has a gap")
-            LogTile.objects.create(level=level, number=number, hashes=b"".join(hashes), root=hash_up(hashes))
+                    .iterator(chunk_size=20_000)
+                )
+            _tiles_write(level=level, first=stored, count=full - stored, hashes=below)
         level += 1
+
+
+def _tiles_write(*, level: int, first: int, count: int, hashes: Iterator[bytes | memoryview]) -> None:
+    batch: list[LogTile] = []
+    for number in range(first, first + count):
+        tile = [bytes(value) for value in islice(hashes, TILE_WIDTH)]
+        if len(tile) != TILE_WIDTH:
+            raise RuntimeError(f"tile {level}/{number} has {len(tile)} of {TILE_WIDTH} hashes: the log has a gap")
+        batch.append(LogTile(level=level, number=number, hashes=b"".join(tile), root=hash_up(tile)))
+        if len(batch) == 1_000:
+            LogTile.objects.bulk_create(batch)
+            batch = []
+    LogTile.objects.bulk_create(batch)
 
 
 def log_checkpoint_issue() -> LogCheckpoint:
