@@ -93,7 +93,8 @@ def synthetic_grow(url: str, tree_size: int) -> None:
     from core.jcs import canonical_json
 
     with psycopg.connect(url) as conn:
-        size = conn.execute("SELECT size FROM optout_loghead WHERE id = 1").fetchone()[0]
+        row = conn.execute("SELECT size FROM optout_loghead WHERE id = 1").fetchone()
+        size = row[0] if row else 0
         if size >= tree_size:
             return
         print(f"growing the log from {size:,} to {tree_size:,} leaves")

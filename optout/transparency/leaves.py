@@ -56,7 +56,6 @@ LOGGED: dict[str, LeafKind] = {
         "identifier_conflict.resolved", "conflict", ("identifier", "resolution", "work", "kept_by")
     ),
     "registry.domain.verified": LeafKind("domain.verified", "domain", ("holder", "origin")),
-    "registry.domain.lapsed": LeafKind("domain.lapsed", "domain", ("holder", "origin")),
 }
 
 # A refusal or withdrawal dated later than it was filed takes effect then; beat appends this leaf at that instant.

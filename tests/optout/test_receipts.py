@@ -22,8 +22,8 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 from rest_framework.test import APIClient
 
-from optout.api.receipt_views import well_known_keys
 from core.jcs import canonical_json
+from optout.api.receipt_views import well_known_keys
 from optout.receipts import public_keys, receipt_sign, receipt_verify, signing_key
 from tests.settings_runs import settings_runs_for
 

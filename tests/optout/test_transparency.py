@@ -435,3 +435,13 @@ def test_the_log_only_grows_in_postgresql(book: Any) -> None:
     ):
         with pytest.raises(DatabaseError, match=r"append-only|only grows"):
             sql_run(statement)
+
+
+def test_every_logged_kind_is_an_event_the_registry_records() -> None:
+    from optout.transparency.leaves import LOGGED
+
+    sources = "".join(
+        path.read_text() for app in ("registry", "optout") for path in (Path(__file__).parents[2] / app).rglob("*.py")
+    )
+    for code in LOGGED:
+        assert f'code="{code}"' in sources, code
