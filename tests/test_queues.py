@@ -42,6 +42,7 @@ TASKS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "optout.tasks.webhook_delivery_send": (QUEUE_SHORT, (1,)),
     "optout.tasks.webhook_endpoints_advance": (QUEUE_SHORT, ()),
     "optout.tasks.webhooks_sweep": (QUEUE_SHORT, ()),
+    "optout.tasks.log_checkpoint": (QUEUE_SHORT, ()),
     "optout.tasks.snapshot_scheduled": (QUEUE_SHORT, ()),
     "optout.tasks.domain_signals_observe": (QUEUE_SHORT, (1, "scheduled")),
     "optout.tasks.domain_signals_recheck": (QUEUE_SHORT, ()),

@@ -94,7 +94,9 @@ def test_colliding_url_identifiers_become_a_dispute_and_nothing_is_lost(before: 
     # The same work's second spelling is kept as an audit record, not a conflict.
     assert ("registry.work.identifier_merged", str(first.pk)) in codes
 
-    # Staff resolve it in favour of the later work: the key moves, both works leave the dispute.
+    # Staff resolve it in favour of the later work (today's code, on today's schema): the key moves, both works
+    # leave the dispute.
+    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
     from registry.services import identifier_conflict_resolve
     from tests.factories import StaffUserFactory
 
