@@ -122,13 +122,19 @@ class Migration(migrations.Migration):
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
                 ("level", models.PositiveSmallIntegerField(verbose_name="level")),
                 ("number", models.BigIntegerField(verbose_name="number")),
+                ("width", models.PositiveSmallIntegerField(default=256, verbose_name="width")),
                 ("hashes", models.BinaryField(verbose_name="hashes")),
-                ("root", models.BinaryField(max_length=32, verbose_name="root")),
+                ("root", models.BinaryField(blank=True, max_length=32, null=True, verbose_name="root")),
             ],
             options={
                 "verbose_name": "log tile",
                 "verbose_name_plural": "log tiles",
-                "constraints": [models.UniqueConstraint(fields=("level", "number"), name="logtile_one_per_position")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("level", "number", "width"), name="logtile_one_per_position"),
+                    models.CheckConstraint(
+                        condition=models.Q(("width__gte", 1), ("width__lte", 256)), name="logtile_width_valid"
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(

@@ -64,20 +64,30 @@ class LogEntry(models.Model):
 
 
 class LogTile(models.Model):
-    """A full C2SP tile: the 256 hashes of level ``level`` starting at entry ``number * 256``, and their root."""
+    """A C2SP tile: the first ``width`` hashes of level ``level`` from entry ``number * 256``.
+
+    Full tiles (``width`` 256) are stored once the checkpoint that completes them is issued, with their ``root``;
+    each checkpoint also stores the partial tile at the right edge of every level (no root), so proofs at its size
+    read whole tiles, never hundreds of rows. Hashes of complete subtrees never change: a wider tile of a later
+    checkpoint holds a narrower one's hashes as its prefix.
+    """
 
     level = models.PositiveSmallIntegerField(_("level"))
     number = models.BigIntegerField(_("number"))
+    width = models.PositiveSmallIntegerField(_("width"), default=256)
     hashes = models.BinaryField(_("hashes"))
-    root = models.BinaryField(_("root"), max_length=32)
+    root = models.BinaryField(_("root"), max_length=32, null=True, blank=True)
 
     class Meta:
         verbose_name = _("log tile")
         verbose_name_plural = _("log tiles")
-        constraints = [models.UniqueConstraint(fields=["level", "number"], name="logtile_one_per_position")]
+        constraints = [
+            models.UniqueConstraint(fields=["level", "number", "width"], name="logtile_one_per_position"),
+            models.CheckConstraint(condition=Q(width__gte=1, width__lte=256), name="logtile_width_valid"),
+        ]
 
     def __str__(self) -> str:
-        return f"tile {self.level}/{self.number}"
+        return f"tile {self.level}/{self.number}" + ("" if self.width == 256 else f".p/{self.width}")
 
 
 class LogCheckpoint(models.Model):

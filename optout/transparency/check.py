@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.utils import timezone
 
-from core.merkle import TILE_HEIGHT, TILE_WIDTH, CompactRange, hash_up, leaf_hash
+from core.merkle import HASH_SIZE, TILE_HEIGHT, TILE_WIDTH, CompactRange, hash_up, leaf_hash
 from core.signed_note import Checkpoint, note_signed_by
 from optout.models import LogCheckpoint, LogEntry, LogTile
 from optout.transparency.leaves import LOGGED, TOOK_EFFECT, leaf_bytes, leaf_subject
@@ -53,10 +53,11 @@ def log_differences(*, now: datetime | None = None) -> Iterator[str]:
     size = log_size()
     checkpoints = list(LogCheckpoint.objects.order_by("size"))
     keys = verification_public_keys()
-    stored_tiles: dict[tuple[int, int], bytes] = {}
-    tile_rows = LogTile.objects.order_by("level", "number").values_list("level", "number", "hashes").iterator()
-    for level, number, hashes in tile_rows:
-        stored_tiles[(level, number)] = bytes(hashes)
+    # Full tiles and the partial ones checkpoints stored at the right edge: each must be a prefix of its hashes.
+    stored_tiles: dict[tuple[int, int], list[tuple[int, bytes]]] = {}
+    tile_rows = LogTile.objects.order_by("level", "number").values_list("level", "number", "width", "hashes")
+    for level, number, width, hashes in tile_rows.iterator():
+        stored_tiles.setdefault((level, number), []).append((width, bytes(hashes)))
     # Per level, the hashes of the tile being filled (level 0: leaf hashes; above: roots of full tiles below).
     pending: dict[int, list[bytes]] = {}
     tree = CompactRange()
@@ -66,11 +67,14 @@ def log_differences(*, now: datetime | None = None) -> Iterator[str]:
     next_checkpoint = 0
     expected_index = 0
 
+    def tiles_compare(level: int, number: int, hashes: bytes) -> Iterator[str]:
+        for width, stored in stored_tiles.pop((level, number), []):
+            if len(hashes) < width * HASH_SIZE or stored != hashes[: width * HASH_SIZE]:
+                yield f"tile {level}/{number} (width {width}) holds other hashes than its leaves give"
+
     def tile_filled(level: int, hashes: list[bytes]) -> Iterator[str]:
         number = (tree.size >> (TILE_HEIGHT * (level + 1))) - 1
-        stored = stored_tiles.pop((level, number), None)
-        if stored is not None and stored != b"".join(hashes):
-            yield f"tile {level}/{number} holds other hashes than its leaves give"
+        yield from tiles_compare(level, number, b"".join(hashes))
         above = pending.setdefault(level + 1, [])
         above.append(hash_up(hashes))
         if len(above) == TILE_WIDTH:
@@ -126,6 +130,9 @@ def log_differences(*, now: datetime | None = None) -> Iterator[str]:
         else:
             yield f"checkpoint of size {checkpoint.size} is beyond the {tree.size} stored leaves"
         next_checkpoint += 1
+    for level, edge in pending.items():
+        if edge:
+            yield from tiles_compare(level, (tree.size >> (TILE_HEIGHT * level)) >> TILE_HEIGHT, b"".join(edge))
     for level, number in sorted(stored_tiles):
         yield f"tile {level}/{number} is stored but its leaves are not all in the log"
     logged_codes = list(LOGGED)

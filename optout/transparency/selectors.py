@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.errors import InvalidInput, NotFound
 from core.merkle import (
+    HASH_SIZE,
     TILE_HEIGHT,
     TILE_WIDTH,
     HashReader,
@@ -79,9 +80,13 @@ def log_reader(*, size: int, also: Sequence[Subtree] = ()) -> HashReader:
             level, span = positions(subtree)
             wanted[level].update(p for p in span if p not in found[level])
         extra.clear()
-        for level, missing in wanted.items():
-            if missing:
-                found[level].update(_level_entries(level, missing))
+        if any(wanted.values()):
+            for level, entries in _tile_entries(wanted).items():
+                found[level].update(entries)
+            for level, missing in wanted.items():
+                rest = {p for p in missing if p not in found[level]}
+                if rest:
+                    found[level].update(_level_entries(level, rest))
         hashes = []
         for subtree in subtrees:
             level, span = positions(subtree)
@@ -92,6 +97,30 @@ def log_reader(*, size: int, also: Sequence[Subtree] = ()) -> HashReader:
         return hashes
 
     return read
+
+
+def _tile_entries(wanted: dict[int, set[int]]) -> dict[int, dict[int, bytes]]:
+    """The wanted entries the stored tiles hold, all levels in one query (the widest tile of each position)."""
+    tiles = Q()
+    for level, positions in wanted.items():
+        numbers = {p >> TILE_HEIGHT for p in positions}
+        if numbers:
+            tiles |= Q(level=level, number__in=sorted(numbers))
+    if not tiles:
+        return {}
+    widest: dict[tuple[int, int], bytes] = {}
+    for level, number, stored in (
+        LogTile.objects.filter(tiles).order_by("width").values_list("level", "number", "hashes")
+    ):
+        widest[(level, number)] = bytes(stored)
+    entries: dict[int, dict[int, bytes]] = defaultdict(dict)
+    for level, positions in wanted.items():
+        for p in positions:
+            tile = widest.get((level, p >> TILE_HEIGHT))
+            offset = (p & (TILE_WIDTH - 1)) * HASH_SIZE
+            if tile is not None and offset < len(tile):
+                entries[level][p] = tile[offset : offset + HASH_SIZE]
+    return entries
 
 
 def _runs(positions: set[int]) -> list[tuple[int, int]]:
@@ -114,8 +143,8 @@ def _level_entries(level: int, positions: set[int]) -> dict[int, bytes]:
         return {position: bytes(value) for position, value in leaves}
     for start, end in _runs(positions):
         ranges |= Q(number__gte=start, number__lt=end)
-    roots = LogTile.objects.filter(ranges, level=level - 1).values_list("number", "root")
-    return {position: bytes(value) for position, value in roots}
+    roots = LogTile.objects.filter(ranges, level=level - 1, width=TILE_WIDTH).values_list("number", "root")
+    return {position: bytes(value) for position, value in roots if value is not None}
 
 
 def _b64(data: bytes) -> str:
@@ -187,10 +216,14 @@ def log_tile(*, level: int, number: int, width: int) -> Tile | None:
     first = number * TILE_WIDTH
     if (first + width) << (TILE_HEIGHT * level) > size:
         return None
-    if width == TILE_WIDTH:
-        stored = LogTile.objects.filter(level=level, number=number).values_list("hashes", flat=True).first()
-        if stored is not None:
-            return Tile(bytes(stored), full=True)
+    stored = (
+        LogTile.objects.filter(level=level, number=number, width__gte=width)
+        .order_by("width")
+        .values_list("hashes", flat=True)
+        .first()
+    )
+    if stored is not None:
+        return Tile(bytes(stored)[: width * HASH_SIZE], full=width == TILE_WIDTH)
     entries = _level_entries(level, set(range(first, first + width)))
     return Tile(b"".join(entries[p] for p in range(first, first + width)), full=width == TILE_WIDTH)
 

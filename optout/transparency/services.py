@@ -149,9 +149,9 @@ def _tiles_complete(*, size: int) -> None:
         full = size >> (TILE_HEIGHT * (level + 1))
         if full == 0:
             return
-        stored = LogTile.objects.filter(level=level).count()
+        stored = LogTile.objects.filter(level=level, width=TILE_WIDTH).count()
         if stored < full:
-            below: Iterator[bytes | memoryview]
+            below: Iterator[bytes | memoryview | None]
             if level == 0:
                 below = (
                     LogEntry.objects.filter(index__gte=stored * TILE_WIDTH, index__lt=full * TILE_WIDTH)
@@ -162,7 +162,7 @@ def _tiles_complete(*, size: int) -> None:
             else:
                 below = (
                     LogTile.objects.filter(
-                        level=level - 1, number__gte=stored * TILE_WIDTH, number__lt=full * TILE_WIDTH
+                        level=level - 1, width=TILE_WIDTH, number__gte=stored * TILE_WIDTH, number__lt=full * TILE_WIDTH
                     )
                     .order_by("number")
                     .values_list("root", flat=True)
@@ -172,10 +172,40 @@ def _tiles_complete(*, size: int) -> None:
         level += 1
 
 
-def _tiles_write(*, level: int, first: int, count: int, hashes: Iterator[bytes | memoryview]) -> None:
+def _tiles_edge(*, size: int) -> None:
+    """Store the partial tile at the right edge of each level of the first ``size`` leaves."""
+    level = 0
+    while size >> (TILE_HEIGHT * level):
+        count = size >> (TILE_HEIGHT * level)
+        number, width = count >> TILE_HEIGHT, count & (TILE_WIDTH - 1)
+        if width:
+            first = number * TILE_WIDTH
+            values: list[bytes | memoryview | None]
+            if level == 0:
+                values = list(
+                    LogEntry.objects.filter(index__gte=first, index__lt=first + width)
+                    .order_by("index")
+                    .values_list("leaf_hash", flat=True)
+                )
+            else:
+                values = list(
+                    LogTile.objects.filter(
+                        level=level - 1, width=TILE_WIDTH, number__gte=first, number__lt=first + width
+                    )
+                    .order_by("number")
+                    .values_list("root", flat=True)
+                )
+            hashes = b"".join(bytes(value) for value in values if value is not None)
+            LogTile.objects.bulk_create(
+                [LogTile(level=level, number=number, width=width, hashes=hashes, root=None)], ignore_conflicts=True
+            )
+        level += 1
+
+
+def _tiles_write(*, level: int, first: int, count: int, hashes: Iterator[bytes | memoryview | None]) -> None:
     batch: list[LogTile] = []
     for number in range(first, first + count):
-        tile = [bytes(value) for value in islice(hashes, TILE_WIDTH)]
+        tile = [bytes(value) for value in islice(hashes, TILE_WIDTH) if value is not None]
         if len(tile) != TILE_WIDTH:
             raise RuntimeError(f"tile {level}/{number} has {len(tile)} of {TILE_WIDTH} hashes: the log has a gap")
         batch.append(LogTile(level=level, number=number, hashes=b"".join(tile), root=hash_up(tile)))
@@ -200,6 +230,7 @@ def log_checkpoint_issue() -> LogCheckpoint:
         if latest is not None and latest.size >= size:
             return latest
         _tiles_complete(size=size)
+        _tiles_edge(size=size)
         root = tree_root(size, log_reader(size=size))
         origin = log_origin()
         text = Checkpoint(origin=origin, size=size, root_hash=root).text()
