@@ -323,6 +323,20 @@ def test_the_dashboard_shows_what_the_site_said_and_where_it_disagrees(
     assert "사이트가 밝힌 내용" in korean
     assert "레지스트리에서 /opinion/" in korean
 
+    # The dashboard's first page says which domain disagrees, and links to where.
+    home = browser.get("/dashboard/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert f'href="/dashboard/domains/{domain.pk}/#signal-disagreements"' in home
+    assert f"{site.origin}: its own signals and your refusals disagree on 1 path." in home
+    home_ko = browser.get("/dashboard/", HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+    assert f"{site.origin}: its own signals" not in home_ko
+    assert f'href="/dashboard/domains/{domain.pk}/#signal-disagreements"' in home_ko
+
+    # Once the site says what the registry says, the dashboard says nothing.
+    site.serve("/robots.txt", "User-Agent: *\nContent-Usage: /opinion/ train-ai=n\n")
+    with django_capture_on_commit_callbacks(execute=True):
+        browser.post(f"/dashboard/domains/{domain.pk}/observe/")
+    assert 'id="site-disagreements"' not in browser.get("/dashboard/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
 
 def test_someone_elses_domain_cannot_be_observed_from_the_dashboard(domain, co_owner, other_holder):
     from tests.helpers import signed_in
