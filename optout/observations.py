@@ -233,7 +233,9 @@ def domain_observe(
             domain_id = domain.pk
             # On commit: the notification it leads to must not announce observations that were rolled back.
             transaction.on_commit(
-                lambda: site_disagreement_found.send(sender=SignalObservation, domain_id=domain_id, disagreements=payload)
+                lambda: site_disagreement_found.send(
+                    sender=SignalObservation, domain_id=domain_id, disagreements=payload
+                )
             )
     return created
 

@@ -186,7 +186,9 @@ def _file_rights(work_file: WorkFile) -> dict[str, Any] | None:
             "constraints": xmp.get("other_constraints") or "",
         },
         "offer_purpose": purpose,
-        "offer_url": f"{reverse('portal:refusal-create')}?works={work_file.work_id}&purpose={purpose}" if purpose else "",
+        "offer_url": f"{reverse('portal:refusal-create')}?works={work_file.work_id}&purpose={purpose}"
+        if purpose
+        else "",
         "errors": embedded.get("errors") or [],
     }
 

@@ -11,8 +11,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.api.fields import ID_MAX, RegistryDateField, failure_reason_field
-from registry.embedded_rights import refusal_purpose_offered
 from registry.domains import dns_record_name, dns_record_value, file_url
+from registry.embedded_rights import refusal_purpose_offered
 from registry.identifiers import Scheme
 from registry.models import (
     ApiKey,
@@ -231,7 +231,9 @@ class WorkFileIdentifierOutput(serializers.Serializer[dict[str, Any]]):
 
 
 class RefusalOfferOutput(serializers.Serializer[dict[str, Any]]):
-    purpose = serializers.CharField(help_text=_("The broadest purpose the file declares refused: train-ai or train-genai."))
+    purpose = serializers.CharField(
+        help_text=_("The broadest purpose the file declares refused: train-ai or train-genai.")
+    )
     method = serializers.CharField(help_text=_("How to file the refusal: POST"))
     url = serializers.CharField(help_text=_("Where to file it: the refusals endpoint"))
     body = serializers.DictField(help_text=_("The request body that files it: this work, this purpose, from now"))
@@ -260,7 +262,11 @@ class EmbeddedRightsOutput(serializers.Serializer[dict[str, Any]]):
         allow_null=True,
         help_text=_("The XMP packet's plus:DataMining and plus:OtherConstraints; null when the file has no XMP."),
     )
-    errors = serializers.ListField(child=serializers.CharField(), help_text=_("What could not be read, and why."))
+    # Only describes the answer (it is never validated), so shadowing Serializer.errors is harmless: DRF's
+    # metaclass takes declared fields off the class.
+    errors = serializers.ListField(  # type: ignore[assignment]
+        child=serializers.CharField(), help_text=_("What could not be read, and why.")
+    )
     refusal_offer = RefusalOfferOutput(
         allow_null=True, help_text=_("When the file declares a refusal: how to file it in the registry.")
     )

@@ -14,8 +14,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core.actors import Actor
-from optout.models import SignalObservation
 from optout.events import site_disagreement_found
+from optout.models import SignalObservation
 from optout.observations import domain_disagreements, domain_observe, domains_due_for_observation
 from registry.models import AuditEvent
 from registry.services import domain_add, domain_check
@@ -287,7 +287,9 @@ def test_a_new_disagreement_is_sent_once_after_the_run_that_finds_it(
     assert len(disagreements_sent) == 3
 
 
-def test_the_disagreement_is_sent_only_when_the_run_commits(site, domain, disagreements_sent, django_capture_on_commit_callbacks):
+def test_the_disagreement_is_sent_only_when_the_run_commits(
+    site, domain, disagreements_sent, django_capture_on_commit_callbacks
+):
     site.serve("/robots.txt", "User-Agent: *\nContent-Usage: /photos/ train-ai=n\n")
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:

@@ -136,11 +136,7 @@ def c2pa_signed_jpeg(entries: dict[str, str], *, label: str = "cawg.training-min
 def xmp_jpeg(data_mining: str, *, as_element: bool = False) -> bytes:
     """A JPEG with an XMP packet (APP1, Adobe's namespace header) stating IPTC plus:DataMining."""
     value = f"http://ns.useplus.org/ldf/vocab/{data_mining}"
-    prop = (
-        f"<plus:DataMining>{value}</plus:DataMining>"
-        if as_element
-        else ""
-    )
+    prop = f"<plus:DataMining>{value}</plus:DataMining>" if as_element else ""
     attribute = "" if as_element else f' plus:DataMining="{value}"'
     packet = (
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
@@ -162,11 +158,9 @@ def upload_image(client: Any, data: bytes, name: str, captured: Any) -> dict[str
     file = io.BytesIO(data)
     file.name = name
     with captured(execute=True):
-        response = client.post(
-            "/api/v1/works", {"title": "사진", "kind": "image", "file": file}, format="multipart"
-        )
+        response = client.post("/api/v1/works", {"title": "사진", "kind": "image", "file": file}, format="multipart")
     assert response.status_code == 202, response.content
-    body = client.get(response["Location"]).json()
+    body: dict[str, Any] = client.get(response["Location"]).json()
     assert body["status"] == "done", body
     return body
 
@@ -227,7 +221,8 @@ def test_the_c2pa_1x_assertion_label_is_read_too():
     found = embedded_rights_read(
         file=io.BytesIO(c2pa_signed_jpeg({"ai_training": "notAllowed"}, label="c2pa.training-mining"))
     )
-    assert found.c2pa is not None and found.c2pa["assertion"] == "c2pa.training-mining"
+    assert found.c2pa is not None
+    assert found.c2pa["assertion"] == "c2pa.training-mining"
     assert found.read == ["cawg:ai_training=notAllowed"]
 
 
@@ -237,8 +232,10 @@ def test_xmp_as_an_element_and_damaged_xmp():
     ]
     damaged = xmp_jpeg("DMI-PROHIBITED").replace(b"</rdf:RDF>", b"</rdf:RDX>")
     found = embedded_rights_read(file=io.BytesIO(damaged))
-    assert found.read == [] and found.xmp is None
-    assert found.errors and found.errors[0].startswith("xmp_unreadable")
+    assert found.read == []
+    assert found.xmp is None
+    assert found.errors
+    assert found.errors[0].startswith("xmp_unreadable")
 
 
 def test_an_xmp_entity_expansion_is_refused_not_expanded():
@@ -246,7 +243,9 @@ def test_an_xmp_entity_expansion_is_refused_not_expanded():
         b"<x:xmpmeta", b'<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><x:xmpmeta', 1
     )
     found = embedded_rights_read(file=io.BytesIO(bomb))
-    assert found.read == [] and found.errors and found.errors[0].startswith("xmp_unreadable")
+    assert found.read == []
+    assert found.errors
+    assert found.errors[0].startswith("xmp_unreadable")
 
 
 # --- Through the API and the portal -----------------------------------------------------------------------
@@ -255,7 +254,9 @@ def test_an_xmp_entity_expansion_is_refused_not_expanded():
 def test_a_signed_c2pa_image_that_refuses_training_is_shown_and_offers_a_refusal(
     holder_api, django_capture_on_commit_callbacks
 ):
-    data = c2pa_signed_jpeg({"ai_training": "notAllowed", "ai_generative_training": "notAllowed", "data_mining": "allowed"})
+    data = c2pa_signed_jpeg(
+        {"ai_training": "notAllowed", "ai_generative_training": "notAllowed", "data_mining": "allowed"}
+    )
 
     body = upload_image(holder_api, data, "photo.jpg", django_capture_on_commit_callbacks)
 
@@ -272,7 +273,8 @@ def test_a_signed_c2pa_image_that_refuses_training_is_shown_and_offers_a_refusal
     # The signature verifies; its signer is on no trust list the registry holds.
     assert rights["c2pa"]["validation_state"] == "Valid"
     assert rights["c2pa"]["failures"] == ["signingCredential.untrusted"]
-    assert rights["xmp"] is None and rights["errors"] == []
+    assert rights["xmp"] is None
+    assert rights["errors"] == []
     work_id = body["work"]
     assert rights["refusal_offer"] == {
         "purpose": "train-ai",
@@ -294,7 +296,9 @@ def test_a_signed_c2pa_image_that_refuses_training_is_shown_and_offers_a_refusal
 def test_an_xmp_image_that_prohibits_ai_training_is_shown_and_offers_a_refusal(
     holder_api, django_capture_on_commit_callbacks
 ):
-    body = upload_image(holder_api, xmp_jpeg("DMI-PROHIBITED-AIMLTRAINING"), "scan.jpg", django_capture_on_commit_callbacks)
+    body = upload_image(
+        holder_api, xmp_jpeg("DMI-PROHIBITED-AIMLTRAINING"), "scan.jpg", django_capture_on_commit_callbacks
+    )
 
     rights = body["embedded_rights"]
     assert rights["read"] == ["iptc:DMI-PROHIBITED-AIMLTRAINING"]
@@ -321,7 +325,9 @@ def test_a_file_not_yet_fingerprinted_has_no_embedded_rights_yet(holder_api, dja
     file = io.BytesIO(jpeg())
     file.name = "queued.jpg"
     with django_capture_on_commit_callbacks(execute=False):
-        response = holder_api.post("/api/v1/works", {"title": "사진", "kind": "image", "file": file}, format="multipart")
+        response = holder_api.post(
+            "/api/v1/works", {"title": "사진", "kind": "image", "file": file}, format="multipart"
+        )
     assert response.status_code == 202
     assert holder_api.get(response["Location"]).json()["embedded_rights"] is None
 
@@ -336,7 +342,8 @@ def test_the_portal_shows_the_declaration_and_a_button_to_file_the_refusal(
     page = session_client.get(f"/dashboard/works/{work_id}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
 
     assert "cawg.training-mining" in page
-    assert "Generative AI training" in page and "not allowed" in page
+    assert "Generative AI training" in page
+    assert "not allowed" in page
     assert "signed by Test photographer (Registry tests)" in page
     link = f"/dashboard/refusals/new/?works={work_id}&amp;purpose=train-genai"
     assert f'id="file-{body["id"]}-refuse" href="{link}"' in page
@@ -344,7 +351,8 @@ def test_the_portal_shows_the_declaration_and_a_button_to_file_the_refusal(
 
     # The button's form arrives filled in: this work ticked, generative training chosen.
     form = session_client.get(link.replace("&amp;", "&"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
-    assert f'value="{work_id}"' in form and "checked" in form.split(f'value="{work_id}"', 1)[1].split(">", 1)[0]
+    assert f'value="{work_id}"' in form
+    assert "checked" in form.split(f'value="{work_id}"', 1)[1].split(">", 1)[0]
     assert 'value="train-genai"' in form
     assert "checked" in form.split('value="train-genai"', 1)[1].split(">", 1)[0]
 
@@ -359,7 +367,9 @@ def test_the_portal_shows_the_declaration_and_a_button_to_file_the_refusal(
 def test_the_portal_says_in_korean_what_an_xmp_file_declares(
     session_client, holder_api, django_capture_on_commit_callbacks
 ):
-    body = upload_image(holder_api, xmp_jpeg("DMI-PROHIBITED-AIMLTRAINING"), "scan.jpg", django_capture_on_commit_callbacks)
+    body = upload_image(
+        holder_api, xmp_jpeg("DMI-PROHIBITED-AIMLTRAINING"), "scan.jpg", django_capture_on_commit_callbacks
+    )
 
     page = session_client.get(f"/dashboard/works/{body['work']}/", HTTP_ACCEPT_LANGUAGE="ko").content.decode()
 
