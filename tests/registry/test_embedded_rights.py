@@ -106,6 +106,11 @@ test_certificate_chain.__test__ = False  # type: ignore[attr-defined]
 
 def c2pa_signed_jpeg(entries: dict[str, str], *, label: str = "cawg.training-mining") -> bytes:
     """A JPEG carrying a C2PA manifest, signed here with the test chain, with a training-mining assertion."""
+    return c2pa_sign(jpeg(), entries, label=label)
+
+
+def c2pa_sign(image: bytes, entries: dict[str, str], *, label: str = "cawg.training-mining") -> bytes:
+    """``image`` (a JPEG) with a C2PA manifest signed with a fresh test chain, stating ``entries`` (use: value)."""
     chain, private = test_certificate_chain()
     manifest = {
         "claim_generator_info": [{"name": "registry-tests", "version": "1"}],
@@ -129,12 +134,17 @@ def c2pa_signed_jpeg(entries: dict[str, str], *, label: str = "cawg.training-min
     signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, private, None))
     signed = io.BytesIO()
     with c2pa.Builder(manifest) as builder:
-        builder.sign(signer, "image/jpeg", io.BytesIO(jpeg()), signed)
+        builder.sign(signer, "image/jpeg", io.BytesIO(image), signed)
     return signed.getvalue()
 
 
 def xmp_jpeg(data_mining: str, *, as_element: bool = False) -> bytes:
     """A JPEG with an XMP packet (APP1, Adobe's namespace header) stating IPTC plus:DataMining."""
+    return xmp_inserted(jpeg((30, 30, 200)), data_mining, as_element=as_element)
+
+
+def xmp_inserted(image: bytes, data_mining: str, *, as_element: bool = False) -> bytes:
+    """``image`` (a JPEG) with an XMP packet stating ``plus:DataMining``, right after its start-of-image marker."""
     value = f"http://ns.useplus.org/ldf/vocab/{data_mining}"
     prop = f"<plus:DataMining>{value}</plus:DataMining>" if as_element else ""
     attribute = "" if as_element else f' plus:DataMining="{value}"'
@@ -147,8 +157,7 @@ def xmp_jpeg(data_mining: str, *, as_element: bool = False) -> bytes:
     ).encode()
     payload = b"http://ns.adobe.com/xap/1.0/\x00" + packet
     segment = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
-    plain = jpeg((30, 30, 200))
-    return plain[:2] + segment + plain[2:]
+    return image[:2] + segment + image[2:]
 
 
 # --- Upload helpers ---------------------------------------------------------------------------------------
