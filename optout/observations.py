@@ -321,8 +321,11 @@ def domain_disagreements(*, domain: VerifiedDomain, at: datetime | None = None) 
     at = at or timezone.now()
     latest: dict[str, SignalObservation] = {}
     observations = SignalObservation.objects.filter(domain=domain, observed_at__lte=at).defer("body")
-    for observation in observations.exclude(source=SignalSource.HEADERS).order_by("-observed_at", "-id"):
-        latest.setdefault(observation.source, observation)
+    # One row per file, not the domain's whole history: every run reads this twice.
+    for source, _path in FILES:
+        row = observations.filter(source=source).order_by("-observed_at", "-id").first()
+        if row is not None:
+            latest[source] = row
     if not latest:
         return []
     robots = latest.get(SignalSource.ROBOTS_TXT)
