@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -64,6 +65,14 @@ def timed(work: Callable[[], object], rounds: int) -> float:
     return statistics.median(times)
 
 
+def _fingerprints(data: bytes, kind: str) -> object:
+    return fingerprint_file(file=io.BytesIO(data), kind=kind)
+
+
+def _embedded(data: bytes) -> object:
+    return embedded_rights_read(file=io.BytesIO(data))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
@@ -81,8 +90,8 @@ def main() -> None:
     }
     print(f"{'file':<22}{'size':>10}{'fingerprints':>15}{'embedded rights':>18}{'share':>8}")
     for name, (kind, data) in files.items():
-        prints = timed(lambda d=data, k=kind: fingerprint_file(file=io.BytesIO(d), kind=k), args.rounds)
-        rights = timed(lambda d=data: embedded_rights_read(file=io.BytesIO(d)), args.rounds)
+        prints = timed(partial(_fingerprints, data, kind), args.rounds)
+        rights = timed(partial(_embedded, data), args.rounds)
         print(
             f"{name:<22}{len(data) / 1e6:>8.2f}MB{prints * 1000:>13.0f}ms{rights * 1000:>16.1f}ms"
             f"{rights / (prints + rights):>8.1%}"
