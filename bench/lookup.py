@@ -561,7 +561,8 @@ def receipt_check(answer: dict[str, Any], client: httpx.Client, url: str) -> Non
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from optout.receipts import canonical_json, receipt_verify
+    from core.jcs import canonical_json
+    from optout.receipts import receipt_verify
 
     payload = {k: v for k, v in answer.items() if k != "receipt"}
     receipt = answer.get("receipt") or {}

@@ -463,6 +463,21 @@ CELERY_BEAT_SCHEDULE["similarity-index-refresh"] = {
     "schedule": timedelta(minutes=SIMILARITY_INDEX_MINUTES),
 }
 
+# The transparency log (README "Transparency log"). Its origin names the log in every checkpoint and is the name of
+# its signing key: a schema-less URL, unique to this log and never changed (a changed origin starts another log in
+# the eyes of every verifier and witness).
+_first_host = next((h.lstrip(".") for h in ALLOWED_HOSTS if h not in {"*", ""} and not h.startswith("[")), "localhost")
+TRANSPARENCY_LOG_ORIGIN = env.string("TRANSPARENCY_LOG_ORIGIN") or f"{_first_host}/optout-log"
+if any(ch.isspace() for ch in TRANSPARENCY_LOG_ORIGIN) or "+" in TRANSPARENCY_LOG_ORIGIN:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("TRANSPARENCY_LOG_ORIGIN: a schema-less URL without spaces or '+'.")
+LOG_CHECKPOINT_MINUTES = env.integer("LOG_CHECKPOINT_MINUTES", 1, minimum=1)
+CELERY_BEAT_SCHEDULE["log-checkpoint"] = {
+    "task": "optout.tasks.log_checkpoint",
+    "schedule": timedelta(minutes=LOG_CHECKPOINT_MINUTES),
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -33,6 +33,7 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"))),
     path(".well-known/optout-registry/keys.json", well_known_keys, name="receipt-keys"),
     path("", include("optout.urls_signals")),
+    path("", include("optout.transparency.urls")),
     path("", include("compensation.terms.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

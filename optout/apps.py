@@ -9,3 +9,4 @@ class OptoutConfig(AppConfig):
     def ready(self) -> None:
         from optout import receivers  # noqa: F401  (keeps the status projection current)
         from optout.feed import receivers as feed_receivers  # noqa: F401  (webhooks after changes commit)
+        from optout.transparency import receivers as log_receivers  # noqa: F401  (status events become leaves)

@@ -568,7 +568,11 @@ def _lookup_answer(
 ) -> dict[str, Any]:
     """The lookup response without its receipt."""
     from optout.status.selectors import lookup_batch_current
+    from optout.transparency.selectors import log_checkpoint_ref
+    from optout.transparency.services import log_checkpoint_for_answer
 
+    # Named before the answer is read: every event the answer rests on is in this checkpoint's tree.
+    checkpoint = log_checkpoint_ref(log_checkpoint_for_answer())
     now = timezone.now()
     at = as_of or now
     # Without as_of the maintained projection answers (one row per key); an instant asked for keeps the exact
@@ -599,4 +603,5 @@ def _lookup_answer(
         "issued_at": rfc3339(now),
         "caller": lookup_caller(actor=actor),
         "last_refusal_event_id": answer.last_refusal_event_id,
+        "checkpoint": checkpoint,
     }

@@ -115,6 +115,7 @@ def refusal_file(
             actor=actor,
             target=refusal,
             data={
+                "holder": holder.pk,
                 "scope": scope,
                 "purpose": purpose,
                 "work": refusal.work_id,

@@ -72,3 +72,13 @@ def domain_signals_recheck() -> int:
         trigger = ObservationTrigger.VERIFIED if domain_id in never else ObservationTrigger.SCHEDULED
         domain_signals_observe.delay(domain_id, trigger)
     return len(due)
+
+
+@periodic_task(soft_time_limit=50, time_limit=55)
+def log_checkpoint() -> int:
+    # Beat (LOG_CHECKPOINT_MINUTES): leaves for refusals and withdrawals whose instant has come, then a checkpoint
+    # when the log grew. Two at once are serialized by the services' lock; the second finds nothing to do.
+    from optout.transparency import services as transparency
+
+    transparency.log_effects_append()
+    return transparency.log_checkpoint_issue().size

@@ -61,7 +61,7 @@ from registry.models import (
     WorkKind,
     WorkStatus,
 )
-from registry.signals import identifiers_registered, status_inputs_changed, work_owners_changed
+from registry.signals import audit_events_recorded, identifiers_registered, status_inputs_changed, work_owners_changed
 from registry.similarity import MAX_THRESHOLD, identifier_content_fields
 
 API_KEY_PREFIX = "orr"
@@ -518,6 +518,7 @@ def _works_register_once(*, actor: Actor, holder: Party, drafts: Sequence[WorkDr
             for work, claim, r in zip(works, claims, accepted, strict=True)
         ]
     )
+    audit_events_recorded.send(sender=AuditEvent, events=events)
     status_inputs_changed.send(
         sender=Work,
         work_ids=[work.pk for work in works],

@@ -19,3 +19,8 @@ identifiers_registered = Signal()
 # keeps its status projection and change feed current on it, in the same transaction, so a receiver's failure
 # rolls the change back.
 status_inputs_changed = Signal()
+
+# Sent inside the transaction of every audit event recorded, with ``events`` (a list of ``AuditEvent``): the
+# opt-out app appends the ones that change a status to the transparency log in that transaction, so an event and
+# its leaf commit together or not at all.
+audit_events_recorded = Signal()

@@ -98,6 +98,10 @@ def _isolated_media(settings: Any, tmp_path: Any) -> None:
     from registry.similarity import similarity_index_forget
 
     similarity_index_forget()
+    # Likewise the checkpoint a process remembers: a test's log starts again from its first leaf.
+    from optout.transparency.services import log_cache_forget
+
+    log_cache_forget()
 
 
 @pytest.fixture(autouse=True)

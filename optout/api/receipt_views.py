@@ -21,8 +21,16 @@ from optout.receipts import ReceiptCheck, public_keys, receipt_verify
 
 @require_safe
 def well_known_keys(request: HttpRequest) -> JsonResponse:
-    """``{"keys": [JWK, ...]}``: the current receipt key and the retired ones, each with its ``status``."""
-    response = JsonResponse({"keys": public_keys()})
+    """``{"keys": [JWK, ...], "transparency_log": {...}}``: the current receipt key and the retired ones, each with
+    its ``status`` and ``uses``, and the transparency log's origin and C2SP verifier key (the current key's)."""
+    from optout.transparency.selectors import log_origin, log_verifier_key
+
+    keys: list[dict[str, Any]] = [
+        {**key, "uses": ["receipts", "transparency-log"] if key["status"] == "current" else ["receipts"]}
+        for key in public_keys()
+    ]
+    log = {"origin": log_origin(), "verifier_key": log_verifier_key(), "use": "transparency-log checkpoints"}
+    response = JsonResponse({"keys": keys, "transparency_log": log})
     response["Cache-Control"] = "public, max-age=300"
     # Public keys are public: a verifier running in a browser on another origin may fetch them.
     response["Access-Control-Allow-Origin"] = "*"

@@ -163,10 +163,22 @@ class LookupResultOutput(serializers.Serializer[dict[str, Any]]):
     reason = serializers.DictField(required=False, help_text=_("Invalid items only: the code and message."))
 
 
+class LogCheckpointRefOutput(serializers.Serializer[dict[str, Any]]):
+    origin = serializers.CharField(help_text=_("The transparency log's origin line."))
+    tree_size = serializers.IntegerField()
+    root_hash = serializers.CharField(help_text=_("Base64 of the RFC 9162 root hash, as in the signed checkpoint."))
+
+
 class LookupResponse(serializers.Serializer[dict[str, Any]]):
     request = serializers.DictField()
     results = LookupResultOutput(many=True)
     issued_at = serializers.CharField()
     caller = serializers.CharField()
     last_refusal_event_id = serializers.IntegerField()
+    checkpoint = LogCheckpointRefOutput(
+        help_text=_(
+            "The transparency log checkpoint this answer is consistent with: every event behind it is among its "
+            "leaves (README: Transparency log)."
+        )
+    )
     receipt = serializers.DictField(help_text=_("Ed25519 signature over this response without its receipt."))

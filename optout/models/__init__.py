@@ -1,5 +1,5 @@
 """The opt-out app's models, one module per part: refusals and regimes, the maintained status projection and its
-change feed, snapshots, webhooks, and the observations of sites' own signals."""
+change feed, snapshots, webhooks, the observations of sites' own signals, and the transparency log."""
 
 from optout.models.observations import ObservationTrigger, SignalObservation, SignalSource
 from optout.models.refusals import (
@@ -13,6 +13,7 @@ from optout.models.refusals import (
 )
 from optout.models.snapshots import SNAPSHOT_JOB, Snapshot, SnapshotStatus, SnapshotTrigger
 from optout.models.status import NOT_PERMITTED, StatusChange, StatusSegment, SubjectStatus, SubjectType
+from optout.models.transparency import LogCheckpoint, LogEntry, LogHead, LogTile
 from optout.models.webhooks import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -20,6 +21,10 @@ __all__ = [
     "SNAPSHOT_JOB",
     "DeliveryStatus",
     "KindRegime",
+    "LogCheckpoint",
+    "LogEntry",
+    "LogHead",
+    "LogTile",
     "ObservationTrigger",
     "Purpose",
     "Refusal",

@@ -403,7 +403,7 @@ def test_a_lookup_receipt_verifies_independently_and_fails_when_one_byte_changes
     import nacl.exceptions
     import nacl.signing
 
-    from optout.receipts import canonical_json
+    from core.jcs import canonical_json
 
     refuse(holder_api, scope="work", work=book.pk)
     body = lookup(lab_api, [ISBN, {"scheme": "doi", "value": "10.1/x"}])
@@ -427,7 +427,8 @@ def test_a_lookup_receipt_verifies_independently_and_fails_when_one_byte_changes
 
 
 def test_the_fast_canonical_form_of_a_lookup_equals_the_strict_one(book, holder_api, lab_api):
-    from optout.receipts import canonical_json, canonical_json_of_own_payload
+    from core.jcs import canonical_json
+    from optout.receipts import canonical_json_of_own_payload
 
     refuse(holder_api, scope="work", work=book.pk)
     body = lookup(

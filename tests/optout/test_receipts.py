@@ -22,8 +22,9 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 from rest_framework.test import APIClient
 
+from core.jcs import canonical_json
 from optout.api.receipt_views import well_known_keys
-from optout.receipts import canonical_json, public_keys, receipt_sign, receipt_verify, signing_key
+from optout.receipts import public_keys, receipt_sign, receipt_verify, signing_key
 from tests.settings_runs import settings_runs_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""The ``optout`` command: ``sync``, ``status``, ``check`` and ``filter``."""
+"""The ``optout`` command: ``sync``, ``status``, ``check``, ``filter`` and ``log`` (the transparency log)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from optout_client.registry import PURPOSES, Registry
 from optout_client.signing import SignatureError
 from optout_client.state import NotSynced
 from optout_client.sync import SyncError, sync
+from optout_client.transparency import LogError, LogVerifier, LogWitness
 
 __all__ = ["main"]
 
@@ -85,6 +86,29 @@ def _parser() -> argparse.ArgumentParser:
     add_api(command)
     add_purpose(command)
     add_dir(command)
+
+    log = commands.add_parser("log", help="watch the registry's transparency log")
+    log_commands = log.add_subparsers(dest="log_command", required=True)
+    for name, text in (
+        ("check", "fetch the latest checkpoint, verify its signature and that it extends the last one seen"),
+        ("prove", "verify that event INDEX is in the last checkpoint seen, and print it"),
+    ):
+        sub = log_commands.add_parser(name, help=text)
+        sub.add_argument("--registry", required=True, help="the registry's base URL")
+        sub.add_argument(
+            "--key",
+            default=os.environ.get("OPTOUT_LOG_KEY"),
+            required=not os.environ.get("OPTOUT_LOG_KEY"),
+            help="the log's verifier key, <origin>+<hash>+<key> (or $OPTOUT_LOG_KEY); get it once from /log/key",
+        )
+        sub.add_argument(
+            "--witness",
+            type=Path,
+            default=Path(os.environ.get("OPTOUT_LOG_WITNESS", "optout-log-witness.json")),
+            help="the file keeping the last checkpoint seen (default: ./optout-log-witness.json)",
+        )
+        if name == "prove":
+            sub.add_argument("--index", type=int, required=True, help="the event's leaf index")
     return parser
 
 
@@ -98,7 +122,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if arguments.command == "check":
             return _check(arguments)
+        if arguments.command == "log":
+            return _log(arguments)
         return _filter(arguments)
+    except LogError as error:
+        # A checkpoint or proof that does not verify (a split view included): evidence, not a usage error.
+        print(f"optout {arguments.command}: LOG NOT VERIFIED: {error}", file=sys.stderr)
+        return 3
     except (SyncError, SignatureError, FilterError, RegistryHTTPError, NotSynced, ValueError, OSError) as error:
         print(f"optout {arguments.command}: {error}", file=sys.stderr)
         return 2
@@ -147,6 +177,17 @@ def _check(arguments: argparse.Namespace) -> int:
             detail = f" ({verdict.reason})" if verdict.reason else ""
             print(f"{value}\t{answer}{detail}\t{verdict.key or ''}")
     return 0 if all_permitted else 1
+
+
+def _log(arguments: argparse.Namespace) -> int:
+    client = HttpClient(arguments.registry)
+    witness = LogWitness.load(arguments.witness, LogVerifier.parse(arguments.key))
+    if arguments.log_command == "check":
+        checkpoint = witness.update(client)
+        print(json.dumps({**checkpoint.reference(), "verified": True}))
+        return 0
+    print(json.dumps(witness.prove_event(client, arguments.index), ensure_ascii=False))
+    return 0
 
 
 def _filter(arguments: argparse.Namespace) -> int:

@@ -1,0 +1,247 @@
+"""Writing the transparency log: leaves in their events' transactions, and signed checkpoints with their tiles."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from itertools import islice
+
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from core.actors import Actor, require_staff
+from core.locks import advisory_lock
+from core.merkle import TILE_HEIGHT, TILE_WIDTH, hash_up, tree_root
+from core.signed_note import Checkpoint, note_sign
+from optout.models import LogCheckpoint, LogEntry, LogHead, LogTile
+from optout.transparency.leaves import EFFECTIVE_KEYS, LOGGED, TOOK_EFFECT, leaf_bytes, leaf_subject
+from optout.transparency.selectors import log_origin, log_reader, log_size
+from registry.models import AuditEvent
+
+CHECKPOINT_LOCK = "optout.transparency.checkpoint"
+
+
+def _leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def _entries_append(rows: Sequence[tuple[AuditEvent | int, str, bytes, datetime | None]]) -> None:
+    """Append leaves (event, kind, canonical JSON, due_at) at the log's next indexes.
+
+    The head's row lock, taken by the UPDATE, is held until this transaction ends: a concurrent writer waits
+    here, so indexes are given out in commit order and none is skipped. On PostgreSQL the counter and the leaves
+    are one statement, one round trip: this runs inside every status-changing transaction.
+    """
+    now = timezone.now()
+    values = [
+        (event if isinstance(event, int) else event.pk, kind, data, _leaf_hash(data), due_at)
+        for event, kind, data, due_at in rows
+    ]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Only placeholders are repeated into the text; every value is a parameter.
+            rows_sql = ", ".join(["(%s::bigint, %s::bigint, %s, %s::bytea, %s::bytea, %s::timestamptz)"] * len(values))
+            sql = (
+                "WITH head AS (UPDATE optout_loghead SET size = size + %s WHERE id = 1 RETURNING size) "  # noqa: S608
+                "INSERT INTO optout_logentry (index, kind, event_id, data, leaf_hash, due_at, appended_at) "
+                "SELECT head.size - %s + v.ord, v.kind, v.event_id, v.data, v.leaf_hash, v.due_at, %s "
+                f"FROM head, (VALUES {rows_sql}) AS v(ord, event_id, kind, data, leaf_hash, due_at)"
+            )
+            params = [field for ord_, row in enumerate(values) for field in (ord_, *row)]
+            cursor.execute(sql, [len(values), len(values), now, *params])
+            if cursor.rowcount == len(values):
+                return
+        else:
+            cursor.execute("UPDATE optout_loghead SET size = size + %s WHERE id = 1 RETURNING size", [len(values)])
+            row = cursor.fetchone()
+            if row is not None:
+                first = row[0] - len(values)
+                LogEntry.objects.bulk_create(
+                    [
+                        LogEntry(
+                            index=first + n,
+                            kind=kind,
+                            event_id=event_id,
+                            data=data,
+                            leaf_hash=leaf,
+                            due_at=due_at,
+                            appended_at=now,
+                        )
+                        for n, (event_id, kind, data, leaf, due_at) in enumerate(values)
+                    ]
+                )
+                return
+    # No head row: only a test database emptied by a flush lacks the one migration 0009 creates.
+    LogHead.objects.create(id=1, size=len(values))
+    LogEntry.objects.bulk_create(
+        [
+            LogEntry(index=n, kind=kind, event_id=event_id, data=data, leaf_hash=leaf, due_at=due_at, appended_at=now)
+            for n, (event_id, kind, data, leaf, due_at) in enumerate(values)
+        ]
+    )
+
+
+def log_events_append(*, events: Sequence[AuditEvent]) -> int:
+    """Append the status-changing ones among ``events`` as leaves; call it in the events' transaction."""
+    rows: list[tuple[AuditEvent | int, str, bytes, datetime | None]] = []
+    for event in events:
+        leaf = LOGGED.get(event.code)
+        if leaf is None:
+            continue
+        subject = leaf_subject(code=event.code, object_id=event.object_id, data=event.data or {})
+        due_at = None
+        effective_key = EFFECTIVE_KEYS.get(leaf.kind)
+        if effective_key and subject.get(effective_key):
+            effective = datetime.fromisoformat(subject[effective_key])
+            # Filed for a later instant: its taking effect is an event of its own, appended when it comes.
+            if effective > event.created_at:
+                due_at = effective
+        rows.append(
+            (
+                event,
+                leaf.kind,
+                leaf_bytes(event_id=event.pk, kind=leaf.kind, time=event.created_at, subject=subject),
+                due_at,
+            )
+        )
+    if rows:
+        _entries_append(rows)
+    return len(rows)
+
+
+def log_effects_append(*, now: datetime | None = None) -> int:
+    """Append a ``*.took_effect`` leaf for each future-dated refusal or withdrawal whose instant has come.
+
+    Safe to run twice at once and to retry: each runs under the checkpoint lock, and an effect already logged is
+    skipped (and refused by the database's one-leaf-per-event-and-kind constraint).
+    """
+    moment = now or timezone.now()
+    with transaction.atomic():
+        advisory_lock(CHECKPOINT_LOCK)
+        logged = LogEntry.objects.filter(event_id=OuterRef("event_id"), kind__in=list(TOOK_EFFECT.values()))
+        due = list(
+            LogEntry.objects.filter(due_at__isnull=False, due_at__lte=moment)
+            .exclude(Exists(logged))
+            .order_by("due_at", "index")
+            .values_list("event_id", "kind", "data", "due_at")
+        )
+        if not due:
+            return 0
+        rows: list[tuple[AuditEvent | int, str, bytes, datetime | None]] = []
+        for event_id, kind, data, due_at in due:
+            assert due_at is not None  # filtered on above
+            filed = json.loads(bytes(data))
+            effect = TOOK_EFFECT[kind]
+            data = leaf_bytes(event_id=event_id, kind=effect, time=due_at, subject=filed["subject"])
+            rows.append((event_id, effect, data, None))
+        _entries_append(rows)
+    return len(rows)
+
+
+def _tiles_complete(*, size: int) -> None:
+    """Store every full tile of the first ``size`` leaves not stored yet, level by level, streaming the hashes
+    below in index order (a checkpoint after 10,000,000 new leaves reads them once)."""
+    level = 0
+    while True:
+        full = size >> (TILE_HEIGHT * (level + 1))
+        if full == 0:
+            return
+        stored = LogTile.objects.filter(level=level).count()
+        if stored < full:
+            below: Iterator[bytes | memoryview]
+            if level == 0:
+                below = (
+                    LogEntry.objects.filter(index__gte=stored * TILE_WIDTH, index__lt=full * TILE_WIDTH)
+                    .order_by("index")
+                    .values_list("leaf_hash", flat=True)
+                    .iterator(chunk_size=20_000)
+                )
+            else:
+                below = (
+                    LogTile.objects.filter(
+                        level=level - 1, number__gte=stored * TILE_WIDTH, number__lt=full * TILE_WIDTH
+                    )
+                    .order_by("number")
+                    .values_list("root", flat=True)
+                    .iterator(chunk_size=20_000)
+                )
+            _tiles_write(level=level, first=stored, count=full - stored, hashes=below)
+        level += 1
+
+
+def _tiles_write(*, level: int, first: int, count: int, hashes: Iterator[bytes | memoryview]) -> None:
+    batch: list[LogTile] = []
+    for number in range(first, first + count):
+        tile = [bytes(value) for value in islice(hashes, TILE_WIDTH)]
+        if len(tile) != TILE_WIDTH:
+            raise RuntimeError(f"tile {level}/{number} has {len(tile)} of {TILE_WIDTH} hashes: the log has a gap")
+        batch.append(LogTile(level=level, number=number, hashes=b"".join(tile), root=hash_up(tile)))
+        if len(batch) == 1_000:
+            LogTile.objects.bulk_create(batch)
+            batch = []
+    LogTile.objects.bulk_create(batch)
+
+
+def log_checkpoint_issue() -> LogCheckpoint:
+    """Sign a checkpoint of every committed leaf, unless the latest checkpoint already covers them.
+
+    Returns the checkpoint covering the log as it is, new or the latest (the first checkpoint of an empty log has
+    size 0). Two issuers at once are serialized by the lock; the second finds the first's checkpoint and reuses it.
+    """
+    from optout.receipts import signing_key
+
+    with transaction.atomic():
+        advisory_lock(CHECKPOINT_LOCK)
+        size = log_size()
+        latest = LogCheckpoint.objects.order_by("-size").first()
+        if latest is not None and latest.size >= size:
+            return latest
+        _tiles_complete(size=size)
+        root = tree_root(size, log_reader(size=size))
+        origin = log_origin()
+        text = Checkpoint(origin=origin, size=size, root_hash=root).text()
+        note = note_sign(text=text, name=origin, private_key=signing_key().private_key)
+        return LogCheckpoint.objects.create(size=size, root_hash=root, note=note)
+
+
+def log_checkpoint_for_answer() -> LogCheckpoint | None:
+    """The checkpoint a lookup names: one covering every leaf committed before the lookup reads its answer.
+
+    The latest checkpoint when it covers the log (one query: the head's size), else one issued now; so every event
+    behind the answer is in the named tree. An event that commits while the lookup runs may show in the answer and
+    only in the next checkpoint.
+    """
+    global _latest
+    size = log_size()
+    if _latest is not None and _latest.size >= size:
+        return _latest
+    latest = LogCheckpoint.objects.order_by("-size").first()
+    if latest is None or latest.size < size:
+        latest = log_checkpoint_issue()
+    _latest = latest
+    return latest
+
+
+# The newest checkpoint this process has seen: checkpoints never change, so it stays right until the log grows.
+_latest: LogCheckpoint | None = None
+
+
+def log_checkpoint_request(*, actor: Actor) -> tuple[LogCheckpoint, bool]:
+    """Staff ask for a checkpoint now: the effects that came due, then a checkpoint if the log grew.
+
+    Returns the checkpoint covering the log and whether it is new.
+    """
+    require_staff(actor)
+    before = LogCheckpoint.objects.order_by("-size").values_list("size", flat=True).first()
+    log_effects_append()
+    checkpoint = log_checkpoint_issue()
+    return checkpoint, checkpoint.size != before
+
+
+def log_cache_forget() -> None:
+    """Forget the checkpoint this process remembers (for tests, whose databases are emptied between them)."""
+    global _latest
+    _latest = None
