@@ -146,7 +146,10 @@ def _c2pa_read(file: typing.BinaryIO, found: EmbeddedRights) -> dict[str, Any] |
         # No manifest, or a format C2PA does not cover (plain text): nothing declared.
         return None
     except c2pa.C2paError as exc:
-        found.errors.append(f"c2pa_unreadable: {str(exc)[:200]}")
+        text = str(exc)
+        # c2pa-rs names the case only in its message ("Remote: must fetch remote manifests from url …").
+        code = "c2pa_remote_manifest_not_fetched" if text.startswith("Remote:") else "c2pa_unreadable"
+        found.errors.append(f"{code}: {text[:200]}")
         return None
     if not manifest:
         return None

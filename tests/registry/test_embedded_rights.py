@@ -235,6 +235,63 @@ def test_the_c2pa_1x_assertion_label_is_read_too():
     assert found.read == ["cawg:ai_training=notAllowed"]
 
 
+def test_a_manifest_kept_elsewhere_is_not_fetched():
+    """A file may point to a remote C2PA manifest: the worker must not call the address the file names."""
+    import http.server
+    import threading
+
+    requests: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/manifest.c2pa"
+        chain, private = test_certificate_chain()
+        signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, private, None))
+        manifest = {
+            "claim_generator_info": [{"name": "registry-tests", "version": "1"}],
+            "format": "image/jpeg",
+            "assertions": [
+                {
+                    "label": "c2pa.actions",
+                    "data": {
+                        "actions": [
+                            {
+                                "action": "c2pa.created",
+                                "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture",
+                            }
+                        ]
+                    },
+                }
+            ],
+        }
+        signed = io.BytesIO()
+        with c2pa.Builder(manifest) as builder:
+            builder.set_no_embed()
+            builder.set_remote_url(url)
+            builder.sign(signer, "image/jpeg", io.BytesIO(jpeg()), signed)
+        assert url.encode() in signed.getvalue()
+
+        found = embedded_rights_read(file=io.BytesIO(signed.getvalue()))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert requests == []
+    assert found.c2pa is None and found.read == []
+    assert found.errors[0].startswith("c2pa_remote_manifest_not_fetched: ")
+    assert url in found.errors[0]
+
+
 def test_xmp_as_an_element_and_damaged_xmp():
     assert embedded_rights_read(file=io.BytesIO(xmp_jpeg("DMI-PROHIBITED", as_element=True))).read == [
         "iptc:DMI-PROHIBITED"
