@@ -287,7 +287,8 @@ def test_a_manifest_kept_elsewhere_is_not_fetched():
         server.server_close()
 
     assert requests == []
-    assert found.c2pa is None and found.read == []
+    assert found.c2pa is None
+    assert found.read == []
     assert found.errors[0].startswith("c2pa_remote_manifest_not_fetched: ")
     assert url in found.errors[0]
 
