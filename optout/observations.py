@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.actors import Actor
+from optout.events import site_disagreement_found
 from optout.models import Purpose
 from optout.models.observations import SignalObservation, SignalSource
 from optout.signals import domain_rules_in_force
@@ -206,13 +207,36 @@ def domain_observe(
             )
         )
     with transaction.atomic():
+        # What the previous run found, as it stood then (its observations, the refusals in force at its time):
+        # a disagreement is new when this run finds it and that one did not.
+        previous_at = (
+            SignalObservation.objects.filter(domain=domain, observed_at__lt=now)
+            .aggregate(last=Max("observed_at"))
+            .get("last")
+        )
+        before = {d.key for d in domain_disagreements(domain=domain, at=previous_at)} if previous_at else set()
         created = SignalObservation.objects.bulk_create(rows)
+        new = [d for d in domain_disagreements(domain=domain, at=now) if d.key not in before]
         audit_record(
             code="optout.domain.observed",
             actor=actor or Actor(),
             target=domain,
-            data={"trigger": trigger, "urls": len(rows), "errors": sum(1 for r in rows if r.error)},
+            data={
+                "trigger": trigger,
+                "urls": len(rows),
+                "errors": sum(1 for r in rows if r.error),
+                "new_disagreements": [d.as_json() for d in new],
+            },
         )
+        if new:
+            payload = [d.as_json() for d in new]
+            domain_id = domain.pk
+            # On commit: the notification it leads to must not announce observations that were rolled back.
+            transaction.on_commit(
+                lambda: site_disagreement_found.send(
+                    sender=SignalObservation, domain_id=domain_id, disagreements=payload
+                )
+            )
     return created
 
 
@@ -271,18 +295,37 @@ class Disagreement:
     site_refuses: bool
     sources: Sequence[str] = field(default_factory=tuple)
 
+    @property
+    def key(self) -> tuple[str, bool, bool]:
+        """The same disagreement whichever of the site's files says it."""
+        return (self.path, self.registry_refuses, self.site_refuses)
 
-def domain_disagreements(*, domain: VerifiedDomain) -> list[Disagreement]:
-    """Where the refusals in force and the last observation of each of the site's files disagree.
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "registry_refuses": self.registry_refuses,
+            "site_refuses": self.site_refuses,
+            "sources": list(self.sources),
+        }
+
+
+def domain_disagreements(*, domain: VerifiedDomain, at: datetime | None = None) -> list[Disagreement]:
+    """Where the refusals in force at ``at`` (default now) and the last observation of each of the site's files
+    at or before ``at`` disagree.
 
     - a prefix the registry refuses that none of the site's files refuses (crawlers reading only the site see a
       permission);
     - a path the site's robots.txt or tdmrep.json refuses with no refusal in the registry (labs checking only the
       registry see a permission: the holder may file one).
     """
+    at = at or timezone.now()
     latest: dict[str, SignalObservation] = {}
-    for observation in SignalObservation.objects.filter(domain=domain).exclude(source=SignalSource.HEADERS):
-        latest.setdefault(observation.source, observation)
+    observations = SignalObservation.objects.filter(domain=domain, observed_at__lte=at).defer("body")
+    # One row per file, not the domain's whole history: every run reads this twice.
+    for source, _path in FILES:
+        row = observations.filter(source=source).order_by("-observed_at", "-id").first()
+        if row is not None:
+            latest[source] = row
     if not latest:
         return []
     robots = latest.get(SignalSource.ROBOTS_TXT)
@@ -305,7 +348,7 @@ def domain_disagreements(*, domain: VerifiedDomain) -> list[Disagreement]:
             sources.append(SignalSource.AI_TXT.value)
         return sources
 
-    registry_paths = sorted({rule.path for rule in domain_rules_in_force(domain=domain, at=timezone.now())})
+    registry_paths = sorted({rule.path for rule in domain_rules_in_force(domain=domain, at=at)})
     found = [
         Disagreement(path=path, registry_refuses=True, site_refuses=False)
         for path in registry_paths

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from optout.models import Purpose
+from registry.embedded_rights import EMBEDDED_READ_TABLE
 
 # RFC 9651: key = ( lcalpha / "*" ) *( lcalpha / DIGIT / "_" / "-" / "." / "*" ); a token starts with ALPHA or "*".
 _KEY = r"[a-z*][a-z0-9_\-.*]*"
@@ -211,10 +212,9 @@ READ_TABLE: Mapping[str, frozenset[str]] = {
     "tdm-reservation:1": frozenset({Purpose.TRAIN_AI, Purpose.TRAIN_GENAI}),
     "x-robots-tag:noai": frozenset({Purpose.TRAIN_AI, Purpose.TRAIN_GENAI}),
     "ai.txt:disallow": frozenset({Purpose.TRAIN_AI, Purpose.TRAIN_GENAI}),
-    "iptc:DMI-PROHIBITED": frozenset({Purpose.TRAIN_AI, Purpose.TRAIN_GENAI}),
-    "iptc:DMI-PROHIBITED-AIMLTRAINING": frozenset({Purpose.TRAIN_AI, Purpose.TRAIN_GENAI}),
-    "iptc:DMI-PROHIBITED-GENAIMLTRAINING": frozenset({Purpose.TRAIN_GENAI}),
-    "cawg:notAllowed": frozenset({Purpose.TRAIN_AI, Purpose.TRAIN_GENAI}),
+    # What a work file declares (C2PA cawg.training-mining, XMP plus:DataMining) is read by the registry app,
+    # with the same keys: one table for every signal read.
+    **EMBEDDED_READ_TABLE,
 }
 
 

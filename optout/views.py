@@ -32,7 +32,7 @@ from optout.errors import LookupUnavailable
 from optout.models import Purpose, RefusalScope, Regime
 from optout.selectors import LookupStatus
 from optout.signals import SignalStatus, signal_status
-from optout.vocabularies import meta_tags_for
+from optout.vocabularies import XMP_MEDIA_TYPE, meta_tags_for, xmp_packet_for
 from registry.errors import InvalidIdentifier
 from registry.identifiers import Scheme, identifier_normalize
 from registry.models import Work
@@ -66,24 +66,54 @@ def _signal_links(request: HttpRequest, signal: SignalStatus) -> tuple[str | Non
     return policy, request.build_absolute_uri(reverse("work-license", kwargs={"work_id": work["id"]}))
 
 
-@require_safe
-def work_public(request: HttpRequest, work_id: int) -> HttpResponse:
-    """A work's status now, for anyone: never who filed a refusal, who owns what, or in what shares."""
+def _throttled(request: HttpRequest) -> HttpResponse | None:
     throttle = LookupAnonymousThrottle()
-    # Each view costs two lookups; anyone may look, at the anonymous lookup rate (per address).
     person = request.user
     allowed = throttle.allow_request(Request(request), APIView())
     # DRF's Request, authenticating no one here, wrote an anonymous user onto the request: the signed-in
     # person comes back, so the page can offer them the claim form.
     request.user = person
-    if not allowed:
-        wait = throttle.wait()
-        response = HttpResponse(
-            _("Too many requests. Try again in a minute."), status=429, content_type="text/plain; charset=utf-8"
-        )
-        if wait is not None:
-            response["Retry-After"] = str(max(1, math.ceil(wait)))
-        return response
+    if allowed:
+        return None
+    wait = throttle.wait()
+    response = HttpResponse(
+        _("Too many requests. Try again in a minute."), status=429, content_type="text/plain; charset=utf-8"
+    )
+    if wait is not None:
+        response["Retry-After"] = str(max(1, math.ceil(wait)))
+    return response
+
+
+@require_safe
+def work_rights_xmp(request: HttpRequest, work_id: int) -> HttpResponse:
+    """``GET /works/{id}/rights.xmp``: the work's IPTC ``plus:DataMining`` (and a link to its RSL licence) as an XMP
+    sidecar, for the publisher to embed in the work's files; public, as the work's page."""
+    if (limited := _throttled(request)) is not None:
+        return limited
+    work = Work.objects.prefetch_related("identifiers").filter(pk=work_id).first()
+    if work is None:
+        raise Http404()
+    items = [{"scheme": i.scheme, "value": i.value} for i in work.identifiers.all()]
+    signal = signal_status(items=items, as_of=timezone.now())
+    if signal.stance is None:
+        # Never fail open: what could not be checked gets no metadata that might read as a permission.
+        raise Http404()
+    _policy, license_url = _signal_links(request, signal)
+    response = HttpResponse(
+        xmp_packet_for(stance=signal.stance, license_url=license_url), content_type=f"{XMP_MEDIA_TYPE}; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="work-{work.pk}-rights.xmp"'
+    # Follows refusals, which change at any time: caches keep it briefly, as the licence.
+    response["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@require_safe
+def work_public(request: HttpRequest, work_id: int) -> HttpResponse:
+    """A work's status now, for anyone: never who filed a refusal, who owns what, or in what shares."""
+    # Each view costs two lookups; anyone may look, at the anonymous lookup rate (per address).
+    if (limited := _throttled(request)) is not None:
+        return limited
     work = Work.objects.prefetch_related("identifiers").filter(pk=work_id).first()
     if work is None:
         raise Http404()

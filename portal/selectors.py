@@ -17,10 +17,11 @@ from compensation.usage.selectors import violation_list_for_actor
 from core.actors import Actor
 from core.money import MICRO
 from optout.models import Purpose, Refusal, RefusalEventKind, RefusalScope
+from optout.observations import domain_disagreements
 from optout.selectors import LookupStatus, lookup_batch, refusal_history, refusal_list_for_actor
 from registry.errors import InvalidIdentifier
 from registry.identifiers import IdentifierKey, Scheme, identifier_normalize, url_prefix_covers
-from registry.models import ClaimStatus, OwnershipClaim, Party, Work
+from registry.models import ClaimStatus, DomainStatus, OwnershipClaim, Party, VerifiedDomain, Work
 from registry.selectors import apikey_list_for_actor, audit_events_for_party, claim_list_for_actor
 
 # --- Public search ---------------------------------------------------------------------------------------
@@ -243,8 +244,21 @@ def holder_dashboard(*, actor: Actor, party: Party) -> dict[str, Any]:
         .filter(status__in=[ClaimStatus.PENDING, ClaimStatus.IN_REVIEW])
         .count(),
         "balance_won": holder_payable_won(party=party),
+        "disagreeing_domains": domains_disagreeing(party=party),
         "activity": audit_events_for_party(party=party, limit=15),
     }
+
+
+def domains_disagreeing(*, party: Party) -> list[tuple[VerifiedDomain, int]]:
+    """The party's verified, observed domains whose own signals disagree with its refusals now, with how many
+    paths disagree (a few queries per observed domain; a holder has a handful of domains)."""
+    observed = (
+        VerifiedDomain.objects.filter(holder=party, status=DomainStatus.VERIFIED, signal_observations__isnull=False)
+        .distinct()
+        .order_by("origin")
+    )
+    found = [(domain, len(domain_disagreements(domain=domain))) for domain in observed]
+    return [(domain, count) for domain, count in found if count]
 
 
 def lab_dashboard(*, actor: Actor, party: Party) -> dict[str, Any]:

@@ -575,6 +575,9 @@ class WorkFile(JobFields):
     audio_code_missing = models.CharField(_("Audio-Code not computed"), max_length=32, blank=True)
     # Per fingerprint: {"scheme", "value", "outcome" (FileIdentifierOutcome), "work_id" (the work holding it)}.
     identifiers = models.JSONField(_("identifier outcomes"), default=list, blank=True)
+    # What the file itself declares about AI training (registry.embedded_rights): {"read", "said", "c2pa", "xmp",
+    # "errors"}; empty until the job is done.
+    embedded_rights = models.JSONField(_("embedded rights metadata"), default=dict, blank=True)
     # The uploader's language: the worker writes the failure reason in it.
     language = models.CharField(_("language"), max_length=8, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)

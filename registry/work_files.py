@@ -29,6 +29,7 @@ from core.jobs import job_finish, job_publish_on_commit, job_run
 from core.uploads import upload_size_check
 from registry import services
 from registry.audit import audit_record
+from registry.embedded_rights import embedded_rights_read
 from registry.errors import IdentifierTaken
 from registry.fingerprints import Fingerprints, fingerprint_file
 from registry.identifiers import Scheme
@@ -114,6 +115,7 @@ def work_file_fingerprint(*, work_file_id: int) -> None:
 def _fingerprint(claimed: WorkFile) -> None:
     work_file = WorkFile.objects.select_related("work", "holder", "created_by").get(pk=claimed.pk)
     prints = _fingerprints_of(work_file)
+    embedded = _embedded_rights_of(work_file)
     # The uploader adds the identifiers, for the holder they acted for then (as a bulk import's rows).
     actor = Actor(user=work_file.created_by, party=work_file.holder, api_key=None)
     wanted = [(Scheme.SHA256, prints.sha256)] + ([(Scheme.ISCC, prints.iscc)] if prints.iscc else [])
@@ -130,6 +132,7 @@ def _fingerprint(claimed: WorkFile) -> None:
             iscc=prints.iscc or "",
             audio_code_missing=prints.audio_code_missing or "",
             identifiers=outcomes,
+            embedded_rights=embedded,
         )
         if finished:
             audit_record(
@@ -140,6 +143,7 @@ def _fingerprint(claimed: WorkFile) -> None:
                     "work": work_file.work_id,
                     "identifiers": outcomes,
                     "audio_code_missing": prints.audio_code_missing,
+                    "embedded_rights": embedded["read"],
                 },
             )
 
@@ -164,6 +168,13 @@ def _fingerprints_of(work_file: WorkFile) -> Fingerprints:
             audio_max_seconds=settings.WORK_FILE_AUDIO_MAX_SECONDS,
             audio_timeout=settings.WORK_FILE_AUDIO_TIMEOUT_SECONDS,
         )
+
+
+def _embedded_rights_of(work_file: WorkFile) -> dict[str, Any]:
+    """What the file declares (C2PA training-mining, XMP plus:DataMining): read after the fingerprints, from the
+    same stored copy; what cannot be read is recorded in it and never fails the job."""
+    with work_file.file.open("rb") as stored:
+        return embedded_rights_read(file=typing.cast(typing.BinaryIO, stored)).as_json()
 
 
 def _progress_writer(work_file: WorkFile) -> Callable[[int], None]:

@@ -59,6 +59,9 @@ def refusal_create(request: HttpRequest, portal: Portal) -> HttpResponse:
         initial["scope"] = request.GET["scope"]
     if request.GET.get("url_prefix"):
         initial["url_prefix"] = request.GET["url_prefix"]
+    # A work file that declares a refusal (its C2PA or XMP metadata) links here with the purpose it declares.
+    if request.GET.get("purpose") in Purpose.values:
+        initial["purpose"] = request.GET["purpose"]
     form = RefusalForm(request.POST or None, initial=initial, work_choices=_work_choices(portal, preselected or posted))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

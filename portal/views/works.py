@@ -29,10 +29,16 @@ from portal.forms import (
 from portal.selectors import holder_dashboard, lab_dashboard, refusal_rows_for_work, work_status_now
 from portal.views.common import paginate, query_without_page
 from registry import selectors, services
+from registry.embedded_rights import (
+    CAWG_USE_LABELS,
+    CAWG_VALUE_LABELS,
+    IPTC_DATA_MINING_LABELS,
+    refusal_purpose_offered,
+)
 from registry.errors import IdentifierTaken, InvalidIdentifier
 from registry.identifiers import identifier_normalize
 from registry.imports import work_import_create, work_import_rows
-from registry.models import Identifier, ImportStatus, PartyKind, WorkImport
+from registry.models import Identifier, ImportStatus, PartyKind, WorkFile, WorkImport
 from registry.work_files import work_file_create
 
 PREVIEW_ROWS = 5
@@ -152,9 +158,45 @@ def work_detail(request: HttpRequest, portal: Portal, work_id: int) -> HttpRespo
     return render(request, "portal/works/detail.html", _work_context(portal, work))
 
 
+def _file_rights(work_file: WorkFile) -> dict[str, Any] | None:
+    """What a work file declares about AI training, worded for the holder, and the refusal it offers to file."""
+    embedded = work_file.embedded_rights
+    if not embedded:
+        return None
+    c2pa = embedded.get("c2pa") or None
+    xmp = embedded.get("xmp") or None
+    purpose = refusal_purpose_offered(embedded)
+    return {
+        "c2pa": c2pa
+        and {
+            "assertion": c2pa.get("assertion"),
+            "entries": [
+                (CAWG_USE_LABELS.get(use, use), CAWG_VALUE_LABELS.get(value, value), value)
+                for use, value in (c2pa.get("entries") or {}).items()
+            ],
+            "signer": (c2pa.get("signer") or {}).get("common_name") or "",
+            "issuer": (c2pa.get("signer") or {}).get("issuer") or "",
+            "signature_valid": c2pa.get("validation_state") in ("Valid", "Trusted"),
+        },
+        "xmp": xmp
+        and xmp.get("data_mining")
+        and {
+            "value": xmp["data_mining"],
+            "label": IPTC_DATA_MINING_LABELS.get(xmp["data_mining"], xmp["data_mining"]),
+            "constraints": xmp.get("other_constraints") or "",
+        },
+        "offer_purpose": purpose,
+        "offer_url": f"{reverse('portal:refusal-create')}?works={work_file.work_id}&purpose={purpose}"
+        if purpose
+        else "",
+        "errors": embedded.get("errors") or [],
+    }
+
+
 def _work_context(portal: Portal, work: Any, *, identifier_form: Any = None, file_form: Any = None) -> dict[str, Any]:
     return {
         "work": work,
+        "files": [(work_file, _file_rights(work_file)) for work_file in work.files.all()],
         "identifiers": sorted(work.identifiers.all(), key=lambda i: (i.scheme, i.value)),
         "claims": list(work.claims.all()),
         "refusals": refusal_rows_for_work(actor=portal.actor, work=work),

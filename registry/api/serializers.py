@@ -7,10 +7,12 @@ from typing import Any
 
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.api.fields import ID_MAX, RegistryDateField, failure_reason_field
 from registry.domains import dns_record_name, dns_record_value, file_url
+from registry.embedded_rights import refusal_purpose_offered
 from registry.identifiers import Scheme
 from registry.models import (
     ApiKey,
@@ -228,12 +230,55 @@ class WorkFileIdentifierOutput(serializers.Serializer[dict[str, Any]]):
     work_id = serializers.IntegerField(allow_null=True, help_text=_("The work that holds the identifier."))
 
 
+class RefusalOfferOutput(serializers.Serializer[dict[str, Any]]):
+    purpose = serializers.CharField(
+        help_text=_("The broadest purpose the file declares refused: train-ai or train-genai.")
+    )
+    method = serializers.CharField(help_text=_("How to file the refusal: POST"))
+    url = serializers.CharField(help_text=_("Where to file it: the refusals endpoint"))
+    body = serializers.DictField(help_text=_("The request body that files it: this work, this purpose, from now"))
+    portal_url = serializers.CharField(help_text=_("The portal's refusal form, filled in with this work and purpose"))
+
+
+class EmbeddedRightsOutput(serializers.Serializer[dict[str, Any]]):
+    read = serializers.ListField(
+        child=serializers.CharField(),
+        help_text=_(
+            "The refusals the file declares, e.g. cawg:ai_training=notAllowed (C2PA cawg.training-mining) or "
+            "iptc:DMI-PROHIBITED-AIMLTRAINING (XMP plus:DataMining)."
+        ),
+    )
+    said = serializers.DictField(
+        child=serializers.BooleanField(), help_text=_("Per registry purpose, whether the file declares it refused.")
+    )
+    c2pa = serializers.JSONField(
+        allow_null=True,
+        help_text=_(
+            "The C2PA manifest's training-mining assertion: assertion, entries (use: allowed, notAllowed or "
+            "constrained), signer, validation_state and failures; null when the file has no C2PA manifest."
+        ),
+    )
+    xmp = serializers.JSONField(
+        allow_null=True,
+        help_text=_("The XMP packet's plus:DataMining and plus:OtherConstraints; null when the file has no XMP."),
+    )
+    # Only describes the answer (it is never validated), so shadowing Serializer.errors is harmless: DRF's
+    # metaclass takes declared fields off the class.
+    errors = serializers.ListField(  # type: ignore[assignment]
+        child=serializers.CharField(), help_text=_("What could not be read, and why.")
+    )
+    refusal_offer = RefusalOfferOutput(
+        allow_null=True, help_text=_("When the file declares a refusal: how to file it in the registry.")
+    )
+
+
 class WorkFileOutput(serializers.ModelSerializer[WorkFile]):
     url = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
     failure_reason = failure_reason_field()
     identifiers = WorkFileIdentifierOutput(many=True, read_only=True)
     audio_code_missing_reason = serializers.CharField(source="audio_code_missing_message", read_only=True)
+    embedded_rights = serializers.SerializerMethodField()
 
     class Meta:
         model = WorkFile
@@ -252,6 +297,7 @@ class WorkFileOutput(serializers.ModelSerializer[WorkFile]):
             "audio_code_missing",
             "audio_code_missing_reason",
             "identifiers",
+            "embedded_rights",
             "failure_code",
             "failure_reason",
             "attempts",
@@ -262,6 +308,24 @@ class WorkFileOutput(serializers.ModelSerializer[WorkFile]):
 
     def get_url(self, work_file: WorkFile) -> str:
         return f"/api/v1/works/{work_file.work_id}/files/{work_file.pk}"
+
+    @extend_schema_field(EmbeddedRightsOutput(allow_null=True))
+    def get_embedded_rights(self, work_file: WorkFile) -> dict[str, Any] | None:
+        """What the file declares (null until fingerprinted), and how to file the refusal it declares."""
+        embedded = work_file.embedded_rights
+        if not embedded:
+            return None
+        purpose = refusal_purpose_offered(embedded)
+        offer = None
+        if purpose is not None:
+            offer = {
+                "purpose": purpose,
+                "method": "POST",
+                "url": reverse("api:refusals"),
+                "body": {"scope": "work", "work": work_file.work_id, "purposes": [purpose]},
+                "portal_url": f"{reverse('portal:refusal-create')}?works={work_file.work_id}&purpose={purpose}",
+            }
+        return {**embedded, "refusal_offer": offer}
 
     def get_progress(self, work_file: WorkFile) -> float:
         if work_file.status == WorkFileStatus.DONE:

@@ -14,8 +14,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core.actors import Actor
+from optout.events import site_disagreement_found
 from optout.models import SignalObservation
-from optout.observations import domain_disagreements, domains_due_for_observation
+from optout.observations import domain_disagreements, domain_observe, domains_due_for_observation
 from registry.models import AuditEvent
 from registry.services import domain_add, domain_check
 from tests.factories import WorkFactory
@@ -220,6 +221,86 @@ def test_disagreements_between_the_registry_and_the_site(site, domain, holder_ap
     assert domain_disagreements(domain=domain) == []
 
 
+@pytest.fixture
+def disagreements_sent() -> Iterator[list[dict[str, Any]]]:
+    """What ``site_disagreement_found`` sent, one item per sending."""
+    sent: list[dict[str, Any]] = []
+
+    def receive(sender: Any, **kwargs: Any) -> None:
+        sent.append({"domain_id": kwargs["domain_id"], "disagreements": kwargs["disagreements"]})
+
+    site_disagreement_found.connect(receive, weak=False)
+    try:
+        yield sent
+    finally:
+        site_disagreement_found.disconnect(receive)
+
+
+def test_a_new_disagreement_is_sent_once_after_the_run_that_finds_it(
+    site, domain, holder_api, observe, disagreements_sent
+):
+    refuse(holder_api, scope="url_prefix", url_prefix=f"{site.origin}/opinion/")
+    site.serve("/robots.txt", "User-Agent: *\nContent-Usage: /photos/ train-ai=n\n")
+
+    observe(holder_api, domain.pk)
+
+    assert disagreements_sent == [
+        {
+            "domain_id": domain.pk,
+            "disagreements": [
+                {"path": "/opinion/", "registry_refuses": True, "site_refuses": False, "sources": []},
+                {"path": "/photos/", "registry_refuses": False, "site_refuses": True, "sources": ["robots.txt"]},
+            ],
+        }
+    ]
+    event = AuditEvent.objects.filter(code="optout.domain.observed").latest("pk")
+    assert [d["path"] for d in event.data["new_disagreements"]] == ["/opinion/", "/photos/"]
+
+    # Nothing changed: the same disagreements are not sent again.
+    observe(holder_api, domain.pk)
+    assert len(disagreements_sent) == 1
+    assert AuditEvent.objects.filter(code="optout.domain.observed").latest("pk").data["new_disagreements"] == []
+
+    # The site adds a path and drops one: only the added one is new.
+    site.serve("/robots.txt", "User-Agent: *\nContent-Usage: /drafts/ train-ai=n\n")
+    observe(holder_api, domain.pk)
+    assert disagreements_sent[1:] == [
+        {
+            "domain_id": domain.pk,
+            "disagreements": [
+                {"path": "/drafts/", "registry_refuses": False, "site_refuses": True, "sources": ["robots.txt"]}
+            ],
+        }
+    ]
+
+    # A refusal filed between two runs that the site does not state is new at the next run.
+    refuse(holder_api, scope="url_prefix", url_prefix=f"{site.origin}/video/")
+    observe(holder_api, domain.pk)
+    assert [[d["path"] for d in sent["disagreements"]] for sent in disagreements_sent[2:]] == [["/video/"]]
+
+    # The site now says what the registry says, and the reverse: nothing new, nothing sent.
+    site.serve(
+        "/robots.txt",
+        "User-Agent: *\nContent-Usage: /opinion/ train-ai=n\nContent-Usage: /video/ train-ai=n\n",
+    )
+    observe(holder_api, domain.pk)
+    assert len(disagreements_sent) == 3
+
+
+def test_the_disagreement_is_sent_only_when_the_run_commits(
+    site, domain, disagreements_sent, django_capture_on_commit_callbacks
+):
+    site.serve("/robots.txt", "User-Agent: *\nContent-Usage: /photos/ train-ai=n\n")
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        domain_observe(domain=domain, trigger="on_demand")
+    assert disagreements_sent == []
+
+    for callback in callbacks:
+        callback()
+    assert [[d["path"] for d in sent["disagreements"]] for sent in disagreements_sent] == [["/photos/"]]
+
+
 def test_the_dashboard_shows_what_the_site_said_and_where_it_disagrees(
     site, domain, holder_api, owner, django_capture_on_commit_callbacks
 ):
@@ -243,6 +324,20 @@ def test_the_dashboard_shows_what_the_site_said_and_where_it_disagrees(
     assert f"http://testserver/domains/{domain.pk}/license.xml" in english
     assert "사이트가 밝힌 내용" in korean
     assert "레지스트리에서 /opinion/" in korean
+
+    # The dashboard's first page says which domain disagrees, and links to where.
+    home = browser.get("/dashboard/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert f'href="/dashboard/domains/{domain.pk}/#signal-disagreements"' in home
+    assert f"{site.origin}: its own signals and your refusals disagree on 1 path." in home
+    home_ko = browser.get("/dashboard/", HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+    assert f"{site.origin}: its own signals" not in home_ko
+    assert f'href="/dashboard/domains/{domain.pk}/#signal-disagreements"' in home_ko
+
+    # Once the site says what the registry says, the dashboard says nothing.
+    site.serve("/robots.txt", "User-Agent: *\nContent-Usage: /opinion/ train-ai=n\n")
+    with django_capture_on_commit_callbacks(execute=True):
+        browser.post(f"/dashboard/domains/{domain.pk}/observe/")
+    assert 'id="site-disagreements"' not in browser.get("/dashboard/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
 
 
 def test_someone_elses_domain_cannot_be_observed_from_the_dashboard(domain, co_owner, other_holder):

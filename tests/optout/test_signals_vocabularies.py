@@ -276,3 +276,69 @@ def test_aipref_values_parse_strictly(value, prefs):
 def test_an_invalid_aipref_value_is_ignored_whole(value):
     assert sf_dictionary_parse(value) is None
     assert aipref_parse(value) is None
+
+
+# --- IPTC plus:DataMining as an XMP sidecar -----------------------------------------------------------------
+
+
+def _jpeg_with_xmp(packet: bytes) -> bytes:
+    """A JPEG carrying ``packet`` in its APP1 XMP segment, as exiftool writes a sidecar into a file."""
+    import io
+    import struct
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (10, 120, 10)).save(buffer, "JPEG")
+    plain = buffer.getvalue()
+    payload = b"http://ns.adobe.com/xap/1.0/\x00" + packet
+    return plain[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + plain[2:]
+
+
+@pytest.mark.parametrize("stance", list(Stance))
+def test_the_xmp_sidecar_states_the_rows_iptc_value_and_reads_back(stance):
+    import io
+
+    from defusedxml.ElementTree import fromstring
+
+    from optout.site_signals import purposes_refused
+    from optout.vocabularies import xmp_packet_for
+    from registry.embedded_rights import embedded_rights_read
+
+    packet = xmp_packet_for(stance=stance, license_url="https://r.example/works/1/license.xml")
+
+    assert packet.startswith('<?xpacket begin="\ufeff"'.encode())
+    root = fromstring(packet)
+    rdf = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
+    ext = "{http://iptc.org/std/Iptc4xmpExt/2008-02-29/}"
+    (description,) = root.iter(f"{rdf}Description")
+    assert description.findtext("{http://ns.useplus.org/ldf/xmp/1.0/}DataMining") == EXPECTED[stance]["iptc"]
+    link = description.find(f"{ext}LinkedEncRightsExpr/{rdf}Bag/{rdf}li")
+    assert link is not None
+    assert link.findtext(f"{ext}LinkedRightsExpr") == "https://r.example/works/1/license.xml"
+    assert link.findtext(f"{ext}RightsExprEncType") == "application/rsl+xml"
+
+    # Written into a file, the registry's own reader finds the same stance's refusal in it.
+    found = embedded_rights_read(file=io.BytesIO(_jpeg_with_xmp(packet)))
+    value = EXPECTED[stance]["iptc"].rsplit("/", 1)[1]
+    assert found.xmp == {"data_mining": value, "other_constraints": None}
+    expected_refused = {
+        Stance.REFUSED_TRAIN_AI: {"train-ai": True, "train-genai": True},
+        Stance.REFUSED_TRAIN_GENAI: {"train-ai": False, "train-genai": True},
+    }.get(stance, {"train-ai": False, "train-genai": False})
+    assert purposes_refused(found.read) == expected_refused == found.as_json()["said"]
+
+
+def test_a_works_xmp_sidecar_follows_its_refusal(book, holder_api):
+    use_first = Client().get(f"/works/{book.pk}/rights.xmp")
+    assert use_first.status_code == 200
+    assert use_first["Content-Type"] == "application/rdf+xml; charset=utf-8"
+    assert use_first["Content-Disposition"] == f'attachment; filename="work-{book.pk}-rights.xmp"'
+    assert b"DMI-SEE-LINKEDRIGHTSEXPR" in use_first.content
+    assert f"http://testserver/works/{book.pk}/license.xml".encode() in use_first.content
+
+    refuse(holder_api, scope="work", work=book.pk, purposes=["train-genai"])
+
+    refused = Client().get(f"/works/{book.pk}/rights.xmp")
+    assert b"http://ns.useplus.org/ldf/vocab/DMI-PROHIBITED-GENAIMLTRAINING" in refused.content
+    assert Client().get("/works/999999/rights.xmp").status_code == 404

@@ -1,4 +1,4 @@
-"""A bulk import queued through Redis and processed by a real Celery worker process."""
+"""Bulk imports and work files queued through Redis and processed by a real Celery worker process."""
 
 from __future__ import annotations
 
@@ -70,3 +70,26 @@ def test_work_file_is_fingerprinted_by_a_real_worker(real_worker, holder_api, tm
     work = holder_api.get(f"/api/v1/works/{accepted.json()['id']}").json()
     assert {i["scheme"]: i["value"] for i in work["identifiers"]} == {"sha256": job["sha256"], "iscc": job["iscc"]}
     assert not any(p.is_file() for p in (tmp_path / "media").rglob("*"))
+
+
+def test_a_real_worker_reads_a_signed_c2pa_declaration(real_worker, holder_api, tmp_path):
+    from tests.registry.test_embedded_rights import c2pa_signed_jpeg
+
+    upload = io.BytesIO(c2pa_signed_jpeg({"ai_training": "notAllowed"}))
+    upload.name = "photo.jpg"
+
+    accepted = holder_api.post("/api/v1/works", {"title": "사진", "kind": "image", "file": upload}, format="multipart")
+
+    assert accepted.status_code == 202, accepted.content
+    location = accepted["Location"]
+    deadline = time.monotonic() + 90
+    job = holder_api.get(location).json()
+    while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
+        assert real_worker.poll() is None, (tmp_path / "worker.log").read_text()
+        time.sleep(0.5)
+        job = holder_api.get(location).json()
+    assert job["status"] == "done", (job, (tmp_path / "worker.log").read_text())
+    rights = job["embedded_rights"]
+    assert rights["read"] == ["cawg:ai_training=notAllowed"]
+    assert rights["c2pa"]["validation_state"] == "Valid"
+    assert rights["refusal_offer"]["body"] == {"scope": "work", "work": job["work"], "purposes": ["train-ai"]}
