@@ -133,7 +133,8 @@ def payout_profile_set(*, actor: Actor, holder: Party, details: PayoutDetails) -
                 tax_id_encrypted=secret_encrypt(tax_id),
                 **values,
             )
-            event, fields = "created", sorted([*values, "account_number", "tax_id"])
+            event = "created"
+            fields = sorted({*values, "account_number", "tax_id"} - {"account_number_masked", "tax_id_masked"})
         else:
             from compensation.payouts.selectors import payout_profile_numbers
 
