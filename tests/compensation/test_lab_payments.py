@@ -276,3 +276,28 @@ def test_on_accrual_holders_are_paid_whether_or_not_the_lab_paid(clock, world, r
     clock(seoul(2026, 10, 2, 9))
     statement = Statement.objects.get(settlement_id=settle("2026-09-01", "2026-09-30")["id"], holder=holder)
     assert (statement.basis, statement.payout_micro, statement.carry_reason) == ("accrual", 60_000 * MICRO, "")
+
+
+def test_staff_record_a_payment_in_the_admin_and_read_the_overdue_report(invoiced, staff_client, staff, lab, clock):
+    response = staff_client.post(
+        "/admin/compensation/labpayment/add/",
+        {
+            "lab": lab.pk,
+            "amount_won": "2346",
+            "received_on": "2026-10-03",
+            "bank_reference": "ADMIN-1",
+            "memo": "",
+        },
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    payment = LabPayment.objects.get(bank_reference="ADMIN-1")
+    assert (payment.source, payment.amount_won) == ("admin", 2_346)
+    assert payment.allocations.get().invoice_id == invoiced.pk
+    clock(seoul(2026, 11, 10, 9))
+    staff_client.force_login(staff)  # the session of five weeks ago has expired
+    page = staff_client.get("/admin/compensation/reports/overdue/")
+    assert page.status_code == 200
+    assert invoiced.number in page.content.decode()
+    download = staff_client.get("/admin/compensation/reports/overdue/?format=csv")
+    csv_text = b"".join(download.streaming_content if download.streaming else [download.content]).decode("utf-8-sig")
+    assert "10000" in csv_text.replace(",", "") and invoiced.number in csv_text
