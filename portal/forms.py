@@ -16,6 +16,7 @@ from core.dates import validate_date_in_range
 from optout.models import Purpose, RefusalScope
 from portal import ratelimit
 from registry.identifiers import Scheme
+from compensation.models import TaxIdKind, TaxStatus
 from registry.models import ApiScope, DomainMethod, HolderType, MemberRole, PartyKind, WorkKind
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
@@ -377,4 +378,30 @@ class LicensingContactForm(forms.Form):
         max_length=500,
         assume_scheme="https",
         help_text=_("Shown on the public page of your works. Leave both empty to show none."),
+    )
+
+
+class PayoutProfileForm(forms.Form):
+    """Where the holder's money goes. The numbers are never shown again (only masked), so the form starts empty
+    for them; changing anything needs the signed-in person's password again."""
+
+    payee_name = forms.CharField(label=_("Payee's legal name"), max_length=200)
+    bank_name = forms.CharField(label=_("Bank"), max_length=100)
+    account_number = forms.CharField(label=_("Account number"), max_length=40)
+    tax_id_kind = forms.ChoiceField(label=_("Tax number kind"), choices=TaxIdKind.choices)
+    tax_id = forms.CharField(
+        label=_("Resident or business registration number"),
+        max_length=20,
+        help_text=_("Needed for the tax withheld from payouts; stored encrypted and shown masked."),
+    )
+    tax_status = forms.ChoiceField(
+        label=_("Tax status"),
+        choices=TaxStatus.choices,
+        help_text=_("Individuals' fees are business income: 3.3% is withheld. Corporations: none."),
+    )
+    password = forms.CharField(
+        label=_("Your password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text=_("Changing where your money goes needs your password again."),
     )
