@@ -526,7 +526,7 @@ class PayoutProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[PayoutProfile]):
         "created_at",
         "updated_at",
     ]
-    readonly_fields = fields
+    readonly_fields = list(fields)  # type: ignore[arg-type]
     actions = ["verify"]
 
     @admin.action(description=_("Verify the selected payout profiles"))

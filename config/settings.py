@@ -427,8 +427,9 @@ LAB_PAYMENT_IMPORT_MAX_LINES = env.integer("LAB_PAYMENT_IMPORT_MAX_LINES", 10_00
 LAB_PAYMENT_IMPORT_MAX_BYTES = env.integer("LAB_PAYMENT_IMPORT_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
 # PAYOUT_DATA_KEYS: comma-separated Fernet keys (32 bytes, url-safe base64, `Fernet.generate_key()`) that encrypt
 #   payout profiles' bank account and tax numbers at rest. The first encrypts; every one decrypts, so a key is
-#   rotated by putting the new one first and keeping the old ones while any profile still uses them. Required outside DEBUG and
-#   REGISTRY_TESTING, like SECRET_KEY; there a fixed development key applies, which protects nothing.
+#   rotated by putting the new one first and keeping the old ones while any profile still uses them. Required
+#   outside DEBUG and REGISTRY_TESTING, like SECRET_KEY; there a fixed development key applies, which protects
+#   nothing.
 _PAYOUT_DEV_KEY = "ZGV2ZWxvcG1lbnQtb25seS1wYXlvdXQta2V5LTAwMDA="
 PAYOUT_DATA_KEYS = env.csv_list(
     "PAYOUT_DATA_KEYS", [env.required("PAYOUT_DATA_KEYS", dev_default=_PAYOUT_DEV_KEY, debug=DEBUG or TESTING)]

@@ -12,11 +12,11 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from compensation.models import TaxIdKind, TaxStatus
 from core.dates import validate_date_in_range
 from optout.models import Purpose, RefusalScope
 from portal import ratelimit
 from registry.identifiers import Scheme
-from compensation.models import TaxIdKind, TaxStatus
 from registry.models import ApiScope, DomainMethod, HolderType, MemberRole, PartyKind, WorkKind
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"

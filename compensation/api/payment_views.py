@@ -3,6 +3,8 @@ overdue invoices, the holder's payout profile, and the bank transfer file of a s
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -20,11 +22,11 @@ from compensation.api.serializers import (
     PayoutProfileInput,
     PayoutProfileOutput,
 )
+from compensation.models import PaymentSource
 from compensation.payments import selectors as payment_selectors
 from compensation.payments import services as payment_services
 from compensation.payouts import selectors as payout_selectors
 from compensation.payouts import services as payout_services
-from compensation.models import PaymentSource
 from core import spreadsheets
 from core.api.fields import ID_MAX
 from core.api.schema import error_responses
@@ -84,7 +86,7 @@ class LabPaymentImportView(RegistryAPIView):
         # Read at most one byte more than allowed: the service refuses anything larger.
         content = upload.read(settings.LAB_PAYMENT_IMPORT_MAX_BYTES + 1)
         result = payment_services.lab_payment_import(actor=self.actor(), data=content)
-        return Response(PaymentImportOutput(result).data)
+        return Response(PaymentImportOutput(dataclasses.asdict(result)).data)
 
 
 class OverdueInvoiceListView(RegistryAPIView):
@@ -96,7 +98,7 @@ class OverdueInvoiceListView(RegistryAPIView):
         return Response(
             {
                 "bands": payment_selectors.overdue_by_band(rows),
-                "invoices": OverdueInvoiceOutput(rows, many=True).data,
+                "invoices": OverdueInvoiceOutput(rows, many=True).data,  # type: ignore[arg-type]
             }
         )
 

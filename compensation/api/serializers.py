@@ -12,16 +12,16 @@ from compensation.models import (
     Invoice,
     InvoiceLine,
     LabPayment,
-    PayoutProfile,
-    TaxIdKind,
-    TaxStatus,
     ManifestLine,
     ManifestStatus,
     MarketShareDistribution,
+    PayoutProfile,
     Settlement,
     Statement,
     StatementLine,
     Tariff,
+    TaxIdKind,
+    TaxStatus,
     UsageManifest,
     UsageUnit,
 )
@@ -506,7 +506,7 @@ class PaymentImportOutput(serializers.Serializer[dict[str, Any]]):
     recorded = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     payments = serializers.ListField(child=serializers.IntegerField())
-    errors = serializers.ListField(child=serializers.DictField())
+    errors = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]
 
 
 class OverdueInvoiceOutput(serializers.Serializer[dict[str, Any]]):

@@ -98,8 +98,8 @@ def overdue_invoices(*, actor: Actor, today: date | None = None) -> list[dict[st
 
 def overdue_by_band(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The overdue rows summed per age band (every band listed, empty ones with zero)."""
-    totals = {label: {"band": label, "invoices": 0, "overdue_won": 0} for label, _first, _last in OVERDUE_BANDS}
+    counts = {label: [0, 0] for label, _first, _last in OVERDUE_BANDS}
     for row in rows:
-        totals[row["band"]]["invoices"] += 1
-        totals[row["band"]]["overdue_won"] += row["overdue_won"]
-    return list(totals.values())
+        counts[row["band"]][0] += 1
+        counts[row["band"]][1] += int(row["overdue_won"])
+    return [{"band": label, "invoices": n, "overdue_won": amount} for label, (n, amount) in counts.items()]

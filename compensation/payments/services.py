@@ -243,9 +243,7 @@ def lab_payment_import(*, actor: Actor, data: bytes) -> ImportResult:
             try:
                 received_on = date.fromisoformat(cells.get("received_on", ""))
             except ValueError:
-                raise InvalidInput(
-                    _("The date is not YYYY-MM-DD."), code="invalid_date", field="received_on"
-                ) from None
+                raise InvalidInput(_("The date is not YYYY-MM-DD."), code="invalid_date", field="received_on") from None
             amount = cells.get("amount_krw", "").replace(",", "")
             if not amount.isdigit():
                 raise InvalidInput(
@@ -281,4 +279,3 @@ def lab_payment_import(*, actor: Actor, data: bytes) -> ImportResult:
         },
     )
     return result
-

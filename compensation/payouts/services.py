@@ -157,7 +157,7 @@ def payout_profile_set(*, actor: Actor, holder: Party, details: PayoutDetails) -
             profile.updated_at = timezone.now()
             profile.save()
             event = "changed"
-        change = {
+        change: dict[str, Any] = {
             "event": event,
             "fields": fields,
             "bank_name": profile.bank_name,
@@ -183,7 +183,7 @@ def payout_profile_verify(*, actor: Actor, profile_id: int) -> PayoutProfile:
         profile = PayoutProfile.objects.get(pk=profile_id)
         if not changed:
             raise InvalidState(_("This payout profile is already verified."), code="already_verified")
-        change = {
+        change: dict[str, Any] = {
             "event": "verified",
             "fields": [],
             "bank_name": profile.bank_name,

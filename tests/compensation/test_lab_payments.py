@@ -136,7 +136,9 @@ def test_the_database_refuses_a_second_payment_with_the_same_reference(invoiced,
         received_on=date(2026, 10, 1),
         bank_reference="X-1",
         source="api",
-        entry=LedgerEntry.objects.create(idempotency_key="t1", kind="adjustment", effective_at=invoiced.settlement.period_end),
+        entry=LedgerEntry.objects.create(
+            idempotency_key="t1", kind="adjustment", effective_at=invoiced.settlement.period_end
+        ),
     )
     with pytest.raises(IntegrityError), transaction.atomic():
         LabPayment.objects.create(
@@ -182,7 +184,7 @@ def test_payments_are_refused_for_a_future_day_a_holder_or_a_zero_amount(invoice
 def test_a_bank_statement_import_records_each_good_line_and_lists_the_refused_ones(invoiced, staff_api, lab):
     csv_text = (
         "received_on,amount_krw,bank_reference,lab,memo\n"
-        f"2026-10-03,\"5,000\",IMP-1,{lab.pk},first\n"
+        f'2026-10-03,"5,000",IMP-1,{lab.pk},first\n'
         "2026-10-03,abc,IMP-2,{lab},bad amount\n".replace("{lab}", str(lab.pk))
         + "2026-13-05,100,IMP-3,,bad date\n"
         + f"2026-10-03,2000,{invoiced.number} IMP-4,,the lab found by the invoice number\n"
@@ -300,4 +302,5 @@ def test_staff_record_a_payment_in_the_admin_and_read_the_overdue_report(invoice
     assert invoiced.number in page.content.decode()
     download = staff_client.get("/admin/compensation/reports/overdue/?format=csv")
     csv_text = b"".join(download.streaming_content if download.streaming else [download.content]).decode("utf-8-sig")
-    assert "10000" in csv_text.replace(",", "") and invoiced.number in csv_text
+    assert "10000" in csv_text.replace(",", "")
+    assert invoiced.number in csv_text

@@ -63,9 +63,13 @@ def test_a_holder_sets_its_profile_with_a_payouts_write_key_and_sees_it_masked(
     assert body["status"] == "unverified"
     # Neither number leaves in clear, in any form.
     for text in (response.content.decode(), payouts_api.get(PROFILE).content.decode()):
-        assert "1102345" not in text and "234567890" not in text and "1234568" not in text
+        assert "1102345" not in text
+        assert "234567890" not in text
+        assert "1234568" not in text
     event = AuditEvent.objects.get(code="compensation.payout_profile.created")
-    assert event.data["fields"] == sorted(["account_number", "bank_name", "payee_name", "tax_id", "tax_id_kind", "tax_status"])
+    assert event.data["fields"] == sorted(
+        ["account_number", "bank_name", "payee_name", "tax_id", "tax_id_kind", "tax_status"]
+    )
     assert "234567890" not in str(event.data)
     assert signals == [{"holder_id": holder.pk, "change": event.data}]
 
@@ -141,7 +145,8 @@ def test_a_business_registration_number_is_checked_and_masked(payouts_api):
     response = payouts_api.put(PROFILE, body, format="json")
     assert response.status_code == 200, response.content
     assert response.json()["tax_id_masked"] == "120-81-*****"
-    assert VALID_BRN == "1208147521" and VALID_RRN == "9001011234568"
+    assert VALID_BRN == "1208147521"
+    assert VALID_RRN == "9001011234568"
 
 
 def test_a_lab_and_another_holder_cannot_read_or_set_the_profile(holder, staff, lab, other_holder):
@@ -195,7 +200,9 @@ def test_staff_set_withholding_rates_from_a_date(clock, world, report, settle, h
     assert (statement.withholding_bp, statement.withheld_micro) == (880, 880 * MICRO)
 
 
-def test_staff_download_the_bank_transfer_file_of_a_settlement(clock, world, report, settle, holder, staff_api, holder_api):
+def test_staff_download_the_bank_transfer_file_of_a_settlement(
+    clock, world, report, settle, holder, staff_api, holder_api
+):
     clock(seoul(2026, 9, 10, 12))
     report((BOOK, "40000000"))
     clock(seoul(2026, 10, 2, 9))
@@ -209,7 +216,8 @@ def test_staff_download_the_bank_transfer_file_of_a_settlement(clock, world, rep
     assert lines[0].replace('"', "") == (
         "statement,holder,payee_name,bank_name,account_number,amount_krw,withheld_krw,gross_krw,tax_status,memo"
     )
-    assert '"110234567890"' in lines[1] and ",20000,0,20000," in lines[1]
+    assert '"110234567890"' in lines[1]
+    assert ",20000,0,20000," in lines[1]
     assert AuditEvent.objects.filter(code="compensation.payout_export.read").count() == 1
 
 
@@ -218,4 +226,3 @@ def test_the_key_setting_fails_loudly_when_missing_or_malformed():
         payout_keys_check([])
     with pytest.raises(ImproperlyConfigured, match="key 2 is not a Fernet key"):
         payout_keys_check([Fernet.generate_key().decode(), "not-a-key"])
-

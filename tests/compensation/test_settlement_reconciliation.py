@@ -2,9 +2,9 @@
 
 Each seed generates holders with works (some co-owned), labs reporting random uses of registered and
 unregistered ISBNs every month, a claim verified in the middle (an escrow release), a correction and a
-threshold that some holders stay under, holders with and without payout profiles (individuals withheld 3.3%), and
-labs paying part of each invoice; one seed pays holders on accrual, the other on the cash basis. After each month is settled the identities must hold, and
-``ledger_check`` must pass.
+threshold that some holders stay under, holders with and without payout profiles (individuals withheld 3.3%),
+and labs paying part of each invoice; one seed pays holders on accrual, the other on the cash basis. After each
+month is settled the identities must hold, and ``ledger_check`` must pass.
 """
 
 from __future__ import annotations

@@ -3,8 +3,6 @@ says about the basis and why money was carried forward, and a lab's paid, outsta
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from compensation.models import Invoice, PayoutProfile, Statement
@@ -40,8 +38,11 @@ def test_changing_payout_details_needs_the_password_again(owner, holder):
     assert profile.status == "unverified"
     assert AuditEvent.objects.filter(code="compensation.payout_profile.created", object_id=str(profile.pk)).exists()
     page = client.get(PAGE).content.decode()
-    assert "**********4567" in page and "900101-1******" in page
-    assert "1234560" not in page.replace(",", "") and "234567" not in page.replace("4567", "")
+    assert "**********4567" in page
+    assert "900101-1******" in page
+    assert "12345601234567" not in page
+    assert "123456-01-234567" not in page
+    assert "9001011234568" not in page
 
 
 def test_a_lab_member_has_no_payout_details_page(lab):
