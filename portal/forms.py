@@ -397,7 +397,7 @@ class PayoutProfileForm(forms.Form):
     tax_status = forms.ChoiceField(
         label=_("Tax status"),
         choices=TaxStatus.choices,
-        help_text=_("Individuals' fees are business income: 3.3% is withheld. Corporations: none."),
+        help_text=_("Individuals' fees are business income, withheld at 3.3 percent; corporations' are not."),
     )
     password = forms.CharField(
         label=_("Your password"),
