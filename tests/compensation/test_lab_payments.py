@@ -127,30 +127,31 @@ def test_the_same_bank_reference_records_one_payment_and_other_details_are_a_con
     assert PaymentAllocation.objects.get().amount_won == 5_000
 
 
-def test_the_database_refuses_a_second_payment_with_the_same_reference(invoiced, lab):
+def test_the_database_refuses_a_second_payment_with_the_same_reference(invoiced, staff_api, lab):
     from django.db import IntegrityError, transaction
+    from django.utils import timezone
 
-    payment = LabPayment.objects.create(
-        lab=lab,
-        amount_won=1,
-        received_on=date(2026, 10, 1),
-        bank_reference="X-1",
-        source="api",
-        entry=LedgerEntry.objects.create(
-            idempotency_key="t1", kind="adjustment", effective_at=invoiced.settlement.period_end
-        ),
+    from compensation.ledger.services import AccountKey, accounts_ensure, ledger_post
+
+    first = LabPayment.objects.get(pk=_pay(staff_api, lab, 1_000, "X-1")["id"])
+    accounts = accounts_ensure(keys=[AccountKey(AccountKind.BANK), AccountKey(AccountKind.LAB_RECEIVABLE, lab.pk)])
+    # Around the service, as a bug would: a second row with the same reference and an entry of its own.
+    entry, _created = ledger_post(
+        idempotency_key="around-the-service",
+        kind=EntryKind.PAYMENT,
+        effective_at=timezone.now(),
+        lines=[(account, amount) for account, amount in zip(accounts.values(), [MICRO, -MICRO], strict=True)],
     )
     with pytest.raises(IntegrityError), transaction.atomic():
         LabPayment.objects.create(
             lab=lab,
             amount_won=1,
             received_on=date(2026, 10, 1),
-            bank_reference=payment.bank_reference,
+            bank_reference=first.bank_reference,
             source="api",
-            entry=LedgerEntry.objects.create(
-                idempotency_key="t2", kind="adjustment", effective_at=invoiced.settlement.period_end
-            ),
+            entry=entry,
         )
+    assert LabPayment.objects.count() == 1
 
 
 def test_a_reference_naming_an_invoice_pays_that_invoice_first(invoiced, staff_api, lab, clock, report, settle):
@@ -304,3 +305,35 @@ def test_staff_record_a_payment_in_the_admin_and_read_the_overdue_report(invoice
     csv_text = b"".join(download.streaming_content if download.streaming else [download.content]).decode("utf-8-sig")
     assert "10000" in csv_text.replace(",", "")
     assert invoiced.number in csv_text
+
+
+@pytest.mark.postgres
+def test_postgresql_refuses_changing_or_deleting_a_recorded_payment(invoiced, staff_api, lab):
+    from django.db import DatabaseError, connection, transaction
+
+    body = _pay(staff_api, lab, 1_000, "PG-1")
+    for statement in (
+        "UPDATE compensation_labpayment SET amount_won = 2000 WHERE id = %s",
+        "DELETE FROM compensation_labpayment WHERE id = %s",
+        "UPDATE compensation_paymentallocation SET amount_won = 2 WHERE payment_id = %s",
+        "DELETE FROM compensation_paymentallocation WHERE payment_id = %s",
+    ):
+        with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement, [body["id"]])
+    assert LabPayment.objects.get().amount_won == 1_000
+    assert PaymentAllocation.objects.get().amount_won == 1_000
+
+
+def test_ledger_check_names_an_allocation_beyond_the_invoice(invoiced, staff_api, lab):
+    from django.core.management.base import CommandError
+
+    body = _pay(staff_api, lab, 20_000, "CHK-1")
+    # A second payment whose allocation a bug wrote although the invoice was already paid.
+    extra = _pay(staff_api, lab, 5_000, "CHK-2")
+    assert extra["invoices"] == []
+    PaymentAllocation.objects.create(payment_id=extra["id"], invoice=invoiced, amount_won=5_000)
+    out = StringIO()
+    with pytest.raises(CommandError), translation.override("en"):
+        call_command("ledger_check", stdout=out)
+    assert "FAILED  payment_allocations: 1 invoice: " + str(invoiced.pk) in out.getvalue()
+    assert body["allocated_won"] == 12_346
