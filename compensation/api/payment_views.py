@@ -7,6 +7,7 @@ import dataclasses
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -55,7 +56,7 @@ class LabPaymentListCreateView(RegistryAPIView):
         values = data.validated_data
         lab = Party.objects.filter(pk=values["lab"], kind=PartyKind.LAB).first()
         if lab is None:
-            raise InvalidInput(code="not_a_lab", field="lab")
+            raise InvalidInput(_("Payments are recorded for AI labs."), code="not_a_lab", field="lab")
         payment, created = payment_services.lab_payment_record(
             actor=self.actor(),
             lab=lab,

@@ -170,6 +170,11 @@ def test_no_payout_without_a_verified_profile_the_amount_is_carried_forward(
     assert september.carried_forward_micro == 20_000 * MICRO
     assert september.carry_reason == "no_verified_profile"
     assert staff_api.get(f"/api/v1/statements/{september.pk}").json()["carry_reason"] == "no_verified_profile"
+    # The statement's file says why, and on what basis.
+    exported = staff_api.get(f"/api/v1/statements/{september.pk}/export?format=csv", HTTP_ACCEPT_LANGUAGE="en")
+    text = exported.content.decode("utf-8-sig")
+    assert '"Why carried forward","No verified payout profile"' in text
+    assert '"Payout basis","Accrual: what labs owe"' in text
     # A profile that is not verified yet does not pay either.
     assert payouts_api.put(PROFILE, DETAILS, format="json").status_code == 200
     clock(seoul(2026, 11, 2, 9))
