@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from compensation.api.serializers import (
     LabPaymentInput,
     LabPaymentOutput,
-    OverdueInvoiceOutput,
+    OverdueReportOutput,
     PaymentImportInput,
     PaymentImportOutput,
     PayoutProfileInput,
@@ -93,15 +93,13 @@ class LabPaymentImportView(RegistryAPIView):
 class OverdueInvoiceListView(RegistryAPIView):
     pagination_class = None
 
-    @extend_schema(responses=OverdueInvoiceOutput(many=True), summary="Overdue invoices by age (staff)")
+    @extend_schema(
+        responses={200: OverdueReportOutput, **error_responses(403)}, summary="Overdue invoices by age (staff)"
+    )
     def get(self, request: Request) -> Response:
         rows = payment_selectors.overdue_invoices(actor=self.actor())
-        return Response(
-            {
-                "bands": payment_selectors.overdue_by_band(rows),
-                "invoices": OverdueInvoiceOutput(rows, many=True).data,  # type: ignore[arg-type]
-            }
-        )
+        report = {"bands": payment_selectors.overdue_by_band(rows), "invoices": rows}
+        return Response(OverdueReportOutput(report).data)
 
 
 class PayoutProfileView(RegistryAPIView):

@@ -522,6 +522,17 @@ class OverdueInvoiceOutput(serializers.Serializer[dict[str, Any]]):
     band = serializers.CharField()
 
 
+class OverdueBandOutput(serializers.Serializer[dict[str, Any]]):
+    band = serializers.CharField(help_text="Days past the due date: 1-30, 31-60, 61-90 or 91+")
+    invoices = serializers.IntegerField()
+    overdue_won = serializers.IntegerField()
+
+
+class OverdueReportOutput(serializers.Serializer[dict[str, Any]]):
+    bands = OverdueBandOutput(many=True)
+    invoices = OverdueInvoiceOutput(many=True)
+
+
 class PayoutProfileInput(serializers.Serializer[dict[str, Any]]):
     payee_name = serializers.CharField(max_length=200)
     bank_name = serializers.CharField(max_length=100)

@@ -161,7 +161,9 @@ class StatementExporter(Exporter):
                 if statement.tax_status
                 else "",
             ),
-            self.meta(_("Why carried forward"), str(statement.get_carry_reason_display())),
+            self.meta(
+                _("Why carried forward"), str(statement.get_carry_reason_display()) if statement.carry_reason else ""
+            ),
         )
         yield self.heading(_("Lines by work, lab and manifest"))
         yield self.columns(

@@ -189,7 +189,8 @@ class ImportResult:
 def _import_lab(value: str, reference: str, memo: str) -> Party:
     value = value.strip()
     if value:
-        lab = Party.objects.filter(pk=int(value), kind=PartyKind.LAB).first() if value.isdigit() else None
+        known = value.isdigit() and len(value) <= 18  # a database id; longer would overflow the query
+        lab = Party.objects.filter(pk=int(value), kind=PartyKind.LAB).first() if known else None
         if lab is None:
             raise InvalidInput(_("No AI lab has this id."), code="unknown_lab", field="lab")
         return lab

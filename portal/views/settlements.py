@@ -23,6 +23,7 @@ from compensation.payouts import services as payout_services
 from compensation.payouts.services import PayoutDetails
 from compensation.settlement import selectors as settlement_selectors
 from core.errors import InvalidInput, NotFound, RegistryError
+from portal import ratelimit
 from portal.access import Portal, holder_view, lab_view, portal_view
 from portal.form_errors import error_to_form
 from portal.forms import PayoutProfileForm
@@ -176,7 +177,15 @@ def payout_profile(request: HttpRequest, portal: Portal) -> HttpResponse:
     form = PayoutProfileForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        if not portal.user.check_password(data["password"]):
+        # Wrong passwords here count against the sign-in limits: this form must not be a way to guess one.
+        who = {"username": portal.user.get_username(), "address": ratelimit.client_address(request)}
+        wait = ratelimit.login_wait_minutes(**who)
+        if wait is not None:
+            form.add_error(
+                "password", _("Too many wrong passwords: try again in %(minutes)s minutes.") % {"minutes": wait}
+            )
+        elif not portal.user.check_password(data["password"]):
+            ratelimit.login_failed(**who)
             form.add_error("password", _("This is not your password."))
         else:
             details = PayoutDetails(**{k: v for k, v in data.items() if k != "password"})

@@ -80,3 +80,15 @@ def test_a_lab_sees_paid_outstanding_and_overdue_in_its_invoices(clock, world, r
     ]
     detail = client.get(f"/dashboard/invoices/{invoice.pk}/").content.decode()
     assert "P-1" in detail
+
+
+def test_wrong_passwords_on_the_payout_form_count_against_the_sign_in_limit(owner, holder, settings):
+    settings.LOGIN_MAX_FAILURES = 2
+    client = signed_in(owner)
+    for _attempt in range(2):
+        assert "password" in client.post(PAGE, {**FORM, "password": "guess"}).context["form"].errors
+    # Locked now: even the right password is refused until the window passes.
+    refused = client.post(PAGE, {**FORM, "password": PASSWORD})
+    assert refused.status_code == 200
+    assert "password" in refused.context["form"].errors
+    assert not PayoutProfile.objects.exists()
