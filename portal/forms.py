@@ -318,6 +318,13 @@ class ApiKeyForm(forms.Form):
         choices=[(s.value, s.label) for s in ApiScope if s != ApiScope.STAFF],
         widget=forms.CheckboxSelectMultiple,
     )
+    password = forms.CharField(
+        label=_("Your password"),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text=_("Needed only for a key that may change payout details (payouts:write)."),
+    )
 
 
 class ManifestForm(forms.Form):

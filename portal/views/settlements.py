@@ -23,8 +23,7 @@ from compensation.payouts import services as payout_services
 from compensation.payouts.services import PayoutDetails
 from compensation.settlement import selectors as settlement_selectors
 from core.errors import InvalidInput, NotFound, RegistryError
-from portal import ratelimit
-from portal.access import Portal, holder_view, lab_view, portal_view
+from portal.access import Portal, holder_view, lab_view, password_confirm, portal_view
 from portal.form_errors import error_to_form
 from portal.forms import PayoutProfileForm
 from portal.views.common import paginate
@@ -177,23 +176,13 @@ def payout_profile(request: HttpRequest, portal: Portal) -> HttpResponse:
     form = PayoutProfileForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        # Wrong passwords here count against the sign-in limits: this form must not be a way to guess one.
-        who = {"username": portal.user.get_username(), "address": ratelimit.client_address(request)}
-        wait = ratelimit.login_wait_minutes(**who)
-        if wait is not None:
-            form.add_error(
-                "password", _("Too many wrong passwords: try again in %(minutes)s minutes.") % {"minutes": wait}
-            )
-        elif not portal.user.check_password(data["password"]):
-            ratelimit.login_failed(**who)
-            form.add_error("password", _("This is not your password."))
+        details = PayoutDetails(**{k: v for k, v in data.items() if k != "password"})
+        try:
+            password_confirm(request, portal, data["password"])
+            payout_services.payout_profile_set(actor=portal.actor, holder=portal.party, details=details)
+        except RegistryError as exc:
+            error_to_form(form, exc)
         else:
-            details = PayoutDetails(**{k: v for k, v in data.items() if k != "password"})
-            try:
-                payout_services.payout_profile_set(actor=portal.actor, holder=portal.party, details=details)
-            except RegistryError as exc:
-                error_to_form(form, exc)
-            else:
-                messages.success(request, _("Your payout details are saved. Staff verify them before the next payout."))
-                return redirect("portal:payout-profile")
+            messages.success(request, _("Your payout details are saved. Staff verify them before the next payout."))
+            return redirect("portal:payout-profile")
     return render(request, "portal/settlements/payout_profile.html", {"form": form, "profile": profile})

@@ -92,3 +92,17 @@ def test_wrong_passwords_on_the_payout_form_count_against_the_sign_in_limit(owne
     assert refused.status_code == 200
     assert "password" in refused.context["form"].errors
     assert not PayoutProfile.objects.exists()
+
+
+def test_a_key_that_may_change_payout_details_needs_the_password_too(owner, holder):
+    from registry.models import ApiKey
+
+    client = signed_in(owner)
+    refused = client.post("/dashboard/keys/", {"name": "bank", "scopes": ["payouts:write"], "password": "guess"})
+    assert "password" in refused.context["form"].errors
+    assert not ApiKey.objects.filter(party=holder).exists()
+    created = client.post("/dashboard/keys/", {"name": "bank", "scopes": ["payouts:write"], "password": PASSWORD})
+    assert created.status_code == 302
+    assert ApiKey.objects.get(party=holder).scopes == ["payouts:write"]
+    # Other keys need no password.
+    assert client.post("/dashboard/keys/", {"name": "works", "scopes": ["works:write"]}).status_code == 302
