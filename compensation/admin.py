@@ -8,6 +8,8 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from compensation.models import (
@@ -30,6 +32,7 @@ from compensation.models import (
     PayoutBasisPolicy,
     PayoutProfile,
     Settlement,
+    SettlementStatus,
     Statement,
     StatementLine,
     Tariff,
@@ -269,8 +272,17 @@ class SettlementAdmin(JobAdminMixin, _ServiceAddAdmin):
         "created_by",
         "created_at",
         "settled_at",
+        "payout_export",
         *JOB_FIELDS,
     ]
+
+    @admin.display(description=_("Bank transfer file"))
+    def payout_export(self, obj: Settlement) -> str:
+        if obj.status != SettlementStatus.SETTLED:
+            return "—"
+        # The staff API's file (this session authenticates it); each download is audited.
+        url = reverse("api:settlement-payout-export", kwargs={"settlement_pk": obj.pk})
+        return format_html('<a href="{}">{}</a>', url, _("Download the payouts CSV"))
 
     # The stubs return a union of invariant lists of field groups that no list[str] matches; Django reads
     # any sequence of names.

@@ -231,3 +231,18 @@ def test_the_key_setting_fails_loudly_when_missing_or_malformed():
         payout_keys_check([])
     with pytest.raises(ImproperlyConfigured, match="key 2 is not a Fernet key"):
         payout_keys_check([Fernet.generate_key().decode(), "not-a-key"])
+
+
+def test_the_settlement_admin_links_the_bank_transfer_file(clock, world, report, settle, staff, staff_client):
+    clock(seoul(2026, 9, 10, 12))
+    report((BOOK, "40000000"))
+    clock(seoul(2026, 10, 2, 9))
+    settlement = settle("2026-09-01", "2026-09-30")
+    staff_client.force_login(staff)
+    page = staff_client.get(f"/admin/compensation/settlement/{settlement['id']}/change/").content.decode()
+    url = f"/api/v1/settlements/{settlement['id']}/payout-export"
+    assert url in page
+    # The admin's session reads it like a staff key.
+    response = staff_client.get(url)
+    assert response.status_code == 200
+    assert "110234567890" in streamed(response).decode("utf-8-sig")
