@@ -337,3 +337,14 @@ def test_ledger_check_names_an_allocation_beyond_the_invoice(invoiced, staff_api
         call_command("ledger_check", stdout=out)
     assert "FAILED  payment_allocations: 1 invoice: " + str(invoiced.pk) in out.getvalue()
     assert body["allocated_won"] == 12_346
+
+
+def test_a_payment_received_in_a_settled_period_is_posted_in_the_open_one(invoiced, staff_api, lab):
+    body = _pay(staff_api, lab, 3_000, "LATE-1", day="2026-09-25")
+    payment = LabPayment.objects.get(pk=body["id"])
+    # The books of September are closed: the entry is dated now and says where it was asked for.
+    assert payment.received_on == date(2026, 9, 25)
+    assert payment.entry.effective_at >= invoiced.settlement.period_end
+    assert payment.entry.source["closed_by_settlement"] == invoiced.settlement_id
+    assert body["invoices"] == [{"invoice": invoiced.pk, "number": invoiced.number, "amount_won": 3_000}]
+    assert "Ledger OK." in _ledger_ok()
