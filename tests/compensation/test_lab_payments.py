@@ -348,3 +348,15 @@ def test_a_payment_received_in_a_settled_period_is_posted_in_the_open_one(invoic
     assert payment.entry.source["closed_by_settlement"] == invoiced.settlement_id
     assert body["invoices"] == [{"invoice": invoiced.pk, "number": invoiced.number, "amount_won": 3_000}]
     assert "Ledger OK." in _ledger_ok()
+
+
+def test_a_payment_entry_cannot_be_reversed_by_hand(invoiced, staff_api, lab, staff):
+    from compensation.errors import LedgerError
+    from compensation.ledger.services import ledger_reverse
+    from core.actors import Actor
+
+    payment = LabPayment.objects.get(pk=_pay(staff_api, lab, 1_000, "REV-1")["id"])
+    with pytest.raises(LedgerError) as refused:
+        ledger_reverse(entry=payment.entry, actor=Actor(user=staff), reason="typo")
+    assert refused.value.code == "not_reversible"
+    assert not LedgerEntry.objects.filter(reverses=payment.entry).exists()
