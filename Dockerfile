@@ -30,11 +30,12 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 # translations and the same BASE_DIR.
 COPY . .
 
-# Settings refuse to load without SECRET_KEY (and a receipt key) outside DEBUG. These dummy keys exist only for these
+# Settings refuse to load without SECRET_KEY (and the receipt and payout keys) outside DEBUG. These dummy keys exist only for these
 # build steps and never reaches a running container; REDIS_URL only keeps the settings from creating
 # a filesystem broker folder in the image. Static files go to /app/var/static (STATIC_ROOT = DATA_DIR/static).
 RUN export SECRET_KEY=build-only-not-a-secret REDIS_URL=redis://build-only:6379/0 \
         RECEIPT_SIGNING_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= \
+        PAYOUT_DATA_KEYS=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= \
     && if [ -n "$(find . -type d -name locale -print -quit)" ]; then python manage.py compilemessages -v 0; fi \
     && python manage.py collectstatic --noinput -v 0
 

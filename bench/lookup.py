@@ -144,6 +144,8 @@ def bench_environment(args: argparse.Namespace) -> None:
         atexit.register(shutil.rmtree, os.environ["DATA_DIR"], ignore_errors=True)
     if not os.environ.get("RECEIPT_SIGNING_KEY") and not os.environ.get("RECEIPT_SIGNING_KEY_FILE"):
         defaults["RECEIPT_SIGNING_KEY"] = base64.b64encode(secrets.token_bytes(32)).decode()
+    if not os.environ.get("PAYOUT_DATA_KEYS"):
+        defaults["PAYOUT_DATA_KEYS"] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
     for name, value in defaults.items():
         os.environ.setdefault(name, value)
     if args.redis_url:

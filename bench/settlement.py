@@ -16,6 +16,9 @@ balances). The defaults give 1,000 entries and about 1,001,000 ledger lines in t
 It then settles the month with the service a Celery worker runs (``settlement_run``), in this process,
 and prints the time of each step, the statements, invoices and payouts, and ``ledger_check``'s time and
 verdict (which covers the settlement's reconciliation). ``--reload`` drops and recreates the database.
+
+Every holder has a verified payout profile (payouts need one). ``--cash`` settles on the cash basis, each lab having
+paid ``--cash-paid-bp`` of what it owes, so the run also computes what every holder earned from every lab.
 """
 
 from __future__ import annotations
@@ -125,7 +128,7 @@ def _generate(args: argparse.Namespace) -> None:
         """INSERT INTO compensation_manifestline (manifest_id, line_no, scheme, value, key, units, unit, used_at,
                dedupe, outcome, reason_code, reason, work_id, kind, refusal_id, tariff_id, amount_micro, paid_micro,
                held_micro, violation_micro, released_micro, held_account_id, open_bp, hold_open, allocation,
-               entry_id, processed_at)
+               entry_id, processed_at, match)
            SELECT b.manifest_id, b.line_no, 'isbn', b.escrow_key, b.escrow_key, 1000, 'token',
                   now() - interval '60 days',
                   NULL, CASE WHEN b.is_matched THEN 'matched' ELSE 'unmatched_held' END, '', '',
@@ -135,7 +138,7 @@ def _generate(args: argparse.Namespace) -> None:
                   CASE WHEN b.is_matched
                        THEN jsonb_build_array(jsonb_build_array(b.holder_id, 0, b.amount, b.entry_id))
                        ELSE '[]'::jsonb END,
-                  b.entry_id, now()
+                  b.entry_id, now(), CASE WHEN b.is_matched THEN 'exact' ELSE '' END
              FROM bench_line b
              LEFT JOIN compensation_account a ON NOT b.is_matched AND a.kind = 'escrow_unmatched'
                   AND a.party_id IS NULL AND a.escrow_key = b.escrow_key""",
@@ -148,6 +151,7 @@ def _generate(args: argparse.Namespace) -> None:
              FROM compensation_manifestline ml
              JOIN bench_line b ON b.manifest_id = ml.manifest_id AND b.line_no = ml.line_no""",
     ]
+    statements += _payout_statements(args, params)
     with transaction.atomic(), connection.cursor() as cursor:
         for statement in statements:
             cursor.execute(statement, params)
@@ -157,6 +161,62 @@ def _generate(args: argparse.Namespace) -> None:
         f"generated {LedgerLine.objects.count():,} ledger lines for {args.holders:,} holders, {args.labs} labs and "
         f"{args.manifests * args.chunks * lines_per_chunk:,} manifest lines in {time.perf_counter() - started:.1f} s"
     )
+
+
+def _payout_statements(args: argparse.Namespace, params: dict[str, object]) -> list[str]:
+    """Every holder gets a verified payout profile (payouts need one; half individuals, withheld 3.3%), sharing
+    one encrypted account and tax number: the bench measures settlement, not Fernet. With ``--cash``, the payout
+    basis is cash from the month on and each lab has paid ``--cash-paid-bp`` of what it owes by the 20th."""
+    from compensation.payouts.crypto import secret_encrypt
+
+    params.update(
+        account_token=secret_encrypt("110234567890"),
+        tax_token=secret_encrypt("1208147521"),
+        paid_bp=args.cash_paid_bp,
+        paid_on=MONTH.replace(day=20),
+    )
+    statements = [
+        """INSERT INTO compensation_payoutprofile
+               (holder_id, payee_name, bank_name, account_number_encrypted, account_number_masked, tax_id_kind,
+                tax_id_encrypted, tax_id_masked, tax_status, status, verified_by_id, verified_at, created_at,
+                updated_at)
+           SELECT party_id, 'bench payee ' || idx, 'bench bank', %(account_token)s, '********7890', 'brn',
+                  %(tax_token)s, '120-81-*****', CASE WHEN idx %% 2 = 0 THEN 'individual' ELSE 'corporation' END,
+                  'verified', NULL, now(), now(), now()
+             FROM bench_holder""",
+    ]
+    if not args.cash:
+        return statements
+    return [
+        *statements,
+        """INSERT INTO compensation_payoutbasispolicy (basis, effective_from, set_by_id, created_at)
+           VALUES ('cash', %(month)s, NULL, now())""",
+        """INSERT INTO compensation_account (kind, party_id, escrow_key, created_at)
+           VALUES ('bank', NULL, '', now())""",
+        """CREATE TEMP TABLE bench_payment ON COMMIT DROP AS
+           SELECT a.party_id AS lab_id, a.id AS receivable_id,
+                  floor(SUM(l.amount_micro) * %(paid_bp)s / 10000 / 1000000)::bigint AS amount_won,
+                  NULL::bigint AS entry_id
+             FROM compensation_account a JOIN compensation_ledgerline l ON l.account_id = a.id
+            WHERE a.kind = 'lab_receivable'
+            GROUP BY a.party_id, a.id
+           HAVING floor(SUM(l.amount_micro) * %(paid_bp)s / 10000 / 1000000) > 0""",
+        """INSERT INTO compensation_ledgerentry (idempotency_key, kind, effective_at, created_at, memo, source)
+           SELECT 'payment:bench-' || lab_id, 'payment', %(paid_on)s::date::timestamptz, now(), '',
+                  jsonb_build_object('payment_reference', 'bench-' || lab_id, 'lab', lab_id)
+             FROM bench_payment""",
+        """UPDATE bench_payment p SET entry_id = e.id FROM compensation_ledgerentry e
+            WHERE e.idempotency_key = 'payment:bench-' || p.lab_id""",
+        """INSERT INTO compensation_ledgerline (entry_id, account_id, amount_micro)
+           SELECT p.entry_id, (SELECT id FROM compensation_account WHERE kind = 'bank'), p.amount_won * 1000000
+             FROM bench_payment p
+           UNION ALL
+           SELECT p.entry_id, p.receivable_id, -p.amount_won * 1000000 FROM bench_payment p""",
+        """INSERT INTO compensation_labpayment
+               (lab_id, amount_won, received_on, bank_reference, memo, source, entry_id, recorded_by_id, created_at)
+           SELECT lab_id, amount_won, %(paid_on)s, 'bench-' || lab_id, '', 'import', entry_id, NULL, now()
+             FROM bench_payment""",
+    ]
 
 
 def _settle() -> None:
@@ -190,13 +250,19 @@ def _settle() -> None:
         f"{totals['withheld'] / 1e6:,.0f} + carried forward "
         f"{totals['carried_forward'] / 1e6:,.6f}; invoiced {totals['invoiced'] / 1e6:,.6f} KRW"
     )
-    receivable = LedgerLine.objects.filter(
-        account__kind="lab_receivable", entry__effective_at__gte=start, entry__effective_at__lt=end
-    ).aggregate(t=Sum("amount_micro"))["t"]
+    receivable = (
+        LedgerLine.objects.filter(
+            account__kind="lab_receivable", entry__effective_at__gte=start, entry__effective_at__lt=end
+        )
+        .exclude(entry__kind="payment")
+        .aggregate(t=Sum("amount_micro"))["t"]
+    )
     print(
-        f"  receivables moved {receivable / 1e6:,.6f} KRW in the period; invoices total the same: "
+        f"  receivables billed {receivable / 1e6:,.6f} KRW in the period (payments apart); invoices total the same: "
         f"{receivable == totals['invoiced']}"
     )
+    basis = Statement.objects.filter(settlement=settlement).values_list("basis", flat=True).first()
+    print(f"  payout basis: {basis}")
     print("RESULT", "PASS" if elapsed < 60 and settlement.status == "settled" else "FAIL", f"{elapsed:.1f} s")
     began = time.perf_counter()
     call_command("ledger_check", verbosity=0)
@@ -210,6 +276,8 @@ def main() -> None:
     parser.add_argument("--manifests", type=int, default=112)
     parser.add_argument("--chunks", type=int, default=10)
     parser.add_argument("--chunk-lines", type=int, default=1_000)
+    parser.add_argument("--cash", action="store_true", help="pay holders on the cash basis (labs pay part)")
+    parser.add_argument("--cash-paid-bp", type=int, default=7_000, help="what each lab has paid, basis points")
     parser.add_argument("--reload", action="store_true", help="drop and recreate the database first")
     parser.add_argument("--redis-url", default=None)
     args = parser.parse_args()

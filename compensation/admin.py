@@ -8,6 +8,8 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from compensation.models import (
@@ -20,16 +22,25 @@ from compensation.models import (
     Export,
     Invoice,
     InvoiceLine,
+    LabPayment,
     LedgerEntry,
     LedgerLine,
     ManifestLine,
     MarketShareDistribution,
+    PaymentAllocation,
+    PaymentSource,
+    PayoutBasisPolicy,
+    PayoutProfile,
     Settlement,
+    SettlementStatus,
     Statement,
     StatementLine,
     Tariff,
     UsageManifest,
+    WithholdingRate,
 )
+from compensation.payments.services import lab_payment_record
+from compensation.payouts.services import payout_profile_verify
 from compensation.settlement.distribution import distribution_start
 from compensation.settlement.services import settlement_create
 from compensation.usage.tariffs import tariff_set
@@ -37,6 +48,7 @@ from core.actors import Actor
 from core.admin import JOB_FIELDS, AddOnlyAdminMixin, JobAdminMixin, ReadOnlyAdminMixin
 from core.dates import validate_date_in_range
 from core.errors import RegistryError
+from registry.models import Party, PartyKind
 
 
 class _ServiceAddForm(forms.ModelForm[Any]):
@@ -260,8 +272,17 @@ class SettlementAdmin(JobAdminMixin, _ServiceAddAdmin):
         "created_by",
         "created_at",
         "settled_at",
+        "payout_export",
         *JOB_FIELDS,
     ]
+
+    @admin.display(description=_("Bank transfer file"))
+    def payout_export(self, obj: Settlement) -> str:
+        if obj.status != SettlementStatus.SETTLED:
+            return "—"
+        # The staff API's file (this session authenticates it); each download is audited.
+        url = reverse("api:settlement-payout-export", kwargs={"settlement_pk": obj.pk})
+        return format_html('<a href="{}">{}</a>', url, _("Download the payouts CSV"))
 
     # The stubs return a union of invariant lists of field groups that no list[str] matches; Django reads
     # any sequence of names.
@@ -280,7 +301,17 @@ class SettlementAdmin(JobAdminMixin, _ServiceAddAdmin):
 
 @admin.register(Statement)
 class StatementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Statement]):
-    list_display = ["id", "settlement", "holder", "due_micro", "payout_micro", "carried_forward_micro"]
+    list_display = [
+        "id",
+        "settlement",
+        "holder",
+        "due_micro",
+        "payout_micro",
+        "withheld_micro",
+        "carried_forward_micro",
+        "basis",
+        "carry_reason",
+    ]
     list_filter = ["settlement"]
     search_fields = ["holder__name"]
     readonly_fields = [f.name for f in Statement._meta.fields]
@@ -289,7 +320,7 @@ class StatementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Statement]):
 
 @admin.register(Invoice)
 class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Invoice]):
-    list_display = ["number", "settlement", "lab", "total_micro", "violations_micro", "amount_due_won"]
+    list_display = ["number", "settlement", "lab", "total_micro", "violations_micro", "amount_due_won", "due_on"]
     list_filter = ["settlement"]
     search_fields = ["number", "lab__name"]
     readonly_fields = [f.name for f in Invoice._meta.fields]
@@ -390,3 +421,134 @@ class ExportAdmin(JobAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin[Export]):
     list_display = ["id", "document", "object_id", "format", "language", "status", "failure_code", "created_at"]
     list_filter = ["status", "failure_code", "document", "format"]
     readonly_fields = [f.name for f in Export._meta.fields if f.name not in JOB_FIELDS] + JOB_FIELDS
+
+
+# --- Lab payments, payout policies and payout profiles ------------------------------------------------
+
+
+class LabPaymentForm(_ServiceAddForm):
+    """Staff record a payment as the bank shows it; the service posts it and matches it to invoices."""
+
+    class Meta:
+        model = LabPayment
+        fields = ["lab", "amount_won", "received_on", "bank_reference", "memo"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "lab" in self.fields:
+            self.fields["lab"].queryset = Party.objects.filter(kind=PartyKind.LAB)  # type: ignore[attr-defined]
+
+    def service(self, data: dict[str, Any]) -> tuple[Any, bool]:
+        return lab_payment_record(
+            actor=self.actor,
+            lab=data["lab"],
+            amount_won=data["amount_won"],
+            received_on=data["received_on"],
+            bank_reference=data["bank_reference"],
+            memo=data.get("memo") or "",
+            source=PaymentSource.ADMIN,
+        )
+
+
+class PaymentAllocationInline(ReadOnlyAdminMixin, admin.TabularInline[PaymentAllocation, LabPayment]):
+    model = PaymentAllocation
+    extra = 0
+    max_num = 0
+    fields = ["invoice", "amount_won", "created_at"]
+    readonly_fields = ["invoice", "amount_won", "created_at"]
+
+
+@admin.register(LabPayment)
+class LabPaymentAdmin(AddOnlyAdminMixin, _ServiceAddAdmin):
+    """Payments are recorded here (or imported through the API); a recorded one is never edited."""
+
+    form = LabPaymentForm
+    not_created_message = _("This bank reference was already recorded: nothing was added.")
+    list_display = ["bank_reference", "lab", "amount_won", "received_on", "source", "recorded_by", "created_at"]
+    list_filter = ["source"]
+    search_fields = ["bank_reference", "lab__name", "memo"]
+    date_hierarchy = "received_on"
+    inlines = [PaymentAllocationInline]
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> list[Any]:
+        # Its invoices exist once the payment does: the add form has none.
+        return [] if obj is None else list(self.inlines)
+
+    def get_fields(self, request: HttpRequest, obj: LabPayment | None = None) -> list[str]:  # type: ignore[override]
+        if obj is None:
+            return ["lab", "amount_won", "received_on", "bank_reference", "memo"]
+        return ["lab", "amount_won", "received_on", "bank_reference", "memo", "source", "entry", "recorded_by"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [] if obj is None else self.get_fields(request, obj)
+
+
+@admin.register(PayoutBasisPolicy)
+class PayoutBasisPolicyAdmin(AddOnlyAdminMixin, admin.ModelAdmin[PayoutBasisPolicy]):
+    """Accrual or cash basis from a date: settlements use the one in force on their period's last day."""
+
+    list_display = ["basis", "effective_from", "set_by", "created_at"]
+    fields = ["basis", "effective_from"]
+
+    def save_model(self, request: HttpRequest, obj: PayoutBasisPolicy, form: Any, change: bool) -> None:
+        obj.set_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(WithholdingRate)
+class WithholdingRateAdmin(AddOnlyAdminMixin, admin.ModelAdmin[WithholdingRate]):
+    """Withholding per tax status from a date: settlements use the rate in force on their period's last day."""
+
+    list_display = ["tax_status", "rate_bp", "effective_from", "set_by", "created_at"]
+    list_filter = ["tax_status"]
+    fields = ["tax_status", "rate_bp", "effective_from"]
+
+    def save_model(self, request: HttpRequest, obj: WithholdingRate, form: Any, change: bool) -> None:
+        obj.set_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(PayoutProfile)
+class PayoutProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[PayoutProfile]):
+    """Staff see profiles masked and verify them; only the holder changes one (portal with password, API key)."""
+
+    list_display = [
+        "holder",
+        "payee_name",
+        "bank_name",
+        "account_number_masked",
+        "tax_id_masked",
+        "tax_status",
+        "status",
+        "updated_at",
+    ]
+    list_filter = ["status", "tax_status"]
+    search_fields = ["holder__name", "payee_name"]
+    fields = [
+        "holder",
+        "payee_name",
+        "bank_name",
+        "account_number_masked",
+        "tax_id_kind",
+        "tax_id_masked",
+        "tax_status",
+        "status",
+        "verified_by",
+        "verified_at",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = list(fields)  # type: ignore[arg-type]
+    actions = ["verify"]
+
+    @admin.action(description=_("Verify the selected payout profiles"))
+    def verify(self, request: HttpRequest, queryset: Any) -> None:
+        done = 0
+        for profile_id in queryset.values_list("pk", flat=True):
+            try:
+                payout_profile_verify(actor=Actor(user=request.user), profile_id=profile_id)
+            except RegistryError as exc:
+                self.message_user(request, str(exc.message), level="warning")
+                continue
+            done += 1
+        self.message_user(request, _("%(count)s payout profiles verified.") % {"count": done})

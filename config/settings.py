@@ -418,8 +418,25 @@ USAGE_FIRST_CHUNK_LINES = env.integer("USAGE_FIRST_CHUNK_LINES", 10_000, minimum
 # --- Settlement -------------------------------------------------------------
 # A holder due less than this (KRW) is not paid; the amount is carried forward to the next period.
 SETTLEMENT_PAYOUT_THRESHOLD_KRW = env.integer("SETTLEMENT_PAYOUT_THRESHOLD_KRW", 10_000, minimum=0)
-# Tax withheld from payouts, in basis points of the payout (330 = 3.3%); 0 withholds nothing.
-SETTLEMENT_WITHHOLDING_BP = env.integer("SETTLEMENT_WITHHOLDING_BP", 0, minimum=0)
+# Withholding is decided per holder by its payout profile's tax status and the staff-set, effective-dated rates
+# (compensation.WithholdingRate); there is no global rate any more.
+# Days after a settlement period's last day an invoice is due; after that what is outstanding is overdue.
+INVOICE_PAYMENT_DAYS = env.integer("INVOICE_PAYMENT_DAYS", 30, minimum=0)
+# Bank statement imports of lab payments (compensation/payments): most lines and bytes one file may hold.
+LAB_PAYMENT_IMPORT_MAX_LINES = env.integer("LAB_PAYMENT_IMPORT_MAX_LINES", 10_000, minimum=1)
+LAB_PAYMENT_IMPORT_MAX_BYTES = env.integer("LAB_PAYMENT_IMPORT_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
+# PAYOUT_DATA_KEYS: comma-separated Fernet keys (32 bytes, url-safe base64, `Fernet.generate_key()`) that encrypt
+#   payout profiles' bank account and tax numbers at rest. The first encrypts; every one decrypts, so a key is
+#   rotated by putting the new one first and keeping the old ones while any profile still uses them. Required
+#   outside DEBUG and REGISTRY_TESTING, like SECRET_KEY; there a fixed development key applies, which protects
+#   nothing.
+_PAYOUT_DEV_KEY = "ZGV2ZWxvcG1lbnQtb25seS1wYXlvdXQta2V5LTAwMDA="
+PAYOUT_DATA_KEYS = env.csv_list(
+    "PAYOUT_DATA_KEYS", [env.required("PAYOUT_DATA_KEYS", dev_default=_PAYOUT_DEV_KEY, debug=DEBUG or TESTING)]
+)
+from compensation.payouts.crypto import payout_keys_check  # noqa: E402  (one parser for start-up and use)
+
+payout_keys_check(PAYOUT_DATA_KEYS)
 # How long unclaimed escrow is held before it may be distributed by market share, and the part of it
 # kept back for late claimants (basis points).
 ESCROW_HOLD_PERIOD_DAYS = env.integer("ESCROW_HOLD_PERIOD_DAYS", 3 * 365, minimum=0)

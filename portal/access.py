@@ -20,6 +20,7 @@ from django.shortcuts import redirect
 from django.utils.translation import gettext_lazy as _
 
 from core.actors import Actor
+from core.errors import NotPermitted
 from registry.models import MemberRole, Membership, Party, PartyKind
 from registry.selectors import membership_list_for_user
 
@@ -105,3 +106,21 @@ def portal_view(
 
 holder_view = portal_view(kind=PartyKind.HOLDER)
 lab_view = portal_view(kind=PartyKind.LAB)
+
+
+def password_confirm(request: HttpRequest, portal: Portal, password: str) -> None:
+    """The signed-in person's password again, for what changes where a holder's money goes. Wrong ones count
+    against the sign-in limits (``portal.ratelimit``), so such a form is no way to guess a password."""
+    from portal import ratelimit
+
+    who = {"username": portal.user.get_username(), "address": ratelimit.client_address(request)}
+    wait = ratelimit.login_wait_minutes(**who)
+    if wait is not None:
+        raise NotPermitted(
+            _("Too many wrong passwords: try again in %(minutes)s minutes.") % {"minutes": wait},
+            code="too_many_attempts",
+            field="password",
+        )
+    if not password or not portal.user.check_password(password):
+        ratelimit.login_failed(**who)
+        raise NotPermitted(_("This is not your password."), code="wrong_password", field="password")

@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from compensation.models import TaxIdKind, TaxStatus
 from core.dates import validate_date_in_range
 from optout.models import Purpose, RefusalScope
 from portal import ratelimit
@@ -317,6 +318,13 @@ class ApiKeyForm(forms.Form):
         choices=[(s.value, s.label) for s in ApiScope if s != ApiScope.STAFF],
         widget=forms.CheckboxSelectMultiple,
     )
+    password = forms.CharField(
+        label=_("Your password"),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text=_("Needed only for a key that may change payout details (payouts:write)."),
+    )
 
 
 class ManifestForm(forms.Form):
@@ -377,4 +385,30 @@ class LicensingContactForm(forms.Form):
         max_length=500,
         assume_scheme="https",
         help_text=_("Shown on the public page of your works. Leave both empty to show none."),
+    )
+
+
+class PayoutProfileForm(forms.Form):
+    """Where the holder's money goes. The numbers are never shown again (only masked), so the form starts empty
+    for them; changing anything needs the signed-in person's password again."""
+
+    payee_name = forms.CharField(label=_("Payee's legal name"), max_length=200)
+    bank_name = forms.CharField(label=_("Bank"), max_length=100)
+    account_number = forms.CharField(label=_("Account number"), max_length=40)
+    tax_id_kind = forms.ChoiceField(label=_("Tax number kind"), choices=TaxIdKind.choices)
+    tax_id = forms.CharField(
+        label=_("Resident or business registration number"),
+        max_length=20,
+        help_text=_("Needed for the tax withheld from payouts; stored encrypted and shown masked."),
+    )
+    tax_status = forms.ChoiceField(
+        label=_("Tax status"),
+        choices=TaxStatus.choices,
+        help_text=_("Individuals' fees are business income, withheld at 3.3 percent; corporations' are not."),
+    )
+    password = forms.CharField(
+        label=_("Your password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text=_("Changing where your money goes needs your password again."),
     )

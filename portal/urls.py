@@ -84,6 +84,7 @@ urlpatterns = [
     path("dashboard/statements/", settlements.statement_list, name="statements"),
     path("dashboard/statements/<int:statement_pk>/", settlements.statement_detail, name="statement"),
     path("dashboard/invoices/", settlements.invoice_list, name="invoices"),
+    path("dashboard/payout-profile/", settlements.payout_profile, name="payout-profile"),
     path("dashboard/invoices/<int:invoice_pk>/", settlements.invoice_detail, name="invoice"),
     path(
         "dashboard/<str:document>/<int:object_id>/download",

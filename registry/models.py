@@ -88,6 +88,8 @@ class ApiScope(models.TextChoices):
     LOOKUP = "lookup", _("Look up works")
     USAGE_WRITE = "usage:write", _("Submit usage manifests")
     WORKS_WRITE = "works:write", _("Register works and claims")
+    # Changing where a holder's money goes: a key needs this on top of acting for the holder.
+    PAYOUTS_WRITE = "payouts:write", _("Change payout details")
     STAFF = STAFF_SCOPE, _("Staff API")
 
 

@@ -29,6 +29,7 @@ from tests.factories import (
     TariffFactory,
     UserFactory,
     WorkFactory,
+    payout_profile,
     verify_claims,
 )
 from tests.helpers import key_client, seoul, signed_in
@@ -222,6 +223,9 @@ def world(clock: Any, staff: Any, holder: Any, other_holder: Any) -> dict[str, A
     co_owned = WorkFactory(holder=holder, identifiers=[("isbn", CO_OWNED)], share_bp=6000)
     ClaimFactory(work=co_owned, holder=other_holder, share_bp=4000)
     verify_claims(co_owned, staff)
+    # Both holders are companies with verified payout profiles (no withholding), so settlements pay them.
+    payout_profile(holder, verified_by=staff)
+    payout_profile(other_holder, verified_by=staff, account_number="3333-01-2345678")
     return {"book": book, "co_owned": co_owned}
 
 

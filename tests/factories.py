@@ -16,7 +16,8 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from compensation.models import Tariff
+from compensation.models import PayoutProfile, Tariff
+from compensation.payouts.services import PayoutDetails, payout_profile_set, payout_profile_verify
 from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from optout.models import Refusal
@@ -229,3 +230,31 @@ class TariffFactory(factory.Factory):
     ) -> Tariff:
         actor = Actor.system() if set_by is None else Actor(user=set_by)
         return tariff_set(actor=actor, kind=kind, unit=unit, rate_krw=rate_krw, effective_from=effective_from)
+
+
+# A valid business registration number and a valid resident registration number (check digits per python-stdnum).
+VALID_BRN = "1208147521"
+VALID_RRN = "9001011234568"
+
+
+def payout_profile(
+    holder: Party,
+    *,
+    verified_by: Any = None,
+    tax_status: str = "corporation",
+    account_number: str = "110-234-567890",
+) -> PayoutProfile:
+    """A payout profile set through the service as the holder itself, verified by ``verified_by`` (staff) if given.
+    Individuals get a resident registration number, corporations a business one."""
+    details = PayoutDetails(
+        payee_name=f"{holder.name} (legal)",
+        bank_name="Shinhan Bank",
+        account_number=account_number,
+        tax_id_kind="rrn" if tax_status == "individual" else "brn",
+        tax_id=VALID_RRN if tax_status == "individual" else VALID_BRN,
+        tax_status=tax_status,
+    )
+    profile = payout_profile_set(actor=Actor(party=holder), holder=holder, details=details)
+    if verified_by is not None:
+        profile = payout_profile_verify(actor=Actor(user=verified_by), profile_id=profile.pk)
+    return profile

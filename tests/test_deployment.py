@@ -445,7 +445,7 @@ def _fresh_path() -> str:
 
 def test_readme_compose_commands_set_every_variable_compose_requires(tmp_path: Path) -> None:
     required = set(re.findall(r"\$\{(\w+):?\?", (ROOT / "docker-compose.yml").read_text()))
-    assert {"SECRET_KEY", "RECEIPT_SIGNING_KEY"} <= required
+    assert {"SECRET_KEY", "RECEIPT_SIGNING_KEY", "PAYOUT_DATA_KEYS"} <= required
     script = _code_blocks(_readme_section("Docker Compose"))[0]
     assert re.search(r"^docker compose up --build$", script, re.M)
     # Run the README's first block as a newcomer would, with a docker that records what it was asked and the
@@ -480,6 +480,9 @@ def test_readme_compose_commands_set_every_variable_compose_requires(tmp_path: P
     from optout.receipts import receipt_settings_check
 
     receipt_settings_check(key_file=None, seed=values["RECEIPT_SIGNING_KEY"], retired=[], dev_key_allowed=False)
+    from compensation.payouts.crypto import payout_keys_check
+
+    payout_keys_check(values["PAYOUT_DATA_KEYS"].split(","))
     # Running the commands again keeps the keys: a new one would sign everyone out and orphan receipts.
     assert run() == values
 
@@ -531,15 +534,32 @@ def test_the_image_has_the_korean_font_pdfs_embed() -> None:
 
 SECRET = "x" * 50
 RECEIPT_SEED = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # base64 of bytes 0..31
+PAYOUT_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # a Fernet key: the same 32 bytes, url-safe base64
 # (id, environment, variable the error must name, or None for "starts")
 SETTINGS_CASES: list[tuple[str, dict[str, str], str | None]] = [
     ("debug-without-secret-starts", {"DEBUG": "1"}, None),
     (
         "production-starts",
-        {"DEBUG": "0", "SECRET_KEY": SECRET, "ALLOWED_HOSTS": "registry.example", "RECEIPT_SIGNING_KEY": RECEIPT_SEED},
+        {
+            "DEBUG": "0",
+            "SECRET_KEY": SECRET,
+            "ALLOWED_HOSTS": "registry.example",
+            "RECEIPT_SIGNING_KEY": RECEIPT_SEED,
+            "PAYOUT_DATA_KEYS": PAYOUT_KEY,
+        },
         None,
     ),
-    ("no-receipt-key-outside-debug", {"DEBUG": "0", "SECRET_KEY": SECRET}, "RECEIPT_SIGNING_KEY"),
+    (
+        "no-receipt-key-outside-debug",
+        {"DEBUG": "0", "SECRET_KEY": SECRET, "PAYOUT_DATA_KEYS": PAYOUT_KEY},
+        "RECEIPT_SIGNING_KEY",
+    ),
+    ("no-payout-key-outside-debug", {"DEBUG": "0", "SECRET_KEY": SECRET}, "PAYOUT_DATA_KEYS"),
+    (
+        "payout-key-malformed",
+        {"DEBUG": "0", "SECRET_KEY": SECRET, "PAYOUT_DATA_KEYS": "not-a-fernet-key"},
+        "PAYOUT_DATA_KEYS",
+    ),
     ("lookup-rate", {"DEBUG": "1", "LOOKUP_RATE": "lots"}, "LOOKUP_RATE"),
     ("no-secret-outside-debug", {"DEBUG": "0"}, "SECRET_KEY"),
     ("no-secret-by-default", {}, "SECRET_KEY"),

@@ -44,6 +44,7 @@ def _production_env(tmp_path: Path) -> dict[str, str]:
         DEBUG="0",
         SECRET_KEY=secrets.token_urlsafe(50),
         RECEIPT_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        PAYOUT_DATA_KEYS=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         ALLOWED_HOSTS="registry.example.kr",
         DATA_DIR=str(tmp_path),
     )

@@ -11,18 +11,23 @@ from rest_framework import serializers
 from compensation.models import (
     Invoice,
     InvoiceLine,
+    LabPayment,
     ManifestLine,
     ManifestStatus,
     MarketShareDistribution,
+    PayoutProfile,
     Settlement,
     Statement,
     StatementLine,
     Tariff,
+    TaxIdKind,
+    TaxStatus,
     UsageManifest,
     UsageUnit,
 )
+from compensation.payments.selectors import invoice_amounts
 from compensation.usage.selectors import manifest_summary
-from core.api.fields import RegistryDateField, RegistryDateTimeField, failure_reason_field
+from core.api.fields import ID_MAX, RegistryDateField, RegistryDateTimeField, failure_reason_field
 from optout.models import Purpose
 from registry.models import WorkKind
 
@@ -279,6 +284,10 @@ class StatementOutput(serializers.ModelSerializer[Statement]):
             "holder_name",
             *_STATEMENT_AMOUNTS,
             "payout_entry",
+            "basis",
+            "tax_status",
+            "withholding_bp",
+            "carry_reason",
         ]
 
 
@@ -309,6 +318,9 @@ class StatementLineOutput(serializers.ModelSerializer[StatementLine]):
 
 class InvoiceOutput(serializers.ModelSerializer[Invoice]):
     settlement = serializers.IntegerField(source="settlement_id")
+    paid_won = serializers.IntegerField(read_only=True, default=0)
+    outstanding_won = serializers.IntegerField(read_only=True, default=0)
+    overdue_won = serializers.IntegerField(read_only=True, default=0)
     first_day = serializers.DateField(source="settlement.first_day")
     last_day = serializers.DateField(source="settlement.last_day")
     lab = serializers.IntegerField(source="lab_id")
@@ -331,7 +343,20 @@ class InvoiceOutput(serializers.ModelSerializer[Invoice]):
             "total_micro",
             "closing_micro",
             "amount_due_won",
+            "payments_micro",
+            "due_on",
+            "paid_won",
+            "outstanding_won",
+            "overdue_won",
         ]
+
+    def to_representation(self, instance: Invoice) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        # Paid, outstanding and overdue as of today: from the payment allocations (invoice_amounts).
+        amounts = invoice_amounts(instance)
+        data["due_on"] = amounts["due_on"].isoformat()
+        data.update({key: amounts[key] for key in ("paid_won", "outstanding_won", "overdue_won")})
+        return data
 
 
 class InvoiceLineOutput(serializers.ModelSerializer[InvoiceLine]):
@@ -426,3 +451,113 @@ class OutcomeRowOutput(serializers.Serializer[dict[str, Any]]):
     violation_micro = serializers.IntegerField()
     owners = OutcomeOwnerOutput(many=True)
     entry_id = serializers.IntegerField(allow_null=True)
+
+
+# --- Lab payments and payout profiles ------------------------------------------------------------
+
+
+class LabPaymentInput(serializers.Serializer[dict[str, Any]]):
+    lab = serializers.IntegerField(min_value=1, max_value=ID_MAX)
+    amount_won = serializers.IntegerField(min_value=1, max_value=10**12)
+    received_on = RegistryDateField()
+    bank_reference = serializers.CharField(max_length=100)
+    memo = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class LabPaymentOutput(serializers.ModelSerializer[LabPayment]):
+    lab = serializers.IntegerField(source="lab_id")
+    lab_name = serializers.CharField(source="lab.name")
+    entry = serializers.IntegerField(source="entry_id")
+    allocated_won = serializers.IntegerField(read_only=True, default=0)
+    invoices = serializers.SerializerMethodField()
+
+    class Meta:
+        model = LabPayment
+        fields = [
+            "id",
+            "lab",
+            "lab_name",
+            "amount_won",
+            "received_on",
+            "bank_reference",
+            "memo",
+            "source",
+            "entry",
+            "allocated_won",
+            "invoices",
+            "created_at",
+        ]
+
+    def get_invoices(self, payment: LabPayment) -> list[dict[str, Any]]:
+        return [
+            {"invoice": invoice, "number": number, "amount_won": amount}
+            for invoice, number, amount in payment.allocations.order_by("invoice_id").values_list(
+                "invoice_id", "invoice__number", "amount_won"
+            )
+        ]
+
+
+class PaymentImportInput(serializers.Serializer[dict[str, Any]]):
+    file = serializers.FileField()
+
+
+class PaymentImportOutput(serializers.Serializer[dict[str, Any]]):
+    lines = serializers.IntegerField()
+    recorded = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    payments = serializers.ListField(child=serializers.IntegerField())
+    errors = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]
+
+
+class OverdueInvoiceOutput(serializers.Serializer[dict[str, Any]]):
+    invoice = serializers.IntegerField(source="invoice.pk")
+    number = serializers.CharField(source="invoice.number")
+    lab = serializers.IntegerField(source="invoice.lab_id")
+    lab_name = serializers.CharField(source="invoice.lab.name")
+    amount_due_won = serializers.IntegerField(source="invoice.amount_due_won")
+    paid_won = serializers.IntegerField()
+    overdue_won = serializers.IntegerField()
+    due_on = serializers.DateField()
+    days_overdue = serializers.IntegerField()
+    band = serializers.CharField()
+
+
+class OverdueBandOutput(serializers.Serializer[dict[str, Any]]):
+    band = serializers.CharField(help_text="Days past the due date: 1-30, 31-60, 61-90 or 91+")
+    invoices = serializers.IntegerField()
+    overdue_won = serializers.IntegerField()
+
+
+class OverdueReportOutput(serializers.Serializer[dict[str, Any]]):
+    bands = OverdueBandOutput(many=True)
+    invoices = OverdueInvoiceOutput(many=True)
+
+
+class PayoutProfileInput(serializers.Serializer[dict[str, Any]]):
+    payee_name = serializers.CharField(max_length=200)
+    bank_name = serializers.CharField(max_length=100)
+    account_number = serializers.CharField(max_length=40)
+    tax_id_kind = serializers.ChoiceField(choices=TaxIdKind.choices)
+    tax_id = serializers.CharField(max_length=20)
+    tax_status = serializers.ChoiceField(choices=TaxStatus.choices)
+
+
+class PayoutProfileOutput(serializers.ModelSerializer[PayoutProfile]):
+    """Only the masked numbers ever leave: the account's last four digits, the tax number's first part."""
+
+    holder = serializers.IntegerField(source="holder_id")
+
+    class Meta:
+        model = PayoutProfile
+        fields = [
+            "holder",
+            "payee_name",
+            "bank_name",
+            "account_number_masked",
+            "tax_id_kind",
+            "tax_id_masked",
+            "tax_status",
+            "status",
+            "verified_at",
+            "updated_at",
+        ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from compensation.api import export_views, views
+from compensation.api import export_views, payment_views, views
 
 urlpatterns = [
     path("tariffs", views.TariffListCreateView.as_view(), name="tariffs"),
@@ -23,7 +23,16 @@ urlpatterns = [
     path("statements/<int:statement_pk>", views.StatementDetailView.as_view(), name="statement"),
     path("statements/<int:statement_pk>/lines", views.StatementLinesView.as_view(), name="statement-lines"),
     path("invoices", views.InvoiceListView.as_view(), name="invoices"),
+    path("invoices/overdue", payment_views.OverdueInvoiceListView.as_view(), name="invoices-overdue"),
     path("invoices/<int:invoice_pk>", views.InvoiceDetailView.as_view(), name="invoice"),
+    path("lab-payments", payment_views.LabPaymentListCreateView.as_view(), name="lab-payments"),
+    path("lab-payments/import", payment_views.LabPaymentImportView.as_view(), name="lab-payments-import"),
+    path("payout-profile", payment_views.PayoutProfileView.as_view(), name="payout-profile"),
+    path(
+        "settlements/<int:settlement_pk>/payout-export",
+        payment_views.PayoutExportView.as_view(),
+        name="settlement-payout-export",
+    ),
     path("invoices/<int:invoice_pk>/lines", views.InvoiceLinesView.as_view(), name="invoice-lines"),
     # Downloads of statements and invoices, and queued exports of large ones (export_views).
     path("statements/<int:statement_pk>/export", export_views.StatementExportView.as_view(), name="statement-export"),

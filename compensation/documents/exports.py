@@ -33,10 +33,13 @@ from compensation.models import (
     InvoiceLine,
     InvoiceSection,
     Outcome,
+    PayoutBasis,
     Statement,
     StatementLine,
     StatementLineKind,
+    TaxStatus,
 )
+from compensation.payments.selectors import invoice_due_on
 from compensation.settlement import selectors as settlement_selectors
 from core import spreadsheets
 from core.errors import InvalidInput
@@ -150,6 +153,17 @@ class StatementExporter(Exporter):
             self.meta(
                 _("Settled on"), timezone.localtime(settlement.settled_at).date() if settlement.settled_at else ""
             ),
+            # On what basis the holder was paid, the withholding it bore, and why anything was carried forward.
+            self.meta(_("Payout basis"), str(dict(PayoutBasis.choices).get(statement.basis, statement.basis))),
+            self.meta(
+                _("Withholding"),
+                f"{dict(TaxStatus.choices).get(statement.tax_status, '')} {statement.withholding_bp / 100:g}%".strip()
+                if statement.tax_status
+                else "",
+            ),
+            self.meta(
+                _("Why carried forward"), str(statement.get_carry_reason_display()) if statement.carry_reason else ""
+            ),
         )
         yield self.heading(_("Lines by work, lab and manifest"))
         yield self.columns(
@@ -211,6 +225,7 @@ class InvoiceExporter(Exporter):
             self.meta(_("Invoice number"), invoice.number),
             self.meta(_("Period"), settlement.first_day, settlement.last_day),
             self.meta(_("Lab"), invoice.lab.name),
+            self.meta(_("Due on"), invoice_due_on(invoice)),
         )
 
         # Uses of refused works are billed as violations, below, not as compensation.

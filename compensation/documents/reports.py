@@ -23,7 +23,9 @@ from django.utils.translation import gettext_lazy as _
 
 from compensation.documents.exports import Cell, Exporter, Row, RowKind, won
 from compensation.models import AccountKind, EntryKind, LedgerLine, ManifestLine, Outcome
+from compensation.payments.selectors import overdue_by_band, overdue_invoices
 from compensation.settlement.distribution import distributable_before
+from core.actors import Actor
 from registry.models import WorkKind
 
 # Outcomes whose value went to owners or into escrow: the base of the match rate.
@@ -651,3 +653,51 @@ def dashboard_charts(*, period_start: datetime, period_end: datetime) -> list[Ba
 def day_bounds(*, first: date, last: date) -> tuple[datetime, datetime]:
     """A period of whole local days, half-open: ``[first 00:00, last + 1 day 00:00)``."""
     return day_start(first), day_start(last + timedelta(days=1))
+
+
+# --- Overdue invoices -----------------------------------------------------------------------------------
+
+
+def report_overdue(*, today: date | None = None) -> Report:
+    """Invoices of settled periods with money overdue, by age past their due date, and each one by lab."""
+    rows = overdue_invoices(actor=Actor.system(), today=today)
+    bands = overdue_by_band(rows)
+    total = sum(row["overdue_won"] for row in rows)
+    by_age = ReportTable(
+        heading=str(_("Overdue by days past the due date")),
+        columns=[str(_("Days overdue")), str(_("Invoices")), str(_("Overdue (KRW)"))],
+        rows=[(band["band"], band["invoices"], Decimal(band["overdue_won"])) for band in bands],
+        totals=(str(_("Total")), len(rows), Decimal(total)),
+    )
+    invoices = ReportTable(
+        heading=str(_("Overdue invoices")),
+        columns=[
+            str(_("Invoice")),
+            str(_("Lab")),
+            str(_("Due on")),
+            str(_("Days overdue")),
+            str(_("Amount due (KRW)")),
+            str(_("Paid (KRW)")),
+            str(_("Overdue (KRW)")),
+        ],
+        rows=[
+            (
+                row["invoice"].number,
+                row["invoice"].lab.name,
+                row["due_on"].isoformat(),
+                row["days_overdue"],
+                Decimal(row["invoice"].amount_due_won),
+                Decimal(row["paid_won"]),
+                Decimal(row["overdue_won"]),
+            )
+            for row in rows
+        ],
+        totals=(str(_("Total")), None, None, None, None, None, Decimal(total)),
+    )
+    return Report(
+        slug="overdue",
+        title=str(_("Overdue invoices")),
+        meta=[(str(_("As of")), (today or timezone.localdate()).isoformat())],
+        headline=[(str(_("Overdue (KRW)")), Decimal(total))],
+        tables=[by_age, invoices],
+    )

@@ -150,12 +150,18 @@ def top_view(request: HttpRequest) -> HttpResponse:
     return _download_or_page(request, report, "admin/compensation/reports/report.html", query=_query(params))
 
 
+def overdue_view(request: HttpRequest) -> HttpResponse:
+    report = reports.report_overdue()
+    return _download_or_page(request, report, "admin/compensation/reports/report.html", query="", no_period=True)
+
+
 _PAGES: list[tuple[str, str, Callable[[HttpRequest], HttpResponse]]] = [
     ("", "dashboard", dashboard_view),
     ("match-rate/", "match-rate", match_rate_view),
     ("escrow-aging/", "escrow-aging", escrow_aging_view),
     ("violations/", "violations", violations_view),
     ("top/", "top", top_view),
+    ("overdue/", "overdue", overdue_view),
 ]
 
 
@@ -166,6 +172,7 @@ _TITLES: dict[str, Any] = {
     "escrow-aging": _("Escrow aging"),
     "violations": _("Violations"),
     "top": _("Top works and rights holders"),
+    "overdue": _("Overdue invoices"),
 }
 
 

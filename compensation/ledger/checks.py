@@ -47,6 +47,8 @@ _PAYOUT = sql_literal(EntryKind.PAYOUT)
 _SETTLED = sql_literal(SettlementStatus.SETTLED)
 _CLOSED = f"({sql_literals([SettlementStatus.RUNNING, SettlementStatus.SETTLED])})"
 _USAGE_SECTION = sql_literal(InvoiceSection.USAGE)
+_PAYMENT = sql_literal(EntryKind.PAYMENT)
+_BANK = sql_literal(AccountKind.BANK)
 
 
 @dataclass(frozen=True)
@@ -425,7 +427,9 @@ def _checks() -> list[Check]:
                 SELECT i.id,
                        SUM(CASE WHEN e.effective_at < s.period_start THEN l.amount_micro ELSE 0 END) AS before,
                        SUM(CASE WHEN e.effective_at >= s.period_start AND e.effective_at < s.period_end
-                                THEN l.amount_micro ELSE 0 END) AS during
+                                     AND e.kind <> {_PAYMENT} THEN l.amount_micro ELSE 0 END) AS during,
+                       SUM(CASE WHEN e.effective_at >= s.period_start AND e.effective_at < s.period_end
+                                     AND e.kind = {_PAYMENT} THEN l.amount_micro ELSE 0 END) AS paid
                   FROM compensation_invoice i
                   JOIN compensation_settlement s ON s.id = i.settlement_id
                   LEFT JOIN compensation_account a ON a.kind = {_RECEIVABLE} AND a.party_id = i.lab_id
@@ -443,8 +447,64 @@ def _checks() -> list[Check]:
               LEFT JOIN usage u ON u.id = i.id
              WHERE i.opening_micro <> COALESCE(r.before, 0)
                 OR i.total_micro <> COALESCE(r.during, 0)
+                OR i.payments_micro <> COALESCE(r.paid, 0)
                 OR COALESCE(u.amount, 0) <> i.compensation_micro + i.violations_micro
             """,  # noqa: S608  (constants only)
+        ),
+        Check(
+            "payments_reconcile",
+            _(
+                "every lab payment is one payment entry that debits the bank and credits that lab's receivable by "
+                "exactly its amount, and every payment entry is a recorded lab payment"
+            ),
+            ENTRIES,
+            f"""
+            WITH posted AS (
+                SELECT e.id,
+                       SUM(CASE WHEN a.kind = {_BANK} THEN l.amount_micro ELSE 0 END) AS bank,
+                       SUM(CASE WHEN a.kind = {_RECEIVABLE} THEN l.amount_micro ELSE 0 END) AS receivable,
+                       SUM(CASE WHEN a.kind NOT IN ({_BANK}, {_RECEIVABLE}) THEN 1 ELSE 0 END) AS elsewhere,
+                       MIN(CASE WHEN a.kind = {_RECEIVABLE} THEN a.party_id END) AS lab
+                  FROM compensation_ledgerentry e
+                  JOIN compensation_ledgerline l ON l.entry_id = e.id
+                  JOIN compensation_account a ON a.id = l.account_id
+                 WHERE e.kind = {_PAYMENT}
+                 GROUP BY e.id
+            )
+            SELECT p.id
+              FROM posted p
+              LEFT JOIN compensation_labpayment lp ON lp.entry_id = p.id
+             WHERE lp.id IS NULL OR p.elsewhere > 0 OR p.lab IS NULL OR p.lab <> lp.lab_id
+                OR p.bank <> lp.amount_won * {MICRO} OR p.receivable <> -lp.amount_won * {MICRO}
+            UNION
+            SELECT lp.entry_id FROM compensation_labpayment lp
+              JOIN compensation_ledgerentry e ON e.id = lp.entry_id
+             WHERE e.kind <> {_PAYMENT}
+            """,  # noqa: S608  (constants only)
+        ),
+        Check(
+            "payment_allocations",
+            _(
+                "no payment is matched to invoices for more than it paid, nor to another lab's invoice, and no "
+                "invoice is paid more than its amount due"
+            ),
+            INVOICES,
+            """
+            WITH per_invoice AS (
+                SELECT invoice_id AS id, SUM(amount_won) AS paid FROM compensation_paymentallocation
+                 GROUP BY invoice_id
+            ), per_payment AS (
+                SELECT payment_id, SUM(amount_won) AS used FROM compensation_paymentallocation GROUP BY payment_id
+            )
+            SELECT i.id FROM compensation_invoice i JOIN per_invoice pi ON pi.id = i.id
+             WHERE pi.paid > i.amount_due_won
+            UNION
+            SELECT pa.invoice_id FROM compensation_paymentallocation pa
+              JOIN compensation_labpayment lp ON lp.id = pa.payment_id
+              JOIN compensation_invoice i ON i.id = pa.invoice_id
+              JOIN per_payment pp ON pp.payment_id = lp.id
+             WHERE lp.lab_id <> i.lab_id OR pp.used > lp.amount_won
+            """,
         ),
     ]
 

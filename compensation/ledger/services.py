@@ -524,11 +524,11 @@ def ledger_reverse(
     reason = reason.strip()
     if not reason:
         raise InvalidInput(_("Say why the entry is reversed."), field="reason")
-    if entry.kind == EntryKind.RELEASE or "manifest" in (entry.source or {}):
-        # Their money is also recorded line by line (held, released, paid): reversing the entry alone would
-        # leave those records saying otherwise. Such corrections go through the manifest's own process.
+    if entry.kind in (EntryKind.RELEASE, EntryKind.PAYMENT) or "manifest" in (entry.source or {}):
+        # Their money is also recorded line by line (held, released, paid; a payment's invoice allocations):
+        # reversing the entry alone would leave those records saying otherwise.
         raise LedgerError(
-            _("Entries of usage manifests and escrow releases cannot be reversed by hand."),
+            _("Entries of usage manifests, escrow releases and lab payments cannot be reversed by hand."),
             code="not_reversible",
             extra={"entry": entry.pk},
         )

@@ -30,6 +30,8 @@ class AccountKind(models.TextChoices):
     PAYOUTS = "payouts", _("Payouts")
     # Tax withheld from payouts, owed to the tax authority.
     WITHHOLDING = "withholding", _("Withholding")
+    # What labs paid into the registry's bank account (debit-normal: the cash the registry holds).
+    BANK = "bank", _("Bank: lab payments received")
 
 
 # Kinds that belong to a party, and the party kind each needs.
@@ -104,6 +106,8 @@ class EntryKind(models.TextChoices):
     PAYOUT = "payout", _("Payout")
     ADJUSTMENT = "adjustment", _("Adjustment")
     REVERSAL = "reversal", _("Reversal")
+    # A lab's payment received: the bank account against the lab's receivable.
+    PAYMENT = "payment", _("Lab payment")
 
 
 class LedgerEntry(models.Model):

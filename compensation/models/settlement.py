@@ -89,6 +89,13 @@ SETTLEMENT_JOB = JobKind(
 job_kind_register(SETTLEMENT_JOB)
 
 
+class CarryReason(models.TextChoices):
+    NONE = "", _("Paid")
+    BELOW_THRESHOLD = "below_threshold", _("Below the payout threshold")
+    NO_VERIFIED_PROFILE = "no_verified_profile", _("No verified payout profile")
+    AWAITING_LAB_PAYMENTS = "awaiting_lab_payments", _("Awaiting the labs' payments (cash basis)")
+
+
 class Statement(models.Model):
     """A rights holder's account of one settlement period. Amounts are micro-won owed to the holder
     (positive) and reconcile: opening + accrued + released + distributed + adjustments = due;
@@ -116,6 +123,12 @@ class Statement(models.Model):
     payout_entry = models.ForeignKey(
         LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("payout entry")
     )
+    # On what basis the holder was paid (the staff policy in force on the period's last day), the tax status and
+    # rate its withholding was computed with, and why anything due was not paid out.
+    basis = models.CharField(_("payout basis"), max_length=16, default="accrual")
+    tax_status = models.CharField(_("tax status"), max_length=16, blank=True)
+    withholding_bp = models.PositiveIntegerField(_("withholding (basis points)"), default=0)
+    carry_reason = models.CharField(_("why carried forward"), max_length=32, choices=CarryReason.choices, blank=True)
 
     class Meta:
         verbose_name = _("statement")
@@ -228,7 +241,9 @@ class StatementLine(models.Model):
 
 class Invoice(models.Model):
     """What a lab owes for the period: its manifests' lines by outcome, and its violations apart.
-    ``total_micro`` is the receivable's movement in the period; ``amount_due_won`` rounds it to whole won.
+    ``total_micro`` is what the period billed (the receivable's movement but for payments); ``amount_due_won``
+    rounds it to whole won; ``payments_micro`` is what the lab paid in the period, so
+    closing = opening + total + payments. What is paid of this invoice is its payment allocations.
     """
 
     settlement = models.ForeignKey(
@@ -243,6 +258,9 @@ class Invoice(models.Model):
     total_micro = models.BigIntegerField(_("total for the period"))
     closing_micro = models.BigIntegerField(_("closing balance"))
     amount_due_won = models.BigIntegerField(_("amount due (KRW)"))
+    # What the lab paid in the period (the receivable's credits from payment entries; negative or zero).
+    payments_micro = models.BigIntegerField(_("payments received"), default=0)
+    due_on = models.DateField(_("due on"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("invoice")
@@ -259,7 +277,9 @@ class Invoice(models.Model):
                 name="invoice_total_adds_up",
             ),
             models.CheckConstraint(
-                condition=Q(closing_micro=models.F("opening_micro") + models.F("total_micro")),
+                condition=Q(
+                    closing_micro=models.F("opening_micro") + models.F("total_micro") + models.F("payments_micro")
+                ),
                 name="invoice_closing_adds_up",
             ),
         ]

@@ -21,11 +21,13 @@ continues after the last finished step.
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from functools import partial
 from time import monotonic
 from typing import Any
@@ -41,6 +43,7 @@ from compensation.ledger.services import AccountKey, Posting, accounts_ensure, l
 from compensation.models import (
     SETTLEMENT_JOB,
     AccountKind,
+    CarryReason,
     DistributionShare,
     EntryKind,
     Invoice,
@@ -50,6 +53,7 @@ from compensation.models import (
     LedgerLine,
     ManifestLine,
     Outcome,
+    PayoutBasis,
     Settlement,
     SettlementStatus,
     Statement,
@@ -57,6 +61,8 @@ from compensation.models import (
     StatementLineKind,
     UsageManifest,
 )
+from compensation.payments.services import lab_payments_apply
+from compensation.payouts.selectors import payout_basis_on, verified_profiles, withholding_rates_on
 from compensation.settlement.periods import period_lock
 from core.actors import Actor, require_staff
 from core.errors import InvalidInput
@@ -128,7 +134,8 @@ def settlement_create(*, actor: Actor, first_day: date, last_day: date) -> tuple
                     period_start=start,
                     period_end=end,
                     payout_threshold_micro=settings.SETTLEMENT_PAYOUT_THRESHOLD_KRW * MICRO,
-                    withholding_bp=settings.SETTLEMENT_WITHHOLDING_BP,
+                    # Withholding is per holder now (its statement's tax status and rate); 0 here.
+                    withholding_bp=0,
                     created_by=actor.person,
                 )
         except IntegrityError:
@@ -391,18 +398,42 @@ def _statements_price(settlement: Settlement, holders: dict[int, _Holder]) -> li
     """Statements with payouts: every holder due at least the threshold (and one won) is paid the whole won
     of what it is due, rounded down, so no holder is ever paid more than its payable holds. The sub-won
     rest stays on the payable and is carried forward, to be paid once it adds up to a won in a later period.
+
+    Only holders with a verified payout profile are paid; the others carry everything forward, and the statement
+    says why (``carry_reason``). Withholding is the rate of the profile's tax status in force on the period's
+    last day. On the cash basis (the staff policy in force that day) a holder is paid at most what the labs have
+    paid of what it earned from them (``_cash_available``).
     """
+    last_day = settlement.last_day
+    basis = payout_basis_on(day=last_day)
+    rates = withholding_rates_on(day=last_day)
+    profiles = verified_profiles(holder_ids=sorted(holders))
+    available = _cash_available(settlement, sorted(holders)) if basis == PayoutBasis.CASH else {}
     statements = []
     for party in sorted(holders):
         holder = holders[party]
         due = holder.opening + sum(holder.columns.values())
-        paid = due > 0 and due >= max(settlement.payout_threshold_micro, MICRO)
-        gross = due // MICRO if paid else 0
-        withheld = gross * settlement.withholding_bp // 10_000
-        payout = (gross - withheld) * MICRO
-        closing = due - gross * MICRO
         if not (holder.opening or due or any(holder.columns.values()) or holder.lines):
             continue
+        payable = min(due, max(available.get(party, 0), 0)) if basis == PayoutBasis.CASH else due
+        minimum = max(settlement.payout_threshold_micro, MICRO)
+        reason = CarryReason.NONE
+        if due > 0 and payable < minimum:
+            # Nothing is paid: on the cash basis because the labs have not paid enough yet, unless even the
+            # whole due would stay under the threshold.
+            held_by_cash = basis == PayoutBasis.CASH and due >= minimum
+            reason = CarryReason.AWAITING_LAB_PAYMENTS if held_by_cash else CarryReason.BELOW_THRESHOLD
+        elif due > 0 and party not in profiles:
+            reason = CarryReason.NO_VERIFIED_PROFILE
+        elif basis == PayoutBasis.CASH and payable < due and due - payable >= MICRO:
+            reason = CarryReason.AWAITING_LAB_PAYMENTS
+        paid = due > 0 and payable >= minimum and party in profiles
+        gross = payable // MICRO if paid else 0
+        tax_status = profiles.get(party, "")
+        rate = rates.get(tax_status, 0) if paid else 0
+        withheld = gross * rate // 10_000
+        payout = (gross - withheld) * MICRO
+        closing = due - gross * MICRO
         statements.append(
             Statement(
                 settlement=settlement,
@@ -418,9 +449,93 @@ def _statements_price(settlement: Settlement, holders: dict[int, _Holder]) -> li
                 rounding_micro=0,
                 carried_forward_micro=closing,
                 closing_micro=closing,
+                basis=basis,
+                tax_status=tax_status,
+                withholding_bp=rate,
+                carry_reason=reason,
             )
         )
     return statements
+
+
+# Cash basis: what each holder earned from each lab through the period's end, from the manifest lines'
+# allocations (accruals and releases) and the market-share distributions. One statement for any number of lines.
+_EARNED_BY_LAB = f"""
+    SELECT CAST(part.value ->> 0 AS BIGINT) AS holder, manifest.lab_id, SUM(CAST(part.value ->> 2 AS BIGINT))
+      FROM compensation_manifestline line
+     CROSS JOIN {{elements}}(line.allocation) AS part
+      JOIN compensation_ledgerentry entry ON entry.id = CAST(part.value ->> 3 AS BIGINT)
+      JOIN compensation_usagemanifest manifest ON manifest.id = line.manifest_id
+     WHERE part.value ->> 0 IS NOT NULL AND entry.kind IN ({_TRACED_KINDS}) AND entry.effective_at < %(end)s
+     GROUP BY CAST(part.value ->> 0 AS BIGINT), manifest.lab_id
+"""  # noqa: S608  (constants only)
+
+
+def _cash_available(settlement: Settlement, holder_ids: list[int]) -> dict[int, int]:
+    """Per holder, the micro-won the cash basis lets it be paid through this period: for each lab, what the holder
+    earned from it times the part of everything the lab was billed that it has paid (at most all of it), plus
+    what no lab stands behind (staff adjustments), minus what earlier payouts already took from its payable.
+    Rounded down to the micro-won, so the holders of a lab are never paid more than the lab paid.
+    """
+    end = settlement.period_end
+    earned: dict[int, dict[int | None, Fraction]] = defaultdict(lambda: defaultdict(Fraction))
+    with connection.cursor() as cursor:
+        cursor.execute(_EARNED_BY_LAB.format(elements=json_array_elements(connection)), {"end": end})
+        for holder, lab, amount in cursor.fetchall():
+            earned[int(holder)][int(lab)] += int(amount)
+    for holder, lab, amount in (
+        DistributionShare.objects.filter(entry__effective_at__lt=end)
+        .values("holder_id", "lab_id")
+        .annotate(total=Sum("amount_micro"))
+        .order_by()
+        .values_list("holder_id", "lab_id", "total")
+    ):
+        earned[holder][lab] += int(amount)
+    # Lab-less movements of payables: adjustments and reversals by staff, paid like accruals.
+    for holder, amount in (
+        LedgerLine.objects.filter(
+            account__kind=AccountKind.HOLDER_PAYABLE,
+            entry__kind__in=[EntryKind.ADJUSTMENT, EntryKind.REVERSAL],
+            entry__effective_at__lt=end,
+        )
+        .values("account__party_id")
+        .annotate(total=Sum("amount_micro"))
+        .order_by()
+        .values_list("account__party_id", "total")
+    ):
+        earned[holder][None] += -int(amount)
+    receivable = LedgerLine.objects.filter(account__kind=AccountKind.LAB_RECEIVABLE, entry__effective_at__lt=end)
+    billed = {
+        lab: int(total)
+        for lab, total in receivable.exclude(entry__kind=EntryKind.PAYMENT)
+        .values("account__party_id")
+        .annotate(total=Sum("amount_micro"))
+        .order_by()
+        .values_list("account__party_id", "total")
+    }
+    paid = {
+        lab: -int(total)
+        for lab, total in receivable.filter(entry__kind=EntryKind.PAYMENT)
+        .values("account__party_id")
+        .annotate(total=Sum("amount_micro"))
+        .order_by()
+        .values_list("account__party_id", "total")
+    }
+    paid_out = _party_sums(
+        AccountKind.HOLDER_PAYABLE, Q(entry__kind=EntryKind.PAYOUT, entry__effective_at__lt=end), False
+    )
+    available: dict[int, int] = {}
+    for holder in holder_ids:
+        total = Fraction(0)
+        for lab, amount in earned.get(holder, {}).items():
+            if lab is None:
+                total += amount
+                continue
+            owed = billed.get(lab, 0)
+            share = min(Fraction(paid.get(lab, 0), owed), Fraction(1)) if owed > 0 else Fraction(1)
+            total += amount * max(share, Fraction(0))
+        available[holder] = math.floor(total) - paid_out.get(holder, 0)
+    return available
 
 
 def _invoices_build(settlement: Settlement) -> dict[str, Any]:
@@ -493,11 +608,17 @@ def _invoices_build(settlement: Settlement) -> dict[str, Any]:
     ):
         usage[lab].append(InvoiceLine(section=InvoiceSection.ADJUSTMENT, entry_id=entry, amount_micro=int(amount)))
     labs = sorted(set(opening) | {party for party, _kind in movement} | set(usage))
+    due_on = settlement.last_day + timedelta(days=settings.INVOICE_PAYMENT_DAYS)
     invoices: list[Invoice] = []
     for lab in labs:
         lines = usage.get(lab, [])
         accrued = movement.get((lab, EntryKind.ACCRUAL), 0)
-        adjustments = sum(amount for (party, kind), amount in movement.items() if party == lab and kind != "accrual")
+        payments = movement.get((lab, EntryKind.PAYMENT), 0)
+        adjustments = sum(
+            amount
+            for (party, kind), amount in movement.items()
+            if party == lab and kind not in (EntryKind.ACCRUAL, EntryKind.PAYMENT)
+        )
         billed = sum(line.amount_micro for line in lines if line.section == InvoiceSection.USAGE)
         violations = sum(line.amount_micro for line in lines if line.section == InvoiceSection.VIOLATION)
         if billed != accrued:
@@ -507,7 +628,7 @@ def _invoices_build(settlement: Settlement) -> dict[str, Any]:
                 extra={"lab": lab, "ledger": accrued, "traced": billed},
             )
         total = accrued + adjustments
-        if not (opening.get(lab) or total or lines):
+        if not (opening.get(lab) or total or lines or payments):
             continue
         invoices.append(
             Invoice(
@@ -519,11 +640,16 @@ def _invoices_build(settlement: Settlement) -> dict[str, Any]:
                 violations_micro=violations,
                 adjustments_micro=adjustments,
                 total_micro=total,
-                closing_micro=opening.get(lab, 0) + total,
+                closing_micro=opening.get(lab, 0) + total + payments,
                 amount_due_won=int((Decimal(total) / MICRO).quantize(Decimal(1), rounding=ROUND_HALF_UP)),
+                payments_micro=payments,
+                due_on=due_on,
             )
         )
     Invoice.objects.bulk_create(invoices, batch_size=_BATCH)
+    # What labs paid ahead (or beyond earlier invoices) pays the new invoices now, in this step's transaction.
+    for lab in sorted({invoice.lab_id for invoice in invoices if invoice.amount_due_won > 0}):
+        lab_payments_apply(lab_id=lab)
     rows = []
     for invoice in invoices:
         for line in usage.get(invoice.lab_id, []):

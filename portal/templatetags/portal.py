@@ -82,6 +82,9 @@ _AUDIT_LABELS = {
     "compensation.manifest.received": gettext_lazy("Usage manifest received"),
     "compensation.manifest.processed": gettext_lazy("Usage manifest processed"),
     "compensation.escrow.released": gettext_lazy("Escrow released"),
+    "compensation.payout_profile.created": gettext_lazy("Payout details set"),
+    "compensation.payout_profile.changed": gettext_lazy("Payout details changed"),
+    "compensation.payout_profile.verified": gettext_lazy("Payout details verified"),
     "portal.invitation.sent": gettext_lazy("Invitation sent"),
 }
 

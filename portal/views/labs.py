@@ -22,11 +22,12 @@ from core import spreadsheets
 from core.errors import NotFound, RegistryError
 from core.i18n import requested_language
 from optout.selectors import lookup_answer_signed
-from portal.access import Portal, holder_view, lab_view, portal_view
+from portal.access import Portal, holder_view, lab_view, password_confirm, portal_view
 from portal.form_errors import error_to_form
 from portal.forms import ApiKeyForm, LookupForm, ManifestForm
 from portal.views.common import paginate
 from registry import selectors, services
+from registry.models import ApiScope
 
 LOOKUP_MAX_ITEMS = 1000
 
@@ -39,8 +40,12 @@ _NEW_KEY = "portal_new_api_key"
 def apikey_list(request: HttpRequest, portal: Portal) -> HttpResponse:
     form = ApiKeyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        data = {k: v for k, v in form.cleaned_data.items() if k != "password"}
         try:
-            key, raw_key = services.apikey_create(actor=portal.actor, party=portal.party, **form.cleaned_data)
+            if ApiScope.PAYOUTS_WRITE in data["scopes"]:
+                # A payouts:write key changes where money goes, as the payout form does: the password again.
+                password_confirm(request, portal, form.cleaned_data["password"])
+            key, raw_key = services.apikey_create(actor=portal.actor, party=portal.party, **data)
         except RegistryError as exc:
             error_to_form(form, exc)
         else:

@@ -12,15 +12,20 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_http_methods, require_safe
 
 from compensation.documents import exports
 from compensation.documents import selectors as documents_selectors
 from compensation.documents import services as documents_services
-from compensation.models import Export, ExportStatus, Invoice, Statement
+from compensation.models import Export, ExportStatus, Invoice, PayoutProfile, Statement
+from compensation.payments import selectors as payment_selectors
+from compensation.payouts import services as payout_services
+from compensation.payouts.services import PayoutDetails
 from compensation.settlement import selectors as settlement_selectors
-from core.errors import InvalidInput, NotFound
-from portal.access import Portal, holder_view, lab_view, portal_view
+from core.errors import InvalidInput, NotFound, RegistryError
+from portal.access import Portal, holder_view, lab_view, password_confirm, portal_view
+from portal.form_errors import error_to_form
+from portal.forms import PayoutProfileForm
 from portal.views.common import paginate
 
 FORMATS = ("pdf", "xlsx", "csv")
@@ -52,8 +57,10 @@ def statement_detail(request: HttpRequest, portal: Portal, statement_pk: int) ->
 @lab_view
 @require_safe
 def invoice_list(request: HttpRequest, portal: Portal) -> HttpResponse:
-    invoices = settlement_selectors.invoice_list_for_actor(actor=portal.actor)
-    return render(request, "portal/settlements/invoices.html", {"page": paginate(request, invoices)})
+    invoices = payment_selectors.invoices_with_payments(settlement_selectors.invoice_list_for_actor(actor=portal.actor))
+    page = paginate(request, invoices)
+    rows = [(invoice, payment_selectors.invoice_amounts(invoice)) for invoice in page]
+    return render(request, "portal/settlements/invoices.html", {"page": page, "rows": rows})
 
 
 def _invoice(portal: Portal, invoice_pk: int) -> Invoice:
@@ -68,7 +75,13 @@ def _invoice(portal: Portal, invoice_pk: int) -> Invoice:
 def invoice_detail(request: HttpRequest, portal: Portal, invoice_pk: int) -> HttpResponse:
     invoice = _invoice(portal, invoice_pk)
     lines = settlement_selectors.invoice_lines(invoice=invoice).order_by("section", "-amount_micro", "pk")
-    context = {"invoice": invoice, "page": paginate(request, lines, per_page=50), "formats": FORMATS}
+    context = {
+        "invoice": invoice,
+        "amounts": payment_selectors.invoice_amounts(invoice),
+        "payments": invoice.allocations.select_related("payment").order_by("payment__received_on", "pk"),
+        "page": paginate(request, lines, per_page=50),
+        "formats": FORMATS,
+    }
     return render(request, "portal/settlements/invoice.html", context)
 
 
@@ -145,3 +158,31 @@ def export_file(request: HttpRequest, portal: Portal, export_pk: int) -> HttpRes
         messages.info(request, _("The file was no longer stored, so it is being prepared again."))
         return redirect("portal:export", export_pk=export.pk)
     return FileResponse(handle, as_attachment=True, filename=name.rsplit("/", 1)[-1])
+
+
+@portal_view(kind="holder", admin=True)
+@require_http_methods(["GET", "POST"])
+def payout_profile(request: HttpRequest, portal: Portal) -> HttpResponse:
+    """The holder's payout profile, masked; owners and admins change it with their password again."""
+    profile = PayoutProfile.objects.filter(holder=portal.party).first()
+    initial = {}
+    if profile is not None:
+        initial = {
+            "payee_name": profile.payee_name,
+            "bank_name": profile.bank_name,
+            "tax_id_kind": profile.tax_id_kind,
+            "tax_status": profile.tax_status,
+        }
+    form = PayoutProfileForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        details = PayoutDetails(**{k: v for k, v in data.items() if k != "password"})
+        try:
+            password_confirm(request, portal, data["password"])
+            payout_services.payout_profile_set(actor=portal.actor, holder=portal.party, details=details)
+        except RegistryError as exc:
+            error_to_form(form, exc)
+        else:
+            messages.success(request, _("Your payout details are saved. Staff verify them before the next payout."))
+            return redirect("portal:payout-profile")
+    return render(request, "portal/settlements/payout_profile.html", {"form": form, "profile": profile})

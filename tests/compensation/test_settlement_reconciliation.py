@@ -2,14 +2,15 @@
 
 Each seed generates holders with works (some co-owned), labs reporting random uses of registered and
 unregistered ISBNs every month, a claim verified in the middle (an escrow release), a correction and a
-threshold that some holders stay under. After each month is settled the identities must hold, and
-``ledger_check`` must pass.
+threshold that some holders stay under, holders with and without payout profiles (individuals withheld 3.3%),
+and labs paying part of each invoice; one seed pays holders on accrual, the other on the cash basis. After each
+month is settled the identities must hold, and ``ledger_check`` must pass.
 """
 
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 from typing import Any
@@ -25,19 +26,31 @@ from compensation.models import (
     EntryKind,
     Invoice,
     InvoiceSection,
+    LabPayment,
     LedgerLine,
     ManifestLine,
+    PayoutBasis,
+    PayoutBasisPolicy,
     Settlement,
     Statement,
     StatementLine,
     StatementLineKind,
 )
+from compensation.payments.services import lab_payment_record
 from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from registry.models import OwnershipClaim
 from registry.services import claim_file, claim_verify
 from tests.compensation.helpers import manifest_body
-from tests.factories import ApiKeyFactory, HolderFactory, LabFactory, UserFactory, WorkFactory, verify_claims
+from tests.factories import (
+    ApiKeyFactory,
+    HolderFactory,
+    LabFactory,
+    UserFactory,
+    WorkFactory,
+    payout_profile,
+    verify_claims,
+)
 from tests.helpers import key_client, seoul
 
 pytestmark = pytest.mark.django_db
@@ -68,7 +81,10 @@ def test_settlements_of_generated_months_reconcile(
     capture = django_capture_on_commit_callbacks
     rng = random.Random(seed)
     settings.SETTLEMENT_PAYOUT_THRESHOLD_KRW = rng.choice([1_000, 5_000])
-    settings.SETTLEMENT_WITHHOLDING_BP = rng.choice([0, 330])
+    # Seed 1 pays on accrual, seed 2 on the cash basis: only what the labs paid (they pay part of each invoice).
+    cash = seed == 2
+    if cash:
+        PayoutBasisPolicy.objects.create(basis=PayoutBasis.CASH, effective_from=date(2026, 1, 1), set_by=staff)
     time_machine.move_to(seoul(2026, 6, 1, 9), tick=False)
     tariff_set(
         actor=Actor(user=staff), kind="text", unit="token", rate_krw=Decimal("0.0005"), effective_from=timezone.now()
@@ -77,6 +93,9 @@ def test_settlements_of_generated_months_reconcile(
         HolderFactory(name=f"Holder {seed}-{i}", owner=UserFactory(username=f"h{seed}-{i}@example.org"))
         for i in range(4)
     ]
+    # Individuals (3.3% withheld) and a corporation are paid; the fourth holder never gives payout details.
+    for holder, status in zip(holders[:3], ["individual", "corporation", "individual"], strict=True):
+        payout_profile(holder, verified_by=staff, tax_status=status)
     labs = [
         LabFactory(name=f"Lab {seed}-{i}", owner=UserFactory(username=f"l{seed}-{i}@example.org")) for i in range(2)
     ]
@@ -150,9 +169,25 @@ def test_settlements_of_generated_months_reconcile(
         assert response.status_code == 202, response.content
         settlement = Settlement.objects.get(pk=response.json()["id"])
         assert settlement.status == "settled", settlement.failure_reason
-        _assert_reconciles(settlement, previous=settled[-1] if settled else None)
+        _assert_reconciles(settlement, previous=settled[-1] if settled else None, cash=cash)
         settled.append(settlement)
+        # Each lab pays part of its invoice (a third to all of it), received the day after the settlement.
+        for invoice in Invoice.objects.filter(settlement=settlement, amount_due_won__gt=0):
+            lab_payment_record(
+                actor=Actor(user=staff),
+                lab=invoice.lab,
+                amount_won=max(1, invoice.amount_due_won * rng.randrange(1, 4) // 3),
+                received_on=timezone.localdate(),
+                bank_reference=f"{invoice.number}-{seed}",
+            )
 
+    if cash:
+        # The cash basis never pays holders more than the labs paid (plus the correction, which no lab stands behind).
+        gross = Statement.objects.aggregate(t=Sum("payout_micro") + Sum("withheld_micro"))["t"]
+        paid_in = LabPayment.objects.filter(entry__effective_at__lt=settled[-1].period_end).aggregate(
+            t=Sum("amount_won")
+        )["t"]
+        assert 0 < gross <= (paid_in or 0) * MICRO + 1_234_500_000
     out = StringIO()
     with translation.override("en"):
         call_command("ledger_check", stdout=out)
@@ -166,7 +201,7 @@ def _last_day(year: int, month: int) -> str:
     return f"{following - timedelta(days=1):%Y-%m-%d}"
 
 
-def _assert_reconciles(settlement: Settlement, *, previous: Settlement | None) -> None:
+def _assert_reconciles(settlement: Settlement, *, previous: Settlement | None, cash: bool) -> None:
     start, end = settlement.period_start, settlement.period_end
     statements = list(Statement.objects.filter(settlement=settlement))
     assert statements
@@ -200,13 +235,23 @@ def _assert_reconciles(settlement: Settlement, *, previous: Settlement | None) -
         assert statement.payout_micro % MICRO == 0
         assert statement.withheld_micro % MICRO == 0
         assert statement.rounding_micro == 0
+        assert statement.basis == ("cash" if cash else "accrual")
         if statement.payout_entry_id is not None:
             paid_due += statement.due_micro
-            assert statement.payout_micro + statement.withheld_micro == statement.due_micro // MICRO * MICRO
-            assert statement.closing_micro == statement.due_micro % MICRO
+            gross = statement.payout_micro + statement.withheld_micro
+            # Withholding by the holder's tax status: 3.3% of the gross for individuals, none for corporations.
+            assert statement.withheld_micro == gross // MICRO * statement.withholding_bp // 10_000 * MICRO
+            assert statement.withholding_bp == {"individual": 330, "corporation": 0}[statement.tax_status]
+            if cash:
+                assert gross <= statement.due_micro
+            else:
+                assert gross == statement.due_micro // MICRO * MICRO
+                assert statement.closing_micro == statement.due_micro % MICRO
             assert statement.due_micro >= settlement.payout_threshold_micro
         else:
             assert statement.carried_forward_micro == statement.due_micro
+            if statement.holder.name.endswith("-3") and statement.due_micro >= settlement.payout_threshold_micro:
+                assert statement.carry_reason in ("no_verified_profile", "awaiting_lab_payments")
         # No holder's payable is overdrawn at the end of a period (it holds what is carried forward).
         assert statement.closing_micro >= 0 or statement.payout_entry_id is None
         if previous is not None:
@@ -221,9 +266,10 @@ def _assert_reconciles(settlement: Settlement, *, previous: Settlement | None) -
     for invoice in Invoice.objects.filter(settlement=settlement):
         receivable = LedgerLine.objects.filter(account__kind=AccountKind.LAB_RECEIVABLE, account__party=invoice.lab)
         assert invoice.opening_micro == _sum(receivable.filter(entry__effective_at__lt=start))
-        assert invoice.total_micro == _sum(
-            receivable.filter(entry__effective_at__gte=start, entry__effective_at__lt=end)
-        )
+        during = receivable.filter(entry__effective_at__gte=start, entry__effective_at__lt=end)
+        assert invoice.total_micro == _sum(during.exclude(entry__kind=EntryKind.PAYMENT))
+        assert invoice.payments_micro == _sum(during.filter(entry__kind=EntryKind.PAYMENT))
+        assert invoice.closing_micro == _sum(receivable.filter(entry__effective_at__lt=end))
         usage = _sum(invoice.lines.filter(section=InvoiceSection.USAGE))
         violations = _sum(invoice.lines.filter(section=InvoiceSection.VIOLATION))
         assert usage == invoice.compensation_micro + invoice.violations_micro

@@ -33,6 +33,7 @@ from compensation.models import (
     StatementLineKind,
 )
 from tests.compensation.helpers import BOOK, CO_OWNED, UNREGISTERED
+from tests.factories import payout_profile
 from tests.helpers import seoul
 
 pytestmark = pytest.mark.django_db
@@ -260,9 +261,10 @@ def test_each_holder_is_paid_at_most_its_due_and_its_sub_won_rest_is_carried_unt
     assert _ledger_check() == (0, "Ledger OK.")
 
 
-def test_withholding_is_taken_from_the_payout_in_whole_won(clock, world, report, settle, holder, settings):
+def test_withholding_is_taken_from_the_payout_in_whole_won(clock, world, report, settle, holder, staff, settings):
     settings.SETTLEMENT_PAYOUT_THRESHOLD_KRW = 0
-    settings.SETTLEMENT_WITHHOLDING_BP = 330
+    # An individual: business income, withheld at the 3.3% migration 0014 starts the rates with.
+    payout_profile(holder, verified_by=staff, tax_status="individual")
     clock(seoul(2026, 9, 10, 12))
     report((BOOK, "24691358"))  # 12,345.679 KRW
     clock(seoul(2026, 10, 2, 9))

@@ -361,7 +361,15 @@ def receipt_settings_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         for k, v in os.environ.items()
         if not k.startswith("RECEIPT_") and k not in {"DEBUG", "REGISTRY_TESTING", "SECRET_KEY", "DATA_DIR"}
     }
-    base.update({"DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "0", "SECRET_KEY": "x"})
+    base.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DEBUG": "0",
+            "SECRET_KEY": "x",
+            # Required too outside DEBUG (payout profiles); these cases are about the receipt key.
+            "PAYOUT_DATA_KEYS": base64.urlsafe_b64encode(bytes(range(32))).decode(),
+        }
+    )
     return settings_runs_for(RECEIPT_SETTINGS_CASES, base_env=base, tmp_path_factory=tmp_path_factory)
 
 
