@@ -57,6 +57,7 @@ from compensation.models import (
     StatementLineKind,
     UsageManifest,
 )
+from compensation.notifications import settlement_settled_notify
 from compensation.settlement.periods import period_lock
 from core.actors import Actor, require_staff
 from core.errors import InvalidInput
@@ -200,6 +201,7 @@ def _step_build(settlement_id: int, name: str, build: Callable[[Settlement], dic
     audit_record(
         code="compensation.settlement.settled", actor=Actor.system(), target=settlement, data=settlement.totals
     )
+    settlement_settled_notify(settlement=settlement)
     return {
         "progress": settlement.progress,
         "status": settlement.status,
