@@ -470,5 +470,7 @@ class ClaimEvidenceOutput(serializers.ModelSerializer[ClaimEvidence]):
 
 class ClaimShareDefaultOutput(serializers.Serializer[dict[str, Any]]):
     share_bp = serializers.IntegerField()
-    from_default = serializers.BooleanField(help_text=_("True when the staff's default share for the work's kind applies."))
+    from_default = serializers.BooleanField(
+        help_text=_("True when the staff's default share for the work's kind applies.")
+    )
     co_claimants = serializers.IntegerField()

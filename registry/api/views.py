@@ -440,7 +440,9 @@ class ClaimEvidenceFileView(RegistryAPIView):
         summary="Download an evidence file (its claimant and staff; anyone else 404)",
     )
     def get(self, request: Request, claim_id: int, evidence_id: int) -> FileResponse:
-        evidence = selectors.claim_evidence_get_for_actor(actor=self.actor(), claim_id=claim_id, evidence_id=evidence_id)
+        evidence = selectors.claim_evidence_get_for_actor(
+            actor=self.actor(), claim_id=claim_id, evidence_id=evidence_id
+        )
         if not evidence.file:
             raise NotFound()
         # Always an attachment, never rendered inline: a claimant's HTML or SVG must not run in the registry's origin.
@@ -466,6 +468,10 @@ class WorkClaimShareView(RegistryAPIView):
         default = selectors.claim_share_default(work=work, holder=actor.party)
         return Response(
             ClaimShareDefaultOutput(
-                {"share_bp": default.share_bp, "from_default": default.from_default, "co_claimants": default.co_claimants}
+                {
+                    "share_bp": default.share_bp,
+                    "from_default": default.from_default,
+                    "co_claimants": default.co_claimants,
+                }
             ).data
         )

@@ -65,9 +65,12 @@ def test_another_holder_gets_404_and_anonymous_gets_401(holder_api, other_holder
     # The verified owner of the work is another holder: the competing claim's evidence is not theirs to read.
     assert holder_api.get(url).status_code == 404
     assert holder_api.get(f"/api/v1/claims/{claim['id']}/evidence").status_code == 404
-    assert holder_api.post(
-        f"/api/v1/claims/{claim['id']}/evidence", {"kind": "text", "text": "mine"}, format="json"
-    ).status_code == 404
+    assert (
+        holder_api.post(
+            f"/api/v1/claims/{claim['id']}/evidence", {"kind": "text", "text": "mine"}, format="json"
+        ).status_code
+        == 404
+    )
     anonymous = APIClient()
     assert anonymous.get(url).status_code == 401
     assert anonymous.get(f"/api/v1/claims/{claim['id']}/evidence").status_code == 401
@@ -124,7 +127,9 @@ def test_a_pending_claim_on_an_owned_work_changes_nothing(other_holder_api, book
 
 def test_rejected_claims_take_no_more_evidence(other_holder_api, staff_api, book):
     claim = _claim(other_holder_api, book.pk, share_bp=5000)
-    assert staff_api.post(f"/api/v1/claims/{claim['id']}/reject", {"reason": "no proof"}, format="json").status_code == 200
+    assert (
+        staff_api.post(f"/api/v1/claims/{claim['id']}/reject", {"reason": "no proof"}, format="json").status_code == 200
+    )
 
     response = _certificate(other_holder_api, claim["id"])
 
@@ -132,9 +137,7 @@ def test_rejected_claims_take_no_more_evidence(other_holder_api, staff_api, book
     assert response.json()["error"]["code"] == "claim_rejected"
 
 
-def test_staff_default_share_applies_when_others_claim_and_is_shown_first(
-    holder, other_holder_api, staff, staff_api
-):
+def test_staff_default_share_applies_when_others_claim_and_is_shown_first(holder, other_holder_api, staff, staff_api):
     work = WorkFactory(holder=holder, kind="text", share_bp=5000)
     claim_default_share_set(actor=Actor(user=staff), kind="text", share_bp=5000)
 
@@ -166,12 +169,18 @@ def test_during_a_dispute_each_side_adds_evidence_and_staff_see_both(holder, hol
     work.refresh_from_db()
     assert work.status == WorkStatus.DISPUTED
 
-    assert holder_api.post(
-        f"/api/v1/claims/{mine.pk}/evidence", {"kind": "text", "text": "Contract of 2020"}, format="json"
-    ).status_code == 201
-    assert holder_api.post(
-        f"/api/v1/claims/{rival.pk}/evidence", {"kind": "text", "text": "not mine to add"}, format="json"
-    ).status_code == 404
+    assert (
+        holder_api.post(
+            f"/api/v1/claims/{mine.pk}/evidence", {"kind": "text", "text": "Contract of 2020"}, format="json"
+        ).status_code
+        == 201
+    )
+    assert (
+        holder_api.post(
+            f"/api/v1/claims/{rival.pk}/evidence", {"kind": "text", "text": "not mine to add"}, format="json"
+        ).status_code
+        == 404
+    )
     from registry.selectors import claim_co_claims
 
     side_by_side = claim_co_claims(claims=[rival])[rival.pk]
