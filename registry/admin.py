@@ -6,11 +6,11 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
-from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -304,7 +304,7 @@ class OwnershipClaimAdmin(admin.ModelAdmin[OwnershipClaim]):
                     other.get_status_display(),
                     timesince(other.created_at),
                     format_html_join(
-                        mark_safe("<br>"),  # noqa: S308 (a constant)
+                        mark_safe("<br>"),
                         "{}: {}",
                         ((e.get_kind_display(), _evidence_summary(e)) for e in other.evidence.all()),
                     )

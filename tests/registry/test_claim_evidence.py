@@ -108,11 +108,15 @@ def test_isni_ipi_and_free_text_evidence(other_holder_api, book):
     text = other_holder_api.post(url, {"kind": "text", "text": "I wrote it in 2019; drafts attached."}, format="json")
     empty = other_holder_api.post(url, {"kind": "contract"}, format="json")
 
-    assert isni.status_code == 201 and isni.json()["party_identifier"] == "0000000121032683"
-    assert ipi.status_code == 201 and ipi.json()["party_identifier"] == "00052210040"
-    assert bad.status_code == 400 and bad.json()["error"]["field"] == "party_identifier"
+    assert isni.status_code == 201
+    assert isni.json()["party_identifier"] == "0000000121032683"
+    assert ipi.status_code == 201
+    assert ipi.json()["party_identifier"] == "00052210040"
+    assert bad.status_code == 400
+    assert bad.json()["error"]["field"] == "party_identifier"
     assert text.status_code == 201
-    assert empty.status_code == 400 and empty.json()["error"]["field"] == "file"
+    assert empty.status_code == 400
+    assert empty.json()["error"]["field"] == "file"
     assert ClaimEvidence.objects.filter(claim_id=claim["id"]).count() == 3
 
 

@@ -4,7 +4,6 @@ side with their evidence, and decisions with a reason the claimant reads (in its
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.core import mail
