@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from compensation.errors import LedgerError
+from compensation.unclaimed.services import unclaimed_notices_record
 from compensation.models import (
     ESCROW_ACCOUNT_KINDS,
     PARTY_ACCOUNT_KINDS,
@@ -463,6 +464,17 @@ def _post(postings: Sequence[Posting], writer: LedgerWriter | None = None) -> di
                 for account_id, amount in c.unsorted_lines
             ]
         )
+        # The public list of unclaimed money is live: money held in escrow for the first time in a month is
+        # noticed in the transaction that holds it (compensation/unclaimed).
+        held = [
+            (account_id, c.effective_at)
+            for c in ordered
+            if c.key in inserted
+            for account_id, amount in c.unsorted_lines
+            if amount < 0
+        ]
+        if held:
+            unclaimed_notices_record(holds=held)
     result = {key: (entry_id, True) for key, entry_id in inserted.items()}
     result.update((key, (entry_id, False)) for key, entry_id in earlier.items())
     return result

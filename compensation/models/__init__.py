@@ -35,6 +35,7 @@ from compensation.models.settlement import (
     StatementLine,
     StatementLineKind,
 )
+from compensation.models.unclaimed import HoldEndAction, HoldPolicy, UnclaimedNotice
 from compensation.models.usage import (
     MANIFEST_JOB,
     ManifestFormat,
@@ -50,6 +51,9 @@ from compensation.models.usage import (
 )
 
 __all__ = [
+    "HoldEndAction",
+    "HoldPolicy",
+    "UnclaimedNotice",
     "DISTRIBUTION_JOB",
     "ESCROW_ACCOUNT_KINDS",
     "EXPORT_JOB",

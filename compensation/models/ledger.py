@@ -30,6 +30,8 @@ class AccountKind(models.TextChoices):
     PAYOUTS = "payouts", _("Payouts")
     # Tax withheld from payouts, owed to the tax authority.
     WITHHOLDING = "withholding", _("Withholding")
+    # Unclaimed money transferred at the end of its hold period; escrow_key is the account's staff-given name.
+    PUBLIC_INTEREST = "public_interest", _("Public-interest account")
 
 
 # Kinds that belong to a party, and the party kind each needs.
@@ -101,6 +103,8 @@ class EntryKind(models.TextChoices):
     ACCRUAL = "accrual", _("Accrual")
     RELEASE = "release", pgettext_lazy("escrow release", "Release")
     DISTRIBUTION = "distribution", _("Market-share distribution")
+    # Unclaimed escrow moved to a public-interest account at the end of its hold period (HoldPolicy).
+    TRANSFER = "transfer", _("Public-interest transfer")
     PAYOUT = "payout", _("Payout")
     ADJUSTMENT = "adjustment", _("Adjustment")
     REVERSAL = "reversal", _("Reversal")
