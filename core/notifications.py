@@ -21,6 +21,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import formats, timezone, translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -280,3 +281,12 @@ def notification_preference_set(*, user_id: int, language: str, email_muted: Ite
         user_id=user_id, defaults={"language": language, "email_muted": muted, "updated_at": timezone.now()}
     )
     return preference
+
+
+def notifications_for_user(*, user_id: int) -> QuerySet[Notification]:
+    """A person's notifications, newest first."""
+    return Notification.objects.filter(user_id=user_id).order_by("-created_at", "-pk")
+
+
+def notifications_unread_count(*, user_id: int) -> int:
+    return Notification.objects.filter(user_id=user_id, read_at__isnull=True).count()

@@ -25,7 +25,6 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from compensation.errors import LedgerError
-from compensation.unclaimed.services import unclaimed_notices_record
 from compensation.models import (
     ESCROW_ACCOUNT_KINDS,
     PARTY_ACCOUNT_KINDS,
@@ -36,6 +35,7 @@ from compensation.models import (
     LedgerLine,
 )
 from compensation.settlement.periods import books_closed, period_lock
+from compensation.unclaimed.services import unclaimed_notices_record
 from core.actors import Actor, require_staff
 from core.errors import InvalidInput
 from registry.audit import audit_record

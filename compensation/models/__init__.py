@@ -51,9 +51,6 @@ from compensation.models.usage import (
 )
 
 __all__ = [
-    "HoldEndAction",
-    "HoldPolicy",
-    "UnclaimedNotice",
     "DISTRIBUTION_JOB",
     "ESCROW_ACCOUNT_KINDS",
     "EXPORT_JOB",
@@ -69,6 +66,8 @@ __all__ = [
     "Export",
     "ExportFormat",
     "ExportStatus",
+    "HoldEndAction",
+    "HoldPolicy",
     "Invoice",
     "InvoiceLine",
     "InvoiceSection",
@@ -86,6 +85,7 @@ __all__ = [
     "StatementLine",
     "StatementLineKind",
     "Tariff",
+    "UnclaimedNotice",
     "UsageManifest",
     "UsageUnit",
     "_manifest_upload_to",

@@ -24,7 +24,6 @@ from django.utils.translation import gettext_lazy as _
 
 from compensation.ledger.allocation import allocate_largest_remainder
 from compensation.ledger.escrow import escrow_lock
-from compensation.unclaimed.selectors import hold_end_actions
 from compensation.ledger.services import AccountKey, Posting, accounts_ensure, ledger_post_entries
 from compensation.models import (
     DISTRIBUTION_JOB,
@@ -39,6 +38,7 @@ from compensation.models import (
     UnclaimedNotice,
     UsageManifest,
 )
+from compensation.unclaimed.selectors import hold_end_actions
 from core.actors import Actor, require_staff
 from core.errors import InvalidInput
 from core.jobs import job_publish_on_commit, job_retry, job_run

@@ -77,7 +77,7 @@ def band_label(band: dict[str, Any]) -> str:
         return str(_("%(min)s KRW or more") % {"min": f"{band['min_krw']:,}"})
     if band["min_krw"] == 0:
         return str(_("under %(max)s KRW") % {"max": f"{band['max_krw']:,}"})
-    return f"{band['min_krw']:,}–{band['max_krw']:,} KRW"
+    return f"{band['min_krw']:,}–{band['max_krw']:,} KRW"  # noqa: RUF001 (the en dash of a range)
 
 
 def _open_amount() -> Subquery:
