@@ -210,8 +210,8 @@ def notifications_enqueue(*, notification_ids: Sequence[int]) -> None:
         notifications_deliver.delay(list(notification_ids[start : start + DELIVERY_BATCH]))
 
 
-def notification_deliver(*, notification_id: int) -> str:
-    """Mail one notification if it is still pending; returns its e-mail state. Raises a mail error for a retry.
+def notification_deliver(*, notification_id: int) -> bool:
+    """Mail one notification if it is still pending; True if this call mailed it. Raises a mail error for a retry.
 
     The row is locked while the mail is handed to the server, so two deliveries of the same task mail it once.
     """
@@ -220,17 +220,18 @@ def notification_deliver(*, notification_id: int) -> str:
             Notification.objects.select_for_update().select_related("user").filter(pk=notification_id).first()
         )
         if notification is None or notification.email_state != EmailState.PENDING:
-            return notification.email_state if notification is not None else ""
+            return False
         user = notification.user
         preference = NotificationPreference.objects.filter(user=user).first()
         muted = preference is not None and notification.kind in (preference.email_muted or [])
         if muted or not user.email or not user.is_active:
             notification.email_state = EmailState.SKIPPED
             notification.save(update_fields=["email_state"])
-            return notification.email_state
+            return False
         language = preference.language if preference is not None else settings.LANGUAGE_CODE
         subject, body = notification_render(kind=notification.kind, context=notification.context, language=language)
         notification.email_attempts += 1
+        failure: BaseException | None = None
         try:
             EmailMessage(
                 subject=subject,
@@ -240,16 +241,19 @@ def notification_deliver(*, notification_id: int) -> str:
                 headers={"Content-Language": language},
             ).send()
         except MAIL_ERRORS as exc:
-            # Recorded outside this transaction's rollback: the attempt happened.
-            Notification.objects.filter(pk=notification.pk).update(
-                email_attempts=notification.email_attempts, email_error=f"{type(exc).__name__}: {exc}"[:2000]
-            )
-            raise
-        notification.email_state = EmailState.SENT
-        notification.emailed_at = timezone.now()
-        notification.email_error = ""
-        notification.save(update_fields=["email_state", "emailed_at", "email_attempts", "email_error"])
-    return notification.email_state
+            failure = exc
+        if failure is not None:
+            # The attempt is recorded (committed with this transaction); the error is raised for a retry after it.
+            notification.email_error = f"{type(failure).__name__}: {failure}"[:2000]
+            notification.save(update_fields=["email_attempts", "email_error"])
+        else:
+            notification.email_state = EmailState.SENT
+            notification.emailed_at = timezone.now()
+            notification.email_error = ""
+            notification.save(update_fields=["email_state", "emailed_at", "email_attempts", "email_error"])
+    if failure is not None:
+        raise failure
+    return True
 
 
 def notification_give_up(*, notification_id: int, error: str) -> None:

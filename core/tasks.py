@@ -86,7 +86,7 @@ def notifications_deliver(self: Task[[list[int]], int], notification_ids: list[i
     last_error = ""
     for notification_id in notification_ids:
         try:
-            sent += notification_deliver(notification_id=notification_id) == "sent"
+            sent += notification_deliver(notification_id=notification_id)
         except MAIL_ERRORS as exc:
             failed.append(notification_id)
             last_error = f"{type(exc).__name__}: {exc}"
