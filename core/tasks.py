@@ -95,5 +95,5 @@ def notifications_deliver(self: Task[[list[int]], int], notification_ids: list[i
             for notification_id in failed:
                 notification_give_up(notification_id=notification_id, error=last_error)
             return sent
-        raise self.retry(args=[failed], countdown=60 * 2**self.request.retries)
+        raise self.retry(args=(failed,), countdown=60 * 2**self.request.retries)
     return sent

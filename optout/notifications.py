@@ -36,6 +36,8 @@ def _in_force_since(refusal: Refusal) -> datetime | None:
     if refusal.scope == RefusalScope.URL_PREFIX:
         domain = refusal.domain
         return domain.verified_at if domain is not None and domain.status == DomainStatus.VERIFIED else None
+    if refusal.work_id is None:
+        return None
     claim = (
         OwnershipClaim.objects.filter(work_id=refusal.work_id, holder_id=refusal.holder_id, status=ClaimStatus.VERIFIED)
         .values_list("decided_at", flat=True)

@@ -205,7 +205,15 @@ class ClaimEvidenceInline(admin.TabularInline[ClaimEvidence, OwnershipClaim]):
     extra = 0
     can_delete = False
     fields = ["kind", "download", "registration_number", "party_identifier", "text", "added_by_staff", "created_at"]
-    readonly_fields = fields
+    readonly_fields = [
+        "kind",
+        "download",
+        "registration_number",
+        "party_identifier",
+        "text",
+        "added_by_staff",
+        "created_at",
+    ]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -16,7 +16,8 @@ class EvidenceStorage(FileSystemStorage):
     @cached_property
     def base_location(self) -> str:
         # Follows MEDIA_ROOT as FileSystemStorage does (and its cache is cleared when MEDIA_ROOT changes).
-        return str(self._value_or_setting(self._location, os.path.join(settings.MEDIA_ROOT, "private")))
+        location = getattr(self, "_location", None)
+        return str(self._value_or_setting(location, os.path.join(settings.MEDIA_ROOT, "private")))
 
     def url(self, name: str | None) -> str:
         raise NotImplementedError("Claim evidence has no URL; it is sent by the claim's download view.")

@@ -69,7 +69,8 @@ class UnclaimedListView(APIView):
         query = search_query_clean(data.validated_data.get("q")) if data.validated_data.get("q") else ""
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(unclaimed_notices(query=query), request, view=self) or []
-        return paginator.get_paginated_response(UnclaimedOutput(unclaimed_rows(notices=page), many=True).data)
+        rows = unclaimed_rows(notices=page)
+        return paginator.get_paginated_response(UnclaimedOutput(rows, many=True).data)  # type: ignore[arg-type]
 
 
 class HoldPolicyInput(serializers.Serializer[dict[str, Any]]):

@@ -162,10 +162,10 @@ def _distribute(distribution: MarketShareDistribution) -> None:
     holds: dict[int, list[ManifestLine]] = defaultdict(list)
     transfers: dict[str, list[ManifestLine]] = defaultdict(list)
     for line in open_holds:
-        end = ends.get(line.held_account_id or 0)
-        if end is not None and end > today:
+        hold_end = ends.get(line.held_account_id or 0)
+        if hold_end is not None and hold_end > today:
             continue  # still within its hold period: it stays in escrow
-        policy = policies.get(end) if end is not None else None
+        policy = policies.get(hold_end) if hold_end is not None else None
         if policy is not None and policy.end_action == HoldEndAction.PUBLIC_INTEREST:
             transfers[policy.public_interest_account].append(line)
         else:

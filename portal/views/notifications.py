@@ -35,14 +35,19 @@ class NotificationSettingsForm(forms.Form):
     )
 
 
+def _user_id(request: HttpRequest) -> int:
+    # Only reached behind login_required: the person is signed in.
+    return int(request.user.pk or 0)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def inbox(request: HttpRequest) -> HttpResponse:
     """The person's notifications, newest first, in the page's language; posting marks them all read."""
     if request.method == "POST":
-        notifications_mark_read(user_id=request.user.pk)
+        notifications_mark_read(user_id=_user_id(request))
         return redirect("portal:notifications")
-    page = paginate(request, notifications_for_user(user_id=request.user.pk), per_page=25)
+    page = paginate(request, notifications_for_user(user_id=_user_id(request)), per_page=25)
     language = get_language()
     rows: list[dict[str, Any]] = []
     for notification in page.object_list:
@@ -54,7 +59,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def notification_settings(request: HttpRequest) -> HttpResponse:
-    current = NotificationPreference.objects.filter(user_id=request.user.pk).first()
+    current = NotificationPreference.objects.filter(user_id=_user_id(request)).first()
     muted = set(current.email_muted) if current is not None else set()
     initial = {
         "language": current.language if current is not None else (get_language() or settings.LANGUAGE_CODE)[:2],
@@ -64,7 +69,7 @@ def notification_settings(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         wanted = set(form.cleaned_data["email"])
         notification_preference_set(
-            user_id=request.user.pk,
+            user_id=_user_id(request),
             language=form.cleaned_data["language"],
             email_muted=[kind for kind in NotificationKind.values if kind not in wanted],
         )

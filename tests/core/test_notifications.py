@@ -201,7 +201,7 @@ def test_the_same_event_told_twice_is_recorded_and_mailed_once(owner, django_cap
     notification = Notification.objects.get()
 
     # The task delivered again (a broker redelivery, a retry) finds it sent.
-    assert notifications_deliver.apply(args=[[notification.pk]]).get() == 0
+    assert notifications_deliver.apply(args=([notification.pk],)).get() == 0
 
     assert len(mail.outbox) == 1
     notification.refresh_from_db()
@@ -216,7 +216,7 @@ def _run_as_a_worker(notification_id: int) -> None:
 
     app.conf.task_eager_propagates = False
     try:
-        notifications_deliver.apply(args=[[notification_id]])
+        notifications_deliver.apply(args=([notification_id],))
     finally:
         app.conf.task_eager_propagates = True
 

@@ -83,7 +83,7 @@ def test_staff_open_a_dispute_and_both_sides_are_told(
     work.refresh_from_db()
     assert work.status == WorkStatus.DISPUTED
     disputed = Notification.objects.filter(kind=NotificationKind.CLAIM_DISPUTED)
-    assert sorted(n.party_id for n in disputed) == sorted([holder.pk, other_holder.pk])
+    assert sorted(int(n.party_id or 0) for n in disputed) == sorted([holder.pk, other_holder.pk])
     assert len(mail.outbox) == 2
 
     with django_capture_on_commit_callbacks(execute=True):
