@@ -260,5 +260,13 @@ class Migration(migrations.Migration):
                 condition=models.Q(("month_end__gt", models.F("month_start"))), name="unclaimed_month_bounds"
             ),
         ),
+        migrations.AddIndex(
+            model_name="manifestline",
+            index=models.Index(
+                condition=models.Q(("hold_open", True)),
+                fields=["held_account", "entry"],
+                name="manifest_line_open_by_account",
+            ),
+        ),
         migrations.RunPython(notice_open_holds, migrations.RunPython.noop),
     ]
