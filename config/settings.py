@@ -341,6 +341,8 @@ SPECTACULAR_SETTINGS = {
         "ProcessingStatusEnum": "compensation.models.ManifestStatus",
         "RunStatusEnum": "compensation.models.ExportStatus",
         "SubjectStatusEnum": "optout.models.SubjectStatus",
+        "EvidenceKindEnum": "registry.models.EvidenceKind",
+        "HoldEndActionEnum": "compensation.models.HoldEndAction",
     },
 }
 

@@ -400,6 +400,21 @@ def _evidence_summary(evidence: ClaimEvidence) -> str:
     return text if len(text) <= 200 else text[:200] + "…"
 
 
+@admin.register(ClaimEvidence)
+class ClaimEvidenceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[ClaimEvidence]):
+    """Every piece of claim evidence, read-only (claimants and staff add it through the API or the portal); files
+    download through the claim's permission check."""
+
+    list_display = ["id", "claim", "kind", "download", "registration_number", "party_identifier", "created_at"]
+    list_filter = ["kind", "added_by_staff"]
+    search_fields = ["registration_number", "party_identifier", "original_name", "claim__work__title"]
+    list_select_related = ["claim__work", "claim__holder"]
+
+    @admin.display(description=_("file"))
+    def download(self, evidence: ClaimEvidence) -> str:
+        return _evidence_link(evidence)
+
+
 @admin.register(ClaimDefaultShare)
 class ClaimDefaultShareAdmin(admin.ModelAdmin[ClaimDefaultShare]):
     """The share a claimant gets, per work kind, when it names none and others already claim the work."""
