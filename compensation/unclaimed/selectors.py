@@ -8,7 +8,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import BigIntegerField, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import BigIntegerField, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -80,14 +80,19 @@ def band_label(band: dict[str, Any]) -> str:
     return f"{band['min_krw']:,}–{band['max_krw']:,} KRW"  # noqa: RUF001 (the en dash of a range)
 
 
+def _open_holds() -> QuerySet[ManifestLine]:
+    # Read through the partial index manifest_line_open_by_account (held_account, entry) where hold_open.
+    return ManifestLine.objects.filter(
+        held_account_id=OuterRef("account_id"),
+        hold_open=True,
+        entry__effective_at__gte=OuterRef("month_start"),
+        entry__effective_at__lt=OuterRef("month_end"),
+    )
+
+
 def _open_amount() -> Subquery:
     return Subquery(
-        ManifestLine.objects.filter(
-            held_account_id=OuterRef("account_id"),
-            hold_open=True,
-            entry__effective_at__gte=OuterRef("month_start"),
-            entry__effective_at__lt=OuterRef("month_end"),
-        )
+        _open_holds()
         .order_by()
         .values("held_account_id")
         .annotate(open=Sum(F("held_micro") - F("released_micro")))
@@ -103,8 +108,10 @@ def unclaimed_notices(*, query: str = "") -> QuerySet[UnclaimedNotice]:
     rows = (
         UnclaimedNotice.objects.filter(account__kind__in=LISTED_ACCOUNT_KINDS)
         .select_related("account")
+        # Listed while anything of it is held (an open hold always has money open: held > released). The amount
+        # is only summed for the rows of the page: PostgreSQL computes it after the sort and the limit.
+        .filter(Exists(_open_holds()))
         .annotate(open_micro=Coalesce(_open_amount(), Value(0), output_field=BigIntegerField()))
-        .filter(open_micro__gt=0)
         .order_by("-noticed_at", "-pk")
     )
     if query:
