@@ -149,8 +149,8 @@ def main() -> None:
     }
     assert client.get("/api/v1/unclaimed").json()["count"] == listed
     print(f"{'request':<20} {'median ms':>10} {'p95 ms':>10}")
-    for name, (path, rows) in cases.items():
-        times = sorted(timed(path, rows))
+    for name, (url, rows) in cases.items():
+        times = sorted(timed(url, rows))
         p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
         print(f"{name:<20} {statistics.median(times):>10.1f} {p95:>10.1f}")
     check = next(c for c in ledger_checks() if c.name == "holds_noticed")
