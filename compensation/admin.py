@@ -20,6 +20,7 @@ from compensation.models import (
     Account,
     EscrowRelease,
     Export,
+    HoldPolicy,
     Invoice,
     InvoiceLine,
     LabPayment,
@@ -36,6 +37,7 @@ from compensation.models import (
     Statement,
     StatementLine,
     Tariff,
+    UnclaimedNotice,
     UsageManifest,
     WithholdingRate,
 )
@@ -43,6 +45,7 @@ from compensation.payments.services import lab_payment_record
 from compensation.payouts.services import payout_profile_verify
 from compensation.settlement.distribution import distribution_start
 from compensation.settlement.services import settlement_create
+from compensation.unclaimed.services import hold_policy_set
 from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from core.admin import JOB_FIELDS, AddOnlyAdminMixin, JobAdminMixin, ReadOnlyAdminMixin
@@ -352,8 +355,10 @@ class MarketShareDistributionAdmin(JobAdminMixin, _ServiceAddAdmin):
         "distributed_micro",
         "reserved_micro",
         "undistributable_micro",
+        "transferred_micro",
     ]
     readonly_fields = [
+        "transferred_micro",
         "status",
         "reserve_bp",
         "lines",
@@ -552,3 +557,40 @@ class PayoutProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[PayoutProfile]):
                 continue
             done += 1
         self.message_user(request, _("%(count)s payout profiles verified.") % {"count": done})
+
+
+class HoldPolicyForm(_ServiceAddForm):
+    class Meta:
+        model = HoldPolicy
+        fields = ["effective_from", "period_days", "end_action", "public_interest_account", "reason"]
+        widgets = {"effective_from": forms.DateInput(attrs={"type": "date"})}
+
+    def service(self, data: dict[str, Any]) -> tuple[Any, bool]:
+        policy = hold_policy_set(
+            actor=self.actor,
+            effective_from=data["effective_from"],
+            period_days=data["period_days"],
+            end_action=data["end_action"],
+            public_interest_account=data.get("public_interest_account") or "",
+            reason=data.get("reason") or "",
+        )
+        return policy, True
+
+
+@admin.register(HoldPolicy)
+class HoldPolicyAdmin(AddOnlyAdminMixin, _ServiceAddAdmin):
+    """The hold policy, effective-dated: how long unclaimed money is kept after its notice (its first day on the
+    public list, /unclaimed/), and whether it is then distributed by market share or transferred to a named
+    public-interest account. A policy is added, never edited: the period of a hold already noticed never changes."""
+
+    form = HoldPolicyForm
+    list_display = ["effective_from", "period_days", "end_action", "public_interest_account", "created_by"]
+
+
+@admin.register(UnclaimedNotice)
+class UnclaimedNoticeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[UnclaimedNotice]):
+    """The public list's notices: when each escrow account's hold month was first listed and when its period ends."""
+
+    list_display = ["account", "hold_month", "noticed_at", "hold_ends_on", "policy"]
+    list_filter = ["hold_month", "account__kind"]
+    search_fields = ["account__escrow_key"]

@@ -1,11 +1,15 @@
-"""Reactions to other apps' signals: thin, they only queue tasks."""
+"""Reactions to other apps' signals: thin, they queue tasks or tell people."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.dispatch import receiver
 
+from compensation.notifications import manifest_failed_notify, payout_profile_changed_notify
+from compensation.signals import payout_profile_changed
+from core.signals import audit_requested
 from registry.signals import identifiers_registered, work_owners_changed
 
 
@@ -22,3 +26,19 @@ def reprice_registered_queue(sender: Any, keys: list[str], **kwargs: Any) -> Non
     from compensation.tasks import usage_reprice_keys
 
     usage_reprice_keys.delay(keys)
+
+
+@receiver(audit_requested, dispatch_uid="compensation.manifest_failed_notify")
+def manifest_failed_notify_on_failure(sender: Any, *, code: str, target: Any = None, **kwargs: Any) -> None:
+    # Sent inside the transaction that marks a job failed (core.jobs): the lab is told with it.
+    if code == "compensation.manifest.failed" and target is not None:
+        manifest_failed_notify(manifest_pk=target.pk)
+
+
+@receiver(payout_profile_changed, dispatch_uid="compensation.payout_profile_changed_notify")
+def payout_profile_changed_notify_holder(sender: Any, *, holder_id: int, change: dict[str, Any], **kwargs: Any) -> None:
+    # Sent on commit by compensation.payouts.services. Staff verifying a profile changes none of its details.
+    if change.get("event") == "verified":
+        return
+    with transaction.atomic():
+        payout_profile_changed_notify(party_id=holder_id)

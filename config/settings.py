@@ -149,12 +149,17 @@ MEDIA_ROOT = DATA_DIR / "media"
 MEDIA_URL = "media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Claim evidence: never under MEDIA_URL, only served by the claim's permission check (README "Claims and evidence").
+    "evidence": {"BACKEND": "registry.storage.EvidenceStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG or TESTING
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
+# Which STORAGES alias holds claim evidence files, and the largest file accepted.
+CLAIM_EVIDENCE_STORAGE = env.string("CLAIM_EVIDENCE_STORAGE", "evidence") or "evidence"
+CLAIM_EVIDENCE_MAX_UPLOAD_BYTES = env.integer("CLAIM_EVIDENCE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1024)
 # Bulk uploads go to disk as they stream in; only small bodies stay in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.integer("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 * 1024, minimum=1024)
@@ -336,6 +341,8 @@ SPECTACULAR_SETTINGS = {
         "ProcessingStatusEnum": "compensation.models.ManifestStatus",
         "RunStatusEnum": "compensation.models.ExportStatus",
         "SubjectStatusEnum": "optout.models.SubjectStatus",
+        "EvidenceKindEnum": "registry.models.EvidenceKind",
+        "HoldEndActionEnum": "compensation.models.HoldEndAction",
     },
 }
 
@@ -456,6 +463,12 @@ PDF_FONT_PATH = env.string("PDF_FONT_PATH", "/usr/share/fonts/truetype/nanum/Nan
 SNAPSHOT_SCHEDULE_MINUTES = env.integer("SNAPSHOT_SCHEDULE_MINUTES", 24 * 60, minimum=0)
 SNAPSHOT_KEEP = env.integer("SNAPSHOT_KEEP", 7, minimum=1)
 SNAPSHOT_STORAGE = env.string("SNAPSHOT_STORAGE", "default") or "default"
+if CLAIM_EVIDENCE_STORAGE not in STORAGES:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"CLAIM_EVIDENCE_STORAGE={CLAIM_EVIDENCE_STORAGE!r} names no STORAGES alias: {', '.join(STORAGES)}."
+    )
 if SNAPSHOT_STORAGE not in STORAGES:
     from django.core.exceptions import ImproperlyConfigured
 

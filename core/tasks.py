@@ -68,3 +68,32 @@ def periodic_task(*, soft_time_limit: int, time_limit: int) -> Callable[[Callabl
     return shared_task(
         queue=QUEUE_SHORT, acks_late=True, max_retries=0, soft_time_limit=soft_time_limit, time_limit=time_limit
     )
+
+
+# Retries of a notification's e-mail while the mail server fails: about an hour and a half in all, doubling from
+# a minute. The inbox has it from the start.
+NOTIFICATION_MAIL_RETRIES: Final = 7
+
+
+@shared_task(queue=QUEUE_SHORT, acks_late=True, bind=True, max_retries=NOTIFICATION_MAIL_RETRIES)
+def notifications_deliver(self: Task[[list[int]], int], notification_ids: list[int]) -> int:
+    """Mail the notifications still pending; those the mail server refused are retried with backoff. Returns how
+    many were mailed by this run. A row already sent is skipped, so a redelivered task mails nothing twice."""
+    from core.notifications import MAIL_ERRORS, notification_deliver, notification_give_up
+
+    sent = 0
+    failed: list[int] = []
+    last_error = ""
+    for notification_id in notification_ids:
+        try:
+            sent += notification_deliver(notification_id=notification_id)
+        except MAIL_ERRORS as exc:
+            failed.append(notification_id)
+            last_error = f"{type(exc).__name__}: {exc}"
+    if failed:
+        if self.request.retries >= NOTIFICATION_MAIL_RETRIES:
+            for notification_id in failed:
+                notification_give_up(notification_id=notification_id, error=last_error)
+            return sent
+        raise self.retry(args=(failed,), countdown=60 * 2**self.request.retries)
+    return sent

@@ -14,6 +14,7 @@ from core.actors import Actor, require_staff
 from core.dates import CLOCK_SKEW
 from core.errors import InvalidInput, InvalidState, NotPermitted
 from optout.models import KindRegime, Purpose, Refusal, RefusalEvent, RefusalEventKind, RefusalScope, Regime
+from optout.notifications import refusal_notify_in_force, refusal_notify_withdrawn
 from optout.status.services import status_refresh_for_kind, status_refresh_for_refusal
 from registry.audit import audit_record
 from registry.errors import InvalidIdentifier
@@ -124,6 +125,7 @@ def refusal_file(
             },
         )
         status_refresh_for_refusal(refusal=refusal, cause=event)
+        refusal_notify_in_force(refusal=refusal)
     return refusal
 
 
@@ -143,6 +145,7 @@ def refusal_withdraw(*, actor: Actor, refusal: Refusal, effective_at: datetime |
                 code="optout.refusal.withdrawn", actor=actor, target=refusal, data={"effective_at": at.isoformat()}
             )
             status_refresh_for_refusal(refusal=refusal, cause=audit)
+            refusal_notify_withdrawn(refusal=refusal, effective_at=at)
     except IntegrityError:
         raise InvalidState(_("This refusal is already withdrawn."), code="already_withdrawn") from None
     return event

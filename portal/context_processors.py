@@ -7,6 +7,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from core.notifications import notifications_unread_count
 from portal.access import portal_parties
 from registry.selectors import registry_name
 
@@ -19,4 +20,5 @@ def portal(request: HttpRequest) -> dict[str, Any]:
         context["portal_memberships"] = memberships
         context["portal_membership"] = active
         context["portal_party"] = active.party if active is not None else None
+        context["unread_notifications"] = notifications_unread_count(user_id=user.pk)
     return context

@@ -17,7 +17,7 @@ from core.dates import validate_date_in_range
 from optout.models import Purpose, RefusalScope
 from portal import ratelimit
 from registry.identifiers import Scheme
-from registry.models import ApiScope, DomainMethod, HolderType, MemberRole, PartyKind, WorkKind
+from registry.models import ApiScope, DomainMethod, EvidenceKind, HolderType, MemberRole, PartyKind, WorkKind
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
 
@@ -201,6 +201,35 @@ class ClaimForm(forms.Form):
 
     def share_bp(self) -> int:
         return int(self.cleaned_data["share_percent"] * 100)
+
+
+class EvidenceForm(forms.Form):
+    """A piece of evidence for a claim (``registry.services.claim_evidence_add`` checks what each kind needs)."""
+
+    evidence_kind = forms.ChoiceField(label=_("Evidence"), choices=EvidenceKind.choices)
+    evidence_file = forms.FileField(
+        label=_("File"),
+        required=False,
+        help_text=_(
+            "The certificate, contract or publication record (PDF or image). Only you and registry staff see it."
+        ),
+    )
+    registration_number = forms.CharField(
+        label=_("Registration number"),
+        required=False,
+        max_length=40,
+        help_text=_("A Korea Copyright Commission registration number, C-YYYY-NNNNNN."),
+    )
+    party_identifier = forms.CharField(label=_("ISNI or IPI"), required=False, max_length=40)
+    evidence_text = forms.CharField(label=_("Text"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class ClaimWithEvidenceForm(ClaimForm, EvidenceForm):
+    """Claim a share of a work, with a first piece of evidence if there is one."""
+
+    evidence_kind = forms.ChoiceField(
+        label=_("Evidence"), choices=[("", _("None for now")), *EvidenceKind.choices], required=False
+    )
 
 
 class ImportForm(forms.Form):

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from portal.views import accounts, labs, public, refusals, settlements, works
+from portal.views import accounts, labs, notifications, public, refusals, settlements, works
 
 app_name = "portal"
 
@@ -9,6 +9,7 @@ _reset = {"success_url": reverse_lazy("portal:password-reset-done")}
 
 urlpatterns = [
     path("search", public.search, name="search"),
+    path("unclaimed/", public.unclaimed, name="unclaimed"),
     path("receipts/check/", public.receipt_check, name="receipt-check"),
     # Accounts
     path("accounts/signup/", accounts.signup, name="signup"),
@@ -45,6 +46,9 @@ urlpatterns = [
         name="password-reset-complete",
     ),
     path("accounts/invitation/<str:token>/", accounts.invitation, name="invitation"),
+    # Notifications (a person's, whichever party they act for)
+    path("dashboard/notifications/", notifications.inbox, name="notifications"),
+    path("dashboard/notifications/settings/", notifications.notification_settings, name="notification-settings"),
     # Parties
     path("dashboard/", works.dashboard, name="dashboard"),
     path("dashboard/parties/new/", accounts.party_create, name="party-create"),
@@ -60,6 +64,12 @@ urlpatterns = [
     path("dashboard/works/<int:work_id>/identifiers/", works.work_identifier_add, name="work-identifier-add"),
     path("dashboard/works/<int:work_id>/files/", works.work_file_upload, name="work-file-upload"),
     path("dashboard/works/<int:work_id>/claim/", works.work_claim, name="work-claim"),
+    path("dashboard/claims/<int:claim_id>/", works.claim_detail, name="work-claim-detail"),
+    path(
+        "dashboard/claims/<int:claim_id>/evidence/<int:evidence_id>/file",
+        works.claim_evidence_file,
+        name="claim-evidence-file",
+    ),
     path(
         "dashboard/works/<int:work_id>/licensing-contact/",
         works.work_licensing_contact,

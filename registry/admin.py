@@ -5,8 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -20,6 +24,8 @@ from registry.models import (
     WORK_IMPORT_JOB,
     ApiKey,
     AuditEvent,
+    ClaimDefaultShare,
+    ClaimEvidence,
     ClaimStatus,
     ConflictResolution,
     ConflictStatus,
@@ -36,6 +42,7 @@ from registry.models import (
     WorkImport,
     WorkImportRowError,
 )
+from registry.selectors import claim_co_claims
 from registry.signals import status_inputs_changed
 
 
@@ -191,15 +198,62 @@ class IdentifierAdmin(AuditedAdmin):
         status_inputs_changed.send(sender=Identifier, cause=event, keys=[f"{obj.scheme}:{obj.value}"])
 
 
+class ClaimEvidenceInline(admin.TabularInline[ClaimEvidence, OwnershipClaim]):
+    """The claim's evidence, read-only: it is added by the claimant (or staff) through the API or the portal."""
+
+    model = ClaimEvidence
+    extra = 0
+    can_delete = False
+    fields = ["kind", "download", "registration_number", "party_identifier", "text", "added_by_staff", "created_at"]
+    readonly_fields = [
+        "kind",
+        "download",
+        "registration_number",
+        "party_identifier",
+        "text",
+        "added_by_staff",
+        "created_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("file"))
+    def download(self, evidence: ClaimEvidence) -> str:
+        return _evidence_link(evidence)
+
+
+def _evidence_link(evidence: ClaimEvidence) -> str:
+    if not evidence.file:
+        return "—"
+    url = reverse("api:claim-evidence-file", kwargs={"claim_id": evidence.claim_id, "evidence_id": evidence.pk})
+    return format_html('<a href="{}">{}</a> ({} B)', url, evidence.original_name or evidence.pk, evidence.size)
+
+
 @admin.register(OwnershipClaim)
 class OwnershipClaimAdmin(admin.ModelAdmin[OwnershipClaim]):
-    """The claim verification queue: filter by pending, select, verify or reject, or accept a contested
-    claim for review (which disputes the work, holding its payments, until it is verified or rejected).
+    """The claim review queue, oldest first with the time each claim has waited: open a claim to see its evidence
+    and the other claimants of the same work side by side, write the reason the claimant will read, then verify,
+    reject, or accept it for review (which opens a dispute when the shares pass 100%, holding the work's payments
+    until it is verified or rejected). The list's actions decide many claims at once with their stored reasons.
     """
 
-    list_display = ["id", "work", "holder", "share_bp", "valid_from", "status", "created_at", "decided_at"]
+    list_display = [
+        "id",
+        "work",
+        "holder",
+        "share_bp",
+        "status",
+        "waiting",
+        "co_claimant_count",
+        "evidence_count",
+        "created_at",
+        "decided_at",
+    ]
     list_filter = ["status", "work__status"]
     search_fields = ["work__title", "holder__name"]
+    # The queue is worked oldest first: a claim's age is how long a holder has waited for an answer.
+    ordering = ["created_at", "id"]
     readonly_fields = [
         "work",
         "holder",
@@ -210,15 +264,96 @@ class OwnershipClaimAdmin(admin.ModelAdmin[OwnershipClaim]):
         "decided_at",
         "verified_by_domain",
         "created_at",
+        "waiting",
+        "co_claimants",
     ]
     fields = [*readonly_fields, "decision_reason"]
+    inlines = [ClaimEvidenceInline]
     actions = ["verify", "accept_for_review", "reject"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OwnershipClaim]:
+        live = Q(work__claims__status__in=[ClaimStatus.PENDING, ClaimStatus.IN_REVIEW, ClaimStatus.VERIFIED])
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("work", "holder")
+            .annotate(
+                co_claimants=Count("work__claims", filter=live, distinct=True) - 1,
+                evidence_pieces=Count("evidence", distinct=True),
+            )
+        )
+
+    @admin.display(description=_("waiting"))
+    def waiting(self, claim: OwnershipClaim) -> str:
+        if claim.status not in (ClaimStatus.PENDING, ClaimStatus.IN_REVIEW):
+            return "—"
+        return timesince(claim.created_at)
+
+    @admin.display(description=_("other claimants"), ordering="co_claimants")
+    def co_claimant_count(self, claim: OwnershipClaim) -> int:
+        return max(int(getattr(claim, "co_claimants", 0)), 0)
+
+    @admin.display(description=_("evidence"), ordering="evidence_pieces")
+    def evidence_count(self, claim: OwnershipClaim) -> int:
+        return int(getattr(claim, "evidence_pieces", 0))
+
+    @admin.display(description=_("other claimants of the work, side by side"))
+    def co_claimants(self, claim: OwnershipClaim) -> str:
+        others = claim_co_claims(claims=[claim])[claim.pk]
+        if not others:
+            return str(_("None."))
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    other.holder.name,
+                    f"{other.share_bp / 100:g}%",
+                    other.get_status_display(),
+                    timesince(other.created_at),
+                    format_html_join(
+                        mark_safe("<br>"),
+                        "{}: {}",
+                        ((e.get_kind_display(), _evidence_summary(e)) for e in other.evidence.all()),
+                    )
+                    or "—",
+                )
+                for other in others
+            ),
+        )
+        header = format_html(
+            "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            _("holder"),
+            _("share"),
+            _("status"),
+            _("age"),
+            _("evidence"),
+        )
+        return format_html("<table>{}{}</table>", header, rows)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def save_model(self, request: HttpRequest, obj: OwnershipClaim, form: Any, change: bool) -> None:
+        decision = next((name for name in ("_verify", "_reject", "_dispute") if name in request.POST), None)
+        if decision is None:
+            super().save_model(request, obj, form, change)
+            return
+        actor = _actor(request)
+        reason = (form.cleaned_data.get("decision_reason") or "").strip()
+        claim = OwnershipClaim.objects.get(pk=obj.pk)
+        try:
+            if decision == "_verify":
+                services.claim_verify(actor=actor, claim=claim, reason=reason)
+            elif decision == "_reject":
+                services.claim_reject(actor=actor, claim=claim, reason=reason)
+            else:
+                services.claim_accept_for_review(actor=actor, claim=claim, reason=reason)
+        except RegistryError as exc:
+            self.message_user(request, str(exc.message), level=messages.ERROR)
 
     @admin.action(description=_("Verify the selected claims"))
     def verify(self, request: HttpRequest, queryset: QuerySet[OwnershipClaim]) -> None:
@@ -256,6 +391,45 @@ class OwnershipClaimAdmin(admin.ModelAdmin[OwnershipClaim]):
             ),
             str(_("%(count)s claims rejected.")),
         )
+
+
+def _evidence_summary(evidence: ClaimEvidence) -> str:
+    if evidence.file:
+        return _evidence_link(evidence)
+    text = evidence.registration_number or evidence.party_identifier or evidence.text
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+@admin.register(ClaimEvidence)
+class ClaimEvidenceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[ClaimEvidence]):
+    """Every piece of claim evidence, read-only (claimants and staff add it through the API or the portal); files
+    download through the claim's permission check."""
+
+    list_display = ["id", "claim", "kind", "download", "registration_number", "party_identifier", "created_at"]
+    list_filter = ["kind", "added_by_staff"]
+    search_fields = ["registration_number", "party_identifier", "original_name", "claim__work__title"]
+    list_select_related = ["claim__work", "claim__holder"]
+
+    @admin.display(description=_("file"))
+    def download(self, evidence: ClaimEvidence) -> str:
+        return _evidence_link(evidence)
+
+
+@admin.register(ClaimDefaultShare)
+class ClaimDefaultShareAdmin(admin.ModelAdmin[ClaimDefaultShare]):
+    """The share a claimant gets, per work kind, when it names none and others already claim the work."""
+
+    list_display = ["kind", "share_bp", "updated_at", "updated_by"]
+    fields = ["kind", "share_bp"]
+
+    def save_model(self, request: HttpRequest, obj: ClaimDefaultShare, form: Any, change: bool) -> None:
+        try:
+            services.claim_default_share_set(actor=_actor(request), kind=obj.kind, share_bp=obj.share_bp)
+        except RegistryError as exc:
+            self.message_user(request, str(exc.message), level=messages.ERROR)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(IdentifierConflict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.files.storage import Storage, storages
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -646,3 +647,104 @@ class SimilarityThreshold(models.Model):
 
     def __str__(self) -> str:
         return f"{self.modality}: ≤{self.max_distance} bits from {self.effective_from:%Y-%m-%d}"
+
+
+class EvidenceKind(models.TextChoices):
+    # A Korea Copyright Commission registration certificate: its number (C-YYYY-NNNNNN) is checked for format.
+    REGISTRATION = "registration", _("Copyright registration certificate")
+    CONTRACT = "contract", _("Contract")
+    PUBLICATION = "publication", _("Publication record")
+    # An ISNI (16 characters) or an IPI name number (9 to 11 digits) of the claimant.
+    ISNI_IPI = "isni_ipi", _("ISNI or IPI")
+    TEXT = "text", _("Free text")
+
+
+def _evidence_upload_to(instance: ClaimEvidence, filename: str) -> str:
+    # Never the uploader's file name (it is kept in original_name): the path says nothing and guesses nothing.
+    return f"claims/{instance.claim_id}/{timezone.now():%Y%m%d%H%M%S%f}"
+
+
+def _evidence_storage() -> Storage:
+    return storages[settings.CLAIM_EVIDENCE_STORAGE]
+
+
+class ClaimEvidence(models.Model):
+    """What a claimant shows for a claim: a file (stored through the ``CLAIM_EVIDENCE_STORAGE`` storage, never served
+    but through the claim's permission check), a registration number, an ISNI or IPI, or free text. Only the
+    claimant's party and staff read it. Append-only: evidence is added, never edited."""
+
+    claim = models.ForeignKey(
+        OwnershipClaim, on_delete=models.PROTECT, related_name="evidence", verbose_name=_("claim")
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=EvidenceKind.choices)
+    file = models.FileField(
+        _("file"), upload_to=_evidence_upload_to, storage=_evidence_storage, max_length=300, blank=True
+    )
+    original_name = models.CharField(_("original file name"), max_length=255, blank=True)
+    content_type = models.CharField(_("content type"), max_length=100, blank=True)
+    size = models.PositiveBigIntegerField(_("size in bytes"), default=0)
+    # The Korea Copyright Commission registration number, C-YYYY-NNNNNN (kind "registration").
+    registration_number = models.CharField(_("registration number"), max_length=16, blank=True)
+    # An ISNI or IPI name number (kind "isni_ipi"), normalized.
+    party_identifier = models.CharField(_("ISNI or IPI"), max_length=16, blank=True)
+    text = models.TextField(_("text"), blank=True)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("added by"),
+    )
+    added_by_staff = models.BooleanField(_("added by staff"), default=False)
+    created_at = models.DateTimeField(_("added at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("claim evidence")
+        verbose_name_plural = _("claim evidence")
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=EvidenceKind.values), name="evidence_kind_valid"),
+            # Each piece shows something: a file, a number or a text.
+            models.CheckConstraint(
+                condition=~Q(file="") | ~Q(registration_number="") | ~Q(party_identifier="") | ~Q(text=""),
+                name="evidence_not_empty",
+            ),
+            models.CheckConstraint(
+                condition=Q(registration_number="") | Q(kind="registration"), name="evidence_number_is_registration"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for claim {self.claim_id}"
+
+
+class ClaimDefaultShare(models.Model):
+    """The share a claimant gets when it names none and the work already has other claimants, per work kind, set by
+    staff (for example half each for a text's author and publisher). Shown to the claimant before it confirms."""
+
+    kind = models.CharField(_("work kind"), max_length=16, choices=WorkKind.choices, unique=True)
+    share_bp = models.PositiveIntegerField(_("default share (basis points)"))
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("set by"),
+    )
+
+    class Meta:
+        verbose_name = _("default claim share")
+        verbose_name_plural = _("default claim shares")
+        ordering = ["kind"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(share_bp__gte=1) & Q(share_bp__lte=MAX_SHARE_BP), name="default_share_bp_range"
+            ),
+            models.CheckConstraint(condition=Q(kind__in=WorkKind.values), name="default_share_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.share_bp / 100:g}%"

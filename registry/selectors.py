@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import overload
 
 from django.conf import settings
@@ -14,8 +15,11 @@ from core.errors import NotFound
 from registry.errors import InvalidIdentifier
 from registry.identifiers import identifier_normalize
 from registry.models import (
+    MAX_SHARE_BP,
     ApiKey,
     AuditEvent,
+    ClaimDefaultShare,
+    ClaimEvidence,
     ClaimStatus,
     Identifier,
     Membership,
@@ -297,3 +301,58 @@ def work_licensing_contacts(*, work: Work) -> list[dict[str, str]]:
         .distinct()
     )
     return [{"email": party.licensing_email, "url": party.licensing_url} for party in holders]
+
+
+# --- Claim evidence, default shares, the review queue ---------------------------------------
+
+
+@dataclass(frozen=True)
+class ShareDefault:
+    """The share a claim names when the claimant gives none, and why (shown before the claimant confirms)."""
+
+    share_bp: int
+    # True when the staff's default for the work's kind applies (others claim the work), False for the whole work.
+    from_default: bool
+    co_claimants: int
+
+
+def claim_share_default(*, work: Work, holder: Party | None = None) -> ShareDefault:
+    others = OwnershipClaim.objects.filter(work=work).exclude(status=ClaimStatus.REJECTED)
+    if holder is not None:
+        others = others.exclude(holder=holder)
+    count = others.count()
+    if count:
+        default = ClaimDefaultShare.objects.filter(kind=work.kind).values_list("share_bp", flat=True).first()
+        if default is not None:
+            return ShareDefault(share_bp=default, from_default=True, co_claimants=count)
+    return ShareDefault(share_bp=MAX_SHARE_BP, from_default=False, co_claimants=count)
+
+
+def claim_evidence_list_for_actor(*, actor: Actor, claim_id: int) -> QuerySet[ClaimEvidence]:
+    """A claim's evidence, for its claimant's party and staff; anyone else gets ``NotFound`` (the claim is not
+    theirs to know of)."""
+    claim = claim_get_for_actor(actor=actor, claim_id=claim_id)
+    return ClaimEvidence.objects.filter(claim=claim).order_by("created_at", "pk")
+
+
+def claim_evidence_get_for_actor(*, actor: Actor, claim_id: int, evidence_id: int) -> ClaimEvidence:
+    evidence = claim_evidence_list_for_actor(actor=actor, claim_id=claim_id).filter(pk=evidence_id).first()
+    if evidence is None:
+        raise NotFound()
+    return evidence
+
+
+def claim_co_claims(*, claims: Sequence[OwnershipClaim]) -> dict[int, list[OwnershipClaim]]:
+    """For each claim, the other live claims of the same work with their evidence (staff's side-by-side view), in
+    two queries."""
+    work_ids = {claim.work_id for claim in claims}
+    by_work: dict[int, list[OwnershipClaim]] = {}
+    for other in (
+        OwnershipClaim.objects.filter(work_id__in=work_ids)
+        .exclude(status=ClaimStatus.REJECTED)
+        .select_related("holder")
+        .prefetch_related("evidence")
+        .order_by("created_at", "pk")
+    ):
+        by_work.setdefault(other.work_id, []).append(other)
+    return {claim.pk: [c for c in by_work.get(claim.work_id, []) if c.pk != claim.pk] for claim in claims}

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.files import File
 from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
@@ -32,6 +33,8 @@ from stdnum.kr import brn as stdnum_brn
 from core.actors import Actor, require_staff
 from core.dates import CLOCK_SKEW
 from core.errors import InvalidInput, InvalidState, NotPermitted
+from core.models import NotificationKind
+from core.uploads import upload_size_check
 from registry.audit import audit_record
 from registry.domains import TxtResolver, domain_proof_check, origin_normalize
 from registry.errors import DomainCheckFailed, IdentifierTaken, InvalidIdentifier, Overclaim
@@ -41,12 +44,15 @@ from registry.models import (
     ApiKey,
     ApiScope,
     AuditEvent,
+    ClaimDefaultShare,
+    ClaimEvidence,
     ClaimStatus,
     ConflictResolution,
     ConflictStatus,
     ContentModality,
     DomainMethod,
     DomainStatus,
+    EvidenceKind,
     HolderType,
     Identifier,
     IdentifierConflict,
@@ -61,6 +67,8 @@ from registry.models import (
     WorkKind,
     WorkStatus,
 )
+from registry.notifications import party_notify
+from registry.selectors import claim_share_default
 from registry.signals import audit_events_recorded, identifiers_registered, status_inputs_changed, work_owners_changed
 from registry.similarity import MAX_THRESHOLD, identifier_content_fields
 
@@ -578,22 +586,51 @@ def _work_status_refresh(*, actor: Actor, work: Work) -> Work:
                 target=work,
                 data={"claimed_bp": live, "verified_bp": verified, "identifier_conflict": conflicted},
             )
+            _claimants_notify_disputed(work=work)
         elif previous == WorkStatus.DISPUTED:
             audit_record(code="registry.work.dispute_resolved", actor=actor, target=work, data={"status": status})
     return work
 
 
+def _share_label(share_bp: int) -> str:
+    return f"{share_bp / 100:g}%"
+
+
+def _claimants_notify_disputed(*, work: Work) -> None:
+    # Keyed by which dispute of the work this is (the count of its "disputed" audit events, this one included):
+    # a dispute resolved and opened again is told again, one told twice is recorded once.
+    disputes = AuditEvent.objects.filter(
+        code="registry.work.disputed", object_type="registry.work", object_id=str(work.pk)
+    )
+    number = disputes.count()
+    for holder_id in (
+        OwnershipClaim.objects.filter(work=work, status__in=[ClaimStatus.VERIFIED, ClaimStatus.IN_REVIEW])
+        .values_list("holder_id", flat=True)
+        .distinct()
+    ):
+        party_notify(
+            party_id=holder_id,
+            kind=NotificationKind.CLAIM_DISPUTED,
+            key=f"work:{work.pk}:disputed:{number}",
+            context={"work_id": work.pk, "work_title": work.title},
+        )
+
+
 def claim_file(
-    *, actor: Actor, holder: Party, work: Work, share_bp: int = MAX_SHARE_BP, valid_from: date | None = None
+    *, actor: Actor, holder: Party, work: Work, share_bp: int | None = None, valid_from: date | None = None
 ) -> OwnershipClaim:
     """File a holder's claim to a share of an existing work.
 
     The claim is pending and changes nothing (the work's status, who is paid) until staff verify it, or
     accept it for review (``claim_accept_for_review``), which disputes the work if the shares pass 100%.
+    Without ``share_bp`` the claim is to the share ``claim_share_default`` names (the staff's default for the
+    work's kind when others already claim it, else the whole work), the share the claimant was shown.
     """
     require_holder_actor(actor, holder)
     if holder.kind != PartyKind.HOLDER:
         raise InvalidInput(_("Only rights holders claim works."), code="not_a_holder")
+    if share_bp is None:
+        share_bp = claim_share_default(work=work, holder=holder).share_bp
     if not 1 <= share_bp <= MAX_SHARE_BP:
         raise InvalidInput(
             _("The share is in basis points, from 1 to 10000 (100%)."), code="out_of_range", field="share_bp"
@@ -667,6 +704,12 @@ def claim_verify(
         _work_status_refresh(actor=actor, work=work)
         status_inputs_changed.send(sender=OwnershipClaim, work_ids=[work.pk], cause=event)
         _owners_changed_on_commit(work.pk)
+        party_notify(
+            party_id=claim.holder_id,
+            kind=NotificationKind.CLAIM_VERIFIED,
+            key=f"claim:{claim.pk}:verified",
+            context={"work_id": work.pk, "work_title": work.title, "share": _share_label(claim.share_bp)},
+        )
     return claim
 
 
@@ -736,6 +779,12 @@ def claim_reject(*, actor: Actor, claim: OwnershipClaim, reason: str) -> Ownersh
         _work_status_refresh(actor=actor, work=work)
         status_inputs_changed.send(sender=OwnershipClaim, work_ids=[work.pk], cause=event)
         _owners_changed_on_commit(work.pk)
+        party_notify(
+            party_id=claim.holder_id,
+            kind=NotificationKind.CLAIM_REJECTED,
+            key=f"claim:{claim.pk}:rejected",
+            context={"work_id": work.pk, "work_title": work.title, "reason": reason},
+        )
     return claim
 
 
@@ -1128,3 +1177,124 @@ def work_licensing_contact_set(*, actor: Actor, holder: Party, work: Work, email
             data={"holder": holder.pk, "email": email, "url": url},
         )
     return work
+
+
+# --- Claim evidence and default shares ---------------------------------------------------
+
+_IPI = re.compile(r"^[0-9]{9,11}$")
+_EVIDENCE_WITH_FILE = {EvidenceKind.REGISTRATION, EvidenceKind.CONTRACT, EvidenceKind.PUBLICATION}
+
+
+def _registration_number_clean(value: str) -> str:
+    """A Korea Copyright Commission registration number, C-YYYY-NNNNNN (the ``kcc`` identifier's rules)."""
+    try:
+        key = identifier_normalize(scheme=Scheme.KCC, value=value)
+    except InvalidIdentifier as exc:
+        raise InvalidInput(exc.message, code=exc.code, field="registration_number") from None
+    return key.value
+
+
+def _party_identifier_clean(value: str) -> str:
+    compact = re.sub(r"[\s\-]", "", value or "").upper()
+    if _IPI.match(compact):
+        return compact
+    try:
+        return str(stdnum_isni.validate(compact))
+    except StdnumValidationError:
+        raise InvalidInput(
+            _("Not an ISNI (16 characters, the last a check character) or an IPI name number (9 to 11 digits)."),
+            code="invalid_format",
+            field="party_identifier",
+        ) from None
+
+
+def claim_evidence_add(
+    *,
+    actor: Actor,
+    claim: OwnershipClaim,
+    kind: str,
+    file: File[bytes] | None = None,
+    filename: str = "",
+    registration_number: str = "",
+    party_identifier: str = "",
+    text: str = "",
+) -> ClaimEvidence:
+    """Add a piece of evidence to a claim: by the claimant's party (on any live claim, and during a dispute each
+    side on its own), or by staff. A registration certificate names its KCC registration number; an ISNI or IPI
+    names the number; free text says something; a contract or publication record is a file or a text.
+    """
+    if not actor.is_staff:
+        require_holder_actor(actor, claim.holder)
+    if kind not in EvidenceKind.values:
+        raise InvalidInput(_("Unknown kind of evidence."), code="invalid_choice", field="kind")
+    text = (text or "").strip()
+    number = _registration_number_clean(registration_number) if kind == EvidenceKind.REGISTRATION else ""
+    if kind != EvidenceKind.REGISTRATION and registration_number:
+        raise InvalidInput(
+            _("Only a registration certificate has a registration number."),
+            code="unexpected",
+            field="registration_number",
+        )
+    identifier = ""
+    if kind == EvidenceKind.ISNI_IPI:
+        identifier = _party_identifier_clean(party_identifier)
+    elif party_identifier:
+        raise InvalidInput(_("Only ISNI or IPI evidence has that number."), code="unexpected", field="party_identifier")
+    if kind == EvidenceKind.TEXT and not text:
+        raise InvalidInput(_("Write the evidence."), code="required", field="text")
+    if file is not None and kind not in _EVIDENCE_WITH_FILE:
+        raise InvalidInput(_("This kind of evidence has no file."), code="unexpected", field="file")
+    if kind in (EvidenceKind.CONTRACT, EvidenceKind.PUBLICATION) and file is None and not text:
+        raise InvalidInput(_("Attach the document, or describe it."), code="required", field="file")
+    if file is not None:
+        upload_size_check(file, max_bytes=settings.CLAIM_EVIDENCE_MAX_UPLOAD_BYTES)
+    with transaction.atomic():
+        claim = OwnershipClaim.objects.select_for_update().get(pk=claim.pk)
+        if claim.status == ClaimStatus.REJECTED:
+            raise InvalidState(_("This claim is rejected; file a new claim instead."), code="claim_rejected")
+        evidence = ClaimEvidence(
+            claim=claim,
+            kind=kind,
+            registration_number=number,
+            party_identifier=identifier,
+            text=text,
+            added_by=actor.person,
+            added_by_staff=actor.is_staff and actor.party != claim.holder,
+        )
+        if file is not None:
+            evidence.original_name = (filename or getattr(file, "name", "") or "")[-255:]
+            evidence.content_type = (getattr(file, "content_type", "") or "application/octet-stream")[:100]
+            evidence.size = int(getattr(file, "size", 0) or 0)
+            # Saved through the storage API inside the transaction; a rollback leaves an orphan file, never a row
+            # without its file.
+            evidence.file.save("evidence", file, save=False)
+        evidence.save()
+        audit_record(
+            code="registry.claim.evidence_added",
+            actor=actor,
+            target=claim,
+            data={"evidence": evidence.pk, "kind": kind, "file": bool(file), "registration_number": number},
+        )
+    return evidence
+
+
+def claim_default_share_set(*, actor: Actor, kind: str, share_bp: int) -> ClaimDefaultShare:
+    """Set the share a claimant gets, for a work kind, when it names none and others already claim the work."""
+    require_staff(actor)
+    if kind not in WorkKind.values:
+        raise InvalidInput(_("Unknown work kind."), code="invalid_choice", field="kind")
+    if not 1 <= share_bp <= MAX_SHARE_BP:
+        raise InvalidInput(
+            _("The share is in basis points, from 1 to 10000 (100%)."), code="out_of_range", field="share_bp"
+        )
+    with transaction.atomic():
+        default, _created = ClaimDefaultShare.objects.update_or_create(
+            kind=kind, defaults={"share_bp": share_bp, "updated_at": timezone.now(), "updated_by": actor.person}
+        )
+        audit_record(
+            code="registry.claim_default_share.set",
+            actor=actor,
+            target=default,
+            data={"kind": kind, "share_bp": share_bp},
+        )
+    return default

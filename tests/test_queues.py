@@ -47,6 +47,7 @@ TASKS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "optout.tasks.domain_signals_observe": (QUEUE_SHORT, (1, "scheduled")),
     "optout.tasks.domain_signals_recheck": (QUEUE_SHORT, ()),
     "registry.tasks.similarity_index_refresh": (QUEUE_SHORT, ()),
+    "core.tasks.notifications_deliver": (QUEUE_SHORT, ([1],)),
 }
 
 

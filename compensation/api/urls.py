@@ -1,6 +1,6 @@
 from django.urls import path
 
-from compensation.api import export_views, payment_views, views
+from compensation.api import export_views, payment_views, unclaimed_views, views
 
 urlpatterns = [
     path("tariffs", views.TariffListCreateView.as_view(), name="tariffs"),
@@ -16,6 +16,8 @@ urlpatterns = [
     ),
     path("distributions", views.DistributionListCreateView.as_view(), name="distributions"),
     path("distributions/<int:distribution_pk>/retry", views.DistributionRetryView.as_view(), name="distribution-retry"),
+    path("unclaimed", unclaimed_views.UnclaimedListView.as_view(), name="unclaimed"),
+    path("hold-policies", unclaimed_views.HoldPolicyListCreateView.as_view(), name="hold-policies"),
     path("settlements", views.SettlementListCreateView.as_view(), name="settlements"),
     path("settlements/<int:settlement_pk>", views.SettlementDetailView.as_view(), name="settlement"),
     path("settlements/<int:settlement_pk>/retry", views.SettlementRetryView.as_view(), name="settlement-retry"),

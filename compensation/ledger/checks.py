@@ -49,6 +49,10 @@ _CLOSED = f"({sql_literals([SettlementStatus.RUNNING, SettlementStatus.SETTLED])
 _USAGE_SECTION = sql_literal(InvoiceSection.USAGE)
 _PAYMENT = sql_literal(EntryKind.PAYMENT)
 _BANK = sql_literal(AccountKind.BANK)
+_TRANSFER = sql_literal(EntryKind.TRANSFER)
+_PUBLIC_INTEREST = sql_literal(AccountKind.PUBLIC_INTEREST)
+# The escrow the public list of unclaimed money shows (compensation/unclaimed/selectors.py).
+_LISTED_KINDS = sql_literals([AccountKind.ESCROW_UNCLAIMED, AccountKind.ESCROW_UNMATCHED])
 
 
 @dataclass(frozen=True)
@@ -505,6 +509,61 @@ def _checks() -> list[Check]:
               JOIN per_payment pp ON pp.payment_id = lp.id
              WHERE lp.lab_id <> i.lab_id OR pp.used > lp.amount_won
             """,
+        ),
+        Check(
+            "public_interest_transfers",
+            _(
+                "each public-interest transfer takes from escrow what the manifest lines' allocations name it for, "
+                "and gives all of it to one public-interest account"
+            ),
+            ENTRIES,
+            f"""
+            WITH moved AS (
+                SELECT e.id,
+                       SUM(CASE WHEN a.kind IN ({_ESCROW_KINDS}) THEN l.amount_micro ELSE 0 END) AS from_escrow,
+                       SUM(CASE WHEN a.kind = {_PUBLIC_INTEREST} THEN -l.amount_micro ELSE 0 END) AS to_fund,
+                       SUM(CASE WHEN a.kind = {_PUBLIC_INTEREST} THEN 1 ELSE 0 END) AS funds,
+                       SUM(CASE WHEN a.kind NOT IN ({_ESCROW_KINDS}) AND a.kind <> {_PUBLIC_INTEREST} THEN 1 ELSE 0 END)
+                           AS elsewhere,
+                       SUM(CASE WHEN a.kind IN ({_ESCROW_KINDS}) AND l.amount_micro < 0 THEN 1 ELSE 0 END)
+                           AS into_escrow
+                  FROM compensation_ledgerentry e
+                  JOIN compensation_ledgerline l ON l.entry_id = e.id
+                  JOIN compensation_account a ON a.id = l.account_id
+                 WHERE e.kind = {_TRANSFER}
+                 GROUP BY e.id
+            ), allocated AS (
+                SELECT CAST(part.value ->> 3 AS BIGINT) AS id, SUM(CAST(part.value ->> 2 AS BIGINT)) AS amount
+                  FROM compensation_manifestline ml, {elements}(ml.allocation) AS part
+                 WHERE ml.released_micro > 0 AND part.value ->> 0 IS NULL
+                 GROUP BY CAST(part.value ->> 3 AS BIGINT)
+            )
+            SELECT m.id
+              FROM moved m
+              LEFT JOIN allocated al ON al.id = m.id
+             WHERE m.elsewhere > 0 OR m.into_escrow > 0 OR m.funds <> 1
+                OR m.from_escrow <> COALESCE(al.amount, 0)
+                OR m.from_escrow <> m.to_fund
+            """,  # noqa: S608  (constants only)
+        ),
+        Check(
+            "holds_noticed",
+            _(
+                "every open hold for a work's unclaimed share or an unregistered identifier is on the public list: "
+                "its escrow account has a notice for the month it was held in"
+            ),
+            MANIFEST_LINES,
+            f"""
+            SELECT ml.id
+              FROM compensation_manifestline ml
+              JOIN compensation_account a ON a.id = ml.held_account_id
+              JOIN compensation_ledgerentry e ON e.id = ml.entry_id
+             WHERE ml.hold_open AND a.kind IN ({_LISTED_KINDS})
+               AND NOT EXISTS (
+                   SELECT 1 FROM compensation_unclaimednotice n
+                    WHERE n.account_id = a.id AND n.month_start <= e.effective_at AND e.effective_at < n.month_end
+               )
+            """,  # noqa: S608  (constants only)
         ),
     ]
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 from compensation.ledger.allocation import allocate_largest_remainder
 from compensation.ledger.services import AccountKey, Posting, accounts_ensure, ledger_post_entries
 from compensation.models import AccountKind, EntryKind, EscrowRelease, ManifestLine, UsageManifest
+from compensation.notifications import escrow_released_notify
 from core.actors import Actor
 from core.locks import advisory_lock
 from registry.audit import audit_record
@@ -159,6 +160,7 @@ def _release_batch(work: Work, claims: list[tuple[int, int, int]], holds: list[M
             target=work,
             data={"entry": entry_id, "amount_micro": total, "lines": len(line_ids), "claims": claim_ids},
         )
+        escrow_released_notify(work=work, entry_id=entry_id, credits=dict(credits))
     for line, paid in changed:
         line.allocation = [*line.allocation, *([holder, pk, part, entry_id] for holder, pk, part in paid)]
     ManifestLine.objects.bulk_update(

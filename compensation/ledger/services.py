@@ -35,6 +35,7 @@ from compensation.models import (
     LedgerLine,
 )
 from compensation.settlement.periods import books_closed, period_lock
+from compensation.unclaimed.services import unclaimed_notices_record
 from core.actors import Actor, require_staff
 from core.errors import InvalidInput
 from registry.audit import audit_record
@@ -463,6 +464,17 @@ def _post(postings: Sequence[Posting], writer: LedgerWriter | None = None) -> di
                 for account_id, amount in c.unsorted_lines
             ]
         )
+        # The public list of unclaimed money is live: money held in escrow for the first time in a month is
+        # noticed in the transaction that holds it (compensation/unclaimed).
+        held = [
+            (account_id, c.effective_at)
+            for c in ordered
+            if c.key in inserted
+            for account_id, amount in c.unsorted_lines
+            if amount < 0
+        ]
+        if held:
+            unclaimed_notices_record(holds=held)
     result = {key: (entry_id, True) for key, entry_id in inserted.items()}
     result.update((key, (entry_id, False)) for key, entry_id in earlier.items())
     return result

@@ -53,7 +53,7 @@ def rates_seed(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('compensation', '0011_line_match'),
+        ('compensation', '0013_unclaimed_holds'),
         ('registry', '0009_canonical_urls'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -48,6 +48,7 @@ from compensation.models.settlement import (
     StatementLine,
     StatementLineKind,
 )
+from compensation.models.unclaimed import HoldEndAction, HoldPolicy, UnclaimedNotice
 from compensation.models.usage import (
     MANIFEST_JOB,
     ManifestFormat,
@@ -79,6 +80,8 @@ __all__ = [
     "Export",
     "ExportFormat",
     "ExportStatus",
+    "HoldEndAction",
+    "HoldPolicy",
     "Invoice",
     "InvoiceLine",
     "InvoiceSection",
@@ -105,6 +108,7 @@ __all__ = [
     "Tariff",
     "TaxIdKind",
     "TaxStatus",
+    "UnclaimedNotice",
     "UsageManifest",
     "UsageUnit",
     "WithholdingRate",

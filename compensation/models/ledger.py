@@ -32,6 +32,8 @@ class AccountKind(models.TextChoices):
     WITHHOLDING = "withholding", _("Withholding")
     # What labs paid into the registry's bank account (debit-normal: the cash the registry holds).
     BANK = "bank", _("Bank: lab payments received")
+    # Unclaimed money transferred at the end of its hold period; escrow_key is the account's staff-given name.
+    PUBLIC_INTEREST = "public_interest", _("Public-interest account")
 
 
 # Kinds that belong to a party, and the party kind each needs.
@@ -103,6 +105,8 @@ class EntryKind(models.TextChoices):
     ACCRUAL = "accrual", _("Accrual")
     RELEASE = "release", pgettext_lazy("escrow release", "Release")
     DISTRIBUTION = "distribution", _("Market-share distribution")
+    # Unclaimed escrow moved to a public-interest account at the end of its hold period (HoldPolicy).
+    TRANSFER = "transfer", _("Public-interest transfer")
     PAYOUT = "payout", _("Payout")
     ADJUSTMENT = "adjustment", _("Adjustment")
     REVERSAL = "reversal", _("Reversal")

@@ -356,6 +356,8 @@ class MarketShareDistribution(JobFields):
         default=0,
         help_text=_("Held for labs that paid no holder in the month: stays in escrow."),
     )
+    # What went to public-interest accounts instead, for holds whose hold policy said so at the end of their period.
+    transferred_micro = models.BigIntegerField(_("transferred to public interest (micro-won)"), default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -303,6 +303,10 @@ class ManifestLine(models.Model):
                 fields=["key"], condition=Q(hold_open=True, work__isnull=True), name="manifest_line_unmatched_hold"
             ),
             models.Index(fields=["work"], condition=Q(hold_open=True), name="manifest_line_work_hold"),
+            # The public list of unclaimed money: what each escrow account still holds (open holds only).
+            models.Index(
+                fields=["held_account", "entry"], condition=Q(hold_open=True), name="manifest_line_open_by_account"
+            ),
             models.Index(
                 fields=["work", "manifest"],
                 condition=Q(outcome="refused_at_use"),

@@ -12,6 +12,7 @@ in their allocation as ``[None, None, part, entry]``, so each micro-won of a hol
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -30,11 +31,14 @@ from compensation.models import (
     DistributionShare,
     DistributionStatus,
     EntryKind,
+    HoldEndAction,
     LedgerEntry,
     ManifestLine,
     MarketShareDistribution,
+    UnclaimedNotice,
     UsageManifest,
 )
+from compensation.unclaimed.selectors import hold_end_actions
 from core.actors import Actor, require_staff
 from core.errors import InvalidInput
 from core.jobs import job_publish_on_commit, job_retry, job_run
@@ -68,7 +72,14 @@ def distribution_start(*, actor: Actor, hold_month: date) -> tuple[MarketShareDi
     require_staff(actor)
     month = hold_month.replace(day=1)
     month_start, _end = hold_month_bounds(month=month)
-    if month_start >= distributable_before(at=timezone.now()):
+    notices = UnclaimedNotice.objects.filter(hold_month=month)
+    if notices.exists():
+        # The hold period counts from each hold's notice (its first day on the public list): the month is
+        # distributed once, when every notice of it has run its period.
+        not_over = notices.filter(hold_ends_on__gt=timezone.localdate()).exists()
+    else:
+        not_over = month_start >= distributable_before(at=timezone.now())
+    if not_over:
         raise InvalidInput(
             _("This month's escrow is still within the hold period."), code="hold_period_not_over", field="hold_month"
         )
@@ -145,9 +156,20 @@ def _distribute(distribution: MarketShareDistribution) -> None:
         if pk is not None
     )
     labs = dict(UsageManifest.objects.filter(pk__any_of=manifest_ids).values_list("pk", "lab_id"))
+    ends = _hold_ends(distribution, open_holds)
+    today = timezone.localdate()
+    policies = hold_end_actions(days=[end for end in ends.values() if end is not None])
     holds: dict[int, list[ManifestLine]] = defaultdict(list)
+    transfers: dict[str, list[ManifestLine]] = defaultdict(list)
     for line in open_holds:
-        holds[labs[line.manifest_id]].append(line)
+        hold_end = ends.get(line.held_account_id or 0)
+        if hold_end is not None and hold_end > today:
+            continue  # still within its hold period: it stays in escrow
+        policy = policies.get(hold_end) if hold_end is not None else None
+        if policy is not None and policy.end_action == HoldEndAction.PUBLIC_INTEREST:
+            transfers[policy.public_interest_account].append(line)
+        else:
+            holds[labs[line.manifest_id]].append(line)
     # What each lab paid each holder at use in the month: the weights.
     basis: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for manifest, entry, allocation in (
@@ -162,8 +184,69 @@ def _distribute(distribution: MarketShareDistribution) -> None:
     changed: list[ManifestLine] = []
     for lab in sorted(holds):
         changed += _distribute_lab(distribution, lab, holds[lab], basis.get(lab, {}))
+    for name in sorted(transfers):
+        changed += _transfer(distribution, name, transfers[name])
     ManifestLine.objects.bulk_update(changed, ["allocation", "released_micro", "hold_open"], batch_size=1_000)
     UsageManifest.objects.filter(pk__in={line.manifest_id for line in changed}).update(summary=None)
+
+
+def _hold_ends(distribution: MarketShareDistribution, lines: list[ManifestLine]) -> dict[int, date | None]:
+    """Per escrow account of the month's holds, the day its hold period ends: its notice's (held for a work's
+    unclaimed share or an unregistered identifier), else None (disputed escrow is not on the public list; it goes
+    when the month does)."""
+    accounts = {line.held_account_id for line in lines if line.held_account_id is not None}
+    ends: dict[int, date | None] = dict.fromkeys(accounts)
+    ends.update(
+        UnclaimedNotice.objects.filter(
+            hold_month=distribution.hold_month, account__id__any_of=frozenset(accounts)
+        ).values_list("account_id", "hold_ends_on")
+    )
+    return ends
+
+
+def _transfer(distribution: MarketShareDistribution, name: str, holds: list[ManifestLine]) -> list[ManifestLine]:
+    """Move the unreserved part of each hold to the public-interest account ``name`` (the hold policy in force at
+    the end of the holds' period said so), in one entry; the reserve stays for a late claimant, as with
+    market-share distribution."""
+    keep_bp = distribution.reserve_bp
+    parts = {line.pk: (line.held_micro - line.released_micro) * (10_000 - keep_bp) // 10_000 for line in holds}
+    open_total = sum(line.held_micro - line.released_micro for line in holds)
+    pool = sum(parts.values())
+    if pool == 0:
+        distribution.reserved_micro += open_total
+        return []
+    debits: dict[int, int] = defaultdict(int)
+    for line in holds:
+        if parts[line.pk] and line.held_account_id is not None:
+            debits[line.held_account_id] += parts[line.pk]
+    target = accounts_ensure(keys=[AccountKey(AccountKind.PUBLIC_INTEREST, escrow_key=name)])
+    account = target[AccountKey(AccountKind.PUBLIC_INTEREST, escrow_key=name)]
+    posting = Posting(
+        idempotency_key=f"distribution:{distribution.pk}:public-interest:{hashlib.sha256(name.encode()).hexdigest()[:16]}",
+        kind=EntryKind.TRANSFER,
+        effective_at=timezone.now(),
+        lines=[*sorted(debits.items()), (account.pk, -pool)],
+        memo=f"unclaimed {distribution.hold_month:%Y-%m} escrow transferred to {name}",
+        source={
+            "distribution": distribution.pk,
+            "hold_month": f"{distribution.hold_month:%Y-%m}",
+            "public_interest": name,
+        },
+    )
+    entry_id = ledger_post_entries(postings=[posting])[posting.idempotency_key]
+    changed = []
+    for line in holds:
+        part = parts[line.pk]
+        if not part:
+            continue
+        line.allocation = [*line.allocation, [None, None, part, entry_id]]
+        line.released_micro += part
+        line.hold_open = line.released_micro < line.held_micro
+        changed.append(line)
+    distribution.lines += len(changed)
+    distribution.transferred_micro += pool
+    distribution.reserved_micro += open_total - pool
+    return changed
 
 
 def _distribute_lab(

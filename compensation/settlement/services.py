@@ -61,6 +61,7 @@ from compensation.models import (
     StatementLineKind,
     UsageManifest,
 )
+from compensation.notifications import settlement_settled_notify
 from compensation.payments.services import lab_payments_apply
 from compensation.payouts.selectors import payout_basis_on, verified_profiles, withholding_rates_on
 from compensation.settlement.periods import period_lock
@@ -207,6 +208,7 @@ def _step_build(settlement_id: int, name: str, build: Callable[[Settlement], dic
     audit_record(
         code="compensation.settlement.settled", actor=Actor.system(), target=settlement, data=settlement.totals
     )
+    settlement_settled_notify(settlement=settlement)
     return {
         "progress": settlement.progress,
         "status": settlement.status,

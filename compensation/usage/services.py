@@ -54,6 +54,7 @@ from compensation.models import (
     Tariff,
     UsageManifest,
 )
+from compensation.notifications import manifest_processed_notify
 from compensation.usage.decisions import FULL_SHARE_BP, LineFacts, kind_for_unmatched, rule_for, tariff_sought
 from compensation.usage.manifests import (
     ManifestMeta,
@@ -824,6 +825,7 @@ def _manifest_end(manifest: UsageManifest, *, status: str, code: str = "", reaso
             target=manifest,
             data={"lines_total": manifest.lines_total, "lines_done": manifest.lines_done},
         )
+        manifest_processed_notify(manifest=manifest)
 
 
 def usage_manifests_resume_stalled(*, older_than_minutes: float | None = None) -> int:

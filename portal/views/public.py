@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from compensation.unclaimed.selectors import unclaimed_notices, unclaimed_rows
 from core.api.errors import RETRY_AFTER_SECONDS
 from optout.api.throttles import LookupAnonymousThrottle
 from optout.receipts import receipt_verify
@@ -87,6 +88,28 @@ def search(request: HttpRequest) -> HttpResponse:
                 return response
     status = 200 if "error" not in context else 400
     return render(request, "portal/public/search.html", context, status=status if query else 200)
+
+
+@require_safe
+def unclaimed(request: HttpRequest) -> HttpResponse:
+    """The registry's notice of undistributed compensation: what escrow holds per work and unregistered identifier,
+    banded, with its hold month and the day its hold ends; searchable, paginated, live."""
+    query = request.GET.get("q", "").strip()
+    context: dict[str, Any] = {"q": query}
+    if query:
+        throttled = _throttled(request)
+        if throttled is not None:
+            return throttled
+        try:
+            query = search_query_clean(query)
+        except InvalidSearch as exc:
+            context["error"] = exc.message
+            return render(request, "portal/public/unclaimed.html", context, status=400)
+    page = paginate(request, unclaimed_notices(query=query), per_page=50)
+    context["page"] = page
+    context["rows"] = unclaimed_rows(notices=list(page.object_list))
+    context["query_string"] = query_without_page(request)
+    return render(request, "portal/public/unclaimed.html", context)
 
 
 @require_http_methods(["GET", "POST"])

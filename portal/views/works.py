@@ -7,7 +7,8 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -18,7 +19,8 @@ from core.errors import NotFound, RegistryError
 from portal.access import Portal, holder_view, portal_parties, portal_view
 from portal.form_errors import error_to_form
 from portal.forms import (
-    ClaimForm,
+    ClaimWithEvidenceForm,
+    EvidenceForm,
     IdentifierAddForm,
     IdentifierFormSet,
     ImportForm,
@@ -38,7 +40,7 @@ from registry.embedded_rights import (
 from registry.errors import IdentifierTaken, InvalidIdentifier
 from registry.identifiers import identifier_normalize
 from registry.imports import work_import_create, work_import_rows
-from registry.models import Identifier, ImportStatus, PartyKind, WorkFile, WorkImport
+from registry.models import Identifier, ImportStatus, PartyKind, WorkFile, WorkImport, WorkKind
 from registry.work_files import work_file_create
 
 PREVIEW_ROWS = 5
@@ -92,8 +94,15 @@ def _identifier_error_to_formset(formset: Any, exc: RegistryError, indexes: list
 @holder_view
 @require_http_methods(["GET", "POST"])
 def work_create(request: HttpRequest, portal: Portal) -> HttpResponse:
-    form = WorkForm(request.POST or None)
-    formset = IdentifierFormSet(request.POST or None, prefix="identifiers")
+    # "This is mine" on the unclaimed list opens this form filled with the row's identifier and kind.
+    scheme, _sep, value = request.GET.get("identifier", "").partition(":")
+    initial_kind = request.GET.get("kind", "")
+    form = WorkForm(request.POST or None, initial={"kind": initial_kind} if initial_kind in WorkKind.values else None)
+    formset = IdentifierFormSet(
+        request.POST or None,
+        prefix="identifiers",
+        initial=[{"scheme": scheme, "value": value}] if request.method == "GET" and scheme and value else None,
+    )
     taken_work = None
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         items, indexes = _identifier_items(formset)
@@ -250,27 +259,108 @@ def work_identifier_add(request: HttpRequest, portal: Portal, work_id: int) -> H
 @holder_view
 @require_http_methods(["GET", "POST"])
 def work_claim(request: HttpRequest, portal: Portal, work_id: int) -> HttpResponse:
-    """Claim a share of a work someone already registered (the way out when an identifier is taken)."""
+    """Claim a share of a work someone already registered (the way out when an identifier is taken, and "This is
+    mine" on the unclaimed list), with evidence. The share the claim names by default is shown first: the staff's
+    default for the work's kind when others already claim it."""
     try:
         work = selectors.work_get(work_id=work_id)
     except NotFound:
         raise Http404() from None
-    form = ClaimForm(request.POST or None)
+    default = selectors.claim_share_default(work=work, holder=portal.party)
+    form = ClaimWithEvidenceForm(
+        request.POST or None, request.FILES or None, initial={"share_percent": default.share_bp / 100}
+    )
     if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data.get("evidence_file")
         try:
-            services.claim_file(
-                actor=portal.actor,
-                holder=portal.party,
-                work=work,
-                share_bp=form.share_bp(),
-                valid_from=form.cleaned_data["valid_from"],
-            )
+            with transaction.atomic():
+                claim = services.claim_file(
+                    actor=portal.actor,
+                    holder=portal.party,
+                    work=work,
+                    share_bp=form.share_bp(),
+                    valid_from=form.cleaned_data["valid_from"],
+                )
+                if form.cleaned_data.get("evidence_kind"):
+                    services.claim_evidence_add(
+                        actor=portal.actor,
+                        claim=claim,
+                        kind=form.cleaned_data["evidence_kind"],
+                        file=upload,
+                        filename=(upload.name or "") if upload is not None else "",
+                        registration_number=form.cleaned_data.get("registration_number") or "",
+                        party_identifier=form.cleaned_data.get("party_identifier") or "",
+                        text=form.cleaned_data.get("evidence_text") or "",
+                    )
         except RegistryError as exc:
-            error_to_form(form, exc, fields={"share_bp": "share_percent"})
+            error_to_form(
+                form,
+                exc,
+                fields={
+                    "share_bp": "share_percent",
+                    "file": "evidence_file",
+                    "text": "evidence_text",
+                    "kind": "evidence_kind",
+                },
+            )
         else:
             messages.success(request, _("Your claim is filed and awaits verification."))
-            return redirect("portal:work", work_id=work.pk)
-    return render(request, "portal/works/claim.html", {"work": work, "form": form})
+            return redirect("portal:work-claim-detail", claim_id=claim.pk)
+    return render(request, "portal/works/claim.html", {"work": work, "form": form, "default": default})
+
+
+@holder_view
+@require_http_methods(["GET", "POST"])
+def claim_detail(request: HttpRequest, portal: Portal, claim_id: int) -> HttpResponse:
+    """One of the party's claims: its status, the reason staff gave, its evidence, and a form to add more (during
+    a dispute each side adds its own)."""
+    try:
+        claim = selectors.claim_get_for_actor(actor=portal.actor, claim_id=claim_id)
+        evidence = list(selectors.claim_evidence_list_for_actor(actor=portal.actor, claim_id=claim_id))
+    except NotFound:
+        raise Http404() from None
+    form = EvidenceForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data.get("evidence_file")
+        try:
+            services.claim_evidence_add(
+                actor=portal.actor,
+                claim=claim,
+                kind=form.cleaned_data["evidence_kind"],
+                file=upload,
+                filename=(upload.name or "") if upload is not None else "",
+                registration_number=form.cleaned_data.get("registration_number") or "",
+                party_identifier=form.cleaned_data.get("party_identifier") or "",
+                text=form.cleaned_data.get("evidence_text") or "",
+            )
+        except RegistryError as exc:
+            error_to_form(form, exc, fields={"file": "evidence_file", "text": "evidence_text", "kind": "evidence_kind"})
+        else:
+            messages.success(request, _("The evidence is added to your claim."))
+            return redirect("portal:work-claim-detail", claim_id=claim.pk)
+    context = {"claim": claim, "evidence": evidence, "form": form}
+    return render(request, "portal/works/claim_detail.html", context, status=400 if form.errors else 200)
+
+
+@holder_view
+@require_safe
+def claim_evidence_file(request: HttpRequest, portal: Portal, claim_id: int, evidence_id: int) -> FileResponse:
+    try:
+        evidence = selectors.claim_evidence_get_for_actor(
+            actor=portal.actor, claim_id=claim_id, evidence_id=evidence_id
+        )
+    except NotFound:
+        raise Http404() from None
+    if not evidence.file:
+        raise Http404()
+    response = FileResponse(
+        evidence.file.open("rb"),
+        as_attachment=True,
+        filename=evidence.original_name or f"evidence-{evidence.pk}",
+        content_type="application/octet-stream",
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 # --- Bulk import -------------------------------------------------------------------------------------

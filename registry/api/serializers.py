@@ -17,8 +17,10 @@ from registry.identifiers import Scheme
 from registry.models import (
     ApiKey,
     ApiScope,
+    ClaimEvidence,
     ClaimStatus,
     DomainMethod,
+    EvidenceKind,
     FileIdentifierOutcome,
     Identifier,
     OwnershipClaim,
@@ -141,7 +143,17 @@ class BulkImportInput(serializers.Serializer[dict[str, Any]]):
 
 class ClaimCreateInput(serializers.Serializer[dict[str, Any]]):
     work = serializers.IntegerField(min_value=1, max_value=ID_MAX, help_text=_("The id of the work to claim."))
-    share_bp = serializers.IntegerField(min_value=1, max_value=10000, default=10000)
+    share_bp = serializers.IntegerField(
+        min_value=1,
+        max_value=10000,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=_(
+            "Your share in basis points. Left out: the staff's default share for the work's kind when others "
+            "already claim it (GET /api/v1/works/{id}/claim-share), else 10000."
+        ),
+    )
     valid_from = RegistryDateField(required=False, allow_null=True, default=None)
 
 
@@ -481,3 +493,48 @@ class MeOutput(serializers.Serializer[dict[str, Any]]):
     party = PartyBriefOutput(allow_null=True)
     scopes = serializers.ListField(child=serializers.CharField())
     is_staff = serializers.BooleanField()
+
+
+class ClaimEvidenceInput(serializers.Serializer[dict[str, Any]]):
+    kind = serializers.ChoiceField(choices=EvidenceKind.choices)
+    file = serializers.FileField(required=False, allow_empty_file=False)
+    registration_number = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=40, help_text=_("KCC number, C-YYYY-NNNNNN.")
+    )
+    party_identifier = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=40, help_text=_("An ISNI or an IPI name number.")
+    )
+    text = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
+
+
+class ClaimEvidenceOutput(serializers.ModelSerializer[ClaimEvidence]):
+    file = serializers.SerializerMethodField(help_text=_("Where the file downloads (claimant and staff only)."))
+
+    class Meta:
+        model = ClaimEvidence
+        fields = [
+            "id",
+            "kind",
+            "file",
+            "original_name",
+            "content_type",
+            "size",
+            "registration_number",
+            "party_identifier",
+            "text",
+            "added_by_staff",
+            "created_at",
+        ]
+
+    def get_file(self, evidence: ClaimEvidence) -> str | None:
+        if not evidence.file:
+            return None
+        return f"/api/v1/claims/{evidence.claim_id}/evidence/{evidence.pk}/file"
+
+
+class ClaimShareDefaultOutput(serializers.Serializer[dict[str, Any]]):
+    share_bp = serializers.IntegerField()
+    from_default = serializers.BooleanField(
+        help_text=_("True when the staff's default share for the work's kind applies.")
+    )
+    co_claimants = serializers.IntegerField()

@@ -27,6 +27,13 @@ urlpatterns = [
         name="claim-accept-for-review",
     ),
     path("claims/<int:claim_id>/reject", views.ClaimRejectView.as_view(), name="claim-reject"),
+    path("claims/<int:claim_id>/evidence", views.ClaimEvidenceListCreateView.as_view(), name="claim-evidence"),
+    path(
+        "claims/<int:claim_id>/evidence/<int:evidence_id>/file",
+        views.ClaimEvidenceFileView.as_view(),
+        name="claim-evidence-file",
+    ),
+    path("works/<int:work_id>/claim-share", views.WorkClaimShareView.as_view(), name="work-claim-share"),
     path("domains", views.DomainListCreateView.as_view(), name="domains"),
     path("domains/<int:domain_id>", views.DomainDetailView.as_view(), name="domain-detail"),
     path("domains/<int:domain_id>/check", views.DomainCheckView.as_view(), name="domain-check"),

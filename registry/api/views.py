@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.db import connection
-from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, JsonResponse, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import renderers, status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -16,6 +16,7 @@ from core import spreadsheets
 from core.api.fastjson import JSONParser
 from core.api.schema import error_responses
 from core.api.views import CSVRenderer, RegistryAPIView, acting_party
+from core.errors import NotFound
 from core.jobs import job_retry
 from registry import selectors, services
 from registry.api.serializers import (
@@ -24,8 +25,11 @@ from registry.api.serializers import (
     BulkImportInput,
     ClaimCreateInput,
     ClaimDecisionInput,
+    ClaimEvidenceInput,
+    ClaimEvidenceOutput,
     ClaimListFilter,
     ClaimOutput,
+    ClaimShareDefaultOutput,
     DomainCreateInput,
     DomainOutput,
     ImportOutput,
@@ -392,3 +396,82 @@ def healthz(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"status": "ok"})
     except Exception as exc:  # any database failure means unhealthy
         return JsonResponse({"status": "error", "error": exc.__class__.__name__}, status=503)
+
+
+class ClaimEvidenceListCreateView(RegistryAPIView):
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    @extend_schema(
+        responses={200: ClaimEvidenceOutput(many=True), **error_responses(401, 404)},
+        summary="A claim's evidence (its claimant and staff)",
+    )
+    def get(self, request: Request, claim_id: int) -> Response:
+        evidence = selectors.claim_evidence_list_for_actor(actor=self.actor(), claim_id=claim_id)
+        return self.paginate(evidence, ClaimEvidenceOutput)
+
+    @extend_schema(
+        request={"multipart/form-data": ClaimEvidenceInput, "application/json": ClaimEvidenceInput},
+        responses={201: ClaimEvidenceOutput, **error_responses(401, 404, 409, 413)},
+        summary="Add evidence to a claim: a registration certificate, contract, publication record, ISNI/IPI or text",
+    )
+    def post(self, request: Request, claim_id: int) -> Response:
+        actor = self.actor()
+        claim = selectors.claim_get_for_actor(actor=actor, claim_id=claim_id)
+        data = ClaimEvidenceInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        upload = values.get("file")
+        evidence = services.claim_evidence_add(
+            actor=actor,
+            claim=claim,
+            kind=values["kind"],
+            file=upload,
+            filename=(upload.name or "") if upload is not None else "",
+            registration_number=values["registration_number"],
+            party_identifier=values["party_identifier"],
+            text=values["text"],
+        )
+        return Response(ClaimEvidenceOutput(evidence).data, status=status.HTTP_201_CREATED)
+
+
+class ClaimEvidenceFileView(RegistryAPIView):
+    @extend_schema(
+        responses={(200, "application/octet-stream"): bytes, **error_responses(401, 404)},
+        summary="Download an evidence file (its claimant and staff; anyone else 404)",
+    )
+    def get(self, request: Request, claim_id: int, evidence_id: int) -> FileResponse:
+        evidence = selectors.claim_evidence_get_for_actor(
+            actor=self.actor(), claim_id=claim_id, evidence_id=evidence_id
+        )
+        if not evidence.file:
+            raise NotFound()
+        # Always an attachment, never rendered inline: a claimant's HTML or SVG must not run in the registry's origin.
+        response = FileResponse(
+            evidence.file.open("rb"),
+            as_attachment=True,
+            filename=evidence.original_name or f"evidence-{evidence.pk}",
+            content_type="application/octet-stream",
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+class WorkClaimShareView(RegistryAPIView):
+    @extend_schema(
+        responses={200: ClaimShareDefaultOutput, **error_responses(401, 404)},
+        summary="The share a claim to this work names when it gives none (shown before confirming)",
+    )
+    def get(self, request: Request, work_id: int) -> Response:
+        actor = self.actor()
+        work = selectors.work_get(work_id=work_id)
+        default = selectors.claim_share_default(work=work, holder=actor.party)
+        return Response(
+            ClaimShareDefaultOutput(
+                {
+                    "share_bp": default.share_bp,
+                    "from_default": default.from_default,
+                    "co_claimants": default.co_claimants,
+                }
+            ).data
+        )

@@ -94,7 +94,9 @@ def test_a_hold_month_is_distributed_once_by_market_share_and_the_reserve_waits_
     clock(seoul(2023, 4, 2, 12))
     _report(lab_api, capture, "april", (UNCLAIMED, "2000000"))  # another month: stays held
 
-    clock(seoul(2026, 3, 20, 12))  # the hold period (1,095 days) of March 2023 ends on 2026-03-31
+    # The hold period (1,095 days) counts from the holds' notice, the day they were first listed (2023-03-15): it
+    # ends on 2026-03-14.
+    clock(seoul(2026, 3, 13, 12))
     early = _distribute(staff_api, capture, "2023-03", 400)
     assert early["error"]["code"] == "hold_period_not_over"
 

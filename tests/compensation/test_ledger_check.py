@@ -376,7 +376,9 @@ def test_a_manifest_line_pointing_to_another_entry_fails(processed, accounts):
 
     assert f"manifest_line_entries: {line.pk}" in message
     assert f"manifest_accruals: {processed.accrual.pk}" in message  # it lost a line's amount
-    assert _failed_checks(output) == ["manifest_accruals", "manifest_line_entries"]
+    # The hold now dates from the other entry's month, which no notice of the public list covers.
+    assert f"holds_noticed: {line.pk}" in message
+    assert _failed_checks(output) == ["manifest_accruals", "manifest_line_entries", "holds_noticed"]
 
 
 @pytest.mark.django_db
