@@ -9,13 +9,23 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from compensation.models import EscrowRelease
+from compensation.models import EscrowRelease, PayoutProfile, Statement
+from compensation.payouts.services import payout_profile_verify
+from compensation.settlement.services import settlement_create
 from core.actors import Actor
 from registry.models import ClaimEvidence, ClaimStatus, OwnershipClaim
 from registry.services import claim_reject
 from tests.browser.helpers import screenshot, sign_in
 from tests.compensation.helpers import MANIFESTS, manifest_body
-from tests.factories import ApiKeyFactory, HolderFactory, LabFactory, StaffUserFactory, TariffFactory, WorkFactory
+from tests.factories import (
+    PASSWORD,
+    ApiKeyFactory,
+    HolderFactory,
+    LabFactory,
+    StaffUserFactory,
+    TariffFactory,
+    WorkFactory,
+)
 from tests.helpers import key_client
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -23,8 +33,8 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 AUTUMN = "9788936434021"
 
 
-def test_find_an_unclaimed_work_claim_it_with_evidence_staff_verify_and_the_money_is_released(
-    page, browser, live_server, holder_person, tmp_path
+def test_find_an_unclaimed_work_claim_it_with_evidence_staff_verify_and_a_settlement_pays_it(
+    page, browser, live_server, holder_person, tmp_path, time_machine
 ):
     staff = StaffUserFactory(username="reviewer@registry.example", is_superuser=True)
     TariffFactory(set_by=staff)
@@ -82,3 +92,32 @@ def test_find_an_unclaimed_work_claim_it_with_evidence_staff_verify_and_the_mone
     screenshot(page, "unclaimed-released")
     page.goto("/unclaimed/")
     expect(page.locator("#unclaimed")).not_to_contain_text("Autumn Letters")
+
+    # The holder gives its payout details (the password again), staff verify them, and the month is settled.
+    page.goto("/dashboard/payout-profile/")
+    page.get_by_label("Payee's legal name").fill("김하늘")
+    page.get_by_label("Bank", exact=True).fill("국민은행")
+    page.get_by_label("Account number").fill("123456-01-234567")
+    page.get_by_label("Tax number kind").select_option("rrn")
+    page.get_by_label("Resident or business registration number").fill("900101-1234568")
+    page.get_by_label("Tax status").select_option("individual")
+    page.get_by_label("Your password").fill(PASSWORD)
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("main")).to_contain_text("**********4567")
+    profile = PayoutProfile.objects.get(holder__name="Hangang Press")
+    payout_profile_verify(actor=Actor(user=staff), profile_id=profile.pk)
+
+    # A month later the month is over; staff settle it and the holder is paid, 3.3% withheld as an individual.
+    today = timezone.localdate()
+    time_machine.move_to(timezone.now() + timedelta(days=32), tick=True)
+    settlement, _created = settlement_create(actor=Actor(user=staff), first_day=today.replace(day=1), last_day=today)
+    settlement.refresh_from_db()
+    assert settlement.status == "settled"
+    statement = Statement.objects.get(settlement=settlement, holder__name="Hangang Press")
+    assert (statement.payout_micro, statement.withheld_micro) == (11_604 * 1_000_000, 396 * 1_000_000)
+    sign_in(page, live_server, holder_person)  # a month on, the session has expired
+    page.goto("/dashboard/notifications/")
+    expect(page.locator("#notifications")).to_contain_text("Payout made: ₩11,604")
+    page.goto("/dashboard/statements/")
+    expect(page.locator("main")).to_contain_text("11,604")
+    screenshot(page, "unclaimed-paid")
