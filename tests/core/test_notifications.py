@@ -13,7 +13,7 @@ from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 
 from compensation.models import MANIFEST_JOB, UsageManifest
-from compensation.signals import payout_profile_changed
+from compensation.payouts.services import payout_profile_verify
 from core.actors import Actor
 from core.jobs import job_fail
 from core.models import EmailState, Notification, NotificationKind
@@ -23,7 +23,7 @@ from optout.events import site_disagreement_found
 from optout.services import refusal_withdraw
 from registry.models import VerifiedDomain
 from tests.compensation.helpers import BOOK, MANIFESTS, UNREGISTERED, manifest_body
-from tests.factories import RefusalFactory, WorkFactory, isbn, verify_claims
+from tests.factories import RefusalFactory, WorkFactory, isbn, payout_profile, verify_claims
 from tests.helpers import seoul, signed_in
 
 pytestmark = pytest.mark.django_db
@@ -130,19 +130,25 @@ def test_statement_ready_payout_made_and_invoice_ready(
     assert Notification.objects.filter(kind=NotificationKind.STATEMENT_READY).count() == 2
 
 
-def test_site_disagreement_and_payout_profile_changed_receivers(holder, owner, django_capture_on_commit_callbacks):
+def test_a_site_disagreement_and_changed_payout_details_are_told_to_the_holder(
+    holder, owner, staff, django_capture_on_commit_callbacks
+):
     domain = VerifiedDomain.objects.create(
         holder=holder, origin="https://news.example.kr", host="news.example.kr", method="dns", token="t" * 32
     )
-    findings = [{"location": "/robots.txt", "says": "train-ai=y", "refusal": 7}]
+    # As optout.observations sends it: the new disagreements only, each where and what.
+    findings = [{"path": "/news/", "registry_refuses": ["train-ai"], "site_refuses": [], "sources": ["robots.txt"]}]
     with django_capture_on_commit_callbacks(execute=True):
         site_disagreement_found.send(sender=None, domain_id=domain.pk, disagreements=findings)
         site_disagreement_found.send(sender=None, domain_id=domain.pk, disagreements=findings)
-        payout_profile_changed.send(sender=None, party_id=holder.pk, event_id=41)
+        # Changing bank details through the service tells the holder; staff verifying them does not.
+        profile = payout_profile(holder)
+        payout_profile(holder, account_number="110-999-000000")
+        payout_profile_verify(actor=Actor(user=staff), profile_id=profile.pk)
 
-    assert _kinds(holder) == ["payout_profile_changed", "site_disagreement"]
-    assert "/robots.txt" in Notification.objects.get(kind=NotificationKind.SITE_DISAGREEMENT).context["details"]
-    assert len(mail.outbox) == 2
+    assert _kinds(holder) == ["payout_profile_changed", "payout_profile_changed", "site_disagreement"]
+    assert "/news/" in Notification.objects.get(kind=NotificationKind.SITE_DISAGREEMENT).context["details"]
+    assert len(mail.outbox) == 3
 
 
 # --- Language, preferences, the inbox ------------------------------------------------------------------
