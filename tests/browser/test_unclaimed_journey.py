@@ -3,13 +3,13 @@ and the holder sees the money escrow held for it released to them (in the inbox 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from compensation.models import EscrowRelease, PayoutProfile, Statement
+from compensation.models import EscrowRelease, PayoutProfile, Statement, WithholdingRate
 from compensation.payouts.services import payout_profile_verify
 from compensation.settlement.services import settlement_create
 from core.actors import Actor
@@ -38,6 +38,8 @@ def test_find_an_unclaimed_work_claim_it_with_evidence_staff_verify_and_a_settle
 ):
     staff = StaffUserFactory(username="reviewer@registry.example", is_superuser=True)
     TariffFactory(set_by=staff)
+    # The rates migration 0014 seeds, gone with the flush between transactional tests: staff set them again.
+    WithholdingRate.objects.create(tax_status="individual", rate_bp=330, effective_from=date(2000, 1, 1), set_by=staff)
     # An archive registered the work, but its claim was rejected: nobody owns it, and what it earns is held.
     archive = HolderFactory(name="City Archive")
     work = WorkFactory(holder=archive, identifiers=[("isbn", AUTUMN)], title="Autumn Letters", creators=["Kim Minji"])
