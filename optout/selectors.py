@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import connection, transaction
-from django.db.models import Max, OuterRef, QuerySet, Subquery
+from django.db.models import Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from core.actors import Actor
@@ -487,7 +487,7 @@ def _verified_claim_at() -> Subquery:
 def refusal_list_for_actor(*, actor: Actor) -> QuerySet[Refusal]:
     """Refusals with their events and when the filer's claim was verified, in two queries."""
     refusals = (
-        Refusal.objects.select_related("work", "domain", "holder")
+        Refusal.objects.select_related("work", "domain", "holder", "agent")
         .prefetch_related("events")
         .annotate(claim_verified_at=_verified_claim_at())
         .order_by("-filed_at", "-pk")
@@ -496,7 +496,10 @@ def refusal_list_for_actor(*, actor: Actor) -> QuerySet[Refusal]:
         return refusals
     if actor.party is None:
         return refusals.none()
-    return refusals.filter(holder=actor.party)
+    if actor.on_behalf_of is not None:
+        return refusals.filter(holder=actor.on_behalf_of)
+    # A society or agent also sees the refusals it filed for its members.
+    return refusals.filter(Q(holder=actor.party) | Q(agent=actor.party))
 
 
 def refusal_get_for_actor(*, actor: Actor, refusal_id: int) -> Refusal:
@@ -554,6 +557,29 @@ def lookup_answer_signed(
     return body
 
 
+def refusal_filers_attach(*, results: Sequence[dict[str, Any]]) -> None:
+    """Say who filed each deciding refusal: the holder itself, or an agent for it (``filed_by``), in one query."""
+    briefs = [r["refusal"] for r in results if r.get("refusal")]
+    for result in results:
+        for match in result.get("candidates") or ():
+            if isinstance(match, dict) and match.get("refusal"):
+                briefs.append(match["refusal"])
+    if not briefs:
+        return
+    filers = {
+        pk: (holder_id, holder_name, agent_id, agent_name)
+        for pk, holder_id, holder_name, agent_id, agent_name in Refusal.objects.filter(
+            pk__in={b["id"] for b in briefs}
+        ).values_list("pk", "holder_id", "holder__name", "agent_id", "agent__name")
+    }
+    for brief in briefs:
+        holder_id, holder_name, agent_id, agent_name = filers[brief["id"]]
+        brief["filed_by"] = {
+            "holder": {"id": holder_id, "name": holder_name},
+            "agent": {"id": agent_id, "name": agent_name} if agent_id is not None else None,
+        }
+
+
 def lookup_answer_signed_json(
     *, actor: Actor, items: Sequence[Mapping[str, Any]], purpose: str, as_of: datetime | None
 ) -> bytes:
@@ -590,6 +616,7 @@ def _lookup_answer(
     from optout.observations import site_signals_attach
 
     site_signals_attach(results=answer.results, at=at)
+    refusal_filers_attach(results=answer.results)
     return {
         # Each result echoes its input, so the request is signed through them; repeating the items here
         # would double what is encoded, signed and sent.

@@ -48,6 +48,7 @@ from registry import services
 from registry.audit import audit_record
 from registry.errors import IdentifierTaken
 from registry.identifiers import Scheme
+from registry.mandates import mandate_require_new_works
 from registry.models import (
     WORK_IMPORT_JOB,
     ImportFormat,
@@ -600,7 +601,11 @@ def _row_draft(values: Mapping[str, str]) -> services.WorkDraft:
 
 def work_import_create(*, actor: Actor, holder: Party, file: File[bytes], filename: str) -> WorkImport:
     """Accept an upload for bulk registration and queue it; the header is checked now."""
-    services.require_holder_actor(actor, holder)
+    if actor.on_behalf_of is not None and not actor.is_staff:
+        # Each row's kind is checked against the mandate when it is registered; here, that one may register.
+        mandate_require_new_works(actor=actor, member=holder)
+    else:
+        services.require_holder_actor(actor, holder)
     if holder.kind != PartyKind.HOLDER:
         raise InvalidInput(_("Only rights holders register works."), code="not_a_holder")
     import_format = import_format_detect(filename=filename, content_type=getattr(file, "content_type", "") or "")
@@ -608,6 +613,7 @@ def work_import_create(*, actor: Actor, holder: Party, file: File[bytes], filena
     _header_check(file, import_format)
     work_import = WorkImport(
         holder=holder,
+        agent=actor.party if actor.on_behalf_of is not None else None,
         created_by_id=actor.user_id,
         format=import_format,
         original_name=os.path.basename(filename.replace("\\", "/"))[:255],
@@ -634,7 +640,10 @@ def work_import_create(*, actor: Actor, holder: Party, file: File[bytes], filena
 
 
 def _import_actor(work_import: WorkImport) -> Actor:
-    # The rows are registered as the person who uploaded them, for the holder they acted for then.
+    # The rows are registered as the person who uploaded them, for the holder they acted for then; an agent's
+    # upload stays the agent's act for the member, checked against its mandate as each chunk is registered.
+    if work_import.agent is not None:
+        return Actor(user=work_import.created_by, party=work_import.agent, on_behalf_of=work_import.holder)
     return Actor(user=work_import.created_by, party=work_import.holder, api_key=None)
 
 
@@ -772,7 +781,7 @@ def _row_error(
 
 
 def _registration_error(
-    work_import: WorkImport, row: int, error: IdentifierTaken | None, first: Mapping[str, tuple[int, int]]
+    work_import: WorkImport, row: int, error: RegistryError | None, first: Mapping[str, tuple[int, int]]
 ) -> WorkImportRowError:
     if error is None:  # works_register gives every refused draft its reason; kept total for safety
         error = IdentifierTaken(field="identifiers")

@@ -36,6 +36,7 @@ from registry.audit import audit_record
 from registry.domains import TxtResolver, domain_proof_check, origin_normalize
 from registry.errors import DomainCheckFailed, IdentifierTaken, InvalidIdentifier, Overclaim
 from registry.identifiers import IdentifierKey, Scheme, identifier_normalize, url_host_canonical
+from registry.mandates import mandate_require, no_mandate
 from registry.models import (
     MAX_SHARE_BP,
     ApiKey,
@@ -50,6 +51,9 @@ from registry.models import (
     HolderType,
     Identifier,
     IdentifierConflict,
+    MandateConflict,
+    MandateConflictKind,
+    MandatePower,
     MemberRole,
     Membership,
     OwnershipClaim,
@@ -73,11 +77,30 @@ _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 # --- Authorisation helpers ----------------------------------------------------------
 
 
-def require_holder_actor(actor: Actor, holder: Party, *, scope: str = ApiScope.WORKS_WRITE) -> None:
-    """The actor must act for ``holder`` (or be staff), with the scope needed to write."""
+def require_holder_actor(
+    actor: Actor,
+    holder: Party,
+    *,
+    scope: str = ApiScope.WORKS_WRITE,
+    power: str | None = None,
+    work: Work | None = None,
+    kind: str | None = None,
+    whole_catalogue: bool = False,
+) -> None:
+    """The actor must act for ``holder`` (or be staff), with the scope needed to write.
+
+    A society or agent acting ``on_behalf_of`` the holder needs a mandate in force giving ``power`` over ``work``
+    (or a new work of ``kind``, or the whole catalogue); without ``power`` the act is not one a mandate gives.
+    """
     if actor.is_staff:
         return
-    if actor.party is None or actor.party.pk != holder.pk:
+    if actor.on_behalf_of is not None and actor.on_behalf_of.pk == holder.pk:
+        if power is None:
+            raise no_mandate()
+        mandate_require(
+            actor=actor, member=holder, power=power, work=work, kind=kind, whole_catalogue=whole_catalogue
+        )
+    elif actor.party is None or actor.party.pk != holder.pk or actor.on_behalf_of is not None:
         raise NotPermitted()
     if not actor.has_scope(scope):
         raise NotPermitted(_("This API key lacks the scope “%(scope)s”.") % {"scope": scope}, code="missing_scope")
@@ -380,7 +403,7 @@ class WorkRegistration:
     draft: WorkDraft
     work: Work | None = None
     claim: OwnershipClaim | None = None
-    error: IdentifierTaken | None = None
+    error: IdentifierTaken | NotPermitted | None = None
 
 
 def _existing_identifier_works(keys: Iterable[IdentifierKey]) -> dict[IdentifierKey, int]:
@@ -414,7 +437,8 @@ def works_register(*, actor: Actor, holder: Party, drafts: Sequence[WorkDraft]) 
     holder; a draft with an identifier held by another work (or by an earlier draft in the
     same call) is refused with the existing work's id, and the others still register.
     """
-    require_holder_actor(actor, holder)
+    if actor.on_behalf_of is None or actor.is_staff:
+        require_holder_actor(actor, holder)
     if holder.kind != PartyKind.HOLDER:
         raise InvalidInput(_("Only rights holders register works."), code="not_a_holder")
     # A concurrent registration of the same identifier makes the insert fail; one retry with
@@ -434,7 +458,17 @@ def _works_register_once(*, actor: Actor, holder: Party, drafts: Sequence[WorkDr
     results = [WorkRegistration(draft=draft) for draft in drafts]
     claimed_in_batch: dict[IdentifierKey, int] = {}
     accepted: list[WorkRegistration] = []
+    # An agent's mandate may cover only some kinds: each draft is checked, so a file of mixed kinds registers
+    # what the mandate covers and answers the rest with ``no_mandate``.
+    kinds_allowed = _agent_kinds_allowed(actor=actor, holder=holder, kinds={d.kind for d in drafts})
     for index, result in enumerate(results):
+        if result.draft.kind not in kinds_allowed:
+            result.error = no_mandate(
+                _("No mandate in force lets you register works of the kind %(kind)s for this member.")
+                % {"kind": result.draft.kind}
+            )
+            result.error.field = "kind"
+            continue
         taken = next((key for key in result.draft.identifiers if key in existing), None)
         if taken is not None:
             result.error = _identifier_taken(taken, existing[taken])
@@ -494,6 +528,7 @@ def _works_register_once(*, actor: Actor, holder: Party, drafts: Sequence[WorkDr
                 share_bp=r.draft.share_bp,
                 valid_from=r.draft.valid_from or today,
                 created_at=now,
+                filed_by_agent=actor.party if actor.on_behalf_of is not None else None,
             )
             for work, r in zip(works, accepted, strict=True)
         ]
@@ -506,6 +541,7 @@ def _works_register_once(*, actor: Actor, holder: Party, drafts: Sequence[WorkDr
                 actor_user_id=actor.user_id,
                 actor_party=actor.party,
                 actor_api_key=actor.api_key,
+                on_behalf_of=actor.on_behalf_of,
                 object_type="registry.work",
                 object_id=str(work.pk),
                 data={
@@ -527,6 +563,24 @@ def _works_register_once(*, actor: Actor, holder: Party, drafts: Sequence[WorkDr
     for work, claim, r in zip(works, claims, accepted, strict=True):
         r.work, r.claim = work, claim
     return results
+
+
+def _agent_kinds_allowed(*, actor: Actor, holder: Party, kinds: set[str]) -> set[str]:
+    """The kinds among ``kinds`` the actor may register for ``holder``: all for the holder itself."""
+    if actor.on_behalf_of is None or actor.is_staff:
+        return kinds
+    allowed = set()
+    for kind in sorted(kinds):
+        try:
+            require_holder_actor(actor, holder, power=MandatePower.REGISTER_WORKS, kind=kind)
+        except NotPermitted as exc:
+            if exc.code != "no_mandate":
+                raise
+            continue
+        allowed.add(kind)
+    if not allowed and kinds:
+        raise no_mandate()
+    return allowed
 
 
 def work_register(*, actor: Actor, holder: Party, draft: WorkDraft) -> tuple[Work, OwnershipClaim]:
@@ -559,7 +613,10 @@ def _work_status_refresh(*, actor: Actor, work: Work) -> Work:
     totals = OwnershipClaim.objects.filter(work=work, status__in=[ClaimStatus.VERIFIED, ClaimStatus.IN_REVIEW])
     verified = totals.filter(status=ClaimStatus.VERIFIED).aggregate(s=Sum("share_bp"))["s"] or 0
     live = totals.aggregate(s=Sum("share_bp"))["s"] or 0
-    conflicted = IdentifierConflict.objects.filter(Q(work=work) | Q(kept_by=work), status=ConflictStatus.OPEN).exists()
+    conflicted = (
+        IdentifierConflict.objects.filter(Q(work=work) | Q(kept_by=work), status=ConflictStatus.OPEN).exists()
+        or MandateConflict.objects.filter(work=work, status=ConflictStatus.OPEN).exists()
+    )
     if live > MAX_SHARE_BP or conflicted:
         status = WorkStatus.DISPUTED
     elif verified > 0:
@@ -590,19 +647,41 @@ def claim_file(
     The claim is pending and changes nothing (the work's status, who is paid) until staff verify it, or
     accept it for review (``claim_accept_for_review``), which disputes the work if the shares pass 100%.
     """
-    require_holder_actor(actor, holder)
+    require_holder_actor(actor, holder, power=MandatePower.CLAIM, work=work)
     if holder.kind != PartyKind.HOLDER:
         raise InvalidInput(_("Only rights holders claim works."), code="not_a_holder")
     if not 1 <= share_bp <= MAX_SHARE_BP:
         raise InvalidInput(
             _("The share is in basis points, from 1 to 10000 (100%)."), code="out_of_range", field="share_bp"
         )
+    agent = actor.party if actor.on_behalf_of is not None else None
+    live = OwnershipClaim.objects.filter(work=work, holder=holder).exclude(status=ClaimStatus.REJECTED).first()
+    if live is not None and agent is not None and live.filed_by_agent_id not in (None, agent.pk):
+        # Two agents claiming one member's work: a dispute for staff (the work's uses are held), not a second
+        # claim. The conflict is committed on its own: the claim itself is refused.
+        conflict = mandate_conflict_open(
+            actor=actor,
+            kind=MandateConflictKind.TWO_AGENTS,
+            member=holder,
+            work=work,
+            parties=[live.filed_by_agent_id, agent.pk],
+            data={"claim": live.pk, "share_bp": share_bp},
+        )
+        raise InvalidState(
+            _("Another agent already claimed this work for the member; staff will resolve the dispute."),
+            code="mandate_conflict",
+            extra={"conflict_id": conflict.pk, "work_id": work.pk},
+        )
     with transaction.atomic():
         work = _work_lock(work.pk)
         if OwnershipClaim.objects.filter(work=work, holder=holder).exclude(status=ClaimStatus.REJECTED).exists():
             raise InvalidState(_("You already have a claim on this work."), code="claim_exists")
         claim = OwnershipClaim.objects.create(
-            work=work, holder=holder, share_bp=share_bp, valid_from=valid_from or timezone.localdate()
+            work=work,
+            holder=holder,
+            share_bp=share_bp,
+            valid_from=valid_from or timezone.localdate(),
+            filed_by_agent=agent,
         )
         event = audit_record(
             code="registry.claim.filed",
@@ -1127,3 +1206,62 @@ def work_licensing_contact_set(*, actor: Actor, holder: Party, work: Work, email
             data={"holder": holder.pk, "email": email, "url": url},
         )
     return work
+
+
+# --- Conflicts between members and their agents ---------------------------------------------------------
+
+
+def mandate_conflict_open(
+    *,
+    actor: Actor,
+    kind: str,
+    member: Party,
+    work: Work | None,
+    parties: Sequence[int | None],
+    data: dict[str, Any],
+) -> MandateConflict:
+    """Record a conflict between a member and its agents; its work is disputed (its uses held in escrow) until
+    staff resolve it. Called outside the transaction of an act it refuses, so that the conflict is kept."""
+    with transaction.atomic():
+        conflict = MandateConflict.objects.create(
+            kind=kind,
+            member=member,
+            work=work,
+            parties=sorted({p for p in parties if p is not None}),
+            data=data,
+        )
+        event = audit_record(
+            code="registry.mandate.conflict_opened",
+            actor=actor,
+            target=conflict,
+            data={"kind": kind, "member": member.pk, "work": work.pk if work else None, **data},
+        )
+        if work is not None:
+            _work_status_refresh(actor=actor, work=_work_lock(work.pk))
+            status_inputs_changed.send(sender=MandateConflict, work_ids=[work.pk], cause=event)
+            _owners_changed_on_commit(work.pk)
+    return conflict
+
+
+def mandate_conflict_resolve(*, actor: Actor, conflict: MandateConflict, reason: str) -> MandateConflict:
+    """Staff resolve a conflict between a member and its agents; its work's status is recomputed."""
+    require_staff(actor)
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(_("Say how the conflict was resolved."), code="required", field="reason")
+    with transaction.atomic():
+        work = _work_lock(conflict.work_id) if conflict.work_id is not None else None
+        changed = MandateConflict.objects.filter(pk=conflict.pk, status=ConflictStatus.OPEN).update(
+            status=ConflictStatus.RESOLVED, reason=reason, decided_by=actor.person, decided_at=timezone.now()
+        )
+        if changed != 1:
+            raise InvalidState(_("This conflict is already resolved."), code="already_resolved")
+        conflict.refresh_from_db()
+        event = audit_record(
+            code="registry.mandate.conflict_resolved", actor=actor, target=conflict, data={"reason": reason}
+        )
+        if work is not None:
+            _work_status_refresh(actor=actor, work=work)
+            status_inputs_changed.send(sender=MandateConflict, work_ids=[work.pk], cause=event)
+            _owners_changed_on_commit(work.pk)
+    return conflict

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from core.api.fields import ID_MAX, RegistryDateField, failure_reason_field
+from core.api.fields import ID_MAX, RegistryDateField, RegistryDateTimeField, failure_reason_field
 from registry.domains import dns_record_name, dns_record_value, file_url
 from registry.identifiers import Scheme
 from registry.models import (
@@ -19,6 +19,9 @@ from registry.models import (
     DomainMethod,
     FileIdentifierOutcome,
     Identifier,
+    Mandate,
+    MandatePower,
+    MandateScope,
     OwnershipClaim,
     Party,
     VerifiedDomain,
@@ -29,9 +32,15 @@ from registry.models import (
     WorkImportRowError,
     WorkKind,
     WorkStatus,
+    StatementsTo,
 )
 
 # --- inputs ---------------------------------------------------------------------------
+
+ON_BEHALF_OF_HELP = _(
+    "A society or agent acting for a member: the member party's id. Allowed within a mandate in force; "
+    "otherwise 403 no_mandate."
+)
 
 
 class IdentifierInput(serializers.Serializer[dict[str, Any]]):
@@ -90,6 +99,9 @@ class WorkCreateInput(serializers.Serializer[dict[str, Any]]):
     creation_year = serializers.IntegerField(required=False, allow_null=True, default=None)
     share_bp = serializers.IntegerField(required=False, min_value=1, max_value=10000, default=10000)
     valid_from = RegistryDateField(required=False, allow_null=True, default=None)
+    on_behalf_of = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=ID_MAX, help_text=ON_BEHALF_OF_HELP
+    )
     file = serializers.FileField(
         required=False,
         write_only=True,
@@ -135,12 +147,18 @@ class SearchInput(serializers.Serializer[dict[str, Any]]):
 
 class BulkImportInput(serializers.Serializer[dict[str, Any]]):
     file = serializers.FileField(help_text=_("CSV, XLSX or JSON Lines; up to 100,000 works."))
+    on_behalf_of = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=ID_MAX, help_text=ON_BEHALF_OF_HELP
+    )
 
 
 class ClaimCreateInput(serializers.Serializer[dict[str, Any]]):
     work = serializers.IntegerField(min_value=1, max_value=ID_MAX, help_text=_("The id of the work to claim."))
     share_bp = serializers.IntegerField(min_value=1, max_value=10000, default=10000)
     valid_from = RegistryDateField(required=False, allow_null=True, default=None)
+    on_behalf_of = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=ID_MAX, help_text=ON_BEHALF_OF_HELP
+    )
 
 
 class ClaimListFilter(serializers.Serializer[dict[str, Any]]):
@@ -155,6 +173,31 @@ class ClaimDecisionInput(serializers.Serializer[dict[str, Any]]):
 class DomainCreateInput(serializers.Serializer[dict[str, Any]]):
     origin = serializers.CharField(max_length=300)
     method = serializers.ChoiceField(choices=DomainMethod.choices)
+
+
+class MandateCreateInput(serializers.Serializer[dict[str, Any]]):
+    member = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=ID_MAX, help_text=_("The member party's id.")
+    )
+    member_email = serializers.EmailField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text=_("Or the e-mail the member's owner signs in with: the invitation waits in their portal."),
+    )
+    scope = serializers.ChoiceField(choices=MandateScope.choices)
+    works = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=ID_MAX), required=False, default=list, max_length=10_000
+    )
+    kinds = serializers.ListField(child=serializers.ChoiceField(choices=WorkKind.choices), required=False, default=list)
+    powers = serializers.ListField(child=serializers.ChoiceField(choices=MandatePower.choices), min_length=1)
+    statements_to = serializers.ChoiceField(choices=StatementsTo.choices, default=StatementsTo.MEMBER)
+    starts_at = RegistryDateTimeField(required=False, allow_null=True, default=None)
+    ends_at = RegistryDateTimeField(required=False, allow_null=True, default=None)
+
+
+class MandateEndInput(serializers.Serializer[dict[str, Any]]):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
 class ApiKeyCreateInput(serializers.Serializer[dict[str, Any]]):
@@ -190,6 +233,7 @@ class IdentifierOutput(serializers.ModelSerializer[Identifier]):
 class ClaimOutput(serializers.ModelSerializer[OwnershipClaim]):
     holder = PartyBriefOutput()
     work = serializers.SerializerMethodField()
+    filed_by_agent = PartyBriefOutput(allow_null=True, help_text=_("The society or agent that filed it, if any."))
 
     class Meta:
         model = OwnershipClaim
@@ -203,6 +247,7 @@ class ClaimOutput(serializers.ModelSerializer[OwnershipClaim]):
             "decision_reason",
             "decided_at",
             "verified_by_domain",
+            "filed_by_agent",
             "created_at",
         ]
 
@@ -410,6 +455,43 @@ class ApiKeyOutput(serializers.ModelSerializer[ApiKey]):
     class Meta:
         model = ApiKey
         fields = ["id", "name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
+
+
+class MandateOutput(serializers.ModelSerializer[Mandate]):
+    agent = PartyBriefOutput()
+    member = PartyBriefOutput(allow_null=True)
+    works = serializers.SerializerMethodField()
+    powers = serializers.ListField(child=serializers.CharField())
+    in_force = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Mandate
+        fields = [
+            "id",
+            "agent",
+            "member",
+            "invited_email",
+            "scope",
+            "works",
+            "kinds",
+            "powers",
+            "statements_to",
+            "starts_at",
+            "ends_at",
+            "status",
+            "in_force",
+            "created_at",
+            "accepted_at",
+            "accepted_via",
+            "ended_at",
+            "end_reason",
+        ]
+
+    def get_works(self, mandate: Mandate) -> list[int]:
+        return sorted(listed.work_id for listed in mandate.listed.all())
+
+    def get_in_force(self, mandate: Mandate) -> bool:
+        return mandate.in_force()
 
 
 class MeOutput(serializers.Serializer[dict[str, Any]]):
