@@ -336,6 +336,8 @@ SPECTACULAR_SETTINGS = {
         "ProcessingStatusEnum": "compensation.models.ManifestStatus",
         "RunStatusEnum": "compensation.models.ExportStatus",
         "SubjectStatusEnum": "optout.models.SubjectStatus",
+        "MandateScopeEnum": "registry.models.MandateScope",
+        "RefusalScopeEnum": "optout.models.RefusalScope",
     },
 }
 

@@ -11,9 +11,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from django.core.files import File
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from core.actors import Actor, require_staff
@@ -40,12 +42,11 @@ from registry.models import (
 
 # The powers an agent uses to act on the write endpoints; the other two say where statements and payouts go.
 ACTING_POWERS = (MandatePower.REGISTER_WORKS, MandatePower.CLAIM, MandatePower.REFUSE)
+MANDATE_DOCUMENT_MAX_BYTES = 20 * 1024 * 1024
 
 
-def no_mandate(message: str | None = None) -> NotPermitted:
-    return NotPermitted(
-        message or _("No mandate in force lets you do this for this member."), code="no_mandate"
-    )
+def no_mandate(message: str | Promise | None = None) -> NotPermitted:
+    return NotPermitted(message or _("No mandate in force lets you do this for this member."), code="no_mandate")
 
 
 def _in_force(at: datetime) -> Q:
@@ -150,9 +151,12 @@ def _require_acting_for(actor: Actor, party: Party) -> None:
         raise NotPermitted(
             _("This API key lacks the scope “%(scope)s”.") % {"scope": ApiScope.WORKS_WRITE}, code="missing_scope"
         )
-    if actor.api_key is None and not Membership.objects.filter(
-        party=party, user_id=actor.user_id, role__in=[MemberRole.OWNER, MemberRole.ADMIN]
-    ).exists():
+    if (
+        actor.api_key is None
+        and not Membership.objects.filter(
+            party=party, user_id=actor.user_id or 0, role__in=[MemberRole.OWNER, MemberRole.ADMIN]
+        ).exists()
+    ):
         raise NotPermitted(_("Only an owner or administrator of the party may do this."))
 
 
@@ -181,6 +185,7 @@ def mandate_invite(
     statements_to: str = StatementsTo.MEMBER,
     starts_at: datetime | None = None,
     ends_at: datetime | None = None,
+    document: File[bytes] | None = None,
 ) -> Mandate:
     """A society or agent invites a member (by party, or by the e-mail its owner signs in with) to give it a
     mandate with these terms. Nothing is allowed until the member accepts (``mandate_accept``)."""
@@ -238,23 +243,30 @@ def mandate_invite(
             raise InvalidInput(_("Give the time with its offset, e.g. 2026-12-01T00:00:00+09:00."), field=field)
     if starts_at is not None and starts_at < now - CLOCK_SKEW:
         # What an agent did is judged by the mandate in force then: a mandate cannot reach into the past.
-        raise InvalidInput(_("This time is in the past; history cannot be rewritten."), code="in_the_past", field="starts_at")
+        raise InvalidInput(
+            _("This time is in the past; history cannot be rewritten."), code="in_the_past", field="starts_at"
+        )
     starts = max(starts_at or now, now)
     if ends_at is not None and ends_at <= starts:
         raise InvalidInput(_("The end comes after the start."), code="out_of_range", field="ends_at")
+    if document is not None and document.size > MANDATE_DOCUMENT_MAX_BYTES:
+        raise InvalidInput(_("The document is larger than 20 MB."), code="too_large", field="document")
+    mandate = Mandate(
+        agent=agent,
+        member=member,
+        invited_email=member_email if member is None else "",
+        scope=scope,
+        kinds=kinds,
+        statements_to=statements_to,
+        starts_at=starts,
+        ends_at=ends_at,
+        created_by=actor.person,
+        **{field: power in powers for power, field in MANDATE_POWER_FIELDS.items()},
+    )
+    if document is not None:
+        mandate.document.save("mandate.pdf", document, save=False)
     with transaction.atomic():
-        mandate = Mandate.objects.create(
-            agent=agent,
-            member=member,
-            invited_email=member_email if member is None else "",
-            scope=scope,
-            kinds=kinds,
-            statements_to=statements_to,
-            starts_at=starts,
-            ends_at=ends_at,
-            created_by=actor.person,
-            **{field: power in powers for power, field in MANDATE_POWER_FIELDS.items()},
-        )
+        mandate.save()
         MandateWork.objects.bulk_create([MandateWork(mandate=mandate, work=work) for work in works])
         audit_record(
             code="registry.mandate.invited",
@@ -354,7 +366,9 @@ def mandate_end(*, actor: Actor, mandate: Mandate, reason: str = "") -> Mandate:
 
 def mandate_list_for_actor(*, actor: Actor) -> QuerySet[Mandate]:
     """The mandates the actor's party holds or gave, and invitations sent to the signed-in person's e-mail."""
-    mandates = Mandate.objects.select_related("agent", "member").prefetch_related("listed").order_by("-created_at", "-pk")
+    mandates = (
+        Mandate.objects.select_related("agent", "member").prefetch_related("listed").order_by("-created_at", "-pk")
+    )
     if actor.is_staff and actor.party is None:
         return mandates
     condition = Q(pk__in=[])
@@ -379,4 +393,3 @@ def members_for_agent(*, agent: Party, power: str | None = None) -> list[Party]:
     if power is not None:
         mandates = mandates.filter(**{MANDATE_POWER_FIELDS[MandatePower(power)]: True})
     return list(Party.objects.filter(pk__in=mandates.values("member_id")).order_by("name"))
-

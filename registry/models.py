@@ -457,7 +457,7 @@ class AuditEvent(models.Model):
     @property
     def acted_as(self) -> str:
         """Who acted, as the history shows it: "agent X for member Y" when a mandate was used."""
-        if self.on_behalf_of_id is not None and self.actor_party is not None:
+        if self.on_behalf_of is not None and self.actor_party is not None:
             return str(
                 _("%(agent)s for %(member)s") % {"agent": self.actor_party.name, "member": self.on_behalf_of.name}
             )
@@ -715,6 +715,10 @@ MANDATE_POWER_FIELDS = {
 }
 
 
+def _mandate_upload_to(instance: Mandate, filename: str) -> str:
+    return f"mandates/{timezone.now():%Y/%m}/{instance.agent_id}-{timezone.now():%H%M%S%f}"
+
+
 class Mandate(models.Model):
     """A member party's authority for a society or agent to act for it: a scope, powers, a start and an end.
 
@@ -746,6 +750,9 @@ class Mandate(models.Model):
     )
     starts_at = models.DateTimeField(_("starts at"))
     ends_at = models.DateTimeField(_("ends at"), null=True, blank=True)
+    # The member's signed mandate, uploaded by the society: staff verifying it starts the mandate, as the member's
+    # acceptance in the portal would.
+    document = models.FileField(_("signed mandate document"), upload_to=_mandate_upload_to, max_length=300, blank=True)
     status = models.CharField(_("status"), max_length=8, choices=MandateStatus.choices, default=MandateStatus.INVITED)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     created_by = models.ForeignKey(
@@ -790,7 +797,8 @@ class Mandate(models.Model):
                 condition=Q(statements_to="member") | Q(receives_statements=True), name="mandate_statements_power"
             ),
             models.CheckConstraint(
-                condition=Q(ends_at__isnull=True) | Q(ends_at__gt=models.F("starts_at")), name="mandate_ends_after_start"
+                condition=Q(ends_at__isnull=True) | Q(ends_at__gt=models.F("starts_at")),
+                name="mandate_ends_after_start",
             ),
             models.CheckConstraint(
                 condition=Q(member__isnull=False) | ~Q(invited_email=""), name="mandate_names_member"
@@ -826,6 +834,9 @@ class MandateWork(models.Model):
         verbose_name = _("mandated work")
         verbose_name_plural = _("mandated works")
         constraints = [models.UniqueConstraint(fields=["mandate", "work"], name="mandate_work_unique")]
+
+    def __str__(self) -> str:
+        return f"mandate {self.mandate_id}: work {self.work_id}"
 
 
 class MandateConflictKind(models.TextChoices):

@@ -80,9 +80,7 @@ def work_get_for_actor(*, actor: Actor, work_id: int) -> Work:
         holder = actor.on_behalf_of or actor.party
         works = works.filter(
             Exists(
-                OwnershipClaim.objects.filter(work=OuterRef("pk"), holder=holder).exclude(
-                    status=ClaimStatus.REJECTED
-                )
+                OwnershipClaim.objects.filter(work=OuterRef("pk"), holder=holder).exclude(status=ClaimStatus.REJECTED)
             )
         )
     work = works.first()

@@ -97,9 +97,7 @@ def require_holder_actor(
     if actor.on_behalf_of is not None and actor.on_behalf_of.pk == holder.pk:
         if power is None:
             raise no_mandate()
-        mandate_require(
-            actor=actor, member=holder, power=power, work=work, kind=kind, whole_catalogue=whole_catalogue
-        )
+        mandate_require(actor=actor, member=holder, power=power, work=work, kind=kind, whole_catalogue=whole_catalogue)
     elif actor.party is None or actor.party.pk != holder.pk or actor.on_behalf_of is not None:
         raise NotPermitted()
     if not actor.has_scope(scope):

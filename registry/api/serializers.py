@@ -24,6 +24,7 @@ from registry.models import (
     MandateScope,
     OwnershipClaim,
     Party,
+    StatementsTo,
     VerifiedDomain,
     Work,
     WorkFile,
@@ -32,7 +33,6 @@ from registry.models import (
     WorkImportRowError,
     WorkKind,
     WorkStatus,
-    StatementsTo,
 )
 
 # --- inputs ---------------------------------------------------------------------------
@@ -177,7 +177,12 @@ class DomainCreateInput(serializers.Serializer[dict[str, Any]]):
 
 class MandateCreateInput(serializers.Serializer[dict[str, Any]]):
     member = serializers.IntegerField(
-        required=False, allow_null=True, default=None, min_value=1, max_value=ID_MAX, help_text=_("The member party's id.")
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        max_value=ID_MAX,
+        help_text=_("The member party's id."),
     )
     member_email = serializers.EmailField(
         required=False,
@@ -194,6 +199,11 @@ class MandateCreateInput(serializers.Serializer[dict[str, Any]]):
     statements_to = serializers.ChoiceField(choices=StatementsTo.choices, default=StatementsTo.MEMBER)
     starts_at = RegistryDateTimeField(required=False, allow_null=True, default=None)
     ends_at = RegistryDateTimeField(required=False, allow_null=True, default=None)
+    document = serializers.FileField(
+        required=False,
+        write_only=True,
+        help_text=_("The member's signed mandate (PDF): staff verifying it starts the mandate without the member."),
+    )
 
 
 class MandateEndInput(serializers.Serializer[dict[str, Any]]):
@@ -463,6 +473,7 @@ class MandateOutput(serializers.ModelSerializer[Mandate]):
     works = serializers.SerializerMethodField()
     powers = serializers.ListField(child=serializers.CharField())
     in_force = serializers.SerializerMethodField()
+    has_document = serializers.SerializerMethodField()
 
     class Meta:
         model = Mandate
@@ -480,6 +491,7 @@ class MandateOutput(serializers.ModelSerializer[Mandate]):
             "ends_at",
             "status",
             "in_force",
+            "has_document",
             "created_at",
             "accepted_at",
             "accepted_via",
@@ -492,6 +504,9 @@ class MandateOutput(serializers.ModelSerializer[Mandate]):
 
     def get_in_force(self, mandate: Mandate) -> bool:
         return mandate.in_force()
+
+    def get_has_document(self, mandate: Mandate) -> bool:
+        return bool(mandate.document)
 
 
 class MeOutput(serializers.Serializer[dict[str, Any]]):

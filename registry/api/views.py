@@ -44,8 +44,14 @@ from registry.api.serializers import (
     WorkOutput,
 )
 from registry.imports import work_import_create
-from registry.mandates import acting_holder, mandate_accept, mandate_end, mandate_get_for_actor, mandate_invite
-from registry.mandates import mandate_list_for_actor
+from registry.mandates import (
+    acting_holder,
+    mandate_accept,
+    mandate_end,
+    mandate_get_for_actor,
+    mandate_invite,
+    mandate_list_for_actor,
+)
 from registry.models import WORK_FILE_JOB, WORK_IMPORT_JOB, OwnershipClaim, Party
 from registry.search import search_query_clean
 from registry.work_files import work_file_create, work_register_with_file
@@ -397,6 +403,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 class MandateListCreateView(RegistryAPIView):
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
     @extend_schema(responses=MandateOutput(many=True), summary="Mandates the caller holds or gave, and invitations")
     def get(self, request: Request) -> Response:
         return self.paginate(mandate_list_for_actor(actor=self.actor()), MandateOutput)

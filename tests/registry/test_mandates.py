@@ -45,7 +45,9 @@ def _register(api: APIClient, member: Any, number: int, kind: str = "text") -> A
     return api.post("/api/v1/works", {**body, "on_behalf_of": member.pk}, format="json")
 
 
-def test_society_invites_member_and_member_accepts(society: Any, society_api: APIClient, holder: Any, holder_api: APIClient) -> None:
+def test_society_invites_member_and_member_accepts(
+    society: Any, society_api: APIClient, holder: Any, holder_api: APIClient
+) -> None:
     mandate = _invite(society_api, holder, powers=["refuse", "receive_statements"], statements_to="both")
     assert mandate["status"] == "invited"
     assert mandate["in_force"] is False
@@ -297,7 +299,9 @@ def test_two_agents_claiming_one_members_work_is_a_dispute(
 ) -> None:
     _accepted(society_api, holder_api, holder, powers=["register_works", "claim"])
     agent = SocietyFactory(name="Seoul Publishing Agency", owner=UserFactory(username="desk@agency.example"))
-    agent_api = key_client(__import__("tests.factories", fromlist=["ApiKeyFactory"]).ApiKeyFactory(party=agent, scopes=["works:write"]).raw)
+    agent_api = key_client(
+        __import__("tests.factories", fromlist=["ApiKeyFactory"]).ApiKeyFactory(party=agent, scopes=["works:write"]).raw
+    )
     _accepted(agent_api, holder_api, holder, powers=["claim"])
     work = Work.objects.get(pk=_register(society_api, holder, 11).json()["id"])
     response = agent_api.post("/api/v1/claims", {"work": work.pk, "on_behalf_of": holder.pk}, format="json")
@@ -358,11 +362,7 @@ def test_bulk_import_on_behalf_of_member(
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     _accepted(society_api, holder_api, holder, scope="kinds", kinds=["audio"])
-    csv = (
-        "title,kind,identifiers\n"
-        f"Arirang,audio,isrc:KRA012500001\n"
-        f"A novel,text,isbn:{isbn(14)}\n"
-    ).encode()
+    csv = (f"title,kind,identifiers\nArirang,audio,isrc:KRA012500001\nA novel,text,isbn:{isbn(14)}\n").encode()
     with django_capture_on_commit_callbacks(execute=True):
         response = society_api.post(
             "/api/v1/works/bulk",
@@ -400,3 +400,30 @@ def test_database_refuses_changing_a_mandate_in_place(society: Any, holder: Any,
         cursor.execute("UPDATE registry_mandate SET status = 'active', ended_at = NULL WHERE id = %s", [mandate.pk])
     mandate.refresh_from_db()
     assert mandate.status == MandateStatus.ENDED
+
+
+def test_staff_verifying_the_signed_document_starts_the_mandate(
+    society_api: APIClient, holder: Any, staff: Any, staff_client: Any
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = society_api.post(
+        "/api/v1/mandates",
+        {
+            "member": holder.pk,
+            "scope": "catalogue",
+            "powers": ["refuse", "receive_payouts"],
+            "document": SimpleUploadedFile("signed.pdf", b"%PDF-1.4 signed mandate", content_type="application/pdf"),
+        },
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["has_document"] is True
+    assert response.json()["powers"] == ["refuse", "receive_payouts"]
+    mandate_id = response.json()["id"]
+    page = staff_client.post(
+        "/admin/registry/mandate/", {"action": "verify_document", "_selected_action": [mandate_id]}
+    )
+    assert page.status_code == 302
+    mandate = Mandate.objects.get(pk=mandate_id)
+    assert (mandate.status, mandate.accepted_via) == (MandateStatus.ACTIVE, "staff")
+    assert AuditEvent.objects.get(code="registry.mandate.accepted").actor_user == staff
