@@ -83,6 +83,11 @@ _AUDIT_LABELS = {
     "compensation.manifest.processed": gettext_lazy("Usage manifest processed"),
     "compensation.escrow.released": gettext_lazy("Escrow released"),
     "portal.invitation.sent": gettext_lazy("Invitation sent"),
+    "registry.mandate.invited": gettext_lazy("Mandate invitation sent"),
+    "registry.mandate.accepted": gettext_lazy("Mandate accepted"),
+    "registry.mandate.ended": gettext_lazy("Mandate ended"),
+    "registry.mandate.conflict_opened": gettext_lazy("Conflict between a member and its agents"),
+    "registry.mandate.conflict_resolved": gettext_lazy("Conflict between a member and its agents resolved"),
 }
 
 
