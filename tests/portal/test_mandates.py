@@ -16,7 +16,8 @@ def test_society_invites_member_accepts_and_society_refuses_the_catalogue(
 ) -> None:
     desk: Client = signed_in(society.memberships.get().user)
     page = desk.get("/dashboard/")
-    assert page.status_code == 302 and page["Location"].endswith("/dashboard/mandates/")
+    assert page.status_code == 302
+    assert page["Location"].endswith("/dashboard/mandates/")
     invited = desk.post(
         "/dashboard/mandates/",
         {"member_email": owner.email, "scope": "catalogue", "powers": ["refuse"], "statements_to": "member"},
