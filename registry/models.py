@@ -149,6 +149,9 @@ class WorkKind(models.TextChoices):
     SOFTWARE = "software", _("Software")
     DATASET = "dataset", _("Dataset")
     OTHER = "other", _("Other")
+    # A composition (ISWC; writers and publishers with their shares), distinct from its recordings (``audio``,
+    # ISRC), which name it: a use of a recording pays both, and refusing the composition refuses its recordings.
+    MUSICAL_WORK = "musical_work", _("Musical work")
 
 
 class WorkStatus(models.TextChoices):
@@ -173,6 +176,15 @@ class Work(models.Model):
     # The work's own licensing contact, set by a holder with a verified claim; it replaces the holders'.
     licensing_email = models.EmailField(_("licensing e-mail"), blank=True, db_default="", default="")
     licensing_url = models.URLField(_("licensing web page"), max_length=500, blank=True, db_default="", default="")
+    # A recording's musical work (its composition); only recordings (``audio``) name one.
+    musical_work = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="recordings",
+        verbose_name=_("musical work"),
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
 
     class Meta:
@@ -181,11 +193,47 @@ class Work(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=WorkKind.values), name="work_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(musical_work__isnull=True) | Q(kind="audio"), name="work_musical_work_on_recordings"
+            ),
             models.CheckConstraint(condition=Q(status__in=WorkStatus.values), name="work_status_valid"),
         ]
 
     def __str__(self) -> str:
         return self.title
+
+
+class ContributorRole(models.TextChoices):
+    WRITER = "writer", _("Writer")
+    PUBLISHER = "publisher", _("Publisher")
+
+
+class MusicalWorkContributor(models.Model):
+    """A writer (composer, lyricist, arranger...) or publisher of a musical work, with its share and IPI name
+    number where given, as a CWR registration states them (SWR/SPU records). Shares are of the work's royalties;
+    who is paid is still decided by verified ownership claims."""
+
+    work = models.ForeignKey(Work, on_delete=models.CASCADE, related_name="contributors", verbose_name=_("work"))
+    role = models.CharField(_("role"), max_length=16, choices=ContributorRole.choices)
+    # The CWR designation: CA, C, A, AR, AD, TR, SA, SR for writers; E, SE, AM, PA, ES for publishers.
+    designation = models.CharField(_("designation"), max_length=2, blank=True)
+    name = models.CharField(_("name"), max_length=200)
+    ipi = models.CharField(_("IPI name number"), max_length=11, blank=True, help_text=_("11 digits."))
+    share_bp = models.PositiveIntegerField(_("share (basis points)"), default=0)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        verbose_name = _("musical work contributor")
+        verbose_name_plural = _("musical work contributors")
+        ordering = ["work", "position", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(role__in=ContributorRole.values), name="contributor_role_valid"),
+            models.CheckConstraint(condition=Q(share_bp__lte=MAX_SHARE_BP), name="contributor_share_range"),
+            models.CheckConstraint(condition=Q(ipi="") | Q(ipi__regex=r"^[0-9]{11}$"), name="contributor_ipi_11"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.role}, {self.share_bp / 100:g}%)"
 
 
 class ContentModality(models.TextChoices):

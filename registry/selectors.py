@@ -46,6 +46,7 @@ def _works_with_details() -> QuerySet[Work]:
         Prefetch("identifiers", queryset=Identifier.objects.order_by("scheme", "value")),
         Prefetch("claims", queryset=OwnershipClaim.objects.select_related("holder").order_by("created_at", "pk")),
         Prefetch("files", queryset=WorkFile.objects.order_by("-created_at", "-pk")),
+        "contributors",
     )
 
 

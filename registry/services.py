@@ -46,6 +46,7 @@ from registry.models import (
     ConflictResolution,
     ConflictStatus,
     ContentModality,
+    ContributorRole,
     DomainMethod,
     DomainStatus,
     HolderType,
@@ -56,6 +57,7 @@ from registry.models import (
     MandatePower,
     MemberRole,
     Membership,
+    MusicalWorkContributor,
     OwnershipClaim,
     Party,
     PartyKind,
@@ -321,6 +323,61 @@ class WorkDraft:
     creation_year: int | None = None
     share_bp: int = MAX_SHARE_BP
     valid_from: date | None = None
+    # A recording's musical work (its id), and a musical work's writers and publishers.
+    musical_work_id: int | None = None
+    contributors: tuple[ContributorDraft, ...] = ()
+
+
+@dataclass(frozen=True)
+class ContributorDraft:
+    role: str
+    name: str
+    share_bp: int = 0
+    ipi: str = ""
+    designation: str = ""
+
+
+def ipi_normalize(value: str) -> str:
+    """An IPI name number as 11 digits (CWR pads it with leading zeros); empty when not given."""
+    digits = (value or "").strip().replace(" ", "")
+    if not digits:
+        return ""
+    if not digits.isdigit() or not 1 <= len(digits) <= 11:
+        raise InvalidInput(_("An IPI name number has up to 11 digits."), code="invalid_format", field="ipi")
+    return digits.zfill(11)
+
+
+def contributors_build(items: Iterable[Mapping[str, Any]]) -> tuple[ContributorDraft, ...]:
+    """Writers and publishers of a musical work, validated; their shares sum to at most 100%."""
+    drafts: list[ContributorDraft] = []
+    for index, item in enumerate(items):
+        role = str(item.get("role", "")).strip().lower()
+        if role not in ContributorRole.values:
+            raise InvalidInput(_("A contributor is a writer or a publisher."), field=f"contributors[{index}].role")
+        name = str(item.get("name", "")).strip()
+        if not name or len(name) > 200:
+            raise InvalidInput(_("A contributor needs a name."), code="required", field=f"contributors[{index}].name")
+        try:
+            ipi = ipi_normalize(str(item.get("ipi", "") or ""))
+        except InvalidInput as exc:
+            exc.field = f"contributors[{index}].ipi"
+            raise
+        share = int(item.get("share_bp", 0) or 0)
+        if not 0 <= share <= MAX_SHARE_BP:
+            raise InvalidInput(
+                _("The share is in basis points, from 0 to 10000 (100%)."),
+                code="out_of_range",
+                field=f"contributors[{index}].share_bp",
+            )
+        designation = str(item.get("designation", "") or "").strip().upper()[:2]
+        drafts.append(ContributorDraft(role=role, name=name, share_bp=share, ipi=ipi, designation=designation))
+    if sum(d.share_bp for d in drafts) > MAX_SHARE_BP:
+        raise InvalidInput(
+            _("The writers' and publishers' shares sum to more than 100%."),
+            code="shares_over_100",
+            field="contributors",
+        )
+    return tuple(drafts)
 
 
 def work_draft_build(
@@ -334,6 +391,8 @@ def work_draft_build(
     share_bp: int | None = None,
     valid_from: date | None = None,
     file_pending: bool = False,
+    musical_work: Work | None = None,
+    contributors: Iterable[Mapping[str, Any]] = (),
 ) -> WorkDraft:
     """Validate and normalize one work's input; raise the first error with the offending field.
 
@@ -382,6 +441,22 @@ def work_draft_build(
         raise InvalidInput(
             _("The share is in basis points, from 1 to 10000 (100%)."), code="out_of_range", field="share_bp"
         )
+    if musical_work is not None:
+        if kind != WorkKind.AUDIO:
+            raise InvalidInput(
+                _("Only a recording (kind audio) names a musical work."), code="not_a_recording", field="musical_work"
+            )
+        if musical_work.kind != WorkKind.MUSICAL_WORK:
+            raise InvalidInput(
+                _("Work %(work)s is not a musical work.") % {"work": musical_work.pk},
+                code="not_a_musical_work",
+                field="musical_work",
+            )
+    clean_contributors = contributors_build(contributors)
+    if clean_contributors and kind != WorkKind.MUSICAL_WORK:
+        raise InvalidInput(
+            _("Only a musical work has writers and publishers."), code="unexpected", field="contributors"
+        )
     return WorkDraft(
         title=title,
         kind=kind,
@@ -391,6 +466,8 @@ def work_draft_build(
         creation_year=int(creation_year) if creation_year is not None else None,
         share_bp=share,
         valid_from=valid_from,
+        musical_work_id=musical_work.pk if musical_work is not None else None,
+        contributors=clean_contributors,
     )
 
 
@@ -499,8 +576,24 @@ def _works_register_once(*, actor: Actor, holder: Party, drafts: Sequence[WorkDr
                 creation_year=r.draft.creation_year,
                 registered_by=holder,
                 created_at=now,
+                musical_work_id=r.draft.musical_work_id,
             )
             for r in accepted
+        ]
+    )
+    MusicalWorkContributor.objects.bulk_create(
+        [
+            MusicalWorkContributor(
+                work=work,
+                role=c.role,
+                designation=c.designation,
+                name=c.name,
+                ipi=c.ipi,
+                share_bp=c.share_bp,
+                position=position,
+            )
+            for work, r in zip(works, accepted, strict=True)
+            for position, c in enumerate(r.draft.contributors)
         ]
     )
     Identifier.objects.bulk_create(

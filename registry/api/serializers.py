@@ -16,12 +16,14 @@ from registry.models import (
     ApiKey,
     ApiScope,
     ClaimStatus,
+    ContributorRole,
     DomainMethod,
     FileIdentifierOutcome,
     Identifier,
     Mandate,
     MandatePower,
     MandateScope,
+    MusicalWorkContributor,
     OwnershipClaim,
     Party,
     StatementsTo,
@@ -90,9 +92,28 @@ class IdentifierListField(serializers.ListField):
         return super().get_value(dictionary)
 
 
+class ContributorInput(serializers.Serializer[dict[str, Any]]):
+    role = serializers.ChoiceField(choices=ContributorRole.choices)
+    name = serializers.CharField(max_length=200)
+    ipi = serializers.CharField(max_length=13, required=False, allow_blank=True, default="")
+    share_bp = serializers.IntegerField(min_value=0, max_value=10000, required=False, default=0)
+    designation = serializers.CharField(max_length=2, required=False, allow_blank=True, default="")
+
+
 class WorkCreateInput(serializers.Serializer[dict[str, Any]]):
     title = serializers.CharField(max_length=500)
     kind = serializers.ChoiceField(choices=WorkKind.choices)
+    musical_work = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        max_value=ID_MAX,
+        help_text=_("A recording's (kind audio) musical work: its id."),
+    )
+    contributors = ContributorInput(
+        many=True, required=False, default=list, help_text=_("A musical work's writers and publishers.")
+    )
     identifiers = IdentifierListField(required=False, default=list)
     creators = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list)
     language = serializers.CharField(max_length=35, required=False, allow_blank=True, default="")
@@ -326,8 +347,18 @@ class WorkFileOutput(serializers.ModelSerializer[WorkFile]):
         return round(min(work_file.bytes_done / work_file.size, 1.0), 4)
 
 
+class ContributorOutput(serializers.ModelSerializer[MusicalWorkContributor]):
+    class Meta:
+        model = MusicalWorkContributor
+        fields = ["role", "designation", "name", "ipi", "share_bp"]
+
+
 class WorkOutput(serializers.ModelSerializer[Work]):
     identifiers = IdentifierOutput(many=True)
+    contributors = ContributorOutput(many=True, read_only=True)
+    musical_work: serializers.PrimaryKeyRelatedField[Work] = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True
+    )
     claims = WorkClaimOutput(many=True)
     files = WorkFileOutput(many=True, read_only=True)
     licensing_email = serializers.CharField(read_only=True, help_text=_("The work's own licensing e-mail, or empty"))
@@ -346,6 +377,8 @@ class WorkOutput(serializers.ModelSerializer[Work]):
             "identifiers",
             "claims",
             "files",
+            "musical_work",
+            "contributors",
             "licensing_email",
             "licensing_url",
             "created_at",

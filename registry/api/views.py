@@ -105,6 +105,9 @@ class WorkListCreateView(RegistryAPIView):
         values = dict(data.validated_data)
         actor, holder = acting_holder(actor=self.actor(), member_id=values.pop("on_behalf_of", None))
         upload = values.pop("file", None)
+        musical_work_id = values.pop("musical_work")
+        if musical_work_id is not None:
+            values["musical_work"] = selectors.work_get(work_id=musical_work_id)
         draft = services.work_draft_build(file_pending=upload is not None, **values)
         if upload is None:
             work, claim = services.work_register(actor=actor, holder=holder, draft=draft)
