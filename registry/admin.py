@@ -31,6 +31,7 @@ from registry.models import (
     MandateStatus,
     MandateWork,
     Membership,
+    MusicalWorkContributor,
     OwnershipClaim,
     Party,
     SimilarityThreshold,
@@ -160,13 +161,30 @@ class ClaimInline(admin.TabularInline[OwnershipClaim, Work]):
         return False
 
 
+class ContributorInline(admin.TabularInline[MusicalWorkContributor, Work]):
+    model = MusicalWorkContributor
+    extra = 0
+    fields = ["position", "role", "designation", "name", "ipi", "share_bp"]
+
+
+@admin.register(MusicalWorkContributor)
+class MusicalWorkContributorAdmin(AuditedAdmin):
+    """A musical work's writers and publishers (as registered or imported from CWR)."""
+
+    list_display = ["work", "role", "designation", "name", "ipi", "share_bp"]
+    list_filter = ["role"]
+    search_fields = ["name", "ipi", "work__title"]
+    raw_id_fields = ["work"]
+
+
 @admin.register(Work)
 class WorkAdmin(AuditedAdmin):
     list_display = ["id", "title", "kind", "status", "registered_by", "created_at"]
     list_filter = ["status", "kind"]
     search_fields = ["title", "identifiers__value"]
     readonly_fields = ["status", "registered_by", "created_at"]
-    inlines = [IdentifierInline, ClaimInline]
+    raw_id_fields = ["musical_work"]
+    inlines = [IdentifierInline, ClaimInline, ContributorInline]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # A work is the record its refusals, claims and ledger lines point to: it is never deleted.
@@ -175,7 +193,8 @@ class WorkAdmin(AuditedAdmin):
     def saved_in_admin(self, *, obj: Any, changed: set[str], event: AuditEvent) -> None:
         # A work's kind decides its regime (license_required kinds), and lookups show its title and kind: the
         # status projection and the change feed must follow.
-        if changed & {"kind", "title"}:
+        # Linking a recording to its musical work makes the musical work's refusals decide it.
+        if changed & {"kind", "title", "musical_work"}:
             status_inputs_changed.send(sender=Work, cause=event, work_ids=[obj.pk])
 
 

@@ -130,7 +130,11 @@ def _recordings_of(work_ids: Sequence[int]) -> dict[int, int]:
     found: dict[int, int] = {}
     for start in range(0, len(work_ids), 10_000):
         chunk = work_ids[start : start + 10_000]
-        found.update(Work.objects.filter(musical_work_id__in=chunk).values_list("pk", "musical_work_id"))
+        # Only musical works have recordings; asking which of the works are ones first keeps the common case (no
+        # musical work among them) to a primary-key read.
+        compositions = list(Work.objects.filter(pk__in=chunk, kind=WorkKind.MUSICAL_WORK).values_list("pk", flat=True))
+        if compositions:
+            found.update(Work.objects.filter(musical_work_id__in=compositions).values_list("pk", "musical_work_id"))
     return found
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from core.actors import Actor
@@ -147,7 +148,10 @@ def test_society_registers_claims_and_refuses_for_member(
     event = AuditEvent.objects.get(code="registry.work.registered", object_id=str(work.pk))
     assert event.actor_party == society
     assert event.on_behalf_of == holder
-    assert event.acted_as == "Korea Music Society for Hangang Press"
+    with translation.override("en"):
+        assert event.acted_as == "Korea Music Society for Hangang Press"
+    with translation.override("ko"):
+        assert event.acted_as == "Korea Music Society(Hangang Press 대리)"
 
     refused = society_api.post(
         "/api/v1/refusals",
