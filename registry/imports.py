@@ -44,10 +44,10 @@ from core.uploads import (
     bounded_text_lines,
     upload_size_check,
 )
-from registry import services
+from registry import catalogues, services
 from registry.audit import audit_record
-from registry.errors import IdentifierTaken
-from registry.identifiers import Scheme
+from registry.errors import IdentifierTaken, InvalidIdentifier
+from registry.identifiers import Scheme, identifier_normalize
 from registry.mandates import mandate_require_new_works
 from registry.models import (
     WORK_IMPORT_JOB,
@@ -88,6 +88,9 @@ _COLUMN_ALIASES = {
 }
 
 _EXTENSIONS = {
+    ".cwr": ImportFormat.CWR,
+    ".v21": ImportFormat.CWR,
+    ".v22": ImportFormat.CWR,
     ".csv": ImportFormat.CSV,
     ".xlsx": ImportFormat.XLSX,
     ".jsonl": ImportFormat.JSONL,
@@ -131,11 +134,30 @@ _LANGUAGE_MAX = Work._meta.get_field("language").max_length or 35
 # --- Formats and headers ------------------------------------------------------------
 
 
-def import_format_detect(*, filename: str, content_type: str = "") -> str:
-    """The import format of an upload, from its file name's extension, else its content type."""
+def _xml_format(head: bytes) -> str | None:
+    # Both are XML: the root element says which (an ONIX message or a DDEX ERN release message).
+    if b"ONIXMessage" in head:
+        return ImportFormat.ONIX
+    if b"NewReleaseMessage" in head or b"PurgeReleaseMessage" in head:
+        return ImportFormat.DDEX
+    return None
+
+
+def import_format_detect(*, filename: str, content_type: str = "", head: bytes = b"") -> str:
+    """The import format of an upload, from its file name's extension, else its content type; an XML file's
+    (``.xml``) from its root element, in ``head`` (its first bytes)."""
     extension = os.path.splitext(filename.strip().lower())[1]
     if extension in _EXTENSIONS:
         return _EXTENSIONS[extension]
+    if extension == ".xml":
+        detected = _xml_format(head)
+        if detected is None:
+            raise InvalidInput(
+                _("An XML file is imported when it is an ONIX 3.0 message or a DDEX ERN release message."),
+                code="unsupported_format",
+                field="file",
+            )
+        return detected
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type in _CONTENT_TYPES:
         return _CONTENT_TYPES[media_type]
@@ -146,7 +168,12 @@ def import_format_detect(*, filename: str, content_type: str = "") -> str:
             field="file",
         )
     raise InvalidInput(
-        _("Upload a .csv (UTF-8), .xlsx or .jsonl (JSON Lines) file."), code="unsupported_format", field="file"
+        _(
+            "Upload a .csv (UTF-8), .xlsx or .jsonl (JSON Lines) file, a CWR file (.cwr, .v21, .v22) "
+            "or an ONIX or DDEX .xml file."
+        ),
+        code="unsupported_format",
+        field="file",
     )
 
 
@@ -439,6 +466,12 @@ def _file_rows(binary: IO[bytes], import_format: str) -> Iterator[ImportRow]:
         yield from _table_rows(_xlsx_records(binary))
     elif import_format == ImportFormat.JSONL:
         yield from _jsonl_rows(binary)
+    elif import_format == ImportFormat.CWR:
+        yield from catalogues.cwr_rows(binary, limits=import_limits())
+    elif import_format == ImportFormat.DDEX:
+        yield from catalogues.ddex_rows(binary)
+    elif import_format == ImportFormat.ONIX:
+        yield from catalogues.onix_rows(binary)
     else:
         raise InvalidInput(_("Unknown import format."), code="unsupported_format", field="file")
 
@@ -466,7 +499,7 @@ def _upload_check(file: IO[bytes], import_format: str) -> None:
                     pass
             finally:
                 text.detach()
-        elif import_format == ImportFormat.JSONL:
+        elif import_format in (ImportFormat.JSONL, ImportFormat.CWR):
             for _number, _raw in bounded_lines(stream, limits=limits, budget=budget, refuse_nul=True):
                 pass
     except UploadTooLarge as exc:
@@ -568,6 +601,26 @@ def _whole_number(values: Mapping[str, str], name: str, message: str | Promise) 
     return int(text.split(".", 1)[0])
 
 
+def _musical_work_named(iswc: str) -> Work | None:
+    """The registered musical work a DDEX recording names by ISWC; a row error when it is not registered."""
+    if not iswc:
+        return None
+    try:
+        key = identifier_normalize(scheme=Scheme.ISWC, value=iswc)
+    except InvalidIdentifier as exc:
+        exc.field = "musical_work"
+        raise
+    work = Work.objects.filter(identifiers__scheme=key.scheme, identifiers__value=key.value).first()
+    if work is None:
+        raise InvalidInput(
+            _("The musical work %(iswc)s is not registered: import its CWR registration (or register it) first.")
+            % {"iswc": key.value},
+            code="musical_work_unknown",
+            field="musical_work",
+        )
+    return work
+
+
 def _row_draft(values: Mapping[str, str]) -> services.WorkDraft:
     identifiers, fields = _row_identifiers(values)
     # A value longer than its column would fail the whole chunk's insert on PostgreSQL, stalling the import.
@@ -577,6 +630,8 @@ def _row_draft(values: Mapping[str, str]) -> services.WorkDraft:
     share_bp = _whole_number(
         values, "share_bp", _("Write the share as a whole number of basis points: 10000 is 100%, 2500 is 25%.")
     )
+    contributors = json.loads(values["contributors"]) if values.get("contributors") else []
+    musical_work = _musical_work_named(values.get("musical_work_iswc", ""))
     try:
         return services.work_draft_build(
             title=values.get("title", ""),
@@ -586,6 +641,8 @@ def _row_draft(values: Mapping[str, str]) -> services.WorkDraft:
             language=values.get("language", ""),
             creation_year=creation_year,
             share_bp=share_bp,
+            musical_work=musical_work,
+            contributors=contributors,
         )
     except RegistryError as exc:
         # An identifier from a scheme column is reported against that column, not a position in a list.
@@ -608,7 +665,12 @@ def work_import_create(*, actor: Actor, holder: Party, file: File[bytes], filena
         services.require_holder_actor(actor, holder)
     if holder.kind != PartyKind.HOLDER:
         raise InvalidInput(_("Only rights holders register works."), code="not_a_holder")
-    import_format = import_format_detect(filename=filename, content_type=getattr(file, "content_type", "") or "")
+    file.seek(0)
+    head = file.read(4096)
+    file.seek(0)
+    import_format = import_format_detect(
+        filename=filename, content_type=getattr(file, "content_type", "") or "", head=head
+    )
     _upload_check(file, import_format)
     _header_check(file, import_format)
     work_import = WorkImport(

@@ -516,6 +516,9 @@ class ImportFormat(models.TextChoices):
     CSV = "csv", "CSV"
     XLSX = "xlsx", "XLSX"
     JSONL = "jsonl", "JSON Lines"
+    CWR = "cwr", "CWR"
+    DDEX = "ddex", "DDEX ERN"
+    ONIX = "onix", "ONIX 3.0"
 
 
 class ImportStatus(models.TextChoices):

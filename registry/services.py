@@ -453,9 +453,9 @@ def work_draft_build(
                 field="musical_work",
             )
     clean_contributors = contributors_build(contributors)
-    if clean_contributors and kind != WorkKind.MUSICAL_WORK:
+    if clean_contributors and kind not in (WorkKind.MUSICAL_WORK, WorkKind.TEXT):
         raise InvalidInput(
-            _("Only a musical work has writers and publishers."), code="unexpected", field="contributors"
+            _("Only a musical work or a text has writers and publishers."), code="unexpected", field="contributors"
         )
     return WorkDraft(
         title=title,

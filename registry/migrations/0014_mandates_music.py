@@ -322,5 +322,10 @@ class Migration(migrations.Migration):
             model_name='musicalworkcontributor',
             constraint=models.CheckConstraint(condition=models.Q(('ipi', ''), ('ipi__regex', '^[0-9]{11}$'), _connector='OR'), name='contributor_ipi_11'),
         ),
+        migrations.AlterField(
+            model_name='workimport',
+            name='format',
+            field=models.CharField(choices=[('csv', 'CSV'), ('xlsx', 'XLSX'), ('jsonl', 'JSON Lines'), ('cwr', 'CWR'), ('ddex', 'DDEX ERN'), ('onix', 'ONIX 3.0')], max_length=8, verbose_name='format'),
+        ),
         migrations.RunPython(forward, backward),
     ]
