@@ -256,8 +256,11 @@ class ClaimForm(forms.Form):
 class ImportForm(forms.Form):
     file = forms.FileField(
         label=_("File"),
-        help_text=_("CSV (UTF-8), XLSX or JSON Lines with the columns title, kind, identifiers and optional others."),
-        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx,.jsonl,.ndjson"}),
+        help_text=_(
+            "CSV (UTF-8), XLSX or JSON Lines with the columns title, kind, identifiers and optional others; or a "
+            "catalogue: CWR (.cwr, .v21, .v22), DDEX ERN or ONIX 3.0 (.xml)."
+        ),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx,.jsonl,.ndjson,.cwr,.v21,.v22,.xml"}),
     )
 
 
