@@ -55,20 +55,40 @@ def cwr_file(works: int, first: int) -> bytes:
         out.write(record("NWR", t, 0, [(20, 79, f"BENCH SONG {n}"), (80, 81, "KO"), (96, 106, iswc(n))]) + "\r\n")
         out.write(
             record(
-                "SPU", t, 1, [(20, 21, "01"), (22, 30, "P0001"), (31, 75, "BENCH MUSIC"), (77, 78, "E"),
-                              (88, 98, "00000123456"), (116, 120, "05000")],
-            )  # fmt: skip
+                "SPU",
+                t,
+                1,
+                [
+                    (20, 21, "01"),
+                    (22, 30, "P0001"),
+                    (31, 75, "BENCH MUSIC"),
+                    (77, 78, "E"),
+                    (88, 98, "00000123456"),
+                    (116, 120, "05000"),
+                ],
+            )
             + "\r\n"
         )
         for s, (ip, last) in enumerate((("W0001", "KIM"), ("W0002", "LEE"))):
             out.write(
                 record(
-                    "SWR", t, 2 + 2 * s, [(20, 28, ip), (29, 73, last), (74, 103, "BENCH"), (105, 106, "CA"),
-                                          (116, 126, "00014107338"), (130, 134, "02500")],
-                )  # fmt: skip
+                    "SWR",
+                    t,
+                    2 + 2 * s,
+                    [
+                        (20, 28, ip),
+                        (29, 73, last),
+                        (74, 103, "BENCH"),
+                        (105, 106, "CA"),
+                        (116, 126, "00014107338"),
+                        (130, 134, "02500"),
+                    ],
+                )
                 + "\r\n"
             )
-            out.write(record("PWR", t, 3 + 2 * s, [(20, 28, "P0001"), (29, 73, "BENCH MUSIC"), (102, 110, ip)]) + "\r\n")
+            out.write(
+                record("PWR", t, 3 + 2 * s, [(20, 28, "P0001"), (29, 73, "BENCH MUSIC"), (102, 110, ip)]) + "\r\n"
+            )
     out.write("GRT000010000000100000000\r\nTRL000010000000100000000\r\n")
     return out.getvalue().encode("ascii")
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import DatabaseError
 from django.http import HttpResponse
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -37,9 +37,16 @@ from registry.selectors import work_get
 
 
 class RefusalListCreateView(RegistryAPIView):
-    @extend_schema(responses=RefusalOutput(many=True), summary="The holder's refusals with their history")
+    @extend_schema(
+        parameters=[OpenApiParameter("on_behalf_of", int, description="A society or agent: a member's refusals.")],
+        responses=RefusalOutput(many=True),
+        summary="The holder's refusals with their history",
+    )
     def get(self, request: Request) -> Response:
-        return self.paginate(selectors.refusal_list_for_actor(actor=self.actor()), RefusalOutput)
+        actor = self.actor()
+        if request.query_params.get("on_behalf_of"):
+            actor, _member = acting_holder(actor=actor, member_id=request.query_params["on_behalf_of"])
+        return self.paginate(selectors.refusal_list_for_actor(actor=actor), RefusalOutput)
 
     @extend_schema(
         request=RefusalCreateInput, responses={201: RefusalOutput, **error_responses(404)}, summary="Refuse AI training"

@@ -152,6 +152,9 @@ class WorkListFilter(serializers.Serializer[dict[str, Any]]):
             "matches first; spaces and case are ignored."
         ),
     )
+    on_behalf_of = serializers.IntegerField(
+        required=False, min_value=1, max_value=ID_MAX, help_text=_("A society or agent: a member's works.")
+    )
 
 
 class SearchInput(serializers.Serializer[dict[str, Any]]):

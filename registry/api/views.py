@@ -83,7 +83,7 @@ class WorkListCreateView(RegistryAPIView):
         filters.is_valid(raise_exception=True)
         values = dict(filters.validated_data)
         query = values.pop("q", None)
-        holder = acting_party(self.actor())
+        _actor, holder = acting_holder(actor=self.actor(), member_id=values.pop("on_behalf_of", None))
         if query is None:
             return self.paginate(selectors.work_list_for_holder(holder=holder, **values), WorkOutput)
         works = selectors.work_search_for_holder(holder=holder, query=search_query_clean(query), **values)
@@ -127,9 +127,16 @@ class WorkListCreateView(RegistryAPIView):
 
 
 class WorkDetailView(RegistryAPIView):
-    @extend_schema(responses=WorkOutput, summary="One of the caller's works")
+    @extend_schema(
+        parameters=[OpenApiParameter("on_behalf_of", int, description="A society or agent: a member's work.")],
+        responses=WorkOutput,
+        summary="One of the caller's works",
+    )
     def get(self, request: Request, work_id: int) -> Response:
-        work = selectors.work_get_for_actor(actor=self.actor(), work_id=work_id)
+        actor = self.actor()
+        if request.query_params.get("on_behalf_of"):
+            actor, _holder = acting_holder(actor=actor, member_id=request.query_params["on_behalf_of"])
+        work = selectors.work_get_for_actor(actor=actor, work_id=work_id)
         return Response(WorkOutput(work).data)
 
 

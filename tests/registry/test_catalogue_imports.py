@@ -317,7 +317,9 @@ def test_malformed_catalogue_files_write_nothing(
     assert not Work.objects.exists()
 
 
-def test_xml_external_entities_are_never_resolved(holder_api: APIClient, django_capture_on_commit_callbacks: Any) -> None:
+def test_xml_external_entities_are_never_resolved(
+    holder_api: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
     hostile = ONIX.replace(
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE ONIXMessage [<!ENTITY secret SYSTEM "file:///etc/passwd">]>',

@@ -431,3 +431,21 @@ def test_staff_verifying_the_signed_document_starts_the_mandate(
     mandate = Mandate.objects.get(pk=mandate_id)
     assert (mandate.status, mandate.accepted_via) == (MandateStatus.ACTIVE, "staff")
     assert AuditEvent.objects.get(code="registry.mandate.accepted").actor_user == staff
+
+
+def test_society_reads_its_members_works_and_refusals(
+    society: Any, society_api: APIClient, holder: Any, holder_api: APIClient, other_holder: Any
+) -> None:
+    _accepted(society_api, holder_api, holder)
+    work = WorkFactory(holder=holder)
+    listed = society_api.get("/api/v1/works", {"on_behalf_of": holder.pk})
+    assert listed.status_code == 200
+    assert [w["id"] for w in listed.json()["results"]] == [work.pk]
+    assert society_api.get(f"/api/v1/works/{work.pk}", {"on_behalf_of": holder.pk}).status_code == 200
+    assert society_api.get(f"/api/v1/works/{work.pk}").status_code == 404
+    refused = society_api.get("/api/v1/refusals", {"on_behalf_of": holder.pk})
+    assert refused.status_code == 200
+    # Without a mandate from that party: 403 no_mandate, nothing read.
+    other = society_api.get("/api/v1/works", {"on_behalf_of": other_holder.pk})
+    assert other.status_code == 403
+    assert other.json()["error"]["code"] == "no_mandate"
