@@ -343,6 +343,8 @@ SPECTACULAR_SETTINGS = {
         "SubjectStatusEnum": "optout.models.SubjectStatus",
         "EvidenceKindEnum": "registry.models.EvidenceKind",
         "HoldEndActionEnum": "compensation.models.HoldEndAction",
+        "MandateScopeEnum": "registry.models.MandateScope",
+        "RefusalScopeEnum": "optout.models.RefusalScope",
     },
 }
 

@@ -28,6 +28,9 @@ class Actor:
     api_key: ApiKey | None = None
     # The registry itself (tasks, operators' management commands): trusted like staff.
     is_system: bool = False
+    # The member party a society or agent (``party``) acts for under a mandate (``"on_behalf_of"``); every write
+    # is then checked against the mandate's scope and powers and recorded "by agent X for member Y".
+    on_behalf_of: Party | None = None
 
     @classmethod
     def system(cls) -> Actor:

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import connection, transaction
-from django.db.models import Max, OuterRef, QuerySet, Subquery
+from django.db.models import Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from core.actors import Actor
@@ -21,7 +21,7 @@ from optout.lookup_engines import LookupEngine, lookup_engine_for
 from optout.models import KindRegime, Purpose, Refusal, RefusalEvent, RefusalEventKind, RefusalScope, Regime
 from registry.errors import InvalidIdentifier
 from registry.identifiers import IdentifierKey, Scheme, identifier_normalize, url_prefix_covers
-from registry.models import ClaimStatus, OwnershipClaim, WorkKind, WorkStatus
+from registry.models import ClaimStatus, OwnershipClaim, Work, WorkKind, WorkStatus
 
 USE_FIRST = Regime.USE_FIRST.value
 LICENSE_REQUIRED = Regime.LICENSE_REQUIRED.value
@@ -186,7 +186,9 @@ def lookup_batch(
             engine.snapshot_begin()
         last_event_id = RefusalEvent.objects.aggregate(last=Max("id"))["last"] or 0
         works_by_key, works = _works_for(valid, as_of, engine)
-        refusals = _refusals_for(works.values(), url_hosts, purpose, as_of, engine)
+        # A recording is refused by its musical work's refusals too (never the reverse).
+        musical = musical_works_of(works.values(), as_of)
+        refusals = _refusals_for([*works.values(), *musical.values()], url_hosts, purpose, as_of, engine)
         regimes = list(KindRegime.objects.values_list("kind", "regime", "effective_from"))
     regime_by_kind = {kind: str(_regime_at(regimes, kind, as_of)) for kind in WorkKind.values}
 
@@ -216,6 +218,12 @@ def lookup_batch(
                 candidates.append((refusal, work.claims.get(refusal.holder_id, False)))
             for holder_id, verified in work.claims.items():
                 candidates.extend((refusal, verified) for refusal in by_holder.get(holder_id, ()))
+            composition = musical.get(work.id)
+            if composition is not None:
+                for refusal in by_work.get(composition.id, ()):
+                    candidates.append((refusal, composition.claims.get(refusal.holder_id, False)))
+                for holder_id, verified in composition.claims.items():
+                    candidates.extend((refusal, verified) for refusal in by_holder.get(holder_id, ()))
         if by_host and key.scheme == "url":
             prefix = _longest_prefix(by_host.get(urlsplit(key.value).hostname or "", []), key.value, as_of)
             if prefix is not None:
@@ -275,6 +283,32 @@ def _works_for(
         if holder_id is not None:
             work.claims[holder_id] = bool(verified_then)
     return works_by_key, works
+
+
+def musical_works_of(works: Iterable[_Work], as_of: datetime) -> dict[int, _Work]:
+    """The musical work of each recording among ``works`` (by the recording's id), with its live claims and whether
+    each was verified by ``as_of``: two queries, and none when no recording names one."""
+    ids = [w.id for w in works if w.kind == WorkKind.AUDIO]
+    if not ids:
+        return {}
+    links = dict(Work.objects.filter(pk__in=ids, musical_work__isnull=False).values_list("pk", "musical_work_id"))
+    if not links:
+        return {}
+    compositions = {
+        pk: _Work(id=pk, title=title, kind=kind, status=status)
+        for pk, title, kind, status in Work.objects.filter(pk__in=set(links.values())).values_list(
+            "pk", "title", "kind", "status"
+        )
+    }
+    for work_id, holder_id, status, decided_at in (
+        OwnershipClaim.objects.filter(work_id__in=list(compositions))
+        .exclude(status=ClaimStatus.REJECTED)
+        .values_list("work_id", "holder_id", "status", "decided_at")
+    ):
+        verified_then = status == ClaimStatus.VERIFIED and decided_at is not None and decided_at <= as_of
+        claims = compositions[work_id].claims
+        claims[holder_id] = claims.get(holder_id, False) or verified_then
+    return {recording: compositions[composition] for recording, composition in links.items()}
 
 
 def _refusals_for(
@@ -487,7 +521,7 @@ def _verified_claim_at() -> Subquery:
 def refusal_list_for_actor(*, actor: Actor) -> QuerySet[Refusal]:
     """Refusals with their events and when the filer's claim was verified, in two queries."""
     refusals = (
-        Refusal.objects.select_related("work", "domain", "holder")
+        Refusal.objects.select_related("work", "domain", "holder", "agent")
         .prefetch_related("events")
         .annotate(claim_verified_at=_verified_claim_at())
         .order_by("-filed_at", "-pk")
@@ -496,7 +530,10 @@ def refusal_list_for_actor(*, actor: Actor) -> QuerySet[Refusal]:
         return refusals
     if actor.party is None:
         return refusals.none()
-    return refusals.filter(holder=actor.party)
+    if actor.on_behalf_of is not None:
+        return refusals.filter(holder=actor.on_behalf_of)
+    # A society or agent also sees the refusals it filed for its members.
+    return refusals.filter(Q(holder=actor.party) | Q(agent=actor.party))
 
 
 def refusal_get_for_actor(*, actor: Actor, refusal_id: int) -> Refusal:
@@ -554,6 +591,67 @@ def lookup_answer_signed(
     return body
 
 
+def refusal_filers_attach(*, results: Sequence[dict[str, Any]]) -> None:
+    """Say who filed each deciding refusal: the holder itself, or an agent for it (``filed_by``), in one query."""
+    briefs = [r["refusal"] for r in results if r.get("refusal")]
+    for result in results:
+        for match in result.get("candidates") or ():
+            if isinstance(match, dict) and match.get("refusal"):
+                briefs.append(match["refusal"])
+    if not briefs:
+        return
+    filers = {
+        pk: (holder_id, holder_name, agent_id, agent_name, scope, work_id)
+        for pk, holder_id, holder_name, agent_id, agent_name, scope, work_id in Refusal.objects.filter(
+            pk__in={b["id"] for b in briefs}
+        ).values_list("pk", "holder_id", "holder__name", "agent_id", "agent__name", "scope", "work_id")
+    }
+    for brief in briefs:
+        holder_id, holder_name, agent_id, agent_name, _scope, _work = filers[brief["id"]]
+        brief["filed_by"] = {
+            "holder": {"id": holder_id, "name": holder_name},
+            "agent": {"id": agent_id, "name": agent_name} if agent_id is not None else None,
+        }
+    _refusal_applies_attach(results=results, filers=filers)
+
+
+def _refusal_applies_attach(*, results: Sequence[dict[str, Any]], filers: Mapping[int, tuple[Any, ...]]) -> None:
+    """For a recording refused by its musical work's refusal, say so: ``"applies_to": "musical_work"`` and the
+    musical work; a refusal of the recording itself (or of its owner's catalogue) ``"applies_to": "recording"``."""
+    recordings = {
+        r["work"]["id"] for r in results if r.get("refusal") and r.get("work") and r["work"]["kind"] == WorkKind.AUDIO
+    }
+    if not recordings:
+        return
+    links = dict(
+        Work.objects.filter(pk__in=recordings, musical_work__isnull=False).values_list("pk", "musical_work_id")
+    )
+    owners: dict[int, set[int]] = defaultdict(set)
+    for work_id, holder_id in (
+        OwnershipClaim.objects.filter(work_id__in=recordings)
+        .exclude(status=ClaimStatus.REJECTED)
+        .values_list("work_id", "holder_id")
+    ):
+        owners[work_id].add(holder_id)
+    titles = dict(Work.objects.filter(pk__in=set(links.values())).values_list("pk", "title"))
+    for result in results:
+        refusal, work = result.get("refusal"), result.get("work")
+        if not refusal or not work or work["id"] not in recordings:
+            continue
+        holder_id, _hn, _ai, _an, scope, refused_work = filers[refusal["id"]]
+        if scope == RefusalScope.WORK:
+            own = refused_work == work["id"]
+        else:
+            # A URL prefix names the recording's own URL; a catalogue, its owner's (else the composition's owner's).
+            own = scope == RefusalScope.URL_PREFIX or holder_id in owners[work["id"]]
+        composition = links.get(work["id"])
+        if own or composition is None:
+            refusal["applies_to"] = "recording"
+        else:
+            refusal["applies_to"] = "musical_work"
+            refusal["musical_work"] = {"id": composition, "title": titles.get(composition, "")}
+
+
 def lookup_answer_signed_json(
     *, actor: Actor, items: Sequence[Mapping[str, Any]], purpose: str, as_of: datetime | None
 ) -> bytes:
@@ -594,6 +692,7 @@ def _lookup_answer(
     from optout.observations import site_signals_attach
 
     site_signals_attach(results=answer.results, at=at)
+    refusal_filers_attach(results=answer.results)
     return {
         # Each result echoes its input, so the request is signed through them; repeating the items here
         # would double what is encoded, signed and sent.

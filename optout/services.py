@@ -19,8 +19,17 @@ from optout.status.services import status_refresh_for_kind, status_refresh_for_r
 from registry.audit import audit_record
 from registry.errors import InvalidIdentifier
 from registry.identifiers import Scheme, domain_covers_host, identifier_normalize
-from registry.models import ClaimStatus, OwnershipClaim, Party, VerifiedDomain, Work, WorkKind
-from registry.services import require_holder_actor
+from registry.models import (
+    ClaimStatus,
+    MandateConflictKind,
+    MandatePower,
+    OwnershipClaim,
+    Party,
+    VerifiedDomain,
+    Work,
+    WorkKind,
+)
+from registry.services import mandate_conflict_open, require_holder_actor
 
 # Clients' clocks drift: "now" sent by a client a moment ago is still now, not the past.
 
@@ -71,10 +80,16 @@ def refusal_file(
     url_prefix: str = "",
     effective_from: datetime | None = None,
 ) -> Refusal:
-    """File a refusal. It decides lookups once the holder's ownership of what it covers is verified."""
-    require_holder_actor(actor, holder)
+    """File a refusal. It decides lookups once the holder's ownership of what it covers is verified.
+
+    A society or agent files it for its member under a mandate with the power ``refuse`` covering it; the
+    refusal records the agent.
+    """
     if scope not in RefusalScope.values:
         raise InvalidInput(_("Scope is work, catalogue or url_prefix."), code="invalid_choice", field="scope")
+    require_holder_actor(
+        actor, holder, power=MandatePower.REFUSE, work=work, whole_catalogue=scope != RefusalScope.WORK
+    )
     purpose = purposes_normalize(purposes)
     starts = _not_in_the_past(effective_from, field="effective_from")
     domain = None
@@ -104,6 +119,7 @@ def refusal_file(
             url_host=(urlsplit(url_prefix).hostname or "") if domain else "",
             effective_from=starts,
             filed_by=actor.person,
+            agent=actor.party if actor.on_behalf_of is not None else None,
         )
         RefusalEvent.objects.create(
             refusal=refusal,
@@ -130,9 +146,21 @@ def refusal_file(
 
 
 def refusal_withdraw(*, actor: Actor, refusal: Refusal, effective_at: datetime | None = None) -> RefusalEvent:
-    """Opt back in from ``effective_at`` (now by default, never earlier)."""
-    require_holder_actor(actor, refusal.holder)
+    """Opt back in from ``effective_at`` (now by default, never earlier).
+
+    A member withdrawing what its agent filed, or an agent what the member filed, is the two saying opposite
+    things: the withdrawal stands (the member's word, or its mandate's), and a conflict disputes the work for
+    staff to look at.
+    """
+    require_holder_actor(
+        actor,
+        refusal.holder,
+        power=MandatePower.REFUSE,
+        work=refusal.work,
+        whole_catalogue=refusal.scope != RefusalScope.WORK,
+    )
     at = _not_in_the_past(effective_at, field="effective_at")
+
     try:
         with transaction.atomic():
             event = RefusalEvent.objects.create(
@@ -148,6 +176,16 @@ def refusal_withdraw(*, actor: Actor, refusal: Refusal, effective_at: datetime |
             refusal_notify_withdrawn(refusal=refusal, effective_at=at)
     except IntegrityError:
         raise InvalidState(_("This refusal is already withdrawn."), code="already_withdrawn") from None
+    agent_id = actor.party.pk if actor.on_behalf_of is not None and actor.party is not None else None
+    if refusal.agent_id != agent_id and not actor.is_staff:
+        mandate_conflict_open(
+            actor=actor,
+            kind=MandateConflictKind.OPPOSITE_FILINGS,
+            member=refusal.holder,
+            work=refusal.work,
+            parties=[refusal.holder_id, refusal.agent_id, agent_id],
+            data={"refusal": refusal.pk, "filed_by_agent": refusal.agent_id, "withdrawn_by_agent": agent_id},
+        )
     return event
 
 

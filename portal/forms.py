@@ -17,7 +17,18 @@ from core.dates import validate_date_in_range
 from optout.models import Purpose, RefusalScope
 from portal import ratelimit
 from registry.identifiers import Scheme
-from registry.models import ApiScope, DomainMethod, EvidenceKind, HolderType, MemberRole, PartyKind, WorkKind
+from registry.models import (
+    ApiScope,
+    DomainMethod,
+    EvidenceKind,
+    HolderType,
+    MandatePower,
+    MandateScope,
+    MemberRole,
+    PartyKind,
+    StatementsTo,
+    WorkKind,
+)
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
 
@@ -121,6 +132,47 @@ class PartyForm(forms.Form):
         required=False,
         max_length=12,
         help_text=_("사업자등록번호: 10 digits."),
+    )
+
+
+class MandateInviteForm(forms.Form):
+    member_email = forms.EmailField(
+        label=_("The member's e-mail address"),
+        help_text=_("The e-mail its owner signs in with; the invitation waits in their portal."),
+    )
+    scope = forms.ChoiceField(
+        label=_("The mandate covers"),
+        choices=[
+            (MandateScope.CATALOGUE, _("The member's whole catalogue")),
+            (MandateScope.KINDS, _("The member's works of some kinds")),
+        ],
+        widget=forms.RadioSelect,
+        initial=MandateScope.CATALOGUE,
+        help_text=_("A mandate for listed works is made through the API (POST /api/v1/mandates)."),
+    )
+    kinds = forms.MultipleChoiceField(
+        label=_("Kinds"), choices=WorkKind.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    powers = forms.MultipleChoiceField(
+        label=_("Powers"),
+        choices=MandatePower.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[MandatePower.REFUSE],
+    )
+    statements_to = forms.ChoiceField(
+        label=_("Statements go to"), choices=StatementsTo.choices, initial=StatementsTo.MEMBER
+    )
+
+
+class MemberRefusalForm(forms.Form):
+    purpose = forms.ChoiceField(
+        label=_("Refuse"),
+        choices=[
+            (Purpose.TRAIN_AI, _("Any AI model training")),
+            (Purpose.TRAIN_GENAI, _("Generative AI model training only")),
+        ],
+        widget=forms.RadioSelect,
+        initial=Purpose.TRAIN_AI,
     )
 
 
@@ -235,8 +287,11 @@ class ClaimWithEvidenceForm(ClaimForm, EvidenceForm):
 class ImportForm(forms.Form):
     file = forms.FileField(
         label=_("File"),
-        help_text=_("CSV (UTF-8), XLSX or JSON Lines with the columns title, kind, identifiers and optional others."),
-        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx,.jsonl,.ndjson"}),
+        help_text=_(
+            "CSV (UTF-8), XLSX or JSON Lines with the columns title, kind, identifiers and optional others; or a "
+            "catalogue: CWR (.cwr, .v21, .v22), DDEX ERN or ONIX 3.0 (.xml)."
+        ),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx,.jsonl,.ndjson,.cwr,.v21,.v22,.xml"}),
     )
 
 

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from portal.views import accounts, labs, notifications, public, refusals, settlements, works
+from portal.views import accounts, labs, mandates, notifications, public, refusals, settlements, works
 
 app_name = "portal"
 
@@ -56,6 +56,15 @@ urlpatterns = [
     path("dashboard/members/", accounts.members, name="members"),
     path("dashboard/members/<int:membership_id>/role/", accounts.member_role, name="member-role"),
     path("dashboard/members/<int:membership_id>/remove/", accounts.member_remove, name="member-remove"),
+    # Mandates: societies and agents, and the members they act for
+    path("dashboard/mandates/", mandates.mandate_list, name="mandates"),
+    path("dashboard/mandates/<int:mandate_id>/accept/", mandates.mandate_accept_view, name="mandate-accept"),
+    path("dashboard/mandates/<int:mandate_id>/end/", mandates.mandate_end_view, name="mandate-end"),
+    path(
+        "dashboard/mandates/<int:mandate_id>/refuse-catalogue/",
+        mandates.member_catalogue_refuse,
+        name="mandate-refuse-catalogue",
+    ),
     # Rights holders
     path("dashboard/works/", works.work_list, name="works"),
     path("dashboard/works/new/", works.work_create, name="work-create"),

@@ -32,7 +32,12 @@ from registry.models import (
     DomainStatus,
     Identifier,
     IdentifierConflict,
+    Mandate,
+    MandateConflict,
+    MandateStatus,
+    MandateWork,
     Membership,
+    MusicalWorkContributor,
     OwnershipClaim,
     Party,
     SimilarityThreshold,
@@ -163,13 +168,30 @@ class ClaimInline(admin.TabularInline[OwnershipClaim, Work]):
         return False
 
 
+class ContributorInline(admin.TabularInline[MusicalWorkContributor, Work]):
+    model = MusicalWorkContributor
+    extra = 0
+    fields = ["position", "role", "designation", "name", "ipi", "share_bp"]
+
+
+@admin.register(MusicalWorkContributor)
+class MusicalWorkContributorAdmin(AuditedAdmin):
+    """A musical work's writers and publishers (as registered or imported from CWR)."""
+
+    list_display = ["work", "role", "designation", "name", "ipi", "share_bp"]
+    list_filter = ["role"]
+    search_fields = ["name", "ipi", "work__title"]
+    raw_id_fields = ["work"]
+
+
 @admin.register(Work)
 class WorkAdmin(AuditedAdmin):
     list_display = ["id", "title", "kind", "status", "registered_by", "created_at"]
     list_filter = ["status", "kind"]
     search_fields = ["title", "identifiers__value"]
     readonly_fields = ["status", "registered_by", "created_at"]
-    inlines = [IdentifierInline, ClaimInline]
+    raw_id_fields = ["musical_work"]
+    inlines = [IdentifierInline, ClaimInline, ContributorInline]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # A work is the record its refusals, claims and ledger lines point to: it is never deleted.
@@ -178,7 +200,8 @@ class WorkAdmin(AuditedAdmin):
     def saved_in_admin(self, *, obj: Any, changed: set[str], event: AuditEvent) -> None:
         # A work's kind decides its regime (license_required kinds), and lookups show its title and kind: the
         # status projection and the change feed must follow.
-        if changed & {"kind", "title"}:
+        # Linking a recording to its musical work makes the musical work's refusals decide it.
+        if changed & {"kind", "title", "musical_work"}:
             status_inputs_changed.send(sender=Work, cause=event, work_ids=[obj.pk])
 
 
@@ -486,6 +509,113 @@ class IdentifierConflictAdmin(admin.ModelAdmin[IdentifierConflict]):
         self._resolve(request, queryset, ConflictResolution.MOVED)
 
 
+@admin.register(Mandate)
+class MandateAdmin(admin.ModelAdmin[Mandate]):
+    """Mandates never change here: staff verify a signed mandate document (which starts the mandate, as the
+    member's acceptance would) or end a mandate; both are events recorded once."""
+
+    list_display = ["id", "agent", "member", "invited_email", "scope", "status", "starts_at", "ends_at", "accepted_via"]
+    list_filter = ["status", "scope", "accepted_via"]
+    search_fields = ["agent__name", "member__name", "invited_email"]
+    readonly_fields = [
+        "agent",
+        "member",
+        "invited_email",
+        "scope",
+        "kinds",
+        "can_register_works",
+        "can_claim",
+        "can_refuse",
+        "receives_statements",
+        "receives_payouts",
+        "statements_to",
+        "starts_at",
+        "ends_at",
+        "document",
+        "status",
+        "created_at",
+        "accepted_at",
+        "accepted_via",
+        "ended_at",
+        "ended_by_party",
+        "end_reason",
+    ]
+    fields = list(readonly_fields)
+    actions = ["verify_document", "end"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description=_("Verify the signed mandate document (starts the mandate)"))
+    def verify_document(self, request: HttpRequest, queryset: QuerySet[Mandate]) -> None:
+        from registry.mandates import mandate_accept
+
+        actor = _actor(request)
+        _run_each(
+            self,
+            request,
+            queryset.filter(status=MandateStatus.INVITED).exclude(document=""),
+            lambda mandate: mandate_accept(actor=actor, mandate=mandate, reason="document verified in admin"),
+            str(_("%(count)s mandates started.")),
+        )
+
+    @admin.action(description=_("End the mandate"))
+    def end(self, request: HttpRequest, queryset: QuerySet[Mandate]) -> None:
+        from registry.mandates import mandate_end
+
+        actor = _actor(request)
+        _run_each(
+            self,
+            request,
+            queryset.exclude(status=MandateStatus.ENDED),
+            lambda mandate: mandate_end(actor=actor, mandate=mandate, reason="ended by staff"),
+            str(_("%(count)s mandates ended.")),
+        )
+
+
+@admin.register(MandateWork)
+class MandateWorkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[MandateWork]):
+    """Read-only: the works a mandate lists are part of its terms."""
+
+    list_display = ["mandate", "work"]
+    search_fields = ["work__title"]
+
+
+@admin.register(MandateConflict)
+class MandateConflictAdmin(admin.ModelAdmin[MandateConflict]):
+    """Conflicts between a member and its agents (two agents on one work, opposite filings): each disputes its
+    work until resolved here; write the reason, then resolve."""
+
+    list_display = ["id", "kind", "member", "work", "status", "created_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["member__name", "work__title"]
+    readonly_fields = ["kind", "member", "work", "parties", "data", "status", "decided_by", "decided_at", "created_at"]
+    fields = [*readonly_fields, "reason"]
+    actions = ["resolve"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description=_("Resolve (the work is no longer disputed by it)"))
+    def resolve(self, request: HttpRequest, queryset: QuerySet[MandateConflict]) -> None:
+        actor = _actor(request)
+        _run_each(
+            self,
+            request,
+            queryset.filter(status=ConflictStatus.OPEN),
+            lambda conflict: services.mandate_conflict_resolve(
+                actor=actor, conflict=conflict, reason=conflict.reason or str(_("Resolved in admin"))
+            ),
+            str(_("%(count)s conflicts resolved.")),
+        )
+
+
 @admin.register(VerifiedDomain)
 class VerifiedDomainAdmin(admin.ModelAdmin[VerifiedDomain]):
     """The domain verification queue: check the proof now, or verify by hand after another proof."""
@@ -594,7 +724,7 @@ class WorkImportRowErrorAdmin(admin.ModelAdmin[WorkImportRowError]):
 class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[AuditEvent]):
     """Read-only: the log is append-only."""
 
-    list_display = ["created_at", "code", "actor_user", "actor_party", "object_type", "object_id"]
+    list_display = ["created_at", "code", "actor_user", "actor_party", "on_behalf_of", "object_type", "object_id"]
     list_filter = ["code"]
     search_fields = ["code", "object_id"]
     readonly_fields = [f.name for f in AuditEvent._meta.fields]

@@ -23,6 +23,7 @@ def audit_record(
             actor_user_id=actor.user_id,
             actor_party=actor.party,
             actor_api_key=actor.api_key,
+            on_behalf_of=actor.on_behalf_of,
             object_type=target._meta.label_lower if target is not None else "",
             object_id=str(target.pk) if target is not None else "",
             data=data or {},

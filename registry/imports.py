@@ -44,10 +44,11 @@ from core.uploads import (
     bounded_text_lines,
     upload_size_check,
 )
-from registry import services
+from registry import catalogues, services
 from registry.audit import audit_record
-from registry.errors import IdentifierTaken
-from registry.identifiers import Scheme
+from registry.errors import IdentifierTaken, InvalidIdentifier
+from registry.identifiers import Scheme, identifier_normalize
+from registry.mandates import mandate_require_new_works
 from registry.models import (
     WORK_IMPORT_JOB,
     ImportFormat,
@@ -87,6 +88,9 @@ _COLUMN_ALIASES = {
 }
 
 _EXTENSIONS = {
+    ".cwr": ImportFormat.CWR,
+    ".v21": ImportFormat.CWR,
+    ".v22": ImportFormat.CWR,
     ".csv": ImportFormat.CSV,
     ".xlsx": ImportFormat.XLSX,
     ".jsonl": ImportFormat.JSONL,
@@ -130,11 +134,30 @@ _LANGUAGE_MAX = Work._meta.get_field("language").max_length or 35
 # --- Formats and headers ------------------------------------------------------------
 
 
-def import_format_detect(*, filename: str, content_type: str = "") -> str:
-    """The import format of an upload, from its file name's extension, else its content type."""
+def _xml_format(head: bytes) -> str | None:
+    # Both are XML: the root element says which (an ONIX message or a DDEX ERN release message).
+    if b"ONIXMessage" in head:
+        return ImportFormat.ONIX
+    if b"NewReleaseMessage" in head or b"PurgeReleaseMessage" in head:
+        return ImportFormat.DDEX
+    return None
+
+
+def import_format_detect(*, filename: str, content_type: str = "", head: bytes = b"") -> str:
+    """The import format of an upload, from its file name's extension, else its content type; an XML file's
+    (``.xml``) from its root element, in ``head`` (its first bytes)."""
     extension = os.path.splitext(filename.strip().lower())[1]
     if extension in _EXTENSIONS:
         return _EXTENSIONS[extension]
+    if extension == ".xml":
+        detected = _xml_format(head)
+        if detected is None:
+            raise InvalidInput(
+                _("An XML file is imported when it is an ONIX 3.0 message or a DDEX ERN release message."),
+                code="unsupported_format",
+                field="file",
+            )
+        return detected
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type in _CONTENT_TYPES:
         return _CONTENT_TYPES[media_type]
@@ -145,7 +168,12 @@ def import_format_detect(*, filename: str, content_type: str = "") -> str:
             field="file",
         )
     raise InvalidInput(
-        _("Upload a .csv (UTF-8), .xlsx or .jsonl (JSON Lines) file."), code="unsupported_format", field="file"
+        _(
+            "Upload a .csv (UTF-8), .xlsx or .jsonl (JSON Lines) file, a CWR file (.cwr, .v21, .v22) "
+            "or an ONIX or DDEX .xml file."
+        ),
+        code="unsupported_format",
+        field="file",
     )
 
 
@@ -438,6 +466,12 @@ def _file_rows(binary: IO[bytes], import_format: str) -> Iterator[ImportRow]:
         yield from _table_rows(_xlsx_records(binary))
     elif import_format == ImportFormat.JSONL:
         yield from _jsonl_rows(binary)
+    elif import_format == ImportFormat.CWR:
+        yield from catalogues.cwr_rows(binary, limits=import_limits())
+    elif import_format == ImportFormat.DDEX:
+        yield from catalogues.ddex_rows(binary)
+    elif import_format == ImportFormat.ONIX:
+        yield from catalogues.onix_rows(binary)
     else:
         raise InvalidInput(_("Unknown import format."), code="unsupported_format", field="file")
 
@@ -465,7 +499,7 @@ def _upload_check(file: IO[bytes], import_format: str) -> None:
                     pass
             finally:
                 text.detach()
-        elif import_format == ImportFormat.JSONL:
+        elif import_format in (ImportFormat.JSONL, ImportFormat.CWR):
             for _number, _raw in bounded_lines(stream, limits=limits, budget=budget, refuse_nul=True):
                 pass
     except UploadTooLarge as exc:
@@ -567,6 +601,26 @@ def _whole_number(values: Mapping[str, str], name: str, message: str | Promise) 
     return int(text.split(".", 1)[0])
 
 
+def _musical_work_named(iswc: str) -> Work | None:
+    """The registered musical work a DDEX recording names by ISWC; a row error when it is not registered."""
+    if not iswc:
+        return None
+    try:
+        key = identifier_normalize(scheme=Scheme.ISWC, value=iswc)
+    except InvalidIdentifier as exc:
+        exc.field = "musical_work"
+        raise
+    work = Work.objects.filter(identifiers__scheme=key.scheme, identifiers__value=key.value).first()
+    if work is None:
+        raise InvalidInput(
+            _("The musical work %(iswc)s is not registered: import its CWR registration (or register it) first.")
+            % {"iswc": key.value},
+            code="musical_work_unknown",
+            field="musical_work",
+        )
+    return work
+
+
 def _row_draft(values: Mapping[str, str]) -> services.WorkDraft:
     identifiers, fields = _row_identifiers(values)
     # A value longer than its column would fail the whole chunk's insert on PostgreSQL, stalling the import.
@@ -576,6 +630,8 @@ def _row_draft(values: Mapping[str, str]) -> services.WorkDraft:
     share_bp = _whole_number(
         values, "share_bp", _("Write the share as a whole number of basis points: 10000 is 100%, 2500 is 25%.")
     )
+    contributors = json.loads(values["contributors"]) if values.get("contributors") else []
+    musical_work = _musical_work_named(values.get("musical_work_iswc", ""))
     try:
         return services.work_draft_build(
             title=values.get("title", ""),
@@ -585,6 +641,8 @@ def _row_draft(values: Mapping[str, str]) -> services.WorkDraft:
             language=values.get("language", ""),
             creation_year=creation_year,
             share_bp=share_bp,
+            musical_work=musical_work,
+            contributors=contributors,
         )
     except RegistryError as exc:
         # An identifier from a scheme column is reported against that column, not a position in a list.
@@ -600,14 +658,24 @@ def _row_draft(values: Mapping[str, str]) -> services.WorkDraft:
 
 def work_import_create(*, actor: Actor, holder: Party, file: File[bytes], filename: str) -> WorkImport:
     """Accept an upload for bulk registration and queue it; the header is checked now."""
-    services.require_holder_actor(actor, holder)
+    if actor.on_behalf_of is not None and not actor.is_staff:
+        # Each row's kind is checked against the mandate when it is registered; here, that one may register.
+        mandate_require_new_works(actor=actor, member=holder)
+    else:
+        services.require_holder_actor(actor, holder)
     if holder.kind != PartyKind.HOLDER:
         raise InvalidInput(_("Only rights holders register works."), code="not_a_holder")
-    import_format = import_format_detect(filename=filename, content_type=getattr(file, "content_type", "") or "")
+    file.seek(0)
+    head = file.read(4096)
+    file.seek(0)
+    import_format = import_format_detect(
+        filename=filename, content_type=getattr(file, "content_type", "") or "", head=head
+    )
     _upload_check(file, import_format)
     _header_check(file, import_format)
     work_import = WorkImport(
         holder=holder,
+        agent=actor.party if actor.on_behalf_of is not None else None,
         created_by_id=actor.user_id,
         format=import_format,
         original_name=os.path.basename(filename.replace("\\", "/"))[:255],
@@ -634,7 +702,10 @@ def work_import_create(*, actor: Actor, holder: Party, file: File[bytes], filena
 
 
 def _import_actor(work_import: WorkImport) -> Actor:
-    # The rows are registered as the person who uploaded them, for the holder they acted for then.
+    # The rows are registered as the person who uploaded them, for the holder they acted for then; an agent's
+    # upload stays the agent's act for the member, checked against its mandate as each chunk is registered.
+    if work_import.agent is not None:
+        return Actor(user=work_import.created_by, party=work_import.agent, on_behalf_of=work_import.holder)
     return Actor(user=work_import.created_by, party=work_import.holder, api_key=None)
 
 
@@ -772,7 +843,7 @@ def _row_error(
 
 
 def _registration_error(
-    work_import: WorkImport, row: int, error: IdentifierTaken | None, first: Mapping[str, tuple[int, int]]
+    work_import: WorkImport, row: int, error: RegistryError | None, first: Mapping[str, tuple[int, int]]
 ) -> WorkImportRowError:
     if error is None:  # works_register gives every refused draft its reason; kept total for safety
         error = IdentifierTaken(field="identifiers")

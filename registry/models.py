@@ -21,6 +21,8 @@ MAX_SHARE_BP = 10_000
 class PartyKind(models.TextChoices):
     HOLDER = "holder", _("Rights holder")
     LAB = "lab", _("AI lab")
+    # A collecting society or an agent (publisher, distributor): acts for member parties under mandates.
+    SOCIETY = "society", _("Society or agent")
 
 
 class HolderType(models.TextChoices):
@@ -60,6 +62,10 @@ class Party(models.Model):
     @property
     def is_holder(self) -> bool:
         return self.kind == PartyKind.HOLDER
+
+    @property
+    def is_society(self) -> bool:
+        return self.kind == PartyKind.SOCIETY
 
 
 class MemberRole(models.TextChoices):
@@ -146,6 +152,9 @@ class WorkKind(models.TextChoices):
     SOFTWARE = "software", _("Software")
     DATASET = "dataset", _("Dataset")
     OTHER = "other", _("Other")
+    # A composition (ISWC; writers and publishers with their shares), distinct from its recordings (``audio``,
+    # ISRC), which name it: a use of a recording pays both, and refusing the composition refuses its recordings.
+    MUSICAL_WORK = "musical_work", _("Musical work")
 
 
 class WorkStatus(models.TextChoices):
@@ -170,6 +179,15 @@ class Work(models.Model):
     # The work's own licensing contact, set by a holder with a verified claim; it replaces the holders'.
     licensing_email = models.EmailField(_("licensing e-mail"), blank=True, db_default="", default="")
     licensing_url = models.URLField(_("licensing web page"), max_length=500, blank=True, db_default="", default="")
+    # A recording's musical work (its composition); only recordings (``audio``) name one.
+    musical_work = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="recordings",
+        verbose_name=_("musical work"),
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
 
     class Meta:
@@ -178,11 +196,47 @@ class Work(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=WorkKind.values), name="work_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(musical_work__isnull=True) | Q(kind="audio"), name="work_musical_work_on_recordings"
+            ),
             models.CheckConstraint(condition=Q(status__in=WorkStatus.values), name="work_status_valid"),
         ]
 
     def __str__(self) -> str:
         return self.title
+
+
+class ContributorRole(models.TextChoices):
+    WRITER = "writer", _("Writer")
+    PUBLISHER = "publisher", _("Publisher")
+
+
+class MusicalWorkContributor(models.Model):
+    """A writer (composer, lyricist, arranger...) or publisher of a musical work, with its share and IPI name
+    number where given, as a CWR registration states them (SWR/SPU records). Shares are of the work's royalties;
+    who is paid is still decided by verified ownership claims."""
+
+    work = models.ForeignKey(Work, on_delete=models.CASCADE, related_name="contributors", verbose_name=_("work"))
+    role = models.CharField(_("role"), max_length=16, choices=ContributorRole.choices)
+    # The CWR designation: CA, C, A, AR, AD, TR, SA, SR for writers; E, SE, AM, PA, ES for publishers.
+    designation = models.CharField(_("designation"), max_length=2, blank=True)
+    name = models.CharField(_("name"), max_length=200)
+    ipi = models.CharField(_("IPI name number"), max_length=11, blank=True, help_text=_("11 digits."))
+    share_bp = models.PositiveIntegerField(_("share (basis points)"), default=0)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        verbose_name = _("musical work contributor")
+        verbose_name_plural = _("musical work contributors")
+        ordering = ["work", "position", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(role__in=ContributorRole.values), name="contributor_role_valid"),
+            models.CheckConstraint(condition=Q(share_bp__lte=MAX_SHARE_BP), name="contributor_share_range"),
+            models.CheckConstraint(condition=Q(ipi="") | Q(ipi__regex=r"^[0-9]{11}$"), name="contributor_ipi_11"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.role}, {self.share_bp / 100:g}%)"
 
 
 class ContentModality(models.TextChoices):
@@ -332,6 +386,10 @@ class OwnershipClaim(models.Model):
         related_name="+",
         verbose_name=_("verified by domain"),
     )
+    # The society or agent that filed it for the holder under a mandate; empty when the holder filed it.
+    filed_by_agent = models.ForeignKey(
+        Party, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("filed by agent")
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
@@ -424,6 +482,16 @@ class AuditEvent(models.Model):
         related_name="+",
         verbose_name=_("API key"),
     )
+    # The member a society or agent (``actor_party``) acted for under a mandate: "by agent X for member Y".
+    on_behalf_of = models.ForeignKey(
+        Party,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        verbose_name=_("on behalf of"),
+    )
     object_type = models.CharField(_("object type"), max_length=50, blank=True)
     object_id = models.CharField(_("object id"), max_length=50, blank=True)
     data = models.JSONField(_("data"), default=dict, blank=True)
@@ -437,11 +505,23 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.code}"
 
+    @property
+    def acted_as(self) -> str:
+        """Who acted, as the history shows it: "agent X for member Y" when a mandate was used."""
+        if self.on_behalf_of is not None and self.actor_party is not None:
+            return str(
+                _("%(agent)s for %(member)s") % {"agent": self.actor_party.name, "member": self.on_behalf_of.name}
+            )
+        return self.actor_party.name if self.actor_party is not None else ""
+
 
 class ImportFormat(models.TextChoices):
     CSV = "csv", "CSV"
     XLSX = "xlsx", "XLSX"
     JSONL = "jsonl", "JSON Lines"
+    CWR = "cwr", "CWR"
+    DDEX = "ddex", "DDEX ERN"
+    ONIX = "onix", "ONIX 3.0"
 
 
 class ImportStatus(models.TextChoices):
@@ -462,6 +542,10 @@ class WorkImport(JobFields):
     """
 
     holder = models.ForeignKey(Party, on_delete=models.CASCADE, related_name="imports", verbose_name=_("holder"))
+    # The society or agent that uploaded it for ``holder`` under a mandate: the rows are registered as its acts.
+    agent = models.ForeignKey(
+        Party, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("uploaded by agent")
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -748,3 +832,207 @@ class ClaimDefaultShare(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.share_bp / 100:g}%"
+
+
+# --- Mandates: a society or agent acting for a member party -----------------------------------------
+
+
+class MandateScope(models.TextChoices):
+    CATALOGUE = "catalogue", _("The member's whole catalogue")
+    WORKS = "works", _("Listed works")
+    KINDS = "kinds", _("Works of given kinds")
+
+
+class MandatePower(models.TextChoices):
+    REGISTER_WORKS = "register_works", _("Register works")
+    CLAIM = "claim", _("Claim works")
+    REFUSE = "refuse", _("File and withdraw refusals")
+    RECEIVE_STATEMENTS = "receive_statements", _("Receive statements")
+    RECEIVE_PAYOUTS = "receive_payouts", _("Receive payouts")
+
+
+class StatementsTo(models.TextChoices):
+    MEMBER = "member", _("The member")
+    AGENT = "agent", _("The agent")
+    BOTH = "both", _("Both")
+
+
+class MandateStatus(models.TextChoices):
+    INVITED = "invited", _("Invited")
+    ACTIVE = "active", _("Active")
+    ENDED = "ended", _("Ended")
+
+
+# The powers a mandate gives, as its boolean columns: each is a column so that the database can check it.
+MANDATE_POWER_FIELDS = {
+    MandatePower.REGISTER_WORKS: "can_register_works",
+    MandatePower.CLAIM: "can_claim",
+    MandatePower.REFUSE: "can_refuse",
+    MandatePower.RECEIVE_STATEMENTS: "receives_statements",
+    MandatePower.RECEIVE_PAYOUTS: "receives_payouts",
+}
+
+
+def _mandate_upload_to(instance: Mandate, filename: str) -> str:
+    return f"mandates/{timezone.now():%Y/%m}/{instance.agent_id}-{timezone.now():%H%M%S%f}"
+
+
+class Mandate(models.Model):
+    """A member party's authority for a society or agent to act for it: a scope, powers, a start and an end.
+
+    Its terms never change: a different mandate is a new one, and the old one is ended. The invitation is
+    accepted by the member (or verified by staff from an uploaded mandate document) once, and ended once, by
+    either side. PostgreSQL and SQLite refuse any other UPDATE and every DELETE (migration 0014).
+    """
+
+    agent = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="mandates_held", verbose_name=_("agent"))
+    # Empty while an invitation by e-mail waits for the member to accept it (it names the member then).
+    member = models.ForeignKey(
+        Party,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="mandates_given",
+        verbose_name=_("member"),
+    )
+    invited_email = models.EmailField(_("invited e-mail"), blank=True)
+    scope = models.CharField(_("scope"), max_length=16, choices=MandateScope.choices)
+    kinds = models.JSONField(_("work kinds"), default=list, blank=True)
+    can_register_works = models.BooleanField(_("may register works"), default=False)
+    can_claim = models.BooleanField(_("may claim works"), default=False)
+    can_refuse = models.BooleanField(_("may file and withdraw refusals"), default=False)
+    receives_statements = models.BooleanField(_("receives statements"), default=False)
+    receives_payouts = models.BooleanField(_("receives payouts"), default=False)
+    statements_to = models.CharField(
+        _("statements go to"), max_length=8, choices=StatementsTo.choices, default=StatementsTo.MEMBER
+    )
+    starts_at = models.DateTimeField(_("starts at"))
+    ends_at = models.DateTimeField(_("ends at"), null=True, blank=True)
+    # The member's signed mandate, uploaded by the society: staff verifying it starts the mandate, as the member's
+    # acceptance in the portal would.
+    document = models.FileField(_("signed mandate document"), upload_to=_mandate_upload_to, max_length=300, blank=True)
+    status = models.CharField(_("status"), max_length=8, choices=MandateStatus.choices, default=MandateStatus.INVITED)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("accepted by"),
+    )
+    # "member" when the member accepted the invitation, "staff" when staff verified a mandate document.
+    accepted_via = models.CharField(_("accepted via"), max_length=8, blank=True)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    ended_by_party = models.ForeignKey(
+        Party, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("ended by")
+    )
+    end_reason = models.TextField(_("reason for ending"), blank=True)
+
+    class Meta:
+        verbose_name = _("mandate")
+        verbose_name_plural = _("mandates")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(scope__in=MandateScope.values), name="mandate_scope_valid"),
+            models.CheckConstraint(condition=Q(status__in=MandateStatus.values), name="mandate_status_valid"),
+            models.CheckConstraint(
+                condition=Q(statements_to__in=StatementsTo.values), name="mandate_statements_to_valid"
+            ),
+            # The status is what the two events say: accepted once, ended once.
+            models.CheckConstraint(
+                condition=Q(status="invited", accepted_at__isnull=True, ended_at__isnull=True)
+                | Q(status="active", accepted_at__isnull=False, ended_at__isnull=True, member__isnull=False)
+                | Q(status="ended", ended_at__isnull=False),
+                name="mandate_status_events",
+            ),
+            # Statements reach the agent only with that power.
+            models.CheckConstraint(
+                condition=Q(statements_to="member") | Q(receives_statements=True), name="mandate_statements_power"
+            ),
+            models.CheckConstraint(
+                condition=Q(ends_at__isnull=True) | Q(ends_at__gt=models.F("starts_at")),
+                name="mandate_ends_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(member__isnull=False) | ~Q(invited_email=""), name="mandate_names_member"
+            ),
+            models.CheckConstraint(condition=~Q(member=models.F("agent")), name="mandate_not_self"),
+        ]
+        indexes = [models.Index(fields=["member", "agent", "status"], name="mandate_member_agent_idx")]
+
+    def __str__(self) -> str:
+        member = self.member.name if self.member is not None else self.invited_email
+        return f"{self.agent} → {member} ({self.status})"
+
+    @property
+    def powers(self) -> list[str]:
+        return [power.value for power, field in MANDATE_POWER_FIELDS.items() if getattr(self, field)]
+
+    def in_force(self, at: object = None) -> bool:
+        when = at or timezone.now()
+        return (
+            self.status == MandateStatus.ACTIVE
+            and self.starts_at <= when  # type: ignore[operator]
+            and (self.ends_at is None or when < self.ends_at)  # type: ignore[operator]
+        )
+
+
+class MandateWork(models.Model):
+    """A work a ``works``-scoped mandate lists; part of the mandate's terms, so never changed either."""
+
+    mandate = models.ForeignKey(Mandate, on_delete=models.PROTECT, related_name="listed", verbose_name=_("mandate"))
+    work = models.ForeignKey(Work, on_delete=models.PROTECT, related_name="+", verbose_name=_("work"))
+
+    class Meta:
+        verbose_name = _("mandated work")
+        verbose_name_plural = _("mandated works")
+        constraints = [models.UniqueConstraint(fields=["mandate", "work"], name="mandate_work_unique")]
+
+    def __str__(self) -> str:
+        return f"mandate {self.mandate_id}: work {self.work_id}"
+
+
+class MandateConflictKind(models.TextChoices):
+    # A second agent claims a member's work an agent already claimed for it.
+    TWO_AGENTS = "two_agents", _("Two agents acting on one member's work")
+    # The member and its agent say opposite things (one withdraws the other's refusal).
+    OPPOSITE_FILINGS = "opposite_filings", _("Member and agent filing opposite things")
+
+
+class MandateConflict(models.Model):
+    """A conflict between a member and its agents, or between two agents; it disputes its work until staff
+    resolve it (``mandate_conflict_resolve``)."""
+
+    kind = models.CharField(_("kind"), max_length=20, choices=MandateConflictKind.choices)
+    member = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="+", verbose_name=_("member"))
+    work = models.ForeignKey(
+        Work, null=True, blank=True, on_delete=models.PROTECT, related_name="mandate_conflicts", verbose_name=_("work")
+    )
+    parties = models.JSONField(_("parties involved"), default=list)
+    data = models.JSONField(_("details"), default=dict, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=ConflictStatus.choices, default=ConflictStatus.OPEN)
+    reason = models.TextField(_("reason"), blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("mandate conflict")
+        verbose_name_plural = _("mandate conflicts")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=MandateConflictKind.values), name="mandate_conflict_kind_valid"
+            ),
+            models.CheckConstraint(condition=Q(status__in=ConflictStatus.values), name="mandate_conflict_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.member}, work {self.work_id}, {self.status})"

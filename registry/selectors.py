@@ -50,6 +50,7 @@ def _works_with_details() -> QuerySet[Work]:
         Prefetch("identifiers", queryset=Identifier.objects.order_by("scheme", "value")),
         Prefetch("claims", queryset=OwnershipClaim.objects.select_related("holder").order_by("created_at", "pk")),
         Prefetch("files", queryset=WorkFile.objects.order_by("-created_at", "-pk")),
+        "contributors",
     )
 
 
@@ -80,11 +81,11 @@ def work_get_for_actor(*, actor: Actor, work_id: int) -> Work:
     if not actor.is_staff:
         if actor.party is None:
             raise NotFound()
+        # An agent acting for a member (its mandate checked when the actor was made) sees the member's works.
+        holder = actor.on_behalf_of or actor.party
         works = works.filter(
             Exists(
-                OwnershipClaim.objects.filter(work=OuterRef("pk"), holder=actor.party).exclude(
-                    status=ClaimStatus.REJECTED
-                )
+                OwnershipClaim.objects.filter(work=OuterRef("pk"), holder=holder).exclude(status=ClaimStatus.REJECTED)
             )
         )
     work = works.first()
@@ -107,6 +108,23 @@ def work_get(*, work_id: int) -> Work:
     if work is None:
         raise NotFound()
     return work
+
+
+def works_get(*, work_ids: Iterable[int]) -> list[Work]:
+    """The works with these ids, in one query; NotFound names the first missing one."""
+    wanted = list(dict.fromkeys(work_ids))
+    found = {work.pk: work for work in Work.objects.filter(pk__in=wanted)}
+    missing = next((pk for pk in wanted if pk not in found), None)
+    if missing is not None:
+        raise NotFound(extra={"work_id": missing})
+    return [found[pk] for pk in wanted]
+
+
+def party_get(*, party_id: int) -> Party:
+    party = Party.objects.filter(pk=party_id).first()
+    if party is None:
+        raise NotFound()
+    return party
 
 
 def work_ids_claimable(*, party: Party | None, work_ids: Iterable[int]) -> set[int]:
@@ -167,7 +185,8 @@ def work_import_get_for_actor(*, actor: Actor, import_id: int) -> WorkImport:
     if not actor.is_staff:
         if actor.party is None:
             raise NotFound()
-        imports = imports.filter(holder=actor.party)
+        # The member sees its imports, and the society or agent the ones it uploaded for its members.
+        imports = imports.filter(Q(holder=actor.party) | Q(agent=actor.party))
     work_import = imports.first()
     if work_import is None:
         raise NotFound()
@@ -283,9 +302,9 @@ def work_search_for_holder(*, holder: Party, query: str = "", **filters: str | N
 def audit_events_for_party(*, party: Party, limit: int = 20) -> list[AuditEvent]:
     """Recent changes made by the party's people and keys, or made by others to its works and claims."""
     return list(
-        AuditEvent.objects.filter(Q(actor_party=party) | Q(data__holder=party.pk)).order_by("-created_at", "-pk")[
-            :limit
-        ]
+        AuditEvent.objects.select_related("actor_party", "on_behalf_of")
+        .filter(Q(actor_party=party) | Q(data__holder=party.pk) | Q(on_behalf_of=party))
+        .order_by("-created_at", "-pk")[:limit]
     )
 
 

@@ -39,6 +39,7 @@ from registry.audit import audit_record
 from registry.domains import TxtResolver, domain_proof_check, origin_normalize
 from registry.errors import DomainCheckFailed, IdentifierTaken, InvalidIdentifier, Overclaim
 from registry.identifiers import IdentifierKey, Scheme, identifier_normalize, url_host_canonical
+from registry.mandates import mandate_require, no_mandate
 from registry.models import (
     MAX_SHARE_BP,
     ApiKey,
@@ -50,14 +51,19 @@ from registry.models import (
     ConflictResolution,
     ConflictStatus,
     ContentModality,
+    ContributorRole,
     DomainMethod,
     DomainStatus,
     EvidenceKind,
     HolderType,
     Identifier,
     IdentifierConflict,
+    MandateConflict,
+    MandateConflictKind,
+    MandatePower,
     MemberRole,
     Membership,
+    MusicalWorkContributor,
     OwnershipClaim,
     Party,
     PartyKind,
@@ -81,11 +87,28 @@ _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 # --- Authorisation helpers ----------------------------------------------------------
 
 
-def require_holder_actor(actor: Actor, holder: Party, *, scope: str = ApiScope.WORKS_WRITE) -> None:
-    """The actor must act for ``holder`` (or be staff), with the scope needed to write."""
+def require_holder_actor(
+    actor: Actor,
+    holder: Party,
+    *,
+    scope: str = ApiScope.WORKS_WRITE,
+    power: str | None = None,
+    work: Work | None = None,
+    kind: str | None = None,
+    whole_catalogue: bool = False,
+) -> None:
+    """The actor must act for ``holder`` (or be staff), with the scope needed to write.
+
+    A society or agent acting ``on_behalf_of`` the holder needs a mandate in force giving ``power`` over ``work``
+    (or a new work of ``kind``, or the whole catalogue); without ``power`` the act is not one a mandate gives.
+    """
     if actor.is_staff:
         return
-    if actor.party is None or actor.party.pk != holder.pk:
+    if actor.on_behalf_of is not None and actor.on_behalf_of.pk == holder.pk:
+        if power is None:
+            raise no_mandate()
+        mandate_require(actor=actor, member=holder, power=power, work=work, kind=kind, whole_catalogue=whole_catalogue)
+    elif actor.party is None or actor.party.pk != holder.pk or actor.on_behalf_of is not None:
         raise NotPermitted()
     if not actor.has_scope(scope):
         raise NotPermitted(_("This API key lacks the scope “%(scope)s”.") % {"scope": scope}, code="missing_scope")
@@ -308,6 +331,61 @@ class WorkDraft:
     creation_year: int | None = None
     share_bp: int = MAX_SHARE_BP
     valid_from: date | None = None
+    # A recording's musical work (its id), and a musical work's writers and publishers.
+    musical_work_id: int | None = None
+    contributors: tuple[ContributorDraft, ...] = ()
+
+
+@dataclass(frozen=True)
+class ContributorDraft:
+    role: str
+    name: str
+    share_bp: int = 0
+    ipi: str = ""
+    designation: str = ""
+
+
+def ipi_normalize(value: str) -> str:
+    """An IPI name number as 11 digits (CWR pads it with leading zeros); empty when not given."""
+    digits = (value or "").strip().replace(" ", "")
+    if not digits:
+        return ""
+    if not digits.isdigit() or not 1 <= len(digits) <= 11:
+        raise InvalidInput(_("An IPI name number has up to 11 digits."), code="invalid_format", field="ipi")
+    return digits.zfill(11)
+
+
+def contributors_build(items: Iterable[Mapping[str, Any]]) -> tuple[ContributorDraft, ...]:
+    """Writers and publishers of a musical work, validated; their shares sum to at most 100%."""
+    drafts: list[ContributorDraft] = []
+    for index, item in enumerate(items):
+        role = str(item.get("role", "")).strip().lower()
+        if role not in ContributorRole.values:
+            raise InvalidInput(_("A contributor is a writer or a publisher."), field=f"contributors[{index}].role")
+        name = str(item.get("name", "")).strip()
+        if not name or len(name) > 200:
+            raise InvalidInput(_("A contributor needs a name."), code="required", field=f"contributors[{index}].name")
+        try:
+            ipi = ipi_normalize(str(item.get("ipi", "") or ""))
+        except InvalidInput as exc:
+            exc.field = f"contributors[{index}].ipi"
+            raise
+        share = int(item.get("share_bp", 0) or 0)
+        if not 0 <= share <= MAX_SHARE_BP:
+            raise InvalidInput(
+                _("The share is in basis points, from 0 to 10000 (100%)."),
+                code="out_of_range",
+                field=f"contributors[{index}].share_bp",
+            )
+        designation = str(item.get("designation", "") or "").strip().upper()[:2]
+        drafts.append(ContributorDraft(role=role, name=name, share_bp=share, ipi=ipi, designation=designation))
+    if sum(d.share_bp for d in drafts) > MAX_SHARE_BP:
+        raise InvalidInput(
+            _("The writers' and publishers' shares sum to more than 100%."),
+            code="shares_over_100",
+            field="contributors",
+        )
+    return tuple(drafts)
 
 
 def work_draft_build(
@@ -321,6 +399,8 @@ def work_draft_build(
     share_bp: int | None = None,
     valid_from: date | None = None,
     file_pending: bool = False,
+    musical_work: Work | None = None,
+    contributors: Iterable[Mapping[str, Any]] = (),
 ) -> WorkDraft:
     """Validate and normalize one work's input; raise the first error with the offending field.
 
@@ -369,6 +449,22 @@ def work_draft_build(
         raise InvalidInput(
             _("The share is in basis points, from 1 to 10000 (100%)."), code="out_of_range", field="share_bp"
         )
+    if musical_work is not None:
+        if kind != WorkKind.AUDIO:
+            raise InvalidInput(
+                _("Only a recording (kind audio) names a musical work."), code="not_a_recording", field="musical_work"
+            )
+        if musical_work.kind != WorkKind.MUSICAL_WORK:
+            raise InvalidInput(
+                _("Work %(work)s is not a musical work.") % {"work": musical_work.pk},
+                code="not_a_musical_work",
+                field="musical_work",
+            )
+    clean_contributors = contributors_build(contributors)
+    if clean_contributors and kind not in (WorkKind.MUSICAL_WORK, WorkKind.TEXT):
+        raise InvalidInput(
+            _("Only a musical work or a text has writers and publishers."), code="unexpected", field="contributors"
+        )
     return WorkDraft(
         title=title,
         kind=kind,
@@ -378,6 +474,8 @@ def work_draft_build(
         creation_year=int(creation_year) if creation_year is not None else None,
         share_bp=share,
         valid_from=valid_from,
+        musical_work_id=musical_work.pk if musical_work is not None else None,
+        contributors=clean_contributors,
     )
 
 
@@ -388,7 +486,7 @@ class WorkRegistration:
     draft: WorkDraft
     work: Work | None = None
     claim: OwnershipClaim | None = None
-    error: IdentifierTaken | None = None
+    error: IdentifierTaken | NotPermitted | None = None
 
 
 def _existing_identifier_works(keys: Iterable[IdentifierKey]) -> dict[IdentifierKey, int]:
@@ -422,7 +520,8 @@ def works_register(*, actor: Actor, holder: Party, drafts: Sequence[WorkDraft]) 
     holder; a draft with an identifier held by another work (or by an earlier draft in the
     same call) is refused with the existing work's id, and the others still register.
     """
-    require_holder_actor(actor, holder)
+    if actor.on_behalf_of is None or actor.is_staff:
+        require_holder_actor(actor, holder)
     if holder.kind != PartyKind.HOLDER:
         raise InvalidInput(_("Only rights holders register works."), code="not_a_holder")
     # A concurrent registration of the same identifier makes the insert fail; one retry with
@@ -442,7 +541,17 @@ def _works_register_once(*, actor: Actor, holder: Party, drafts: Sequence[WorkDr
     results = [WorkRegistration(draft=draft) for draft in drafts]
     claimed_in_batch: dict[IdentifierKey, int] = {}
     accepted: list[WorkRegistration] = []
+    # An agent's mandate may cover only some kinds: each draft is checked, so a file of mixed kinds registers
+    # what the mandate covers and answers the rest with ``no_mandate``.
+    kinds_allowed = _agent_kinds_allowed(actor=actor, holder=holder, kinds={d.kind for d in drafts})
     for index, result in enumerate(results):
+        if result.draft.kind not in kinds_allowed:
+            result.error = no_mandate(
+                _("No mandate in force lets you register works of the kind %(kind)s for this member.")
+                % {"kind": result.draft.kind}
+            )
+            result.error.field = "kind"
+            continue
         taken = next((key for key in result.draft.identifiers if key in existing), None)
         if taken is not None:
             result.error = _identifier_taken(taken, existing[taken])
@@ -475,8 +584,24 @@ def _works_register_once(*, actor: Actor, holder: Party, drafts: Sequence[WorkDr
                 creation_year=r.draft.creation_year,
                 registered_by=holder,
                 created_at=now,
+                musical_work_id=r.draft.musical_work_id,
             )
             for r in accepted
+        ]
+    )
+    MusicalWorkContributor.objects.bulk_create(
+        [
+            MusicalWorkContributor(
+                work=work,
+                role=c.role,
+                designation=c.designation,
+                name=c.name,
+                ipi=c.ipi,
+                share_bp=c.share_bp,
+                position=position,
+            )
+            for work, r in zip(works, accepted, strict=True)
+            for position, c in enumerate(r.draft.contributors)
         ]
     )
     Identifier.objects.bulk_create(
@@ -502,6 +627,7 @@ def _works_register_once(*, actor: Actor, holder: Party, drafts: Sequence[WorkDr
                 share_bp=r.draft.share_bp,
                 valid_from=r.draft.valid_from or today,
                 created_at=now,
+                filed_by_agent=actor.party if actor.on_behalf_of is not None else None,
             )
             for work, r in zip(works, accepted, strict=True)
         ]
@@ -514,6 +640,7 @@ def _works_register_once(*, actor: Actor, holder: Party, drafts: Sequence[WorkDr
                 actor_user_id=actor.user_id,
                 actor_party=actor.party,
                 actor_api_key=actor.api_key,
+                on_behalf_of=actor.on_behalf_of,
                 object_type="registry.work",
                 object_id=str(work.pk),
                 data={
@@ -536,6 +663,24 @@ def _works_register_once(*, actor: Actor, holder: Party, drafts: Sequence[WorkDr
     for work, claim, r in zip(works, claims, accepted, strict=True):
         r.work, r.claim = work, claim
     return results
+
+
+def _agent_kinds_allowed(*, actor: Actor, holder: Party, kinds: set[str]) -> set[str]:
+    """The kinds among ``kinds`` the actor may register for ``holder``: all for the holder itself."""
+    if actor.on_behalf_of is None or actor.is_staff:
+        return kinds
+    allowed = set()
+    for kind in sorted(kinds):
+        try:
+            require_holder_actor(actor, holder, power=MandatePower.REGISTER_WORKS, kind=kind)
+        except NotPermitted as exc:
+            if exc.code != "no_mandate":
+                raise
+            continue
+        allowed.add(kind)
+    if not allowed and kinds:
+        raise no_mandate()
+    return allowed
 
 
 def work_register(*, actor: Actor, holder: Party, draft: WorkDraft) -> tuple[Work, OwnershipClaim]:
@@ -568,7 +713,10 @@ def _work_status_refresh(*, actor: Actor, work: Work) -> Work:
     totals = OwnershipClaim.objects.filter(work=work, status__in=[ClaimStatus.VERIFIED, ClaimStatus.IN_REVIEW])
     verified = totals.filter(status=ClaimStatus.VERIFIED).aggregate(s=Sum("share_bp"))["s"] or 0
     live = totals.aggregate(s=Sum("share_bp"))["s"] or 0
-    conflicted = IdentifierConflict.objects.filter(Q(work=work) | Q(kept_by=work), status=ConflictStatus.OPEN).exists()
+    conflicted = (
+        IdentifierConflict.objects.filter(Q(work=work) | Q(kept_by=work), status=ConflictStatus.OPEN).exists()
+        or MandateConflict.objects.filter(work=work, status=ConflictStatus.OPEN).exists()
+    )
     if live > MAX_SHARE_BP or conflicted:
         status = WorkStatus.DISPUTED
     elif verified > 0:
@@ -626,7 +774,7 @@ def claim_file(
     Without ``share_bp`` the claim is to the share ``claim_share_default`` names (the staff's default for the
     work's kind when others already claim it, else the whole work), the share the claimant was shown.
     """
-    require_holder_actor(actor, holder)
+    require_holder_actor(actor, holder, power=MandatePower.CLAIM, work=work)
     if holder.kind != PartyKind.HOLDER:
         raise InvalidInput(_("Only rights holders claim works."), code="not_a_holder")
     if share_bp is None:
@@ -635,12 +783,34 @@ def claim_file(
         raise InvalidInput(
             _("The share is in basis points, from 1 to 10000 (100%)."), code="out_of_range", field="share_bp"
         )
+    agent = actor.party if actor.on_behalf_of is not None else None
+    live = OwnershipClaim.objects.filter(work=work, holder=holder).exclude(status=ClaimStatus.REJECTED).first()
+    if live is not None and agent is not None and live.filed_by_agent_id not in (None, agent.pk):
+        # Two agents claiming one member's work: a dispute for staff (the work's uses are held), not a second
+        # claim. The conflict is committed on its own: the claim itself is refused.
+        conflict = mandate_conflict_open(
+            actor=actor,
+            kind=MandateConflictKind.TWO_AGENTS,
+            member=holder,
+            work=work,
+            parties=[live.filed_by_agent_id, agent.pk],
+            data={"claim": live.pk, "share_bp": share_bp},
+        )
+        raise InvalidState(
+            _("Another agent already claimed this work for the member; staff will resolve the dispute."),
+            code="mandate_conflict",
+            extra={"conflict_id": conflict.pk, "work_id": work.pk},
+        )
     with transaction.atomic():
         work = _work_lock(work.pk)
         if OwnershipClaim.objects.filter(work=work, holder=holder).exclude(status=ClaimStatus.REJECTED).exists():
             raise InvalidState(_("You already have a claim on this work."), code="claim_exists")
         claim = OwnershipClaim.objects.create(
-            work=work, holder=holder, share_bp=share_bp, valid_from=valid_from or timezone.localdate()
+            work=work,
+            holder=holder,
+            share_bp=share_bp,
+            valid_from=valid_from or timezone.localdate(),
+            filed_by_agent=agent,
         )
         event = audit_record(
             code="registry.claim.filed",
@@ -1298,3 +1468,62 @@ def claim_default_share_set(*, actor: Actor, kind: str, share_bp: int) -> ClaimD
             data={"kind": kind, "share_bp": share_bp},
         )
     return default
+
+
+# --- Conflicts between members and their agents ---------------------------------------------------------
+
+
+def mandate_conflict_open(
+    *,
+    actor: Actor,
+    kind: str,
+    member: Party,
+    work: Work | None,
+    parties: Sequence[int | None],
+    data: dict[str, Any],
+) -> MandateConflict:
+    """Record a conflict between a member and its agents; its work is disputed (its uses held in escrow) until
+    staff resolve it. Called outside the transaction of an act it refuses, so that the conflict is kept."""
+    with transaction.atomic():
+        conflict = MandateConflict.objects.create(
+            kind=kind,
+            member=member,
+            work=work,
+            parties=sorted({p for p in parties if p is not None}),
+            data=data,
+        )
+        event = audit_record(
+            code="registry.mandate.conflict_opened",
+            actor=actor,
+            target=conflict,
+            data={"kind": kind, "member": member.pk, "work": work.pk if work else None, **data},
+        )
+        if work is not None:
+            _work_status_refresh(actor=actor, work=_work_lock(work.pk))
+            status_inputs_changed.send(sender=MandateConflict, work_ids=[work.pk], cause=event)
+            _owners_changed_on_commit(work.pk)
+    return conflict
+
+
+def mandate_conflict_resolve(*, actor: Actor, conflict: MandateConflict, reason: str) -> MandateConflict:
+    """Staff resolve a conflict between a member and its agents; its work's status is recomputed."""
+    require_staff(actor)
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(_("Say how the conflict was resolved."), code="required", field="reason")
+    with transaction.atomic():
+        work = _work_lock(conflict.work_id) if conflict.work_id is not None else None
+        changed = MandateConflict.objects.filter(pk=conflict.pk, status=ConflictStatus.OPEN).update(
+            status=ConflictStatus.RESOLVED, reason=reason, decided_by=actor.person, decided_at=timezone.now()
+        )
+        if changed != 1:
+            raise InvalidState(_("This conflict is already resolved."), code="already_resolved")
+        conflict.refresh_from_db()
+        event = audit_record(
+            code="registry.mandate.conflict_resolved", actor=actor, target=conflict, data={"reason": reason}
+        )
+        if work is not None:
+            _work_status_refresh(actor=actor, work=work)
+            status_inputs_changed.send(sender=MandateConflict, work_ids=[work.pk], cause=event)
+            _owners_changed_on_commit(work.pk)
+    return conflict

@@ -25,6 +25,7 @@ from tests.factories import (
     ClaimFactory,
     HolderFactory,
     LabFactory,
+    SocietyFactory,
     StaffUserFactory,
     TariffFactory,
     UserFactory,
@@ -161,6 +162,17 @@ def other_holder(co_owner: Any) -> Any:
 @pytest.fixture
 def other_holder_api(other_holder: Any) -> APIClient:
     return _party_key(other_holder, ["works:write", "lookup"])
+
+
+@pytest.fixture
+def society(db: Any) -> Any:
+    """KOMCA-like collecting society; its licensing team signs in as ``licensing@society.example``."""
+    return SocietyFactory(name="Korea Music Society", owner=UserFactory(username="licensing@society.example"))
+
+
+@pytest.fixture
+def society_api(society: Any) -> APIClient:
+    return _party_key(society, ["works:write", "lookup"])
 
 
 @pytest.fixture

@@ -87,6 +87,13 @@ class LabFactory(PartyFactory):
     name = factory.Sequence(lambda n: f"Lab {n}")
 
 
+class SocietyFactory(PartyFactory):
+    """A collecting society or agent: acts for member parties under mandates."""
+
+    kind = "society"
+    name = factory.Sequence(lambda n: f"Society {n}")
+
+
 class ApiKeyFactory(factory.Factory):
     """A party's API key (or a staff user's, with ``staff_user=``); the raw secret is on ``.raw``."""
 

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from core.api.fields import ID_MAX, RegistryDateTimeField
 from optout.models import Purpose, Refusal, RefusalScope, Regime
+from registry.api.serializers import ON_BEHALF_OF_HELP
 from registry.models import WorkKind
 
 MAX_LOOKUP_ITEMS = 10_000
@@ -18,20 +19,35 @@ class RefusalCreateInput(serializers.Serializer[dict[str, Any]]):
     work = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1, max_value=ID_MAX)
     url_prefix = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
     effective_from = RegistryDateTimeField(required=False, allow_null=True, default=None)
+    on_behalf_of = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=ID_MAX, help_text=ON_BEHALF_OF_HELP
+    )
 
 
 class RefusalWithdrawInput(serializers.Serializer[dict[str, Any]]):
     effective_at = RegistryDateTimeField(required=False, allow_null=True, default=None)
+    on_behalf_of = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=ID_MAX, help_text=ON_BEHALF_OF_HELP
+    )
 
 
 class RefusalOutput(serializers.ModelSerializer[Refusal]):
     purposes = serializers.SerializerMethodField()
     history = serializers.SerializerMethodField()
     work = serializers.SerializerMethodField()
+    filed_by = serializers.SerializerMethodField()
 
     class Meta:
         model = Refusal
-        fields = ["id", "scope", "purposes", "work", "url_prefix", "effective_from", "filed_at", "history"]
+        fields = ["id", "scope", "purposes", "work", "url_prefix", "effective_from", "filed_at", "filed_by", "history"]
+
+    def get_filed_by(self, refusal: Refusal) -> dict[str, Any]:
+        """The holder, and the society or agent that filed it for the holder under a mandate (or null)."""
+        agent = refusal.agent
+        return {
+            "holder": {"id": refusal.holder.pk, "name": refusal.holder.name},
+            "agent": {"id": agent.pk, "name": agent.name} if agent is not None else None,
+        }
 
     def get_purposes(self, refusal: Refusal) -> list[str]:
         if refusal.purpose == Purpose.TRAIN_AI:

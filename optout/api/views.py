@@ -7,7 +7,7 @@ from typing import Any
 from django.db import DatabaseError
 from django.http import HttpResponse
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from core.api.fastjson import OrjsonParser, OrjsonRenderer
 from core.api.schema import error_responses
-from core.api.views import RegistryAPIView, acting_party
+from core.api.views import RegistryAPIView
 from core.errors import NotPermitted
 from optout import selectors, services
 from optout.api.serializers import (
@@ -31,24 +31,31 @@ from optout.api.serializers import (
 )
 from optout.api.throttles import LookupAnonymousThrottle, LookupPrincipalThrottle
 from optout.errors import LookupUnavailable, TooManyItems
+from registry.mandates import acting_holder
 from registry.models import ApiScope
 from registry.selectors import work_get
 
 
 class RefusalListCreateView(RegistryAPIView):
-    @extend_schema(responses=RefusalOutput(many=True), summary="The holder's refusals with their history")
+    @extend_schema(
+        parameters=[OpenApiParameter("on_behalf_of", int, description="A society or agent: a member's refusals.")],
+        responses=RefusalOutput(many=True),
+        summary="The holder's refusals with their history",
+    )
     def get(self, request: Request) -> Response:
-        return self.paginate(selectors.refusal_list_for_actor(actor=self.actor()), RefusalOutput)
+        actor = self.actor()
+        if request.query_params.get("on_behalf_of"):
+            actor, _member = acting_holder(actor=actor, member_id=request.query_params["on_behalf_of"])
+        return self.paginate(selectors.refusal_list_for_actor(actor=actor), RefusalOutput)
 
     @extend_schema(
         request=RefusalCreateInput, responses={201: RefusalOutput, **error_responses(404)}, summary="Refuse AI training"
     )
     def post(self, request: Request) -> Response:
-        actor = self.actor()
-        holder = acting_party(actor)
         data = RefusalCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
+        actor, holder = acting_holder(actor=self.actor(), member_id=values.pop("on_behalf_of"))
         work_id = values.pop("work")
         refusal = services.refusal_file(
             actor=actor, holder=holder, work=work_get(work_id=work_id) if work_id is not None else None, **values
@@ -60,10 +67,17 @@ class RefusalListCreateView(RegistryAPIView):
 class RefusalWithdrawView(RegistryAPIView):
     @extend_schema(request=RefusalWithdrawInput, responses=RefusalOutput, summary="Withdraw a refusal (opt back in)")
     def post(self, request: Request, refusal_id: int) -> Response:
-        actor = self.actor()
-        refusal = selectors.refusal_get_for_actor(actor=actor, refusal_id=refusal_id)
         data = RefusalWithdrawInput(data=request.data)
         data.is_valid(raise_exception=True)
+        actor = self.actor()
+        refusal = selectors.refusal_get_for_actor(actor=actor, refusal_id=refusal_id)
+        member_id = data.validated_data["on_behalf_of"]
+        if member_id is None and actor.party is not None and actor.party.is_society and not actor.is_staff:
+            # A refusal the agent filed (or can see) is withdrawn for its holder.
+            member_id = refusal.holder_id
+        if member_id is not None:
+            actor, _member = acting_holder(actor=actor, member_id=member_id)
+            refusal = selectors.refusal_get_for_actor(actor=actor, refusal_id=refusal_id)
         services.refusal_withdraw(actor=actor, refusal=refusal, effective_at=data.validated_data["effective_at"])
         return Response(RefusalOutput(selectors.refusal_get_for_actor(actor=actor, refusal_id=refusal_id)).data)
 

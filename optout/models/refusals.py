@@ -58,6 +58,15 @@ class Refusal(models.Model):
         related_name="+",
         verbose_name=_("filed by"),
     )
+    # The society or agent that filed it for ``holder`` under a mandate; empty when the holder filed it itself.
+    agent = models.ForeignKey(
+        Party,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="refusals_filed_as_agent",
+        verbose_name=_("filed by agent"),
+    )
 
     class Meta:
         verbose_name = _("refusal")

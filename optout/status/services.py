@@ -88,6 +88,15 @@ def status_refresh(
         for key in keys:
             key_causes[key] = cause
         work_ids = sorted(set(work_ids))
+        # A musical work's status decides its recordings' too (a refusal of it refuses them): they are recomputed
+        # with it, by the cause that touched it.
+        recordings = _recordings_of(work_ids)
+        if recordings:
+            cause_by_work = dict(cause_by_work or {})
+            for recording, composition in recordings.items():
+                if composition in cause_by_work:
+                    cause_by_work.setdefault(recording, cause_by_work[composition])
+            work_ids = sorted(set(work_ids) | set(recordings))
         for start in range(0, len(work_ids), CHUNK * 4):
             chunk = work_ids[start : start + CHUNK * 4]
             for work_id, scheme, value in Identifier.objects.filter(work_id__in=chunk).values_list(
@@ -114,6 +123,19 @@ def status_refresh(
             for hook in changes_committed_hooks:
                 transaction.on_commit(hook)
     return result
+
+
+def _recordings_of(work_ids: Sequence[int]) -> dict[int, int]:
+    """The recordings naming any of ``work_ids`` as their musical work, with it; one query per 10,000 works."""
+    found: dict[int, int] = {}
+    for start in range(0, len(work_ids), 10_000):
+        chunk = work_ids[start : start + 10_000]
+        # Only musical works have recordings; asking which of the works are ones first keeps the common case (no
+        # musical work among them) to a primary-key read.
+        compositions = list(Work.objects.filter(pk__in=chunk, kind=WorkKind.MUSICAL_WORK).values_list("pk", flat=True))
+        if compositions:
+            found.update(Work.objects.filter(musical_work_id__in=compositions).values_list("pk", "musical_work_id"))
+    return found
 
 
 def _segments_showing_another_brief() -> QuerySet[StatusSegment]:

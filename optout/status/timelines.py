@@ -22,7 +22,7 @@ from optout.models import KindRegime, Purpose, Refusal, RefusalEvent, RefusalEve
 from optout.models.status import SubjectStatus, SubjectType
 from optout.selectors import lookup_batch, purposes_refusing
 from registry.identifiers import Scheme
-from registry.models import ClaimStatus, DomainStatus, Identifier, OwnershipClaim
+from registry.models import ClaimStatus, DomainStatus, Identifier, OwnershipClaim, Work, WorkKind
 
 PURPOSES: tuple[str, ...] = (Purpose.TRAIN_AI.value, Purpose.TRAIN_GENAI.value)
 
@@ -99,6 +99,12 @@ def _future_instants_for_keys(keys: Sequence[str], now: datetime) -> list[dateti
     for scheme, values in by_scheme.items():
         condition |= Q(scheme=scheme, value__in=values)
     works = dict(Identifier.objects.filter(condition).values_list("work_id", "work__kind"))
+    # A recording's musical work: its refusals and its owners' catalogue refusals decide the recording too.
+    works.update(
+        Work.objects.filter(recordings__in=[pk for pk, kind in works.items() if kind == WorkKind.AUDIO])
+        .values_list("pk", "kind")
+        .distinct()
+    )
     holders = set(
         OwnershipClaim.objects.filter(work_id__in=list(works))
         .exclude(status=ClaimStatus.REJECTED)

@@ -55,6 +55,8 @@ LOGGED: dict[str, LeafKind] = {
     "registry.identifier.conflict_resolved": LeafKind(
         "identifier_conflict.resolved", "conflict", ("identifier", "resolution", "work", "kept_by")
     ),
+    "registry.mandate.conflict_opened": LeafKind("mandate_conflict.opened", "conflict", ("kind", "member", "work")),
+    "registry.mandate.conflict_resolved": LeafKind("mandate_conflict.resolved", "conflict", ()),
     "registry.domain.verified": LeafKind("domain.verified", "domain", ("holder", "origin")),
 }
 

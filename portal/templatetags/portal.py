@@ -86,6 +86,11 @@ _AUDIT_LABELS = {
     "compensation.payout_profile.changed": gettext_lazy("Payout details changed"),
     "compensation.payout_profile.verified": gettext_lazy("Payout details verified"),
     "portal.invitation.sent": gettext_lazy("Invitation sent"),
+    "registry.mandate.invited": gettext_lazy("Mandate invitation sent"),
+    "registry.mandate.accepted": gettext_lazy("Mandate accepted"),
+    "registry.mandate.ended": gettext_lazy("Mandate ended"),
+    "registry.mandate.conflict_opened": gettext_lazy("Conflict between a member and its agents"),
+    "registry.mandate.conflict_resolved": gettext_lazy("Conflict between a member and its agents resolved"),
 }
 
 

@@ -51,6 +51,9 @@ PREVIEW_ROWS = 5
 def dashboard(request: HttpRequest, portal: Portal) -> HttpResponse:
     if portal.party.kind == PartyKind.LAB:
         return render(request, "portal/labs/dashboard.html", lab_dashboard(actor=portal.actor, party=portal.party))
+    if portal.party.kind == PartyKind.SOCIETY:
+        # A society's work is its members' mandates: its dashboard is that page.
+        return redirect("portal:mandates")
     return render(request, "portal/works/dashboard.html", holder_dashboard(actor=portal.actor, party=portal.party))
 
 

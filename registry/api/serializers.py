@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.api.fields import ID_MAX, RegistryDateField, failure_reason_field
+from core.api.fields import ID_MAX, RegistryDateField, RegistryDateTimeField, failure_reason_field
 from registry.domains import dns_record_name, dns_record_value, file_url
 from registry.embedded_rights import refusal_purpose_offered
 from registry.identifiers import Scheme
@@ -19,12 +19,18 @@ from registry.models import (
     ApiScope,
     ClaimEvidence,
     ClaimStatus,
+    ContributorRole,
     DomainMethod,
     EvidenceKind,
     FileIdentifierOutcome,
     Identifier,
+    Mandate,
+    MandatePower,
+    MandateScope,
+    MusicalWorkContributor,
     OwnershipClaim,
     Party,
+    StatementsTo,
     VerifiedDomain,
     Work,
     WorkFile,
@@ -36,6 +42,11 @@ from registry.models import (
 )
 
 # --- inputs ---------------------------------------------------------------------------
+
+ON_BEHALF_OF_HELP = _(
+    "A society or agent acting for a member: the member party's id. Allowed within a mandate in force; "
+    "otherwise 403 no_mandate."
+)
 
 
 class IdentifierInput(serializers.Serializer[dict[str, Any]]):
@@ -85,15 +96,37 @@ class IdentifierListField(serializers.ListField):
         return super().get_value(dictionary)
 
 
+class ContributorInput(serializers.Serializer[dict[str, Any]]):
+    role = serializers.ChoiceField(choices=ContributorRole.choices)
+    name = serializers.CharField(max_length=200)
+    ipi = serializers.CharField(max_length=13, required=False, allow_blank=True, default="")
+    share_bp = serializers.IntegerField(min_value=0, max_value=10000, required=False, default=0)
+    designation = serializers.CharField(max_length=2, required=False, allow_blank=True, default="")
+
+
 class WorkCreateInput(serializers.Serializer[dict[str, Any]]):
     title = serializers.CharField(max_length=500)
     kind = serializers.ChoiceField(choices=WorkKind.choices)
+    musical_work = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        max_value=ID_MAX,
+        help_text=_("A recording's (kind audio) musical work: its id."),
+    )
+    contributors = ContributorInput(
+        many=True, required=False, default=list, help_text=_("A musical work's writers and publishers.")
+    )
     identifiers = IdentifierListField(required=False, default=list)
     creators = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list)
     language = serializers.CharField(max_length=35, required=False, allow_blank=True, default="")
     creation_year = serializers.IntegerField(required=False, allow_null=True, default=None)
     share_bp = serializers.IntegerField(required=False, min_value=1, max_value=10000, default=10000)
     valid_from = RegistryDateField(required=False, allow_null=True, default=None)
+    on_behalf_of = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=ID_MAX, help_text=ON_BEHALF_OF_HELP
+    )
     file = serializers.FileField(
         required=False,
         write_only=True,
@@ -123,6 +156,9 @@ class WorkListFilter(serializers.Serializer[dict[str, Any]]):
             "matches first; spaces and case are ignored."
         ),
     )
+    on_behalf_of = serializers.IntegerField(
+        required=False, min_value=1, max_value=ID_MAX, help_text=_("A society or agent: a member's works.")
+    )
 
 
 class SearchInput(serializers.Serializer[dict[str, Any]]):
@@ -139,6 +175,9 @@ class SearchInput(serializers.Serializer[dict[str, Any]]):
 
 class BulkImportInput(serializers.Serializer[dict[str, Any]]):
     file = serializers.FileField(help_text=_("CSV, XLSX or JSON Lines; up to 100,000 works."))
+    on_behalf_of = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=ID_MAX, help_text=ON_BEHALF_OF_HELP
+    )
 
 
 class ClaimCreateInput(serializers.Serializer[dict[str, Any]]):
@@ -155,6 +194,9 @@ class ClaimCreateInput(serializers.Serializer[dict[str, Any]]):
         ),
     )
     valid_from = RegistryDateField(required=False, allow_null=True, default=None)
+    on_behalf_of = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=ID_MAX, help_text=ON_BEHALF_OF_HELP
+    )
 
 
 class ClaimListFilter(serializers.Serializer[dict[str, Any]]):
@@ -169,6 +211,41 @@ class ClaimDecisionInput(serializers.Serializer[dict[str, Any]]):
 class DomainCreateInput(serializers.Serializer[dict[str, Any]]):
     origin = serializers.CharField(max_length=300)
     method = serializers.ChoiceField(choices=DomainMethod.choices)
+
+
+class MandateCreateInput(serializers.Serializer[dict[str, Any]]):
+    member = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        max_value=ID_MAX,
+        help_text=_("The member party's id."),
+    )
+    member_email = serializers.EmailField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text=_("Or the e-mail the member's owner signs in with: the invitation waits in their portal."),
+    )
+    scope = serializers.ChoiceField(choices=MandateScope.choices)
+    works = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=ID_MAX), required=False, default=list, max_length=10_000
+    )
+    kinds = serializers.ListField(child=serializers.ChoiceField(choices=WorkKind.choices), required=False, default=list)
+    powers = serializers.ListField(child=serializers.ChoiceField(choices=MandatePower.choices), min_length=1)
+    statements_to = serializers.ChoiceField(choices=StatementsTo.choices, default=StatementsTo.MEMBER)
+    starts_at = RegistryDateTimeField(required=False, allow_null=True, default=None)
+    ends_at = RegistryDateTimeField(required=False, allow_null=True, default=None)
+    document = serializers.FileField(
+        required=False,
+        write_only=True,
+        help_text=_("The member's signed mandate (PDF): staff verifying it starts the mandate without the member."),
+    )
+
+
+class MandateEndInput(serializers.Serializer[dict[str, Any]]):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
 class ApiKeyCreateInput(serializers.Serializer[dict[str, Any]]):
@@ -204,6 +281,7 @@ class IdentifierOutput(serializers.ModelSerializer[Identifier]):
 class ClaimOutput(serializers.ModelSerializer[OwnershipClaim]):
     holder = PartyBriefOutput()
     work = serializers.SerializerMethodField()
+    filed_by_agent = PartyBriefOutput(allow_null=True, help_text=_("The society or agent that filed it, if any."))
 
     class Meta:
         model = OwnershipClaim
@@ -217,6 +295,7 @@ class ClaimOutput(serializers.ModelSerializer[OwnershipClaim]):
             "decision_reason",
             "decided_at",
             "verified_by_domain",
+            "filed_by_agent",
             "created_at",
         ]
 
@@ -347,8 +426,18 @@ class WorkFileOutput(serializers.ModelSerializer[WorkFile]):
         return round(min(work_file.bytes_done / work_file.size, 1.0), 4)
 
 
+class ContributorOutput(serializers.ModelSerializer[MusicalWorkContributor]):
+    class Meta:
+        model = MusicalWorkContributor
+        fields = ["role", "designation", "name", "ipi", "share_bp"]
+
+
 class WorkOutput(serializers.ModelSerializer[Work]):
     identifiers = IdentifierOutput(many=True)
+    contributors = ContributorOutput(many=True, read_only=True)
+    musical_work: serializers.PrimaryKeyRelatedField[Work] = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True
+    )
     claims = WorkClaimOutput(many=True)
     files = WorkFileOutput(many=True, read_only=True)
     licensing_email = serializers.CharField(read_only=True, help_text=_("The work's own licensing e-mail, or empty"))
@@ -367,6 +456,8 @@ class WorkOutput(serializers.ModelSerializer[Work]):
             "identifiers",
             "claims",
             "files",
+            "musical_work",
+            "contributors",
             "licensing_email",
             "licensing_url",
             "created_at",
@@ -486,6 +577,48 @@ class ApiKeyOutput(serializers.ModelSerializer[ApiKey]):
     class Meta:
         model = ApiKey
         fields = ["id", "name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
+
+
+class MandateOutput(serializers.ModelSerializer[Mandate]):
+    agent = PartyBriefOutput()
+    member = PartyBriefOutput(allow_null=True)
+    works = serializers.SerializerMethodField()
+    powers = serializers.ListField(child=serializers.CharField())
+    in_force = serializers.SerializerMethodField()
+    has_document = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Mandate
+        fields = [
+            "id",
+            "agent",
+            "member",
+            "invited_email",
+            "scope",
+            "works",
+            "kinds",
+            "powers",
+            "statements_to",
+            "starts_at",
+            "ends_at",
+            "status",
+            "in_force",
+            "has_document",
+            "created_at",
+            "accepted_at",
+            "accepted_via",
+            "ended_at",
+            "end_reason",
+        ]
+
+    def get_works(self, mandate: Mandate) -> list[int]:
+        return sorted(listed.work_id for listed in mandate.listed.all())
+
+    def get_in_force(self, mandate: Mandate) -> bool:
+        return mandate.in_force()
+
+    def get_has_document(self, mandate: Mandate) -> bool:
+        return bool(mandate.document)
 
 
 class MeOutput(serializers.Serializer[dict[str, Any]]):

@@ -42,6 +42,9 @@ urlpatterns = [
         similarity_views.SimilarityThresholdsView.as_view(),
         name="similarity-thresholds",
     ),
+    path("mandates", views.MandateListCreateView.as_view(), name="mandates"),
+    path("mandates/<int:mandate_id>/accept", views.MandateAcceptView.as_view(), name="mandate-accept"),
+    path("mandates/<int:mandate_id>/end", views.MandateEndView.as_view(), name="mandate-end"),
     path("api-keys", views.ApiKeyListCreateView.as_view(), name="api-keys"),
     path("api-keys/<int:key_id>/revoke", views.ApiKeyRevokeView.as_view(), name="api-key-revoke"),
 ]

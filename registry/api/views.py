@@ -36,6 +36,9 @@ from registry.api.serializers import (
     ImportRowErrorOutput,
     LicensingContactInput,
     LicensingContactOutput,
+    MandateCreateInput,
+    MandateEndInput,
+    MandateOutput,
     MeOutput,
     WorkClaimOutput,
     WorkCreateInput,
@@ -45,6 +48,14 @@ from registry.api.serializers import (
     WorkOutput,
 )
 from registry.imports import work_import_create
+from registry.mandates import (
+    acting_holder,
+    mandate_accept,
+    mandate_end,
+    mandate_get_for_actor,
+    mandate_invite,
+    mandate_list_for_actor,
+)
 from registry.models import WORK_FILE_JOB, WORK_IMPORT_JOB, OwnershipClaim, Party
 from registry.search import search_query_clean
 from registry.work_files import work_file_create, work_register_with_file
@@ -76,7 +87,7 @@ class WorkListCreateView(RegistryAPIView):
         filters.is_valid(raise_exception=True)
         values = dict(filters.validated_data)
         query = values.pop("q", None)
-        holder = acting_party(self.actor())
+        _actor, holder = acting_holder(actor=self.actor(), member_id=values.pop("on_behalf_of", None))
         if query is None:
             return self.paginate(selectors.work_list_for_holder(holder=holder, **values), WorkOutput)
         works = selectors.work_search_for_holder(holder=holder, query=search_query_clean(query), **values)
@@ -93,12 +104,14 @@ class WorkListCreateView(RegistryAPIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        actor = self.actor()
-        holder = acting_party(actor)
         data = WorkCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
+        actor, holder = acting_holder(actor=self.actor(), member_id=values.pop("on_behalf_of", None))
         upload = values.pop("file", None)
+        musical_work_id = values.pop("musical_work")
+        if musical_work_id is not None:
+            values["musical_work"] = selectors.work_get(work_id=musical_work_id)
         draft = services.work_draft_build(file_pending=upload is not None, **values)
         if upload is None:
             work, claim = services.work_register(actor=actor, holder=holder, draft=draft)
@@ -118,9 +131,16 @@ class WorkListCreateView(RegistryAPIView):
 
 
 class WorkDetailView(RegistryAPIView):
-    @extend_schema(responses=WorkOutput, summary="One of the caller's works")
+    @extend_schema(
+        parameters=[OpenApiParameter("on_behalf_of", int, description="A society or agent: a member's work.")],
+        responses=WorkOutput,
+        summary="One of the caller's works",
+    )
     def get(self, request: Request, work_id: int) -> Response:
-        work = selectors.work_get_for_actor(actor=self.actor(), work_id=work_id)
+        actor = self.actor()
+        if request.query_params.get("on_behalf_of"):
+            actor, _holder = acting_holder(actor=actor, member_id=request.query_params["on_behalf_of"])
+        work = selectors.work_get_for_actor(actor=actor, work_id=work_id)
         return Response(WorkOutput(work).data)
 
 
@@ -216,10 +236,9 @@ class WorkBulkView(RegistryAPIView):
 
     @extend_schema(request=BulkImportInput, responses={202: ImportOutput}, summary="Register many works from a file")
     def post(self, request: Request) -> Response:
-        actor = self.actor()
-        holder = acting_party(actor)
         data = BulkImportInput(data=request.data)
         data.is_valid(raise_exception=True)
+        actor, holder = acting_holder(actor=self.actor(), member_id=data.validated_data.get("on_behalf_of"))
         upload = data.validated_data["file"]
         work_import = work_import_create(actor=actor, holder=holder, file=upload, filename=upload.name or "")
         response = Response(ImportOutput(work_import).data, status=status.HTTP_202_ACCEPTED)
@@ -279,10 +298,9 @@ class ClaimListCreateView(RegistryAPIView):
         summary="Claim a share of a work",
     )
     def post(self, request: Request) -> Response:
-        actor = self.actor()
-        holder = acting_party(actor)
         data = ClaimCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
+        actor, holder = acting_holder(actor=self.actor(), member_id=data.validated_data.get("on_behalf_of"))
         work = selectors.work_get(work_id=data.validated_data["work"])
         claim = services.claim_file(
             actor=actor,
@@ -475,3 +493,54 @@ class WorkClaimShareView(RegistryAPIView):
                 }
             ).data
         )
+
+
+class MandateListCreateView(RegistryAPIView):
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    @extend_schema(responses=MandateOutput(many=True), summary="Mandates the caller holds or gave, and invitations")
+    def get(self, request: Request) -> Response:
+        return self.paginate(mandate_list_for_actor(actor=self.actor()), MandateOutput)
+
+    @extend_schema(
+        request=MandateCreateInput,
+        responses={201: MandateOutput, **error_responses(403)},
+        summary="A society or agent invites a member to give it a mandate",
+    )
+    def post(self, request: Request) -> Response:
+        actor = self.actor()
+        agent = acting_party(actor)
+        data = MandateCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        member_id = values.pop("member")
+        work_ids = values.pop("works")
+        mandate = mandate_invite(
+            actor=actor,
+            agent=agent,
+            member=selectors.party_get(party_id=member_id) if member_id is not None else None,
+            works=selectors.works_get(work_ids=work_ids),
+            **values,
+        )
+        mandate = mandate_get_for_actor(actor=actor, mandate_id=mandate.pk)
+        return Response(MandateOutput(mandate).data, status=status.HTTP_201_CREATED)
+
+
+class MandateAcceptView(RegistryAPIView):
+    @extend_schema(request=None, responses=MandateOutput, summary="The member accepts a mandate (or staff verify it)")
+    def post(self, request: Request, mandate_id: int) -> Response:
+        actor = self.actor()
+        mandate = mandate_get_for_actor(actor=actor, mandate_id=mandate_id)
+        mandate_accept(actor=actor, mandate=mandate)
+        return Response(MandateOutput(mandate_get_for_actor(actor=actor, mandate_id=mandate_id)).data)
+
+
+class MandateEndView(RegistryAPIView):
+    @extend_schema(request=MandateEndInput, responses=MandateOutput, summary="End a mandate (either side)")
+    def post(self, request: Request, mandate_id: int) -> Response:
+        actor = self.actor()
+        data = MandateEndInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        mandate = mandate_get_for_actor(actor=actor, mandate_id=mandate_id)
+        mandate_end(actor=actor, mandate=mandate, reason=data.validated_data["reason"])
+        return Response(MandateOutput(mandate_get_for_actor(actor=actor, mandate_id=mandate_id)).data)
