@@ -52,7 +52,7 @@ def test_won_amounts_follow_the_language(language, expected):
     assert rendered == f"{expected} {expected}"
 
 
-@pytest.mark.parametrize("app", ["portal", "registry", "optout", "compensation"])
+@pytest.mark.parametrize("app", ["portal", "registry", "optout", "compensation", "core"])
 def test_every_string_has_a_korean_translation(app):
     from pathlib import Path
 
