@@ -504,7 +504,7 @@ class MandateListCreateView(RegistryAPIView):
 
     @extend_schema(
         request=MandateCreateInput,
-        responses={201: MandateOutput, **error_responses(403)},
+        responses={201: MandateOutput, **error_responses(403, 404)},
         summary="A society or agent invites a member to give it a mandate",
     )
     def post(self, request: Request) -> Response:
