@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import hashlib
 import json
 import random
 import statistics
@@ -91,6 +90,7 @@ def appends_measure(events: int, block: int) -> tuple[float, float]:
 def synthetic_grow(url: str, tree_size: int) -> None:
     """Grow the log to ``tree_size`` leaves with synthetic ``bench.synthetic`` leaves, by COPY."""
     from core.jcs import canonical_json
+    from core.merkle import leaf_hash
 
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT size FROM optout_loghead WHERE id = 1").fetchone()
@@ -106,9 +106,7 @@ def synthetic_grow(url: str, tree_size: int) -> None:
                 data = canonical_json(
                     {"v": 1, "id": index, "kind": "bench.synthetic", "time": "2026-12-05T00:00:00Z", "subject": {}}
                 )
-                copy.write_row(
-                    (index, "bench.synthetic", 10**12 + index, data, hashlib.sha256(b"\x00" + data).digest(), "now()")
-                )
+                copy.write_row((index, "bench.synthetic", 10**12 + index, data, leaf_hash(data), "now()"))
         conn.execute("UPDATE optout_loghead SET size = %s WHERE id = 1", [tree_size])
         conn.commit()
         print(f"  {time.perf_counter() - started:.0f} s")

@@ -51,7 +51,8 @@ def log_checkpoint_latest() -> LogCheckpoint | None:
     return LogCheckpoint.objects.order_by("-size").first()
 
 
-def _checkpointed_size() -> int:
+def checkpointed_size() -> int:
+    """The latest checkpoint's tree size (0 before the first)."""
     latest = LogCheckpoint.objects.order_by("-size").values_list("size", flat=True).first()
     return latest or 0
 
@@ -158,7 +159,7 @@ def _integer(value: str | None, *, field: str) -> int:
 
 
 def _checkpointed(size: int, *, field: str) -> None:
-    if size > _checkpointed_size():
+    if size > checkpointed_size():
         raise InvalidInput(
             _("No checkpoint covers a tree this large yet; ask for a size up to the latest checkpoint's."),
             code="size_not_checkpointed",
@@ -212,7 +213,7 @@ def log_tile(*, level: int, number: int, width: int) -> Tile | None:
     """The hashes of a C2SP tile within the latest checkpoint's tree, or None if the tree does not reach it."""
     if not 0 <= level <= MAX_TILE_LEVEL or not 1 <= width <= TILE_WIDTH:
         return None
-    size = _checkpointed_size()
+    size = checkpointed_size()
     first = number * TILE_WIDTH
     if (first + width) << (TILE_HEIGHT * level) > size:
         return None
@@ -233,7 +234,7 @@ def log_entry_bundle(*, number: int, width: int) -> Tile | None:
     if not 1 <= width <= TILE_WIDTH:
         return None
     first = number * TILE_WIDTH
-    if first + width > _checkpointed_size():
+    if first + width > checkpointed_size():
         return None
     rows = LogEntry.objects.filter(index__gte=first, index__lt=first + width).order_by("index")
     chunks = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -14,18 +13,14 @@ from django.utils import timezone
 
 from core.actors import Actor, require_staff
 from core.locks import advisory_lock
-from core.merkle import TILE_HEIGHT, TILE_WIDTH, hash_up, tree_root
+from core.merkle import TILE_HEIGHT, TILE_WIDTH, hash_up, leaf_hash, tree_root
 from core.signed_note import Checkpoint, note_sign
 from optout.models import LogCheckpoint, LogEntry, LogHead, LogTile
 from optout.transparency.leaves import EFFECTIVE_KEYS, LOGGED, TOOK_EFFECT, leaf_bytes, leaf_subject
-from optout.transparency.selectors import log_origin, log_reader, log_size
+from optout.transparency.selectors import log_checkpoint_latest, log_origin, log_reader, log_size
 from registry.models import AuditEvent
 
 CHECKPOINT_LOCK = "optout.transparency.checkpoint"
-
-
-def _leaf_hash(data: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + data).digest()
 
 
 def _entries_append(rows: Sequence[tuple[AuditEvent | int, str, bytes, datetime | None]]) -> None:
@@ -37,7 +32,7 @@ def _entries_append(rows: Sequence[tuple[AuditEvent | int, str, bytes, datetime 
     """
     now = timezone.now()
     values = [
-        (event if isinstance(event, int) else event.pk, kind, data, _leaf_hash(data), due_at)
+        (event if isinstance(event, int) else event.pk, kind, data, leaf_hash(data), due_at)
         for event, kind, data, due_at in rows
     ]
     with connection.cursor() as cursor:
@@ -141,6 +136,27 @@ def log_effects_append(*, now: datetime | None = None) -> int:
     return len(rows)
 
 
+def _level_hashes(*, level: int, start: int, end: int) -> Iterator[bytes]:
+    """Entries ``start`` to ``end`` of level ``level`` in order, streamed: leaf hashes at level 0, and above it the
+    roots of the full tiles one level down."""
+    values: Iterator[bytes | memoryview | None]
+    if level == 0:
+        values = (
+            LogEntry.objects.filter(index__gte=start, index__lt=end)
+            .order_by("index")
+            .values_list("leaf_hash", flat=True)
+            .iterator(chunk_size=20_000)
+        )
+    else:
+        values = (
+            LogTile.objects.filter(level=level - 1, width=TILE_WIDTH, number__gte=start, number__lt=end)
+            .order_by("number")
+            .values_list("root", flat=True)
+            .iterator(chunk_size=20_000)
+        )
+    return (bytes(value) for value in values if value is not None)
+
+
 def _tiles_complete(*, size: int) -> None:
     """Store every full tile of the first ``size`` leaves not stored yet, level by level, streaming the hashes
     below in index order (a checkpoint after 10,000,000 new leaves reads them once)."""
@@ -151,23 +167,7 @@ def _tiles_complete(*, size: int) -> None:
             return
         stored = LogTile.objects.filter(level=level, width=TILE_WIDTH).count()
         if stored < full:
-            below: Iterator[bytes | memoryview | None]
-            if level == 0:
-                below = (
-                    LogEntry.objects.filter(index__gte=stored * TILE_WIDTH, index__lt=full * TILE_WIDTH)
-                    .order_by("index")
-                    .values_list("leaf_hash", flat=True)
-                    .iterator(chunk_size=20_000)
-                )
-            else:
-                below = (
-                    LogTile.objects.filter(
-                        level=level - 1, width=TILE_WIDTH, number__gte=stored * TILE_WIDTH, number__lt=full * TILE_WIDTH
-                    )
-                    .order_by("number")
-                    .values_list("root", flat=True)
-                    .iterator(chunk_size=20_000)
-                )
+            below = _level_hashes(level=level, start=stored * TILE_WIDTH, end=full * TILE_WIDTH)
             _tiles_write(level=level, first=stored, count=full - stored, hashes=below)
         level += 1
 
@@ -180,32 +180,17 @@ def _tiles_edge(*, size: int) -> None:
         number, width = count >> TILE_HEIGHT, count & (TILE_WIDTH - 1)
         if width:
             first = number * TILE_WIDTH
-            values: list[bytes | memoryview | None]
-            if level == 0:
-                values = list(
-                    LogEntry.objects.filter(index__gte=first, index__lt=first + width)
-                    .order_by("index")
-                    .values_list("leaf_hash", flat=True)
-                )
-            else:
-                values = list(
-                    LogTile.objects.filter(
-                        level=level - 1, width=TILE_WIDTH, number__gte=first, number__lt=first + width
-                    )
-                    .order_by("number")
-                    .values_list("root", flat=True)
-                )
-            hashes = b"".join(bytes(value) for value in values if value is not None)
+            hashes = b"".join(_level_hashes(level=level, start=first, end=first + width))
             LogTile.objects.bulk_create(
                 [LogTile(level=level, number=number, width=width, hashes=hashes, root=None)], ignore_conflicts=True
             )
         level += 1
 
 
-def _tiles_write(*, level: int, first: int, count: int, hashes: Iterator[bytes | memoryview | None]) -> None:
+def _tiles_write(*, level: int, first: int, count: int, hashes: Iterator[bytes]) -> None:
     batch: list[LogTile] = []
     for number in range(first, first + count):
-        tile = [bytes(value) for value in islice(hashes, TILE_WIDTH) if value is not None]
+        tile = list(islice(hashes, TILE_WIDTH))
         if len(tile) != TILE_WIDTH:
             raise RuntimeError(f"tile {level}/{number} has {len(tile)} of {TILE_WIDTH} hashes: the log has a gap")
         batch.append(LogTile(level=level, number=number, hashes=b"".join(tile), root=hash_up(tile)))
@@ -226,7 +211,7 @@ def log_checkpoint_issue() -> LogCheckpoint:
     with transaction.atomic():
         advisory_lock(CHECKPOINT_LOCK)
         size = log_size()
-        latest = LogCheckpoint.objects.order_by("-size").first()
+        latest = log_checkpoint_latest()
         if latest is not None and latest.size >= size:
             return latest
         _tiles_complete(size=size)
@@ -249,7 +234,7 @@ def log_checkpoint_for_answer() -> LogCheckpoint | None:
     size = log_size()
     if _latest is not None and _latest.size >= size:
         return _latest
-    latest = LogCheckpoint.objects.order_by("-size").first()
+    latest = log_checkpoint_latest()
     if latest is None or latest.size < size:
         latest = log_checkpoint_issue()
     _latest = latest
@@ -266,10 +251,10 @@ def log_checkpoint_request(*, actor: Actor) -> tuple[LogCheckpoint, bool]:
     Returns the checkpoint covering the log and whether it is new.
     """
     require_staff(actor)
-    before = LogCheckpoint.objects.order_by("-size").values_list("size", flat=True).first()
+    before = log_checkpoint_latest()
     log_effects_append()
     checkpoint = log_checkpoint_issue()
-    return checkpoint, checkpoint.size != before
+    return checkpoint, before is None or checkpoint.pk != before.pk
 
 
 def log_cache_forget() -> None:
