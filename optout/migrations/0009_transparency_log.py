@@ -67,19 +67,28 @@ def _guards_undo(apps: Any, schema_editor: Any) -> None:
 
 
 def _log_start(apps: Any, schema_editor: Any) -> None:
-    """The head row, and the leaves of the events recorded so far, in id order, in batches."""
+    """The head row, and the leaves of the events recorded so far, in id order, in batches, numbered here (the
+    sequencer's queue comes in 0011)."""
+    from core.merkle import leaf_hash
     from optout.transparency.leaves import LOGGED
-    from optout.transparency.services import log_events_append
+    from optout.transparency.services import log_leaf_rows
 
-    apps.get_model("optout", "LogHead").objects.create(id=1, size=0)
+    entry_model = apps.get_model("optout", "LogEntry")
     event_model = apps.get_model("registry", "AuditEvent")
+    size = 0
     last = 0
     while True:
         batch = list(event_model.objects.filter(code__in=list(LOGGED), id__gt=last).order_by("id")[:5000])
         if not batch:
-            return
-        log_events_append(events=batch)
+            break
+        entries = [
+            entry_model(index=size + n, event_id=event_id, kind=kind, data=data, leaf_hash=leaf_hash(data), due_at=due)
+            for n, (event_id, kind, data, due) in enumerate(log_leaf_rows(events=batch))
+        ]
+        entry_model.objects.bulk_create(entries)
+        size += len(entries)
         last = batch[-1].id
+    apps.get_model("optout", "LogHead").objects.create(id=1, size=size)
 
 
 class Migration(migrations.Migration):

@@ -13,7 +13,7 @@ from optout.models.refusals import (
 )
 from optout.models.snapshots import SNAPSHOT_JOB, Snapshot, SnapshotStatus, SnapshotTrigger
 from optout.models.status import NOT_PERMITTED, StatusChange, StatusSegment, SubjectStatus, SubjectType
-from optout.models.transparency import LogCheckpoint, LogEntry, LogHead, LogTile
+from optout.models.transparency import LogCheckpoint, LogEntry, LogHead, LogQueuedLeaf, LogTile
 from optout.models.webhooks import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "LogCheckpoint",
     "LogEntry",
     "LogHead",
+    "LogQueuedLeaf",
     "LogTile",
     "ObservationTrigger",
     "Purpose",

@@ -1,10 +1,12 @@
 """The transparency log: every event that changes a status, as a leaf of an RFC 9162 Merkle tree.
 
-``LogEntry`` rows are the leaves, numbered densely in commit order: the writer takes the next index from the one
-``LogHead`` row with ``UPDATE ... SET size = size + n``, whose row lock the transaction holds until it commits, so
-a later index never commits before an earlier one and a reader never sees a gap. ``LogTile`` keeps each full C2SP
-tile of hashes once the checkpoint that completes it is issued, and ``LogCheckpoint`` each signed checkpoint.
-All four are append-only in PostgreSQL (migration 0009), except the head's counter.
+A status-changing event's transaction writes its leaf to ``LogQueuedLeaf``: an insert that waits on nothing.
+The sequencer (``log_sequence``, run before every checkpoint, so before any lookup names one) moves queued leaves
+into ``LogEntry`` under the checkpoint lock, numbering them densely in the order they were queued and raising the
+one ``LogHead`` row's size; a reader never sees a gap. ``LogTile`` keeps each full C2SP tile of hashes once the
+checkpoint that completes it is issued, and ``LogCheckpoint`` each signed checkpoint. In PostgreSQL leaves, tiles
+and checkpoints are append-only and the head only grows (migration 0009), and a queued leaf leaves the queue only
+once the log holds it (migration 0011).
 """
 
 from __future__ import annotations
@@ -30,6 +32,39 @@ class LogHead(models.Model):
 
     def __str__(self) -> str:
         return f"log of {self.size} leaves"
+
+
+class LogQueuedLeaf(models.Model):
+    """A leaf written in its event's transaction, waiting for the sequencer to give it its index.
+
+    Numbering leaves inside the events' transactions made every status change wait on the head row until the one
+    before it committed; queued, they are numbered after commit, as Trillian's sequencer numbers its queue. A leaf
+    queued by a transaction that began after another's commit is always queued after it (its id is taken later),
+    so the log's order keeps every "this happened before that" a reader could have seen.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(_("kind"), max_length=40)
+    # No index of its own: the unique constraint's index starts with it, and each index costs every event.
+    event = models.ForeignKey(
+        AuditEvent,
+        on_delete=models.PROTECT,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+        verbose_name=_("event"),
+    )
+    data = models.BinaryField(_("canonical JSON"))
+    due_at = models.DateTimeField(_("takes effect at"), null=True, blank=True)
+    queued_at = models.DateTimeField(_("queued at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("queued log leaf")
+        verbose_name_plural = _("queued log leaves")
+        constraints = [models.UniqueConstraint(fields=["event", "kind"], name="logqueuedleaf_one_per_event_kind")]
+
+    def __str__(self) -> str:
+        return f"queued {self.kind} of event {self.event_id}"
 
 
 class LogEntry(models.Model):

@@ -2,7 +2,8 @@
 
 What it proves when it reports nothing: the leaves are numbered without gaps and agree with the head; each leaf is
 exactly the leaf today's code builds from its audit event (so no event was rewritten), and hashes to its stored
-leaf hash; every audit event of a logged kind has its leaf (none was dropped), and every effect that came due has
+leaf hash; every audit event of a logged kind has its leaf, numbered or still queued for the sequencer, and none
+has been queued for long (none was dropped), and every effect that came due has
 its ``*.took_effect`` leaf; every stored tile holds the hashes the leaves give; and every checkpoint is signed by
 the log's key (current or retired), names the log's origin, and holds the root of exactly its first ``size``
 leaves. Consecutive checkpoints are then consistent by construction: both roots come from one stream of leaves,
@@ -20,7 +21,7 @@ from django.utils import timezone
 
 from core.merkle import HASH_SIZE, TILE_HEIGHT, TILE_WIDTH, CompactRange, hash_up, leaf_hash
 from core.signed_note import Checkpoint, note_signed_by
-from optout.models import LogCheckpoint, LogEntry, LogTile
+from optout.models import LogCheckpoint, LogEntry, LogQueuedLeaf, LogTile
 from optout.transparency.leaves import LOGGED, TOOK_EFFECT, leaf_bytes, leaf_subject
 from optout.transparency.selectors import log_size
 from registry.models import AuditEvent
@@ -28,6 +29,9 @@ from registry.models import AuditEvent
 CHUNK = 10_000
 # An effect is reported missing only once beat has had time to append it.
 EFFECT_GRACE = timedelta(minutes=10)
+# Every checkpoint numbers the queue first, and beat issues one every few minutes: a leaf queued longer means the
+# sequencer is not running.
+SEQUENCE_GRACE = timedelta(minutes=10)
 
 
 def _expected_leaf(
@@ -137,12 +141,34 @@ def log_differences(*, now: datetime | None = None) -> Iterator[str]:
         yield f"tile {level}/{number} is stored but its leaves are not all in the log"
     logged_codes = list(LOGGED)
     logged_ids = set(LogEntry.objects.exclude(kind__in=list(TOOK_EFFECT.values())).values_list("event_id", flat=True))
+    yield from _queue_differences(logged_ids, moment)
     for event_id, code in AuditEvent.objects.filter(code__in=logged_codes).values_list("id", "code").iterator():
         if event_id not in logged_ids:
             yield f"event {event_id} ({code}) is not in the log"
     for event_id, due_at in effects_due.items():
         if due_at <= moment - EFFECT_GRACE and event_id not in effects_logged:
             yield f"event {event_id} took effect at {due_at.isoformat()} and its took_effect leaf is missing"
+
+
+def _queue_differences(logged_ids: set[int], moment: datetime) -> Iterator[str]:
+    """Queued leaves must be today's leaves of their events and not wait long; their events count as logged."""
+    last_id = 0
+    while True:
+        rows = list(
+            LogQueuedLeaf.objects.filter(id__gt=last_id)
+            .order_by("id")
+            .values_list("id", "event_id", "kind", "data", "queued_at")[:CHUNK]
+        )
+        if not rows:
+            return
+        last_id = rows[-1][0]
+        events = AuditEvent.objects.in_bulk([row[1] for row in rows])
+        for queued_id, event_id, kind, data, queued_at in rows:
+            logged_ids.add(event_id)
+            if _expected_leaf(kind, events.get(event_id), None, None) != bytes(data):
+                yield f"queued leaf {queued_id} ({kind}) differs from its event {event_id}"
+            if queued_at <= moment - SEQUENCE_GRACE:
+                yield f"queued leaf {queued_id} ({kind}) has waited since {queued_at.isoformat()} for its index"
 
 
 def _checkpoint_problems(checkpoint: LogCheckpoint, root: bytes, keys: dict[str, Ed25519PublicKey]) -> Iterator[str]:

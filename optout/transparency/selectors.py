@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, Q
 from django.utils.translation import gettext_lazy as _
 
 from core.errors import InvalidInput, NotFound
@@ -23,7 +23,7 @@ from core.merkle import (
     inclusion_proof,
 )
 from core.signed_note import verifier_key
-from optout.models import LogCheckpoint, LogEntry, LogHead, LogTile
+from optout.models import LogCheckpoint, LogEntry, LogHead, LogQueuedLeaf, LogTile
 
 # C2SP tlog-tiles levels are 0..63; a level this high never has a tile in a log of fewer than 2**64 leaves.
 MAX_TILE_LEVEL = 63
@@ -42,9 +42,19 @@ def log_verifier_key() -> str:
 
 
 def log_size() -> int:
-    """The number of committed leaves."""
+    """The number of leaves numbered so far (queued ones are not counted until the sequencer numbers them)."""
     size = LogHead.objects.filter(id=1).values_list("size", flat=True).first()
     return size or 0
+
+
+def log_state() -> tuple[int, bool]:
+    """The number of leaves numbered, and whether any are queued for the sequencer: one query, made by every
+    lookup before it names a checkpoint."""
+    queued = Exists(LogQueuedLeaf.objects.order_by("id")[:1])
+    row = LogHead.objects.filter(id=1).values_list("size", queued).first()
+    if row is None:
+        return 0, LogQueuedLeaf.objects.exists()
+    return row[0], row[1]
 
 
 def log_checkpoint_latest() -> LogCheckpoint | None:

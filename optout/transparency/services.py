@@ -1,4 +1,5 @@
-"""Writing the transparency log: leaves in their events' transactions, and signed checkpoints with their tiles."""
+"""Writing the transparency log: leaves queued in their events' transactions, numbered by the sequencer, and
+signed checkpoints with their tiles."""
 
 from __future__ import annotations
 
@@ -15,73 +16,26 @@ from core.actors import Actor, require_staff
 from core.locks import advisory_lock
 from core.merkle import TILE_HEIGHT, TILE_WIDTH, hash_up, leaf_hash, tree_root
 from core.signed_note import Checkpoint, note_sign
-from optout.models import LogCheckpoint, LogEntry, LogHead, LogTile
+from optout.models import LogCheckpoint, LogEntry, LogHead, LogQueuedLeaf, LogTile
 from optout.transparency.leaves import EFFECTIVE_KEYS, LOGGED, TOOK_EFFECT, leaf_bytes, leaf_subject
-from optout.transparency.selectors import log_checkpoint_latest, log_origin, log_reader, log_size
+from optout.transparency.selectors import log_checkpoint_latest, log_origin, log_reader, log_size, log_state
 from registry.models import AuditEvent
 
 CHECKPOINT_LOCK = "optout.transparency.checkpoint"
 
 
-def _entries_append(rows: Sequence[tuple[AuditEvent | int, str, bytes, datetime | None]]) -> None:
-    """Append leaves (event, kind, canonical JSON, due_at) at the log's next indexes.
+# A leaf as the event's transaction writes it: the event's id, the leaf's kind, its canonical JSON, and when the
+# event takes effect if that is later than it was recorded.
+LeafRow = tuple[int, str, bytes, datetime | None]
 
-    The head's row lock, taken by the UPDATE, is held until this transaction ends: a concurrent writer waits
-    here, so indexes are given out in commit order and none is skipped. On PostgreSQL the counter and the leaves
-    are one statement, one round trip: this runs inside every status-changing transaction.
-    """
-    now = timezone.now()
-    values = [
-        (event if isinstance(event, int) else event.pk, kind, data, leaf_hash(data), due_at)
-        for event, kind, data, due_at in rows
-    ]
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # Only placeholders are repeated into the text; every value is a parameter.
-            rows_sql = ", ".join(["(%s::bigint, %s::bigint, %s, %s::bytea, %s::bytea, %s::timestamptz)"] * len(values))
-            sql = (
-                "WITH head AS (UPDATE optout_loghead SET size = size + %s WHERE id = 1 RETURNING size) "  # noqa: S608
-                "INSERT INTO optout_logentry (index, kind, event_id, data, leaf_hash, due_at, appended_at) "
-                "SELECT head.size - %s + v.ord, v.kind, v.event_id, v.data, v.leaf_hash, v.due_at, %s "
-                f"FROM head, (VALUES {rows_sql}) AS v(ord, event_id, kind, data, leaf_hash, due_at)"
-            )
-            params = [field for ord_, row in enumerate(values) for field in (ord_, *row)]
-            cursor.execute(sql, [len(values), len(values), now, *params])
-            if cursor.rowcount == len(values):
-                return
-        else:
-            cursor.execute("UPDATE optout_loghead SET size = size + %s WHERE id = 1 RETURNING size", [len(values)])
-            row = cursor.fetchone()
-            if row is not None:
-                first = row[0] - len(values)
-                LogEntry.objects.bulk_create(
-                    [
-                        LogEntry(
-                            index=first + n,
-                            kind=kind,
-                            event_id=event_id,
-                            data=data,
-                            leaf_hash=leaf,
-                            due_at=due_at,
-                            appended_at=now,
-                        )
-                        for n, (event_id, kind, data, leaf, due_at) in enumerate(values)
-                    ]
-                )
-                return
-    # No head row: only a test database emptied by a flush lacks the one migration 0009 creates.
-    LogHead.objects.create(id=1, size=len(values))
-    LogEntry.objects.bulk_create(
-        [
-            LogEntry(index=n, kind=kind, event_id=event_id, data=data, leaf_hash=leaf, due_at=due_at, appended_at=now)
-            for n, (event_id, kind, data, leaf, due_at) in enumerate(values)
-        ]
-    )
+# Leaves the sequencer moves per statement: large enough that a backlog of millions moves in seconds, small
+# enough that the ids it names stay one modest array parameter.
+SEQUENCE_BATCH = 20_000
 
 
-def log_events_append(*, events: Sequence[AuditEvent]) -> int:
-    """Append the status-changing ones among ``events`` as leaves; call it in the events' transaction."""
-    rows: list[tuple[AuditEvent | int, str, bytes, datetime | None]] = []
+def log_leaf_rows(*, events: Sequence[AuditEvent]) -> list[LeafRow]:
+    """The leaves the status-changing ones among ``events`` become (the others become none)."""
+    rows: list[LeafRow] = []
     for event in events:
         leaf = LOGGED.get(event.code)
         if leaf is None:
@@ -94,17 +48,103 @@ def log_events_append(*, events: Sequence[AuditEvent]) -> int:
             # Filed for a later instant: its taking effect is an event of its own, appended when it comes.
             if effective > event.created_at:
                 due_at = effective
-        rows.append(
-            (
-                event,
-                leaf.kind,
-                leaf_bytes(event_id=event.pk, kind=leaf.kind, time=event.created_at, subject=subject),
-                due_at,
-            )
+        data = leaf_bytes(event_id=event.pk, kind=leaf.kind, time=event.created_at, subject=subject)
+        rows.append((event.pk, leaf.kind, data, due_at))
+    return rows
+
+
+def _leaves_queue(rows: Sequence[LeafRow]) -> None:
+    """Queue leaves for the sequencer: one INSERT that takes no lock another writer holds."""
+    adapt = connection.ops.adapt_datetimefield_value
+    queued_at = adapt(timezone.now())
+    # Only placeholders are repeated into the text; every value is a parameter.
+    placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
+    params = [
+        value
+        for event_id, kind, data, due_at in rows
+        for value in (event_id, kind, data, adapt(due_at) if due_at is not None else None, queued_at)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO optout_logqueuedleaf (event_id, kind, data, due_at, queued_at) "  # noqa: S608
+            f"VALUES {placeholders}",
+            params,
         )
+
+
+def log_events_append(*, events: Sequence[AuditEvent]) -> int:
+    """Queue the leaves of the status-changing ones among ``events``; call it in the events' transaction, so a
+    leaf is written if and only if its event commits. The sequencer gives them their indexes."""
+    rows = log_leaf_rows(events=events)
     if rows:
-        _entries_append(rows)
+        _leaves_queue(rows)
     return len(rows)
+
+
+def _head_size_for_update() -> int:
+    size = LogHead.objects.select_for_update().filter(id=1).values_list("size", flat=True).first()
+    if size is None:
+        # No head row: only a test database emptied by a flush lacks the one migration 0009 creates.
+        LogHead.objects.create(id=1, size=0)
+        return 0
+    return size
+
+
+def _sequence() -> int:
+    """Move every queued leaf into the log, in queue order, at the next indexes; the caller holds the
+    checkpoint lock in its transaction, so there is one sequencer at a time and the head's size is its own.
+
+    The ids moved are read first and named exactly: a leaf with a lower id whose transaction commits meanwhile is
+    not skipped, it is numbered by the next run.
+    """
+    moved = 0
+    size = _head_size_for_update()
+    while True:
+        ids = list(LogQueuedLeaf.objects.order_by("id").values_list("id", flat=True)[:SEQUENCE_BATCH])
+        if not ids:
+            break
+        now = timezone.now()
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "INSERT INTO optout_logentry (index, kind, event_id, data, leaf_hash, due_at, appended_at) "
+                    "SELECT %s + q.n - 1, l.kind, l.event_id, l.data, sha256('\\x00'::bytea || l.data), l.due_at, %s "
+                    "FROM unnest(%s::bigint[]) WITH ORDINALITY AS q(id, n) "
+                    "JOIN optout_logqueuedleaf l ON l.id = q.id ORDER BY q.n",
+                    [size, now, ids],
+                )
+                cursor.execute("DELETE FROM optout_logqueuedleaf WHERE id = ANY(%s)", [ids])
+        else:
+            queued = LogQueuedLeaf.objects.in_bulk(ids)
+            LogEntry.objects.bulk_create(
+                [
+                    LogEntry(
+                        index=size + n,
+                        kind=queued[pk].kind,
+                        event_id=queued[pk].event_id,
+                        data=bytes(queued[pk].data),
+                        leaf_hash=leaf_hash(bytes(queued[pk].data)),
+                        due_at=queued[pk].due_at,
+                        appended_at=now,
+                    )
+                    for n, pk in enumerate(ids)
+                ],
+                batch_size=2_000,
+            )
+            for first in range(0, len(ids), 5_000):
+                LogQueuedLeaf.objects.filter(id__in=ids[first : first + 5_000]).delete()
+        size += len(ids)
+        moved += len(ids)
+    if moved:
+        LogHead.objects.filter(id=1).update(size=size)
+    return moved
+
+
+def log_sequence() -> int:
+    """Number the queued leaves (beat and every checkpoint run it); returns how many were numbered."""
+    with transaction.atomic():
+        advisory_lock(CHECKPOINT_LOCK)
+        return _sequence()
 
 
 def log_effects_append(*, now: datetime | None = None) -> int:
@@ -116,6 +156,8 @@ def log_effects_append(*, now: datetime | None = None) -> int:
     moment = now or timezone.now()
     with transaction.atomic():
         advisory_lock(CHECKPOINT_LOCK)
+        # Leaves still queued may be due too: number them first, so every due one is read below.
+        _sequence()
         logged = LogEntry.objects.filter(event_id=OuterRef("event_id"), kind__in=list(TOOK_EFFECT.values()))
         due = list(
             LogEntry.objects.filter(due_at__isnull=False, due_at__lte=moment)
@@ -125,14 +167,15 @@ def log_effects_append(*, now: datetime | None = None) -> int:
         )
         if not due:
             return 0
-        rows: list[tuple[AuditEvent | int, str, bytes, datetime | None]] = []
+        rows: list[LeafRow] = []
         for event_id, kind, data, due_at in due:
             assert due_at is not None  # filtered on above
             filed = json.loads(bytes(data))
             effect = TOOK_EFFECT[kind]
             data = leaf_bytes(event_id=event_id, kind=effect, time=due_at, subject=filed["subject"])
             rows.append((event_id, effect, data, None))
-        _entries_append(rows)
+        _leaves_queue(rows)
+        _sequence()
     return len(rows)
 
 
@@ -201,7 +244,7 @@ def _tiles_write(*, level: int, first: int, count: int, hashes: Iterator[bytes])
 
 
 def log_checkpoint_issue() -> LogCheckpoint:
-    """Sign a checkpoint of every committed leaf, unless the latest checkpoint already covers them.
+    """Number the queued leaves, then sign a checkpoint of every leaf, unless the latest checkpoint covers them.
 
     Returns the checkpoint covering the log as it is, new or the latest (the first checkpoint of an empty log has
     size 0). Two issuers at once are serialized by the lock; the second finds the first's checkpoint and reuses it.
@@ -210,6 +253,7 @@ def log_checkpoint_issue() -> LogCheckpoint:
 
     with transaction.atomic():
         advisory_lock(CHECKPOINT_LOCK)
+        _sequence()
         size = log_size()
         latest = log_checkpoint_latest()
         if latest is not None and latest.size >= size:
@@ -231,11 +275,11 @@ def log_checkpoint_for_answer() -> LogCheckpoint | None:
     only in the next checkpoint.
     """
     global _latest
-    size = log_size()
-    if _latest is not None and _latest.size >= size:
+    size, queued = log_state()
+    if not queued and _latest is not None and _latest.size >= size:
         return _latest
     latest = log_checkpoint_latest()
-    if latest is None or latest.size < size:
+    if queued or latest is None or latest.size < size:
         latest = log_checkpoint_issue()
     _latest = latest
     return latest

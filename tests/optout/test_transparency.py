@@ -1,11 +1,13 @@
-"""The transparency log (issue 16): leaves in their events' transactions, RFC 9162 trees checked against the
-published vectors and an implementation this project did not write (pymerkle), C2SP notes checked against Go's
-golang.org/x/mod/sumdb/note vectors, proofs verified by the lab-side client, tampering and split views detected."""
+"""The transparency log (issue 16): leaves queued in their events' transactions and numbered by the sequencer,
+RFC 9162 trees checked against the published vectors and an implementation this project did not write
+(pymerkle), C2SP notes checked against Go's golang.org/x/mod/sumdb/note vectors, proofs verified by the lab-side
+client, tampering and split views detected."""
 
 from __future__ import annotations
 
 import base64
 import json
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone, translation
 from optout_client.transparency import (
     LogError,
@@ -33,9 +35,11 @@ from core.dates import rfc3339
 from core.errors import InvalidState
 from core.merkle import consistency_proof, inclusion_proof, memory_reader, tile_number_parse, tile_path, tree_root
 from core.signed_note import Checkpoint, note_sign, verifier_key
-from optout.models import LogCheckpoint, LogEntry, LogTile
+from optout.models import LogCheckpoint, LogEntry, LogQueuedLeaf, LogTile
 from optout.services import refusal_withdraw, regime_set
-from optout.transparency.services import log_checkpoint_issue, log_effects_append
+from optout.transparency.check import log_differences
+from optout.transparency.services import log_checkpoint_issue, log_effects_append, log_sequence
+from registry.audit import audit_record
 from registry.models import AuditEvent
 from tests.compensation.helpers import sql_run
 from tests.factories import RefusalFactory, WorkFactory, isbn
@@ -144,8 +148,14 @@ def test_status_events_become_leaves_in_commit_order_without_personal_data(holde
     refusal_withdraw(actor=Actor(party=holder), refusal=refusal)
     regime_set(actor=Actor(user=staff), kind="image", regime="license_required")
 
-    kinds = list(LogEntry.objects.order_by("index").values_list("kind", flat=True))
-    assert kinds == ["work.registered", "claim.verified", "refusal.filed", "refusal.withdrawn", "regime.set"]
+    # Each event's transaction queued its leaf; the sequencer numbers them in that order.
+    expected = ["work.registered", "claim.verified", "refusal.filed", "refusal.withdrawn", "regime.set"]
+    assert list(LogQueuedLeaf.objects.order_by("id").values_list("kind", flat=True)) == expected
+    assert not LogEntry.objects.exists()
+    assert log_sequence() == 5
+    assert log_sequence() == 0
+    assert not LogQueuedLeaf.objects.exists()
+    assert list(LogEntry.objects.order_by("index").values_list("kind", flat=True)) == expected
     assert list(LogEntry.objects.order_by("index").values_list("index", flat=True)) == [0, 1, 2, 3, 4]
     filed = json.loads(_leaves(3)[2])
     event = AuditEvent.objects.get(code="optout.refusal.filed")
@@ -171,13 +181,14 @@ def test_status_events_become_leaves_in_commit_order_without_personal_data(holde
 
 def test_an_event_that_fails_leaves_no_leaf(holder: Any, staff: Any) -> None:
     work = WorkFactory(holder=holder, identifiers=[("isbn", "9788936434021")], verified_by=staff)
-    before = LogEntry.objects.count()
+    before = LogQueuedLeaf.objects.count()
     refusal = RefusalFactory(work=work)
     refusal_withdraw(actor=Actor(party=holder), refusal=refusal)
     with pytest.raises(InvalidState) as refused:
         refusal_withdraw(actor=Actor(party=holder), refusal=refusal)
     assert refused.value.code == "already_withdrawn"
-    assert LogEntry.objects.count() == before + 2
+    assert LogQueuedLeaf.objects.count() == before + 2
+    assert log_sequence() == before + 2
 
 
 def test_a_lab_verifies_checkpoints_and_the_inclusion_of_every_event(
@@ -462,3 +473,78 @@ def test_log_check_holds_full_and_edge_tiles_to_the_leaves(holder: Any, on_postg
     LogTile.objects.filter(level=0, number=1).update(hashes=b"\x00" * 128)
     with pytest.raises(CommandError):
         call_command("log_check")
+
+
+# --- The sequencer: leaves queued in their events' transactions, numbered after commit ----------------------------
+
+
+def _identifier_added(n: int) -> None:
+    audit_record(
+        code="registry.work.identifier_added",
+        actor=Actor.system(),
+        data={"holder": 1, "identifier": f"url:https://queue.example/{n}"},
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_status_change_never_waits_for_another_and_no_leaf_is_skipped() -> None:
+    queued = threading.Event()
+    release = threading.Event()
+    failures: list[BaseException] = []
+
+    def slow_writer() -> None:
+        try:
+            with transaction.atomic():
+                _identifier_added(1)  # queued first: the lower id
+                queued.set()
+                release.wait(timeout=30)
+        except BaseException as exc:  # reported by the test
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=slow_writer)
+    writer.start()
+    assert queued.wait(timeout=30)
+    # While the first transaction is open, a second event commits at once: it takes no lock the first holds
+    # (before the queue, it waited here on the head row).
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL lock_timeout = '2s'")
+        _identifier_added(2)
+    # The sequencer numbers what has committed; the first leaf, still uncommitted, is not skipped but waits.
+    assert log_sequence() == 1
+    release.set()
+    writer.join(timeout=30)
+    assert not failures
+    assert log_sequence() == 1
+    subjects = [json.loads(bytes(data))["subject"]["identifier"] for data in _leaves(2)]
+    assert subjects == ["url:https://queue.example/2", "url:https://queue.example/1"]
+    assert list(LogEntry.objects.order_by("index").values_list("index", flat=True)) == [0, 1]
+    call_command("log_check")
+
+
+@pytest.mark.postgres
+def test_a_queued_leaf_leaves_the_queue_only_into_the_log(book: Any) -> None:
+    _identifier_added(1)
+    for statement, refusal in (
+        ("UPDATE optout_logqueuedleaf SET kind = kind", "never changed"),
+        ("DELETE FROM optout_logqueuedleaf", "only into the log"),
+        ("RESET compensation.allow_truncate; TRUNCATE optout_logqueuedleaf", "TRUNCATE refused"),
+    ):
+        with pytest.raises(DatabaseError, match=refusal):
+            sql_run(*statement.split("; "))
+    assert log_sequence() == LogEntry.objects.count()
+    assert not LogQueuedLeaf.objects.exists()
+
+
+def test_log_check_reports_a_queued_leaf_that_differs_or_waits_too_long(holder: Any, clock: Any) -> None:
+    _identifier_added(1)
+    assert list(log_differences()) == []
+    later = timezone.now() + timedelta(minutes=11)
+    assert list(log_differences(now=later)) == [
+        f"queued leaf {LogQueuedLeaf.objects.get().pk} (identifier.added) has waited since "
+        f"{LogQueuedLeaf.objects.get().queued_at.isoformat()} for its index"
+    ]
+    log_sequence()
+    assert list(log_differences(now=later)) == []
