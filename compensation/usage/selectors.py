@@ -16,6 +16,7 @@ from compensation.models import (
     ManifestLine,
     ManifestStatus,
     Outcome,
+    RecordingSplit,
     Tariff,
     UsageManifest,
 )
@@ -34,6 +35,14 @@ def tariff_list(*, kind: str | None = None, unit: str | None = None) -> QuerySet
     if unit:
         tariffs = tariffs.filter(unit=unit)
     return tariffs.order_by("kind", "unit", "-effective_from", "-id")
+
+
+def recording_split_list(*, kind: str | None = None) -> QuerySet[RecordingSplit]:
+    """Every recording split, past and future, latest first per kind."""
+    splits = RecordingSplit.objects.select_related("created_by")
+    if kind:
+        splits = splits.filter(kind=kind)
+    return splits.order_by("kind", "-effective_from", "-id")
 
 
 def _pairs_filter(pairs: Iterable[tuple[str, str]]) -> Q:
