@@ -69,4 +69,3 @@ def recording_split_set(
             _("A split for this kind already starts at this instant."), code="recording_split_exists"
         ) from None
     return split
-
