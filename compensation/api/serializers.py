@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from compensation.models import (
+    RECORDING_KINDS,
     Invoice,
     InvoiceLine,
     LabPayment,
@@ -59,7 +60,7 @@ class TariffOutput(serializers.ModelSerializer[Tariff]):
 
 
 class RecordingSplitInput(serializers.Serializer[dict[str, Any]]):
-    kind = serializers.ChoiceField(choices=RecordingSplit._meta.get_field("kind").choices, default=WorkKind.AUDIO)
+    kind = serializers.ChoiceField(choices=list(RECORDING_KINDS), default=WorkKind.AUDIO)
     musical_work_bp = serializers.IntegerField(
         min_value=0,
         max_value=10_000,

@@ -236,7 +236,7 @@ def test_a_recordings_use_pays_both_sides_exactly_by_the_split_in_force_at_use(
         Outcome.MATCHED,
         583_333,
     )
-    assert rec.amount_micro + mus.amount_micro == ODD_AMOUNT
+    assert (rec.amount_micro or 0) + (mus.amount_micro or 0) == ODD_AMOUNT
     assert _paid(rec) == {other_holder.pk: 1_225_000, producer.pk: 525_000}
     # 583,333 at 66.67% / 33.33%: 388,908.1 and 194,424.9; the micro-won left goes to the larger remainder.
     assert _paid(mus) == {holder.pk: 388_908, writer.pk: 194_425}
@@ -458,7 +458,7 @@ def test_statements_and_their_exports_show_each_side_and_name_the_other_work(
 
     response = holder_api.get(f"/api/v1/statements/{publisher.pk}/export?format=csv", HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 200
-    content = b"".join(response.streaming_content) if response.streaming else response.content
+    content = b"".join(response.streaming_content) if response.streaming else response.content  # type: ignore[attr-defined]
     text = content.decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
     header = next(row for row in rows if "Side" in row)
