@@ -97,10 +97,12 @@ def _split(staff_api: APIClient, musical_work_bp: int, **extra: Any) -> Any:
     return staff_api.post(SPLITS, {"musical_work_bp": musical_work_bp, **extra}, format="json")
 
 
-def _report(lab_api: APIClient, capture: Any, manifest_id: str, *uses: tuple[str, str, str, datetime]) -> int:
+def _report(
+    lab_api: APIClient, capture: Any, manifest_id: str, *uses: tuple[str, str, str, datetime], unit: str = "second"
+) -> int:
     """The lab reports ``(scheme, value, seconds, used_at)`` uses; the worker runs eagerly. Returns the manifest."""
     lines = [
-        {"scheme": scheme, "value": value, "units": seconds, "unit": "second", "used_at": at.isoformat()}
+        {"scheme": scheme, "value": value, "units": seconds, "unit": unit, "used_at": at.isoformat()}
         for scheme, value, seconds, at in uses
     ]
     with capture(execute=True):
@@ -345,6 +347,40 @@ def test_a_disputed_recording_holds_its_side_while_the_musical_work_is_paid(
     assert _paid(sides["musical_work"])[holder.pk] == 1_633_415  # 66.67% of 2,450,000 = 1,633,415
 
 
+def test_an_unpriced_recordings_use_is_split_when_a_tariff_prices_it(
+    clock: Any,
+    music: dict[str, Any],
+    staff: Any,
+    staff_api: APIClient,
+    lab_api: APIClient,
+    lab: Party,
+    holder: Party,
+    other_holder: Party,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    assert _split(staff_api, 2500).status_code == 201
+    clock(seoul(2026, 1, 10, 9))
+    manifest = _report(
+        lab_api, django_capture_on_commit_callbacks, "run-items", ("isrc", ISRC, "1", seoul(2026, 1, 6)), unit="item"
+    )
+    assert [(r.side, r.outcome) for r in ManifestLine.objects.filter(manifest_id=manifest)] == [("", Outcome.UNPRICED)]
+
+    # Audio per item, from before that use (before the first audio item tariff): the use is priced and split now.
+    with django_capture_on_commit_callbacks(execute=True):
+        TariffFactory(kind="audio", unit="item", rate_krw=Decimal("5"), set_by=staff)
+
+    sides = _sides(manifest, 1)
+    assert {side: (row.outcome, row.amount_micro) for side, row in sides.items()} == {
+        "recording": (Outcome.MATCHED, 3_750_000),
+        "musical_work": (Outcome.MATCHED, 1_250_000),
+    }
+    assert sides["musical_work"].other_work_id == music["recording"].pk
+    assert _paid(sides["musical_work"])[holder.pk] == 833_375  # 66.67% of 1,250,000
+    assert _paid(sides["recording"])[other_holder.pk] == 2_625_000
+    assert_conserved(lab)
+    _ledger_check_passes()
+
+
 # --- Refusals ------------------------------------------------------------------------------------------------
 
 
@@ -523,6 +559,7 @@ def test_every_engine_decides_recordings_alike(
             ("KRA012600003", "7"),
             ("KRA012600004", "7"),
             ("KRA012699999", "7"),
+            (ISRC, "0.000003"),  # 2.1 µ₩, priced 2: a quarter of it is exactly half a micro-won
         )
     ]
     decided = {}
@@ -547,12 +584,16 @@ def test_every_engine_decides_recordings_alike(
         (4, "recording", Outcome.MATCHED),
         (5, "", Outcome.REFUSED_AT_USE),
         (6, "", Outcome.UNMATCHED_HELD),
+        (7, "musical_work", Outcome.MATCHED),
+        (7, "recording", Outcome.MATCHED),
     ]
     # 700,000 µ₩ at 25%: 175,000 to the musical work; a sub-micro-won split never loses a micro-won.
     assert [row[6] for row in rows[2:4]] == [175_000, 525_000]
     assert rows[6][10] == f"work:{disputed_song.pk}"
     assert rows[7][3] == disputed_song_recording.pk
     assert rows[8][5] == writer_catalogue.pk
+    # The exact half micro-won stays with the recording.
+    assert [(row[1], row[6]) for row in rows[10:]] == [("musical_work", 0), ("recording", 2)]
     for name, engine_rows in decided.items():
         assert engine_rows == rows, f"engine {name} differs from python"
     assert_conserved(lab)
