@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -174,6 +174,43 @@ def test_a_split_is_never_changed_in_place_on_postgresql(clock: Any, staff_api: 
     with pytest.raises(DatabaseError), transaction.atomic():
         RecordingSplit.objects.all().delete()
     assert RecordingSplit.objects.get().musical_work_bp == 2500
+
+
+def test_staff_add_a_split_in_the_admin_through_the_service(clock: Any, staff: Any) -> None:
+    staff.is_superuser = True
+    staff.save()
+    client = APIClient()
+    client.force_login(staff)
+    starts = timezone.localtime(timezone.now()) + timedelta(days=2)
+
+    response = client.post(
+        "/admin/compensation/recordingsplit/add/",
+        {
+            "kind": "audio",
+            "musical_work_bp": "3000",
+            "effective_from_0": starts.strftime("%Y-%m-%d"),
+            "effective_from_1": starts.strftime("%H:%M:%S"),
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    split = RecordingSplit.objects.get()
+    assert (split.musical_work_bp, split.created_by) == (3000, staff)
+    assert AuditEvent.objects.filter(code="compensation.recording_split.set", actor_user=staff).exists()
+    # Never edited in place: the change page offers no save.
+    assert client.post(f"/admin/compensation/recordingsplit/{split.pk}/change/", {}).status_code == 403
+
+
+def test_a_conflicting_split_is_said_in_korean(clock: Any, staff_api: APIClient) -> None:
+    later = "2026-02-01T00:00:00+09:00"
+    assert _split(staff_api, 2500, effective_from=later).status_code == 201
+
+    response = staff_api.post(
+        SPLITS, {"musical_work_bp": 3000, "effective_from": later}, format="json", HTTP_ACCEPT_LANGUAGE="ko"
+    )
+
+    assert response.status_code == 409
+    assert response.json()["error"]["message"] == "이 종류의 배분이 이미 같은 시각에 시작합니다."
 
 
 @given(amount=st.integers(min_value=0, max_value=10**15), share=st.integers(min_value=0, max_value=10_000))
@@ -456,6 +493,7 @@ def test_a_refused_recording_does_not_refuse_its_musical_work(
 
 def test_statements_and_their_exports_show_each_side_and_name_the_other_work(
     clock: Any,
+    owner: Any,
     music: dict[str, Any],
     staff_api: APIClient,
     lab_api: APIClient,
@@ -501,6 +539,11 @@ def test_statements_and_their_exports_show_each_side_and_name_the_other_work(
     data = next(row for row in rows if row and row[0] == "Accrued" and len(row) == len(header))
     assert data[header.index("Side")] == "Musical work"
     assert data[header.index("Other side's work")] == f"{recording.pk} Arirang (live)"
+    # The holder's statement page says it too, in Korean.
+    page = APIClient()
+    page.force_login(owner)
+    html = page.get(f"/dashboard/statements/{publisher.pk}/", HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+    assert "음악저작물 쪽: 음반 “Arirang (live)”을(를) 통해 이용되었습니다" in html
 
 
 # --- Both engines --------------------------------------------------------------------------------------------
