@@ -214,7 +214,7 @@ class UsageManifestAdmin(JobAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin[Usa
 
 @admin.register(ManifestLine)
 class ManifestLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[ManifestLine]):
-    list_display = ["manifest", "line_no", "key", "outcome", "work_id", "amount_micro", "used_at"]
+    list_display = ["manifest", "line_no", "side", "key", "outcome", "work_id", "amount_micro", "used_at"]
     list_filter = ["outcome"]
     # Exact lookups only: the table holds millions of lines.
     search_fields = ["=key", "=manifest__manifest_id"]

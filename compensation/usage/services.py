@@ -4,7 +4,8 @@ Processing reads the stored lines in chunks, parsed one chunk ahead (in a proces
 manifest has more than a chunk left, otherwise in a thread). Per chunk, in one
 transaction: the identifiers are matched to works, each line is decided by the refusal status at its
 ``used_at`` for the manifest's purpose, priced with the tariff in force then, split among the verified
-owners by share (largest remainder, so the parts sum exactly), its outcome row is written, and one balanced
+owners by share (largest remainder, so the parts sum exactly; a recording's use shared with its musical work by a
+recording split first divided into two sides, each a row of its own), its outcome row is written, and one balanced
 ledger entry is posted for the whole chunk, its lines summed per account. Each line is decided by the usage
 decision table (``compensation.usage.decisions``), by one of two engines behind one seam (``UsageEngine``, chosen
 by ``usage_engine_for``): on PostgreSQL set-based SQL over a staging table (``compensation.usage.sql``),
