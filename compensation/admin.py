@@ -32,6 +32,7 @@ from compensation.models import (
     PaymentSource,
     PayoutBasisPolicy,
     PayoutProfile,
+    RecordingSplit,
     Settlement,
     SettlementStatus,
     Statement,
@@ -46,6 +47,7 @@ from compensation.payouts.services import payout_profile_verify
 from compensation.settlement.distribution import distribution_start
 from compensation.settlement.services import settlement_create
 from compensation.unclaimed.services import hold_policy_set
+from compensation.usage.splits import recording_split_set
 from compensation.usage.tariffs import tariff_set
 from core.actors import Actor
 from core.admin import JOB_FIELDS, AddOnlyAdminMixin, JobAdminMixin, ReadOnlyAdminMixin
@@ -166,6 +168,31 @@ class TariffAdmin(AddOnlyAdminMixin, _ServiceAddAdmin):
     fields = ["kind", "unit", "rate_krw", "effective_from"]
 
 
+class RecordingSplitForm(_ServiceAddForm):
+    class Meta:
+        model = RecordingSplit
+        fields = ["kind", "musical_work_bp", "effective_from"]
+
+    def service(self, data: dict[str, Any]) -> tuple[Any, bool]:
+        split = recording_split_set(
+            actor=self.actor,
+            kind=data["kind"],
+            musical_work_bp=data["musical_work_bp"],
+            effective_from=data["effective_from"],
+        )
+        return split, True
+
+
+@admin.register(RecordingSplit)
+class RecordingSplitAdmin(AddOnlyAdminMixin, _ServiceAddAdmin):
+    """New splits are added here; past ones stay as history."""
+
+    form = RecordingSplitForm
+    list_display = ["kind", "musical_work_bp", "effective_from", "created_by", "created_at"]
+    list_filter = ["kind"]
+    fields = ["kind", "musical_work_bp", "effective_from"]
+
+
 @admin.register(UsageManifest)
 class UsageManifestAdmin(JobAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin[UsageManifest]):
     job_kind = MANIFEST_JOB
@@ -187,7 +214,7 @@ class UsageManifestAdmin(JobAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin[Usa
 
 @admin.register(ManifestLine)
 class ManifestLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[ManifestLine]):
-    list_display = ["manifest", "line_no", "key", "outcome", "work_id", "amount_micro", "used_at"]
+    list_display = ["manifest", "line_no", "side", "key", "outcome", "work_id", "amount_micro", "used_at"]
     list_filter = ["outcome"]
     # Exact lookups only: the table holds millions of lines.
     search_fields = ["=key", "=manifest__manifest_id"]
@@ -232,8 +259,8 @@ class StatementLineInline(ReadOnlyAdminMixin, admin.TabularInline[StatementLine,
     model = StatementLine
     extra = 0
     max_num = 0
-    fields = ["kind", "work", "lab", "manifest", "entry", "lines", "amount_micro"]
-    readonly_fields = ["kind", "work", "lab", "manifest", "entry", "lines", "amount_micro"]
+    fields = ["kind", "work", "side", "other_work", "lab", "manifest", "entry", "lines", "amount_micro"]
+    readonly_fields = ["kind", "work", "side", "other_work", "lab", "manifest", "entry", "lines", "amount_micro"]
 
 
 class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline[InvoiceLine, Invoice]):

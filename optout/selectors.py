@@ -397,6 +397,8 @@ class UsageWork:
     kind: str
     status: str
     claims: list[OwnerClaim] = field(default_factory=list)
+    # A recording's musical work: its refusals refuse the recording, and a recording split pays it a share.
+    musical_work: UsageWork | None = None
 
     def verified_claims(self) -> list[OwnerClaim]:
         """Verified claims in claim order: the order ties are broken in when money is split."""
@@ -451,20 +453,27 @@ class UsageContext:
         index = bisect.bisect_right(starts, at) - 1
         return self._regime_values[kind][index] if index >= 0 else USE_FIRST
 
+    def _work_candidates(self, work: UsageWork, at: datetime, candidates: list[tuple[_Refusal, bool]]) -> None:
+        """The refusals of ``work`` and its owners' catalogues, each with whether its filer was verified by ``at``."""
+        if work.id not in self._by_work and not self._by_holder:
+            return
+        at_epoch = at.timestamp()
+        verified_then = {c.holder_id for c in work.claims if c.verified_at is not None and c.verified_at <= at_epoch}
+        holders = {c.holder_id for c in work.claims}
+        for refusal in self._by_work.get(work.id, ()):
+            candidates.append((refusal, refusal.holder_id in verified_then))
+        for holder_id in holders:
+            verified = holder_id in verified_then
+            candidates.extend((refusal, verified) for refusal in self._by_holder.get(holder_id, ()))
+
     def decide(self, key: IdentifierKey, at: datetime) -> UseDecision:
         work = self.works_by_key.get(f"{key.scheme}:{key.value}")
         candidates: list[tuple[_Refusal, bool]] = []
-        if work is not None and (work.id in self._by_work or self._by_holder):
-            at_epoch = at.timestamp()
-            verified_then = {
-                c.holder_id for c in work.claims if c.verified_at is not None and c.verified_at <= at_epoch
-            }
-            holders = {c.holder_id for c in work.claims}
-            for refusal in self._by_work.get(work.id, ()):
-                candidates.append((refusal, refusal.holder_id in verified_then))
-            for holder_id in holders:
-                verified = holder_id in verified_then
-                candidates.extend((refusal, verified) for refusal in self._by_holder.get(holder_id, ()))
+        if work is not None:
+            self._work_candidates(work, at, candidates)
+            # A recording is refused by its musical work's refusals too (never the reverse), as in lookups.
+            if work.musical_work is not None:
+                self._work_candidates(work.musical_work, at, candidates)
         if self._by_host and key.scheme == Scheme.URL:
             prefix = _longest_prefix(self._by_host.get(urlsplit(key.value).hostname or "", []), key.value, at)
             if prefix is not None:
@@ -478,7 +487,8 @@ class UsageContext:
 def usage_context_load(
     *, keys: Iterable[IdentifierKey], purpose: str, engine: LookupEngine | None = None
 ) -> UsageContext:
-    """The works, live claims, refusals for ``purpose`` and regimes behind ``keys``: four queries."""
+    """The works, live claims, refusals for ``purpose`` and regimes behind ``keys``, and the musical works of the
+    recordings among them with their live claims: four queries, two more when a recording is among them."""
     engine = engine or lookup_engine_for()
     values_by_scheme: dict[str, set[str]] = defaultdict(set)
     for key in keys:
@@ -497,14 +507,44 @@ def usage_context_load(
             seen_claims.add(claim_id)
             verified_at = decided_at if claim_status == verified else None
             work.claims.append(OwnerClaim(claim_id, holder_id, share_bp, verified_at))
+    musical = _usage_musical_works(works)
     url_hosts = {urlsplit(value).hostname or "" for value in values_by_scheme.get(Scheme.URL, ())}
     lookup_works = [
         _Work(id=w.id, title="", kind=w.kind, status=w.status, claims={c.holder_id: False for c in w.claims})
-        for w in works.values()
+        for w in [*works.values(), *musical]
     ]
     refusals = _refusals_for(lookup_works, url_hosts, purpose, timezone.now(), engine)
     regimes = list(KindRegime.objects.values_list("kind", "regime", "effective_from"))
     return UsageContext(works_by_key=works_by_key, refusals=refusals, regimes=regimes)
+
+
+def _usage_musical_works(works: Mapping[int, UsageWork]) -> list[UsageWork]:
+    """Attach to each recording among ``works`` its musical work, with its live claims; returns those musical works."""
+    recordings = [w.id for w in works.values() if w.kind == WorkKind.AUDIO]
+    if not recordings:
+        return []
+    links = list(
+        Work.objects.filter(pk__in=recordings, musical_work__isnull=False).values_list(
+            "pk", "musical_work_id", "musical_work__kind", "musical_work__status"
+        )
+    )
+    if not links:
+        return []
+    musical: dict[int, UsageWork] = {}
+    for recording, pk, kind, status in links:
+        composition = musical.get(pk) or works.get(pk) or UsageWork(id=pk, kind=kind, status=status)
+        musical[pk] = works[recording].musical_work = composition
+    missing = [pk for pk in musical if pk not in works]  # a musical work also used by its ISWC has its claims
+    verified = ClaimStatus.VERIFIED.value
+    for claim_id, work_id, holder_id, share_bp, status, decided_at in (
+        OwnershipClaim.objects.filter(work_id__in=missing)
+        .exclude(status=ClaimStatus.REJECTED)
+        .order_by("pk")
+        .values_list("pk", "work_id", "holder_id", "share_bp", "status", "decided_at")
+    ):
+        verified_at = decided_at.timestamp() if status == verified and decided_at is not None else None
+        musical[work_id].claims.append(OwnerClaim(claim_id, holder_id, share_bp, verified_at))
+    return [composition for pk, composition in musical.items() if pk not in works]
 
 
 # --- Refusal listings ---------------------------------------------------------------------

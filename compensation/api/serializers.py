@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from compensation.models import (
+    RECORDING_KINDS,
     Invoice,
     InvoiceLine,
     LabPayment,
@@ -16,6 +17,7 @@ from compensation.models import (
     ManifestStatus,
     MarketShareDistribution,
     PayoutProfile,
+    RecordingSplit,
     Settlement,
     Statement,
     StatementLine,
@@ -55,6 +57,22 @@ class TariffOutput(serializers.ModelSerializer[Tariff]):
     class Meta:
         model = Tariff
         fields = ["id", "kind", "unit", "rate_krw", "effective_from", "created_at"]
+
+
+class RecordingSplitInput(serializers.Serializer[dict[str, Any]]):
+    kind = serializers.ChoiceField(choices=list(RECORDING_KINDS), default=WorkKind.AUDIO)
+    musical_work_bp = serializers.IntegerField(
+        min_value=0,
+        max_value=10_000,
+        help_text=_("Of each use of a recording, the part that goes to its musical work, in basis points."),
+    )
+    effective_from = RegistryDateTimeField(required=False, allow_null=True, default=None)
+
+
+class RecordingSplitOutput(serializers.ModelSerializer[RecordingSplit]):
+    class Meta:
+        model = RecordingSplit
+        fields = ["id", "kind", "musical_work_bp", "effective_from", "created_at"]
 
 
 class BalanceFilter(serializers.Serializer[dict[str, Any]]):
@@ -294,6 +312,18 @@ class StatementOutput(serializers.ModelSerializer[Statement]):
 class StatementLineOutput(serializers.ModelSerializer[StatementLine]):
     work = serializers.IntegerField(source="work_id", allow_null=True)
     work_title = serializers.CharField(source="work.title", default=None, allow_null=True)
+    side = serializers.CharField(
+        help_text=_(
+            'For a recording\'s use split with its musical work: "recording" or "musical_work", the side this line '
+            'was earned on; "" for a whole use.'
+        )
+    )
+    other_work = serializers.IntegerField(
+        source="other_work_id",
+        allow_null=True,
+        help_text=_("The other side's work: the recording's musical work, or the recording it was used through."),
+    )
+    other_work_title = serializers.CharField(source="other_work.title", default=None, allow_null=True)
     lab = serializers.IntegerField(source="lab_id", allow_null=True)
     lab_name = serializers.CharField(source="lab.name", default=None, allow_null=True)
     manifest = serializers.IntegerField(source="manifest_id", allow_null=True)
@@ -306,6 +336,9 @@ class StatementLineOutput(serializers.ModelSerializer[StatementLine]):
             "kind",
             "work",
             "work_title",
+            "side",
+            "other_work",
+            "other_work_title",
             "lab",
             "lab_name",
             "manifest",
@@ -437,6 +470,14 @@ class OutcomeRowOutput(serializers.Serializer[dict[str, Any]]):
     unit = serializers.CharField(allow_blank=True)
     used_at = serializers.DateTimeField(allow_null=True)
     outcome = serializers.CharField()
+    side = serializers.CharField(
+        allow_blank=True,
+        help_text=_(
+            'A use of a recording split with its musical work is two rows of one line: "recording" and '
+            '"musical_work", each with its own work, part of the amount and destination; "" for a whole use.'
+        ),
+    )
+    other_work_id = serializers.IntegerField(allow_null=True, help_text=_("The other side's work of a split line."))
     reason_code = serializers.CharField(allow_blank=True)
     reason = serializers.CharField(allow_blank=True)
     work_id = serializers.IntegerField(allow_null=True)

@@ -4,6 +4,7 @@ from compensation.api import export_views, payment_views, unclaimed_views, views
 
 urlpatterns = [
     path("tariffs", views.TariffListCreateView.as_view(), name="tariffs"),
+    path("recording-splits", views.RecordingSplitListCreateView.as_view(), name="recording-splits"),
     path("balance", views.BalanceView.as_view(), name="balance"),
     path("usage-manifests", views.ManifestListCreateView.as_view(), name="usage-manifests"),
     path("usage-manifests/<int:manifest_pk>", views.ManifestDetailView.as_view(), name="usage-manifest"),

@@ -28,6 +28,8 @@ from compensation.api.serializers import (
     ManifestOutput,
     ManifestUploadInput,
     OutcomeRowOutput,
+    RecordingSplitInput,
+    RecordingSplitOutput,
     SettlementInput,
     SettlementOutput,
     StatementLineOutput,
@@ -44,7 +46,7 @@ from compensation.settlement import selectors as settlement_selectors
 from compensation.settlement import services as settlement_services
 from compensation.usage import selectors as usage_selectors
 from compensation.usage import services as usage_services
-from compensation.usage import tariffs
+from compensation.usage import splits, tariffs
 from core import spreadsheets
 from core.api.fastjson import OrjsonParser
 from core.api.fields import ID_MAX
@@ -69,6 +71,23 @@ class TariffListCreateView(RegistryAPIView):
         data.is_valid(raise_exception=True)
         tariff = tariffs.tariff_set(actor=self.actor(), **data.validated_data)
         return Response(TariffOutput(tariff).data, status=status.HTTP_201_CREATED)
+
+
+class RecordingSplitListCreateView(RegistryAPIView):
+    @extend_schema(responses=RecordingSplitOutput(many=True), summary="Recording splits, past and future")
+    def get(self, request: Request) -> Response:
+        return self.paginate(usage_selectors.recording_split_list(), RecordingSplitOutput)
+
+    @extend_schema(
+        request=RecordingSplitInput,
+        responses={201: RecordingSplitOutput},
+        summary="Set the musical work's share of a recording's use from now or later (staff)",
+    )
+    def post(self, request: Request) -> Response:
+        data = RecordingSplitInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        split = splits.recording_split_set(actor=self.actor(), **data.validated_data)
+        return Response(RecordingSplitOutput(split).data, status=status.HTTP_201_CREATED)
 
 
 class BalanceView(RegistryAPIView):

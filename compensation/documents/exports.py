@@ -32,6 +32,7 @@ from compensation.models import (
     Invoice,
     InvoiceLine,
     InvoiceSection,
+    LineSide,
     Outcome,
     PayoutBasis,
     Statement,
@@ -167,9 +168,18 @@ class StatementExporter(Exporter):
         )
         yield self.heading(_("Lines by work, lab and manifest"))
         yield self.columns(
-            _("Kind"), _("Work"), _("Title"), _("Lab"), _("Manifest"), _("Manifest lines"), _("Amount (KRW)")
+            _("Kind"),
+            _("Work"),
+            _("Title"),
+            _("Side"),
+            _("Other side's work"),
+            _("Lab"),
+            _("Manifest"),
+            _("Manifest lines"),
+            _("Amount (KRW)"),
         )
         kinds = dict(StatementLineKind.choices)
+        sides = dict(LineSide.choices)
         count = total = 0
         lines = settlement_selectors.statement_lines(statement=statement).order_by(
             "kind", "work_id", "lab_id", "manifest_id", "pk"
@@ -183,13 +193,16 @@ class StatementExporter(Exporter):
                     str(kinds.get(line.kind, line.kind)),
                     _text(line.work_id),
                     line.work.title if line.work is not None else "",
+                    # A recording's use split with its musical work: the side earned on, and the other side's work.
+                    str(sides[line.side]) if line.side else "",
+                    f"{line.other_work_id} {line.other_work.title}" if line.other_work is not None else "",
                     line.lab.name if line.lab is not None else "",
                     line.manifest.manifest_id if line.manifest is not None else "",
                     line.lines,
                     won(line.amount_micro),
                 ),
             )
-        yield Row(RowKind.TOTAL, (str(_("Total of lines")), None, None, None, None, count, won(total)))
+        yield Row(RowKind.TOTAL, (str(_("Total of lines")), None, None, None, None, None, None, count, won(total)))
         yield Row(RowKind.BLANK)
         yield self.heading(_("Balances"))
         yield self.summary(_("Opening balance"), statement.opening_micro)

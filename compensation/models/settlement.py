@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from compensation.models.ledger import LedgerEntry
-from compensation.models.usage import Outcome, UsageManifest
+from compensation.models.usage import LineSide, Outcome, UsageManifest
 from core.jobs import JobFields, JobKind, job_kind_register
 from registry.models import Party
 
@@ -194,6 +194,19 @@ class StatementLine(models.Model):
         db_constraint=False,
         db_index=False,
     )
+    # For a recording's use split with its musical work: which side the holder earned from, and the other side's
+    # work (the musical work of a recording, the recording through which a musical work was used).
+    side = models.CharField(_("side"), max_length=16, choices=LineSide.choices, blank=True, default="", db_default="")
+    other_work = models.ForeignKey(
+        "registry.Work",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("other side's work"),
+        db_constraint=False,
+        db_index=False,
+    )
     lab = models.ForeignKey(
         Party,
         null=True,
@@ -233,6 +246,7 @@ class StatementLine(models.Model):
         ordering = ["statement_id", "kind", "work_id", "manifest_id", "id"]
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=StatementLineKind.values), name="statement_line_kind_valid"),
+            models.CheckConstraint(condition=Q(side__in=LineSide.values), name="statement_line_side_valid"),
         ]
 
     def __str__(self) -> str:

@@ -58,6 +58,52 @@ class Tariff(models.Model):
         return f"{self.kind}/{self.unit}: {self.rate_krw.normalize():f} KRW from {self.effective_from:%Y-%m-%d}"
 
 
+# The kinds of work that can name a musical work (``registry.Work.musical_work``): recordings.
+RECORDING_KINDS: tuple[str, ...] = (WorkKind.AUDIO.value,)
+
+
+class RecordingSplit(models.Model):
+    """How a use of a recording (a work of ``kind`` naming a musical work) is shared between the recording's owners
+    and its musical work's: ``musical_work_bp`` of each use's amount goes to the musical work, the rest to the
+    recording, from an instant on. Staff-defined and append-only, like tariffs: the latest one that started at or
+    before a use applies to it; before the first one, a recording's use is the recording's alone.
+    """
+
+    kind = models.CharField(
+        _("kind of the work used"),
+        max_length=16,
+        choices=[(kind, label) for kind, label in WorkKind.choices if kind in RECORDING_KINDS],
+        default=WorkKind.AUDIO,
+    )
+    musical_work_bp = models.PositiveIntegerField(
+        _("musical work's share (basis points)"),
+        help_text=_("Of each use of a recording, the part that goes to its musical work; 10000 = 100%."),
+    )
+    effective_from = models.DateTimeField(_("effective from"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("set by"),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("recording split")
+        verbose_name_plural = _("recording splits")
+        ordering = ["kind", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "effective_from"], name="recording_split_one_per_instant"),
+            models.CheckConstraint(condition=Q(kind__in=RECORDING_KINDS), name="recording_split_kind_valid"),
+            models.CheckConstraint(condition=Q(musical_work_bp__lte=10_000), name="recording_split_share_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.musical_work_bp / 100:g}% to the musical work from {self.effective_from:%Y-%m-%d}"
+
+
 # --- Usage manifests -------------------------------------------------------------------------
 
 
@@ -170,6 +216,15 @@ MANIFEST_JOB = JobKind(
 job_kind_register(MANIFEST_JOB)
 
 
+class LineSide(models.TextChoices):
+    """Which side of a use a manifest line's row accounts for: the whole use, or, for a recording whose musical work
+    takes a share (``RecordingSplit``), the recording's part or the musical work's part (two rows per line)."""
+
+    WHOLE = "", _("Whole use")
+    RECORDING = "recording", _("Recording")
+    MUSICAL_WORK = "musical_work", _("Musical work")
+
+
 class MatchKind(models.TextChoices):
     EXACT = "exact", _("Exact: the identifier itself")
     SIMILAR = "similar", _("Similar: a near copy's content code")
@@ -211,6 +266,9 @@ class ManifestLine(models.Model):
     match = models.CharField(_("match"), max_length=8, choices=MatchKind.choices, blank=True, default="")
     distance = models.PositiveSmallIntegerField(_("distance (bits)"), null=True, blank=True)
     outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices)
+    # A use of a recording split between the recording and its musical work is two rows of one line: each side
+    # with its own work, part of the amount, owners and hold, and the other side's work in ``other_work``.
+    side = models.CharField(_("side"), max_length=16, choices=LineSide.choices, blank=True, default="", db_default="")
     reason_code = models.CharField(_("reason code"), max_length=40, blank=True)
     reason = models.TextField(_("reason"), blank=True)
     # No database constraint on work, refusal, tariff, held_account and entry: each check locks the
@@ -225,6 +283,16 @@ class ManifestLine(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         verbose_name=_("work"),
+        db_index=False,
+        db_constraint=False,
+    )
+    other_work = models.ForeignKey(
+        "registry.Work",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("other side's work"),
         db_index=False,
         db_constraint=False,
     )
@@ -285,7 +353,8 @@ class ManifestLine(models.Model):
         verbose_name_plural = _("manifest lines")
         ordering = ["manifest_id", "line_no"]
         constraints = [
-            models.UniqueConstraint(fields=["manifest", "line_no"], name="manifest_line_once"),
+            models.UniqueConstraint(fields=["manifest", "line_no", "side"], name="manifest_line_once"),
+            models.CheckConstraint(condition=Q(side__in=LineSide.values), name="manifest_line_side_valid"),
             models.CheckConstraint(condition=Q(outcome__in=Outcome.values), name="manifest_line_outcome_valid"),
             # Conservation per line (ledger invariant 4): what the line cost went somewhere, exactly.
             models.CheckConstraint(
@@ -321,4 +390,5 @@ class ManifestLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.manifest_id}:{self.line_no} {self.outcome}"
+        side = f" ({self.side})" if self.side else ""
+        return f"{self.manifest_id}:{self.line_no}{side} {self.outcome}"

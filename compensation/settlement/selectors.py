@@ -63,15 +63,19 @@ def statement_get_for_actor(*, actor: Actor, statement_pk: int) -> Statement:
 
 
 def statement_lines(*, statement: Statement) -> QuerySet[StatementLine]:
-    return StatementLine.objects.filter(statement=statement).select_related("work", "lab", "manifest", "entry")
+    return StatementLine.objects.filter(statement=statement).select_related(
+        "work", "other_work", "lab", "manifest", "entry"
+    )
 
 
 def statement_line_manifest_lines(*, line: StatementLine) -> QuerySet[ManifestLine]:
     """The manifest lines behind an accrual or release line of a statement: the trace to what was used."""
     if line.manifest_id is None:
         return ManifestLine.objects.none()
-    lines = ManifestLine.objects.filter(manifest_id=line.manifest_id).order_by("line_no")
-    return lines.filter(work_id=line.work_id) if line.work_id is not None else lines.filter(work__isnull=True)
+    lines = ManifestLine.objects.filter(manifest_id=line.manifest_id).order_by("line_no", "side")
+    if line.work_id is None:
+        return lines.filter(work__isnull=True)
+    return lines.filter(work_id=line.work_id, side=line.side, other_work_id=line.other_work_id)
 
 
 def invoice_list_for_actor(*, actor: Actor, settlement_pk: int | None = None) -> QuerySet[Invoice]:

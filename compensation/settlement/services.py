@@ -310,16 +310,17 @@ def _statements_build(settlement: Settlement) -> dict[str, Any]:
     return {"holders": len(statements), "statement_lines": len(rows) + traced_lines, "entries": len(entries)}
 
 
-# Accruals and releases per holder, work, lab and manifest, from the manifest lines' allocations
+# Accruals and releases per holder, work (and side of a recording's use, with the other side's work), lab and
+# manifest, from the manifest lines' allocations
 # (``[holder, claim, micro-won, entry]``): every part whose entry is an accrual or a release of the period.
 # One statement for any number of lines; the same SQL on PostgreSQL and SQLite but for the JSON function.
 _ACCRUAL = sql_literal(EntryKind.ACCRUAL)
 _TRACED_KINDS = sql_literals([EntryKind.ACCRUAL, EntryKind.RELEASE])
 _ALLOCATION_LINES = f"""
     INSERT INTO compensation_statementline
-           (statement_id, kind, work_id, lab_id, manifest_id, entry_id, lines, amount_micro)
-    SELECT statement.id, entry.kind, line.work_id, manifest.lab_id, line.manifest_id, NULL, COUNT(*),
-           SUM(CAST(part.value ->> 2 AS BIGINT))
+           (statement_id, kind, work_id, side, other_work_id, lab_id, manifest_id, entry_id, lines, amount_micro)
+    SELECT statement.id, entry.kind, line.work_id, line.side, line.other_work_id, manifest.lab_id, line.manifest_id,
+           NULL, COUNT(*), SUM(CAST(part.value ->> 2 AS BIGINT))
       FROM compensation_manifestline line
      CROSS JOIN {{elements}}(line.allocation) AS part
       JOIN compensation_ledgerentry entry ON entry.id = CAST(part.value ->> 3 AS BIGINT)
@@ -332,7 +333,8 @@ _ALLOCATION_LINES = f"""
                  WHERE accrual.kind = {_ACCRUAL}
                    AND accrual.effective_at >= %(start)s AND accrual.effective_at < %(end)s))
        AND entry.kind IN ({_TRACED_KINDS}) AND entry.effective_at >= %(start)s AND entry.effective_at < %(end)s
-     GROUP BY statement.id, entry.kind, line.work_id, manifest.lab_id, line.manifest_id
+     GROUP BY statement.id, entry.kind, line.work_id, line.side, line.other_work_id, manifest.lab_id,
+              line.manifest_id
 """  # noqa: S608  (constants only)
 
 

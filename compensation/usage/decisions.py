@@ -30,6 +30,14 @@ row    condition (at ``used_at``)             outcome             priced   its a
                                                                            ``escrow_unclaimed``, per work
 =====  =====================================  ==================  =======  =====================================
 
+A recording names its musical work (``registry.Work.musical_work``), and the refusals of that musical work (its own,
+and its verified owners' catalogue refusals) count for row 1 too, as in lookups; a refusal of the recording never
+refuses the musical work. A line of rows 5 to 7 that uses a recording naming a musical work, while a recording split
+(``RecordingSplit``) gives the musical work a share, is two rows, one per side: the amount is divided first
+(``musical_work_part``: the musical work's share rounded to the nearest micro-won, an exact half to the recording;
+the recording gets the rest, so the sides sum to the amount), and each side is then decided by rows 5 to 7 with its
+own work's status and verified shares, and held per its own work.
+
 Who the owners are (rows 6 and 7, and the split) is decided when the line is processed: the claims verified
 then, whoever was verified at ``used_at``. The lab's ``lab_receivable`` is debited what the lines credit. A price
 is ``units * rate`` in micro-won, rounded half-even once per line; a matched line is split by the
@@ -169,8 +177,25 @@ def tariff_sought_sql(line: str) -> str:
     return f"(CASE {branches} ELSE TRUE END)"
 
 
+# The rows a line is decided by per work: the only ones a recording's line is divided between its two sides for.
+PER_WORK_OUTCOMES = tuple(rule.outcome for rule in DECISION_TABLE if rule.held_per == "work")
+
+
+def musical_work_part(amount: int, musical_work_bp: int) -> int:
+    """The musical work's part of a recording's use of ``amount`` micro-won: ``musical_work_bp`` of it, rounded to the
+    nearest micro-won, an exact half to the recording (the largest-remainder rule for two parts, ties to the first,
+    the recording). The recording's part is ``amount`` minus this."""
+    return (amount * musical_work_bp + FULL_SHARE_BP // 2 - 1) // FULL_SHARE_BP
+
+
+def musical_work_part_sql(amount: str, musical_work_bp: str) -> str:
+    """``musical_work_part`` in SQL, over integer expressions."""
+    return f"(({amount}) * ({musical_work_bp}) + {FULL_SHARE_BP // 2 - 1}) / {FULL_SHARE_BP}"
+
+
 (SPLIT_OUTCOME,) = (rule.outcome for rule in DECISION_TABLE if rule.split)
 SPLIT_OUTCOME_SQL = sql_literal(SPLIT_OUTCOME)
+PER_WORK_OUTCOMES_SQL = sql_literals(PER_WORK_OUTCOMES)
 HELD_OUTCOMES_SQL = sql_literals(rule.outcome for rule in DECISION_TABLE if rule.held_in)
 HELD_PER_IDENTIFIER_SQL = sql_literals(rule.outcome for rule in DECISION_TABLE if rule.held_per == "identifier")
 VIOLATION_OUTCOMES_SQL = sql_literals(rule.outcome for rule in DECISION_TABLE if rule.violation)

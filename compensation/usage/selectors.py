@@ -16,6 +16,7 @@ from compensation.models import (
     ManifestLine,
     ManifestStatus,
     Outcome,
+    RecordingSplit,
     Tariff,
     UsageManifest,
 )
@@ -34,6 +35,14 @@ def tariff_list(*, kind: str | None = None, unit: str | None = None) -> QuerySet
     if unit:
         tariffs = tariffs.filter(unit=unit)
     return tariffs.order_by("kind", "unit", "-effective_from", "-id")
+
+
+def recording_split_list(*, kind: str | None = None) -> QuerySet[RecordingSplit]:
+    """Every recording split, past and future, latest first per kind."""
+    splits = RecordingSplit.objects.select_related("created_by")
+    if kind:
+        splits = splits.filter(kind=kind)
+    return splits.order_by("kind", "-effective_from", "-id")
 
 
 def _pairs_filter(pairs: Iterable[tuple[str, str]]) -> Q:
@@ -146,6 +155,8 @@ _OUTCOME_FIELDS: tuple[tuple[str, str], ...] = (
     ("unit", "unit"),
     ("used_at", "used_at"),
     ("outcome", "outcome"),
+    ("side", "side"),
+    ("other_work_id", "other_work_id"),
     ("reason_code", "reason_code"),
     ("reason", "reason"),
     ("work_id", "work_id"),
@@ -168,7 +179,7 @@ def manifest_outcome_lines(*, manifest: UsageManifest) -> QuerySet[ManifestLine,
     """The manifest's lines in line order, as the tuples ``outcome_row`` turns into acknowledgement rows."""
     return (
         ManifestLine.objects.filter(manifest=manifest)
-        .order_by("line_no")
+        .order_by("line_no", "side")
         .values_list(*(field for _column, field in _OUTCOME_FIELDS))
     )
 
@@ -215,7 +226,8 @@ def outcome_csv_rows(rows: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
 
 
 def violation_list_for_actor(*, actor: Actor) -> QuerySet[ManifestLine]:
-    """Uses of refused works: a lab sees its own, a rights holder those of works it claims, staff all."""
+    """Uses of refused works: a lab sees its own, a rights holder those of works it claims and those its refusal
+    decided (a recording refused by the refusal of its musical work), staff all."""
     lines = (
         ManifestLine.objects.filter(outcome=Outcome.REFUSED_AT_USE)
         .select_related("manifest", "manifest__lab")
@@ -229,4 +241,4 @@ def violation_list_for_actor(*, actor: Actor) -> QuerySet[ManifestLine]:
     if party.kind == PartyKind.LAB:
         return lines.filter(manifest__lab=party)
     claimed = OwnershipClaim.objects.filter(holder=party).exclude(status=ClaimStatus.REJECTED).values("work_id")
-    return lines.filter(work_id__in=claimed)
+    return lines.filter(Q(work_id__in=claimed) | Q(refusal__holder=party))

@@ -4,7 +4,8 @@ Processing reads the stored lines in chunks, parsed one chunk ahead (in a proces
 manifest has more than a chunk left, otherwise in a thread). Per chunk, in one
 transaction: the identifiers are matched to works, each line is decided by the refusal status at its
 ``used_at`` for the manifest's purpose, priced with the tariff in force then, split among the verified
-owners by share (largest remainder, so the parts sum exactly), its outcome row is written, and one balanced
+owners by share (largest remainder, so the parts sum exactly; a recording's use shared with its musical work by a
+recording split first divided into two sides, each a row of its own), its outcome row is written, and one balanced
 ledger entry is posted for the whole chunk, its lines summed per account. Each line is decided by the usage
 decision table (``compensation.usage.decisions``), by one of two engines behind one seam (``UsageEngine``, chosen
 by ``usage_engine_for``): on PostgreSQL set-based SQL over a staging table (``compensation.usage.sql``),
@@ -47,15 +48,26 @@ from compensation.models import (
     MANIFEST_JOB,
     AccountKind,
     EntryKind,
+    LineSide,
     ManifestFormat,
     ManifestLine,
     ManifestStatus,
     Outcome,
+    RecordingSplit,
     Tariff,
     UsageManifest,
 )
 from compensation.notifications import manifest_processed_notify
-from compensation.usage.decisions import FULL_SHARE_BP, LineFacts, kind_for_unmatched, rule_for, tariff_sought
+from compensation.usage.decisions import (
+    FULL_SHARE_BP,
+    PER_WORK_OUTCOMES,
+    LineFacts,
+    Rule,
+    kind_for_unmatched,
+    musical_work_part,
+    rule_for,
+    tariff_sought,
+)
 from compensation.usage.manifests import (
     ManifestMeta,
     ParsedLine,
@@ -79,7 +91,7 @@ from core.jobs import job_chunks_process, job_fail, job_finish, job_publish, job
 from core.money import price_micro_scaled, rate_in_pico_won, units_in_micro
 from core.uploads import upload_size_check
 from optout.models import Regime
-from optout.selectors import UsageContext, usage_context_load
+from optout.selectors import UsageContext, UsageWork, usage_context_load
 from optout.similar import UsageMatch, usage_similar_resolve
 from registry.audit import audit_record
 from registry.identifiers import IdentifierKey, Scheme
@@ -253,9 +265,32 @@ class _Tariffs:
         return self._rows[(kind, unit)][index] if index >= 0 else None
 
 
+class _Splits:
+    """Every recording split, indexed for "the musical work's share in force at this instant" by bisection."""
+
+    def __init__(self) -> None:
+        starts: dict[str, list[datetime]] = defaultdict(list)
+        shares: dict[str, list[int]] = defaultdict(list)
+        for kind, share, effective_from in RecordingSplit.objects.order_by("effective_from", "pk").values_list(
+            "kind", "musical_work_bp", "effective_from"
+        ):
+            starts[kind].append(effective_from)
+            shares[kind].append(share)
+        self._starts = dict(starts)
+        self._shares = dict(shares)
+
+    def at(self, kind: str, at: datetime) -> int:
+        """The musical work's share in basis points of a use of a recording of ``kind`` at ``at``; 0 before any."""
+        starts = self._starts.get(kind)
+        if not starts:
+            return 0
+        index = bisect.bisect_right(starts, at) - 1
+        return self._shares[kind][index] if index >= 0 else 0
+
+
 @dataclass
 class _Row:
-    """A decided line: the values of its ``ManifestLine`` before the ledger ids are known."""
+    """A decided line (or one side of it): the values of its ``ManifestLine`` before the ledger ids are known."""
 
     line: ParsedLine
     outcome: str
@@ -272,12 +307,21 @@ class _Row:
     violation: int = 0
     match: str = ""
     distance: int | None = None
+    side: str = LineSide.WHOLE
+    other_work_id: int | None = None
 
 
 def _line_decide(
-    line: ParsedLine, *, lab_id: int, context: UsageContext, tariffs: _Tariffs, priced_lab: dict[AccountKey, int]
-) -> _Row:
-    """One line, decided by the usage decision table (``compensation.usage.decisions``), in Python."""
+    line: ParsedLine,
+    *,
+    lab_id: int,
+    context: UsageContext,
+    tariffs: _Tariffs,
+    splits: _Splits,
+    priced_lab: dict[AccountKey, int],
+) -> list[_Row]:
+    """One line, decided by the usage decision table (``compensation.usage.decisions``), in Python: its row, or for a
+    recording split with its musical work, one row per side."""
     assert line.key is not None
     assert line.used_at is not None
     assert line.units is not None
@@ -291,22 +335,55 @@ def _line_decide(
     tariff = (
         tariffs.at(kind, line.unit, line.used_at) if tariff_sought(refused=refused, license_only=license_only) else None
     )
-    owners = work.verified_claims() if work is not None else []
-    covered = sum(claim.share_bp for claim in owners)
-    disputed = work is not None and work.status == WorkStatus.DISPUTED
-    rule = rule_for(LineFacts(refused, license_only, tariff is not None, work is not None, disputed, covered))
+    facts = _work_facts(work)
+    rule = rule_for(LineFacts(refused, license_only, tariff is not None, work is not None, *facts))
     row.outcome = rule.outcome
     if tariff is None:
-        return row
+        return [row]
     row.tariff_id, rate_pico = tariff
     amount = price_micro_scaled(units_micro=units_in_micro(line.units), rate_pico=rate_pico)
     row.amount = amount
     if rule.violation:
         row.violation = amount
         _add(priced_lab, AccountKey(AccountKind.VIOLATIONS, lab_id), -amount)
-        return row
+        return [row]
+    composition = work.musical_work if work is not None else None
+    musical_bp = splits.at(kind, line.used_at) if composition is not None and rule.outcome in PER_WORK_OUTCOMES else 0
+    if composition is None or not musical_bp:
+        _row_allocate(row, rule, work, amount, priced_lab)
+        return [row]
+    # A recording's use, shared with its musical work: each side is decided by its own work, from its part.
+    assert work is not None
+    musical_part = musical_work_part(amount, musical_bp)
+    recording = dataclasses.replace(row, side=LineSide.RECORDING, other_work_id=composition.id, paid=[])
+    musical = dataclasses.replace(
+        row, side=LineSide.MUSICAL_WORK, work_id=composition.id, other_work_id=work.id, paid=[]
+    )
+    sides = []
+    for side_row, side_work, part in ((recording, work, amount - musical_part), (musical, composition, musical_part)):
+        side_rule = rule_for(LineFacts(False, False, True, True, *_work_facts(side_work)))
+        side_row.outcome, side_row.amount = side_rule.outcome, part
+        _row_allocate(side_row, side_rule, side_work, part, priced_lab)
+        sides.append(side_row)
+    return sides
+
+
+def _work_facts(work: UsageWork | None) -> tuple[bool, int]:
+    """Whether ``work`` is disputed, and the shares verified in it now (basis points)."""
+    if work is None:
+        return False, 0
+    return work.status == WorkStatus.DISPUTED, sum(claim.share_bp for claim in work.verified_claims())
+
+
+def _row_allocate(
+    row: _Row, rule: Rule, work: UsageWork | None, amount: int, priced_lab: dict[AccountKey, int]
+) -> None:
+    """Pay ``amount`` of ``row`` to ``work``'s verified owners by share and hold the rest, as ``rule`` says."""
     held, open_bp = amount, FULL_SHARE_BP
     if rule.split:
+        assert work is not None
+        owners = work.verified_claims()
+        covered = sum(claim.share_bp for claim in owners)
         weights = [claim.share_bp for claim in owners]
         if covered < FULL_SHARE_BP:
             weights.append(FULL_SHARE_BP - covered)
@@ -322,10 +399,9 @@ def _line_decide(
         open_bp = FULL_SHARE_BP - covered
     # A hold exists only for money actually held: a part that rounds to nothing holds nothing.
     if held > 0:
-        held_for = str(line.key) if rule.held_per == "identifier" else f"work:{row.work_id}"
+        held_for = str(row.line.key) if rule.held_per == "identifier" else f"work:{row.work_id}"
         row.held, row.open_bp, row.held_key = held, open_bp, AccountKey(rule.held_in, None, held_for)
         _add(priced_lab, row.held_key, -held)
-    return row
 
 
 def _add(sums: dict[AccountKey, int], key: AccountKey, amount: int) -> None:
@@ -362,19 +438,22 @@ def _lines_decide(manifest: UsageManifest, lines: Sequence[ParsedLine], seen: se
     lines, matches = _similar_resolve(manifest, lines, pre)
     keys = {line.key for line, outcome in zip(lines, pre, strict=True) if not outcome and line.key is not None}
     context = usage_context_load(keys=keys, purpose=manifest.purpose)
-    tariffs = _Tariffs()
+    tariffs, splits = _Tariffs(), _Splits()
     credits: dict[AccountKey, int] = {}
     rows: list[_Row] = []
     for line, outcome in zip(lines, pre, strict=True):
         if outcome:
             rows.append(_Row(line=line, outcome=outcome, dedupe=line.dedupe if outcome == Outcome.DUPLICATE else None))
             continue
-        row = _line_decide(line, lab_id=manifest.lab_id, context=context, tariffs=tariffs, priced_lab=credits)
-        row.dedupe = line.dedupe
+        decided = _line_decide(
+            line, lab_id=manifest.lab_id, context=context, tariffs=tariffs, splits=splits, priced_lab=credits
+        )
         matched = matches.get(line.line_no)
-        if matched is not None:
-            row.match, row.distance = matched.match, matched.distance
-        rows.append(row)
+        for row in decided:
+            row.dedupe = line.dedupe
+            if matched is not None:
+                row.match, row.distance = matched.match, matched.distance
+        rows.extend(decided)
     return _Decided(rows=rows, credits=credits)
 
 
@@ -459,6 +538,8 @@ _LINE_COLUMNS = (
     "processed_at",
     "match",
     "distance",
+    "side",
+    "other_work_id",
 )
 
 
@@ -498,6 +579,8 @@ def _line_values(
         now,
         row.match,
         row.distance,
+        row.side,
+        row.other_work_id,
     )
 
 
@@ -911,6 +994,8 @@ _REPRICED_COLUMNS = (
     "allocation",
     "entry_id",
     "processed_at",
+    "side",
+    "other_work_id",
 )
 
 
@@ -937,7 +1022,13 @@ def _reprice_group(
     )
     entry_id = ledger_post_entries(postings=[posting])[posting.idempotency_key] if posting is not None else None
     changed = 0
-    for row, new in zip(rows, decided.rows, strict=True):
+    # A recording's line split with its musical work is decided as two rows now: the first takes the row's place.
+    sides: dict[int, list[_Row]] = defaultdict(list)
+    for new in decided.rows:
+        sides[new.line.line_no].append(new)
+    added: list[tuple[Any, ...]] = []
+    for row in rows:
+        new, *more = sides[row.line_no]
         if new.amount is None and not keep_unpriced:
             continue  # still no tariff for it (another kind or unit decided now)
         values = dict(zip(_LINE_COLUMNS, _line_values(manifest.pk, new, account_ids, entry_id, now), strict=True))
@@ -945,6 +1036,8 @@ def _reprice_group(
             setattr(row, name, values[name])
         row.save(update_fields=_REPRICED_COLUMNS)
         changed += new.amount is not None
+        added.extend(_line_values(manifest.pk, other, account_ids, entry_id, now) for other in more)
+    _lines_insert(added)
     return changed
 
 

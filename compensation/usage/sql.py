@@ -29,15 +29,17 @@ from urllib.parse import urlsplit
 from django.db import DatabaseError, connection, transaction
 
 from compensation.ledger.services import AccountKey, Posting, accounts_ensure, ledger_post_entries
-from compensation.models import AccountKind, EntryKind, Outcome, UsageManifest
+from compensation.models import AccountKind, EntryKind, LineSide, Outcome, UsageManifest
 from compensation.usage.decisions import (
     FULL_SHARE_BP,
     HELD_OUTCOMES_SQL,
     HELD_PER_IDENTIFIER_SQL,
+    PER_WORK_OUTCOMES_SQL,
     SCHEME_KIND,
     SPLIT_OUTCOME_SQL,
     VIOLATION_OUTCOMES_SQL,
     held_in_case_sql,
+    musical_work_part_sql,
     outcome_case_sql,
     tariff_sought_sql,
 )
@@ -134,7 +136,8 @@ CREATE TEMP TABLE compensation_matched ON COMMIT DROP AS
 SELECT staged.line_no, staged.key_scheme, staged.key_value, staged.units, staged.unit, staged.used_at, staged.dedupe,
        staged.pre_outcome,
        CASE WHEN staged.pre_outcome = {_UNDECIDED} THEN staged.url_host ELSE '' END AS url_host,
-       staged.line_kind, identifier.work_id, work.kind AS work_kind, work.status AS work_status
+       staged.line_kind, identifier.work_id, work.kind AS work_kind, work.status AS work_status,
+       work.musical_work_id, composition.status AS musical_status
   FROM (
       SELECT stage.line_no, stage.key_scheme, stage.key_value, stage.units, stage.unit, stage.used_at, stage.dedupe,
              CASE WHEN stage.pre_outcome <> {_UNDECIDED} THEN stage.pre_outcome
@@ -149,16 +152,30 @@ SELECT staged.line_no, staged.key_scheme, staged.key_value, staged.units, staged
          ON staged.pre_outcome = {_UNDECIDED}
         AND identifier.scheme = staged.key_scheme AND identifier.value = staged.key_value
   LEFT JOIN registry_work work ON work.id = identifier.work_id
+  LEFT JOIN registry_work composition ON composition.id = work.musical_work_id
 """  # noqa: S608
 
-# The verified claims on those works: who is paid, and whose refusals count.
+# The verified claims on those works and on the musical works of the recordings among them: who is paid, and whose
+# refusals count.
 _CLAIMS = f"""
 CREATE TEMP TABLE compensation_claims ON COMMIT DROP AS
 SELECT claim.work_id, claim.id, claim.holder_id, claim.share_bp, claim.decided_at
-  FROM (SELECT DISTINCT work_id FROM compensation_matched WHERE work_id IS NOT NULL ORDER BY work_id) chunk_works
+  FROM (
+      SELECT DISTINCT work_id FROM (
+          SELECT work_id FROM compensation_matched WHERE work_id IS NOT NULL
+          UNION ALL
+          SELECT musical_work_id FROM compensation_matched WHERE musical_work_id IS NOT NULL
+      ) used ORDER BY work_id
+  ) chunk_works
   JOIN registry_ownershipclaim claim ON claim.work_id = chunk_works.work_id
  WHERE claim.status = {_CLAIM_VERIFIED}
 """  # noqa: S608
+
+# The columns both sides of a split line share.
+_SIDE_COMMON = (
+    "line_no, key_scheme, key_value, units, unit, used_at, dedupe, pre_outcome, url_host, kind, refusal_id, regime,"
+    " tariff_id"
+)
 
 # The decision table of ``compensation.usage.decisions``, set-based: which refusal decides each line (rows 1), its
 # regime (2), its tariff (3) and price, its work's verified shares (4-7); the outcome and whether a tariff is
@@ -193,6 +210,24 @@ refusals_in_force AS (
     SELECT line.line_no, refusal.id, refusal.effective_from
       FROM compensation_matched line
       JOIN compensation_claims claim ON claim.work_id = line.work_id AND claim.decided_at <= line.used_at
+      JOIN candidate_refusals refusal ON refusal.scope = {_SCOPE_CATALOGUE} AND refusal.holder_id = claim.holder_id
+     WHERE refusal.effective_from <= line.used_at
+       AND (refusal.withdrawn_at IS NULL OR refusal.withdrawn_at > line.used_at)
+    UNION ALL
+    -- A recording's musical work's own refusal, by its owner verified by then (never the reverse).
+    SELECT line.line_no, refusal.id, refusal.effective_from
+      FROM compensation_matched line
+      JOIN candidate_refusals refusal ON refusal.scope = {_SCOPE_WORK} AND refusal.work_id = line.musical_work_id
+      JOIN compensation_claims claim
+        ON claim.work_id = line.musical_work_id AND claim.holder_id = refusal.holder_id
+       AND claim.decided_at <= line.used_at
+     WHERE refusal.effective_from <= line.used_at
+       AND (refusal.withdrawn_at IS NULL OR refusal.withdrawn_at > line.used_at)
+    UNION ALL
+    -- A catalogue refusal of an owner of a recording's musical work verified by then.
+    SELECT line.line_no, refusal.id, refusal.effective_from
+      FROM compensation_matched line
+      JOIN compensation_claims claim ON claim.work_id = line.musical_work_id AND claim.decided_at <= line.used_at
       JOIN candidate_refusals refusal ON refusal.scope = {_SCOPE_CATALOGUE} AND refusal.holder_id = claim.holder_id
      WHERE refusal.effective_from <= line.used_at
        AND (refusal.withdrawn_at IS NULL OR refusal.withdrawn_at > line.used_at)
@@ -233,6 +268,11 @@ tariff_periods AS (
 verified_shares AS (
     SELECT work_id, sum(share_bp)::integer AS covered_bp FROM compensation_claims GROUP BY work_id
 ),
+split_periods AS (
+    SELECT kind, musical_work_bp, effective_from,
+           lead(effective_from) OVER (PARTITION BY kind ORDER BY effective_from) AS until
+      FROM compensation_recordingsplit
+),
 lines_with_regime AS (
     SELECT line.*,
            deciding.id AS refusal_id,
@@ -240,7 +280,8 @@ lines_with_regime AS (
                 ELSE COALESCE(regime_then.regime, {_USE_FIRST}) END AS regime,
            CASE WHEN line.pre_outcome <> {_UNDECIDED} THEN ''
                 ELSE COALESCE(line.work_kind, NULLIF(line.line_kind, ''), {_SCHEME_KIND_SQL}) END AS kind,
-           COALESCE(shares.covered_bp, 0) AS covered_bp
+           COALESCE(shares.covered_bp, 0) AS covered_bp,
+           COALESCE(musical_shares.covered_bp, 0) AS musical_covered_bp
       FROM compensation_matched line
       LEFT JOIN deciding_refusals deciding ON deciding.line_no = line.line_no
       LEFT JOIN regime_periods regime_then
@@ -248,6 +289,7 @@ lines_with_regime AS (
             AND regime_then.effective_from <= line.used_at
             AND (regime_then.until IS NULL OR regime_then.until > line.used_at)
       LEFT JOIN verified_shares shares ON shares.work_id = line.work_id
+      LEFT JOIN verified_shares musical_shares ON musical_shares.work_id = line.musical_work_id
 ),
 lines_with_tariff AS (
     SELECT line.*, tariff.id AS tariff_id, tariff.rate_krw
@@ -266,11 +308,36 @@ priced_lines AS (
                 ELSE floor(price.exact)::bigint END AS amount
       FROM lines_with_tariff line
       CROSS JOIN LATERAL (SELECT line.units * line.rate_krw * {MICRO} AS exact) price
+),
+split_lines AS (
+    -- A recording's line decided per work, while a split gives its musical work a share: its musical work's part.
+    SELECT line.*, {musical_work_part_sql("line.amount", "split.musical_work_bp")} AS musical_part
+      FROM priced_lines line
+      LEFT JOIN split_periods split
+             ON line.musical_work_id IS NOT NULL AND line.pre_outcome = {_UNDECIDED}
+            AND {outcome_case_sql("line")} IN ({PER_WORK_OUTCOMES_SQL})
+            AND split.kind = line.kind AND split.musical_work_bp > 0
+            AND split.effective_from <= line.used_at AND (split.until IS NULL OR split.until > line.used_at)
+),
+sided_lines AS (
+    -- One row per line, or per side of a split line: the recording's (the rest of the amount) and the musical
+    -- work's (its part), each with its own work's status and verified shares.
+    SELECT {_SIDE_COMMON}, work_id, work_status, covered_bp, amount,
+           '' AS side, NULL::bigint AS other_work_id
+      FROM split_lines WHERE musical_part IS NULL
+    UNION ALL
+    SELECT {_SIDE_COMMON}, work_id, work_status, covered_bp, amount - musical_part,
+           {sql_literal(LineSide.RECORDING)}, musical_work_id
+      FROM split_lines WHERE musical_part IS NOT NULL
+    UNION ALL
+    SELECT {_SIDE_COMMON}, musical_work_id, musical_status, musical_covered_bp, musical_part,
+           {sql_literal(LineSide.MUSICAL_WORK)}, work_id
+      FROM split_lines WHERE musical_part IS NOT NULL
 )
 SELECT line.*,
        CASE WHEN line.pre_outcome <> {_UNDECIDED} THEN line.pre_outcome
             ELSE {outcome_case_sql("line")} END AS outcome
-  FROM priced_lines line
+  FROM sided_lines line
 """  # noqa: S608
 
 # Largest remainder per matched line, the weights being the verified shares in claim order and then the
@@ -278,19 +345,21 @@ SELECT line.*,
 _SPLIT = f"""
 CREATE TEMP TABLE compensation_parts ON COMMIT DROP AS
 WITH weights AS (
-    SELECT decided.line_no, decided.amount, claim.id AS claim_id, claim.holder_id, claim.share_bp::bigint AS weight
+    SELECT decided.line_no, decided.side, decided.amount, claim.id AS claim_id, claim.holder_id,
+           claim.share_bp::bigint AS weight
       FROM compensation_decided decided
       JOIN compensation_claims claim ON claim.work_id = decided.work_id
      WHERE decided.outcome = {SPLIT_OUTCOME_SQL}
     UNION ALL
-    SELECT decided.line_no, decided.amount, NULL, NULL, ({FULL_SHARE_BP} - decided.covered_bp)::bigint
+    SELECT decided.line_no, decided.side, decided.amount, NULL, NULL, ({FULL_SHARE_BP} - decided.covered_bp)::bigint
       FROM compensation_decided decided
      WHERE decided.outcome = {SPLIT_OUTCOME_SQL} AND decided.covered_bp < {FULL_SHARE_BP}
 ),
 weights_with_totals AS (
     -- sum() of bigint is numeric in PostgreSQL; the split is in integers, as in Python.
-    SELECT weights.*, (sum(weights.weight) OVER (PARTITION BY weights.line_no))::bigint AS total_weight,
-           count(weights.claim_id) OVER (PARTITION BY weights.line_no) AS owners
+    SELECT weights.*,
+           (sum(weights.weight) OVER (PARTITION BY weights.line_no, weights.side))::bigint AS total_weight,
+           count(weights.claim_id) OVER (PARTITION BY weights.line_no, weights.side) AS owners
       FROM weights
 ),
 floor_parts AS (
@@ -300,12 +369,13 @@ floor_parts AS (
 ),
 ranked_parts AS (
     SELECT part.*,
-           part.amount - (sum(part.floor_part) OVER (PARTITION BY part.line_no))::bigint AS leftover,
-           row_number() OVER (PARTITION BY part.line_no ORDER BY part.remainder DESC, part.claim_id NULLS LAST)
-               AS place
+           part.amount - (sum(part.floor_part) OVER (PARTITION BY part.line_no, part.side))::bigint AS leftover,
+           row_number() OVER (
+               PARTITION BY part.line_no, part.side ORDER BY part.remainder DESC, part.claim_id NULLS LAST
+           ) AS place
       FROM floor_parts part
 )
-SELECT line_no, claim_id, holder_id, floor_part + CASE WHEN place <= leftover THEN 1 ELSE 0 END AS part, owners
+SELECT line_no, side, claim_id, holder_id, floor_part + CASE WHEN place <= leftover THEN 1 ELSE 0 END AS part, owners
   FROM ranked_parts
 """  # noqa: S608
 
@@ -320,7 +390,7 @@ SELECT holds.*, (
      WHERE account.kind = holds.account_kind AND account.escrow_key = holds.escrow_key AND account.party_id IS NULL
 ) AS account_id
 FROM (
-    SELECT decided.line_no,
+    SELECT decided.line_no, decided.side,
            CASE WHEN decided.outcome = {SPLIT_OUTCOME_SQL} THEN COALESCE(unclaimed_part.part, 0)
                 ELSE decided.amount END AS held,
            {held_in_case_sql("decided.outcome")} AS account_kind,
@@ -331,7 +401,8 @@ FROM (
                 ELSE {FULL_SHARE_BP} END AS open_bp
       FROM compensation_decided decided
       LEFT JOIN compensation_parts unclaimed_part
-             ON unclaimed_part.line_no = decided.line_no AND unclaimed_part.claim_id IS NULL
+             ON unclaimed_part.line_no = decided.line_no AND unclaimed_part.side = decided.side
+            AND unclaimed_part.claim_id IS NULL
      WHERE decided.outcome IN ({HELD_OUTCOMES_SQL})
 ) holds
 WHERE held > 0
@@ -368,7 +439,8 @@ _INSERT_LINES = f"""
 INSERT INTO compensation_manifestline (
     manifest_id, line_no, scheme, value, key, units, unit, used_at, dedupe, outcome, reason_code, reason,
     work_id, kind, refusal_id, tariff_id, amount_micro, paid_micro, held_micro, violation_micro,
-    released_micro, held_account_id, open_bp, hold_open, allocation, entry_id, processed_at, match, distance
+    released_micro, held_account_id, open_bp, hold_open, allocation, entry_id, processed_at, match, distance, side,
+    other_work_id
 )
 SELECT %(manifest)s, decided.line_no, staged.scheme, staged.value,
        CASE WHEN decided.key_scheme = '' THEN '' ELSE decided.key_scheme || ':' || decided.key_value END,
@@ -386,21 +458,22 @@ SELECT %(manifest)s, decided.line_no, staged.scheme, staged.value,
                   || COALESCE(%(entry)s::bigint::text, 'null') || ']]')::jsonb
             ELSE COALESCE(several_owners.allocation, '[]'::jsonb) END,
        CASE WHEN decided.amount IS NULL THEN NULL ELSE %(entry)s::bigint END,
-       %(now)s, staged.match, staged.distance
+       %(now)s, staged.match, staged.distance, decided.side, decided.other_work_id
   FROM compensation_decided decided
   JOIN compensation_stage staged ON staged.line_no = decided.line_no
-  LEFT JOIN compensation_holds line_hold ON line_hold.line_no = decided.line_no
+  LEFT JOIN compensation_holds line_hold ON line_hold.line_no = decided.line_no AND line_hold.side = decided.side
   -- A line paid to one owner (the common case) is written as it is; the others are aggregated (the same JSON).
   LEFT JOIN compensation_parts sole_owner
-         ON sole_owner.line_no = decided.line_no AND sole_owner.claim_id IS NOT NULL AND sole_owner.owners = 1
+         ON sole_owner.line_no = decided.line_no AND sole_owner.side = decided.side
+        AND sole_owner.claim_id IS NOT NULL AND sole_owner.owners = 1
   LEFT JOIN (
-      SELECT line_no, sum(part) AS total,
+      SELECT line_no, side, sum(part) AS total,
              jsonb_agg(jsonb_build_array(holder_id, claim_id, part, %(entry)s::bigint) ORDER BY claim_id) AS allocation
         FROM compensation_parts
        WHERE claim_id IS NOT NULL AND owners > 1
-       GROUP BY line_no
-  ) several_owners ON several_owners.line_no = decided.line_no
- ORDER BY decided.line_no
+       GROUP BY line_no, side
+  ) several_owners ON several_owners.line_no = decided.line_no AND several_owners.side = decided.side
+ ORDER BY decided.line_no, decided.side
 """  # noqa: S608
 
 

@@ -111,7 +111,7 @@ def test_the_csv_xlsx_and_pdf_of_a_statement_carry_the_same_totals(settled, hold
     assert "2026-09-30" in text
     # The lines, by work: both books, with their manifest lines.
     rows = csv_rows(download(holder_api, url, "csv"))
-    works = {row[2] for row in rows if len(row) == 7 and row[0] == "Accrued"}
+    works = {row[2] for row in rows if len(row) == 9 and row[0] == "Accrued"}
     assert works == {f"Work {BOOK}", f"Work {CO_OWNED}"}
 
 

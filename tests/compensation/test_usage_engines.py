@@ -2,9 +2,10 @@
 
 One world with every case the rules distinguish (owners verified before or after a use, partial and tied
 shares, pending and disputed works, work, catalogue and URL-prefix refusals, withdrawals, licence-only
-kinds, kinds without tariff, unknown identifiers), a few hundred random lines over time, processed once
-by each engine as two manifests of the same content: outcomes, amounts, splits and ledger movements
-must be identical.
+kinds, kinds without tariff, unknown identifiers, recordings split with their musical works or refused by
+them), a few hundred random lines over time, processed once by each engine as two manifests of the same
+content: outcomes, amounts, splits (the two sides of a recording's use too) and ledger movements must be
+identical.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from django.db.models import Sum
 from django.utils import timezone
 
-from compensation.models import LedgerLine, ManifestLine, Tariff, UsageManifest
+from compensation.models import LedgerLine, ManifestLine, RecordingSplit, Tariff, UsageManifest
 from compensation.usage.services import usage_manifest_process, usage_manifest_submit_json
 from core.actors import Actor
 from optout.models import KindRegime, Refusal, RefusalEvent
@@ -108,6 +109,23 @@ def world(lab: Party) -> dict[str, Any]:
     KindRegime.objects.create(kind="audio", regime="license_required", effective_from=now - 15 * DAY)
     clip = work("video", 12)  # no tariff for video
     _claim(clip, a, 10000, t0)
+    # Musical works and their recordings: split with the musical work from t0 + 10 days (25%), then 40%; a refused
+    # musical work refuses its recording; one musical work has a verified and a pending owner.
+    composition = work("musical_work", 13)
+    _claim(composition, a, 6000, t0)
+    _claim(composition, c, 4000, None)
+    recording = work("audio", 14)
+    _claim(recording, b, 7000, t0)
+    _claim(recording, c, 3000, t0)
+    refused_composition = work("musical_work", 15)
+    _claim(refused_composition, c, 10000, t0)
+    _refusal(c, now - 30 * DAY, None, scope="work", purpose="train-ai", work=refused_composition)
+    refused_recording = work("audio", 16)
+    _claim(refused_recording, a, 10000, t0)
+    Work.objects.filter(pk=recording.pk).update(musical_work=composition)
+    Work.objects.filter(pk=refused_recording.pk).update(musical_work=refused_composition)
+    RecordingSplit.objects.create(kind="audio", musical_work_bp=2500, effective_from=t0 + 10 * DAY)
+    RecordingSplit.objects.create(kind="audio", musical_work_bp=4000, effective_from=now - 20 * DAY)
     domain = VerifiedDomain.objects.create(
         holder=b,
         origin="https://news.example.kr",
@@ -143,6 +161,8 @@ def world(lab: Party) -> dict[str, Any]:
         ("text", "item", "3.3333", t0 - DAY),
         ("image", "image", "2", t0 - DAY),
         ("audio", "second", "0.7", t0 - DAY),
+        ("audio", "token", "0.00033", t0 - DAY),
+        ("musical_work", "token", "0.0003", t0 - DAY),
         ("other", "token", "0.0004", t0 - DAY),
         ("other", "image", "1.5", t0 - DAY),
     ):
@@ -194,10 +214,12 @@ def _process(lab: Party, manifest_id: str, lines: list[dict[str, Any]], engine: 
 
 def _outcomes(manifest: UsageManifest) -> list[tuple[Any, ...]]:
     rows = []
-    for line in ManifestLine.objects.filter(manifest=manifest).order_by("line_no"):
+    for line in ManifestLine.objects.filter(manifest=manifest).order_by("line_no", "side"):
         rows.append(
             (
                 line.line_no,
+                line.side,
+                line.other_work_id,
                 line.key,
                 line.outcome,
                 line.reason_code,
@@ -237,12 +259,14 @@ def test_sql_and_python_engines_decide_alike(world, lab, settings, seed, chunk, 
     by_sql = _process(lab, f"sql-{seed}", lines, "sql", purpose)
 
     python_rows, sql_rows = _outcomes(by_python), _outcomes(by_sql)
-    assert len(python_rows) == len(sql_rows) == 500
+    assert len(python_rows) == len(sql_rows)
+    assert len({row[0] for row in python_rows}) == 500
     for python_row, sql_row in zip(python_rows, sql_rows, strict=True):
         assert sql_row == python_row, f"{sql_row!r} != {python_row!r}"
     assert _movement(by_sql) == _movement(by_python)
     # The world exercises every outcome the rules can give.
-    outcomes = Counter(row[2] for row in python_rows)
+    outcomes = Counter(row[4] for row in python_rows)
+    assert {row[1] for row in python_rows} == {"", "recording", "musical_work"}
     assert set(outcomes) >= {
         "matched",
         "share_unclaimed",
