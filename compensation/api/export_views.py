@@ -1,4 +1,5 @@
-"""Downloads of statements, consolidated statements and invoices (CSV, XLSX, PDF): small ones in the request, large ones queued."""
+"""Downloads of statements, consolidated statements and invoices (CSV, XLSX, PDF): small ones in the request, large
+ones queued."""
 
 from __future__ import annotations
 

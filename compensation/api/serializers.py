@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from compensation.models import (
+    ConsolidatedStatement,
     Invoice,
     InvoiceLine,
     LabPayment,
@@ -17,7 +18,6 @@ from compensation.models import (
     MarketShareDistribution,
     PayoutProfile,
     Settlement,
-    ConsolidatedStatement,
     Statement,
     StatementLine,
     StatementRecipient,

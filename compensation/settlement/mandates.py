@@ -48,7 +48,9 @@ def _in_force_between(mandate: Mandate) -> tuple[datetime, datetime | None]:
     return start, min(ends) if ends else None
 
 
-def period_mandates(*, period_start: datetime, period_end: datetime, member_ids: list[int]) -> dict[int, MemberMandates]:
+def period_mandates(
+    *, period_start: datetime, period_end: datetime, member_ids: list[int]
+) -> dict[int, MemberMandates]:
     """Per member among ``member_ids`` with a mandate to receive statements or payouts that touches the period,
     what it says (members without one are not in the answer: their statements and payouts go to them). One query."""
     last_instant = period_end - timedelta(microseconds=1)

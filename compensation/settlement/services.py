@@ -66,7 +66,12 @@ from compensation.models import (
 )
 from compensation.notifications import settlement_settled_notify
 from compensation.payments.services import lab_payments_apply
-from compensation.payouts.selectors import payout_basis_on, profile_tax_statuses, verified_profiles, withholding_rates_on
+from compensation.payouts.selectors import (
+    payout_basis_on,
+    profile_tax_statuses,
+    verified_profiles,
+    withholding_rates_on,
+)
 from compensation.settlement.mandates import MemberMandates, period_mandates
 from compensation.settlement.periods import period_lock
 from core.actors import Actor, require_staff

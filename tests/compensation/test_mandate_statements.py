@@ -25,7 +25,6 @@ from compensation.ledger.checks import check_offenders, ledger_checks
 from compensation.models import (
     CarryReason,
     ConsolidatedStatement,
-    LedgerEntry,
     Settlement,
     Statement,
     StatementRecipient,
@@ -33,7 +32,7 @@ from compensation.models import (
 from core.actors import Actor
 from core.models import Notification, NotificationKind
 from registry.mandates import mandate_accept, mandate_end, mandate_invite
-from registry.models import Mandate, Membership, MemberRole, Party
+from registry.models import Mandate, MemberRole, Membership, Party
 from tests.compensation.helpers import BOOK, CO_OWNED
 from tests.factories import ApiKeyFactory, SocietyFactory, UserFactory, payout_profile
 from tests.helpers import key_client, seoul, signed_in, streamed
@@ -96,8 +95,7 @@ def _recipients(statement: Statement) -> list[tuple[int, str]]:
 
 def _told(party: Party, kind: str) -> list[dict[str, Any]]:
     return [
-        n.context
-        for n in Notification.objects.filter(user=_owner(party), kind=kind, party_id=party.pk).order_by("pk")
+        n.context for n in Notification.objects.filter(user=_owner(party), kind=kind, party_id=party.pk).order_by("pk")
     ]
 
 
@@ -204,7 +202,8 @@ def test_the_payout_goes_to_the_agents_verified_profile_and_the_transfer_file_na
     assert statement.payout_mandate_id == mandate.pk
     # 2,500.0005 + 3,000.0003 KRW (60% of the co-owned book, largest remainder): 5,500 whole won paid.
     assert statement.payout_micro == 5_500 * MICRO
-    entry = LedgerEntry.objects.get(pk=statement.payout_entry_id)
+    entry = statement.payout_entry
+    assert entry is not None
     assert entry.source["holder"] == holder.pk
     assert entry.source["payee"] == society.pk
     assert entry.source["mandate"] == mandate.pk
@@ -260,9 +259,7 @@ def test_withholding_is_the_members_own_tax_status_when_paid_through_its_agent(
 # --- When the mandate was in force ---------------------------------------------------------------------------
 
 
-def test_a_mandate_ended_before_the_period_sends_nothing_to_the_agent(
-    clock, september, holder, society, agent_profile
-):
+def test_a_mandate_ended_before_the_period_sends_nothing_to_the_agent(clock, september, holder, society, agent_profile):
     mandate = _mandate(society, holder, powers=EVERYTHING_TO_AGENT, statements_to="agent", scope="catalogue")
     clock(seoul(2026, 8, 20, 10))
     mandate_end(actor=_as(holder), mandate=mandate, reason="moving to another society")
@@ -394,11 +391,14 @@ def test_the_consolidated_csv_has_a_section_per_member_and_the_grand_total(
     settlement = september()
 
     consolidated = ConsolidatedStatement.objects.get(settlement=settlement, agent=society)
-    response = _api(society).get(f"/api/v1/consolidated-statements/{consolidated.pk}/export?format=csv", HTTP_ACCEPT_LANGUAGE="en")
+    response = _api(society).get(
+        f"/api/v1/consolidated-statements/{consolidated.pk}/export?format=csv", HTTP_ACCEPT_LANGUAGE="en"
+    )
     assert response.status_code == 200
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     headings = [row[0] for row in rows if row]
-    assert holder.name in headings and other_holder.name in headings
+    assert holder.name in headings
+    assert other_holder.name in headings
     subtotals = [row for row in rows if row and row[0] == "Subtotal"]
     assert len(subtotals) == 2
     grand = rows[[row[0] if row else "" for row in rows].index("Grand total") :]
@@ -425,7 +425,8 @@ def test_the_agent_reads_its_members_statements_and_the_consolidated_statement_i
     listing = client.get("/dashboard/statements/")
     assert listing.status_code == 200
     page = listing.content.decode()
-    assert holder.name in page and other_holder.name in page
+    assert holder.name in page
+    assert other_holder.name in page
     statement = _statement(settlement, holder)
     detail = client.get(f"/dashboard/statements/{statement.pk}/")
     assert detail.status_code == 200
