@@ -287,6 +287,18 @@ def test_a_mandate_started_within_the_period_sends_that_periods_statement_and_pa
     assert statement.payout_mandate_id == mandate.pk
 
 
+def test_a_mandate_started_after_the_period_waits_for_the_next_one(clock, september, holder, society, agent_profile):
+    # Accepted on 1 October, before September is settled on the 3rd: September is still the member's alone.
+    clock(seoul(2026, 10, 1, 10))
+    _mandate(society, holder, powers=EVERYTHING_TO_AGENT, statements_to="agent", scope="catalogue")
+
+    settlement = september()
+
+    statement = _statement(settlement, holder)
+    assert _recipients(statement) == [(holder.pk, "member")]
+    assert statement.payee_id == holder.pk
+
+
 def test_a_mandate_ended_within_the_period_sends_the_statement_to_both_and_pays_the_member(
     clock, september, holder, society, agent_profile
 ):
@@ -492,3 +504,19 @@ def test_ledger_check_names_a_consolidated_statement_that_does_not_add_up(
     broken = {check.name: check_offenders(check, limit=5) for check in ledger_checks()}
     assert broken["consolidated_statements_add_up"] == (1, [consolidated.pk])
     assert broken["payouts_to_payees"] == (0, [])
+
+
+def test_staff_see_where_statements_went_in_the_admin(september, holder, society, agent_profile, staff, staff_client):
+    _mandate(society, holder, powers=EVERYTHING_TO_AGENT, statements_to="both", scope="catalogue")
+    settlement = september()
+    # The clock moved on: the admin's session is signed in again at the settlement's time.
+    staff_client.force_login(staff)
+    statement = _statement(settlement, holder)
+    consolidated = ConsolidatedStatement.objects.get(agent=society)
+
+    page = staff_client.get(f"/admin/compensation/statement/{statement.pk}/change/")
+    assert page.status_code == 200
+    assert society.name in page.content.decode()
+    listing = staff_client.get("/admin/compensation/consolidatedstatement/")
+    assert listing.status_code == 200
+    assert f"/admin/compensation/consolidatedstatement/{consolidated.pk}/change/" in listing.content.decode()
