@@ -460,11 +460,27 @@ def test_the_agent_reads_its_members_statements_and_the_consolidated_statement_i
     assert member.get(f"/dashboard/consolidated/{consolidated.pk}/download?format=csv").status_code == 404
 
 
-def test_an_agent_sets_its_payout_details_in_the_portal(society, staff):
-    client = signed_in(_owner(society))
-    assert client.get("/dashboard/payout-profile/").status_code == 200
-    profile = payout_profile(society, verified_by=staff)
-    assert profile.holder_id == society.pk
+def test_an_agent_sets_its_payout_details_in_the_api_and_sees_them_in_the_portal(society, lab):
+    details = {
+        "payee_name": "Korea Music Society",
+        "bank_name": "Woori Bank",
+        "account_number": "1002-123-456789",
+        "tax_id_kind": "brn",
+        "tax_id": "1208147521",
+        "tax_status": "corporation",
+    }
+    api = key_client(ApiKeyFactory(party=society, scopes=["payouts:write"]).raw)
+    response = api.put("/api/v1/payout-profile", details, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "unverified"
+    page = signed_in(_owner(society)).get("/dashboard/payout-profile/")
+    assert page.status_code == 200
+    assert "*****6789" in page.content.decode()
+    # A lab is never paid out.
+    lab_api = key_client(ApiKeyFactory(party=lab, scopes=["payouts:write"]).raw)
+    refused = lab_api.put("/api/v1/payout-profile", details, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "not_a_holder"
 
 
 # --- The database keeps what was sent -------------------------------------------------------------------------
