@@ -81,6 +81,9 @@ def period_mandates(
     for mandate in mandates:
         assert mandate.member_id is not None  # accepted: it names its member
         start, end = _in_force_between(mandate)
+        if end is not None and end <= start:
+            # Ended (or agreed to end) before it started: it was never in force.
+            continue
         touches_period = start < period_end and (end is None or end > period_start)
         at_end = start <= last_instant and (end is None or end > last_instant)
         if not touches_period:

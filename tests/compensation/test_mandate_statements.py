@@ -299,6 +299,25 @@ def test_a_mandate_started_after_the_period_waits_for_the_next_one(clock, septem
     assert statement.payee_id == holder.pk
 
 
+def test_a_mandate_ended_before_its_start_was_never_in_force(clock, september, holder, society, agent_profile):
+    mandate = _mandate(
+        society,
+        holder,
+        powers=EVERYTHING_TO_AGENT,
+        statements_to="agent",
+        scope="catalogue",
+        starts_at=seoul(2026, 9, 20),
+    )
+    clock(seoul(2026, 9, 10, 10))
+    mandate_end(actor=_as(holder), mandate=mandate, reason="changed my mind")
+
+    settlement = september()
+
+    statement = _statement(settlement, holder)
+    assert _recipients(statement) == [(holder.pk, "member")]
+    assert statement.payee_id == holder.pk
+
+
 def test_a_mandate_ended_within_the_period_sends_the_statement_to_both_and_pays_the_member(
     clock, september, holder, society, agent_profile
 ):
