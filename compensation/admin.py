@@ -18,6 +18,7 @@ from compensation.models import (
     MANIFEST_JOB,
     SETTLEMENT_JOB,
     Account,
+    ConsolidatedStatement,
     EscrowRelease,
     Export,
     HoldPolicy,
@@ -37,6 +38,7 @@ from compensation.models import (
     SettlementStatus,
     Statement,
     StatementLine,
+    StatementRecipient,
     Tariff,
     UnclaimedNotice,
     UsageManifest,
@@ -263,6 +265,16 @@ class StatementLineInline(ReadOnlyAdminMixin, admin.TabularInline[StatementLine,
     readonly_fields = ["kind", "work", "side", "other_work", "lab", "manifest", "entry", "lines", "amount_micro"]
 
 
+class StatementRecipientInline(ReadOnlyAdminMixin, admin.TabularInline[StatementRecipient, Statement]):
+    """Who the statement was sent to, as the mandates said when the period was settled."""
+
+    model = StatementRecipient
+    extra = 0
+    max_num = 0
+    fields = ["party", "role", "mandate"]
+    readonly_fields = ["party", "role", "mandate"]
+
+
 class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline[InvoiceLine, Invoice]):
     model = InvoiceLine
     extra = 0
@@ -341,11 +353,20 @@ class StatementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Statement]):
         "carried_forward_micro",
         "basis",
         "carry_reason",
+        "payee",
     ]
     list_filter = ["settlement"]
-    search_fields = ["holder__name"]
+    search_fields = ["holder__name", "payee__name"]
     readonly_fields = [f.name for f in Statement._meta.fields]
-    inlines = [StatementLineInline]
+    inlines = [StatementRecipientInline, StatementLineInline]
+
+
+@admin.register(ConsolidatedStatement)
+class ConsolidatedStatementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[ConsolidatedStatement]):
+    list_display = ["id", "settlement", "agent", "members", "due_micro", "payout_micro", "paid_to_agent_micro"]
+    list_filter = ["settlement"]
+    search_fields = ["agent__name"]
+    readonly_fields = [f.name for f in ConsolidatedStatement._meta.fields]
 
 
 @admin.register(Invoice)

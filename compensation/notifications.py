@@ -11,7 +11,17 @@ from typing import Any
 from django.db.models import Count, Sum
 from django.utils import formats, timezone
 
-from compensation.models import Invoice, ManifestLine, Outcome, Settlement, Statement, UsageManifest
+from compensation.models import (
+    ConsolidatedStatement,
+    Invoice,
+    ManifestLine,
+    Outcome,
+    Settlement,
+    Statement,
+    StatementRecipient,
+    StatementRole,
+    UsageManifest,
+)
 from core.models import NotificationKind
 from registry.models import Party, Work
 from registry.notifications import parties_notify, party_notify
@@ -88,29 +98,52 @@ def manifest_failed_notify(*, manifest_pk: int) -> None:
 
 
 def settlement_settled_notify(*, settlement: Settlement) -> None:
-    """Tell every holder with a statement that it is ready, the paid ones of their payout, and every lab with an
-    invoice that it is ready: in the transaction that marks the settlement settled."""
+    """Tell every holder its statement was sent to that it is ready, every agent that its consolidated statement is,
+    whoever was paid of their payout (an agent once, for all its members), and every lab with an invoice that it
+    is ready: in the transaction that marks the settlement settled.
+
+    Statements written before mandates had recipients were sent to their holders."""
     period = _period(settlement)
     statements = {}
-    payouts = {}
+    payouts: dict[int, dict[str, Any]] = {}
+    sent_to_member = set(
+        StatementRecipient.objects.filter(statement__settlement=settlement, role=StatementRole.MEMBER).values_list(
+            "statement_id", flat=True
+        )
+    )
+    has_recipients = StatementRecipient.objects.filter(statement__settlement=settlement).exists()
     for statement in Statement.objects.filter(settlement=settlement).only(
-        "pk", "holder_id", "due_micro", "payout_micro", "withheld_micro"
+        "pk", "holder_id", "payee_id", "due_micro", "payout_micro", "withheld_micro"
     ):
-        statements[statement.holder_id] = {
-            "statement": statement.pk,
-            "period": period,
-            "due_micro": statement.due_micro,
-            "payout_micro": statement.payout_micro,
-        }
-        if statement.payout_micro > 0:
-            payouts[statement.holder_id] = {
+        if statement.pk in sent_to_member or not has_recipients:
+            statements[statement.holder_id] = {
                 "statement": statement.pk,
                 "period": period,
+                "due_micro": statement.due_micro,
                 "payout_micro": statement.payout_micro,
-                "withheld_micro": statement.withheld_micro,
             }
+        if statement.payout_micro > 0:
+            payee = statement.payee_id or statement.holder_id
+            slot = payouts.setdefault(
+                payee, {"statement": statement.pk, "period": period, "payout_micro": 0, "withheld_micro": 0}
+            )
+            slot["payout_micro"] += statement.payout_micro
+            slot["withheld_micro"] += statement.withheld_micro
     parties_notify(
         contexts=statements, kind=NotificationKind.STATEMENT_READY, key=f"settlement:{settlement.pk}:statement"
+    )
+    consolidated = {
+        row.agent_id: {
+            "consolidated": row.pk,
+            "period": period,
+            "members": row.members,
+            "due_micro": row.due_micro,
+            "payout_micro": row.payout_micro,
+        }
+        for row in ConsolidatedStatement.objects.filter(settlement=settlement)
+    }
+    parties_notify(
+        contexts=consolidated, kind=NotificationKind.STATEMENT_READY, key=f"settlement:{settlement.pk}:consolidated"
     )
     parties_notify(contexts=payouts, kind=NotificationKind.PAYOUT_MADE, key=f"settlement:{settlement.pk}:payout")
     invoices = {

@@ -345,6 +345,8 @@ SPECTACULAR_SETTINGS = {
         "HoldEndActionEnum": "compensation.models.HoldEndAction",
         "MandateScopeEnum": "registry.models.MandateScope",
         "RefusalScopeEnum": "optout.models.RefusalScope",
+        "StatementRoleEnum": "compensation.models.StatementRole",
+        "ContributorRoleEnum": "registry.models.ContributorRole",
     },
 }
 

@@ -73,9 +73,10 @@ def party_choose(request: HttpRequest, *, party_id: int) -> bool:
 
 
 def portal_view(
-    *, kind: str | None = None, admin: bool = False
+    *, kind: str | tuple[str, ...] | None = None, admin: bool = False
 ) -> Callable[[Callable[Concatenate[HttpRequest, Portal, P], HttpResponseBase]], Callable[..., HttpResponseBase]]:
-    """A view for a signed-in member of a party (of ``kind``, if given; an owner or admin if ``admin``).
+    """A view for a signed-in member of a party (of ``kind``, or one of the kinds, if given; an owner or admin if
+    ``admin``).
 
     Without a party the person is sent to create one; a page of the other party kind is not found.
     """
@@ -90,7 +91,7 @@ def portal_view(
             if active is None:
                 messages.info(request, _("Create a rights holder or AI lab to start."))
                 return redirect("portal:party-create")
-            if kind is not None and active.party.kind != kind:
+            if kind is not None and active.party.kind not in ((kind,) if isinstance(kind, str) else kind):
                 raise Http404()
             # login_required let only a signed-in person through.
             assert isinstance(request.user, User)
@@ -106,6 +107,8 @@ def portal_view(
 
 holder_view = portal_view(kind=PartyKind.HOLDER)
 lab_view = portal_view(kind=PartyKind.LAB)
+# Statements and payouts: rights holders, and societies or agents for their members under mandates.
+payee_view = portal_view(kind=(PartyKind.HOLDER, PartyKind.SOCIETY))
 
 
 def password_confirm(request: HttpRequest, portal: Portal, password: str) -> None:

@@ -102,6 +102,12 @@ urlpatterns = [
     path("dashboard/earnings/", labs.earnings, name="earnings"),
     path("dashboard/statements/", settlements.statement_list, name="statements"),
     path("dashboard/statements/<int:statement_pk>/", settlements.statement_detail, name="statement"),
+    path("dashboard/consolidated-statements/", settlements.consolidated_list, name="consolidated-statements"),
+    path(
+        "dashboard/consolidated-statements/<int:consolidated_pk>/",
+        settlements.consolidated_detail,
+        name="consolidated-statement",
+    ),
     path("dashboard/invoices/", settlements.invoice_list, name="invoices"),
     path("dashboard/payout-profile/", settlements.payout_profile, name="payout-profile"),
     path("dashboard/invoices/<int:invoice_pk>/", settlements.invoice_detail, name="invoice"),

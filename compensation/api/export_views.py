@@ -1,4 +1,5 @@
-"""Downloads of statements and invoices (CSV, XLSX, PDF): small ones in the request, large ones queued."""
+"""Downloads of statements, consolidated statements and invoices (CSV, XLSX, PDF): small ones in the request, large
+ones queued."""
 
 from __future__ import annotations
 
@@ -102,6 +103,21 @@ class StatementExportView(_DocumentExportView):
     )
     def get(self, request: Request, statement_pk: int) -> HttpResponse | Response:
         return self.export(request, statement_pk)
+
+
+class ConsolidatedStatementExportView(_DocumentExportView):
+    document = exports.ExportDocument.CONSOLIDATED
+
+    @extend_schema(
+        parameters=[_FORMAT],
+        responses={**_FILES, 202: ExportOutput},
+        summary=(
+            "A consolidated statement as CSV, XLSX or PDF in the reader's language, a section per member; a large "
+            "one is queued (202)"
+        ),
+    )
+    def get(self, request: Request, consolidated_pk: int) -> HttpResponse | Response:
+        return self.export(request, consolidated_pk)
 
 
 class InvoiceExportView(_DocumentExportView):

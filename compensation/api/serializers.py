@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from compensation.models import (
     RECORDING_KINDS,
+    ConsolidatedStatement,
     Invoice,
     InvoiceLine,
     LabPayment,
@@ -21,6 +22,7 @@ from compensation.models import (
     Settlement,
     Statement,
     StatementLine,
+    StatementRecipient,
     Tariff,
     TaxIdKind,
     TaxStatus,
@@ -283,6 +285,16 @@ _STATEMENT_AMOUNTS = [
 ]
 
 
+class StatementRecipientOutput(serializers.ModelSerializer[StatementRecipient]):
+    party = serializers.IntegerField(source="party_id")
+    party_name = serializers.CharField(source="party.name")
+    mandate = serializers.IntegerField(source="mandate_id", allow_null=True)
+
+    class Meta:
+        model = StatementRecipient
+        fields = ["party", "party_name", "role", "mandate"]
+
+
 class StatementOutput(serializers.ModelSerializer[Statement]):
     settlement = serializers.IntegerField(source="settlement_id")
     first_day = serializers.DateField(source="settlement.first_day")
@@ -290,6 +302,12 @@ class StatementOutput(serializers.ModelSerializer[Statement]):
     holder = serializers.IntegerField(source="holder_id")
     holder_name = serializers.CharField(source="holder.name")
     payout_entry = serializers.IntegerField(source="payout_entry_id", allow_null=True)
+    paid_to = serializers.IntegerField(source="paid_to.pk", help_text=_("The holder, or its agent under a mandate."))
+    paid_to_name = serializers.CharField(source="paid_to.name")
+    payout_mandate = serializers.IntegerField(source="payout_mandate_id", allow_null=True)
+    sent_to = StatementRecipientOutput(
+        source="recipients", many=True, help_text=_("Who the statement was sent to, as the mandates said.")
+    )
 
     class Meta:
         model = Statement
@@ -306,7 +324,75 @@ class StatementOutput(serializers.ModelSerializer[Statement]):
             "tax_status",
             "withholding_bp",
             "carry_reason",
+            "paid_to",
+            "paid_to_name",
+            "payout_mandate",
+            "sent_to",
         ]
+
+
+class ConsolidatedStatementOutput(serializers.ModelSerializer[ConsolidatedStatement]):
+    settlement = serializers.IntegerField(source="settlement_id")
+    first_day = serializers.DateField(source="settlement.first_day")
+    last_day = serializers.DateField(source="settlement.last_day")
+    agent = serializers.IntegerField(source="agent_id")
+    agent_name = serializers.CharField(source="agent.name")
+
+    class Meta:
+        model = ConsolidatedStatement
+        fields = [
+            "id",
+            "settlement",
+            "first_day",
+            "last_day",
+            "agent",
+            "agent_name",
+            "members",
+            "opening_micro",
+            "earned_micro",
+            "due_micro",
+            "withheld_micro",
+            "payout_micro",
+            "paid_to_agent_micro",
+            "carried_forward_micro",
+        ]
+
+
+class ConsolidatedMemberOutput(serializers.ModelSerializer[Statement]):
+    """One member's section of a consolidated statement: its statement's figures; its lines are the statement's."""
+
+    statement = serializers.IntegerField(source="pk")
+    holder = serializers.IntegerField(source="holder_id")
+    holder_name = serializers.CharField(source="holder.name")
+    subtotal_micro = serializers.SerializerMethodField(help_text=_("The total of the member's lines in the period."))
+    net_micro = serializers.IntegerField(source="payout_micro", help_text=_("What was paid out, after withholding."))
+    paid_to = serializers.IntegerField(source="paid_to.pk")
+    paid_to_name = serializers.CharField(source="paid_to.name")
+    lines = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Statement
+        fields = [
+            "statement",
+            "holder",
+            "holder_name",
+            "subtotal_micro",
+            "opening_micro",
+            "due_micro",
+            "withheld_micro",
+            "net_micro",
+            "carried_forward_micro",
+            "carry_reason",
+            "paid_to",
+            "paid_to_name",
+            "lines",
+        ]
+
+    def get_subtotal_micro(self, obj: Statement) -> int:
+        return obj.due_micro - obj.opening_micro
+
+    def get_lines(self, obj: Statement) -> str:
+        return f"/api/v1/statements/{obj.pk}/lines"
 
 
 class StatementLineOutput(serializers.ModelSerializer[StatementLine]):

@@ -25,6 +25,22 @@ urlpatterns = [
     path("statements", views.StatementListView.as_view(), name="statements"),
     path("statements/<int:statement_pk>", views.StatementDetailView.as_view(), name="statement"),
     path("statements/<int:statement_pk>/lines", views.StatementLinesView.as_view(), name="statement-lines"),
+    path("consolidated-statements", views.ConsolidatedStatementListView.as_view(), name="consolidated-statements"),
+    path(
+        "consolidated-statements/<int:consolidated_pk>",
+        views.ConsolidatedStatementDetailView.as_view(),
+        name="consolidated-statement",
+    ),
+    path(
+        "consolidated-statements/<int:consolidated_pk>/members",
+        views.ConsolidatedStatementMembersView.as_view(),
+        name="consolidated-statement-members",
+    ),
+    path(
+        "consolidated-statements/<int:consolidated_pk>/export",
+        export_views.ConsolidatedStatementExportView.as_view(),
+        name="consolidated-statement-export",
+    ),
     path("invoices", views.InvoiceListView.as_view(), name="invoices"),
     path("invoices/overdue", payment_views.OverdueInvoiceListView.as_view(), name="invoices-overdue"),
     path("invoices/<int:invoice_pk>", views.InvoiceDetailView.as_view(), name="invoice"),

@@ -20,6 +20,8 @@ from rest_framework.response import Response
 from compensation.api.serializers import (
     BalanceFilter,
     BalanceOutput,
+    ConsolidatedMemberOutput,
+    ConsolidatedStatementOutput,
     DistributionInput,
     DistributionOutput,
     InvoiceLineOutput,
@@ -284,17 +286,25 @@ _SETTLEMENT = OpenApiParameter(
 )
 
 
+_MEMBER = OpenApiParameter(
+    "member", {"type": "integer", "minimum": 1, "maximum": ID_MAX}, description="Only this member's (holder's)"
+)
+
+
 class StatementListView(RegistryAPIView):
     @extend_schema(
-        parameters=[_SETTLEMENT],
+        parameters=[_SETTLEMENT, _MEMBER],
         responses=StatementOutput(many=True),
-        summary="Statements: a rights holder's own of settled periods, or all (staff)",
+        summary=(
+            "Statements of settled periods: a rights holder's own, an agent's members' sent to it under their "
+            "mandates, or all (staff)"
+        ),
     )
     def get(self, request: Request) -> Response:
-        settlement = _int_param(request, "settlement")
-        return self.paginate(
-            settlement_selectors.statement_list_for_actor(actor=self.actor(), settlement_pk=settlement), StatementOutput
+        statements = settlement_selectors.statement_list_for_actor(
+            actor=self.actor(), settlement_pk=_int_param(request, "settlement"), member_pk=_int_param(request, "member")
         )
+        return self.paginate(statements.prefetch_related("recipients__party"), StatementOutput)
 
 
 class StatementDetailView(RegistryAPIView):
@@ -309,6 +319,45 @@ class StatementLinesView(RegistryAPIView):
     def get(self, request: Request, statement_pk: int) -> Response:
         statement = settlement_selectors.statement_get_for_actor(actor=self.actor(), statement_pk=statement_pk)
         return self.paginate(settlement_selectors.statement_lines(statement=statement), StatementLineOutput)
+
+
+class ConsolidatedStatementListView(RegistryAPIView):
+    @extend_schema(
+        parameters=[_SETTLEMENT],
+        responses=ConsolidatedStatementOutput(many=True),
+        summary="Consolidated statements: an agent's own, one per settled period, or all (staff)",
+    )
+    def get(self, request: Request) -> Response:
+        consolidated = settlement_selectors.consolidated_list_for_actor(
+            actor=self.actor(), settlement_pk=_int_param(request, "settlement")
+        )
+        return self.paginate(consolidated, ConsolidatedStatementOutput)
+
+
+class ConsolidatedStatementDetailView(RegistryAPIView):
+    @extend_schema(
+        responses=ConsolidatedStatementOutput,
+        summary="A consolidated statement's grand totals: the sums of its members' statements",
+    )
+    def get(self, request: Request, consolidated_pk: int) -> Response:
+        consolidated = settlement_selectors.consolidated_get_for_actor(
+            actor=self.actor(), consolidated_pk=consolidated_pk
+        )
+        return Response(ConsolidatedStatementOutput(consolidated).data)
+
+
+class ConsolidatedStatementMembersView(RegistryAPIView):
+    @extend_schema(
+        responses=ConsolidatedMemberOutput(many=True),
+        summary="A consolidated statement's sections: each member's subtotal, withholding and net, by member name",
+    )
+    def get(self, request: Request, consolidated_pk: int) -> Response:
+        consolidated = settlement_selectors.consolidated_get_for_actor(
+            actor=self.actor(), consolidated_pk=consolidated_pk
+        )
+        return self.paginate(
+            settlement_selectors.consolidated_members(consolidated=consolidated), ConsolidatedMemberOutput
+        )
 
 
 class InvoiceListView(RegistryAPIView):

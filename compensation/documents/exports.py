@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from compensation.models import (
+    ConsolidatedStatement,
     ExportFormat,
     Invoice,
     InvoiceLine,
@@ -216,6 +217,80 @@ class StatementExporter(Exporter):
         yield self.summary(_("Rounding"), statement.rounding_micro)
         yield self.summary(_("Carried forward"), statement.carried_forward_micro)
         yield self.summary(_("Closing balance"), statement.closing_micro)
+
+
+class ConsolidatedStatementExporter(Exporter):
+    """An agent's consolidated statement: one section per member (its lines, their total, the member's balances,
+    withholding and payout, and who was paid), then the grand totals, which are the members' sums exactly."""
+
+    def __init__(self, *, consolidated: ConsolidatedStatement) -> None:
+        self.consolidated = consolidated
+        self.slug = f"consolidated-statement-{consolidated.pk}"
+
+    def line_count(self) -> int:
+        return StatementLine.objects.filter(
+            statement__in=settlement_selectors.consolidated_members(consolidated=self.consolidated).values("pk")
+        ).count()
+
+    def rows(self) -> Iterator[Row]:
+        consolidated = self.consolidated
+        settlement = consolidated.settlement
+        members = list(settlement_selectors.consolidated_members(consolidated=consolidated))
+        yield from self.header(
+            _("Consolidated statement"),
+            self.meta(_("Consolidated statement number"), str(consolidated.pk)),
+            self.meta(_("Period"), settlement.first_day, settlement.last_day),
+            self.meta(_("Agent"), consolidated.agent.name),
+            self.meta(_("Members"), consolidated.members),
+            self.meta(
+                _("Settled on"), timezone.localtime(settlement.settled_at).date() if settlement.settled_at else ""
+            ),
+        )
+        kinds = dict(StatementLineKind.choices)
+        lines = settlement_selectors.consolidated_lines(consolidated=consolidated).iterator(chunk_size=2_000)
+        pending = next(lines, None)
+        for statement in members:
+            yield self.heading(statement.holder.name)
+            yield self.meta(_("Statement number"), str(statement.pk))
+            yield self.meta(_("Rights holder"), statement.holder.name)
+            yield self.meta(_("Paid to"), statement.paid_to.name)
+            yield self.columns(
+                _("Kind"), _("Work"), _("Title"), _("Lab"), _("Manifest"), _("Manifest lines"), _("Amount (KRW)")
+            )
+            count = total = 0
+            # The lines come member by member in the members' order: each section takes its own from the stream.
+            while pending is not None and pending.statement_id == statement.pk:
+                line = pending
+                count += line.lines
+                total += line.amount_micro
+                yield Row(
+                    RowKind.DATA,
+                    (
+                        str(kinds.get(line.kind, line.kind)),
+                        _text(line.work_id),
+                        line.work.title if line.work is not None else "",
+                        line.lab.name if line.lab is not None else "",
+                        line.manifest.manifest_id if line.manifest is not None else "",
+                        line.lines,
+                        won(line.amount_micro),
+                    ),
+                )
+                pending = next(lines, None)
+            yield Row(RowKind.TOTAL, (str(_("Subtotal")), None, None, None, None, count, won(total)))
+            yield self.summary(_("Opening balance"), statement.opening_micro)
+            yield self.summary(_("Due"), statement.due_micro)
+            yield self.summary(_("Withheld"), statement.withheld_micro)
+            yield self.summary(_("Net payout"), statement.payout_micro)
+            yield self.summary(_("Carried forward"), statement.carried_forward_micro)
+            yield Row(RowKind.BLANK)
+        yield self.heading(_("Grand total"))
+        yield self.summary(_("Opening balance"), consolidated.opening_micro)
+        yield self.summary(_("Earned in the period"), consolidated.earned_micro)
+        yield self.summary(_("Due"), consolidated.due_micro)
+        yield self.summary(_("Withheld"), consolidated.withheld_micro)
+        yield self.summary(_("Net payout"), consolidated.payout_micro)
+        yield self.summary(_("Paid to the agent"), consolidated.paid_to_agent_micro)
+        yield self.summary(_("Carried forward"), consolidated.carried_forward_micro)
 
 
 class InvoiceExporter(Exporter):
@@ -579,6 +654,7 @@ def render_bytes(exporter: Exporter, fmt: str) -> bytes:
 class ExportDocument(StrEnum):
     STATEMENT = "statement"
     INVOICE = "invoice"
+    CONSOLIDATED = "consolidated"
 
 
 def export_format_parse(value: str | None) -> str:

@@ -15,7 +15,14 @@ from django.db import connection
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from compensation.models import ESCROW_ACCOUNT_KINDS, AccountKind, EntryKind, InvoiceSection, SettlementStatus
+from compensation.models import (
+    ESCROW_ACCOUNT_KINDS,
+    AccountKind,
+    EntryKind,
+    InvoiceSection,
+    SettlementStatus,
+    StatementRole,
+)
 from core.money import MICRO
 from core.sql import json_array_elements, sql_literal, sql_literals
 
@@ -29,6 +36,7 @@ MANIFEST_LINES = "manifest_lines"
 SETTLEMENTS = "settlements"
 STATEMENTS = "statements"
 INVOICES = "invoices"
+CONSOLIDATED = "consolidated_statements"
 
 # Kinds and statuses as SQL literals, from the TextChoices (``core.sql``).
 _ESCROW_KINDS = sql_literals(ESCROW_ACCOUNT_KINDS)
@@ -45,6 +53,7 @@ _SETTLEMENT_OF = "CAST(e.source ->> 'settlement' AS TEXT)"
 _DISTRIBUTION = sql_literal(EntryKind.DISTRIBUTION)
 _PAYOUT = sql_literal(EntryKind.PAYOUT)
 _SETTLED = sql_literal(SettlementStatus.SETTLED)
+_AGENT = sql_literal(StatementRole.AGENT)
 _CLOSED = f"({sql_literals([SettlementStatus.RUNNING, SettlementStatus.SETTLED])})"
 _USAGE_SECTION = sql_literal(InvoiceSection.USAGE)
 _PAYMENT = sql_literal(EntryKind.PAYMENT)
@@ -565,6 +574,46 @@ def _checks() -> list[Check]:
                )
             """,  # noqa: S608  (constants only)
         ),
+        Check(
+            "payouts_to_payees",
+            _(
+                "a statement is paid to its holder, or to the agent of a mandate from that holder with the power to "
+                "receive payouts, and its payout entry names that payee"
+            ),
+            STATEMENTS,
+            """
+            SELECT s.id FROM compensation_statement s
+              LEFT JOIN registry_mandate m ON m.id = s.payout_mandate_id
+             WHERE s.payout_mandate_id IS NOT NULL
+               AND (m.agent_id <> s.payee_id OR m.member_id <> s.holder_id OR NOT m.receives_payouts)
+            UNION
+            SELECT s.id FROM compensation_statement s
+              JOIN compensation_ledgerentry e ON e.id = s.payout_entry_id
+             WHERE s.payee_id IS NOT NULL AND CAST(e.source ->> 'payee' AS TEXT) <> CAST(s.payee_id AS TEXT)
+            """,
+        ),
+        Check(
+            "consolidated_statements_add_up",
+            _("each agent's consolidated statement is the sum of the statements of its members sent to it"),
+            CONSOLIDATED,
+            f"""
+            WITH sums AS (
+                SELECT s.settlement_id, r.party_id AS agent_id, COUNT(*) AS members,
+                       SUM(s.opening_micro) AS opening, SUM(s.due_micro) AS due, SUM(s.payout_micro) AS payout,
+                       SUM(s.withheld_micro) AS withheld, SUM(s.carried_forward_micro) AS carried,
+                       SUM(CASE WHEN s.payee_id = r.party_id THEN s.payout_micro ELSE 0 END) AS to_agent
+                  FROM compensation_statementrecipient r
+                  JOIN compensation_statement s ON s.id = r.statement_id
+                 WHERE r.role = {_AGENT}
+                 GROUP BY s.settlement_id, r.party_id
+            )
+            SELECT c.id FROM compensation_consolidatedstatement c
+              LEFT JOIN sums ON sums.settlement_id = c.settlement_id AND sums.agent_id = c.agent_id
+             WHERE sums.agent_id IS NULL OR c.members <> sums.members OR c.opening_micro <> sums.opening
+                OR c.due_micro <> sums.due OR c.payout_micro <> sums.payout OR c.withheld_micro <> sums.withheld
+                OR c.carried_forward_micro <> sums.carried OR c.paid_to_agent_micro <> sums.to_agent
+            """,  # noqa: S608  (constants only)
+        ),
     ]
 
 
@@ -595,6 +644,10 @@ def subject_count(subject: str, count: int) -> str:
         return ngettext("%(count)s settlement", "%(count)s settlements", count) % {"count": number}
     if subject == STATEMENTS:
         return ngettext("%(count)s statement", "%(count)s statements", count) % {"count": number}
+    if subject == CONSOLIDATED:
+        return ngettext("%(count)s consolidated statement", "%(count)s consolidated statements", count) % {
+            "count": number
+        }
     if subject == INVOICES:
         return ngettext("%(count)s invoice", "%(count)s invoices", count) % {"count": number}
     if subject == MANIFEST_LINES:

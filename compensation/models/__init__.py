@@ -36,6 +36,7 @@ from compensation.models.settlement import (
     DISTRIBUTION_JOB,
     SETTLEMENT_JOB,
     CarryReason,
+    ConsolidatedStatement,
     DistributionShare,
     DistributionStatus,
     Invoice,
@@ -47,6 +48,8 @@ from compensation.models.settlement import (
     Statement,
     StatementLine,
     StatementLineKind,
+    StatementRecipient,
+    StatementRole,
 )
 from compensation.models.unclaimed import HoldEndAction, HoldPolicy, UnclaimedNotice
 from compensation.models.usage import (
@@ -77,6 +80,7 @@ __all__ = [
     "Account",
     "AccountKind",
     "CarryReason",
+    "ConsolidatedStatement",
     "DistributionShare",
     "DistributionStatus",
     "EntryKind",
@@ -111,6 +115,8 @@ __all__ = [
     "Statement",
     "StatementLine",
     "StatementLineKind",
+    "StatementRecipient",
+    "StatementRole",
     "Tariff",
     "TaxIdKind",
     "TaxStatus",

@@ -129,6 +129,24 @@ class Statement(models.Model):
     tax_status = models.CharField(_("tax status"), max_length=16, blank=True)
     withholding_bp = models.PositiveIntegerField(_("withholding (basis points)"), default=0)
     carry_reason = models.CharField(_("why carried forward"), max_length=32, choices=CarryReason.choices, blank=True)
+    # To whom the payout goes: the holder itself, or the agent whose mandate in force on the period's last instant
+    # has the power to receive payouts (``payout_mandate``). Empty on statements written before mandates paid.
+    payee = models.ForeignKey(
+        Party,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="payouts_received",
+        verbose_name=_("paid to"),
+    )
+    payout_mandate = models.ForeignKey(
+        "registry.Mandate",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("payout mandate"),
+    )
 
     class Meta:
         verbose_name = _("statement")
@@ -158,10 +176,99 @@ class Statement(models.Model):
             models.CheckConstraint(
                 condition=Q(carried_forward_micro=models.F("closing_micro")), name="statement_carried_is_closing"
             ),
+            # Paid to someone else than the holder only under a mandate.
+            models.CheckConstraint(
+                condition=Q(payee__isnull=True)
+                | Q(payee=models.F("holder"), payout_mandate__isnull=True)
+                | (~Q(payee=models.F("holder")) & Q(payout_mandate__isnull=False)),
+                name="statement_payee_by_mandate",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.holder} · {self.settlement}"
+
+    @property
+    def paid_to(self) -> Party:
+        """Who the payout goes to: the agent under a mandate, else the holder."""
+        return self.payee if self.payee_id is not None else self.holder  # type: ignore[return-value]
+
+
+class StatementRole(models.TextChoices):
+    MEMBER = "member", _("The rights holder")
+    AGENT = "agent", _("Its agent")
+
+
+class StatementRecipient(models.Model):
+    """Who a statement was sent to, as the mandates said when the period was settled: the holder (unless a mandate
+    in force at the period's end sends statements to its agent only) and each agent whose mandate with the power
+    to receive statements was in force at some instant of the period. A holder always reads its own statements;
+    an agent reads those sent to it. Written with the statements, never changed.
+    """
+
+    statement = models.ForeignKey(
+        Statement, on_delete=models.PROTECT, related_name="recipients", verbose_name=_("statement")
+    )
+    party = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="+", verbose_name=_("recipient"))
+    role = models.CharField(_("as"), max_length=8, choices=StatementRole.choices)
+    mandate = models.ForeignKey(
+        "registry.Mandate", null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("mandate")
+    )
+
+    class Meta:
+        verbose_name = _("statement recipient")
+        verbose_name_plural = _("statement recipients")
+        ordering = ["statement_id", "role", "party_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["statement", "party"], name="statement_recipient_once"),
+            models.CheckConstraint(condition=Q(role__in=StatementRole.values), name="statement_recipient_role"),
+            models.CheckConstraint(
+                condition=Q(role="member", mandate__isnull=True) | Q(role="agent", mandate__isnull=False),
+                name="statement_recipient_agent_by_mandate",
+            ),
+        ]
+        indexes = [models.Index(fields=["party", "role"], name="statement_recipient_party_idx")]
+
+    def __str__(self) -> str:
+        return f"statement {self.statement_id} → {self.party_id} ({self.role})"
+
+
+class ConsolidatedStatement(models.Model):
+    """An agent's statement of one settled period: one section per member whose statement was sent to it, and the
+    totals, which are the sums of those members' statements to the micro-won (``ledger_check`` verifies it)."""
+
+    settlement = models.ForeignKey(
+        Settlement, on_delete=models.PROTECT, related_name="consolidated_statements", verbose_name=_("settlement")
+    )
+    agent = models.ForeignKey(
+        Party, on_delete=models.PROTECT, related_name="consolidated_statements", verbose_name=_("agent")
+    )
+    members = models.PositiveIntegerField(_("members"))
+    opening_micro = models.BigIntegerField(_("opening balance"))
+    earned_micro = models.BigIntegerField(
+        _("earned in the period"), help_text=_("Accrued, released, distributed and adjusted: the lines' total.")
+    )
+    due_micro = models.BigIntegerField(_("due"))
+    payout_micro = models.BigIntegerField(_("payout"))
+    withheld_micro = models.BigIntegerField(_("withheld"))
+    carried_forward_micro = models.BigIntegerField(_("carried forward"))
+    # What of the payouts was paid to the agent itself (its members' mandates with the power to receive payouts).
+    paid_to_agent_micro = models.BigIntegerField(_("paid to the agent"))
+
+    class Meta:
+        verbose_name = _("consolidated statement")
+        verbose_name_plural = _("consolidated statements")
+        ordering = ["settlement_id", "agent_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["settlement", "agent"], name="consolidated_once_per_agent"),
+            models.CheckConstraint(
+                condition=Q(due_micro=models.F("opening_micro") + models.F("earned_micro")),
+                name="consolidated_due_adds_up",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent} · {self.settlement}"
 
 
 class StatementLineKind(models.TextChoices):

@@ -69,6 +69,12 @@ def verified_profiles(*, holder_ids: list[int]) -> dict[int, str]:
     )
 
 
+def profile_tax_statuses(*, holder_ids: list[int]) -> dict[int, str]:
+    """``{holder id: tax status}`` of the holders among ``holder_ids`` with a payout profile, verified or not: a
+    member paid through its agent bears the withholding of its own tax status."""
+    return dict(PayoutProfile.objects.filter(holder_id__in=holder_ids).values_list("holder_id", "tax_status"))
+
+
 PAYOUT_EXPORT_COLUMNS = [
     "statement",
     "holder",
@@ -80,12 +86,19 @@ PAYOUT_EXPORT_COLUMNS = [
     "gross_krw",
     "tax_status",
     "memo",
+    # Under a mandate with the power to receive payouts the agent is paid for its member: the row names both.
+    "paid_to",
+    "holder_name",
+    "mandate",
 ]
 
 
 def payout_export_rows(*, actor: Actor, settlement_pk: int) -> Iterator[list[Any]]:
     """The bank transfer file of a settled period (staff): one row per paid holder, the account number in clear.
-    Reading it is audited, since it is the one place the numbers leave the database."""
+    Reading it is audited, since it is the one place the numbers leave the database.
+
+    A holder paid through its agent (``Statement.payee``) is one row of its own: the agent's payee name and account,
+    the holder it is for (``holder``, ``holder_name``, and in the memo) and the mandate it is paid under."""
     require_staff(actor)
     settlement = Settlement.objects.filter(pk=settlement_pk).first()
     if settlement is None:
@@ -94,7 +107,7 @@ def payout_export_rows(*, actor: Actor, settlement_pk: int) -> Iterator[list[Any
         raise InvalidState(_("Only a settled period has payouts to transfer."), code="settlement_not_settled")
     statements = list(
         Statement.objects.filter(settlement=settlement, payout_micro__gt=0)
-        .select_related("holder__payout_profile")
+        .select_related("holder__payout_profile", "payee__payout_profile")
         .order_by("holder_id")
     )
     audit_record(
@@ -105,7 +118,8 @@ def payout_export_rows(*, actor: Actor, settlement_pk: int) -> Iterator[list[Any
     )
     memo = f"{settlement.first_day:%Y%m%d}-{settlement.last_day:%Y%m%d}"
     for statement in statements:
-        profile = statement.holder.payout_profile
+        payee = statement.paid_to
+        profile = payee.payout_profile
         account, _tax_id = payout_profile_numbers(profile=profile)
         if profile.status != PayoutProfileStatus.VERIFIED:
             # Changed since the settlement paid it: never transfer to details staff have not checked.
@@ -120,5 +134,8 @@ def payout_export_rows(*, actor: Actor, settlement_pk: int) -> Iterator[list[Any
             statement.withheld_micro // MICRO,
             (statement.payout_micro + statement.withheld_micro) // MICRO,
             statement.tax_status,
-            memo,
+            memo if payee.pk == statement.holder_id else f"{memo} {statement.holder.name}",
+            payee.pk,
+            statement.holder.name,
+            statement.payout_mandate_id or "",
         ]

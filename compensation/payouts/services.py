@@ -99,8 +99,9 @@ def _details_check(details: PayoutDetails) -> tuple[str, str]:
 
 
 def _may_change(actor: Actor, holder: Party) -> None:
-    if holder.kind != PartyKind.HOLDER:
-        raise InvalidInput(_("Only rights holders are paid out."), code="not_a_holder")
+    if holder.kind not in (PartyKind.HOLDER, PartyKind.SOCIETY):
+        # A society or agent is paid for its members under mandates with the power to receive payouts.
+        raise InvalidInput(_("Only rights holders and their agents are paid out."), code="not_a_holder")
     if actor.party is None or actor.party.pk != holder.pk:
         raise NotPermitted(_("Only the rights holder itself may change where its money goes."))
     if not actor.has_scope(ApiScope.PAYOUTS_WRITE):

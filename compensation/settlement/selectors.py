@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import F, QuerySet, Sum
+from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from compensation.models import (
     AccountKind,
+    ConsolidatedStatement,
     EntryKind,
     Invoice,
     InvoiceLine,
@@ -22,6 +23,8 @@ from compensation.models import (
     Statement,
     StatementLine,
     StatementLineKind,
+    StatementRecipient,
+    StatementRole,
 )
 from core.actors import Actor, require_staff
 from core.errors import NotFound
@@ -41,17 +44,27 @@ def settlement_get(*, actor: Actor, settlement_pk: int) -> Settlement:
     return settlement
 
 
-def statement_list_for_actor(*, actor: Actor, settlement_pk: int | None = None) -> QuerySet[Statement]:
-    """Staff read every statement; a rights holder its own, of settled periods only."""
-    statements = Statement.objects.select_related("settlement", "holder").order_by(
+def statement_list_for_actor(
+    *, actor: Actor, settlement_pk: int | None = None, member_pk: int | None = None
+) -> QuerySet[Statement]:
+    """Staff read every statement; a rights holder its own, of settled periods only (whoever else they were sent
+    to); a society or agent those sent to it under its members' mandates (``compensation.settlement.mandates``).
+    ``member_pk`` narrows to one holder's."""
+    statements = Statement.objects.select_related("settlement", "holder", "payee").order_by(
         "-settlement__period_start", "holder_id"
     )
     if not actor.is_staff:
         if actor.party is None:
             return statements.none()
-        statements = statements.filter(holder=actor.party, settlement__status=SettlementStatus.SETTLED)
+        sent_to_agent = StatementRecipient.objects.filter(party=actor.party, role=StatementRole.AGENT)
+        statements = statements.filter(
+            Q(holder=actor.party) | Q(pk__in=sent_to_agent.values("statement_id")),
+            settlement__status=SettlementStatus.SETTLED,
+        )
     if settlement_pk is not None:
         statements = statements.filter(settlement_id=settlement_pk)
+    if member_pk is not None:
+        statements = statements.filter(holder_id=member_pk)
     return statements
 
 
@@ -60,6 +73,53 @@ def statement_get_for_actor(*, actor: Actor, statement_pk: int) -> Statement:
     if statement is None:
         raise NotFound(_("No such statement."))
     return statement
+
+
+def statement_recipients(*, statement: Statement) -> QuerySet[StatementRecipient]:
+    """Who the statement was sent to: the holder and its agents, as the mandates said."""
+    return StatementRecipient.objects.filter(statement=statement).select_related("party").order_by("role", "party_id")
+
+
+def consolidated_list_for_actor(*, actor: Actor, settlement_pk: int | None = None) -> QuerySet[ConsolidatedStatement]:
+    """Staff read every consolidated statement; a society or agent its own, of settled periods only."""
+    consolidated = ConsolidatedStatement.objects.select_related("settlement", "agent").order_by(
+        "-settlement__period_start", "agent_id"
+    )
+    if not actor.is_staff:
+        if actor.party is None:
+            return consolidated.none()
+        consolidated = consolidated.filter(agent=actor.party, settlement__status=SettlementStatus.SETTLED)
+    if settlement_pk is not None:
+        consolidated = consolidated.filter(settlement_id=settlement_pk)
+    return consolidated
+
+
+def consolidated_get_for_actor(*, actor: Actor, consolidated_pk: int) -> ConsolidatedStatement:
+    consolidated = consolidated_list_for_actor(actor=actor).filter(pk=consolidated_pk).first()
+    if consolidated is None:
+        raise NotFound(_("No such consolidated statement."))
+    return consolidated
+
+
+def consolidated_members(*, consolidated: ConsolidatedStatement) -> QuerySet[Statement]:
+    """The members' statements a consolidated statement sums, by member name."""
+    sent = StatementRecipient.objects.filter(
+        statement__settlement_id=consolidated.settlement_id, party_id=consolidated.agent_id, role=StatementRole.AGENT
+    )
+    return (
+        Statement.objects.filter(pk__in=sent.values("statement_id"))
+        .select_related("holder", "payee", "settlement")
+        .order_by("holder__name", "holder_id")
+    )
+
+
+def consolidated_lines(*, consolidated: ConsolidatedStatement) -> QuerySet[StatementLine]:
+    """Every line of the members' statements, member by member (for exports; one query, streamed)."""
+    return (
+        StatementLine.objects.filter(statement__in=consolidated_members(consolidated=consolidated).values("pk"))
+        .select_related("work", "lab", "manifest", "statement__holder")
+        .order_by("statement__holder__name", "statement__holder_id", "kind", "work_id", "lab_id", "manifest_id", "pk")
+    )
 
 
 def statement_lines(*, statement: Statement) -> QuerySet[StatementLine]:

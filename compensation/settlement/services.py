@@ -44,6 +44,7 @@ from compensation.models import (
     SETTLEMENT_JOB,
     AccountKind,
     CarryReason,
+    ConsolidatedStatement,
     DistributionShare,
     EntryKind,
     Invoice,
@@ -59,11 +60,19 @@ from compensation.models import (
     Statement,
     StatementLine,
     StatementLineKind,
+    StatementRecipient,
+    StatementRole,
     UsageManifest,
 )
 from compensation.notifications import settlement_settled_notify
 from compensation.payments.services import lab_payments_apply
-from compensation.payouts.selectors import payout_basis_on, verified_profiles, withholding_rates_on
+from compensation.payouts.selectors import (
+    payout_basis_on,
+    profile_tax_statuses,
+    verified_profiles,
+    withholding_rates_on,
+)
+from compensation.settlement.mandates import MemberMandates, period_mandates
 from compensation.settlement.periods import period_lock
 from core.actors import Actor, require_staff
 from core.errors import InvalidInput
@@ -285,8 +294,12 @@ def _statements_build(settlement: Settlement) -> dict[str, Any]:
         holders[party].columns[column] += -amount
     _trace_distributions(settlement, holders)
     _trace_adjustments(settlement, entries, holders)
-    statements = _statements_price(settlement, holders)
+    mandates = period_mandates(
+        period_start=settlement.period_start, period_end=settlement.period_end, member_ids=sorted(holders)
+    )
+    statements = _statements_price(settlement, holders, mandates)
     Statement.objects.bulk_create(statements, batch_size=_BATCH)
+    consolidated = _recipients_write(settlement, statements, mandates)
     by_holder = {statement.holder_id: statement.pk for statement in statements}
     rows = [
         StatementLine(
@@ -307,7 +320,48 @@ def _statements_build(settlement: Settlement) -> dict[str, Any]:
     StatementLine.objects.bulk_create(rows, batch_size=_BATCH)
     traced_lines = _allocation_lines_insert(settlement)
     _statements_verify(settlement, statements)
-    return {"holders": len(statements), "statement_lines": len(rows) + traced_lines, "entries": len(entries)}
+    return {
+        "holders": len(statements),
+        "statement_lines": len(rows) + traced_lines,
+        "entries": len(entries),
+        "consolidated_statements": consolidated,
+    }
+
+
+def _recipients_write(settlement: Settlement, statements: list[Statement], mandates: dict[int, MemberMandates]) -> int:
+    """Who each statement is sent to (``compensation.settlement.mandates``), and each agent's consolidated
+    statement: the sums of its members' statements. Returns how many consolidated statements were written."""
+    recipients: list[StatementRecipient] = []
+    by_agent: dict[int, list[Statement]] = defaultdict(list)
+    for statement in statements:
+        said = mandates.get(statement.holder_id, MemberMandates())
+        if said.member_receives:
+            recipients.append(
+                StatementRecipient(statement=statement, party_id=statement.holder_id, role=StatementRole.MEMBER)
+            )
+        for agent, mandate in said.agents:
+            recipients.append(
+                StatementRecipient(statement=statement, party_id=agent, role=StatementRole.AGENT, mandate_id=mandate)
+            )
+            by_agent[agent].append(statement)
+    StatementRecipient.objects.bulk_create(recipients, batch_size=_BATCH)
+    consolidated = [
+        ConsolidatedStatement(
+            settlement=settlement,
+            agent_id=agent,
+            members=len(members),
+            opening_micro=sum(s.opening_micro for s in members),
+            earned_micro=sum(s.due_micro - s.opening_micro for s in members),
+            due_micro=sum(s.due_micro for s in members),
+            payout_micro=sum(s.payout_micro for s in members),
+            withheld_micro=sum(s.withheld_micro for s in members),
+            carried_forward_micro=sum(s.carried_forward_micro for s in members),
+            paid_to_agent_micro=sum(s.payout_micro for s in members if s.payee_id == agent),
+        )
+        for agent, members in sorted(by_agent.items())
+    ]
+    ConsolidatedStatement.objects.bulk_create(consolidated, batch_size=_BATCH)
+    return len(consolidated)
 
 
 # Accruals and releases per holder, work (and side of a recording's use, with the other side's work), lab and
@@ -398,7 +452,9 @@ def _trace_adjustments(settlement: Settlement, entries: dict[int, str], holders:
         holders[party].add_line(StatementLineKind.ADJUSTMENT, -int(amount), entry=entry, lines=0)
 
 
-def _statements_price(settlement: Settlement, holders: dict[int, _Holder]) -> list[Statement]:
+def _statements_price(
+    settlement: Settlement, holders: dict[int, _Holder], mandates: dict[int, MemberMandates]
+) -> list[Statement]:
     """Statements with payouts: every holder due at least the threshold (and one won) is paid the whole won
     of what it is due, rounded down, so no holder is ever paid more than its payable holds. The sub-won
     rest stays on the payable and is carried forward, to be paid once it adds up to a won in a later period.
@@ -407,11 +463,16 @@ def _statements_price(settlement: Settlement, holders: dict[int, _Holder]) -> li
     says why (``carry_reason``). Withholding is the rate of the profile's tax status in force on the period's
     last day. On the cash basis (the staff policy in force that day) a holder is paid at most what the labs have
     paid of what it earned from them (``_cash_available``).
+
+    Under a mandate with the power to receive payouts (``mandates``) the payout goes to the agent: the agent's
+    profile must be verified, and the withholding is the member's tax status when it has a profile of its own.
     """
     last_day = settlement.last_day
     basis = payout_basis_on(day=last_day)
     rates = withholding_rates_on(day=last_day)
-    profiles = verified_profiles(holder_ids=sorted(holders))
+    payees = {party: said.payee for party, said in mandates.items() if said.payee is not None}
+    profiles = verified_profiles(holder_ids=sorted({*holders, *(agent for agent, _m in payees.values())}))
+    own_tax_status = profile_tax_statuses(holder_ids=sorted(payees))
     available = _cash_available(settlement, sorted(holders)) if basis == PayoutBasis.CASH else {}
     statements = []
     for party in sorted(holders):
@@ -419,6 +480,7 @@ def _statements_price(settlement: Settlement, holders: dict[int, _Holder]) -> li
         due = holder.opening + sum(holder.columns.values())
         if not (holder.opening or due or any(holder.columns.values()) or holder.lines):
             continue
+        payee, payout_mandate = payees.get(party, (party, None))
         payable = min(due, max(available.get(party, 0), 0)) if basis == PayoutBasis.CASH else due
         minimum = max(settlement.payout_threshold_micro, MICRO)
         reason = CarryReason.NONE
@@ -427,13 +489,13 @@ def _statements_price(settlement: Settlement, holders: dict[int, _Holder]) -> li
             # whole due would stay under the threshold.
             held_by_cash = basis == PayoutBasis.CASH and due >= minimum
             reason = CarryReason.AWAITING_LAB_PAYMENTS if held_by_cash else CarryReason.BELOW_THRESHOLD
-        elif due > 0 and party not in profiles:
+        elif due > 0 and payee not in profiles:
             reason = CarryReason.NO_VERIFIED_PROFILE
         elif basis == PayoutBasis.CASH and payable < due and due - payable >= MICRO:
             reason = CarryReason.AWAITING_LAB_PAYMENTS
-        paid = due > 0 and payable >= minimum and party in profiles
+        paid = due > 0 and payable >= minimum and payee in profiles
         gross = payable // MICRO if paid else 0
-        tax_status = profiles.get(party, "")
+        tax_status = (own_tax_status.get(party) or profiles[payee]) if payee in profiles else ""
         rate = rates.get(tax_status, 0) if paid else 0
         withheld = gross * rate // 10_000
         payout = (gross - withheld) * MICRO
@@ -457,6 +519,8 @@ def _statements_price(settlement: Settlement, holders: dict[int, _Holder]) -> li
                 tax_status=tax_status,
                 withholding_bp=rate,
                 carry_reason=reason,
+                payee_id=payee,
+                payout_mandate_id=payout_mandate,
             )
         )
     return statements
@@ -697,7 +761,14 @@ def _payouts_post(settlement: Settlement) -> dict[str, Any]:
                 effective_at=paid_at,
                 lines=[(account, amount) for account, amount in lines if amount],
                 memo=f"payout of settlement {settlement.pk}",
-                source={"settlement": settlement.pk, "statement": statement.pk, "holder": statement.holder_id},
+                # For whom (the holder, whose payable pays) and to whom (its agent under a mandate, or itself).
+                source={
+                    "settlement": settlement.pk,
+                    "statement": statement.pk,
+                    "holder": statement.holder_id,
+                    "payee": statement.payee_id or statement.holder_id,
+                    "mandate": statement.payout_mandate_id,
+                },
             )
         )
     ledger_post_entries(postings=postings)

@@ -1,4 +1,5 @@
-"""Statements (rights holders) and invoices (labs) of settled periods, with their CSV, XLSX and PDF files."""
+"""Statements (rights holders, and agents for their members), agents' consolidated statements and invoices (labs) of
+settled periods, with their CSV, XLSX and PDF files."""
 
 from __future__ import annotations
 
@@ -17,13 +18,13 @@ from django.views.decorators.http import require_http_methods, require_safe
 from compensation.documents import exports
 from compensation.documents import selectors as documents_selectors
 from compensation.documents import services as documents_services
-from compensation.models import Export, ExportStatus, Invoice, PayoutProfile, Statement
+from compensation.models import ConsolidatedStatement, Export, ExportStatus, Invoice, PayoutProfile, Statement
 from compensation.payments import selectors as payment_selectors
 from compensation.payouts import services as payout_services
 from compensation.payouts.services import PayoutDetails
 from compensation.settlement import selectors as settlement_selectors
 from core.errors import InvalidInput, NotFound, RegistryError
-from portal.access import Portal, holder_view, lab_view, password_confirm, portal_view
+from portal.access import Portal, lab_view, password_confirm, payee_view, portal_view
 from portal.form_errors import error_to_form
 from portal.forms import PayoutProfileForm
 from portal.views.common import paginate
@@ -31,11 +32,17 @@ from portal.views.common import paginate
 FORMATS = ("pdf", "xlsx", "csv")
 
 
-@holder_view
+@payee_view
 @require_safe
 def statement_list(request: HttpRequest, portal: Portal) -> HttpResponse:
+    """A holder's own statements; an agent's, those of its members sent to it (a column names the member)."""
     statements = settlement_selectors.statement_list_for_actor(actor=portal.actor)
-    return render(request, "portal/settlements/statements.html", {"page": paginate(request, statements)})
+    context = {
+        "page": paginate(request, statements),
+        "is_agent": portal.party.is_society,
+        "consolidated": settlement_selectors.consolidated_list_for_actor(actor=portal.actor).exists(),
+    }
+    return render(request, "portal/settlements/statements.html", context)
 
 
 def _statement(portal: Portal, statement_pk: int) -> Statement:
@@ -45,13 +52,59 @@ def _statement(portal: Portal, statement_pk: int) -> Statement:
         raise Http404() from None
 
 
-@holder_view
+@payee_view
 @require_safe
 def statement_detail(request: HttpRequest, portal: Portal, statement_pk: int) -> HttpResponse:
     statement = _statement(portal, statement_pk)
     lines = settlement_selectors.statement_lines(statement=statement).order_by("kind", "-amount_micro", "pk")
-    context = {"statement": statement, "page": paginate(request, lines, per_page=50), "formats": FORMATS}
+    context = {
+        "statement": statement,
+        "page": paginate(request, lines, per_page=50),
+        "formats": FORMATS,
+        "recipients": list(settlement_selectors.statement_recipients(statement=statement)),
+        "own": statement.holder_id == portal.party.pk,
+    }
     return render(request, "portal/settlements/statement.html", context)
+
+
+# Lines shown per member on a consolidated statement's page; the member's statement page and the files have all.
+CONSOLIDATED_LINES_SHOWN = 50
+
+
+@payee_view
+@require_safe
+def consolidated_list(request: HttpRequest, portal: Portal) -> HttpResponse:
+    consolidated = settlement_selectors.consolidated_list_for_actor(actor=portal.actor)
+    return render(request, "portal/settlements/consolidated_list.html", {"page": paginate(request, consolidated)})
+
+
+def _consolidated(portal: Portal, consolidated_pk: int) -> ConsolidatedStatement:
+    try:
+        return settlement_selectors.consolidated_get_for_actor(actor=portal.actor, consolidated_pk=consolidated_pk)
+    except NotFound:
+        raise Http404() from None
+
+
+@payee_view
+@require_safe
+def consolidated_detail(request: HttpRequest, portal: Portal, consolidated_pk: int) -> HttpResponse:
+    """The grand totals, then a section per member (ten members a page): its lines, subtotal, withholding, net."""
+    consolidated = _consolidated(portal, consolidated_pk)
+    page = paginate(request, settlement_selectors.consolidated_members(consolidated=consolidated), per_page=10)
+    sections = []
+    for statement in page:
+        lines = settlement_selectors.statement_lines(statement=statement).order_by("kind", "-amount_micro", "pk")
+        shown = list(lines[: CONSOLIDATED_LINES_SHOWN + 1])
+        sections.append(
+            {
+                "statement": statement,
+                "lines": shown[:CONSOLIDATED_LINES_SHOWN],
+                "more": len(shown) > CONSOLIDATED_LINES_SHOWN,
+                "subtotal_micro": statement.due_micro - statement.opening_micro,
+            }
+        )
+    context = {"consolidated": consolidated, "page": page, "sections": sections, "formats": FORMATS}
+    return render(request, "portal/settlements/consolidated.html", context)
 
 
 @lab_view
@@ -160,10 +213,10 @@ def export_file(request: HttpRequest, portal: Portal, export_pk: int) -> HttpRes
     return FileResponse(handle, as_attachment=True, filename=name.rsplit("/", 1)[-1])
 
 
-@portal_view(kind="holder", admin=True)
+@portal_view(kind=("holder", "society"), admin=True)
 @require_http_methods(["GET", "POST"])
 def payout_profile(request: HttpRequest, portal: Portal) -> HttpResponse:
-    """The holder's payout profile, masked; owners and admins change it with their password again."""
+    """The holder's (or agent's) payout profile, masked; owners and admins change it with their password again."""
     profile = PayoutProfile.objects.filter(holder=portal.party).first()
     initial = {}
     if profile is not None:

@@ -219,7 +219,8 @@ def test_staff_download_the_bank_transfer_file_of_a_settlement(
     text = streamed(response).decode("utf-8-sig")
     lines = text.strip().splitlines()
     assert lines[0].replace('"', "") == (
-        "statement,holder,payee_name,bank_name,account_number,amount_krw,withheld_krw,gross_krw,tax_status,memo"
+        "statement,holder,payee_name,bank_name,account_number,amount_krw,withheld_krw,gross_krw,tax_status,memo,"
+        "paid_to,holder_name,mandate"
     )
     assert '"110234567890"' in lines[1]
     assert ",20000,0,20000," in lines[1]
