@@ -37,7 +37,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-import psycopg
 from django.db import connection as default_connection
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -55,6 +54,7 @@ from django.db.models import (
 )
 
 from core.lookups import array_literal
+from core.prepared import prepared_cursor
 from core.sql import sql_literal
 from optout.models import Refusal, RefusalEvent, RefusalEventKind, RefusalScope, StatusSegment
 from optout.models.status import SubjectType
@@ -298,15 +298,6 @@ def _pg_array(values: Iterable[Any]) -> str:
 _PREPARED_KEYS_MAX = 16
 
 
-class _PreparingCursor(psycopg.Cursor[Any]):
-    """Binds values in the server and prepares every statement it runs (Django turns automatic preparing off)."""
-
-    def execute(
-        self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
-    ) -> Any:
-        return super().execute(query, params, prepare=True, binary=binary)
-
-
 class PostgresLookupEngine:
     """The reads as SQL written out once, for PostgreSQL."""
 
@@ -378,17 +369,7 @@ class PostgresLookupEngine:
             # A SET inside a transaction that rolls back is undone: then this runs with custom plans, which is
             # slower, never wrong.
             raw.registry_generic_plans = True
-        if raw.prepare_threshold is None:
-            # Django turns psycopg's preparing off (None), which also ignores prepare=True; its own cursors bind
-            # in the client and never prepare, whatever this says.
-            raw.prepare_threshold = 5
-        # Django's cursor wrapper around psycopg's server-binding cursor: the same error translation, execute
-        # wrappers and query log (when queries are logged) as every other query.
-        # django-stubs type these wrappers' argument as a wrapper; Django passes the driver's cursor, as here.
-        raw_cursor: Any = _PreparingCursor(raw)
-        logged = self.connection.queries_logged
-        wrapped = self.connection.make_debug_cursor(raw_cursor) if logged else self.connection.make_cursor(raw_cursor)
-        with wrapped as cursor:
+        with prepared_cursor(self.connection) as cursor:
             cursor.execute(sql, params)
             return list(cursor.fetchall())
 
