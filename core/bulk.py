@@ -40,14 +40,20 @@ def _defaults(model: type[models.Model], given: set[str]) -> dict[str, Any]:
     return defaults
 
 
-def rows_insert(model: type[models.Model], rows: Iterable[Mapping[str, Any]]) -> list[Row]:
+def copy_available() -> bool:
+    """Whether ``rows_insert`` streams rows by COPY: on PostgreSQL."""
+    return connection.vendor == "postgresql"
+
+
+def rows_insert(model: type[models.Model], rows: Iterable[Mapping[str, Any]], *, copy: bool | None = None) -> list[Row]:
     """Insert ``rows`` (each a mapping of ``attname`` to value, all with the same keys) into ``model``'s table, in
     order; return each as a complete tuple of its concrete fields' values in ``_meta.concrete_fields`` order (the
     primary key included), which ``model.from_db`` turns into an instance.
 
     Fields a row does not give take their default (a callable default is called once for the insert). Call it
     inside a transaction: on PostgreSQL the keys are taken before the rows are written. Triggers, checks and
-    unique constraints apply as to any insert; a violation raises Django's ``IntegrityError``.
+    unique constraints apply as to any insert; a violation raises Django's ``IntegrityError``. ``copy`` chooses the
+    path (by default ``copy_available()``); the tests write the same rows both ways.
     """
     given_rows = list(rows)
     if not given_rows:
@@ -58,7 +64,7 @@ def rows_insert(model: type[models.Model], rows: Iterable[Mapping[str, Any]]) ->
     given = set(given_rows[0])
     defaults = _defaults(model, given)
     fields = meta.concrete_fields
-    if connection.vendor != "postgresql":
+    if not (copy_available() if copy is None else copy):
         instances = model._default_manager.bulk_create([model(**defaults, **row) for row in given_rows])
         return [tuple(getattr(instance, field.attname) for field in fields) for instance in instances]
     table = connection.ops.quote_name(meta.db_table)

@@ -502,7 +502,8 @@ def _existing_identifier_works(keys: Iterable[IdentifierKey]) -> dict[Identifier
         return {}
     condition = Q()
     for scheme, values in by_scheme.items():
-        condition |= Q(scheme=scheme, value__in=values)
+        # One array literal per scheme: a chunk of an import asks for thousands of identifiers at once.
+        condition |= Q(scheme=scheme, value__any_of=values)
     return {
         IdentifierKey(scheme=scheme, value=value): work_id
         for scheme, value, work_id in Identifier.objects.filter(condition).values_list("scheme", "value", "work_id")
