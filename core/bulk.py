@@ -86,17 +86,17 @@ def rows_insert(model: type[models.Model], rows: Iterable[Mapping[str, Any]], *,
         json_columns = [
             (index, field.encoder) for index, field in enumerate(fields) if isinstance(field, models.JSONField)
         ]
-        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-        with connection.wrap_database_errors, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for values in complete:
+        columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
+        with connection.wrap_database_errors, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as stream:
+            for complete_row in complete:
                 if json_columns:
-                    out = list(values)
+                    out = list(complete_row)
                     for index, encoder in json_columns:
                         if out[index] is not None:
                             out[index] = connection.ops.adapt_json_value(out[index], encoder)
-                    copy.write_row(out)
+                    stream.write_row(out)
                 else:
-                    copy.write_row(values)
+                    stream.write_row(complete_row)
     return complete
 
 

@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Subquery, Value
@@ -279,10 +280,10 @@ def _write(
     result.subjects += len(subjects)
     stored = stored_segments(subjects, now)
     feed = feed_state(subjects, now)
-    to_create: list[dict[str, object]] = []
+    to_create: list[dict[str, Any]] = []
     to_delete: list[int] = []
     to_close: list[int] = []
-    changes: list[dict[str, object]] = []
+    changes: list[dict[str, Any]] = []
     for subject in subjects:
         new = timelines[subject]
         rows = stored.get(subject, [])
@@ -344,9 +345,9 @@ def _write(
         StatusSegment.objects.filter(pk__in=to_close).update(valid_to=now)
     if to_create:
         # Each segment carries its work's title and kind (what snapshots show), read here in the same transaction.
-        briefs = _work_briefs({row["work_id"] for row in to_create if row["work_id"] is not None})
-        for row in to_create:
-            row["work_title"], row["work_kind"] = briefs.get(row["work_id"], ("", ""))  # type: ignore[arg-type]
+        briefs = _work_briefs({created["work_id"] for created in to_create if created["work_id"] is not None})
+        for created in to_create:
+            created["work_title"], created["work_kind"] = briefs.get(created["work_id"], ("", ""))
         # By COPY on PostgreSQL (core.bulk): a chunk of an import writes two segments and two changes per work.
         rows_insert(StatusSegment, to_create)
     if changes:
