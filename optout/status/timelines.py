@@ -160,6 +160,9 @@ def key_timelines(*, keys: Sequence[str], now: datetime) -> dict[Subject, Timeli
     instants = [now, *_future_instants_for_keys(keys, now)]
     items = [{"scheme": key.split(":", 1)[0], "value": key.split(":", 1)[1]} for key in keys]
     samples: dict[Subject, list[tuple[datetime, Answer]]] = defaultdict(list)
+    # The plain text, equal to the member: a Subject is made and hashed twice per key and purpose, and a member's
+    # hash goes through the enum's machinery.
+    key_type = SubjectType.KEY.value
     for purpose in PURPOSES:
         for at in instants:
             answer = lookup_batch(items=items, purpose=purpose, as_of=at)
@@ -169,11 +172,11 @@ def key_timelines(*, keys: Sequence[str], now: datetime) -> dict[Subject, Timeli
                 # segments it still has are closed and the feed says so.
                 if result["key"] != key:
                     if result["key"] is not None:
-                        samples.setdefault(Subject(SubjectType.KEY, key, purpose), [])
+                        samples.setdefault(Subject(key_type, key, purpose), [])
                     continue
                 refusal = result["refusal"]
                 work = result["work"]
-                samples[Subject(SubjectType.KEY, key, purpose)].append(
+                samples[Subject(key_type, key, purpose)].append(
                     (
                         at,
                         Answer(
