@@ -405,6 +405,7 @@ def test_cwr_import_writes_the_same_rows_by_copy_as_by_bulk_create(
     holder: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     from django.db import transaction
+    from django.utils import translation
 
     from core import bulk
     from core.actors import Actor
@@ -436,7 +437,8 @@ def test_cwr_import_writes_the_same_rows_by_copy_as_by_bulk_create(
     written: dict[bool, dict[str, Any]] = {}
     for copy in (True, False):
         monkeypatch.setattr(bulk, "copy_available", lambda copy=copy: copy)
-        with transaction.atomic():
+        # In English, whose messages name the existing work as "work <id>" (compared by its title below).
+        with translation.override("en"), transaction.atomic():
             work_import = work_import_create(
                 actor=Actor(party=holder, is_system=True),
                 holder=holder,
