@@ -17,12 +17,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+from core.bulk import rows_insert
 from core.locks import advisory_lock
 from optout.models import Refusal, RefusalScope, StatusChange, StatusSegment
 from optout.models.status import SubjectType
@@ -99,7 +101,7 @@ def status_refresh(
             work_ids = sorted(set(work_ids) | set(recordings))
         for start in range(0, len(work_ids), CHUNK * 4):
             chunk = work_ids[start : start + CHUNK * 4]
-            for work_id, scheme, value in Identifier.objects.filter(work_id__in=chunk).values_list(
+            for work_id, scheme, value in Identifier.objects.filter(work__id__any_of=set(chunk)).values_list(
                 "work_id", "scheme", "value"
             ):
                 work_cause = cause_by_work.get(work_id, cause) if cause_by_work else cause
@@ -132,9 +134,13 @@ def _recordings_of(work_ids: Sequence[int]) -> dict[int, int]:
         chunk = work_ids[start : start + 10_000]
         # Only musical works have recordings; asking which of the works are ones first keeps the common case (no
         # musical work among them) to a primary-key read.
-        compositions = list(Work.objects.filter(pk__in=chunk, kind=WorkKind.MUSICAL_WORK).values_list("pk", flat=True))
+        compositions = list(
+            Work.objects.filter(pk__any_of=set(chunk), kind=WorkKind.MUSICAL_WORK).values_list("pk", flat=True)
+        )
         if compositions:
-            found.update(Work.objects.filter(musical_work_id__in=compositions).values_list("pk", "musical_work_id"))
+            found.update(
+                Work.objects.filter(musical_work__id__any_of=set(compositions)).values_list("pk", "musical_work_id")
+            )
     return found
 
 
@@ -152,11 +158,22 @@ def segment_briefs_sync(*, work_ids: Iterable[int]) -> int:
     work = Work.objects.filter(pk=OuterRef("work_id"))
     changed = 0
     for start in range(0, len(ids), CHUNK * 4):
-        changed += (
-            _segments_showing_another_brief()
-            .filter(work_id__in=ids[start : start + CHUNK * 4])
-            .update(work_title=Subquery(work.values("title")), work_kind=Subquery(work.values("kind")))
-        )
+        part = ids[start : start + CHUNK * 4]
+        # The differing segments are found first, by two reads on primary keys: usually none differ, and the UPDATE's
+        # correlated subqueries would otherwise run for every segment of every work named (two per key of each work
+        # in a chunk of an import).
+        briefs = _work_briefs(part)
+        stale = {
+            pk
+            for pk, work_id, title, kind in StatusSegment.objects.filter(work__id__any_of=set(part)).values_list(
+                "pk", "work_id", "work_title", "work_kind"
+            )
+            if briefs.get(work_id) != (title, kind)
+        }
+        if stale:
+            changed += StatusSegment.objects.filter(pk__any_of=stale).update(
+                work_title=Subquery(work.values("title")), work_kind=Subquery(work.values("kind"))
+            )
     return changed
 
 
@@ -172,7 +189,7 @@ def stored_segments(subjects: Sequence[Subject], now: datetime) -> dict[Subject,
         by_type[subject.subject_type].add(subject.subject)
     condition = Q(pk__in=[])
     for subject_type, names in by_type.items():
-        condition |= Q(subject_type=subject_type, subject__in=names)
+        condition |= Q(subject_type=subject_type, subject__any_of=names)
     stored: dict[Subject, list[StatusSegment]] = defaultdict(list)
     wanted = set(subjects)
     rows = StatusSegment.objects.filter(condition).filter(Q(valid_to__isnull=True) | Q(valid_to__gt=now))
@@ -208,7 +225,7 @@ def feed_state(subjects: Sequence[Subject], now: datetime) -> dict[Subject, tupl
     scheduled: dict[Subject, dict[datetime, str]] = defaultdict(dict)
     wanted = set(subjects)
     rows = (
-        StatusChange.objects.filter(subject__in=names)
+        StatusChange.objects.filter(subject__any_of=names)
         .order_by("id")
         .values_list("id", "subject_type", "subject", "host", "purpose", "effective_at", "new_status")
     )
@@ -263,10 +280,10 @@ def _write(
     result.subjects += len(subjects)
     stored = stored_segments(subjects, now)
     feed = feed_state(subjects, now)
-    to_create: list[StatusSegment] = []
+    to_create: list[dict[str, Any]] = []
     to_delete: list[int] = []
     to_close: list[int] = []
-    changes: list[StatusChange] = []
+    changes: list[dict[str, Any]] = []
     for subject in subjects:
         new = timelines[subject]
         rows = stored.get(subject, [])
@@ -291,47 +308,63 @@ def _write(
                 continue
             answer = segment.answer
             to_create.append(
-                StatusSegment(
-                    subject_type=subject.subject_type,
-                    subject=subject.subject,
-                    host=subject.host,
-                    purpose=subject.purpose,
-                    valid_from=segment.valid_from,
-                    valid_to=segment.valid_to,
-                    status=answer.status,
-                    compensation=answer.compensation,
-                    regime=answer.regime,
-                    pending_refusal=answer.pending_refusal,
-                    work_id=answer.work_id,
-                    refusal_id=answer.refusal_id,
-                )
+                {
+                    "subject_type": subject.subject_type,
+                    "subject": subject.subject,
+                    "host": subject.host,
+                    "purpose": subject.purpose,
+                    "valid_from": segment.valid_from,
+                    "valid_to": segment.valid_to,
+                    "status": answer.status,
+                    "compensation": answer.compensation,
+                    "regime": answer.regime,
+                    "pending_refusal": answer.pending_refusal,
+                    "work_id": answer.work_id,
+                    "refusal_id": answer.refusal_id,
+                }
             )
         cause = causes.get(subject)
         for effective_at, old_status, new_status in _emit(subject, new, now, feed[subject]):
             changes.append(
-                StatusChange(
-                    subject_type=subject.subject_type,
-                    subject=subject.subject,
-                    host=subject.host,
-                    purpose=subject.purpose,
-                    old_status=old_status,
-                    new_status=new_status,
-                    effective_at=effective_at,
-                    recorded_at=now,
-                    cause=cause,
-                    cause_code=cause.code if cause is not None else "",
-                )
+                {
+                    "subject_type": subject.subject_type,
+                    "subject": subject.subject,
+                    "host": subject.host,
+                    "purpose": subject.purpose,
+                    "old_status": old_status,
+                    "new_status": new_status,
+                    "effective_at": effective_at,
+                    "recorded_at": now,
+                    "cause_id": cause.pk if cause is not None else None,
+                    "cause_code": cause.code if cause is not None else "",
+                }
             )
     if to_delete:
         StatusSegment.objects.filter(pk__in=to_delete).delete()
     if to_close:
         StatusSegment.objects.filter(pk__in=to_close).update(valid_to=now)
     if to_create:
-        StatusSegment.objects.bulk_create(to_create, batch_size=5000)
-        segment_briefs_sync(work_ids={row.work_id for row in to_create if row.work_id is not None})
+        # Each segment carries its work's title and kind (what snapshots show), read here in the same transaction.
+        briefs = _work_briefs({created["work_id"] for created in to_create if created["work_id"] is not None})
+        for created in to_create:
+            created["work_title"], created["work_kind"] = briefs.get(created["work_id"], ("", ""))
+        # By COPY on PostgreSQL (core.bulk): a chunk of an import writes two segments and two changes per work.
+        rows_insert(StatusSegment, to_create)
     if changes:
-        StatusChange.objects.bulk_create(changes, batch_size=5000)
+        rows_insert(StatusChange, changes)
         result.changes += len(changes)
+
+
+def _work_briefs(work_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    """Each work's title and kind, as segments copy them."""
+    ids = sorted(set(work_ids))
+    briefs: dict[int, tuple[str, str]] = {}
+    for start in range(0, len(ids), CHUNK * 4):
+        for pk, title, kind in Work.objects.filter(pk__any_of=set(ids[start : start + CHUNK * 4])).values_list(
+            "pk", "title", "kind"
+        ):
+            briefs[pk] = (title, kind)
+    return briefs
 
 
 # --- Which subjects an event touches ---------------------------------------------------------------

@@ -76,7 +76,8 @@ def timeline_from_samples(subject: Subject, samples: Sequence[tuple[datetime, An
             segments[-1] = Segment(segments[-1].valid_from, end, answer)
         else:
             segments.append(Segment(start, end, answer))
-    return [s for s in segments if s.answer != subject.default]
+    default = subject.default
+    return [s for s in segments if s.answer != default]
 
 
 def status_at(timeline: Timeline, subject: Subject, at: datetime) -> str:
@@ -97,7 +98,7 @@ def _future_instants_for_keys(keys: Sequence[str], now: datetime) -> list[dateti
     for scheme, value in pairs:
         by_scheme[scheme].append(value)
     for scheme, values in by_scheme.items():
-        condition |= Q(scheme=scheme, value__in=values)
+        condition |= Q(scheme=scheme, value__any_of=set(values))
     works = dict(Identifier.objects.filter(condition).values_list("work_id", "work__kind"))
     # A recording's musical work: its refusals and its owners' catalogue refusals decide the recording too.
     works.update(
@@ -106,14 +107,14 @@ def _future_instants_for_keys(keys: Sequence[str], now: datetime) -> list[dateti
         .distinct()
     )
     holders = set(
-        OwnershipClaim.objects.filter(work_id__in=list(works))
+        OwnershipClaim.objects.filter(work__id__any_of=set(works))
         .exclude(status=ClaimStatus.REJECTED)
         .values_list("holder_id", flat=True)
     )
     hosts = {urlsplit(value).hostname or "" for scheme, value in pairs if scheme == Scheme.URL}
     refusal_filter = (
-        Q(scope=RefusalScope.WORK, work_id__in=list(works))
-        | Q(scope=RefusalScope.CATALOGUE, holder_id__in=holders)
+        Q(scope=RefusalScope.WORK, work__id__any_of=set(works))
+        | Q(scope=RefusalScope.CATALOGUE, holder__id__any_of=holders)
         | Q(scope=RefusalScope.URL_PREFIX, url_host__in=hosts)
     )
     instants = set(_future_instants(refusal_filter, set(works.values()), now))
@@ -121,7 +122,7 @@ def _future_instants_for_keys(keys: Sequence[str], now: datetime) -> list[dateti
     # computed at (the database's): the verification then takes effect at its own instant.
     instants.update(
         at
-        for at in OwnershipClaim.objects.filter(work_id__in=list(works), decided_at__gt=now).values_list(
+        for at in OwnershipClaim.objects.filter(work__id__any_of=set(works), decided_at__gt=now).values_list(
             "decided_at", flat=True
         )
         if at is not None
@@ -159,6 +160,9 @@ def key_timelines(*, keys: Sequence[str], now: datetime) -> dict[Subject, Timeli
     instants = [now, *_future_instants_for_keys(keys, now)]
     items = [{"scheme": key.split(":", 1)[0], "value": key.split(":", 1)[1]} for key in keys]
     samples: dict[Subject, list[tuple[datetime, Answer]]] = defaultdict(list)
+    # The plain text, equal to the member: a Subject is made and hashed twice per key and purpose, and a member's
+    # hash goes through the enum's machinery.
+    key_type = SubjectType.KEY.value
     for purpose in PURPOSES:
         for at in instants:
             answer = lookup_batch(items=items, purpose=purpose, as_of=at)
@@ -168,11 +172,11 @@ def key_timelines(*, keys: Sequence[str], now: datetime) -> dict[Subject, Timeli
                 # segments it still has are closed and the feed says so.
                 if result["key"] != key:
                     if result["key"] is not None:
-                        samples.setdefault(Subject(SubjectType.KEY, key, purpose), [])
+                        samples.setdefault(Subject(key_type, key, purpose), [])
                     continue
                 refusal = result["refusal"]
                 work = result["work"]
-                samples[Subject(SubjectType.KEY, key, purpose)].append(
+                samples[Subject(key_type, key, purpose)].append(
                     (
                         at,
                         Answer(

@@ -8,6 +8,7 @@ SoundRecording, and ONIX for Books 3.0 reference-tag Products (EDItEUR's sample 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -327,3 +328,132 @@ def test_xml_external_entities_are_never_resolved(
     progress = _upload(holder_api, "catalogue.xml", hostile.encode(), django_capture_on_commit_callbacks)
     assert progress["status"] == "processed"
     assert not Work.objects.filter(title__contains="root:").exists()
+
+
+def _catalogue_rows(holder: Any) -> dict[str, Any]:
+    """What an import wrote, with keys and instants replaced by what they name (works by title), so that two runs
+    compare equal when they wrote the same rows."""
+    from optout.models import StatusChange, StatusSegment
+    from registry.models import AuditEvent, Identifier, OwnershipClaim, WorkImportRowError
+
+    titles = dict(Work.objects.values_list("pk", "title"))
+    claims = {pk: titles[work_id] for pk, work_id in OwnershipClaim.objects.values_list("pk", "work_id")}
+    events = {
+        event.pk: (event.code, titles.get(int(event.object_id)) if event.object_type == "registry.work" else "")
+        for event in AuditEvent.objects.all()
+    }
+    return {
+        "works": sorted(
+            Work.objects.values_list("title", "kind", "creators", "language", "creation_year", "status", "musical_work")
+        ),
+        "identifiers": sorted(
+            (titles[w], s, v, sp)
+            for w, s, v, sp in Identifier.objects.values_list("work_id", "scheme", "value", "spelling")
+        ),
+        "claims": sorted(
+            (titles[w], h, share, status, agent)
+            for w, h, share, status, agent in OwnershipClaim.objects.values_list(
+                "work_id", "holder_id", "share_bp", "status", "filed_by_agent"
+            )
+        ),
+        "contributors": sorted(
+            (titles[w], *rest)
+            for w, *rest in MusicalWorkContributor.objects.values_list(
+                "work_id", "role", "designation", "name", "ipi", "share_bp", "position"
+            )
+        ),
+        "audit": sorted(
+            (code, events[pk][1], str({**data, "claim": claims.get(data.get("claim"))} if "claim" in data else data))
+            for pk, code, data in AuditEvent.objects.exclude(object_type="registry.workimport").values_list(
+                "pk", "code", "data"
+            )
+        ),
+        "segments": sorted(
+            (t, s, p, st, comp, reg, pending, titles.get(w), wt, wk, to is None)
+            for t, s, p, st, comp, reg, pending, w, wt, wk, to in StatusSegment.objects.values_list(
+                "subject_type",
+                "subject",
+                "purpose",
+                "status",
+                "compensation",
+                "regime",
+                "pending_refusal",
+                "work_id",
+                "work_title",
+                "work_kind",
+                "valid_to",
+            )
+        ),
+        "changes": sorted(
+            (s, p, old, new, code, events.get(cause, ("", ""))[1])
+            for s, p, old, new, code, cause in StatusChange.objects.values_list(
+                "subject", "purpose", "old_status", "new_status", "cause_code", "cause_id"
+            )
+        ),
+        "row_errors": sorted(
+            (row, field, code, re.sub(r"work (\d+)", lambda m: titles[int(m.group(1))], message), titles.get(existing))
+            for row, field, code, message, existing in WorkImportRowError.objects.values_list(
+                "row", "field", "code", "message", "existing_work_id"
+            )
+        ),
+    }
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_cwr_import_writes_the_same_rows_by_copy_as_by_bulk_create(
+    holder: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    from django.db import transaction
+    from django.utils import translation
+
+    from core import bulk
+    from core.actors import Actor
+    from registry.imports import work_import_create, work_import_process
+    from tests.factories import WorkFactory
+
+    taken = WorkFactory(title="ALREADY HERE", kind="musical_work")
+    taken.identifiers.create(scheme="iswc", value="T0345246823")
+    lines = [HDR, _record("GRH", {(4, 6): "NWR"})]
+    works = [
+        ("ARIRANG FANTASY", "T0345246801"),
+        ("TAKEN ELSEWHERE", "T0345246823"),  # registered before: refused, naming that work
+        ("SECOND SONG", "T0345246812"),
+        ("SAME ISWC AGAIN", "T0345246801"),  # an earlier row of the file took it
+        ("THIRD SONG", "T0345246834"),
+    ]
+    for n, (title, iswc) in enumerate(works):
+        lines += _cwr_work(
+            n,
+            title=title,
+            iswc=iswc,
+            publishers=[("P0001", "HANGANG MUSIC PUBLISHING", "E", 5000)],
+            writers=[("W0001", "KIM", "MINSU", "C", 2500), ("W0002", "LEE", "JIWON", "A", 2500)],
+        )
+    lines += [_record("GRT", {}), _record("TRL", {})]
+    body = ("\r\n".join(lines) + "\r\n").encode("ascii")
+    settings.WORK_IMPORT_CHUNK_ROWS = 2  # the duplicate falls in another chunk than the row it repeats
+
+    written: dict[bool, dict[str, Any]] = {}
+    for copy in (True, False):
+        monkeypatch.setattr(bulk, "copy_available", lambda copy=copy: copy)
+        # In English, whose messages name the existing work as "work <id>" (compared by its title below).
+        with translation.override("en"), transaction.atomic():
+            work_import = work_import_create(
+                actor=Actor(party=holder, is_system=True),
+                holder=holder,
+                file=SimpleUploadedFile("works.v21", body),
+                filename="works.v21",
+            )
+            work_import_process(import_id=work_import.pk)
+            work_import.refresh_from_db()
+            assert (work_import.rows_registered, work_import.rows_failed) == (3, 2)
+            written[copy] = _catalogue_rows(holder)
+            transaction.set_rollback(True)
+
+    assert written[True] == written[False]
+    assert len(written[True]["segments"]) == 2 * 4  # two purposes for each key: the three new ones and the taken one
+    assert [(row, code) for row, _f, code, _m, _w in written[True]["row_errors"]] == [
+        (9, "identifier_taken"),
+        (21, "identifier_taken"),
+    ]
