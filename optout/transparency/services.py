@@ -13,6 +13,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from core.actors import Actor, require_staff
+from core.bulk import rows_insert
 from core.locks import advisory_lock
 from core.merkle import TILE_HEIGHT, TILE_WIDTH, hash_up, leaf_hash, tree_root
 from core.prepared import prepared_cursor
@@ -68,21 +69,15 @@ def _leaves_queue(rows: Sequence[LeafRow]) -> None:
         with prepared_cursor(connection) as cursor:
             cursor.execute(_QUEUE_ONE_SQL, [*rows[0], timezone.now()])
         return
-    adapt = connection.ops.adapt_datetimefield_value
-    queued_at = adapt(timezone.now())
-    # Only placeholders are repeated into the text; every value is a parameter.
-    placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
-    params = [
-        value
-        for event_id, kind, data, due_at in rows
-        for value in (event_id, kind, data, adapt(due_at) if due_at is not None else None, queued_at)
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO optout_logqueuedleaf (event_id, kind, data, due_at, queued_at) "  # noqa: S608
-            f"VALUES {placeholders}",
-            params,
-        )
+    # Many at once (a catalogue import's chunk): streamed by COPY on PostgreSQL, in order, so their ids keep it.
+    queued_at = timezone.now()
+    rows_insert(
+        LogQueuedLeaf,
+        [
+            {"event_id": event_id, "kind": kind, "data": data, "due_at": due_at, "queued_at": queued_at}
+            for event_id, kind, data, due_at in rows
+        ],
+    )
 
 
 def log_events_append(*, events: Sequence[AuditEvent]) -> int:
