@@ -55,6 +55,7 @@ from compensation.models.unclaimed import HoldEndAction, HoldPolicy, UnclaimedNo
 from compensation.models.usage import (
     MANIFEST_JOB,
     RECORDING_KINDS,
+    USE_ROW,
     LineSide,
     ManifestFormat,
     ManifestLine,
@@ -97,6 +98,7 @@ __all__ = [
     "LedgerEntry",
     "LedgerLine",
     "LineSide",
+    "USE_ROW",
     "ManifestFormat",
     "ManifestLine",
     "ManifestStatus",
