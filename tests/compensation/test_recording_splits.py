@@ -751,3 +751,91 @@ def test_the_match_rate_counts_a_split_line_once(
     matched_lines, held_lines, by_line = row[7:10]
     # Two matched lines (one of them holds its musical-work side), one held: three lines, as the lab sent.
     assert (matched_lines, held_lines, by_line) == (2, 1, Decimal("66.67"))
+
+
+# --- Escrow of an unregistered recording, released by the split in force at use ------------------------------
+
+
+def _held_unregistered_use(lab_api: APIClient, capture: Any, staff_api: APIClient, clock: Any) -> ManifestLine:
+    """A split of 25% from now; in January a use of an ISRC nobody registered, 7 seconds: 4,900,000 µ₩ held."""
+    assert _split(staff_api, 2500).status_code == 201
+    clock(seoul(2026, 1, 10, 9))
+    manifest = _report(lab_api, capture, "run-unregistered", ("isrc", UNREGISTERED_ISRC, "7", seoul(2026, 1, 6)))
+    (line,) = ManifestLine.objects.filter(manifest_id=manifest)
+    assert (line.outcome, line.held_micro, line.hold_open) == (Outcome.UNMATCHED_HELD, 4_900_000, True)
+    return line
+
+
+def test_a_hold_for_an_unregistered_recording_is_released_to_both_sides_by_the_split_in_force_at_use(
+    clock: Any,
+    music: dict[str, Any],
+    staff: Any,
+    staff_api: APIClient,
+    lab_api: APIClient,
+    lab: Party,
+    holder: Party,
+    other_holder: Party,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    line = _held_unregistered_use(lab_api, django_capture_on_commit_callbacks, staff_api, clock)
+    # A later split does not reach the use.
+    clock(seoul(2026, 1, 20, 9))
+    assert _split(staff_api, 9000).status_code == 201
+
+    # The label registers the recording, naming the claimed song; its claim verified, the hold is released.
+    with django_capture_on_commit_callbacks(execute=True):
+        recording = _recording("Arirang (remix)", UNREGISTERED_ISRC, music["song"], other_holder, staff)
+
+    musical = musical_work_part(4_900_000, 2500)
+    assert musical == 1_225_000
+    publisher, writer = allocate_largest_remainder(total=musical, weights=[6667, 3333])
+    assert balance(AccountKind.HOLDER_PAYABLE, party=holder) == -publisher
+    assert balance(AccountKind.HOLDER_PAYABLE, party=music["writer"]) == -writer
+    assert balance(AccountKind.HOLDER_PAYABLE, party=other_holder) == -(4_900_000 - musical)
+    line.refresh_from_db()
+    assert (line.released_micro, line.hold_open) == (4_900_000, False)
+    assert _paid(line) == {holder.pk: publisher, music["writer"].pk: writer, other_holder.pk: 3_675_000}
+    assert balance(AccountKind.ESCROW_UNMATCHED, key=line.held_account.escrow_key) == 0  # type: ignore[union-attr]
+    assert recording.musical_work_id == music["song"].pk
+    assert_conserved(lab)
+    _ledger_check_passes()
+
+    # Running the release again moves nothing.
+    with django_capture_on_commit_callbacks(execute=True):
+        verify_claims(recording, staff)
+    assert balance(AccountKind.HOLDER_PAYABLE, party=other_holder) == -3_675_000
+
+
+def test_an_unregistered_recordings_musical_work_side_stays_held_until_its_owner_is_verified(
+    clock: Any,
+    music: dict[str, Any],
+    staff: Any,
+    staff_api: APIClient,
+    lab_api: APIClient,
+    lab: Party,
+    other_holder: Party,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    line = _held_unregistered_use(lab_api, django_capture_on_commit_callbacks, staff_api, clock)
+    song, writer = music["unclaimed_song"], music["writer"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _recording("Doraji (remix)", UNREGISTERED_ISRC, song, other_holder, staff)
+
+    # The recording's side goes to the label; the song's, nobody's yet, stays held.
+    assert balance(AccountKind.HOLDER_PAYABLE, party=other_holder) == -3_675_000
+    assert balance(AccountKind.HOLDER_PAYABLE, party=writer) == 0
+    line.refresh_from_db()
+    assert (line.released_micro, line.hold_open) == (3_675_000, True)
+    assert balance(AccountKind.ESCROW_UNMATCHED, key=line.held_account.escrow_key) == -1_225_000  # type: ignore[union-attr]
+    _ledger_check_passes()
+
+    # The writer's claim to the song is verified: the song's side is released to it, once.
+    with django_capture_on_commit_callbacks(execute=True):
+        verify_claims(song, staff)
+    assert balance(AccountKind.HOLDER_PAYABLE, party=writer) == -1_225_000
+    assert balance(AccountKind.HOLDER_PAYABLE, party=other_holder) == -3_675_000
+    line.refresh_from_db()
+    assert (line.released_micro, line.hold_open) == (4_900_000, False)
+    assert_conserved(lab)
+    _ledger_check_passes()
