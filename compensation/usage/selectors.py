@@ -123,8 +123,9 @@ def manifest_outcome_summary(*, manifest: UsageManifest) -> dict[str, Any]:
     """Lines and amounts per outcome, and where the money went; one grouped query over its lines.
 
     A line counts once however many rows it has: a recording's use split with its musical work counts under its
-    recording side's outcome, and its musical-work side adds its amount to its own outcome's, not a line (``USE_ROW``).
-    So the outcomes' lines sum to ``totals.lines``, the lines the lab sent, and their amounts to ``totals.amount_micro``.
+    recording side's outcome, and its musical-work side adds its amount to its own outcome's, not a line
+    (``USE_ROW``). So the outcomes' lines sum to ``totals.lines``, the lines the lab sent, and their amounts to
+    ``totals.amount_micro``.
     """
     rows = (
         ManifestLine.objects.filter(manifest=manifest)
@@ -140,7 +141,14 @@ def manifest_outcome_summary(*, manifest: UsageManifest) -> dict[str, Any]:
         )
     )
     outcomes = {outcome: {"lines": 0, "amount_micro": 0} for outcome in Outcome.values}
-    totals = {"lines": 0, "amount_micro": 0, "to_owners_micro": 0, "held_micro": 0, "released_micro": 0, "violations_micro": 0}
+    totals = {
+        "lines": 0,
+        "amount_micro": 0,
+        "to_owners_micro": 0,
+        "held_micro": 0,
+        "released_micro": 0,
+        "violations_micro": 0,
+    }
     for row in rows:
         outcomes[row["outcome"]] = {"lines": row["lines"], "amount_micro": int(row["amount"] or 0)}
         totals["lines"] += row["lines"]

@@ -682,7 +682,9 @@ def test_a_manifests_summary_counts_a_split_line_once_under_its_recording_sides_
     assert response.status_code == 200
     body = response.json()
     summary = body["summary"]
-    outcomes = {code: values for code, values in summary["outcomes"].items() if values["lines"] or values["amount_micro"]}
+    outcomes = {
+        code: values for code, values in summary["outcomes"].items() if values["lines"] or values["amount_micro"]
+    }
     assert outcomes == {
         Outcome.MATCHED: {"lines": 2, "amount_micro": 4_900_000 + 3_675_000},
         # The unclaimed song's side: its amount, but no line of its own (the line counts as matched).
