@@ -127,6 +127,7 @@ def _release_for_work(*, work_id: int, batch: int) -> int:
                 for scheme, value, recording_id, musical_work_id, kind in Identifier.objects.filter(
                     Q(work=work) | Q(work__musical_work=work), work__musical_work__isnull=False
                 ).values_list("scheme", "value", "work_id", "work__musical_work_id", "work__kind")
+                if musical_work_id is not None
             }
             keys = [
                 f"{scheme}:{value}"
