@@ -758,13 +758,15 @@ def test_the_match_rate_counts_a_split_line_once(
 # --- Escrow of an unregistered recording, released by the split in force at use ------------------------------
 
 
-def _held_unregistered_use(lab_api: APIClient, capture: Any, staff_api: APIClient, clock: Any) -> ManifestLine:
+def _held_unregistered_use(
+    lab_api: APIClient, capture: Any, staff_api: APIClient, clock: Any, seconds: str = "7", amount: int = 4_900_000
+) -> ManifestLine:
     """A split of 25% from now; in January a use of an ISRC nobody registered, 7 seconds: 4,900,000 µ₩ held."""
     assert _split(staff_api, 2500).status_code == 201
     clock(seoul(2026, 1, 10, 9))
-    manifest = _report(lab_api, capture, "run-unregistered", ("isrc", UNREGISTERED_ISRC, "7", seoul(2026, 1, 6)))
+    manifest = _report(lab_api, capture, "run-unregistered", ("isrc", UNREGISTERED_ISRC, seconds, seoul(2026, 1, 6)))
     (line,) = ManifestLine.objects.filter(manifest_id=manifest)
-    assert (line.outcome, line.held_micro, line.hold_open) == (Outcome.UNMATCHED_HELD, 4_900_000, True)
+    assert (line.outcome, line.held_micro, line.hold_open) == (Outcome.UNMATCHED_HELD, amount, True)
     return line
 
 
@@ -779,7 +781,10 @@ def test_a_hold_for_an_unregistered_recording_is_released_to_both_sides_by_the_s
     other_holder: Party,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    line = _held_unregistered_use(lab_api, django_capture_on_commit_callbacks, staff_api, clock)
+    # An odd amount: 2,333,333 µ₩, of which the musical work's 25% is 583,333.25, rounded to 583,333.
+    line = _held_unregistered_use(
+        lab_api, django_capture_on_commit_callbacks, staff_api, clock, seconds=ODD_SECONDS, amount=ODD_AMOUNT
+    )
     # A later split does not reach the use.
     clock(seoul(2026, 1, 20, 9))
     assert _split(staff_api, 9000).status_code == 201
@@ -788,15 +793,16 @@ def test_a_hold_for_an_unregistered_recording_is_released_to_both_sides_by_the_s
     with django_capture_on_commit_callbacks(execute=True):
         recording = _recording("Arirang (remix)", UNREGISTERED_ISRC, music["song"], other_holder, staff)
 
-    musical = musical_work_part(4_900_000, 2500)
-    assert musical == 1_225_000
+    musical = musical_work_part(ODD_AMOUNT, 2500)
+    assert musical == 583_333
     publisher, writer = allocate_largest_remainder(total=musical, weights=[6667, 3333])
     assert balance(AccountKind.HOLDER_PAYABLE, party=holder) == -publisher
     assert balance(AccountKind.HOLDER_PAYABLE, party=music["writer"]) == -writer
-    assert balance(AccountKind.HOLDER_PAYABLE, party=other_holder) == -(4_900_000 - musical)
+    assert balance(AccountKind.HOLDER_PAYABLE, party=other_holder) == -1_750_000
     line.refresh_from_db()
-    assert (line.released_micro, line.hold_open) == (4_900_000, False)
-    assert _paid(line) == {holder.pk: publisher, music["writer"].pk: writer, other_holder.pk: 3_675_000}
+    assert (line.released_micro, line.hold_open) == (ODD_AMOUNT, False)
+    assert _paid(line) == {holder.pk: publisher, music["writer"].pk: writer, other_holder.pk: 1_750_000}
+    assert publisher + writer + 1_750_000 == ODD_AMOUNT
     assert balance(AccountKind.ESCROW_UNMATCHED, key=line.held_account.escrow_key) == 0  # type: ignore[union-attr]
     assert recording.musical_work_id == music["song"].pk
     assert_conserved(lab)
@@ -805,7 +811,7 @@ def test_a_hold_for_an_unregistered_recording_is_released_to_both_sides_by_the_s
     # Running the release again moves nothing.
     with django_capture_on_commit_callbacks(execute=True):
         verify_claims(recording, staff)
-    assert balance(AccountKind.HOLDER_PAYABLE, party=other_holder) == -3_675_000
+    assert balance(AccountKind.HOLDER_PAYABLE, party=other_holder) == -1_750_000
 
 
 def test_an_unregistered_recordings_musical_work_side_stays_held_until_its_owner_is_verified(
