@@ -670,6 +670,7 @@ def _report_three_uses(lab_api: APIClient, capture: Any, staff_api: APIClient, c
 def test_a_manifests_summary_counts_a_split_line_once_under_its_recording_sides_outcome(
     clock: Any,
     music: dict[str, Any],
+    lab: Party,
     staff_api: APIClient,
     lab_api: APIClient,
     django_capture_on_commit_callbacks: Any,
@@ -698,6 +699,11 @@ def test_a_manifests_summary_counts_a_split_line_once_under_its_recording_sides_
     # The summary stored when processing ended is the one computed now.
     stored = UsageManifest.objects.get(pk=manifest)
     assert stored.summary == manifest_outcome_summary(manifest=stored)
+    # The lab's portal page lists the held side's outcome too: an amount with no line of its own.
+    page = Client()
+    page.force_login(lab.memberships.get().user)
+    html = page.get(f"/dashboard/manifests/{manifest}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "<code>share_unclaimed</code>" in html
 
 
 def test_an_invoice_counts_uses_and_sums_both_sides_amounts(
