@@ -111,7 +111,8 @@ def manifest_get_for_actor(*, actor: Actor, manifest_pk: int) -> UsageManifest:
 
 def manifest_summary(*, manifest: UsageManifest) -> dict[str, Any] | None:
     """What a manifest's page shows per outcome: stored once processed, none while lines are still coming."""
-    if manifest.summary is not None:
+    # A summary stored before totals carried ``lines`` counted each side of a split line: computed afresh instead.
+    if manifest.summary is not None and "lines" in manifest.summary.get("totals", {}):
         stored: dict[str, Any] = manifest.summary
         return stored
     if manifest.status != ManifestStatus.PROCESSED:

@@ -699,6 +699,10 @@ def test_a_manifests_summary_counts_a_split_line_once_under_its_recording_sides_
     # The summary stored when processing ended is the one computed now.
     stored = UsageManifest.objects.get(pk=manifest)
     assert stored.summary == manifest_outcome_summary(manifest=stored)
+    # One stored before lines were counted once (its totals have no lines) is not shown: it is computed afresh.
+    stale = {"outcomes": {Outcome.MATCHED: {"lines": 4, "amount_micro": 0}}, "totals": {"amount_micro": 0}}
+    UsageManifest.objects.filter(pk=manifest).update(summary=stale)
+    assert lab_api.get(f"/api/v1/usage-manifests/{manifest}").json()["summary"] == summary
     # The lab's portal page lists the held side's outcome too: an amount with no line of its own.
     page = Client()
     page.force_login(lab.memberships.get().user)
