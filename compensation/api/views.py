@@ -169,7 +169,17 @@ class ManifestListCreateView(RegistryAPIView):
 
 
 class ManifestDetailView(RegistryAPIView):
-    @extend_schema(responses=ManifestOutput, summary="A manifest's status, progress and outcomes")
+    @extend_schema(
+        responses=ManifestOutput,
+        summary="A manifest's status, progress and outcomes",
+        description=(
+            "`summary.outcomes` gives lines and amounts per outcome, `summary.totals` the lines the lab sent and where "
+            "the money went. A use of a recording split with its musical work is two rows in the acknowledgement "
+            "file but one line here: it counts under its recording side's outcome, while its musical-work side adds "
+            "its amount to its own outcome's (which may then show an amount with no lines). The outcomes' lines sum "
+            "to `totals.lines`, their amounts to `totals.amount_micro`."
+        ),
+    )
     def get(self, request: Request, manifest_pk: int) -> Response:
         manifest = usage_selectors.manifest_get_for_actor(actor=self.actor(), manifest_pk=manifest_pk)
         return Response(ManifestOutput(manifest, context={"with_summary": True}).data)
@@ -193,6 +203,10 @@ class ManifestOutcomesView(RegistryAPIView):
             (200, "application/x-ndjson"): str,
         },
         summary="The acknowledgement file: one row per line with its outcome, work, amount and destination",
+        description=(
+            "A use of a recording split with its musical work has two rows, one per `side`; the JSON pages' `count` "
+            "counts rows. The lines the lab sent are the manifest's `summary.totals.lines`."
+        ),
     )
     def get(self, request: Request, manifest_pk: int) -> StreamingHttpResponse | Response:
         manifest = usage_selectors.manifest_get_for_actor(actor=self.actor(), manifest_pk=manifest_pk)
@@ -384,6 +398,11 @@ class InvoiceLinesView(RegistryAPIView):
     @extend_schema(
         responses=InvoiceLineOutput(many=True),
         summary="An invoice's lines: usage by manifest and outcome, violations by work, adjustments",
+        description=(
+            "A usage line's `lines` counts uses (manifest lines), not rows: a use of a recording split with its "
+            "musical work counts once, under its recording side's outcome; `amount_micro` sums both sides exactly, "
+            "so a musical-work side whose outcome differs adds an amount with no line to its own outcome."
+        ),
     )
     def get(self, request: Request, invoice_pk: int) -> Response:
         invoice = settlement_selectors.invoice_get_for_actor(actor=self.actor(), invoice_pk=invoice_pk)

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from compensation.documents.exports import Cell, Exporter, Row, RowKind, won
-from compensation.models import AccountKind, EntryKind, LedgerLine, ManifestLine, Outcome
+from compensation.models import USE_ROW, AccountKind, EntryKind, LedgerLine, ManifestLine, Outcome
 from compensation.payments.selectors import overdue_by_band, overdue_invoices
 from compensation.settlement.distribution import distributable_before
 from core.actors import Actor
@@ -153,7 +153,8 @@ def match_rate_months(*, period_start: datetime, period_end: datetime) -> list[M
     """Per month: what went to owners (matched) and what was held, by value and by line, at use.
 
     A matched line of a partly claimed work pays its owners and holds the unclaimed share: its value counts on
-    both sides, its line as matched. One grouped query.
+    both sides, its line as matched. A recording's use split with its musical work is one line, counted under its
+    recording side's outcome (``USE_ROW``); both sides' values count. One grouped query.
     """
     months: dict[str, MatchRateMonth] = {}
     rows = (
@@ -162,7 +163,7 @@ def match_rate_months(*, period_start: datetime, period_end: datetime) -> list[M
         .annotate(month=TruncMonth("posted_at", tzinfo=timezone.get_current_timezone()))
         .order_by()
         .values("month", "outcome")
-        .annotate(lines=Count("pk"), paid=Sum("paid_micro"), held=Sum("held_micro"))
+        .annotate(lines=Count("pk", filter=USE_ROW), paid=Sum("paid_micro"), held=Sum("held_micro"))
         .values_list("month", "outcome", "lines", "paid", "held")
     )
     for month, outcome, lines, paid, held in rows:

@@ -55,6 +55,7 @@ from compensation.models.unclaimed import HoldEndAction, HoldPolicy, UnclaimedNo
 from compensation.models.usage import (
     MANIFEST_JOB,
     RECORDING_KINDS,
+    USE_ROW,
     LineSide,
     ManifestFormat,
     ManifestLine,
@@ -77,6 +78,7 @@ __all__ = [
     "PARTY_ACCOUNT_KINDS",
     "RECORDING_KINDS",
     "SETTLEMENT_JOB",
+    "USE_ROW",
     "Account",
     "AccountKind",
     "CarryReason",

@@ -225,6 +225,12 @@ class LineSide(models.TextChoices):
     MUSICAL_WORK = "musical_work", _("Musical work")
 
 
+# The row that counts a manifest line as one use: the whole use's, or a split line's recording side. Its musical-work
+# side is the same use, so counts of lines (summaries, invoices, the match rate) read only these rows, under the
+# recording side's outcome, while sums of money add both sides.
+USE_ROW = ~Q(side=LineSide.MUSICAL_WORK)
+
+
 class MatchKind(models.TextChoices):
     EXACT = "exact", _("Exact: the identifier itself")
     SIMILAR = "similar", _("Similar: a near copy's content code")

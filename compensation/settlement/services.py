@@ -42,6 +42,7 @@ from compensation.errors import SettlementError
 from compensation.ledger.services import AccountKey, Posting, accounts_ensure, ledger_post_entries
 from compensation.models import (
     SETTLEMENT_JOB,
+    USE_ROW,
     AccountKind,
     CarryReason,
     ConsolidatedStatement,
@@ -620,7 +621,8 @@ def _invoices_build(settlement: Settlement) -> dict[str, Any]:
     by_outcome = list(
         ManifestLine.objects.filter(period_lines)
         .values("manifest_id", "outcome")
-        .annotate(count=Count("pk"), amount=Sum("amount_micro"))
+        # Uses, not rows: a split line counts once, under its recording side's outcome (``USE_ROW``).
+        .annotate(count=Count("pk", filter=USE_ROW), amount=Sum("amount_micro"))
         .order_by("manifest_id", "outcome")
         .values_list("manifest_id", "outcome", "count", "amount")
     )

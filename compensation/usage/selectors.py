@@ -13,6 +13,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.utils.translation import gettext_lazy as _
 
 from compensation.models import (
+    USE_ROW,
     ManifestLine,
     ManifestStatus,
     Outcome,
@@ -110,7 +111,8 @@ def manifest_get_for_actor(*, actor: Actor, manifest_pk: int) -> UsageManifest:
 
 def manifest_summary(*, manifest: UsageManifest) -> dict[str, Any] | None:
     """What a manifest's page shows per outcome: stored once processed, none while lines are still coming."""
-    if manifest.summary is not None:
+    # A summary stored before totals carried ``lines`` counted each side of a split line: computed afresh instead.
+    if manifest.summary is not None and "lines" in manifest.summary.get("totals", {}):
         stored: dict[str, Any] = manifest.summary
         return stored
     if manifest.status != ManifestStatus.PROCESSED:
@@ -119,13 +121,19 @@ def manifest_summary(*, manifest: UsageManifest) -> dict[str, Any] | None:
 
 
 def manifest_outcome_summary(*, manifest: UsageManifest) -> dict[str, Any]:
-    """Lines and amounts per outcome, and where the money went; one grouped query over its lines."""
+    """Lines and amounts per outcome, and where the money went; one grouped query over its lines.
+
+    A line counts once however many rows it has: a recording's use split with its musical work counts under its
+    recording side's outcome, and its musical-work side adds its amount to its own outcome's, not a line
+    (``USE_ROW``). So the outcomes' lines sum to ``totals.lines``, the lines the lab sent, and their amounts to
+    ``totals.amount_micro``.
+    """
     rows = (
         ManifestLine.objects.filter(manifest=manifest)
         .order_by()
         .values("outcome")
         .annotate(
-            lines=Count("id"),
+            lines=Count("id", filter=USE_ROW),
             amount=Sum("amount_micro"),
             paid=Sum("paid_micro"),
             held=Sum("held_micro"),
@@ -134,9 +142,17 @@ def manifest_outcome_summary(*, manifest: UsageManifest) -> dict[str, Any]:
         )
     )
     outcomes = {outcome: {"lines": 0, "amount_micro": 0} for outcome in Outcome.values}
-    totals = {"amount_micro": 0, "to_owners_micro": 0, "held_micro": 0, "released_micro": 0, "violations_micro": 0}
+    totals = {
+        "lines": 0,
+        "amount_micro": 0,
+        "to_owners_micro": 0,
+        "held_micro": 0,
+        "released_micro": 0,
+        "violations_micro": 0,
+    }
     for row in rows:
         outcomes[row["outcome"]] = {"lines": row["lines"], "amount_micro": int(row["amount"] or 0)}
+        totals["lines"] += row["lines"]
         totals["amount_micro"] += int(row["amount"] or 0)
         totals["to_owners_micro"] += int(row["paid"] or 0)
         totals["held_micro"] += int(row["held"] or 0)

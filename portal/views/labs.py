@@ -180,7 +180,8 @@ def manifest_detail(request: HttpRequest, portal: Portal, manifest_pk: int) -> H
         outcomes = [
             {"code": code, "label": Outcome(code).label, **values}
             for code, values in summary["outcomes"].items()
-            if values["lines"]
+            # A split line's musical-work side adds an amount to its outcome but no line (``USE_ROW``).
+            if values["lines"] or values["amount_micro"]
         ]
     context = {
         "manifest": manifest,

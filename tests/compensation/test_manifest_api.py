@@ -898,6 +898,7 @@ def test_the_detail_reports_progress_and_the_summary_per_outcome(
         "duplicate": {"lines": 1, "amount_micro": 0},
     }
     assert detail["summary"]["totals"] == {
+        "lines": 5,
         "amount_micro": 1_500_000,
         "to_owners_micro": 500_000,
         "held_micro": 1_000_000,

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
+from django.test import Client
 from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
@@ -27,8 +28,10 @@ from compensation.models import (
     RecordingSplit,
     Statement,
     StatementLine,
+    UsageManifest,
 )
 from compensation.usage.decisions import musical_work_part
+from compensation.usage.selectors import manifest_outcome_summary
 from compensation.usage.services import usage_engines, usage_manifest_process, usage_manifest_submit_json
 from core.actors import Actor
 from optout.models import Purpose
@@ -639,5 +642,218 @@ def test_every_engine_decides_recordings_alike(
     assert [(row[1], row[6]) for row in rows[10:]] == [("musical_work", 0), ("recording", 2)]
     for name, engine_rows in decided.items():
         assert engine_rows == rows, f"engine {name} differs from python"
+    assert_conserved(lab)
+    _ledger_check_passes()
+
+
+# --- Counting lines, not rows -------------------------------------------------------------------------------
+
+UNREGISTERED_ISRC = "KRA012699999"
+
+
+def _report_three_uses(lab_api: APIClient, capture: Any, staff_api: APIClient, clock: Any) -> int:
+    """A split of 25% from now; in January a use of each recording and of an ISRC nobody registered, 7 seconds
+    each (4,900,000 µ₩): the claimed song's recording is matched on both sides; the unclaimed song's recording is
+    matched on its recording side (3,675,000) and holds its musical-work side (1,225,000); the last is held."""
+    assert _split(staff_api, 2500).status_code == 201
+    clock(seoul(2026, 1, 10, 9))
+    return _report(
+        lab_api,
+        capture,
+        "run-counts",
+        ("isrc", ISRC, "7", seoul(2026, 1, 6)),
+        ("isrc", UNCLAIMED_SONG_ISRC, "7", seoul(2026, 1, 6)),
+        ("isrc", UNREGISTERED_ISRC, "7", seoul(2026, 1, 6)),
+    )
+
+
+def test_a_manifests_summary_counts_a_split_line_once_under_its_recording_sides_outcome(
+    clock: Any,
+    music: dict[str, Any],
+    lab: Party,
+    staff_api: APIClient,
+    lab_api: APIClient,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    manifest = _report_three_uses(lab_api, django_capture_on_commit_callbacks, staff_api, clock)
+    assert ManifestLine.objects.filter(manifest_id=manifest).count() == 5  # two split lines, two rows each
+
+    response = lab_api.get(f"/api/v1/usage-manifests/{manifest}")
+
+    assert response.status_code == 200
+    body = response.json()
+    summary = body["summary"]
+    outcomes = {
+        code: values for code, values in summary["outcomes"].items() if values["lines"] or values["amount_micro"]
+    }
+    assert outcomes == {
+        Outcome.MATCHED: {"lines": 2, "amount_micro": 4_900_000 + 3_675_000},
+        # The unclaimed song's side: its amount, but no line of its own (the line counts as matched).
+        Outcome.SHARE_UNCLAIMED: {"lines": 0, "amount_micro": 1_225_000},
+        Outcome.UNMATCHED_HELD: {"lines": 1, "amount_micro": 4_900_000},
+    }
+    assert summary["totals"]["lines"] == body["lines_total"] == 3
+    assert sum(values["lines"] for values in summary["outcomes"].values()) == 3
+    assert summary["totals"]["amount_micro"] == 3 * 4_900_000
+    assert summary["totals"]["held_micro"] == 1_225_000 + 4_900_000
+    # The summary stored when processing ended is the one computed now.
+    stored = UsageManifest.objects.get(pk=manifest)
+    assert stored.summary == manifest_outcome_summary(manifest=stored)
+    # One stored before lines were counted once (its totals have no lines) is not shown: it is computed afresh.
+    stale = {"outcomes": {Outcome.MATCHED: {"lines": 4, "amount_micro": 0}}, "totals": {"amount_micro": 0}}
+    UsageManifest.objects.filter(pk=manifest).update(summary=stale)
+    assert lab_api.get(f"/api/v1/usage-manifests/{manifest}").json()["summary"] == summary
+    # The lab's portal page lists the held side's outcome too: an amount with no line of its own.
+    page = Client()
+    page.force_login(lab.memberships.get().user)
+    html = page.get(f"/dashboard/manifests/{manifest}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "<code>share_unclaimed</code>" in html
+
+
+def test_an_invoice_counts_uses_and_sums_both_sides_amounts(
+    clock: Any,
+    music: dict[str, Any],
+    staff_api: APIClient,
+    lab_api: APIClient,
+    settle: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    manifest = _report_three_uses(lab_api, django_capture_on_commit_callbacks, staff_api, clock)
+    clock(seoul(2026, 2, 3, 9))
+
+    body = settle("2026-01-01", "2026-01-31")
+
+    assert body["status"] == "settled"
+    invoice = lab_api.get("/api/v1/invoices").json()["results"][0]
+    response = lab_api.get(f"/api/v1/invoices/{invoice['id']}/lines")
+    assert response.status_code == 200
+    usage = {
+        line["outcome"]: (line["lines"], line["amount_micro"])
+        for line in response.json()["results"]
+        if line["section"] == "usage" and line["manifest"] == manifest
+    }
+    assert usage == {
+        Outcome.MATCHED: (2, 8_575_000),
+        Outcome.SHARE_UNCLAIMED: (0, 1_225_000),
+        Outcome.UNMATCHED_HELD: (1, 4_900_000),
+    }
+    assert sum(lines for lines, _amount in usage.values()) == 3
+    assert sum(amount for _lines, amount in usage.values()) == 3 * 4_900_000
+    _ledger_check_passes()
+
+
+def test_the_match_rate_counts_a_split_line_once(
+    clock: Any,
+    music: dict[str, Any],
+    staff: Any,
+    staff_api: APIClient,
+    lab_api: APIClient,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    _report_three_uses(lab_api, django_capture_on_commit_callbacks, staff_api, clock)
+    client = Client()
+    client.force_login(staff)
+
+    response = client.get(
+        "/admin/compensation/reports/match-rate/?first=2026-01-01&last=2026-01-31", HTTP_ACCEPT_LANGUAGE="en"
+    )
+
+    assert response.status_code == 200
+    (row,) = response.context["report"].tables[0].rows
+    matched_lines, held_lines, by_line = row[7:10]
+    # Two matched lines (one of them holds its musical-work side), one held: three lines, as the lab sent.
+    assert (matched_lines, held_lines, by_line) == (2, 1, Decimal("66.67"))
+
+
+# --- Escrow of an unregistered recording, released by the split in force at use ------------------------------
+
+
+def _held_unregistered_use(
+    lab_api: APIClient, capture: Any, staff_api: APIClient, clock: Any, seconds: str = "7", amount: int = 4_900_000
+) -> ManifestLine:
+    """A split of 25% from now; in January a use of an ISRC nobody registered, 7 seconds: 4,900,000 µ₩ held."""
+    assert _split(staff_api, 2500).status_code == 201
+    clock(seoul(2026, 1, 10, 9))
+    manifest = _report(lab_api, capture, "run-unregistered", ("isrc", UNREGISTERED_ISRC, seconds, seoul(2026, 1, 6)))
+    (line,) = ManifestLine.objects.filter(manifest_id=manifest)
+    assert (line.outcome, line.held_micro, line.hold_open) == (Outcome.UNMATCHED_HELD, amount, True)
+    return line
+
+
+def test_a_hold_for_an_unregistered_recording_is_released_to_both_sides_by_the_split_in_force_at_use(
+    clock: Any,
+    music: dict[str, Any],
+    staff: Any,
+    staff_api: APIClient,
+    lab_api: APIClient,
+    lab: Party,
+    holder: Party,
+    other_holder: Party,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # An odd amount: 2,333,333 µ₩, of which the musical work's 25% is 583,333.25, rounded to 583,333.
+    line = _held_unregistered_use(
+        lab_api, django_capture_on_commit_callbacks, staff_api, clock, seconds=ODD_SECONDS, amount=ODD_AMOUNT
+    )
+    # A later split does not reach the use.
+    clock(seoul(2026, 1, 20, 9))
+    assert _split(staff_api, 9000).status_code == 201
+
+    # The label registers the recording, naming the claimed song; its claim verified, the hold is released.
+    with django_capture_on_commit_callbacks(execute=True):
+        recording = _recording("Arirang (remix)", UNREGISTERED_ISRC, music["song"], other_holder, staff)
+
+    musical = musical_work_part(ODD_AMOUNT, 2500)
+    assert musical == 583_333
+    publisher, writer = allocate_largest_remainder(total=musical, weights=[6667, 3333])
+    assert balance(AccountKind.HOLDER_PAYABLE, party=holder) == -publisher
+    assert balance(AccountKind.HOLDER_PAYABLE, party=music["writer"]) == -writer
+    assert balance(AccountKind.HOLDER_PAYABLE, party=other_holder) == -1_750_000
+    line.refresh_from_db()
+    assert (line.released_micro, line.hold_open) == (ODD_AMOUNT, False)
+    assert _paid(line) == {holder.pk: publisher, music["writer"].pk: writer, other_holder.pk: 1_750_000}
+    assert publisher + writer + 1_750_000 == ODD_AMOUNT
+    assert balance(AccountKind.ESCROW_UNMATCHED, key=line.held_account.escrow_key) == 0  # type: ignore[union-attr]
+    assert recording.musical_work_id == music["song"].pk
+    assert_conserved(lab)
+    _ledger_check_passes()
+
+    # Running the release again moves nothing.
+    with django_capture_on_commit_callbacks(execute=True):
+        verify_claims(recording, staff)
+    assert balance(AccountKind.HOLDER_PAYABLE, party=other_holder) == -1_750_000
+
+
+def test_an_unregistered_recordings_musical_work_side_stays_held_until_its_owner_is_verified(
+    clock: Any,
+    music: dict[str, Any],
+    staff: Any,
+    staff_api: APIClient,
+    lab_api: APIClient,
+    lab: Party,
+    other_holder: Party,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    line = _held_unregistered_use(lab_api, django_capture_on_commit_callbacks, staff_api, clock)
+    song, writer = music["unclaimed_song"], music["writer"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _recording("Doraji (remix)", UNREGISTERED_ISRC, song, other_holder, staff)
+
+    # The recording's side goes to the label; the song's, nobody's yet, stays held.
+    assert balance(AccountKind.HOLDER_PAYABLE, party=other_holder) == -3_675_000
+    assert balance(AccountKind.HOLDER_PAYABLE, party=writer) == 0
+    line.refresh_from_db()
+    assert (line.released_micro, line.hold_open) == (3_675_000, True)
+    assert balance(AccountKind.ESCROW_UNMATCHED, key=line.held_account.escrow_key) == -1_225_000  # type: ignore[union-attr]
+    _ledger_check_passes()
+
+    # The writer's claim to the song is verified: the song's side is released to it, once.
+    with django_capture_on_commit_callbacks(execute=True):
+        verify_claims(song, staff)
+    assert balance(AccountKind.HOLDER_PAYABLE, party=writer) == -1_225_000
+    assert balance(AccountKind.HOLDER_PAYABLE, party=other_holder) == -3_675_000
+    line.refresh_from_db()
+    assert (line.released_micro, line.hold_open) == (4_900_000, False)
     assert_conserved(lab)
     _ledger_check_passes()
