@@ -33,7 +33,10 @@ def _canonical(value: Any) -> Any:
         for key in value:
             if not isinstance(key, str):
                 raise TypeError(f"canonical_json needs string object keys, not {type(key).__name__}.")
-        # json.dumps(sort_keys=True) orders by code point; JCS by UTF-16 code unit (they differ above U+FFFF).
+        # json.dumps(sort_keys=True) orders by code point; JCS by UTF-16 code unit (they differ above U+FFFF, so
+        # ASCII keys, nearly all of them, sort as they are).
+        if all(key.isascii() for key in value):
+            return {key: _canonical(value[key]) for key in sorted(value)}
         return {key: _canonical(value[key]) for key in sorted(value, key=lambda key: key.encode("utf-16-be"))}
     if isinstance(value, list | tuple):
         return [_canonical(item) for item in value]

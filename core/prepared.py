@@ -46,3 +46,28 @@ def prepared_cursor(connection: BaseDatabaseWrapper) -> Iterator[CursorWrapper]:
     wrapped = connection.make_debug_cursor(raw_cursor) if logged else connection.make_cursor(raw_cursor)
     with wrapped as cursor:
         yield cursor
+
+
+def prepared_execute(connection: BaseDatabaseWrapper, sql: str, params: Any, *, binary: bool = False) -> None:
+    """Run one statement that returns no rows, prepared, on a cursor kept with the connection.
+
+    For a statement inside every status change: Django's cursor wrapper and a new driver cursor per call cost
+    about as much as the statement's round trip (bench/log.py), so the driver's cursor is made once per connection
+    and errors are translated as Django translates them. With queries logged (DEBUG), it goes through
+    ``prepared_cursor`` so that it shows in the log like any other. ``binary`` sends the values in PostgreSQL's
+    binary format (bytes as they are, not hex-encoded).
+    """
+    if connection.queries_logged:
+        with prepared_cursor(connection) as cursor:
+            # Django's wrappers take no format; text is as correct, only larger for bytes.
+            cursor.execute(sql, params)
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    cursor = getattr(raw, "registry_prepared_cursor", None)
+    if cursor is None:
+        if raw.prepare_threshold is None:
+            raw.prepare_threshold = PREPARE_THRESHOLD
+        cursor = raw.registry_prepared_cursor = _PreparingCursor(raw)
+    with connection.wrap_database_errors:
+        cursor.execute(sql, params, binary=binary)

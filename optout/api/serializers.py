@@ -121,8 +121,10 @@ def plain_single_lookup(params: Any) -> tuple[dict[str, str], str] | None:
     purpose = params.get("purpose", Purpose.TRAIN_GENAI)
     if not scheme or not value or len(scheme) > 64 or len(value) > 4000 or purpose not in _PURPOSES:
         return None
+    # The serializer refuses NUL (which core/middleware.py already keeps from every view) and lone surrogates.
+    if "\x00" in scheme or "\x00" in value:
+        return None
     try:
-        # The serializer refuses lone surrogates; NUL never reaches a view (core/middleware.py).
         scheme.encode(), value.encode()
     except UnicodeEncodeError:
         return None

@@ -16,7 +16,7 @@ from core.actors import Actor, require_staff
 from core.bulk import rows_insert
 from core.locks import advisory_lock
 from core.merkle import TILE_HEIGHT, TILE_WIDTH, hash_up, leaf_hash, tree_root
-from core.prepared import prepared_cursor
+from core.prepared import prepared_execute
 from core.signed_note import Checkpoint, note_sign
 from optout.models import LogCheckpoint, LogEntry, LogHead, LogQueuedLeaf, LogTile
 from optout.transparency.leaves import EFFECTIVE_KEYS, LOGGED, TOOK_EFFECT, leaf_bytes, leaf_subject
@@ -55,6 +55,7 @@ def log_leaf_rows(*, events: Sequence[AuditEvent]) -> list[LeafRow]:
     return rows
 
 
+# The leaf of one status change: values sent in binary, so the leaf's bytes travel as they are, not hex-encoded.
 _QUEUE_ONE_SQL = (
     "INSERT INTO optout_logqueuedleaf (event_id, kind, data, due_at, queued_at) "
     "VALUES (%s::bigint, %s::text, %s::bytea, %s::timestamptz, %s::timestamptz)"
@@ -66,8 +67,7 @@ def _leaves_queue(rows: Sequence[LeafRow]) -> None:
     if connection.vendor == "postgresql" and len(rows) == 1:
         # Nearly every status change writes one leaf: prepared once per connection, so PostgreSQL neither parses
         # nor plans it again (bench/log.py measures what the log adds to each event).
-        with prepared_cursor(connection) as cursor:
-            cursor.execute(_QUEUE_ONE_SQL, [*rows[0], timezone.now()])
+        prepared_execute(connection, _QUEUE_ONE_SQL, [*rows[0], timezone.now()], binary=True)
         return
     # Many at once (a catalogue import's chunk): streamed by COPY on PostgreSQL, in order, so their ids keep it.
     queued_at = timezone.now()
