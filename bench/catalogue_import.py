@@ -160,12 +160,12 @@ def main() -> int:
     cpu = time.process_time() - cpu
     # The machine is shared: CPU seconds (this process's, and its PostgreSQL backend's when on this host) vary
     # less with the others' load than the wall clock does.
-    backend_cpu = (
-        _cpu_seconds(backend) - backend_cpu
-        if backend_cpu is not None and _backend_pid(connection) == backend and _cpu_seconds(backend) is not None
-        else None
+    backend_after = _cpu_seconds(backend) if _backend_pid(connection) == backend else None
+    backend_text = (
+        f"{backend_after - backend_cpu:.1f} s"
+        if backend_cpu is not None and backend_after is not None
+        else "not measured (not on this host, or reconnected)"
     )
-    backend_text = f"{backend_cpu:.1f} s" if backend_cpu is not None else "not measured (not on this host)"
     work_import = WorkImport.objects.get(pk=work_import.pk)
     registered = Work.objects.filter(title__startswith="BENCH SONG", registered_by=holder).count()
     contributors = MusicalWorkContributor.objects.filter(work__registered_by=holder).count()

@@ -243,7 +243,9 @@ def test_each_query_length_is_served_by_an_index(shelf):
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("text", ["", "a", "ab", "abc", "정원", "봄의정원이야기", "봄의정원\x1f김정원", "aaaa", "가나가나가"])
+@pytest.mark.parametrize(
+    "text", ["", "a", "ab", "abc", "정원", "봄의정원이야기", "봄의정원\x1f김정원", "aaaa", "가나가나가"]
+)
 def test_bigrams_are_every_two_adjacent_characters(text):
     # Migration 0015 computes them without generate_series; the set must be 0008's, odd lengths and repeats too.
     with connection.cursor() as cursor:
