@@ -170,6 +170,18 @@ def lookup_batch(
     ``last_refusal_event_id`` it reports. ``engine`` fetches the rows (``optout.lookup_engines``; by default
     the database's own).
     """
+    return lookup_batch_purposes(items=items, purposes=[purpose], as_of=as_of, engine=engine)[purpose]
+
+
+def lookup_batch_purposes(
+    *,
+    items: Sequence[Mapping[str, Any]],
+    purposes: Sequence[str],
+    as_of: datetime,
+    engine: LookupEngine | None = None,
+) -> dict[str, LookupAnswer]:
+    """``lookup_batch`` for each of ``purposes``, from one read: the identifiers are normalised and the works,
+    claims and refusals (of every purpose refusing one of them) read once, then each purpose decided apart."""
     engine = engine or lookup_engine_for()
     keys: list[IdentifierKey | InvalidIdentifier] = []
     for item in items:
@@ -188,10 +200,38 @@ def lookup_batch(
         works_by_key, works = _works_for(valid, as_of, engine)
         # A recording is refused by its musical work's refusals too (never the reverse).
         musical = musical_works_of(works.values(), as_of)
-        refusals = _refusals_for([*works.values(), *musical.values()], url_hosts, purpose, as_of, engine)
+        refusing = sorted({stored for purpose in purposes for stored in purposes_refusing(purpose)})
+        all_refusals = _refusals_for(
+            [*works.values(), *musical.values()], url_hosts, "", as_of, engine, refusing=refusing
+        )
         regimes = list(KindRegime.objects.values_list("kind", "regime", "effective_from"))
     regime_by_kind = {kind: str(_regime_at(regimes, kind, as_of)) for kind in WorkKind.values}
+    return {
+        purpose: _lookup_decide(
+            items=items,
+            keys=keys,
+            works_by_key=works_by_key,
+            musical=musical,
+            refusals=[r for r in all_refusals if r.purpose in purposes_refusing(purpose)],
+            regime_by_kind=regime_by_kind,
+            as_of=as_of,
+            last_event_id=last_event_id,
+        )
+        for purpose in purposes
+    }
 
+
+def _lookup_decide(
+    *,
+    items: Sequence[Mapping[str, Any]],
+    keys: Sequence[IdentifierKey | InvalidIdentifier],
+    works_by_key: dict[str, _Work],
+    musical: dict[int, _Work],
+    refusals: Sequence[_Refusal],
+    regime_by_kind: dict[str, str],
+    as_of: datetime,
+    last_event_id: int,
+) -> LookupAnswer:
     by_work: dict[int, list[_Refusal]] = defaultdict(list)
     by_holder: dict[int, list[_Refusal]] = defaultdict(list)
     by_host: dict[str, list[_Refusal]] = defaultdict(list)
@@ -312,15 +352,27 @@ def musical_works_of(works: Iterable[_Work], as_of: datetime) -> dict[int, _Work
 
 
 def _refusals_for(
-    works: Iterable[_Work], url_hosts: set[str], purpose: str, as_of: datetime, engine: LookupEngine | None = None
+    works: Iterable[_Work],
+    url_hosts: set[str],
+    purpose: str,
+    as_of: datetime,
+    engine: LookupEngine | None = None,
+    *,
+    refusing: Sequence[str] | None = None,
 ) -> list[_Refusal]:
+    """Refusals of ``works``, their owners' catalogues and ``url_hosts`` refusing ``purpose`` (or of the stored
+    purposes ``refusing``)."""
     works = list(works)
     work_ids = [w.id for w in works]
     holder_ids = {h for w in works for h in w.claims}
     if not (work_ids or holder_ids or url_hosts):
         return []
     rows = (engine or lookup_engine_for()).refusals(
-        work_ids=work_ids, holder_ids=holder_ids, url_hosts=url_hosts, purposes=purposes_refusing(purpose), as_of=as_of
+        work_ids=work_ids,
+        holder_ids=holder_ids,
+        url_hosts=url_hosts,
+        purposes=purposes_refusing(purpose) if refusing is None else refusing,
+        as_of=as_of,
     )
     return [
         _Refusal(

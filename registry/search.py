@@ -20,9 +20,10 @@ The engines (the one seam between the databases here, chosen once per connection
   (``registry_work_search_text``) indexed three ways. A GIN trigram index (``pg_trgm``) serves ``LIKE '%q%'``
   for queries of three characters or more; trigrams cannot serve one or two characters, and Korean words are
   often two syllables, so a GIN index on the text's *bigrams* (``registry_search_bigrams``: every two adjacent
-  characters) serves two-character queries exactly (a two-character string occurs in a text if and only if it
-  is one of its bigrams). A btree (``text_pattern_ops``) on the title's search form serves exact and
-  start-of-title matches, and one-character queries, which only look there.
+  characters, one PL/pgSQL expression since migration 0015) serves two-character queries exactly (a
+  two-character string occurs in a text if and only if it is one of its bigrams). A btree (``text_pattern_ops``)
+  on the title's search form serves exact and start-of-title matches, and one-character queries, which only
+  look there.
 - SQLite (development and the quick test run): the same tiers with plain ``LIKE`` over every work. SQLite's
   ``lower`` folds ASCII letters only.
 """

@@ -20,7 +20,7 @@ from django.db.models import Q
 
 from optout.models import KindRegime, Purpose, Refusal, RefusalEvent, RefusalEventKind, RefusalScope, Regime
 from optout.models.status import SubjectStatus, SubjectType
-from optout.selectors import lookup_batch, purposes_refusing
+from optout.selectors import lookup_batch_purposes, purposes_refusing
 from registry.identifiers import Scheme
 from registry.models import ClaimStatus, DomainStatus, Identifier, OwnershipClaim, Work, WorkKind
 
@@ -163,10 +163,11 @@ def key_timelines(*, keys: Sequence[str], now: datetime) -> dict[Subject, Timeli
     # The plain text, equal to the member: a Subject is made and hashed twice per key and purpose, and a member's
     # hash goes through the enum's machinery.
     key_type = SubjectType.KEY.value
+    # Both purposes from one read per instant: the keys' normalisation, works and claims are the same for each.
+    answers = [lookup_batch_purposes(items=items, purposes=PURPOSES, as_of=at) for at in instants]
     for purpose in PURPOSES:
-        for at in instants:
-            answer = lookup_batch(items=items, purpose=purpose, as_of=at)
-            for key, result in zip(keys, answer.results, strict=True):
+        for at, by_purpose in zip(instants, answers, strict=True):
+            for key, result in zip(keys, by_purpose[purpose].results, strict=True):
                 # A key the lookup would not accept is not a subject (it cannot be registered). One the lookup now
                 # reads as another key (a URL key from before canonical URLs) has an empty timeline, so the
                 # segments it still has are closed and the feed says so.

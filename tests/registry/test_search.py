@@ -243,6 +243,19 @@ def test_each_query_length_is_served_by_an_index(shelf):
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize(
+    "text", ["", "a", "ab", "abc", "정원", "봄의정원이야기", "봄의정원\x1f김정원", "aaaa", "가나가나가"]
+)
+def test_bigrams_are_every_two_adjacent_characters(text):
+    # Migration 0015 computes them without generate_series; the set must be 0008's, odd lengths and repeats too.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT registry_search_bigrams(%s)", [text])
+        (bigrams,) = cursor.fetchone()
+    assert sorted(set(bigrams)) == sorted({text[i : i + 2] for i in range(len(text) - 1)})
+    assert all(len(bigram) == 2 for bigram in bigrams)
+
+
+@pytest.mark.postgres
 def test_hangul_search_through_the_indexes_finds_substrings_and_spacing_variants(api, shelf):
     with connection.cursor() as cursor:
         # The search's statements, planned as on a large table: the indexes, not a scan, must find the rows.
