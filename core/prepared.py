@@ -58,13 +58,13 @@ def prepared_execute(connection: BaseDatabaseWrapper, sql: str, params: Any, *, 
     binary format (bytes as they are, not hex-encoded).
     """
     if connection.queries_logged:
-        with prepared_cursor(connection) as cursor:
+        with prepared_cursor(connection) as logged_cursor:
             # Django's wrappers take no format; text is as correct, only larger for bytes.
-            cursor.execute(sql, params)
+            logged_cursor.execute(sql, params)
         return
     connection.ensure_connection()
     raw = connection.connection
-    cursor = getattr(raw, "registry_prepared_cursor", None)
+    cursor: _PreparingCursor | None = getattr(raw, "registry_prepared_cursor", None)
     if cursor is None:
         if raw.prepare_threshold is None:
             raw.prepare_threshold = PREPARE_THRESHOLD
