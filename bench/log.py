@@ -114,11 +114,17 @@ def synthetic_grow(url: str, tree_size: int) -> None:
         print(f"  {time.perf_counter() - started:.0f} s")
 
 
-def tables_vacuum(url: str) -> None:
-    """VACUUM (ANALYZE) the tables each event writes, as autovacuum keeps them in production: this machine's
-    PostgreSQL runs with autovacuum off, and the queue's dead rows from earlier runs would weigh on every insert."""
+# The tables each event writes, and those a proof reads.
+EVENT_TABLES = ("optout_logqueuedleaf", "optout_logentry", "registry_auditevent")
+PROOF_TABLES = ("optout_logtile", "optout_logcheckpoint", "optout_loghead")
+
+
+def tables_vacuum(url: str, tables: tuple[str, ...]) -> None:
+    """VACUUM (ANALYZE) ``tables``, as autovacuum keeps them in production: this machine's PostgreSQL runs with
+    autovacuum off, so dead rows and statistics from earlier runs would weigh on what is measured (proofs read tiles
+    by a plan made on the tile table's statistics)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        for table in ("optout_logqueuedleaf", "optout_logentry", "registry_auditevent"):
+        for table in tables:
             conn.execute(f"VACUUM (ANALYZE) {table}")
 
 
@@ -224,7 +230,7 @@ def main() -> None:
             f"appending {args.events:,} events, each in its own transaction, "
             f"blocks of {args.block:,} with and without the log"
         )
-        tables_vacuum(url)
+        tables_vacuum(url, EVENT_TABLES)
         with_log, without = appends_measure(args.events, args.block)
         results["append"] = (with_log, without)
         results["sequencer"] = sequencer_time()
@@ -235,6 +241,7 @@ def main() -> None:
     seconds, size = checkpoint_time()
     results["checkpoint at tree size"] = (seconds, size)
     print(f"checkpoint of {size:,} leaves: {seconds:.2f} s")
+    tables_vacuum(url, PROOF_TABLES)
     with server(args.base_url, args.workers) as base:
         proofs = proofs_measure(base, args.proofs, args.seed)
 
