@@ -82,13 +82,13 @@ from compensation.usage.manifests import (
     records_read,
     upload_inspect,
 )
-from compensation.usage.prefetch import ProducerFailed, prefetched, prefetched_in_process
 from compensation.usage.selectors import manifest_outcome_summary
 from compensation.usage.sql import StagedChunk, chunk_settle_sql, stage_line
 from core.actors import Actor
-from core.errors import InvalidInput, NotPermitted, RegistryError
+from core.errors import InvalidInput, NotPermitted
 from core.jobs import job_chunks_process, job_fail, job_finish, job_publish, job_run, jobs_sweep
 from core.money import price_micro_scaled, rate_in_pico_won, units_in_micro
+from core.prefetch import ProducerFailed, prefetched, prefetched_in_process
 from core.uploads import upload_size_check
 from optout.models import Regime
 from optout.selectors import UsageContext, UsageWork, usage_context_load
@@ -637,24 +637,14 @@ def _manifest_process(manifest: UsageManifest, engine: str | None) -> None:
         return
     except ProducerFailed as exc:
         # The parsing process's error, by name: a domain error (the file no longer reads) is the owner's to see.
-        domain = _registry_error_named(exc.kind)
+        domain = exc.registry_error()
         if domain is not None:
-            _manifest_end(manifest, status=ManifestStatus.FAILED, code=domain.code, reason=exc.message)
+            _manifest_end(manifest, status=ManifestStatus.FAILED, code=domain.code, reason=str(domain.message))
             return
         if exc.kind == FileNotFoundError.__name__:
             raise FileNotFoundError(exc.message) from exc
         raise
     _manifest_end(manifest, status=ManifestStatus.PROCESSED)
-
-
-def _registry_error_named(name: str) -> type[RegistryError] | None:
-    pending: list[type[RegistryError]] = [RegistryError]
-    while pending:
-        error = pending.pop()
-        if error.__name__ == name:
-            return error
-        pending += error.__subclasses__()
-    return None
 
 
 @contextmanager

@@ -241,6 +241,57 @@ def test_ddex_ern_registers_recordings_linked_to_their_musical_work(
     )
 
 
+def _ern(*recordings: tuple[str, str, str]) -> str:
+    """An ERN 4.3 release of SoundRecordings, each (ISRC, title, ISWC or "")."""
+    resources = "".join(
+        f"""
+    <SoundRecording>
+      <SoundRecordingEdition><ResourceId><ISRC>{isrc}</ISRC></ResourceId></SoundRecordingEdition>
+      <DisplayTitleText>{title}</DisplayTitleText>{f"<WorkId><ISWC>{iswc}</ISWC></WorkId>" if iswc else ""}
+    </SoundRecording>"""
+        for isrc, title, iswc in recordings
+    )
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<ern:NewReleaseMessage xmlns:ern="http://ddex.net/xml/ern/43" AvsVersionId="4">
+  <ResourceList>{resources}
+  </ResourceList>
+</ern:NewReleaseMessage>
+"""
+
+
+def test_ddex_recordings_find_their_musical_works_in_every_chunk_and_keep_the_files_order(
+    other_holder_api: APIClient, arirang: Work, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    # Three rows a chunk, so the file is drafted in a process of its own and each chunk's recordings that name a
+    # musical work are drafted at registration, where that work is read.
+    settings.WORK_IMPORT_CHUNK_ROWS = 3
+    body = _ern(
+        ("KRA012600011", "Live", "T-034.524.680-1"),
+        # The same ISRC, a row later and without a musical work: the earlier row keeps it.
+        ("KRA012600011", "Live again", ""),
+        ("KRA012600013", "Studio", "T0345246801"),
+        ("KRA012600014", "Unknown composition", "T-000.000.001-0"),
+        ("KRA012600013", "Studio copy", ""),
+        ("KRA012600016", "Misspelt composition", "T-034.524.680-9"),
+        ("KRA012600017", "Plain", ""),
+    )
+    progress = _upload(other_holder_api, "release.xml", body.encode(), django_capture_on_commit_callbacks)
+
+    assert (progress["status"], progress["rows_registered"], progress["rows_failed"]) == ("processed", 3, 4)
+    live = Work.objects.get(identifiers__value="KRA012600011")
+    studio = Work.objects.get(identifiers__value="KRA012600013")
+    assert (live.title, live.musical_work, studio.title, studio.musical_work) == ("Live", arirang, "Studio", arirang)
+    assert Work.objects.get(identifiers__value="KRA012600017").musical_work is None
+    errors = other_holder_api.get(f"/api/v1/imports/{progress['id']}/errors").json()["results"]
+    lines = [n + 1 for n, line in enumerate(body.splitlines()) if "<SoundRecording>" in line]
+    assert [(e["row"], e["code"], e["field"], e["existing_work"]) for e in errors] == [
+        (lines[1], "identifier_taken", "identifiers", live.pk),
+        (lines[3], "musical_work_unknown", "musical_work", None),
+        (lines[4], "identifier_taken", "identifiers", studio.pk),
+        (lines[5], "invalid_checksum", "musical_work", None),
+    ]
+
+
 ONIX = """<?xml version="1.0" encoding="UTF-8"?>
 <ONIXMessage release="3.0" xmlns="http://ns.editeur.org/onix/3.0/reference">
   <Header><Sender><SenderName>Hangang Press</SenderName></Sender><SentDateTime>20260115</SentDateTime></Header>

@@ -13,7 +13,7 @@ from openpyxl import Workbook
 
 from core.actors import Actor
 from core.errors import InvalidInput, NotPermitted
-from registry import services
+from registry import imports, services
 from registry.imports import (
     import_format_detect,
     work_import_create,
@@ -403,6 +403,40 @@ def test_a_file_unreadable_past_its_header_fails_before_registering_anything(act
     assert work_import.status == ImportStatus.FAILED
     assert "UTF-8" in work_import.failure_reason
     assert Work.objects.count() == 0
+
+
+def test_a_file_that_stops_reading_while_its_rows_are_drafted_fails_with_the_reason(
+    actor, holder, settings, monkeypatch
+):
+    # A file of more than a chunk is drafted in a process of its own. This one changes after it was counted (a
+    # storage that lost its bytes), so that process meets bad bytes only once some chunks have registered (the
+    # CSV reader decodes 8 KB at a time, so they come after a few hundred rows).
+    settings.WORK_IMPORT_CHUNK_ROWS = 100
+    rows = [f"Work {n},text,isbn:{isbn(n)}" for n in range(1000)]
+    work_import = work_import_create(
+        actor=actor, holder=holder, file=upload("works.csv", csv_rows(*rows)), filename="works.csv"
+    )
+    counted = imports._rows_count
+
+    def count_then_damage(stored: WorkImport) -> int:
+        total = counted(stored)
+        with open(stored.file.path, "wb") as damaged:
+            damaged.write(csv_rows(*rows[:900]) + "깨진 줄,text,isbn:9780306406157\n".encode("cp949"))
+        return total
+
+    monkeypatch.setattr(imports, "_rows_count", count_then_damage)
+
+    work_import_process(import_id=work_import.pk)
+
+    work_import.refresh_from_db()
+    # The drafting process's error reaches the owner as the same domain error, code and message, as it would
+    # have if read in the worker itself.
+    assert (work_import.status, work_import.failure_code) == (ImportStatus.FAILED, "unreadable_file")
+    assert "UTF-8" in work_import.failure_reason
+    assert work_import.rows_total == 1000
+    assert 0 < work_import.rows_done < 900
+    assert work_import.rows_registered == work_import.rows_done == Work.objects.count()
+    assert set(Work.objects.values_list("title", flat=True)) == {f"Work {n}" for n in range(work_import.rows_done)}
 
 
 class WorkerKilled(BaseException):

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import TypeVar
 
+from core.errors import RegistryError
+
 T = TypeVar("T")
 
 
@@ -78,11 +80,26 @@ def prefetched(items: Iterator[T], *, depth: int = 1) -> Iterator[Iterator[T]]:
 
 
 class ProducerFailed(Exception):
-    """The producer process raised: its exception's type name, message and traceback, as text."""
+    """The producer process raised: its exception's type name, message and traceback, as text, and the code of a
+    domain error (``core.errors.RegistryError``)."""
 
-    def __init__(self, kind: str, message: str, details: str) -> None:
+    def __init__(self, kind: str, message: str, details: str, code: str = "", field: str | None = None) -> None:
         super().__init__(f"{kind}: {message}")
-        self.kind, self.message, self.details = kind, message, details
+        self.kind, self.message, self.details, self.code, self.field = kind, message, details, code, field
+
+    def registry_error(self) -> RegistryError | None:
+        """The domain error the producer raised, made again from its class name, message, code and field; None
+        when it raised anything else (a bug, or the file gone), which is the caller's to raise."""
+        pending: list[type[RegistryError]] = [RegistryError]
+        while pending:
+            error = pending.pop()
+            if error.__name__ == self.kind:
+                # Made as the base class makes it: a subclass's own constructor may take other arguments.
+                made = error.__new__(error)
+                RegistryError.__init__(made, self.message, code=self.code or error.code, field=self.field)
+                return made
+            pending += error.__subclasses__()
+        return None
 
 
 @contextmanager
@@ -168,4 +185,16 @@ def _produce_into(
         return
     except BaseException as error:  # reported to the consumer, which raises it
         with suppress(BrokenPipeError):
-            sender.send(("error", (type(error).__name__, str(error), traceback.format_exc())))
+            domain = error if isinstance(error, RegistryError) else None
+            sender.send(
+                (
+                    "error",
+                    (
+                        type(error).__name__,
+                        str(domain.message) if domain is not None else str(error),
+                        traceback.format_exc(),
+                        domain.code if domain is not None else "",
+                        domain.field if domain is not None else None,
+                    ),
+                )
+            )
