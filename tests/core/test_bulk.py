@@ -123,3 +123,40 @@ def test_a_unique_violation_is_djangos_integrity_error(holder: Party, copy: bool
 
 def test_no_rows_write_nothing() -> None:
     assert rows_insert(Work, []) == []
+
+
+def test_instances_of_written_rows_behave_as_instances_read_from_the_database(holder: Party) -> None:
+    now = timezone.now()
+    row = {"kind": "text", "title": "Made", "creators": ["Kim"], "registered_by_id": holder.pk, "created_at": now}
+    (work,) = rows_as_instances(Work, rows_insert(Work, [row]))
+    read = Work.objects.get(pk=work.pk)
+
+    assert [getattr(work, f.attname) for f in Work._meta.concrete_fields] == [
+        getattr(read, f.attname) for f in Work._meta.concrete_fields
+    ]
+    assert (work._state.adding, work._state.db) == (False, read._state.db)
+    assert work == read
+    assert work.registered_by == holder
+    # Saved as an existing row: an UPDATE, never a second INSERT.
+    work.title = "Renamed"
+    work.save(update_fields=["title"])
+    assert list(Work.objects.filter(registered_by=holder).values_list("title", flat=True)) == ["Renamed"]
+
+
+def test_instances_are_made_by_the_models_constructor_when_something_listens_to_it(holder: Party) -> None:
+    from django.db.models.signals import post_init
+
+    seen: list[int] = []
+
+    def listener(sender: Any, instance: Work, **kwargs: Any) -> None:
+        seen.append(instance.pk)
+
+    post_init.connect(listener, sender=Work)
+    try:
+        row = {"kind": "text", "title": "Watched", "registered_by_id": holder.pk, "created_at": timezone.now()}
+        (work,) = rows_as_instances(Work, rows_insert(Work, [row]))
+    finally:
+        post_init.disconnect(listener, sender=Work)
+
+    # (SQLite's bulk_create makes an instance of its own first, before its key is known.)
+    assert seen[-1] == work.pk
