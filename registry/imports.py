@@ -854,11 +854,11 @@ class _DraftedChunk:
 
 def _drafted_chunks_of_file(work_import: WorkImport) -> Iterator[_DraftedChunk]:
     with _stored_file(work_import) as binary, closing(_stored_rows(work_import, binary)) as rows:
-        yield from _drafted_chunks(itertools.islice(rows, work_import.rows_done, None))
+        yield from work_import_rows_draft(rows=itertools.islice(rows, work_import.rows_done, None))
 
 
-def _drafted_chunks(rows: Iterator[ImportRow]) -> Iterator[_DraftedChunk]:
-    """The rows in chunks of ``WORK_IMPORT_CHUNK_ROWS``, drafted without the database."""
+def work_import_rows_draft(*, rows: Iterator[ImportRow]) -> Iterator[_DraftedChunk]:
+    """The rows in chunks of ``WORK_IMPORT_CHUNK_ROWS``, drafted without the database (in the drafting process)."""
     size = settings.WORK_IMPORT_CHUNK_ROWS
     while chunk := list(itertools.islice(rows, size)):
         drafted = _DraftedChunk(rows=len(chunk), drafts=[], refused=[], deferred=[])
