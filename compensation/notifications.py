@@ -139,11 +139,14 @@ def settlement_settled_notify(*, settlement: Settlement) -> None:
             "members": row.members,
             "due_micro": row.due_micro,
             "payout_micro": row.payout_micro,
+            "paid_to_agent_micro": row.paid_to_agent_micro,
         }
         for row in ConsolidatedStatement.objects.filter(settlement=settlement)
     }
     parties_notify(
-        contexts=consolidated, kind=NotificationKind.STATEMENT_READY, key=f"settlement:{settlement.pk}:consolidated"
+        contexts=consolidated,
+        kind=NotificationKind.CONSOLIDATED_STATEMENT_READY,
+        key=f"settlement:{settlement.pk}:consolidated",
     )
     parties_notify(contexts=payouts, kind=NotificationKind.PAYOUT_MADE, key=f"settlement:{settlement.pk}:payout")
     invoices = {

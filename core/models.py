@@ -19,6 +19,7 @@ class NotificationKind(models.TextChoices):
     VIOLATION_RECORDED = "violation_recorded", _("Use of a refused work recorded")
     ESCROW_RELEASED = "escrow_released", _("Money released from escrow")
     STATEMENT_READY = "statement_ready", _("Statement ready")
+    CONSOLIDATED_STATEMENT_READY = "consolidated_statement_ready", _("Consolidated statement ready")
     PAYOUT_MADE = "payout_made", _("Payout made")
     MANIFEST_PROCESSED = "manifest_processed", _("Usage manifest processed")
     MANIFEST_FAILED = "manifest_failed", _("Usage manifest failed")

@@ -90,6 +90,14 @@ MESSAGES: dict[str, Message] = {
         _("Your statement for %(period)s is ready"),
         _("Your statement for %(period)s is ready. Amount due: %(due_micro)s; paid out: %(payout_micro)s."),
     ),
+    NotificationKind.CONSOLIDATED_STATEMENT_READY: Message(
+        _("Your consolidated statement for %(period)s is ready"),
+        _(
+            "Your consolidated statement for %(period)s is ready: one section for each of the %(members)s "
+            "member(s) whose statements you receive. Amount due: %(due_micro)s; paid out: %(payout_micro)s, of "
+            "which %(paid_to_agent_micro)s to you."
+        ),
+    ),
     NotificationKind.PAYOUT_MADE: Message(
         _("Payout made: %(payout_micro)s"),
         _("%(payout_micro)s was paid out to you for %(period)s (withheld: %(withheld_micro)s)."),

@@ -31,6 +31,7 @@ from compensation.models import (
 )
 from core.actors import Actor
 from core.models import Notification, NotificationKind
+from core.notifications import notification_render
 from registry.mandates import mandate_accept, mandate_end, mandate_invite
 from registry.models import Mandate, MemberRole, Membership, Party
 from tests.compensation.helpers import BOOK, CO_OWNED
@@ -132,9 +133,27 @@ def test_agent_only_statements_go_to_the_agent_and_the_member_still_reads_its_ow
         {"party": society.pk, "party_name": society.name, "role": "agent", "mandate": mandate.pk}
     ]
     assert member_body["paid_to"] == society.pk
-    # Only the agent is told: the statement was sent to it.
+    # Only the agent is told, of its consolidated statement: the member's statement was sent to it.
     assert _told(holder, NotificationKind.STATEMENT_READY) == []
-    assert [c["members"] for c in _told(society, NotificationKind.STATEMENT_READY)] == [1]
+    assert _told(society, NotificationKind.STATEMENT_READY) == []
+    (told,) = _told(society, NotificationKind.CONSOLIDATED_STATEMENT_READY)
+    consolidated = ConsolidatedStatement.objects.get(settlement=settlement, agent=society)
+    assert (told["consolidated"], told["members"], told["paid_to_agent_micro"]) == (
+        consolidated.pk,
+        1,
+        consolidated.paid_to_agent_micro,
+    )
+    assert consolidated.paid_to_agent_micro == statement.payout_micro > 0
+    subject, body = notification_render(kind=NotificationKind.CONSOLIDATED_STATEMENT_READY, context=told, language="en")
+    assert subject.startswith("Your consolidated statement for ")
+    assert "each of the 1 member(s)" in body
+    assert "; paid out: ₩" in body
+    assert ", of which ₩" in body
+    assert body.endswith(" to you.")
+    subject_ko, _body_ko = notification_render(
+        kind=NotificationKind.CONSOLIDATED_STATEMENT_READY, context=told, language="ko"
+    )
+    assert "통합 정산서" in subject_ko
 
 
 def test_both_get_the_statement_and_the_member_is_paid_without_the_payout_power(
@@ -150,7 +169,7 @@ def test_both_get_the_statement_and_the_member_is_paid_without_the_payout_power(
     assert statement.payout_mandate_id is None
     assert statement.payout_micro > 0
     assert len(_told(holder, NotificationKind.STATEMENT_READY)) == 1
-    assert len(_told(society, NotificationKind.STATEMENT_READY)) == 1
+    assert len(_told(society, NotificationKind.CONSOLIDATED_STATEMENT_READY)) == 1
     assert [c["payout_micro"] for c in _told(holder, NotificationKind.PAYOUT_MADE)] == [statement.payout_micro]
     assert _told(society, NotificationKind.PAYOUT_MADE) == []
     assert StatementRecipient.objects.get(statement=statement, party=society).mandate_id == mandate.pk
